@@ -1,0 +1,25 @@
+/* What every bpfnet program includes: kernel types (CO-RE), helpers and the
+ * constants vmlinux.h cannot carry because they are macros. */
+#ifndef BPFNET_LIB_COMMON_H
+#define BPFNET_LIB_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define TC_ACT_UNSPEC (-1)
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+#define TC_ACT_REDIRECT 7
+
+#define ETH_P_IP 0x0800
+#define ETH_P_ARP 0x0806
+#define ETH_P_IPV6 0x86DD
+#define ETH_ALEN 6
+#define ETH_HLEN 14
+
+#define IPPROTO_ICMP 1
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One idempotent set-up for every entry point (npm test, npm run demo, npm run bench, npm run build):
+# apt packages when missing, bpffs mounted, npm ci when node_modules is missing or stale,
+# then the BPF objects, the native addon and the TypeScript, each rebuilt only when its sources changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+APT_PACKAGES=(
+  clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3
+  iproute2 iptables nftables conntrack iperf3 iputils-ping tcpdump socat
+  containernetworking-plugins dnsmasq-base
+)
+
+# ---- apt: install only what is missing ----
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $EUID -ne 0 ]]; then
+    say "missing apt packages (${missing[*]}) and not root: run as root once"; exit 1
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---- bpffs: pinned maps and links live here ----
+if [[ $EUID -eq 0 ]] && ! mountpoint -q /sys/fs/bpf; then
+  say "mounting bpffs at /sys/fs/bpf"
+  mount -t bpf bpf /sys/fs/bpf
+fi
+
+# node-gyp (ours and better-sqlite3's) must build against the local Node headers: no download.
+if [[ -z "${npm_config_nodedir:-}" && -f /usr/include/node/node_api.h ]]; then
+  export npm_config_nodedir=/usr
+fi
+
+# ---- npm: ci when node_modules is missing or older than the lockfile ----
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -f node_modules/.bpfnet-lock ]] || [[ "$(cat node_modules/.bpfnet-lock)" != "$lock_hash" ]]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.bpfnet-lock
+fi
+
+# ---- BPF objects: make tracks header dependencies ----
+make -s -C bpf
+
+# ---- native addon: configure once, then make's own incremental build ----
+NODE_GYP="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")/node_modules/node-gyp/bin/node-gyp.js"
+[[ -f "$NODE_GYP" ]] || NODE_GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"
+if [[ ! -f build/Makefile || binding.gyp -nt build/Makefile ]]; then
+  say "configuring the addon"
+  node "$NODE_GYP" configure --nodedir="${npm_config_nodedir:-}" --loglevel=error >/dev/null
+fi
+if [[ ! -f build/Release/bpfnet.node ]] || [[ -n "$(find native binding.gyp -newer build/Release/bpfnet.node -print -quit)" ]]; then
+  say "building the addon"
+  node "$NODE_GYP" build --loglevel=error >/dev/null
+fi
+
+# ---- TypeScript: only when a source is newer than the last build ----
+if [[ ! -f dist/.built ]] || [[ -n "$(find src bench tsconfig.json package-lock.json -newer dist/.built -print -quit)" ]]; then
+  say "compiling TypeScript"
+  node_modules/.bin/tsc -p tsconfig.json
+  touch dist/.built
+fi

@@ -1,0 +1,183 @@
+/**
+ * Byte codecs for map keys and values: C structs as the BPF programs lay them out
+ * (natural alignment, x86-64/arm64 little-endian host order), so src/datapath/abi.ts
+ * can mirror bpf/shared/*.h field for field.
+ */
+
+export interface Codec<T> {
+  /** Size in bytes (C sizeof). */
+  readonly size: number;
+  /** C alignment. */
+  readonly align: number;
+  encodeInto(value: T, buf: Buffer, offset: number): void;
+  decodeFrom(buf: Buffer, offset: number): T;
+  /** Set on padding: encoded as zeros, left out of decoded structs. */
+  readonly padding?: true;
+}
+
+/** Encodes one value into a fresh buffer. */
+export function encode<T>(codec: Codec<T>, value: T): Buffer {
+  const buf = Buffer.alloc(codec.size);
+  codec.encodeInto(value, buf, 0);
+  return buf;
+}
+
+/** Decodes one value, checking the buffer holds exactly one. */
+export function decode<T>(codec: Codec<T>, buf: Buffer): T {
+  if (buf.length < codec.size) throw new TypeError(`decode: ${buf.length} bytes, expected ${codec.size}`);
+  return codec.decodeFrom(buf, 0);
+}
+
+/** Encodes many values back to back (batch map calls). */
+export function encodeAll<T>(codec: Codec<T>, values: readonly T[]): Buffer {
+  const buf = Buffer.alloc(codec.size * values.length);
+  values.forEach((v, i) => codec.encodeInto(v, buf, i * codec.size));
+  return buf;
+}
+
+function integer(size: 1 | 2 | 4, bigEndian: boolean): Codec<number> {
+  const max = 2 ** (size * 8) - 1;
+  return {
+    size,
+    align: size,
+    encodeInto(v, buf, off) {
+      if (!Number.isInteger(v) || v < 0 || v > max) throw new TypeError(`${v} does not fit in an unsigned ${size * 8}-bit field`);
+      if (size === 1) buf.writeUInt8(v, off);
+      else if (size === 2) bigEndian ? buf.writeUInt16BE(v, off) : buf.writeUInt16LE(v, off);
+      else bigEndian ? buf.writeUInt32BE(v, off) : buf.writeUInt32LE(v, off);
+    },
+    decodeFrom(buf, off) {
+      if (size === 1) return buf.readUInt8(off);
+      if (size === 2) return bigEndian ? buf.readUInt16BE(off) : buf.readUInt16LE(off);
+      return bigEndian ? buf.readUInt32BE(off) : buf.readUInt32LE(off);
+    },
+  };
+}
+
+export const u8 = integer(1, false);
+export const u16 = integer(2, false);
+export const u32 = integer(4, false);
+/** A 16-bit field in network byte order (__be16: ports). */
+export const be16 = integer(2, true);
+/** A 32-bit field in network byte order (__be32). */
+export const be32 = integer(4, true);
+
+/** A 64-bit counter as a JS number (exact up to 2^53). */
+export const u64: Codec<number> = {
+  size: 8,
+  align: 8,
+  encodeInto(v, buf, off) {
+    if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`${v} is not a safe unsigned 64-bit integer`);
+    buf.writeBigUInt64LE(BigInt(v), off);
+  },
+  decodeFrom(buf, off) {
+    return Number(buf.readBigUInt64LE(off));
+  },
+};
+
+/** A 64-bit field as a bigint (exact). */
+export const u64n: Codec<bigint> = {
+  size: 8,
+  align: 8,
+  encodeInto(v, buf, off) {
+    buf.writeBigUInt64LE(v, off);
+  },
+  decodeFrom(buf, off) {
+    return buf.readBigUInt64LE(off);
+  },
+};
+
+/** An IPv4 address in network byte order (__be32), as dotted quad text. */
+export const ipv4: Codec<string> = {
+  size: 4,
+  align: 4,
+  encodeInto(v, buf, off) {
+    const parts = v.split('.');
+    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
+      throw new TypeError(`"${v}" is not an IPv4 address`);
+    parts.forEach((p, i) => buf.writeUInt8(Number(p), off + i));
+  },
+  decodeFrom(buf, off) {
+    return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  },
+};
+
+/** A MAC address (6 bytes), as "aa:bb:cc:dd:ee:ff". */
+export const mac: Codec<string> = {
+  size: 6,
+  align: 1,
+  encodeInto(v, buf, off) {
+    const parts = v.split(':');
+    if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TypeError(`"${v}" is not a MAC address`);
+    parts.forEach((p, i) => buf.writeUInt8(parseInt(p, 16), off + i));
+  },
+  decodeFrom(buf, off) {
+    return [...buf.subarray(off, off + 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+  },
+};
+
+/** n raw bytes (a char array or opaque blob). */
+export function bytes(n: number): Codec<Buffer> {
+  return {
+    size: n,
+    align: 1,
+    encodeInto(v, buf, off) {
+      if (v.length !== n) throw new TypeError(`expected ${n} bytes, got ${v.length}`);
+      v.copy(buf, off);
+    },
+    decodeFrom(buf, off) {
+      return Buffer.from(buf.subarray(off, off + n));
+    },
+  };
+}
+
+/** n bytes of padding: always written as zero, read as nothing. */
+export function pad(n: number): Codec<undefined> {
+  return { size: n, align: 1, padding: true, encodeInto() {}, decodeFrom: () => undefined };
+}
+
+type Fields = Record<string, Codec<any>>;
+type Decoded<F extends Fields> = {
+  [K in keyof F as F[K] extends Codec<undefined> ? never : K]: F[K] extends Codec<infer T> ? T : never;
+};
+
+export interface StructCodec<F extends Fields> extends Codec<Decoded<F>> {
+  /** Byte offset of each field (for tests that compare against BTF). */
+  readonly offsets: Readonly<Record<keyof F, number>>;
+}
+
+/** A C struct: fields in declaration order, each at its natural alignment, size rounded up. */
+export function struct<F extends Fields>(fields: F): StructCodec<F> {
+  const offsets = {} as Record<keyof F, number>;
+  let size = 0;
+  let align = 1;
+  for (const [name, codec] of Object.entries(fields)) {
+    size = Math.ceil(size / codec.align) * codec.align;
+    offsets[name as keyof F] = size;
+    size += codec.size;
+    align = Math.max(align, codec.align);
+  }
+  size = Math.ceil(size / align) * align;
+  const entries = Object.entries(fields);
+  return {
+    size,
+    align,
+    offsets,
+    encodeInto(value, buf, off) {
+      buf.fill(0, off, off + size); // padding is zero, so keys hash the same in C and JS
+      for (const [name, codec] of entries) {
+        if (codec.padding) continue;
+        const v = (value as Record<string, unknown>)[name];
+        if (v === undefined) throw new TypeError(`struct field "${name}" is missing`);
+        codec.encodeInto(v, buf, off + offsets[name as keyof F]);
+      }
+    },
+    decodeFrom(buf, off) {
+      const out: Record<string, unknown> = {};
+      for (const [name, codec] of entries) {
+        if (!codec.padding) out[name] = codec.decodeFrom(buf, off + offsets[name as keyof F]);
+      }
+      return out as Decoded<F>;
+    },
+  };
+}

@@ -1,0 +1,196 @@
+/**
+ * A disposable lab of network namespaces: a simulated host with an uplink veth to an
+ * external client namespace, plus whatever sandboxes a test adds. Everything carries the
+ * lab's unique prefix, so tests, the demo and the benchmark never touch the root namespace
+ * and can run side by side. destroy() removes all of it; a lab whose owner died is swept
+ * by the next sweepStaleLabs().
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { join } from 'node:path';
+import { run, runRaw, start, stop, type RunOptions, type RunResult } from '../system/exec.js';
+import { ensureAddress, ensureNetns, ensureVeth, ip, listNetns, removeNetns, setUp, sysctl, type Netns } from '../system/ip.js';
+
+const REGISTRY = '/run/bpfnet-labs';
+const BPFFS = '/sys/fs/bpf';
+
+/** Addresses of the uplink between the simulated host and the external namespace (RFC 2544 range). */
+export const UPLINK = {
+  hostIf: 'up0',
+  externalIf: 'eth0',
+  hostAddress: '198.18.0.1',
+  externalAddress: '198.18.0.2',
+  prefixLength: 24,
+} as const;
+
+interface RegistryRecord {
+  owner: number;
+  ownerStart: string;
+  processes: Array<{ pid: number; start: string }>;
+}
+
+/** The kernel's start time of a process (field 22 of /proc/PID/stat): with the pid, an identity that survives pid reuse. */
+function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number, startTime: string): boolean {
+  return processStart(pid) === startTime;
+}
+
+export interface LabOptions {
+  /** Build the external namespace and uplink (default true). */
+  uplink?: boolean;
+}
+
+export class Lab {
+  readonly prefix: string;
+  readonly host: Netns;
+  readonly external: Netns;
+  readonly #processes = new Set<ChildProcess>();
+  #record: RegistryRecord;
+  #destroyed = false;
+
+  private constructor(prefix: string, host: Netns, external: Netns) {
+    this.prefix = prefix;
+    this.host = host;
+    this.external = external;
+    this.#record = { owner: process.pid, ownerStart: processStart(process.pid) ?? '', processes: [] };
+  }
+
+  /** Builds a new lab: host and external namespaces joined by the uplink veth. */
+  static async create(opts: LabOptions = {}): Promise<Lab> {
+    const prefix = `bnl${randomBytes(3).toString('hex')}`;
+    const hostName = `${prefix}-host`;
+    const extName = `${prefix}-ext`;
+    const lab = new Lab(prefix, { name: hostName, path: `/run/netns/${hostName}` }, { name: extName, path: `/run/netns/${extName}` });
+    lab.#save();
+    try {
+      await ensureNetns(hostName);
+      await sysctl(lab.host, 'net.ipv4.ip_forward', '1');
+      if (opts.uplink !== false) {
+        await ensureNetns(extName);
+        await ensureVeth(lab.host, UPLINK.hostIf, lab.external, UPLINK.externalIf);
+        await ensureAddress(lab.host, UPLINK.hostIf, `${UPLINK.hostAddress}/${UPLINK.prefixLength}`);
+        await ensureAddress(lab.external, UPLINK.externalIf, `${UPLINK.externalAddress}/${UPLINK.prefixLength}`);
+        await setUp(lab.host, UPLINK.hostIf);
+        await setUp(lab.external, UPLINK.externalIf);
+        await ip(lab.host, ['route', 'add', 'default', 'via', UPLINK.externalAddress]);
+      }
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return lab;
+  }
+
+  /** Adds a bare namespace named PREFIX-name (a sandbox or an extra peer). */
+  async addNamespace(name: string): Promise<Netns> {
+    return ensureNetns(`${this.prefix}-${name}`);
+  }
+
+  /** A namespace name for something else to create (the daemon's sandboxes), inside this lab's prefix. */
+  name(suffix: string): string {
+    return `${this.prefix}-${suffix}`;
+  }
+
+  /** A bpffs directory for this lab's pins. */
+  pinDir(): string {
+    const dir = join(BPFFS, this.prefix);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /** A scratch directory for this lab's files. */
+  tmpDir(): string {
+    const dir = join('/tmp', this.prefix);
+    mkdirSync(dir, { recursive: true });
+    return dir;
+  }
+
+  /** Runs a command inside ns (nsenter keeps /sys/fs/bpf visible, unlike `ip netns exec`); rejects unless it exits 0. */
+  exec(ns: Netns, file: string, args: readonly string[], opts?: RunOptions): Promise<string> {
+    return run('nsenter', [`--net=${ns.path}`, '--', file, ...args], opts);
+  }
+
+  /** Like exec, but resolves with the exit code and output whatever they are. */
+  execRaw(ns: Netns, file: string, args: readonly string[], opts?: RunOptions): Promise<RunResult> {
+    return runRaw('nsenter', [`--net=${ns.path}`, '--', file, ...args], opts);
+  }
+
+  /** Starts a long-running process inside ns; destroy() ends it. */
+  spawn(ns: Netns, file: string, args: readonly string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = start('nsenter', [`--net=${ns.path}`, '--', file, ...args], opts);
+    this.#processes.add(child);
+    const pid = child.pid;
+    if (pid !== undefined) {
+      this.#record.processes.push({ pid, start: processStart(pid) ?? '' });
+      this.#save();
+    }
+    child.once('exit', () => this.#processes.delete(child));
+    return child;
+  }
+
+  /** Tears everything down: processes, namespaces, pins, files. Safe to call twice. */
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    await Promise.all([...this.#processes].map((p) => stop(p)));
+    await removeLabObjects(this.prefix);
+  }
+
+  #save(): void {
+    mkdirSync(REGISTRY, { recursive: true });
+    writeFileSync(join(REGISTRY, this.prefix), JSON.stringify(this.#record));
+  }
+}
+
+/** Removes every kernel object and file carrying a lab prefix. */
+async function removeLabObjects(prefix: string): Promise<void> {
+  const errors: string[] = [];
+  for (const name of await listNetns()) {
+    if (!name.startsWith(`${prefix}-`)) continue;
+    try {
+      await removeNetns(name);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  rmSync(join(BPFFS, prefix), { recursive: true, force: true });
+  rmSync(join('/tmp', prefix), { recursive: true, force: true });
+  rmSync(join(REGISTRY, prefix), { force: true });
+  if (errors.length > 0) throw new Error(`lab ${prefix} teardown: ${errors.join('; ')}`);
+}
+
+/** Removes labs whose owning process is gone (a crashed or killed test run), ending the processes they started. */
+export async function sweepStaleLabs(): Promise<string[]> {
+  if (!existsSync(REGISTRY)) return [];
+  const swept: string[] = [];
+  for (const prefix of readdirSync(REGISTRY)) {
+    let record: RegistryRecord;
+    try {
+      record = JSON.parse(readFileSync(join(REGISTRY, prefix), 'utf8')) as RegistryRecord;
+    } catch {
+      continue;
+    }
+    if (isAlive(record.owner, record.ownerStart)) continue;
+    for (const p of record.processes) {
+      if (isAlive(p.pid, p.start)) {
+        try {
+          process.kill(p.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    await removeLabObjects(prefix);
+    swept.push(prefix);
+  }
+  return swept;
+}

@@ -1,0 +1,111 @@
+/**
+ * iproute2 and sysctl, always aimed at a named network namespace. Steps are
+ * idempotent `ensure`/`remove` calls: an object already in the wanted state is success.
+ */
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { CommandError, run, runRaw } from './exec.js';
+
+const NETNS_DIR = '/run/netns';
+
+/** A named network namespace (/run/netns/NAME). */
+export interface Netns {
+  readonly name: string;
+  readonly path: string;
+}
+
+export function netns(name: string): Netns {
+  return { name, path: `${NETNS_DIR}/${name}` };
+}
+
+/** `ip` in namespace ns (null: the caller's own). */
+export function ip(ns: Netns | null, args: readonly string[]): Promise<string> {
+  return run('ip', ns ? ['-n', ns.name, ...args] : [...args]);
+}
+
+/** `ip -j` in namespace ns, parsed. */
+export async function ipJson<T = unknown>(ns: Netns | null, args: readonly string[]): Promise<T> {
+  const out = await run('ip', ns ? ['-j', '-n', ns.name, ...args] : ['-j', ...args]);
+  return (out.trim() === '' ? [] : JSON.parse(out)) as T;
+}
+
+export async function ensureNetns(name: string): Promise<Netns> {
+  const ns = netns(name);
+  if (!existsSync(ns.path)) {
+    try {
+      await run('ip', ['netns', 'add', name]);
+    } catch (err) {
+      if (!(err instanceof CommandError && /File exists/.test(err.stderr))) {
+        throw new Error(`could not create network namespace "${name}": ${(err as Error).message}`);
+      }
+    }
+  }
+  await ip(ns, ['link', 'set', 'lo', 'up']);
+  return ns;
+}
+
+export async function removeNetns(name: string): Promise<void> {
+  if (!existsSync(`${NETNS_DIR}/${name}`)) return;
+  const r = await runRaw('ip', ['netns', 'delete', name]);
+  if (r.code !== 0 && existsSync(`${NETNS_DIR}/${name}`))
+    throw new Error(`could not remove network namespace "${name}": ${r.stderr.trim()}`);
+}
+
+/** Names of the namespaces under /run/netns. */
+export async function listNetns(): Promise<string[]> {
+  try {
+    return (await readdir(NETNS_DIR)).sort();
+  } catch {
+    return [];
+  }
+}
+
+export interface LinkInfo {
+  ifname: string;
+  ifindex: number;
+  address?: string;
+  operstate?: string;
+  link_type?: string;
+  master?: string;
+  mtu?: number;
+  stats64?: { rx: { packets: number; bytes: number }; tx: { packets: number; bytes: number } };
+}
+
+export async function links(ns: Netns | null): Promise<LinkInfo[]> {
+  return ipJson<LinkInfo[]>(ns, ['-s', 'link', 'show']);
+}
+
+export async function link(ns: Netns | null, ifname: string): Promise<LinkInfo | undefined> {
+  const r = await runRaw('ip', [...(ns ? ['-n', ns.name] : []), '-j', '-s', 'link', 'show', 'dev', ifname]);
+  if (r.code !== 0) return undefined;
+  return (JSON.parse(r.stdout) as LinkInfo[])[0];
+}
+
+/** A veth pair: `a` in ns, `b` in peerNs (created there directly, never passing through another namespace). */
+export async function ensureVeth(ns: Netns, a: string, peerNs: Netns, b: string): Promise<void> {
+  if (await link(ns, a)) return;
+  try {
+    await ip(ns, ['link', 'add', 'name', a, 'type', 'veth', 'peer', 'name', b, 'netns', peerNs.name]);
+  } catch (err) {
+    throw new Error(`could not create veth "${a}" in "${ns.name}" (peer "${b}" in "${peerNs.name}"): ${(err as Error).message}`);
+  }
+}
+
+/** Adds addr (CIDR) to ifname unless it is already there. */
+export async function ensureAddress(ns: Netns, ifname: string, cidr: string): Promise<void> {
+  try {
+    await ip(ns, ['addr', 'add', cidr, 'dev', ifname]);
+  } catch (err) {
+    if (err instanceof CommandError && /File exists/.test(err.stderr)) return;
+    throw new Error(`could not add address ${cidr} to "${ifname}" in "${ns.name}": ${(err as Error).message}`);
+  }
+}
+
+export async function setUp(ns: Netns, ifname: string): Promise<void> {
+  await ip(ns, ['link', 'set', ifname, 'up']);
+}
+
+/** Writes a sysctl inside ns (sysctl's /proc/sys/net is the writer's namespace's). */
+export async function sysctl(ns: Netns, key: string, value: string): Promise<void> {
+  await run('nsenter', [`--net=${ns.path}`, 'sysctl', '-q', '-w', `${key}=${value}`]);
+}
