@@ -1,0 +1,48 @@
+// The TypeScript ABI mirror (src/datapath/abi.ts) against the C headers it mirrors
+// (bpf/shared/*.h): the host compiler prints sizeof and offsetof, the codecs must agree.
+import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as abi from '../../src/datapath/abi.js';
+import type { StructCodec } from '../../src/datapath/libbpf/codec.js';
+import { projectRoot } from '../../src/paths.js';
+
+/** [header, C struct name, codec] for every struct the ABI mirrors. */
+const mirrored: Array<[string, string, StructCodec<any>]> = [
+  ['probe.h', 'probe_counter', abi.probeCounter],
+  ['probe.h', 'probe_event', abi.probeEvent],
+];
+
+function cLayout(): Record<string, { size: number; offsets: Record<string, number> }> {
+  const headers = [...new Set(mirrored.map(([h]) => h))];
+  const lines = mirrored.map(([, name, codec]) => {
+    const fields = Object.keys(codec.offsets)
+      .map((f) => `printf("\\"%s\\":%zu,", "${f}", offsetof(struct ${name}, ${f}));`)
+      .join(' ');
+    return `printf("\\"${name}\\":{\\"size\\":%zu,\\"offsets\\":{", sizeof(struct ${name})); ${fields} printf("\\"_\\":0}},");`;
+  });
+  const src = `#include <stdio.h>
+#include <stddef.h>
+#include <linux/types.h>
+${headers.map((h) => `#include "${join(projectRoot, 'bpf', 'shared', h)}"`).join('\n')}
+int main(void) { printf("{"); ${lines.join('\n')} printf("\\"_\\":0}"); return 0; }`;
+  const dir = mkdtempSync(join(tmpdir(), 'bpfnet-abi-'));
+  try {
+    writeFileSync(join(dir, 'abi.c'), src);
+    execFileSync('cc', ['-o', join(dir, 'abi'), join(dir, 'abi.c')]);
+    return JSON.parse(execFileSync(join(dir, 'abi'), { encoding: 'utf8' }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('ABI mirror', () => {
+  const layout = cLayout();
+  it.each(mirrored)('%s: struct %s matches its codec', (_h, name, codec) => {
+    const c = layout[name];
+    const { _: _ignored, ...offsets } = c.offsets;
+    expect({ size: codec.size, offsets: codec.offsets }).toEqual({ size: c.size, offsets });
+  });
+});
