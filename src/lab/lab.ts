@@ -151,18 +151,31 @@ export class Lab {
   }
 }
 
-/** Removes every kernel object and file carrying a lab prefix. */
+function entriesWithPrefix(dir: string, prefix: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => n.startsWith(prefix));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Removes every kernel object and file carrying a lab prefix: namespaces, pins, /etc/netns
+ * files and scratch files — also those a daemon running in the lab made under an instance
+ * name that starts with the lab's prefix.
+ */
 async function removeLabObjects(prefix: string): Promise<void> {
   const errors: string[] = [];
   for (const name of await listNetns()) {
-    if (!name.startsWith(`${prefix}-`)) continue;
+    if (!name.startsWith(prefix)) continue;
     try {
       await removeNetns(name);
     } catch (err) {
       errors.push((err as Error).message);
     }
   }
-  rmSync(join(BPFFS, prefix), { recursive: true, force: true });
+  for (const name of entriesWithPrefix(BPFFS, prefix)) rmSync(join(BPFFS, name), { recursive: true, force: true });
+  for (const name of entriesWithPrefix('/etc/netns', prefix)) rmSync(join('/etc/netns', name), { recursive: true, force: true });
   rmSync(join('/tmp', prefix), { recursive: true, force: true });
   rmSync(join(REGISTRY, prefix), { force: true });
   if (errors.length > 0) throw new Error(`lab ${prefix} teardown: ${errors.join('; ')}`);
