@@ -1,0 +1,100 @@
+/**
+ * The records the store keeps and the service works on. Engine-API shapes are rendered
+ * from these in api/; kernel specs for drivers and datapaths are derived in spec.ts.
+ */
+import type { IpamConfigInput } from '../ipam/config.js';
+
+export type DriverName = 'bridge' | 'host' | 'null';
+export type Protocol = 'tcp' | 'udp';
+
+/** Docker's driver options that bpfnet understands (others are kept and shown, not acted on). */
+export const BridgeOption = {
+  name: 'com.docker.network.bridge.name',
+  icc: 'com.docker.network.bridge.enable_icc',
+  masquerade: 'com.docker.network.bridge.enable_ip_masquerade',
+  hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
+  defaultBridge: 'com.docker.network.bridge.default_bridge',
+  mtu: 'com.docker.network.driver.mtu',
+} as const;
+
+export interface NetworkRecord {
+  id: string;
+  name: string;
+  /** RFC 3339 with nanoseconds, as moby prints it. */
+  created: string;
+  driver: DriverName;
+  scope: 'local';
+  internal: boolean;
+  attachable: boolean;
+  ingress: boolean;
+  configOnly: boolean;
+  enableIPv4: boolean;
+  enableIPv6: boolean;
+  ipamDriver: string;
+  ipamOptions: Record<string, string> | null;
+  /** The IPAM config as inspect shows it: user-given blocks echoed, auto-allocated ones as {Subnet, Gateway}. */
+  ipamConfig: IpamConfigInput[];
+  options: Record<string, string>;
+  labels: Record<string, string>;
+  /** bridge, host, none: created by the daemon, never removed. */
+  predefined: boolean;
+  /** bridge networks: the IPv4 pool and the kernel device. */
+  subnet?: string;
+  ipRange?: string;
+  gateway?: string;
+  device?: string;
+}
+
+export type SandboxState = 'creating' | 'created' | 'running' | 'exited' | 'removing';
+
+export interface SandboxRecord {
+  id: string;
+  name: string;
+  created: string;
+  /** The --network given at creation ("default" when none): decides bridge, host or none mode. */
+  networkMode: string;
+  hostname: string;
+  extraHosts: string[];
+  dns: string[];
+  dnsSearch: string[];
+  /** The process to run inside, if any (empty: the sandbox only holds its namespace). */
+  command: string[];
+  state: SandboxState;
+  /** Name under /run/netns of the sandbox's namespace; null when it shares the host's. */
+  netns: string | null;
+  pid?: number;
+  /** /proc/PID/stat start time: with pid, the identity of the process we started. */
+  pidStart?: string;
+  exitCode?: number;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export type EndpointState = 'creating' | 'active';
+
+export interface EndpointRecord {
+  id: string;
+  networkId: string;
+  sandboxId: string;
+  state: EndpointState;
+  /** Order of attachment within the sandbox: the lowest is the primary (default route, published ports). */
+  seq: number;
+  /** Interface name inside the sandbox (eth0, eth1...). */
+  ifname: string;
+  /** Host side of the veth. */
+  hostIfname?: string;
+  mac?: string;
+  ipv4?: string;
+  prefixLength?: number;
+  aliases: string[];
+  staticIp: boolean;
+}
+
+export interface PortRecord {
+  sandboxId: string;
+  protocol: Protocol;
+  /** '' binds every host address. */
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+}
