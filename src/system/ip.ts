@@ -92,16 +92,16 @@ export async function ensureVeth(ns: Netns, a: string, peerNs: Netns, b: string)
 }
 
 /** Adds addr (CIDR) to ifname unless it is already there. */
-export async function ensureAddress(ns: Netns, ifname: string, cidr: string): Promise<void> {
+export async function ensureAddress(ns: Netns | null, ifname: string, cidr: string): Promise<void> {
   try {
     await ip(ns, ['addr', 'add', cidr, 'dev', ifname]);
   } catch (err) {
     if (err instanceof CommandError && /File exists/.test(err.stderr)) return;
-    throw new Error(`could not add address ${cidr} to "${ifname}" in "${ns.name}": ${(err as Error).message}`);
+    throw new Error(`could not add address ${cidr} to "${ifname}"${ns ? ` in "${ns.name}"` : ''}: ${(err as Error).message}`);
   }
 }
 
-export async function setUp(ns: Netns, ifname: string): Promise<void> {
+export async function setUp(ns: Netns | null, ifname: string): Promise<void> {
   await ip(ns, ['link', 'set', ifname, 'up']);
 }
 

@@ -1,0 +1,133 @@
+/** bpfnet's own /sandboxes endpoints (see api/types.ts), plus the container lookup docker needs. */
+import type { ChildProcess } from 'node:child_process';
+import { createReadStream, existsSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import { invalid } from '../../errors.js';
+import type { NetworkRecord } from '../../networks/model.js';
+import type { SandboxService } from '../../sandboxes/service.js';
+import type { Store } from '../../store/store.js';
+import { sandboxInspect, sandboxSummary, type SandboxView } from '../render.js';
+import { sendEmpty, sendJson, type Router } from '../router.js';
+import type { ExecFrame, SandboxCreateRequest } from '../types.js';
+
+function strings(value: unknown, what: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw invalid(`${what} must be a list of strings`);
+  return value as string[];
+}
+
+function frame(res: ServerResponse, f: ExecFrame): void {
+  res.write(`${JSON.stringify(f)}\n`);
+}
+
+/** Streams a child's output as ExecFrames and ends with its exit code. */
+function streamChild(res: ServerResponse, child: ChildProcess): Promise<void> {
+  res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+  return new Promise((resolve) => {
+    child.stdout?.on('data', (d: Buffer) => frame(res, { Stream: 'stdout', Data: d.toString('base64') }));
+    child.stderr?.on('data', (d: Buffer) => frame(res, { Stream: 'stderr', Data: d.toString('base64') }));
+    child.once('error', (err) => {
+      frame(res, { Error: err.message });
+      res.end();
+      resolve();
+    });
+    child.once('close', (code, signal) => {
+      frame(res, { ExitCode: code ?? (signal ? 128 + 9 : 1) });
+      res.end();
+      resolve();
+    });
+    res.once('close', () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+  });
+}
+
+export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: Store, sandboxKey: (netns: string | null) => string): void {
+  const view = (id: string): SandboxView => {
+    const sandbox = sandboxes.refresh(store.sandboxes.get(id)!);
+    const endpoints = store.endpoints.forSandbox(id).filter((e) => e.state === 'active');
+    const networks = new Map<string, NetworkRecord>();
+    for (const e of endpoints) {
+      const n = store.networks.get(e.networkId);
+      if (n) networks.set(n.id, n);
+    }
+    return { sandbox, endpoints, networks, ports: store.ports.forSandbox(id), sandboxKey: sandboxKey(sandbox.netns) };
+  };
+
+  router.on('POST', '/sandboxes/create', async (req, res) => {
+    const body = (await req.body()) as SandboxCreateRequest;
+    if (typeof body !== 'object' || body === null) throw invalid('request body must be a JSON object');
+    if (typeof body.Name !== 'string') throw invalid('sandbox name is required (Name)');
+    const result = await sandboxes.create({
+      name: body.Name,
+      network: typeof body.Network === 'string' ? body.Network : undefined,
+      ipv4: body.IPv4Address || undefined,
+      aliases: strings(body.Aliases, 'Aliases'),
+      publish: strings(body.Publish, 'Publish'),
+      hostname: typeof body.Hostname === 'string' ? body.Hostname : undefined,
+      extraHosts: strings(body.ExtraHosts, 'ExtraHosts'),
+      dns: strings(body.Dns, 'Dns'),
+      dnsSearch: strings(body.DnsSearch, 'DnsSearch'),
+      cmd: strings(body.Cmd, 'Cmd'),
+      start: body.Start !== false,
+    });
+    sendJson(res, 201, { Id: result.id, Warnings: result.warnings });
+  });
+
+  router.on('GET', '/sandboxes', (_req, res) => {
+    sendJson(res, 200, sandboxes.list().map((s) => sandboxSummary(view(s.id))));
+  });
+
+  router.on('GET', '/sandboxes/{id}', (req, res) => {
+    sendJson(res, 200, sandboxInspect(view(sandboxes.resolve(req.params.id).id)));
+  });
+
+  router.on('POST', '/sandboxes/{id}/start', async (req, res) => {
+    const attach = ['1', 'true'].includes(req.query.get('attach') ?? '');
+    const { sandbox, child } = await sandboxes.start(req.params.id);
+    if (!attach) return sendEmpty(res, 204);
+    if (!child) throw invalid(`sandbox ${sandbox.name} was started by an earlier daemon: its output is in its log`);
+    // The main process writes to its log file; follow the file until the process ends.
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+    const log = sandboxes.logPath(sandbox);
+    let offset = 0;
+    const pump = async () => {
+      if (!existsSync(log)) return;
+      await new Promise<void>((resolve) => {
+        const s = createReadStream(log, { start: offset });
+        s.on('data', (d: Buffer | string) => {
+          const b = Buffer.isBuffer(d) ? d : Buffer.from(d);
+          offset += b.length;
+          frame(res, { Stream: 'stdout', Data: b.toString('base64') });
+        });
+        s.on('close', () => resolve());
+        s.on('error', () => resolve());
+      });
+    };
+    const timer = setInterval(() => void pump(), 50);
+    if (child.exitCode === null && child.signalCode === null) await new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    clearInterval(timer);
+    await pump();
+    const done = sandboxes.refresh(store.sandboxes.get(sandbox.id) ?? sandbox);
+    frame(res, { ExitCode: done.exitCode ?? 0 });
+    res.end();
+  });
+
+  router.on('POST', '/sandboxes/{id}/exec', async (req, res) => {
+    const body = (await req.body()) as { Cmd?: unknown; Env?: unknown };
+    const cmd = strings(body?.Cmd, 'Cmd') ?? [];
+    const child = sandboxes.exec(req.params.id, cmd, strings(body?.Env, 'Env'));
+    await streamChild(res, child);
+  });
+
+  router.on('DELETE', '/sandboxes/{id}', async (req, res) => {
+    const force = ['1', 'true'].includes(req.query.get('force') ?? '');
+    await sandboxes.remove(req.params.id, force);
+    sendEmpty(res, 204);
+  });
+
+  // Enough of Docker's container lookup for clients that inspect a container by name.
+  router.on('GET', '/containers/{id}/json', (req, res) => {
+    sendJson(res, 200, sandboxInspect(view(sandboxes.resolve(req.params.id).id)));
+  });
+}

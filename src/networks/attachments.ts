@@ -1,0 +1,204 @@
+/**
+ * Attaching sandboxes to networks: the one place that turns an endpoint record into kernel
+ * objects (driver join + datapath) and back, with rollback. Each attach is two transactions
+ * around the kernel work: the endpoint is stored as 'creating' (its address held) before
+ * anything is built and becomes 'active' after; a daemon killed in between finds the
+ * 'creating' endpoint at start and undoes it (see daemon/reconcile.ts).
+ */
+import type { Datapath } from '../datapath/datapath.js';
+import type { Driver, SandboxTarget } from '../drivers/driver.js';
+import { conflict, forbidden, invalid, notFound, ServiceError } from '../errors.js';
+import { Ipv4Allocator, type Pool } from '../ipam/allocator.js';
+import { formatIPv4, parseCidr, parseIPv4 } from '../ipam/ipv4.js';
+import type { Store } from '../store/store.js';
+import { newId } from '../util/ids.js';
+import { hostIfname, type EngineConfig } from './config.js';
+import type { DriverName, EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import { validateHostname } from './names.js';
+import { endpointSpec, networkSpec, portSpecs } from './spec.js';
+
+export interface AttachOptions {
+  ipv4?: string;
+  aliases?: string[];
+}
+
+export class Attachments {
+  readonly #store: Store;
+  readonly #drivers: Record<DriverName, Driver>;
+  readonly #datapath: Datapath;
+  readonly #cfg: EngineConfig;
+  readonly #allocator: Ipv4Allocator;
+  /** Called after a sandbox's endpoints changed (files and names depend on them). */
+  readonly listeners = new Set<(sb: SandboxRecord) => void>();
+
+  constructor(store: Store, drivers: Record<DriverName, Driver>, datapath: Datapath, cfg: EngineConfig) {
+    this.#store = store;
+    this.#drivers = drivers;
+    this.#datapath = datapath;
+    this.#cfg = cfg;
+    this.#allocator = new Ipv4Allocator(store.ipam);
+  }
+
+  get allocator(): Ipv4Allocator {
+    return this.#allocator;
+  }
+
+  driver(net: NetworkRecord): Driver {
+    return this.#drivers[net.driver];
+  }
+
+  target(sb: SandboxRecord): SandboxTarget {
+    return { record: sb, netnsPath: sb.netns ? `/run/netns/${sb.netns}` : null };
+  }
+
+  /** The namespace path a datapath uses to reach a sandbox. */
+  netnsPath(sb: SandboxRecord): string {
+    return sb.netns ? `/run/netns/${sb.netns}` : this.#cfg.hostNetnsPath;
+  }
+
+  static pool(net: NetworkRecord): Pool {
+    return { id: net.id, label: net.name, subnet: parseCidr(net.subnet!)!, range: net.ipRange ? parseCidr(net.ipRange) : undefined };
+  }
+
+  /** The sandbox's first active bridge endpoint: default route and published ports go there. */
+  primary(sandboxId: string): EndpointRecord | undefined {
+    return this.#store.endpoints.forSandbox(sandboxId).find((e) => e.state === 'active' && e.ipv4 !== undefined);
+  }
+
+  /** Checks a connect request against Docker's rules; throws the error moby would. */
+  checkAttach(sb: SandboxRecord, net: NetworkRecord, opts: AttachOptions): void {
+    const existing = this.#store.endpoints.forSandbox(sb.id);
+    if (existing.some((e) => e.networkId === net.id)) throw conflict(`${sb.name} is already attached to network ${net.name}`);
+    const nets = existing.map((e) => this.#store.networks.get(e.networkId)!);
+    if (net.driver === 'host' || nets.some((n) => n.driver === 'host'))
+      throw forbidden('container cannot be disconnected from host network or connected to host network');
+    if (net.driver === 'null' || nets.some((n) => n.driver === 'null'))
+      throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    const problems: string[] = [];
+    if (net.predefined && opts.ipv4) problems.push('user specified IP address is supported on user defined networks only');
+    if (net.predefined && opts.aliases && opts.aliases.length > 0) problems.push('network-scoped alias is supported only for containers in user defined networks');
+    if (problems.length > 0) throw invalid(`invalid endpoint settings:\n${problems.join('\n')}`);
+    if (opts.ipv4 !== undefined && parseIPv4(opts.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${opts.ipv4}`);
+    for (const a of opts.aliases ?? []) validateHostname('alias', a);
+  }
+
+  /** Stores a 'creating' endpoint holding its address (inside the caller's transaction). */
+  reserve(sb: SandboxRecord, net: NetworkRecord, opts: AttachOptions): EndpointRecord {
+    const existing = this.#store.endpoints.forSandbox(sb.id);
+    const used = new Set(existing.map((e) => e.ifname));
+    let n = 0;
+    while (used.has(`eth${n}`)) n++;
+    const id = newId();
+    const ep: EndpointRecord = {
+      id,
+      networkId: net.id,
+      sandboxId: sb.id,
+      state: 'creating',
+      seq: existing.reduce((m, e) => Math.max(m, e.seq + 1), 0),
+      ifname: `eth${n}`,
+      aliases: [...new Set(opts.aliases ?? [])],
+      staticIp: opts.ipv4 !== undefined,
+    };
+    if (net.driver === 'bridge') {
+      const pool = Attachments.pool(net);
+      const owner = `sandbox ${sb.name}`;
+      let address: number;
+      if (opts.ipv4 !== undefined) {
+        address = parseIPv4(opts.ipv4)!;
+        this.#allocator.reserve(pool, address, owner);
+      } else {
+        address = this.#allocator.allocate(pool, owner);
+      }
+      ep.ipv4 = formatIPv4(address);
+      ep.prefixLength = pool.subnet.bits;
+      ep.hostIfname = hostIfname(this.#cfg, id);
+    }
+    this.#store.endpoints.insert(ep);
+    return ep;
+  }
+
+  /** Builds the kernel side of a reserved endpoint and marks it active; undoes its own work on failure. */
+  async build(sb: SandboxRecord, ep: EndpointRecord): Promise<EndpointRecord> {
+    const net = this.#store.networks.get(ep.networkId)!;
+    const driver = this.driver(net);
+    const target = this.target(sb);
+    let built = ep;
+    try {
+      built = await driver.join(net, ep, target);
+      if (net.driver === 'bridge') await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
+      built = { ...built, state: 'active' };
+      this.#store.endpoints.update(built);
+      await this.refreshPrimary(sb);
+      this.#changed(sb);
+      return built;
+    } catch (err) {
+      await this.teardown(sb, built).catch(() => undefined);
+      this.#store.transaction(() => this.forget(built));
+      throw err;
+    }
+  }
+
+  /** Removes an endpoint's kernel side (idempotent; also for half-built endpoints). */
+  async teardown(sb: SandboxRecord, ep: EndpointRecord): Promise<void> {
+    const net = this.#store.networks.get(ep.networkId);
+    if (!net) return;
+    if (net.driver === 'bridge' && ep.hostIfname && ep.ipv4 && ep.mac)
+      await this.#datapath.removeEndpoint(networkSpec(net), endpointSpec(ep, this.netnsPath(sb)));
+    await this.driver(net).leave(net, ep, this.target(sb));
+  }
+
+  /** Deletes an endpoint record and frees its address (inside the caller's transaction). */
+  forget(ep: EndpointRecord): void {
+    const net = this.#store.networks.get(ep.networkId);
+    if (net && ep.ipv4) this.#allocator.release(Attachments.pool(net), parseIPv4(ep.ipv4)!);
+    this.#store.endpoints.delete(ep.id);
+  }
+
+  /** Detaches an active endpoint: kernel first, then the record; the primary role moves on. */
+  async detach(sb: SandboxRecord, ep: EndpointRecord): Promise<void> {
+    const wasPrimary = this.primary(sb.id)?.id === ep.id;
+    if (wasPrimary) await this.#unpublish(sb, ep);
+    await this.teardown(sb, ep);
+    this.#store.transaction(() => this.forget(ep));
+    if (wasPrimary) await this.refreshPrimary(sb);
+    this.#changed(sb);
+  }
+
+  #changed(sb: SandboxRecord): void {
+    for (const listener of this.listeners) listener(sb);
+  }
+
+  /**
+   * After the set of endpoints changed: the primary endpoint carries the default route and the
+   * published ports. Both steps are idempotent, so this simply re-asserts them.
+   */
+  async refreshPrimary(sb: SandboxRecord): Promise<void> {
+    const primary = this.primary(sb.id);
+    if (!primary) return;
+    const net = this.#store.networks.get(primary.networkId)!;
+    await this.driver(net).setDefaultRoute?.(net, primary, this.target(sb));
+    const ports = this.#store.ports.forSandbox(sb.id);
+    if (ports.length > 0) await this.#datapath.publish(portSpecs(ports, primary, net));
+  }
+
+  async #unpublish(sb: SandboxRecord, primary: EndpointRecord): Promise<void> {
+    const ports = this.#store.ports.forSandbox(sb.id);
+    if (ports.length === 0) return;
+    const net = this.#store.networks.get(primary.networkId)!;
+    await this.#datapath.unpublish(portSpecs(ports, primary, net));
+  }
+
+  /** Unpublishes every port of a sandbox (before removal). */
+  async unpublishAll(sb: SandboxRecord): Promise<void> {
+    const primary = this.primary(sb.id);
+    if (primary) await this.#unpublish(sb, primary);
+  }
+}
+
+export function notConnected(sb: SandboxRecord, net: NetworkRecord): ServiceError {
+  return new ServiceError('system', `container ${sb.id} is not connected to network ${net.name}`);
+}
+
+export function noSuchSandbox(ref: string): ServiceError {
+  return notFound(`No such container: ${ref}`);
+}

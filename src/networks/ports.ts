@@ -1,0 +1,95 @@
+/**
+ * Docker's -p syntax, parsed and expanded: [IP:][HOST[-HOST]:]CONT[-CONT][/tcp|udp].
+ * Pure: host ports that must be chosen (ephemeral, or one out of a host range) are chosen by
+ * a callback that knows what is taken.
+ */
+import { invalid } from '../errors.js';
+import { isIPv4 } from '../ipam/ipv4.js';
+import type { Protocol } from './model.js';
+
+export interface PortRequest {
+  protocol: Protocol;
+  hostIp: string;
+  /** Undefined: an ephemeral host port. */
+  hostStart?: number;
+  hostEnd?: number;
+  containerStart: number;
+  containerEnd: number;
+}
+
+export interface PortBinding {
+  protocol: Protocol;
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+}
+
+/** Docker's default ephemeral range (net.ipv4.ip_local_port_range). */
+export const EPHEMERAL = { first: 32768, last: 60999 } as const;
+
+function parseRange(spec: string, text: string, what: string): [number, number] {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(text);
+  if (!m) throw invalid(`invalid port spec "${spec}": invalid ${what} "${text}"`);
+  const a = Number(m[1]);
+  const b = m[2] === undefined ? a : Number(m[2]);
+  if (a < 1 || a > 65535 || b < 1 || b > 65535) throw invalid(`invalid port spec "${spec}": ${what} ${text} is outside 1-65535`);
+  if (b < a) throw invalid(`invalid port spec "${spec}": ${what} range ${text} ends before it starts`);
+  return [a, b];
+}
+
+export function parsePortSpec(spec: string): PortRequest {
+  let rest = spec.trim();
+  let protocol: Protocol = 'tcp';
+  const slash = rest.lastIndexOf('/');
+  if (slash >= 0) {
+    const proto = rest.slice(slash + 1).toLowerCase();
+    if (proto !== 'tcp' && proto !== 'udp') throw invalid(`invalid port spec "${spec}": protocol must be tcp or udp, not "${proto}"`);
+    protocol = proto;
+    rest = rest.slice(0, slash);
+  }
+  if (rest.startsWith('[')) throw invalid(`invalid port spec "${spec}": IPv6 host addresses are not supported yet`);
+  const parts = rest.split(':');
+  if (parts.length > 3 || parts.some((p, i) => p === '' && !(parts.length === 3 && i === 1)))
+    throw invalid(`invalid port spec "${spec}": expected [IP:][HOST:]CONTAINER[/PROTO]`);
+  const [ipPart, hostPart, contPart] = parts.length === 3 ? parts : parts.length === 2 ? ['', parts[0], parts[1]] : ['', '', parts[0]];
+  if (ipPart && !isIPv4(ipPart)) throw invalid(`invalid port spec "${spec}": "${ipPart}" is not an IPv4 address`);
+  const [containerStart, containerEnd] = parseRange(spec, contPart, 'container port');
+  const req: PortRequest = { protocol, hostIp: ipPart === '0.0.0.0' ? '' : ipPart, containerStart, containerEnd };
+  if (hostPart) {
+    const [hostStart, hostEnd] = parseRange(spec, hostPart, 'host port');
+    const hostCount = hostEnd - hostStart + 1;
+    const contCount = containerEnd - containerStart + 1;
+    if (contCount > 1 && hostCount !== contCount)
+      throw invalid(`invalid port spec "${spec}": host range ${hostPart} and container range ${contPart} differ in length`);
+    req.hostStart = hostStart;
+    req.hostEnd = hostEnd;
+  }
+  return req;
+}
+
+/**
+ * Turns a request into concrete bindings. `isFree(protocol, hostIp, port)` says whether a host
+ * port can still be taken; ports needing a choice get the first free one.
+ */
+export function expandPortRequest(req: PortRequest, isFree: (p: Protocol, ip: string, port: number) => boolean, spec: string): PortBinding[] {
+  const contCount = req.containerEnd - req.containerStart + 1;
+  const out: PortBinding[] = [];
+  const choose = (first: number, last: number): number => {
+    for (let p = first; p <= last; p++) if (isFree(req.protocol, req.hostIp, p) && !out.some((b) => b.hostPort === p)) return p;
+    throw invalid(`invalid port spec "${spec}": no free host port in ${first}-${last}`);
+  };
+  for (let i = 0; i < contCount; i++) {
+    const containerPort = req.containerStart + i;
+    let hostPort: number;
+    if (req.hostStart === undefined) hostPort = choose(EPHEMERAL.first, EPHEMERAL.last);
+    else if (contCount === 1 && req.hostEnd! > req.hostStart) hostPort = choose(req.hostStart, req.hostEnd!);
+    else hostPort = req.hostStart + i;
+    out.push({ protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort });
+  }
+  return out;
+}
+
+/** Whether two bindings compete for the same host socket (an any-address binding overlaps every address). */
+export function bindingsClash(a: { protocol: Protocol; hostIp: string; hostPort: number }, b: { protocol: Protocol; hostIp: string; hostPort: number }): boolean {
+  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp);
+}

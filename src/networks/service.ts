@@ -1,0 +1,311 @@
+/**
+ * The network service: Docker's network operations (create, inspect, list, remove, prune,
+ * connect, disconnect), each validated first, stored in one transaction, then built in the
+ * kernel through the driver and the datapath, and undone if a later step fails.
+ */
+import type { Datapath } from '../datapath/datapath.js';
+import { conflict, forbidden, invalid, notFound } from '../errors.js';
+import { validateIpamConfig, type IpamConfigInput } from '../ipam/config.js';
+import { formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4, type Cidr } from '../ipam/ipv4.js';
+import { pickSubnet } from '../ipam/pools.js';
+import type { Store } from '../store/store.js';
+import { newId, nowRfc3339Nano } from '../util/ids.js';
+import type { Mutex } from '../util/mutex.js';
+import { Attachments, noSuchSandbox, notConnected, type AttachOptions } from './attachments.js';
+import { bridgeName, type EngineConfig } from './config.js';
+import { matchLabel, matchPattern, parseFilters, parseUntil } from './filters.js';
+import { BridgeOption, type NetworkRecord, type SandboxRecord } from './model.js';
+import { validateName } from './names.js';
+import { networkSpec } from './spec.js';
+
+export const PREDEFINED = ['bridge', 'host', 'none'] as const;
+
+export interface CreateNetworkRequest {
+  name: string;
+  driver?: string;
+  internal?: boolean;
+  attachable?: boolean;
+  ingress?: boolean;
+  configOnly?: boolean;
+  configFrom?: string;
+  enableIPv4?: boolean;
+  enableIPv6?: boolean;
+  ipamDriver?: string;
+  ipamOptions?: Record<string, string> | null;
+  ipamConfig?: IpamConfigInput[];
+  options?: Record<string, string>;
+  labels?: Record<string, string>;
+}
+
+const LIST_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'] as const;
+const PRUNE_FILTERS = ['until', 'label', 'label!'] as const;
+
+/** Resolves a reference the way moby does: full id, then exact name, then unique id prefix. */
+export function resolveRef<T extends { id: string; name: string }>(all: readonly T[], ref: string, kind: string, missing: (ref: string) => Error): T {
+  const byId = all.find((r) => r.id === ref);
+  if (byId) return byId;
+  const byName = all.filter((r) => r.name === ref);
+  if (byName.length === 1) return byName[0];
+  if (byName.length > 1) throw invalid(`${kind} ${ref} is ambiguous (${byName.length} matches found based on name)`);
+  const byPrefix = ref ? all.filter((r) => r.id.startsWith(ref)) : [];
+  if (byPrefix.length === 1) return byPrefix[0];
+  if (byPrefix.length > 1) throw invalid(`${kind} ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
+  throw missing(ref);
+}
+
+export class NetworkService {
+  readonly #store: Store;
+  readonly #datapath: Datapath;
+  readonly #cfg: EngineConfig;
+  readonly #mutex: Mutex;
+  readonly attachments: Attachments;
+
+  constructor(store: Store, attachments: Attachments, datapath: Datapath, cfg: EngineConfig, mutex: Mutex) {
+    this.#store = store;
+    this.attachments = attachments;
+    this.#datapath = datapath;
+    this.#cfg = cfg;
+    this.#mutex = mutex;
+  }
+
+  resolve(ref: string): NetworkRecord {
+    return resolveRef(this.#store.networks.all(), ref, 'network', (r) => notFound(`network ${r} not found`));
+  }
+
+  resolveSandbox(ref: string): SandboxRecord {
+    const name = ref.startsWith('/') ? ref.slice(1) : ref;
+    const all = this.#store.sandboxes.all().filter((s) => s.state !== 'creating');
+    return resolveRef(all, name, 'sandbox', () => noSuchSandbox(ref));
+  }
+
+  inspect(ref: string): NetworkRecord {
+    return this.resolve(ref);
+  }
+
+  list(filtersText?: string | null): NetworkRecord[] {
+    const filters = parseFilters(filtersText, LIST_FILTERS);
+    const withEndpoints = new Set(this.#store.endpoints.all().map((e) => e.networkId));
+    return this.#store.networks.all().filter((n) => {
+      for (const [key, values] of filters) {
+        const ok = values.some((v) => {
+          switch (key) {
+            case 'driver':
+              return n.driver === v;
+            case 'scope':
+              return n.scope === v;
+            case 'name':
+              return matchPattern(n.name, v);
+            case 'id':
+              return matchPattern(n.id, v);
+            case 'label':
+              return matchLabel(n.labels, v);
+            case 'type':
+              if (v !== 'custom' && v !== 'builtin') throw invalid(`invalid filter 'type=${v}'`);
+              return v === 'builtin' ? n.predefined : !n.predefined;
+            case 'dangling': {
+              if (!['true', 'false', '1', '0'].includes(v)) throw invalid(`invalid filter 'dangling=${v}'`);
+              const dangling = !n.predefined && !withEndpoints.has(n.id);
+              return (v === 'true' || v === '1') === dangling;
+            }
+            default:
+              return false;
+          }
+        });
+        if (!ok) return false;
+      }
+      return true;
+    });
+  }
+
+  /** Validates a create request and returns the record to store (no side effects). */
+  #plan(req: CreateNetworkRequest): NetworkRecord {
+    const name = req.name ?? '';
+    if ((PREDEFINED as readonly string[]).includes(name) || name === 'default')
+      throw forbidden(`operation is not permitted on predefined ${name} network `);
+    validateName('network', name);
+    if (this.#store.networks.all().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
+    const driver = req.driver || 'bridge';
+    if (driver === 'host' || driver === 'null') throw forbidden(`only one instance of "${driver}" network is allowed`);
+    if (driver === 'ipvlan') throw invalid('driver "ipvlan" is not supported: this kernel has no ipvlan support');
+    if (driver !== 'bridge') throw invalid(`driver "${driver}" is not supported by bpfnet yet (supported: bridge)`);
+    if (req.enableIPv6) throw invalid('IPv6 is not supported by bpfnet yet: create the network without --ipv6');
+    if (req.enableIPv4 === false) throw invalid('IPv4 cannot be disabled on a bridge network');
+    if (req.ingress) throw invalid('ingress networks are a swarm feature and are not supported');
+    if (req.configOnly || req.configFrom) throw invalid('config-only networks (--config-only, --config-from) are not supported');
+    if (req.ipamDriver && req.ipamDriver !== 'default') throw invalid(`IPAM driver "${req.ipamDriver}" is not supported (only "default")`);
+    const configs = req.ipamConfig ?? [];
+    const v6 = configs.find((c) => (c.Subnet ?? '').includes(':') || (c.Gateway ?? '').includes(':') || (c.IPRange ?? '').includes(':'));
+    if (v6) throw invalid(`IPv6 is not supported by bpfnet yet: ${v6.Subnet ?? v6.Gateway ?? v6.IPRange}`);
+    const pools = validateIpamConfig(configs);
+    if (pools.length > 1) throw invalid('bpfnet supports one IPv4 subnet per network');
+    if (configs.length === 1 && !configs[0].Subnet) throw invalid('invalid network config:\nip-range, gateway and auxiliary addresses need a subnet');
+
+    const options = { ...(req.options ?? {}) };
+    for (const key of [BridgeOption.icc, BridgeOption.masquerade]) {
+      if (key in options && !['true', 'false'].includes(options[key])) throw invalid(`invalid value "${options[key]}" for option ${key}: expected true or false`);
+    }
+    if (BridgeOption.hostBinding in options && !['', '0.0.0.0'].includes(options[BridgeOption.hostBinding]) && parseIPv4(options[BridgeOption.hostBinding]) === undefined)
+      throw invalid(`invalid value "${options[BridgeOption.hostBinding]}" for option ${BridgeOption.hostBinding}: expected an IPv4 address`);
+    if (BridgeOption.mtu in options) {
+      const mtu = Number(options[BridgeOption.mtu]);
+      if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid(`invalid value "${options[BridgeOption.mtu]}" for option ${BridgeOption.mtu}: expected 68-65535`);
+    }
+    const id = newId();
+    let device = bridgeName(this.#cfg, id);
+    if (BridgeOption.name in options) {
+      device = options[BridgeOption.name];
+      if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(device)) throw invalid(`invalid bridge name "${device}": 1-15 characters of [a-zA-Z0-9_.-]`);
+      const taken = this.#store.networks.all().find((n) => n.device === device);
+      if (taken) throw conflict(`bridge name ${device} is already used by network ${taken.name}`);
+    }
+
+    const existing = this.#store.networks.all().filter((n) => n.subnet).map((n) => parseCidr(n.subnet!)!);
+    let subnet: Cidr;
+    let ipamConfig: IpamConfigInput[];
+    let gateway: number;
+    const pool = pools[0];
+    if (pool) {
+      if (existing.some((c) => overlaps(c, pool.subnet))) throw forbidden('invalid pool request: Pool overlaps with other one on this address space');
+      subnet = pool.subnet;
+      gateway = pool.gateway ?? subnet.addr + 1;
+      ipamConfig = configs.map((c) => ({ ...c }));
+    } else {
+      const picked = pickSubnet(this.#cfg.pools, existing);
+      if (!picked) throw forbidden('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
+      subnet = picked;
+      gateway = subnet.addr + 1;
+      ipamConfig = [{ Subnet: formatCidr(subnet), Gateway: formatIPv4(gateway) }];
+    }
+    return {
+      id,
+      name,
+      created: nowRfc3339Nano(),
+      driver: 'bridge',
+      scope: 'local',
+      internal: req.internal ?? false,
+      attachable: req.attachable ?? false,
+      ingress: false,
+      configOnly: false,
+      enableIPv4: true,
+      enableIPv6: false,
+      ipamDriver: 'default',
+      ipamOptions: req.ipamOptions ?? {},
+      ipamConfig,
+      options,
+      labels: { ...(req.labels ?? {}) },
+      predefined: false,
+      subnet: formatCidr(subnet),
+      ipRange: pool?.range ? formatCidr(pool.range) : undefined,
+      gateway: formatIPv4(gateway),
+      device,
+    };
+  }
+
+  /** Stores a network with its reserved addresses (gateway, aux) in one transaction. */
+  insert(net: NetworkRecord, aux: Record<string, number> = {}): void {
+    this.#store.transaction(() => {
+      this.#store.networks.insert(net);
+      if (net.driver === 'bridge') {
+        const pool = Attachments.pool(net);
+        this.attachments.allocator.reserve(pool, parseIPv4(net.gateway!)!, 'the gateway');
+        for (const [name, address] of Object.entries(aux)) this.attachments.allocator.reserve(pool, address, `auxiliary address ${name}`);
+      }
+    });
+  }
+
+  /** Builds a stored network in the kernel (idempotent). */
+  async build(net: NetworkRecord): Promise<void> {
+    await this.attachments.driver(net).createNetwork(net);
+    if (net.driver === 'bridge') await this.#datapath.ensureNetwork(networkSpec(net));
+  }
+
+  async #unbuild(net: NetworkRecord): Promise<void> {
+    if (net.driver === 'bridge') await this.#datapath.removeNetwork(networkSpec(net));
+    await this.attachments.driver(net).deleteNetwork(net);
+  }
+
+  create(req: CreateNetworkRequest): Promise<{ id: string; warning: string }> {
+    return this.#mutex.run(async () => {
+      const net = this.#plan(req);
+      const aux = validateIpamConfig(req.ipamConfig ?? [])[0]?.aux ?? {};
+      this.insert(net, aux);
+      try {
+        await this.build(net);
+      } catch (err) {
+        await this.#unbuild(net).catch(() => undefined);
+        this.#store.transaction(() => {
+          this.#store.networks.delete(net.id);
+          this.#store.ipam.dropPool(net.id);
+        });
+        throw err;
+      }
+      return { id: net.id, warning: '' };
+    });
+  }
+
+  remove(ref: string): Promise<void> {
+    return this.#mutex.run(async () => {
+      const net = this.resolve(ref);
+      if (net.predefined) throw forbidden(`${net.name} is a pre-defined network and cannot be removed`);
+      const endpoints = this.#store.endpoints.forNetwork(net.id);
+      if (endpoints.length > 0) {
+        const who = endpoints.map((e) => `name:"${this.#store.sandboxes.get(e.sandboxId)?.name ?? '?'}" id:"${e.id.slice(0, 12)}"`).join(', ');
+        throw forbidden(`error while removing network: network ${net.name} has active endpoints (${who})`);
+      }
+      await this.#unbuild(net);
+      this.#store.transaction(() => {
+        this.#store.networks.delete(net.id);
+        this.#store.ipam.dropPool(net.id);
+      });
+    });
+  }
+
+  prune(filtersText?: string | null): Promise<string[]> {
+    const filters = parseFilters(filtersText, PRUNE_FILTERS);
+    return this.#mutex.run(async () => {
+      const deleted: string[] = [];
+      const used = new Set(this.#store.endpoints.all().map((e) => e.networkId));
+      for (const net of this.#store.networks.all()) {
+        if (net.predefined || used.has(net.id)) continue;
+        const until = filters.get('until');
+        if (until && !until.every((u) => Date.parse(net.created) < parseUntil(u))) continue;
+        if (!(filters.get('label') ?? []).every((l) => matchLabel(net.labels, l))) continue;
+        if ((filters.get('label!') ?? []).some((l) => matchLabel(net.labels, l))) continue;
+        await this.#unbuild(net);
+        this.#store.transaction(() => {
+          this.#store.networks.delete(net.id);
+          this.#store.ipam.dropPool(net.id);
+        });
+        deleted.push(net.name);
+      }
+      return deleted;
+    });
+  }
+
+  connect(netRef: string, sandboxRef: string, opts: AttachOptions): Promise<void> {
+    return this.#mutex.run(async () => {
+      const net = this.resolve(netRef);
+      const sb = this.resolveSandbox(sandboxRef);
+      this.attachments.checkAttach(sb, net, opts);
+      const ep = this.#store.transaction(() => this.attachments.reserve(sb, net, opts));
+      await this.attachments.build(sb, ep);
+    });
+  }
+
+  disconnect(netRef: string, sandboxRef: string, force: boolean): Promise<void> {
+    return this.#mutex.run(async () => {
+      const net = this.resolve(netRef);
+      let sb: SandboxRecord;
+      try {
+        sb = this.resolveSandbox(sandboxRef);
+      } catch (err) {
+        if (force) return; // docker: -f removes a stale endpoint; nothing is stale here
+        throw err;
+      }
+      const ep = this.#store.endpoints.forSandbox(sb.id).find((e) => e.networkId === net.id);
+      if (!ep) throw notConnected(sb, net);
+      if (net.driver === 'host') throw forbidden('container cannot be disconnected from host network or connected to host network');
+      await this.attachments.detach(sb, ep);
+    });
+  }
+}

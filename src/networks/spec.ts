@@ -1,0 +1,45 @@
+/** Records -> the kernel-facing specs the datapath takes. */
+import type { EndpointSpec, NetworkSpec, PortSpec } from '../datapath/datapath.js';
+import { BridgeOption, type EndpointRecord, type NetworkRecord, type PortRecord } from './model.js';
+
+export function networkSpec(net: NetworkRecord): NetworkSpec {
+  const binding = net.options[BridgeOption.hostBinding] ?? '';
+  return {
+    id: net.id,
+    name: net.name,
+    device: net.device!,
+    subnet: net.subnet!,
+    gateway: net.gateway!,
+    internal: net.internal,
+    icc: net.options[BridgeOption.icc] !== 'false',
+    masquerade: net.options[BridgeOption.masquerade] !== 'false',
+    hostBinding: binding === '0.0.0.0' ? '' : binding,
+  };
+}
+
+export function endpointSpec(ep: EndpointRecord, netnsPath: string): EndpointSpec {
+  return {
+    id: ep.id,
+    networkId: ep.networkId,
+    sandboxId: ep.sandboxId,
+    hostIfname: ep.hostIfname!,
+    ifname: ep.ifname,
+    netnsPath,
+    ipv4: ep.ipv4!,
+    mac: ep.mac!,
+  };
+}
+
+/** A sandbox's published ports, aimed at its primary bridge endpoint. */
+export function portSpecs(ports: readonly PortRecord[], primary: EndpointRecord, net: NetworkRecord): PortSpec[] {
+  const binding = networkSpec(net).hostBinding;
+  return ports.map((p) => ({
+    protocol: p.protocol,
+    hostIp: p.hostIp || binding,
+    hostPort: p.hostPort,
+    endpointId: primary.id,
+    networkId: primary.networkId,
+    containerIp: primary.ipv4!,
+    containerPort: p.containerPort,
+  }));
+}

@@ -1,0 +1,261 @@
+/**
+ * The sandbox service: a sandbox is a named network namespace (or the host's, or a bare one
+ * for "none"), its /etc files, an optional process inside it, and its endpoints and published
+ * ports. Creation is stored as 'creating' first and completed after the kernel work, removal as
+ * 'removing' first: a daemon killed at any point finds and finishes or undoes the operation.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { conflict, invalid } from '../errors.js';
+import { isIPv4 } from '../ipam/ipv4.js';
+import { Attachments, type AttachOptions } from '../networks/attachments.js';
+import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
+import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import { validateHostname, validateName } from '../networks/names.js';
+import { bindingsClash, expandPortRequest, parsePortSpec } from '../networks/ports.js';
+import type { NetworkService } from '../networks/service.js';
+import type { Store } from '../store/store.js';
+import { ensureNetns, removeNetns } from '../system/ip.js';
+import { newId, nowRfc3339Nano } from '../util/ids.js';
+import type { Mutex } from '../util/mutex.js';
+import { parseResolvConf, removeSandboxFiles, writeSandboxFiles, type HostsEntry } from './files.js';
+import { execIn, isRunning, killMain, readExitCode, startMain, type Entry } from './processes.js';
+
+export interface CreateSandboxRequest {
+  name: string;
+  network?: string;
+  ipv4?: string;
+  aliases?: string[];
+  publish?: string[];
+  hostname?: string;
+  extraHosts?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  cmd?: string[];
+  start?: boolean;
+}
+
+/** Supplies the resolver a sandbox should use: the embedded DNS for user-defined networks (set by dns/). */
+export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | undefined) => { nameservers: string[]; options: string[] } | undefined;
+
+export class SandboxService {
+  readonly #store: Store;
+  readonly #networks: NetworkService;
+  readonly #attachments: Attachments;
+  readonly #cfg: EngineConfig;
+  readonly #mutex: Mutex;
+  readonly #children = new Map<string, ChildProcess>();
+  resolverFor: ResolverFor = () => undefined;
+
+  constructor(store: Store, networks: NetworkService, cfg: EngineConfig, mutex: Mutex) {
+    this.#store = store;
+    this.#networks = networks;
+    this.#attachments = networks.attachments;
+    this.#cfg = cfg;
+    this.#mutex = mutex;
+    this.#attachments.listeners.add((sb) => {
+      const current = this.#store.sandboxes.get(sb.id);
+      if (current && current.state !== 'creating' && current.state !== 'removing') this.#files(current);
+    });
+  }
+
+  resolve(ref: string): SandboxRecord {
+    return this.refresh(this.#networks.resolveSandbox(ref));
+  }
+
+  list(): SandboxRecord[] {
+    return this.#store.sandboxes.all().filter((s) => s.state !== 'creating').map((s) => this.refresh(s));
+  }
+
+  /** The sandbox's state, updated if its process has ended since we last looked. */
+  refresh(sb: SandboxRecord): SandboxRecord {
+    if (sb.state !== 'running' || sb.pid === undefined || sb.pidStart === undefined) return sb;
+    if (isRunning(sb.pid, sb.pidStart)) return sb;
+    const done: SandboxRecord = { ...sb, state: 'exited', exitCode: readExitCode(this.#dir(sb)) ?? -1, finishedAt: sb.finishedAt ?? nowRfc3339Nano() };
+    this.#store.sandboxes.update(done);
+    return done;
+  }
+
+  #dir(sb: SandboxRecord): string {
+    return join(this.#cfg.root, 'sandboxes', sb.id);
+  }
+
+  entry(sb: SandboxRecord): Entry {
+    return sb.netns ? { netns: sb.netns } : { host: true };
+  }
+
+  ports(sb: SandboxRecord): PortRecord[] {
+    return this.#store.ports.forSandbox(sb.id);
+  }
+
+  #validate(req: CreateSandboxRequest): void {
+    validateName('sandbox', req.name ?? '');
+    const taken = this.#store.sandboxes.all().find((s) => s.name === req.name);
+    if (taken) throw conflict(`the sandbox name "${req.name}" is already in use by sandbox ${taken.id.slice(0, 12)}: remove it to reuse the name`);
+    if (req.hostname !== undefined && req.hostname !== '') validateHostname('hostname', req.hostname);
+    for (const h of req.extraHosts ?? []) {
+      const colon = h.indexOf(':');
+      const name = h.slice(0, colon);
+      const address = h.slice(colon + 1);
+      if (colon <= 0 || !isIPv4(address)) throw invalid(`invalid extra host "${h}": expected NAME:IPv4`);
+      validateHostname('extra host name', name);
+    }
+    for (const d of req.dns ?? []) if (!isIPv4(d)) throw invalid(`invalid DNS server "${d}": expected an IPv4 address`);
+    if (req.cmd !== undefined && (!Array.isArray(req.cmd) || req.cmd.some((a) => typeof a !== 'string'))) throw invalid('Cmd must be a list of strings');
+  }
+
+  /** Parses -p specs and picks host ports, refusing any already published (Docker's message). */
+  #planPorts(sandboxId: string, specs: readonly string[]): PortRecord[] {
+    const existing = this.#store.ports.all();
+    const planned: PortRecord[] = [];
+    for (const spec of specs) {
+      const req = parsePortSpec(spec);
+      const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) =>
+        ![...existing, ...planned].some((p) => bindingsClash(p, { protocol, hostIp, hostPort }));
+      for (const b of expandPortRequest(req, free, spec)) {
+        const clash = [...existing, ...planned].find((p) => bindingsClash(p, b));
+        if (clash) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
+        planned.push({ sandboxId, ...b });
+      }
+    }
+    return planned;
+  }
+
+  #files(sb: SandboxRecord): void {
+    if (!sb.netns) return;
+    const primary = this.#attachments.primary(sb.id);
+    const primaryNet = primary ? this.#store.networks.get(primary.networkId) : undefined;
+    const hosts: HostsEntry[] = sb.extraHosts.map((h) => ({ address: h.slice(h.indexOf(':') + 1), names: [h.slice(0, h.indexOf(':'))] }));
+    if (primary?.ipv4) hosts.push({ address: primary.ipv4, names: [sb.hostname] });
+    const host = parseResolvConf(this.#cfg.hostResolvConf);
+    const embedded = this.resolverFor(sb, primaryNet);
+    writeSandboxFiles(sb.netns, {
+      hostname: sb.hostname,
+      hosts,
+      nameservers: sb.dns.length > 0 && !embedded ? sb.dns : (embedded?.nameservers ?? host.nameservers),
+      search: sb.dnsSearch.length > 0 ? sb.dnsSearch : host.search,
+      options: embedded?.options ?? host.options,
+    });
+  }
+
+  /** Rewrites a sandbox's /etc files (its endpoints or the names it should see changed). */
+  rewriteFiles(sb: SandboxRecord): void {
+    this.#files(sb);
+  }
+
+  create(req: CreateSandboxRequest): Promise<{ id: string; warnings: string[] }> {
+    return this.#mutex.run(async () => {
+      this.#validate(req);
+      const net = this.#networks.resolve(req.network && req.network !== 'default' ? req.network : 'bridge');
+      const id = newId();
+      const warnings: string[] = [];
+      let publish = req.publish ?? [];
+      if (net.driver !== 'bridge' && publish.length > 0) {
+        warnings.push(`Published ports are discarded when using ${net.driver === 'host' ? 'host' : 'none'} network mode`);
+        publish = [];
+      }
+      const ports = this.#planPorts(id, publish);
+      const sb: SandboxRecord = {
+        id,
+        name: req.name,
+        created: nowRfc3339Nano(),
+        networkMode: req.network || 'bridge',
+        hostname: req.hostname || id.slice(0, 12),
+        extraHosts: req.extraHosts ?? [],
+        dns: req.dns ?? [],
+        dnsSearch: req.dnsSearch ?? [],
+        command: req.cmd ?? [],
+        state: 'creating',
+        netns: net.driver === 'host' ? null : sandboxNetnsName(this.#cfg, id),
+      };
+      const attach: AttachOptions = { ipv4: req.ipv4, aliases: req.aliases };
+      this.#attachments.checkAttach(sb, net, attach);
+      const ep = this.#store.transaction(() => {
+        this.#store.sandboxes.insert(sb);
+        for (const p of ports) this.#store.ports.insert(p);
+        return this.#attachments.reserve(sb, net, attach);
+      });
+      try {
+        if (sb.netns) await ensureNetns(sb.netns);
+        await this.#attachments.build(sb, ep);
+        this.#files(sb);
+      } catch (err) {
+        await this.#destroy(sb).catch(() => undefined);
+        throw err;
+      }
+      let done: SandboxRecord = { ...sb, state: 'created' };
+      this.#store.sandboxes.update(done);
+      if (req.start !== false && done.command.length > 0) done = this.#start(done);
+      return { id, warnings };
+    });
+  }
+
+  #start(sb: SandboxRecord): SandboxRecord {
+    rmSync(join(this.#dir(sb), 'exit-code'), { force: true });
+    const main = startMain(this.entry(sb), sb.command, this.#dir(sb));
+    this.#children.set(sb.id, main.child);
+    main.child.once('exit', () => {
+      this.#children.delete(sb.id);
+      const current = this.#store.sandboxes.get(sb.id);
+      if (current && current.pid === main.pid) this.refresh(current);
+    });
+    const running: SandboxRecord = { ...sb, state: 'running', pid: main.pid, pidStart: main.start, startedAt: nowRfc3339Nano(), exitCode: undefined, finishedAt: undefined };
+    this.#store.sandboxes.update(running);
+    return running;
+  }
+
+  /** Starts the sandbox's process; returns the child when this daemon can still follow its output. */
+  start(ref: string): Promise<{ sandbox: SandboxRecord; child?: ChildProcess }> {
+    return this.#mutex.run(async () => {
+      const sb = this.resolve(ref);
+      if (sb.state === 'running') return { sandbox: sb, child: this.#children.get(sb.id) };
+      if (sb.command.length === 0) throw invalid(`sandbox ${sb.name} has no command to start`);
+      const running = this.#start(sb);
+      return { sandbox: running, child: this.#children.get(sb.id) };
+    });
+  }
+
+  /** The main process's log file (for attach). */
+  logPath(sb: SandboxRecord): string {
+    return join(this.#dir(sb), 'output.log');
+  }
+
+  exec(ref: string, cmd: readonly string[], env?: readonly string[]): ChildProcess {
+    const sb = this.resolve(ref);
+    if (!Array.isArray(cmd) || cmd.length === 0 || cmd.some((a) => typeof a !== 'string')) throw invalid('exec needs a command: Cmd must be a non-empty list of strings');
+    return execIn(this.entry(sb), cmd, env);
+  }
+
+  remove(ref: string, force: boolean): Promise<void> {
+    return this.#mutex.run(async () => {
+      const sb = this.resolve(ref);
+      if (sb.state === 'running' && !force)
+        throw conflict(`cannot remove running sandbox ${sb.name}: its process is still running; use rm -f to kill it and remove the sandbox`);
+      this.#store.sandboxes.update({ ...sb, state: 'removing' });
+      await this.#destroy(sb);
+    });
+  }
+
+  /** Removes everything a sandbox has, in the kernel and in the store (idempotent; used by reconcile too). */
+  async #destroy(sb: SandboxRecord): Promise<void> {
+    if (sb.pid !== undefined && sb.pidStart !== undefined) await killMain(sb.pid, sb.pidStart);
+    await this.#attachments.unpublishAll(sb).catch(() => undefined);
+    for (const ep of this.#store.endpoints.forSandbox(sb.id)) await this.#attachments.teardown(sb, ep);
+    if (sb.netns) {
+      await removeNetns(sb.netns);
+      removeSandboxFiles(sb.netns);
+    }
+    rmSync(this.#dir(sb), { recursive: true, force: true });
+    this.#store.transaction(() => {
+      for (const ep of this.#store.endpoints.forSandbox(sb.id)) this.#attachments.forget(ep);
+      this.#store.ports.deleteForSandbox(sb.id);
+      this.#store.sandboxes.delete(sb.id);
+    });
+  }
+
+  /** Reconcile: finishes a removal or undoes a creation that a killed daemon left half done. */
+  async finishInterrupted(sb: SandboxRecord): Promise<void> {
+    await this.#destroy(sb);
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The embedded store: SQLite (better-sqlite3) in the daemon's root directory, WAL mode.
+ * Records are JSON documents beside the columns that queries and constraints need
+ * (unique names, one endpoint per sandbox and network, one holder per address).
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import type { RecordTable, Store } from './store.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS networks (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sandboxes (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+  id TEXT PRIMARY KEY,
+  network_id TEXT NOT NULL REFERENCES networks(id),
+  sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+  doc TEXT NOT NULL,
+  UNIQUE (network_id, sandbox_id)
+);
+CREATE TABLE IF NOT EXISTS ports (
+  sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
+  protocol TEXT NOT NULL, host_ip TEXT NOT NULL, host_port INTEGER NOT NULL, container_port INTEGER NOT NULL,
+  PRIMARY KEY (protocol, host_ip, host_port)
+);
+CREATE TABLE IF NOT EXISTS ipam (pool TEXT NOT NULL, address INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
+CREATE TABLE IF NOT EXISTS ipam_cursor (pool TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS endpoints_by_sandbox ON endpoints (sandbox_id);
+CREATE INDEX IF NOT EXISTS ipam_by_owner ON ipam (owner);
+`;
+
+class DocTable<T extends { id: string; name?: string }> implements RecordTable<T> {
+  readonly #all: Database.Statement;
+  readonly #get: Database.Statement;
+  readonly #insert: Database.Statement;
+  readonly #update: Database.Statement;
+  readonly #delete: Database.Statement;
+
+  constructor(db: Database.Database, table: string, extra: { columns: string[]; values: (r: T) => unknown[] }) {
+    const cols = ['id', ...extra.columns, 'doc'];
+    this.#all = db.prepare(`SELECT doc FROM ${table} ORDER BY rowid`);
+    this.#get = db.prepare(`SELECT doc FROM ${table} WHERE id = ?`);
+    this.#insert = db.prepare(`INSERT INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
+    this.#update = db.prepare(`UPDATE ${table} SET ${[...extra.columns, 'doc'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`);
+    this.#delete = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
+    this.values = extra.values;
+  }
+
+  readonly values: (r: T) => unknown[];
+
+  all(): T[] {
+    return (this.#all.all() as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as T);
+  }
+  get(id: string): T | undefined {
+    const row = this.#get.get(id) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as T) : undefined;
+  }
+  insert(record: T): void {
+    this.#insert.run(record.id, ...this.values(record), JSON.stringify(record));
+  }
+  update(record: T): void {
+    const r = this.#update.run(...this.values(record), JSON.stringify(record), record.id);
+    if (r.changes !== 1) throw new Error(`store: no record ${record.id} to update`);
+  }
+  delete(id: string): void {
+    this.#delete.run(id);
+  }
+}
+
+export class SqliteStore implements Store {
+  readonly #db: Database.Database;
+  readonly networks: DocTable<NetworkRecord>;
+  readonly sandboxes: DocTable<SandboxRecord>;
+  readonly endpoints: Store['endpoints'];
+  readonly ports: Store['ports'];
+  readonly ipam: Store['ipam'];
+
+  constructor(root: string) {
+    mkdirSync(root, { recursive: true });
+    const db = new Database(join(root, 'bpfnet.db'));
+    // WAL + NORMAL: a committed transaction survives the process being killed at any point.
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    db.exec(SCHEMA);
+    this.#db = db;
+    const version = this.getMeta('schema');
+    if (version === undefined) this.setMeta('schema', String(SCHEMA_VERSION));
+    else if (Number(version) > SCHEMA_VERSION) throw new Error(`store ${root}: schema ${version} is newer than this bpfnet (${SCHEMA_VERSION})`);
+
+    this.networks = new DocTable<NetworkRecord>(db, 'networks', { columns: ['name'], values: (r) => [r.name] });
+    this.sandboxes = new DocTable<SandboxRecord>(db, 'sandboxes', { columns: ['name'], values: (r) => [r.name] });
+    const endpoints = new DocTable<EndpointRecord>(db, 'endpoints', {
+      columns: ['network_id', 'sandbox_id'],
+      values: (r) => [r.networkId, r.sandboxId],
+    });
+    const byNetwork = db.prepare('SELECT doc FROM endpoints WHERE network_id = ? ORDER BY rowid');
+    const bySandbox = db.prepare('SELECT doc FROM endpoints WHERE sandbox_id = ? ORDER BY rowid');
+    const docs = (rows: unknown[]) => (rows as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as EndpointRecord);
+    this.endpoints = Object.assign(endpoints, {
+      forNetwork: (id: string) => docs(byNetwork.all(id)),
+      forSandbox: (id: string) => docs(bySandbox.all(id)).sort((a, b) => a.seq - b.seq),
+    });
+
+    const portRow = (r: { sandbox_id: string; protocol: string; host_ip: string; host_port: number; container_port: number }): PortRecord => ({
+      sandboxId: r.sandbox_id,
+      protocol: r.protocol as PortRecord['protocol'],
+      hostIp: r.host_ip,
+      hostPort: r.host_port,
+      containerPort: r.container_port,
+    });
+    const allPorts = db.prepare('SELECT * FROM ports ORDER BY rowid');
+    const portsFor = db.prepare('SELECT * FROM ports WHERE sandbox_id = ? ORDER BY rowid');
+    const insertPort = db.prepare('INSERT INTO ports (sandbox_id, protocol, host_ip, host_port, container_port) VALUES (?, ?, ?, ?, ?)');
+    const deletePorts = db.prepare('DELETE FROM ports WHERE sandbox_id = ?');
+    this.ports = {
+      all: () => (allPorts.all() as Parameters<typeof portRow>[0][]).map(portRow),
+      forSandbox: (id) => (portsFor.all(id) as Parameters<typeof portRow>[0][]).map(portRow),
+      insert: (p) => void insertPort.run(p.sandboxId, p.protocol, p.hostIp, p.hostPort, p.containerPort),
+      deleteForSandbox: (id) => void deletePorts.run(id),
+    };
+
+    const holder = db.prepare('SELECT owner FROM ipam WHERE pool = ? AND address = ?').pluck();
+    const reserve = db.prepare('INSERT OR REPLACE INTO ipam (pool, address, owner) VALUES (?, ?, ?)');
+    const release = db.prepare('DELETE FROM ipam WHERE pool = ? AND address = ?');
+    const releaseOwner = db.prepare('DELETE FROM ipam WHERE owner = ?');
+    const dropPool = db.prepare('DELETE FROM ipam WHERE pool = ?');
+    const dropCursor = db.prepare('DELETE FROM ipam_cursor WHERE pool = ?');
+    const last = db.prepare('SELECT last FROM ipam_cursor WHERE pool = ?').pluck();
+    const setLast = db.prepare('INSERT OR REPLACE INTO ipam_cursor (pool, last) VALUES (?, ?)');
+    this.ipam = {
+      holder: (pool, address) => holder.get(pool, address) as string | undefined,
+      reserve: (pool, address, owner) => void reserve.run(pool, address, owner),
+      release: (pool, address) => void release.run(pool, address),
+      lastAllocated: (pool) => last.get(pool) as number | undefined,
+      setLastAllocated: (pool, address) => void setLast.run(pool, address),
+      releaseOwner: (owner) => void releaseOwner.run(owner),
+      dropPool: (pool) => {
+        dropPool.run(pool);
+        dropCursor.run(pool);
+      },
+    };
+  }
+
+  transaction<T>(fn: () => T): T {
+    if (this.#db.inTransaction) return fn();
+    return this.#db.transaction(fn).immediate();
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.#db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

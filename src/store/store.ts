@@ -1,0 +1,41 @@
+/**
+ * The state store the service depends on. One API operation = one transaction():
+ * either everything it wrote is there after a crash, or nothing is.
+ */
+import type { IpamStore } from '../ipam/allocator.js';
+import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+
+/** A table of records keyed by id. */
+export interface RecordTable<T extends { id: string }> {
+  all(): T[];
+  get(id: string): T | undefined;
+  insert(record: T): void;
+  update(record: T): void;
+  delete(id: string): void;
+}
+
+export interface Store {
+  /** Runs fn in one transaction; rolls back if it throws. Nested calls join the outer one. */
+  transaction<T>(fn: () => T): T;
+  readonly networks: RecordTable<NetworkRecord>;
+  readonly sandboxes: RecordTable<SandboxRecord>;
+  readonly endpoints: RecordTable<EndpointRecord> & {
+    forNetwork(networkId: string): EndpointRecord[];
+    forSandbox(sandboxId: string): EndpointRecord[];
+  };
+  readonly ports: {
+    all(): PortRecord[];
+    forSandbox(sandboxId: string): PortRecord[];
+    insert(port: PortRecord): void;
+    deleteForSandbox(sandboxId: string): void;
+  };
+  readonly ipam: IpamStore & {
+    /** Releases every address an owner holds. */
+    releaseOwner(owner: string): void;
+    /** Releases every address of a pool (network removal). */
+    dropPool(pool: string): void;
+  };
+  getMeta(key: string): string | undefined;
+  setMeta(key: string, value: string): void;
+  close(): void;
+}
