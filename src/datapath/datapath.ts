@@ -6,6 +6,8 @@
  * isolation, masquerade, published ports, host-local access and hairpin.
  *
  * Every call is idempotent (ensure/remove), so the daemon can replay the store at start.
+ * Removals (removeEndpoint, unpublish) must also work before start(): reconcile undoes
+ * half-made endpoints before it replays the desired state.
  */
 
 /** A bridge network as the datapath sees it. */

@@ -1,0 +1,92 @@
+/** `bpfnet daemon` flags -> the engine's configuration, with DESIGN.md's defaults. */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { formatCidr, formatIPv4, isMasked, masked, parseCidr } from '../ipam/ipv4.js';
+import { DEFAULT_POOLS, parseAddressPool } from '../ipam/pools.js';
+import type { EngineConfig } from '../networks/config.js';
+import { ipJson } from '../system/ip.js';
+
+export interface DaemonFlags {
+  root?: string;
+  socket?: string;
+  datapath?: string;
+  uplink?: string;
+  bip?: string;
+  defaultAddressPool?: string[];
+  instance?: string;
+  logLevel?: string;
+}
+
+export interface DaemonSettings {
+  socket: string;
+  datapath: 'iptables' | 'ebpf';
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+  engine: EngineConfig;
+}
+
+export const DEFAULTS = {
+  root: '/var/lib/bpfnet',
+  socket: '/run/bpfnet.sock',
+  datapath: 'ebpf',
+  bip: '172.17.0.1/16',
+  instance: 'bpfnet',
+  defaultBridgeName: 'bpfnet0',
+} as const;
+
+/** Short, stable prefix for objects inside the host namespace, derived from the instance name. */
+export function linkPrefixFor(instance: string): string {
+  return `bn${createHash('sha1').update(instance).digest('hex').slice(0, 4)}`;
+}
+
+async function defaultUplink(): Promise<string> {
+  const routes = await ipJson<Array<{ dev?: string }>>(null, ['-4', 'route', 'show', 'default']);
+  const dev = routes.find((r) => r.dev)?.dev;
+  if (!dev) throw new Error('no default route in this namespace: give the uplink interface with --uplink IFACE');
+  return dev;
+}
+
+async function uplinkAddress(ifname: string): Promise<string> {
+  const addrs = await ipJson<Array<{ addr_info?: Array<{ family: string; local: string; scope: string }> }>>(null, ['-4', 'addr', 'show', 'dev', ifname]).catch(() => {
+    throw new Error(`uplink interface "${ifname}" does not exist in this namespace`);
+  });
+  const a = addrs[0]?.addr_info?.find((i) => i.family === 'inet' && i.scope === 'global');
+  if (!a) throw new Error(`uplink interface "${ifname}" has no global IPv4 address`);
+  return a.local;
+}
+
+export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonSettings> {
+  const datapath = flags.datapath ?? DEFAULTS.datapath;
+  if (datapath !== 'ebpf' && datapath !== 'iptables') throw new Error(`--datapath must be ebpf or iptables, not "${datapath}"`);
+  const bipText = flags.bip ?? DEFAULTS.bip;
+  const bip = parseCidr(bipText);
+  if (!bip || bip.bits > 30 || isMasked(bip)) throw new Error(`--bip must be the bridge's gateway address with its prefix, like 172.17.0.1/16, not "${bipText}"`);
+  const instance = flags.instance ?? DEFAULTS.instance;
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$/.test(instance)) throw new Error(`--instance must be 1-32 characters of [a-zA-Z0-9_.-], not "${instance}"`);
+  const pools = flags.defaultAddressPool && flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseAddressPool) : DEFAULT_POOLS;
+  const uplinkIf = flags.uplink ?? (await defaultUplink());
+  const uplinkIp = await uplinkAddress(uplinkIf);
+  const logLevel = (flags.logLevel ?? 'info') as DaemonSettings['logLevel'];
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
+  let resolv = '';
+  try {
+    resolv = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    /* no host resolvers: sandboxes get none */
+  }
+  return {
+    socket: flags.socket ?? DEFAULTS.socket,
+    datapath,
+    logLevel,
+    engine: {
+      root: flags.root ?? DEFAULTS.root,
+      instance,
+      linkPrefix: linkPrefixFor(instance),
+      bip: { gateway: formatIPv4(bip.addr), subnet: formatCidr(masked(bip)) },
+      defaultBridgeName: DEFAULTS.defaultBridgeName,
+      pools,
+      uplink: { ifname: uplinkIf, ipv4: uplinkIp },
+      hostNetnsPath: `/proc/${process.pid}/ns/net`,
+      hostResolvConf: resolv,
+    },
+  };
+}

@@ -1,0 +1,125 @@
+/**
+ * A bpfnet daemon running inside a lab's simulated host: started through the real CLI
+ * (`bpfnet daemon`) in the host namespace, with its own root, socket and instance name under
+ * the lab's prefix, so the lab's teardown removes whatever it made. Tests, the demo and the
+ * benchmark use this.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { cliPath } from '../paths.js';
+import { run, runRaw, type RunResult } from '../system/exec.js';
+import { stop } from '../system/exec.js';
+import { UPLINK, type Lab } from './lab.js';
+
+export interface LabDaemonOptions {
+  datapath: 'iptables' | 'ebpf';
+  /** Distinguishes several daemons in one lab (default "d"). */
+  name?: string;
+  extraArgs?: string[];
+}
+
+export class LabDaemon {
+  readonly lab: Lab;
+  readonly opts: LabDaemonOptions;
+  readonly root: string;
+  readonly socket: string;
+  readonly instance: string;
+  #child?: ChildProcess;
+  #log = '';
+
+  constructor(lab: Lab, opts: LabDaemonOptions) {
+    this.lab = lab;
+    this.opts = opts;
+    const name = opts.name ?? 'd';
+    this.root = join(lab.tmpDir(), `${name}-root`);
+    this.socket = join(lab.tmpDir(), `${name}.sock`);
+    this.instance = `${lab.prefix}${name}`;
+  }
+
+  static async start(lab: Lab, opts: LabDaemonOptions): Promise<LabDaemon> {
+    const d = new LabDaemon(lab, opts);
+    await d.start();
+    return d;
+  }
+
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** What the daemon logged so far. */
+  get log(): string {
+    return this.#log;
+  }
+
+  async start(): Promise<void> {
+    const args = [
+      cliPath,
+      'daemon',
+      '--root',
+      this.root,
+      '--socket',
+      this.socket,
+      '--datapath',
+      this.opts.datapath,
+      '--uplink',
+      UPLINK.hostIf,
+      '--instance',
+      this.instance,
+      ...(this.opts.extraArgs ?? []),
+    ];
+    const child = this.lab.spawn(this.lab.host, process.execPath, args);
+    this.#child = child;
+    child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!(await this.#listening())) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited during start (${child.exitCode ?? child.signalCode}):\n${this.#log}`);
+      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within 30 s:\n${this.#log}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  #listening(): Promise<boolean> {
+    if (!existsSync(this.socket)) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const s = connect(this.socket);
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+  }
+
+  /** SIGTERM and wait. */
+  async stop(): Promise<void> {
+    if (this.#child) await stop(this.#child, 10_000);
+  }
+
+  /** SIGKILL now, as a crash would. */
+  async kill(): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  /** Runs the bpfnet CLI against this daemon; resolves with its exit code and output. */
+  cli(args: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+    return runRaw(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args], { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
+  }
+
+  /** Runs the CLI and returns stdout; rejects with the CLI's stderr on a non-zero exit. */
+  async bpfnet(...args: string[]): Promise<string> {
+    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
+  }
+}
