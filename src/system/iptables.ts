@@ -1,0 +1,77 @@
+/**
+ * iptables (Debian's, on the nf_tables backend) and the kernel settings its rules depend
+ * on: forwarding sysctls and the bridge-port hairpin flag. Every call acts on the caller's
+ * own network namespace, or on the one at `netnsPath` (through nsenter, which keeps /sys
+ * as it is, unlike `ip netns exec`) so tests can aim it at a lab namespace.
+ */
+import { CommandError, run, runRaw, type RunResult } from './exec.js';
+
+export interface NetnsTarget {
+  /** A namespace file (/run/netns/NAME, /proc/PID/ns/net); absent: the caller's own namespace. */
+  readonly netnsPath?: string;
+}
+
+function exec(target: NetnsTarget, file: string, args: readonly string[], input?: string): Promise<string> {
+  const opts = input === undefined ? {} : { input };
+  return target.netnsPath ? run('nsenter', [`--net=${target.netnsPath}`, '--', file, ...args], opts) : run(file, args, opts);
+}
+
+function execRaw(target: NetnsTarget, file: string, args: readonly string[], input?: string): Promise<RunResult> {
+  const opts = input === undefined ? {} : { input };
+  return target.netnsPath ? runRaw('nsenter', [`--net=${target.netnsPath}`, '--', file, ...args], opts) : runRaw(file, args, opts);
+}
+
+/** Where a failed restore stopped: iptables-restore names the line ("Error occurred at line: 8", "line 8 failed"). */
+export class RestoreError extends Error {
+  override readonly name = 'RestoreError';
+  constructor(
+    message: string,
+    readonly line: number | undefined,
+    readonly text: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** Applies iptables-restore input without flushing anything it does not name; each table commits atomically. */
+export async function iptablesRestore(target: NetnsTarget, input: string): Promise<void> {
+  const r = await execRaw(target, 'iptables-restore', ['-w', '--noflush'], input);
+  if (r.code === 0) return;
+  const stderr = r.stderr.trim();
+  const m = /line:? (\d+)/.exec(stderr);
+  const line = m ? Number(m[1]) : undefined;
+  const text = line !== undefined ? input.split('\n')[line - 1] : undefined;
+  throw new RestoreError(`iptables-restore: ${stderr || `exit ${r.code}`}${text !== undefined ? ` (line ${line}: ${text})` : ''}`, line, text);
+}
+
+/** iptables-save of every table, or of one. */
+export function iptablesSave(target: NetnsTarget, table?: string): Promise<string> {
+  return exec(target, 'iptables-save', table ? ['-t', table] : []);
+}
+
+/** `iptables -t TABLE -S CHAIN`: the chain's rules as iptables-save writes them; undefined when the chain does not exist. */
+export async function iptablesListChain(target: NetnsTarget, table: string, chain: string): Promise<string | undefined> {
+  const r = await execRaw(target, 'iptables', ['-w', '-t', table, '-S', chain]);
+  if (r.code === 0) return r.stdout;
+  // iptables-nft reports a missing chain as "chain `X' in table `t' is incompatible".
+  if (/No chain|does not exist|is incompatible/i.test(r.stderr)) return undefined;
+  throw new CommandError(`iptables -t ${table} -S ${chain}`, r.code, r.stdout, r.stderr);
+}
+
+/** A sysctl as slash-separated path under /proc/sys (so interface names with dots stay intact); undefined if absent. */
+export async function readSysctl(target: NetnsTarget, key: string): Promise<string | undefined> {
+  const r = await execRaw(target, 'sysctl', ['-n', key]);
+  return r.code === 0 ? r.stdout.trim() : undefined;
+}
+
+export async function writeSysctl(target: NetnsTarget, key: string, value: string): Promise<void> {
+  await exec(target, 'sysctl', ['-q', '-w', `${key}=${value}`]);
+}
+
+/** Turns hairpin on for bridge ports (frames may leave by the port they came in: needed for DNAT back to the sender). */
+export async function setHairpin(target: NetnsTarget, ports: readonly string[]): Promise<void> {
+  if (ports.length === 0) return;
+  const input = ports.map((p) => `link set dev ${p} type bridge_slave hairpin on`).join('\n') + '\n';
+  const r = await execRaw(target, 'ip', ['-force', '-batch', '-'], input);
+  if (r.code !== 0) throw new CommandError(`ip link set type bridge_slave hairpin on (${ports.join(', ')})`, r.code, r.stdout, r.stderr);
+}
