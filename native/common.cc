@@ -22,8 +22,14 @@ std::string g_log;
 
 int CollectLibbpfLog(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char line[1024];
-  int n = vsnprintf(line, sizeof(line), fmt, args);
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  if (n <= 0) return n;
+  std::string line(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(line.data(), line.size(), fmt, args);
+  line.resize(static_cast<size_t>(n));
   std::lock_guard<std::mutex> lock(g_log_mutex);
   // Bounded: a verifier log can be megabytes; the tail is what explains a rejection.
   g_log.append(line);

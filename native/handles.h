@@ -76,6 +76,8 @@ class MapHandle : public Napi::ObjectWrap<MapHandle> {
 // A program file descriptor (owned).
 class ProgramHandle : public Napi::ObjectWrap<ProgramHandle> {
  public:
+  /** The program fd behind a JS BpfProgram object, or -1 (with a TypeError thrown) if it is not one. */
+  static int FdOf(Napi::Env env, Napi::Value value, const char* what);
   static Napi::Function Init(Napi::Env env);
   static Napi::Object Create(Napi::Env env, int fd, const std::string& name, uint32_t type);
   explicit ProgramHandle(const Napi::CallbackInfo& info);
@@ -111,6 +113,7 @@ class LinkHandle : public Napi::ObjectWrap<LinkHandle> {
   int Fd(Napi::Env env, const char* op);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
+  Napi::Value Update(const Napi::CallbackInfo& info);
   Napi::Value Detach(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 

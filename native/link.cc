@@ -18,6 +18,7 @@ Napi::Function LinkHandle::Init(Napi::Env env) {
                                         StaticMethod("openPinned", &LinkHandle::OpenPinned),
                                         InstanceMethod("info", &LinkHandle::Info),
                                         InstanceMethod("pin", &LinkHandle::Pin),
+                                        InstanceMethod("update", &LinkHandle::Update),
                                         InstanceMethod("detach", &LinkHandle::Detach),
                                         InstanceMethod("close", &LinkHandle::Close),
                                     });
@@ -80,6 +81,15 @@ Napi::Value LinkHandle::Pin(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path = ArgString(info, 0, "pin path");
   if (bpf_obj_pin(Fd(env, "pin"), path.c_str()) != 0) ThrowErrno(env, errno, what_ + " pin \"" + path + "\"");
+  return env.Undefined();
+}
+
+// update(program): swaps the attached program atomically (a restarted daemon installs its new code).
+Napi::Value LinkHandle::Update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1) ThrowType(env, "update: expected a BpfProgram");
+  int prog_fd = ProgramHandle::FdOf(env, info[0], "update: program");
+  if (bpf_link_update(Fd(env, "update"), prog_fd, nullptr) != 0) ThrowErrno(env, errno, what_ + " update");
   return env.Undefined();
 }
 

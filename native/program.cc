@@ -93,6 +93,13 @@ Napi::Value ProgramHandle::OpenPinned(const Napi::CallbackInfo& info) {
   return Create(env, fd, pi.name, pi.type);
 }
 
+int ProgramHandle::FdOf(Napi::Env env, Napi::Value value, const char* what) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(g_prog_ctor->Value()))
+    ThrowType(env, std::string(what) + " must be a BpfProgram");
+  ProgramHandle* prog = Napi::ObjectWrap<ProgramHandle>::Unwrap(value.As<Napi::Object>());
+  return prog->Fd(env, what);
+}
+
 int ProgramHandle::Fd(Napi::Env env, const char* op) {
   if (fd_ < 0) ThrowErrno(env, EBADF, "program \"" + name_ + "\" " + op + ": closed");
   return fd_;

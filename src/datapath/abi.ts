@@ -3,7 +3,7 @@
  * enums and map names are restated. When a header changes, change this file with it;
  * test/kernel/abi.test.ts compares both against the objects' BTF.
  */
-import { ipv4, struct, u32, u64, u8, pad } from './libbpf/codec.js';
+import { array, be16, ipv4, mac, pad, struct, u16, u32, u64, u64n, u8 } from './libbpf/codec.js';
 
 // ---- bpf/shared/probe.h ----
 
@@ -23,3 +23,105 @@ export const probeEvent = struct({
 });
 
 export const ProbeMaps = { counters: 'probe_counters', events: 'probe_events' } as const;
+
+// ---- bpf/shared/drop_reasons.h ----
+
+/** enum drop_reason, by value: the names `bpfnet stats` and `bpfnet monitor` print. */
+export const DROP_REASONS = [
+  'none',
+  'spoofed-source-mac',
+  'spoofed-source-ip',
+  'isolation',
+  'icc-disabled',
+  'internal-network',
+  'conntrack-full',
+  'nat-no-port',
+  'no-route',
+  'unknown-destination',
+  'unsolicited',
+  'malformed',
+  'unknown-endpoint',
+  'nat-unsupported',
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+// ---- bpf/shared/datapath.h ----
+
+export const DpFlags = { CONFIGURED: 1, DROP_EVENTS: 2 } as const;
+export const NetFlags = { ICC: 1, INTERNAL: 2, MASQUERADE: 4 } as const;
+export const CtHook = { CONTAINER: 1, UPLINK: 2, LOCAL: 3 } as const;
+export const CtKind = { SNAT: 1, DNAT: 2, HAIRPIN: 3, LOCAL: 4 } as const;
+export const CtDeliver = { ROUTE: 0, LOCAL: 1 } as const;
+/** Stats slots that are not host veths. */
+export const StatsSlot = { UPLINK: 0, HOST: 1 } as const;
+
+export const dpConfig = struct({
+  uplink_addr: ipv4,
+  uplink_ifindex: u32,
+  lo_ifindex: u32,
+  nat_lo_min: u16,
+  nat_lo_max: u16,
+  nat_hi_min: u16,
+  nat_hi_max: u16,
+  tcp_syn_timeout: u32,
+  tcp_established_timeout: u32,
+  tcp_fin_timeout: u32,
+  tcp_closed_timeout: u32,
+  udp_timeout: u32,
+  udp_stream_timeout: u32,
+  icmp_timeout: u32,
+  flags: u32,
+});
+
+export const networkInfo = struct({ subnet: ipv4, mask: ipv4, gateway: ipv4, bridge_mac: mac, flags: u16 });
+
+export const endpointInfo = struct({ addr: ipv4, ifindex: u32, net_ifindex: u32, mac, flags: u16 });
+
+export const portKey = struct({ addr: ipv4, port: be16, proto: u8, pad: pad(1) });
+export const portTarget = struct({ addr: ipv4, port: be16, pad: pad(2) });
+
+export const ctKey4 = struct({ saddr: ipv4, daddr: ipv4, sport: be16, dport: be16, proto: u8, hook: u8, pad: pad(2) });
+export const ctEntry4 = struct({
+  saddr: ipv4,
+  daddr: ipv4,
+  sport: be16,
+  dport: be16,
+  deliver: u32,
+  kind: u8,
+  state: u8,
+  dir: u8,
+  pad: pad(1),
+  expires: u64n,
+});
+
+export const epStats = struct({
+  tx_packets: u64,
+  tx_bytes: u64,
+  rx_packets: u64,
+  rx_bytes: u64,
+  drops: array(u64, DROP_REASONS.length),
+});
+
+export const dropEvent = struct({
+  ts: u64n,
+  ifindex: u32,
+  reason: u8,
+  proto: u8,
+  sport: be16,
+  saddr: ipv4,
+  daddr: ipv4,
+  dport: be16,
+  pad: pad(2),
+});
+
+export const DatapathMaps = {
+  config: 'cfg4',
+  networks: 'net4',
+  endpoints: 'ep4',
+  endpointsByIfindex: 'ep_ifx',
+  local: 'local4',
+  ports: 'ports4',
+  conntrack: 'ct4',
+  stats: 'stats4',
+  dropEvents: 'drop_events',
+} as const;

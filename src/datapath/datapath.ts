@@ -76,6 +76,48 @@ export interface Datapath {
   stop(): Promise<void>;
 }
 
+/** Counters of one endpoint, as a datapath that keeps them reports them. */
+export interface EndpointCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Drops by reason name. */
+  drops: Record<string, number>;
+}
+
+/** A dropped packet, as `bpfnet monitor` shows it. */
+export interface DropInfo {
+  time: Date;
+  reason: string;
+  protocol: string;
+  source: string;
+  destination: string;
+  /** Host-side interface where it was dropped ('uplink' / 'host' for those hooks). */
+  interface: string;
+}
+
+/** Optional ability: per-endpoint counters and a live stream of drops. */
+export interface Observable {
+  counters(hostIfname: string): EndpointCounters | undefined;
+  /** Subscribes to drops; returns the unsubscribe function. */
+  onDrop(listener: (drop: DropInfo) => void): () => void;
+}
+
+export function isObservable(d: Datapath): d is Datapath & Observable {
+  return typeof (d as Partial<Observable>).counters === 'function' && typeof (d as Partial<Observable>).onDrop === 'function';
+}
+
+/** Tuning of the ebpf datapath (daemon flags; tests shrink them). */
+export interface EbpfTuning {
+  /** Connection-table size (entries; a flow takes two). */
+  ctMax?: number;
+  /** How often expired connection-table entries are collected. */
+  gcIntervalMs?: number;
+  /** Timeouts in seconds by name: tcp-syn, tcp-established, tcp-fin, tcp-closed, udp, udp-stream, icmp. */
+  timeouts?: Record<string, number>;
+}
+
 /** What every datapath is built with. */
 export interface DatapathContext {
   /** The instance's prefix for kernel objects inside the host namespace (links, chains): short, e.g. "bn3f2a". */
@@ -86,4 +128,5 @@ export interface DatapathContext {
   uplink: { ifname: string; ipv4: string };
   /** Where the daemon keeps its files. */
   root: string;
+  ebpf?: EbpfTuning;
 }

@@ -2,7 +2,7 @@
 // (bpf/shared/*.h): the host compiler prints sizeof and offsetof, the codecs must agree.
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as abi from '../../src/datapath/abi.js';
@@ -13,6 +13,15 @@ import { projectRoot } from '../../src/paths.js';
 const mirrored: Array<[string, string, StructCodec<any>]> = [
   ['probe.h', 'probe_counter', abi.probeCounter],
   ['probe.h', 'probe_event', abi.probeEvent],
+  ['datapath.h', 'dp_config', abi.dpConfig],
+  ['datapath.h', 'network_info', abi.networkInfo],
+  ['datapath.h', 'endpoint_info', abi.endpointInfo],
+  ['datapath.h', 'port_key', abi.portKey],
+  ['datapath.h', 'port_target', abi.portTarget],
+  ['datapath.h', 'ct_key4', abi.ctKey4],
+  ['datapath.h', 'ct_entry4', abi.ctEntry4],
+  ['datapath.h', 'ep_stats', abi.epStats],
+  ['datapath.h', 'drop_event', abi.dropEvent],
 ];
 
 function cLayout(): Record<string, { size: number; offsets: Record<string, number> }> {
@@ -39,6 +48,14 @@ int main(void) { printf("{"); ${lines.join('\n')} printf("\\"_\\":0}"); return 0
 }
 
 describe('ABI mirror', () => {
+  it('names every drop reason of bpf/shared/drop_reasons.h, in order', () => {
+    const header = readFileSync(join(projectRoot, 'bpf', 'shared', 'drop_reasons.h'), 'utf8');
+    const values = [...header.matchAll(/^\s*DROP_([A-Z_]+) = (\d+),/gm)].filter((m) => m[1] !== 'REASONS');
+    expect(values.map((m) => Number(m[2]))).toEqual(values.map((_, i) => i));
+    expect(abi.DROP_REASONS).toHaveLength(values.length);
+    expect(header).toContain(`DROP_REASONS = ${abi.DROP_REASONS.length},`);
+  });
+
   const layout = cLayout();
   it.each(mirrored)('%s: struct %s matches its codec', (_h, name, codec) => {
     const c = layout[name];

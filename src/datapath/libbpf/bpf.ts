@@ -225,6 +225,11 @@ export class BpfLink {
     this.#raw.pin(path);
   }
 
+  /** Replaces the attached program atomically: no packet sees the hook empty. */
+  update(program: BpfProgram): void {
+    this.#raw.update(program.raw);
+  }
+
   /** Ends the attachment now (also when pinned); the pin file, if any, is the caller's to remove. */
   detach(): void {
     this.#raw.detach();
@@ -261,6 +266,11 @@ export class BpfProgram {
 
   info(): { name: string; id: number; type: number; tag: string } {
     return this.#raw.info();
+  }
+
+  /** The underlying handle, for BpfLink.update. */
+  get raw(): NativeProgram {
+    return this.#raw;
   }
 
   /** Runs the program once (or `repeat` times) on a packet via BPF_PROG_TEST_RUN. */

@@ -136,6 +136,21 @@ export function pad(n: number): Codec<undefined> {
   return { size: n, align: 1, padding: true, encodeInto() {}, decodeFrom: () => undefined };
 }
 
+/** A C array of n elements. */
+export function array<T>(codec: Codec<T>, n: number): Codec<T[]> {
+  return {
+    size: codec.size * n,
+    align: codec.align,
+    encodeInto(v, buf, off) {
+      if (v.length !== n) throw new TypeError(`expected an array of ${n}, got ${v.length}`);
+      v.forEach((x, i) => codec.encodeInto(x, buf, off + i * codec.size));
+    },
+    decodeFrom(buf, off) {
+      return Array.from({ length: n }, (_, i) => codec.decodeFrom(buf, off + i * codec.size));
+    },
+  };
+}
+
 type Fields = Record<string, Codec<any>>;
 type Decoded<F extends Fields> = {
   [K in keyof F as F[K] extends Codec<undefined> ? never : K]: F[K] extends Codec<infer T> ? T : never;

@@ -43,6 +43,7 @@ export interface NativeLinkInfo {
 export interface NativeLink {
   info(): NativeLinkInfo;
   pin(path: string): void;
+  update(program: NativeProgram): void;
   detach(): void;
   close(): void;
 }

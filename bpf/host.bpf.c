@@ -1,0 +1,56 @@
+/* The host's own processes (tc egress on lo): a connection to a published port on any host
+ * address — 127.0.0.1 included — is translated here and sent into the sandbox, without a
+ * userland proxy; replies come back through from_container and re-enter on lo. */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/pkt.h"
+#include "lib/nat.h"
+
+#define STATS_HOST 1
+
+SEC("tc")
+int from_host(struct __sk_buff *skb)
+{
+	struct dp_config *cfg = dp_config();
+	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
+		return TC_ACT_OK;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct pkt4 p;
+	if (pkt4_parse(skb, &p) < 0 || !p.has_ports || (p.t.proto != IPPROTO_TCP && p.t.proto != IPPROTO_UDP))
+		return TC_ACT_OK;
+	__u64 now = bpf_ktime_get_ns();
+	int verdict = ct_follow4(skb, &p, CT_HOOK_LOCAL, cfg, now, STATS_HOST, 0);
+	if (verdict >= 0)
+		return verdict;
+	if (!bpf_map_lookup_elem(&local4, &p.t.daddr))
+		return TC_ACT_OK;
+	struct port_target *t = port_lookup4(p.t.daddr, p.t.dport, p.t.proto);
+	if (!t)
+		return TC_ACT_OK;
+	struct port_target target = *t;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
+	if (!ep)
+		return TC_ACT_OK;
+	struct network_info *net = bpf_map_lookup_elem(&net4, &ep->net_ifindex);
+	if (!net)
+		return TC_ACT_OK;
+	struct ct_new n = {
+		.kind = CT_LOCAL,
+		.orig_hook = CT_HOOK_LOCAL,
+		.reply_hook = CT_HOOK_CONTAINER,
+		.alloc_port = 1,
+		.orig_deliver = ep->ifindex,
+		.reply_deliver = CT_DELIVER_LOCAL,
+		.saddr = net->gateway,
+		.daddr = target.addr,
+		.sport = p.t.sport,
+		.dport = target.port,
+	};
+	return ct_start4(skb, &p, &n, cfg, now, STATS_HOST, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,221 @@
+/* Connection tracking for NAT: each flow is two ct4 entries (one per direction), created
+ * together; the reply entry's key is the rewritten tuple turned around. Timeouts follow the
+ * protocol and the TCP state; expired entries count as absent and the daemon removes them. */
+#ifndef BPFNET_LIB_CT_H
+#define BPFNET_LIB_CT_H
+
+#include "maps.h"
+#include "pkt.h"
+
+#define NSEC_PER_SEC 1000000000ULL
+#ifndef NAT_PORT_TRIES
+#define NAT_PORT_TRIES 32
+#endif
+
+enum ct_result {
+	CT_OK = 0,
+	CT_FULL = -1,     /* the table has no room for the flow */
+	CT_NO_PORT = -2,  /* every candidate source port is taken */
+};
+
+static __always_inline struct ct_key4 ct_reverse(const struct ct_key4 *k, __u8 hook)
+{
+	struct ct_key4 r = {
+		.saddr = k->daddr,
+		.daddr = k->saddr,
+		.sport = k->dport,
+		.dport = k->sport,
+		.proto = k->proto,
+		.hook = hook,
+		.pad = 0,
+	};
+	return r;
+}
+
+/* A closed TCP flow: a new SYN may take its place (as TIME_WAIT reuse does). */
+static __always_inline int ct_closed(__u8 state)
+{
+	return (state & CT_S_RST) || ((state & CT_S_FIN_ORIG) && (state & CT_S_FIN_REPLY));
+}
+
+static __always_inline __u64 ct_timeout_ns(const struct dp_config *cfg, __u8 proto, __u8 state)
+{
+	__u32 s;
+	if (proto == IPPROTO_TCP) {
+		if (ct_closed(state))
+			s = cfg->tcp_closed_timeout;
+		else if (state & (CT_S_FIN_ORIG | CT_S_FIN_REPLY))
+			s = cfg->tcp_fin_timeout;
+		else if (state & CT_S_REPLIED)
+			s = cfg->tcp_established_timeout;
+		else
+			s = cfg->tcp_syn_timeout;
+	} else if (proto == IPPROTO_UDP) {
+		s = (state & CT_S_REPLIED) ? cfg->udp_stream_timeout : cfg->udp_timeout;
+	} else {
+		s = cfg->icmp_timeout;
+	}
+	return (__u64)s * NSEC_PER_SEC;
+}
+
+/* The state a flow reaches when a packet with these TCP flags passes in direction dir. */
+static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 tcp_flags, __u8 dir)
+{
+	if (dir)
+		state |= CT_S_REPLIED;
+	if (proto != IPPROTO_TCP)
+		return state;
+	if (tcp_flags & TCP_FLAG_RST)
+		state |= CT_S_RST;
+	if (tcp_flags & TCP_FLAG_SYN)
+		state |= dir ? CT_S_SYNACK : CT_S_SYN;
+	if (tcp_flags & TCP_FLAG_FIN)
+		state |= dir ? CT_S_FIN_REPLY : CT_S_FIN_ORIG;
+	return state;
+}
+
+/* Looks up the entry for this packet at this hook; NULL if absent, expired, or a closed
+ * flow that a new SYN is reopening (the caller then creates a fresh one). */
+static __always_inline struct ct_entry4 *ct_lookup4(const struct pkt4 *p, __u8 hook, __u64 now)
+{
+	struct ct_key4 k = p->t;
+	k.hook = hook;
+	struct ct_entry4 *e = bpf_map_lookup_elem(&ct4, &k);
+	if (!e)
+		return NULL;
+	if (e->expires < now)
+		return NULL;
+	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN && ct_closed(e->state) && !e->dir)
+		return NULL;
+	return e;
+}
+
+/* Moves a flow's state and expiry forward after a packet matched entry e (key k); updates the
+ * twin too when the state changed or the expiry is more than a second stale, so per-packet
+ * writes stay rare. */
+static __always_inline void ct_touch4(struct ct_entry4 *e, const struct pkt4 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
+{
+	__u8 state = ct_next_state(e->state, p->t.proto, p->tcp_flags, e->dir);
+	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
+	if (state == e->state && expires < e->expires + NSEC_PER_SEC)
+		return;
+	e->state = state;
+	e->expires = expires;
+	/* The twin: the key a reply to the rewritten packet carries. */
+	struct ct_key4 rewritten = {
+		.saddr = e->saddr, .daddr = e->daddr, .sport = e->sport, .dport = e->dport, .proto = p->t.proto,
+	};
+	struct ct_key4 twin = ct_reverse(&rewritten, twin_hook);
+	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4, &twin);
+	if (t) {
+		t->state = state;
+		t->expires = expires;
+	}
+}
+
+struct ct_new {
+	__u8 kind;          /* enum ct_kind */
+	__u8 orig_hook;     /* where the first packet was seen */
+	__u8 reply_hook;    /* where replies will be seen */
+	__u8 alloc_port;    /* choose the new source port (masquerade) */
+	__u32 orig_deliver; /* where packets of the original direction go */
+	__u32 reply_deliver;
+	/* The rewritten original tuple; with alloc_port, sport is the preferred port. */
+	__be32 saddr, daddr;
+	__be16 sport, dport;
+};
+
+static __always_inline int nat_port_allowed(const struct dp_config *cfg, __u16 port)
+{
+	return (port >= cfg->nat_lo_min && port <= cfg->nat_lo_max) || (port >= cfg->nat_hi_min && port <= cfg->nat_hi_max);
+}
+
+/* The i-th candidate source port: the preferred one first, then a pseudo-random walk over
+ * the allowed ranges. */
+static __always_inline __u16 nat_port_candidate(const struct dp_config *cfg, __u16 preferred, __u32 seed, __u32 i)
+{
+	if (i == 0 && nat_port_allowed(cfg, preferred))
+		return preferred;
+	__u32 lo = cfg->nat_lo_max >= cfg->nat_lo_min ? cfg->nat_lo_max - cfg->nat_lo_min + 1 : 0;
+	__u32 hi = cfg->nat_hi_max >= cfg->nat_hi_min ? cfg->nat_hi_max - cfg->nat_hi_min + 1 : 0;
+	__u32 span = lo + hi;
+	if (span == 0)
+		return 0;
+	__u32 n = (seed + i * 2654435761U) % span;
+	return n < lo ? cfg->nat_lo_min + n : cfg->nat_hi_min + (n - lo);
+}
+
+/* A published port must never be chosen as a masquerade source: its replies would be DNATed. */
+static __always_inline int port_published(__be32 addr, __be16 port, __u8 proto)
+{
+	struct port_key pk = { .addr = addr, .port = port, .proto = proto, .pad = 0 };
+	if (bpf_map_lookup_elem(&ports4, &pk))
+		return 1;
+	pk.addr = 0;
+	return bpf_map_lookup_elem(&ports4, &pk) != NULL;
+}
+
+/* Claims the reply key for a new flow. An existing entry there is reused only if it is
+ * expired or a closed TCP flow. Returns 0, -EEXIST or another negative error. */
+static __always_inline int ct_claim_reply(struct ct_key4 *rk, struct ct_entry4 *re, __u64 now)
+{
+	int err = bpf_map_update_elem(&ct4, rk, re, BPF_NOEXIST);
+	if (err != -17 /* EEXIST */)
+		return err;
+	struct ct_entry4 *old = bpf_map_lookup_elem(&ct4, rk);
+	if (old && (old->expires < now || (rk->proto == IPPROTO_TCP && ct_closed(old->state))))
+		return bpf_map_update_elem(&ct4, rk, re, BPF_EXIST);
+	return -17;
+}
+
+/* Creates both entries of a new flow for packet p and fills *out with the original-direction
+ * entry. With n->alloc_port the rewritten source port is chosen to make the reply key unique. */
+static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new *n, const struct dp_config *cfg, __u64 now, struct ct_entry4 *out)
+{
+	__u8 state = ct_next_state(0, p->t.proto, p->tcp_flags, 0);
+	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
+	struct ct_entry4 orig = {
+		.saddr = n->saddr, .daddr = n->daddr, .sport = n->sport, .dport = n->dport,
+		.deliver = n->orig_deliver, .kind = n->kind, .state = state, .dir = 0, .pad = 0, .expires = expires,
+	};
+	struct ct_entry4 reply = {
+		.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
+		.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .pad = 0, .expires = expires,
+	};
+	struct ct_key4 rk = { .saddr = n->daddr, .daddr = n->saddr, .sport = n->dport, .dport = n->sport, .proto = p->t.proto, .hook = n->reply_hook, .pad = 0 };
+	int err = -17;
+	if (!n->alloc_port) {
+		err = ct_claim_reply(&rk, &reply, now);
+	} else {
+		__u32 seed = bpf_get_prandom_u32();
+		__u16 preferred = bpf_ntohs(n->sport);
+		for (__u32 i = 0; i < NAT_PORT_TRIES; i++) {
+			__u16 port = nat_port_candidate(cfg, preferred, seed, i);
+			if (port == 0)
+				break;
+			__be16 nport = bpf_htons(port);
+			/* ICMP echo ids are not ports anyone listens on. */
+			if (p->t.proto != IPPROTO_ICMP && port_published(n->saddr, nport, p->t.proto))
+				continue;
+			rk.dport = nport;
+			err = ct_claim_reply(&rk, &reply, now);
+			if (err != -17)
+				break;
+		}
+		orig.sport = rk.dport;
+	}
+	if (err == -17)
+		return CT_NO_PORT;
+	if (err < 0)
+		return CT_FULL;
+	struct ct_key4 ok = p->t;
+	ok.hook = n->orig_hook;
+	if (bpf_map_update_elem(&ct4, &ok, &orig, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&ct4, &rk);
+		return CT_FULL;
+	}
+	*out = orig;
+	return CT_OK;
+}
+
+#endif

@@ -1,0 +1,116 @@
+/* Every map of the datapath programs (lxc, uplink, host), in one place. All are pinned by
+ * name under the daemon's pin root, so the three objects share them and they outlive the
+ * daemon: forwarding goes on while it is down or restarting. Sizes are overridable. */
+#ifndef BPFNET_LIB_MAPS_H
+#define BPFNET_LIB_MAPS_H
+
+#include "common.h"
+#include "../shared/datapath.h"
+
+#ifndef EP_MAX
+#define EP_MAX 65536
+#endif
+#ifndef NET_MAX
+#define NET_MAX 1024
+#endif
+#ifndef PORTS_MAX
+#define PORTS_MAX 131072
+#endif
+#ifndef CT_MAX
+#define CT_MAX 131072
+#endif
+#ifndef LOCAL_MAX
+#define LOCAL_MAX 256
+#endif
+#ifndef DROP_EVENTS_BYTES
+#define DROP_EVENTS_BYTES (1 << 20)
+#endif
+
+/* 0 -> struct dp_config. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dp_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cfg4 SEC(".maps");
+
+/* bridge ifindex -> struct network_info. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NET_MAX);
+	__type(key, __u32);
+	__type(value, struct network_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} net4 SEC(".maps");
+
+/* sandbox IPv4 address -> struct endpoint_info. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX);
+	__type(key, __be32);
+	__type(value, struct endpoint_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep4 SEC(".maps");
+
+/* host-side veth ifindex -> struct endpoint_info. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX);
+	__type(key, __u32);
+	__type(value, struct endpoint_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ep_ifx SEC(".maps");
+
+/* host-local IPv4 address -> 1: destinations where published ports apply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LOCAL_MAX);
+	__type(key, __be32);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local4 SEC(".maps");
+
+/* struct port_key -> struct port_target: published ports, O(1) in their number. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTS_MAX);
+	__type(key, struct port_key);
+	__type(value, struct port_target);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ports4 SEC(".maps");
+
+/* struct ct_key4 -> struct ct_entry4: NAT connection tracking. A plain hash, not LRU:
+ * when full, new flows are refused and established ones are never evicted. The daemon
+ * garbage-collects expired entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CT_MAX);
+	__type(key, struct ct_key4);
+	__type(value, struct ct_entry4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct4 SEC(".maps");
+
+/* host veth ifindex (0: uplink, 1: host) -> struct ep_stats, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, EP_MAX);
+	__type(key, __u32);
+	__type(value, struct ep_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats4 SEC(".maps");
+
+/* struct drop_event records for `bpfnet monitor`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, DROP_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} drop_events SEC(".maps");
+
+static __always_inline struct dp_config *dp_config(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&cfg4, &zero);
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* Per-endpoint counters and drop accounting (with an event per drop for `bpfnet monitor`). */
+#ifndef BPFNET_LIB_STATS_H
+#define BPFNET_LIB_STATS_H
+
+#include "maps.h"
+
+#define STATS_UPLINK 0
+
+static __always_inline void stats_tx(__u32 ifindex, __u32 len)
+{
+	struct ep_stats *s = bpf_map_lookup_elem(&stats4, &ifindex);
+	if (s) {
+		s->tx_packets++;
+		s->tx_bytes += len;
+	}
+}
+
+static __always_inline void stats_rx(__u32 ifindex, __u32 len)
+{
+	struct ep_stats *s = bpf_map_lookup_elem(&stats4, &ifindex);
+	if (s) {
+		s->rx_packets++;
+		s->rx_bytes += len;
+	}
+}
+
+/* What a drop event reports about the packet (filled as far as parsing got). */
+struct drop_ctx {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+};
+
+static __always_inline void drop_record(__u32 ifindex, enum drop_reason reason, const struct drop_ctx *d)
+{
+	struct ep_stats *s = bpf_map_lookup_elem(&stats4, &ifindex);
+	if (s && reason < DROP_REASONS)
+		s->drops[reason]++;
+	struct dp_config *cfg = dp_config();
+	if (!cfg || !(cfg->flags & DP_F_DROP_EVENTS))
+		return;
+	struct drop_event *e = bpf_ringbuf_reserve(&drop_events, sizeof(*e), 0);
+	if (!e)
+		return; /* full: the counter above still tells */
+	e->ts = bpf_ktime_get_ns();
+	e->ifindex = ifindex;
+	e->reason = reason;
+	e->proto = d ? d->proto : 0;
+	e->sport = d ? d->sport : 0;
+	e->dport = d ? d->dport : 0;
+	e->saddr = d ? d->saddr : 0;
+	e->daddr = d ? d->daddr : 0;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+#endif

@@ -1,0 +1,138 @@
+/* Kernel/user ABI of the datapath programs (lxc, uplink, host): map keys and values and
+ * the configuration record. Mirrored once in src/datapath/abi.ts; test/unit/abi.test.ts
+ * checks both layouts agree. Addresses and ports are in network byte order. */
+#ifndef BPFNET_SHARED_DATAPATH_H
+#define BPFNET_SHARED_DATAPATH_H
+
+#include "drop_reasons.h"
+
+/* Value of cfg4[0]: set by the daemon at start, read on every packet. */
+struct dp_config {
+	__be32 uplink_addr;     /* the host's address on the uplink: masquerade source */
+	__u32 uplink_ifindex;
+	__u32 lo_ifindex;
+	__u16 nat_lo_min;       /* masquerade source ports come from [lo_min, lo_max] and [hi_min, hi_max], */
+	__u16 nat_lo_max;       /* which leave out the host's own ephemeral range */
+	__u16 nat_hi_min;
+	__u16 nat_hi_max;
+	__u32 tcp_syn_timeout;  /* seconds */
+	__u32 tcp_established_timeout;
+	__u32 tcp_fin_timeout;
+	__u32 tcp_closed_timeout;
+	__u32 udp_timeout;
+	__u32 udp_stream_timeout;
+	__u32 icmp_timeout;
+	__u32 flags;            /* DP_F_* */
+};
+
+#define DP_F_CONFIGURED (1U << 0)
+#define DP_F_DROP_EVENTS (1U << 1)
+
+/* net4: bridge ifindex -> network. */
+struct network_info {
+	__be32 subnet;
+	__be32 mask;
+	__be32 gateway;
+	__u8 bridge_mac[6];
+	__u16 flags;            /* NET_F_* */
+};
+
+#define NET_F_ICC (1U << 0)
+#define NET_F_INTERNAL (1U << 1)
+#define NET_F_MASQUERADE (1U << 2)
+
+/* ep4: sandbox IPv4 address -> endpoint; ep_ifx: host-side veth ifindex -> endpoint. */
+struct endpoint_info {
+	__be32 addr;
+	__u32 ifindex;          /* host side of the veth */
+	__u32 net_ifindex;      /* the network (its bridge) */
+	__u8 mac[6];
+	__u16 flags;
+};
+
+/* ports4: a published port. addr 0 = every local address. */
+struct port_key {
+	__be32 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct port_target {
+	__be32 addr;            /* the sandbox's address */
+	__be16 port;
+	__u16 pad;
+};
+
+/* Where a connection-table key was seen: the same 5-tuple means different things at each hook. */
+enum ct_hook {
+	CT_HOOK_CONTAINER = 1,  /* sandbox -> host veth ingress */
+	CT_HOOK_UPLINK = 2,     /* outside -> uplink ingress */
+	CT_HOOK_LOCAL = 3,      /* host process -> lo egress */
+};
+
+struct ct_key4 {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;           /* ICMP echo: the identifier */
+	__be16 dport;           /* ICMP echo: 0 */
+	__u8 proto;
+	__u8 hook;              /* enum ct_hook */
+	__u16 pad;
+};
+
+/* How a packet matching a key is rewritten and where it goes. Each flow has two entries
+ * (one per direction), created together: the twin is the key of the rewritten reply. */
+struct ct_entry4 {
+	__be32 saddr;           /* rewritten tuple */
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u32 deliver;          /* host veth ifindex to redirect into, or a CT_DELIVER_* */
+	__u8 kind;              /* enum ct_kind */
+	__u8 state;             /* CT_S_* bits seen so far (shared by both twins) */
+	__u8 dir;               /* 0: the flow's original direction, 1: reply */
+	__u8 pad;
+	__u64 expires;          /* CLOCK_MONOTONIC ns */
+};
+
+#define CT_DELIVER_ROUTE 0      /* route it (FIB) out of the host */
+#define CT_DELIVER_LOCAL 1      /* hand it to the host stack through lo */
+
+enum ct_kind {
+	CT_SNAT = 1,            /* masquerade: sandbox -> outside */
+	CT_DNAT = 2,            /* published port: outside -> sandbox */
+	CT_HAIRPIN = 3,         /* published port from a sandbox through a host address */
+	CT_LOCAL = 4,           /* published port from a process on the host */
+};
+
+#define CT_S_SYN (1U << 0)
+#define CT_S_SYNACK (1U << 1)
+#define CT_S_FIN_ORIG (1U << 2)
+#define CT_S_FIN_REPLY (1U << 3)
+#define CT_S_RST (1U << 4)
+#define CT_S_REPLIED (1U << 5)
+
+/* stats4: host veth ifindex (0: the uplink) -> counters (per CPU). */
+struct ep_stats {
+	__u64 tx_packets;       /* from the sandbox */
+	__u64 tx_bytes;
+	__u64 rx_packets;       /* into the sandbox */
+	__u64 rx_bytes;
+	__u64 drops[DROP_REASONS];
+};
+
+/* One record in drop_events (ring buffer). */
+struct drop_event {
+	__u64 ts;               /* CLOCK_MONOTONIC ns */
+	__u32 ifindex;
+	__u8 reason;            /* enum drop_reason */
+	__u8 proto;
+	__be16 sport;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 dport;
+	__u16 pad;
+};
+
+#endif

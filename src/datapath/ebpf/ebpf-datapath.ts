@@ -1,0 +1,401 @@
+/**
+ * The ebpf datapath: TC programs on every sandbox's host veth (from_container /
+ * to_container), on the uplink (from_uplink) and on lo (from_host), sharing pinned maps
+ * under /sys/fs/bpf/<instance>. The daemon only writes map entries and attaches links; every
+ * packet decision is made in the kernel, and keeps being made while the daemon is down.
+ * No iptables or nftables rule is involved.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  DROP_REASONS,
+  DatapathMaps,
+  DpFlags,
+  NetFlags,
+  StatsSlot,
+  ctEntry4,
+  ctKey4,
+  dpConfig,
+  dropEvent,
+  endpointInfo,
+  epStats,
+  networkInfo,
+  portKey,
+  portTarget,
+} from '../abi.js';
+import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
+import { u32, u8, ipv4 } from '../libbpf/codec.js';
+import type {
+  Datapath,
+  DatapathContext,
+  DesiredState,
+  DropInfo,
+  EndpointCounters,
+  EndpointSpec,
+  NetworkSpec,
+  Observable,
+  PortSpec,
+} from '../datapath.js';
+import { bpfObject } from '../../paths.js';
+import { ipJson, link } from '../../system/ip.js';
+import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
+import { collectExpired, forgetAddress } from './conntrack.js';
+import { LinkSet } from './links.js';
+
+type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
+type NetworkInfo = Decoded<typeof networkInfo>;
+type EndpointInfo = Decoded<typeof endpointInfo>;
+type PortKey = Decoded<typeof portKey>;
+type PortTarget = Decoded<typeof portTarget>;
+
+/** Default timeouts (seconds), close to Linux conntrack's but shorter for established TCP. */
+export const DEFAULT_TIMEOUTS: Record<string, number> = {
+  'tcp-syn': 60,
+  'tcp-established': 86400,
+  'tcp-fin': 30,
+  'tcp-closed': 10,
+  udp: 30,
+  'udp-stream': 120,
+  icmp: 30,
+};
+
+const PROTO = { tcp: 6, udp: 17 } as const;
+const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
+
+interface Maps {
+  cfg: BpfMap<number, Decoded<typeof dpConfig>>;
+  net: BpfMap<number, NetworkInfo>;
+  ep: BpfMap<string, EndpointInfo>;
+  epIfx: BpfMap<number, EndpointInfo>;
+  local: BpfMap<string, number>;
+  ports: BpfMap<PortKey, PortTarget>;
+  ct: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  stats: PerCpuMap<number, Decoded<typeof epStats>>;
+}
+
+interface Programs {
+  fromContainer: BpfProgram;
+  toContainer: BpfProgram;
+  fromUplink: BpfProgram;
+  fromHost: BpfProgram;
+}
+
+function netFlags(n: NetworkSpec): number {
+  return (n.icc ? NetFlags.ICC : 0) | (n.internal ? NetFlags.INTERNAL : 0) | (n.masquerade ? NetFlags.MASQUERADE : 0);
+}
+
+function portKeyOf(p: PortSpec): PortKey {
+  return { addr: p.hostIp || '0.0.0.0', port: p.hostPort, proto: PROTO[p.protocol] };
+}
+
+function keyString(k: PortKey): string {
+  return `${k.proto}/${k.addr}/${k.port}`;
+}
+
+/** The host's ephemeral port range: masquerade must not pick from it (host sockets use it). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (a > 0 && b >= a) return [a, b];
+  } catch {
+    /* fall through */
+  }
+  return [32768, 60999];
+}
+
+export class EbpfDatapath implements Datapath, Observable {
+  readonly kind = 'ebpf' as const;
+  readonly #ctx: DatapathContext;
+  readonly #pinRoot: string;
+  readonly #events = new EventEmitter();
+  #maps?: Maps;
+  #progs?: Programs;
+  #objects: BpfObject[] = [];
+  #links?: LinkSet;
+  #gc?: NodeJS.Timeout;
+  #drops?: RingBuffer<Decoded<typeof dropEvent>>;
+  /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
+  readonly #bridges = new Map<string, number>();
+  readonly #ifnames = new Map<number, string>();
+
+  constructor(ctx: DatapathContext) {
+    this.#ctx = ctx;
+    this.#pinRoot = join('/sys/fs/bpf', ctx.instance);
+  }
+
+  /** Loads the programs (reusing pinned maps) once; safe to call again. */
+  #load(): Maps {
+    if (this.#maps) return this.#maps;
+    mkdirSync(this.#pinRoot, { recursive: true });
+    const maxEntries = this.#ctx.ebpf?.ctMax ? { ct4: this.#ctx.ebpf.ctMax } : undefined;
+    const open = (name: string) => {
+      try {
+        return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries });
+      } catch (err) {
+        if (isBpfError(err, 'EINVAL') && /ct4|incompatible|mismatch/.test((err as Error).message))
+          throw new Error(`${(err as Error).message}\n(the pinned maps under ${this.#pinRoot} were made with other sizes: remove them to change --ebpf-ct-max)`);
+        throw err;
+      }
+    };
+    const lxc = open('lxc');
+    const uplink = open('uplink');
+    const host = open('host');
+    this.#objects = [lxc, uplink, host];
+    this.#progs = {
+      fromContainer: lxc.program('from_container'),
+      toContainer: lxc.program('to_container'),
+      fromUplink: uplink.program('from_uplink'),
+      fromHost: host.program('from_host'),
+    };
+    const M = DatapathMaps;
+    this.#maps = {
+      cfg: lxc.map(M.config, u32, dpConfig),
+      net: lxc.map(M.networks, u32, networkInfo),
+      ep: lxc.map(M.endpoints, ipv4, endpointInfo),
+      epIfx: lxc.map(M.endpointsByIfindex, u32, endpointInfo),
+      local: lxc.map(M.local, ipv4, u8),
+      ports: lxc.map(M.ports, portKey, portTarget),
+      ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
+      stats: lxc.perCpuMap(M.stats, u32, epStats),
+    };
+    this.#links = new LinkSet(this.#pinRoot);
+    return this.#maps;
+  }
+
+  #configure(maps: Maps): void {
+    const t = { ...DEFAULT_TIMEOUTS, ...(this.#ctx.ebpf?.timeouts ?? {}) };
+    const [ephLo, ephHi] = ephemeralRange();
+    maps.cfg.set(0, {
+      uplink_addr: this.#ctx.uplink.ipv4,
+      uplink_ifindex: interfaceIndex(null, this.#ctx.uplink.ifname),
+      lo_ifindex: interfaceIndex(null, 'lo'),
+      nat_lo_min: 1024,
+      nat_lo_max: Math.max(1023, ephLo - 1),
+      nat_hi_min: Math.min(65535, ephHi + 1),
+      nat_hi_max: ephHi >= 65535 ? 0 : 65535,
+      tcp_syn_timeout: t['tcp-syn'],
+      tcp_established_timeout: t['tcp-established'],
+      tcp_fin_timeout: t['tcp-fin'],
+      tcp_closed_timeout: t['tcp-closed'],
+      udp_timeout: t.udp,
+      udp_stream_timeout: t['udp-stream'],
+      icmp_timeout: t.icmp,
+      flags: DpFlags.CONFIGURED | DpFlags.DROP_EVENTS,
+    });
+    for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST]) this.#ensureStats(maps, slot);
+  }
+
+  #ensureStats(maps: Maps, slot: number): void {
+    try {
+      maps.stats.set(slot, { tx_packets: 0, tx_bytes: 0, rx_packets: 0, rx_bytes: 0, drops: DROP_REASONS.map(() => 0) }, 'only-new');
+    } catch (err) {
+      if (!isBpfError(err, 'EEXIST')) throw err;
+    }
+  }
+
+  /** local4: every IPv4 address of the host namespace, where published ports apply. */
+  async #refreshLocal(maps: Maps): Promise<void> {
+    const addrs = await ipJson<Array<{ addr_info?: Array<{ family: string; local: string }> }>>(null, ['-4', 'addr', 'show']);
+    const want = new Set<string>(['127.0.0.1']);
+    for (const a of addrs) for (const i of a.addr_info ?? []) if (i.family === 'inet') want.add(i.local);
+    for (const k of maps.local.keys()) if (!want.has(k)) maps.local.delete(k);
+    for (const k of want) maps.local.set(k, 1);
+  }
+
+  async start(desired: DesiredState): Promise<void> {
+    const maps = this.#load();
+    const progs = this.#progs!;
+    const links = this.#links!;
+    this.#configure(maps);
+    links.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
+    links.ensure(null, 'lo', 'egress', progs.fromHost);
+
+    for (const n of desired.networks) await this.ensureNetwork(n);
+    const wantNets = new Set(desired.networks.map((n) => this.#bridges.get(n.id)));
+    for (const k of maps.net.keys()) if (!wantNets.has(k)) maps.net.delete(k);
+
+    for (const e of desired.endpoints) {
+      const net = desired.networks.find((n) => n.id === e.networkId);
+      if (net) await this.ensureEndpoint(net, e);
+    }
+    const wantIps = new Set(desired.endpoints.map((e) => e.ipv4));
+    const wantIfx = new Set(desired.endpoints.map((e) => this.#ifindexOf(e.hostIfname)).filter((x): x is number => x !== undefined));
+    for (const k of maps.ep.keys()) if (!wantIps.has(k)) maps.ep.delete(k);
+    for (const k of maps.epIfx.keys()) if (!wantIfx.has(k)) maps.epIfx.delete(k);
+    for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
+    const wantLinks = new Set([...desired.endpoints.map((e) => e.hostIfname), this.#ctx.uplink.ifname, 'lo']);
+    for (const l of links.pinned()) if (!wantLinks.has(l.ifname)) links.remove(l.ifname, l.direction);
+
+    const wantPorts = new Map(desired.ports.map((p) => [keyString(portKeyOf(p)), p]));
+    for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
+    await this.publish(desired.ports);
+    await this.#refreshLocal(maps);
+
+    this.#startGc(maps);
+    this.#startDrops();
+  }
+
+  #startGc(maps: Maps): void {
+    if (this.#gc) return;
+    const every = this.#ctx.ebpf?.gcIntervalMs ?? 10_000;
+    this.#gc = setInterval(() => {
+      try {
+        collectExpired(maps.ct);
+      } catch {
+        /* the next round tries again */
+      }
+    }, every);
+    this.#gc.unref();
+  }
+
+  /** Collects expired connection-table entries now; returns how many went. */
+  collectGarbage(): number {
+    return this.#maps ? collectExpired(this.#maps.ct).removed : 0;
+  }
+
+  #startDrops(): void {
+    if (this.#drops || !this.#objects[0]) return;
+    this.#drops = new RingBuffer(
+      this.#objects[0].rawMap(DatapathMaps.dropEvents),
+      dropEvent,
+      (e) => {
+        if (this.#events.listenerCount('drop') === 0) return;
+        const port = (p: number) => (e.proto === 6 || e.proto === 17 ? `:${p}` : '');
+        const iface = e.ifindex === StatsSlot.UPLINK ? 'uplink' : e.ifindex === StatsSlot.HOST ? 'host' : (this.#ifnames.get(e.ifindex) ?? `if${e.ifindex}`);
+        const drop: DropInfo = {
+          time: new Date(),
+          reason: DROP_REASONS[e.reason] ?? `reason-${e.reason}`,
+          protocol: PROTO_NAME[e.proto] ?? (e.proto ? `proto-${e.proto}` : 'l2'),
+          source: `${e.saddr}${port(e.sport)}`,
+          destination: `${e.daddr}${port(e.dport)}`,
+          interface: iface,
+        };
+        this.#events.emit('drop', drop);
+      },
+      () => undefined,
+    );
+    this.#drops.ref(false);
+  }
+
+  onDrop(listener: (drop: DropInfo) => void): () => void {
+    this.#events.on('drop', listener);
+    return () => this.#events.off('drop', listener);
+  }
+
+  counters(hostIfname: string): EndpointCounters | undefined {
+    const ifindex = this.#ifindexOf(hostIfname);
+    if (ifindex === undefined || !this.#maps) return undefined;
+    const per = this.#maps.stats.get(ifindex);
+    if (!per) return undefined;
+    const total = sumPerCpu(per.map((s) => ({ tx_packets: s.tx_packets, tx_bytes: s.tx_bytes, rx_packets: s.rx_packets, rx_bytes: s.rx_bytes })));
+    const drops: Record<string, number> = {};
+    DROP_REASONS.forEach((name, i) => {
+      const n = per.reduce((sum, s) => sum + s.drops[i], 0);
+      if (n > 0) drops[name] = n;
+    });
+    return { rxPackets: total.rx_packets, rxBytes: total.rx_bytes, txPackets: total.tx_packets, txBytes: total.tx_bytes, drops };
+  }
+
+  #ifindexOf(ifname: string): number | undefined {
+    for (const [ifindex, name] of this.#ifnames) if (name === ifname) return ifindex;
+    try {
+      const ifindex = interfaceIndex(null, ifname);
+      this.#ifnames.set(ifindex, ifname);
+      return ifindex;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async ensureNetwork(net: NetworkSpec): Promise<void> {
+    const maps = this.#load();
+    const dev = await link(null, net.device);
+    if (!dev) throw new Error(`network ${net.name}: bridge "${net.device}" does not exist`);
+    const cidr = parseCidr(net.subnet)!;
+    maps.net.set(dev.ifindex, {
+      subnet: formatIPv4(cidr.addr),
+      mask: formatIPv4(maskOf(cidr.bits)),
+      gateway: net.gateway,
+      bridge_mac: dev.address!,
+      flags: netFlags(net),
+    });
+    this.#bridges.set(net.id, dev.ifindex);
+    await this.#refreshLocal(maps);
+  }
+
+  async removeNetwork(net: NetworkSpec): Promise<void> {
+    const maps = this.#load();
+    const ifindex = this.#bridges.get(net.id) ?? (await link(null, net.device))?.ifindex;
+    if (ifindex !== undefined) maps.net.delete(ifindex);
+    this.#bridges.delete(net.id);
+    await this.#refreshLocal(maps);
+  }
+
+  async ensureEndpoint(net: NetworkSpec, ep: EndpointSpec): Promise<void> {
+    const maps = this.#load();
+    if (!this.#bridges.has(net.id)) await this.ensureNetwork(net);
+    const ifindex = interfaceIndex(null, ep.hostIfname);
+    this.#ifnames.set(ifindex, ep.hostIfname);
+    const info: EndpointInfo = { addr: ep.ipv4, ifindex, net_ifindex: this.#bridges.get(net.id)!, mac: ep.mac, flags: 0 };
+    // Map entries first: the programs must know the endpoint before its first packet.
+    this.#ensureStats(maps, ifindex);
+    maps.epIfx.set(ifindex, info);
+    maps.ep.set(ep.ipv4, info);
+    this.#links!.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
+    this.#links!.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+  }
+
+  async removeEndpoint(_net: NetworkSpec, ep: EndpointSpec): Promise<void> {
+    const maps = this.#load();
+    this.#links!.remove(ep.hostIfname, 'ingress');
+    this.#links!.remove(ep.hostIfname, 'egress');
+    const ifindex = maps.ep.get(ep.ipv4)?.ifindex ?? this.#ifindexOf(ep.hostIfname);
+    if (ifindex !== undefined) {
+      maps.epIfx.delete(ifindex);
+      maps.stats.delete(ifindex);
+      this.#ifnames.delete(ifindex);
+    }
+    maps.ep.delete(ep.ipv4);
+    // Flows of a gone endpoint must not reach whoever gets its address next.
+    forgetAddress(maps.ct, ep.ipv4);
+  }
+
+  async publish(ports: readonly PortSpec[]): Promise<void> {
+    if (ports.length === 0) return;
+    const maps = this.#load();
+    maps.ports.setMany(ports.map((p) => [portKeyOf(p), { addr: p.containerIp, port: p.containerPort }] as const));
+  }
+
+  async unpublish(ports: readonly PortSpec[]): Promise<void> {
+    if (ports.length === 0) return;
+    const maps = this.#load();
+    const keys = ports.map(portKeyOf);
+    try {
+      maps.ports.deleteMany(keys);
+    } catch (err) {
+      if (!isBpfError(err, 'ENOENT')) throw err;
+      for (const k of keys) maps.ports.delete(k);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#gc) clearInterval(this.#gc);
+    this.#gc = undefined;
+    this.#drops?.close();
+    this.#drops = undefined;
+    for (const o of this.#objects) o.close();
+    this.#objects = [];
+    this.#maps = undefined;
+    this.#progs = undefined;
+  }
+
+  /** For tests: everything this datapath pinned, removed (links detached). */
+  async teardown(): Promise<void> {
+    const links = this.#links ?? new LinkSet(this.#pinRoot);
+    for (const l of links.pinned()) links.remove(l.ifname, l.direction);
+    await this.stop();
+    const { rmSync } = await import('node:fs');
+    rmSync(this.#pinRoot, { recursive: true, force: true });
+  }
+}
