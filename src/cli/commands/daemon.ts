@@ -1,0 +1,92 @@
+/**
+ * `bpfnet daemon`: parses the daemon's flags, then hands over to src/daemon/main.ts, loaded
+ * only now so that every other command starts without the daemon's code (and its native
+ * modules).
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { parseAddressPool } from '../../ipam/pools.js';
+import type { DaemonOptions, DatapathKind, LogLevel, RunDaemon } from '../daemon-options.js';
+import { ExitStatus } from '../errors.js';
+
+/** Loads the daemon module; tests pass their own. */
+export type DaemonLoader = () => Promise<unknown>;
+
+// Resolved at run time from a variable: tsc must not need the module to compile the CLI.
+const DAEMON_MODULE = new URL('../../daemon/main.js', import.meta.url).href;
+
+export const loadDaemonModule: DaemonLoader = () => import(DAEMON_MODULE);
+
+interface DaemonFlags {
+  root: string;
+  socket: string;
+  datapath: DatapathKind;
+  uplink?: string;
+  bip: string;
+  defaultAddressPool: string[];
+  instance: string;
+  logLevel: LogLevel;
+  ebpfCtMax?: string;
+  ebpfGcInterval?: string;
+  ebpfTimeouts?: string;
+}
+
+export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
+  program
+    .command('daemon')
+    .description('Run the bpfnet daemon (one per host)')
+    .option('--root <dir>', 'Root directory of persistent state', '/var/lib/bpfnet')
+    .option('--socket <path>', 'Unix socket to listen on', '/run/bpfnet.sock')
+    .addOption(new Option('--datapath <kind>', 'Packet datapath').choices(['ebpf', 'iptables']).default('ebpf'))
+    .option('--uplink <iface>', 'Uplink interface (default: the interface of the default route)')
+    .option('--bip <cidr>', "Default bridge's gateway address and prefix", '172.17.0.1/16')
+    .option('--default-address-pool <base=CIDR,size=N>', 'Default address pool for user-defined networks (repeatable)', collectPool, [])
+    .option('--instance <name>', 'Prefix of the kernel objects this daemon creates', 'bpfnet')
+    .addOption(new Option('-l, --log-level <level>', 'Set the logging level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .option('--ebpf-ct-max <entries>', 'ebpf datapath: connection-tracking table entries')
+    .option('--ebpf-gc-interval <seconds>', 'ebpf datapath: seconds between connection-table GC passes')
+    .option('--ebpf-timeouts <name=seconds,...>', 'ebpf datapath: connection timeouts, e.g. udp=30,tcp-established=3600')
+    .action(async (flags: DaemonFlags) => {
+      const options: DaemonOptions = {
+        root: flags.root,
+        socket: flags.socket,
+        datapath: flags.datapath,
+        ...(flags.uplink ? { uplink: flags.uplink } : {}),
+        bip: flags.bip,
+        defaultAddressPool: flags.defaultAddressPool,
+        instance: flags.instance,
+        logLevel: flags.logLevel,
+        ...(flags.ebpfCtMax ? { ebpfCtMax: flags.ebpfCtMax } : {}),
+        ...(flags.ebpfGcInterval ? { ebpfGcInterval: flags.ebpfGcInterval } : {}),
+        ...(flags.ebpfTimeouts ? { ebpfTimeouts: flags.ebpfTimeouts } : {}),
+      };
+      const runDaemon = await loadRunDaemon(load);
+      const status = await runDaemon(options);
+      if (typeof status === 'number' && status !== 0) throw new ExitStatus(status);
+    });
+}
+
+async function loadRunDaemon(load: DaemonLoader): Promise<RunDaemon> {
+  let mod: unknown;
+  try {
+    mod = await load();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes('daemon/main')) {
+      throw new ExitStatus(1, 'daemon not built: dist/src/daemon/main.js is missing (run scripts/bootstrap.sh)');
+    }
+    throw err;
+  }
+  const runDaemon = (mod as { runDaemon?: unknown } | null)?.runDaemon;
+  if (typeof runDaemon !== 'function') throw new ExitStatus(1, 'daemon not built: src/daemon/main.js exports no runDaemon(options)');
+  return runDaemon as RunDaemon;
+}
+
+/** Checked here with the daemon's own parser, so a typo fails before anything starts. */
+function collectPool(value: string, previous: readonly string[]): string[] {
+  try {
+    parseAddressPool(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return [...previous, value];
+}

@@ -1,0 +1,132 @@
+/** `bpfnet ps`, `inspect` and `rm`: docker's container listing, inspection and removal, for sandboxes. */
+import type { Command } from 'commander';
+import type { SandboxSummary } from '../../api/types.js';
+import { ApiError, segment } from '../client.js';
+import type { CliContext } from '../context.js';
+import { ExitStatus } from '../errors.js';
+import {
+  displayablePorts,
+  ellipsis,
+  goQuote,
+  goTimeString,
+  renderList,
+  row,
+  timeAgo,
+  truncateId,
+  type ListSpec,
+} from '../format.js';
+import { printInspect } from '../inspect.js';
+import { collectFilter, type Filters } from '../options.js';
+
+export function registerSandboxCommands(program: Command, cli: CliContext): void {
+  registerPs(program, cli);
+  registerInspect(program, cli);
+  registerRm(program, cli);
+}
+
+// ---------- ps ----------
+
+export function sandboxList(now: number): ListSpec<SandboxSummary> {
+  return {
+    table: 'table {{.ID}}\t{{.Name}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Networks}}',
+    headers: {
+      ID: 'SANDBOX ID',
+      Name: 'NAME',
+      Names: 'NAMES',
+      Command: 'COMMAND',
+      CreatedAt: 'CREATED AT',
+      RunningFor: 'CREATED',
+      Status: 'STATUS',
+      State: 'STATE',
+      Ports: 'PORTS',
+      Networks: 'NETWORKS',
+    },
+    row(s, trunc) {
+      const command = s.Command ?? '';
+      return row({
+        ID: trunc ? truncateId(s.Id ?? '') : (s.Id ?? ''),
+        Name: s.Name ?? '',
+        Names: s.Name ?? '',
+        Command: goQuote(trunc ? ellipsis(command, 20) : command),
+        // docker's Created is whole seconds: so is this column.
+        CreatedAt: goTimeString(s.Created?.replace(/\.\d+/, '')),
+        RunningFor: timeAgo(s.Created ?? '', now),
+        Status: s.Status ?? '',
+        State: s.State ?? '',
+        Ports: displayablePorts(s.Ports ?? []),
+        Networks: [...(s.Networks ?? [])].sort().join(','),
+      });
+    },
+  };
+}
+
+interface PsFlags {
+  all?: boolean;
+  quiet?: boolean;
+  format?: string;
+  trunc: boolean;
+  filter?: Filters;
+}
+
+function registerPs(program: Command, cli: CliContext): void {
+  program
+    .command('ps')
+    .description('List sandboxes')
+    .option('-a, --all', 'Show all sandboxes (default hides exited ones)')
+    .option('-f, --filter <filter>', 'Filter output based on conditions provided (e.g. "name=web")', collectFilter)
+    .option('--format <format>', "Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'")
+    .option('--no-trunc', "Don't truncate output")
+    .option('-q, --quiet', 'Only display sandbox IDs')
+    .action(async (flags: PsFlags) => {
+      const all = await cli
+        .client()
+        .json<SandboxSummary[]>('GET', '/sandboxes', { query: { filters: flags.filter?.toQuery() } });
+      // A sandbox without a process stays "created" while its namespace is up: only exited ones
+      // are hidden by default, unlike docker, which also hides created containers.
+      const shown = (all ?? []).filter((s) => flags.all || s.State !== 'exited');
+      const newestFirst = shown
+        .map((s, i) => ({ s, i, at: Date.parse(s.Created ?? '') || 0 }))
+        .sort((a, b) => b.at - a.at || a.i - b.i)
+        .map(({ s }) => s);
+      cli.print(renderList(newestFirst, sandboxList(cli.io.now()), { format: flags.format, quiet: flags.quiet, trunc: flags.trunc }));
+    });
+}
+
+// ---------- inspect ----------
+
+function registerInspect(program: Command, cli: CliContext): void {
+  program
+    .command('inspect')
+    .description('Display detailed information on one or more sandboxes')
+    .argument('<sandbox...>')
+    .option('-f, --format <format>', "Format output using a custom template: 'json', or a Go-like template")
+    .action(async (refs: string[], flags: { format?: string }) => {
+      const client = cli.client();
+      await printInspect(cli, refs, flags.format, (ref) => client.text('GET', `/sandboxes/${segment(ref)}`));
+    });
+}
+
+// ---------- rm ----------
+
+function registerRm(program: Command, cli: CliContext): void {
+  program
+    .command('rm')
+    .description('Remove one or more sandboxes')
+    .argument('<sandbox...>')
+    .option('-f, --force', 'Kill the process of a running sandbox and remove it; no error if it does not exist')
+    .action(async (refs: string[], flags: { force?: boolean }) => {
+      const client = cli.client();
+      const errors: string[] = [];
+      for (const ref of refs) {
+        try {
+          await client.send('DELETE', `/sandboxes/${segment(ref)}`, { query: { force: flags.force ? 1 : undefined } });
+          cli.print(`${ref}\n`);
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+          if (flags.force && err.status === 404) continue;
+          errors.push(err.display);
+        }
+      }
+      if (errors.length > 0) throw new ExitStatus(1, errors.join('\n'));
+    });
+}

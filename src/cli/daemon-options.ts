@@ -1,0 +1,35 @@
+/**
+ * What `bpfnet daemon` hands to `runDaemon(options)` of src/daemon/main.ts: its flags with the
+ * defaults applied. Values stay as typed (strings): the daemon resolves and checks them, so
+ * the rules live in one place (src/daemon/options.ts); the CLI only refuses what it can
+ * tell is malformed without looking at the host.
+ */
+
+export type DatapathKind = 'ebpf' | 'iptables';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface DaemonOptions {
+  /** State directory (the SQLite store and per-sandbox files). */
+  readonly root: string;
+  /** Path of the unix socket to listen on. */
+  readonly socket: string;
+  readonly datapath: DatapathKind;
+  /** Interface for masquerade and published ports; undefined: the default route's. */
+  readonly uplink?: string;
+  /** The default bridge's gateway address and prefix, e.g. 172.17.0.1/16. */
+  readonly bip: string;
+  /** `base=CIDR,size=N` entries, each already parsed once; empty: Docker's default pools. */
+  readonly defaultAddressPool: string[];
+  /** Prefix of every kernel object this daemon creates, so several daemons can share a host. */
+  readonly instance: string;
+  readonly logLevel: LogLevel;
+  /** ebpf datapath tuning, as typed (src/daemon/options.ts checks them): connection-table entries. */
+  readonly ebpfCtMax?: string;
+  /** Seconds between connection-table GC passes. */
+  readonly ebpfGcInterval?: string;
+  /** Per-state timeouts in seconds: "udp=30,tcp-established=3600". */
+  readonly ebpfTimeouts?: string;
+}
+
+/** The daemon's entry point: resolves once it is serving (or, with a number, when it has stopped with that status). */
+export type RunDaemon = (options: DaemonOptions) => Promise<void | number>;
