@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { networkRoutes } from '../api/routes/networks.js';
+import { observeRoutes } from '../api/routes/observe.js';
 import { sandboxRoutes } from '../api/routes/sandboxes.js';
 import { BPFNET_VERSION, systemRoutes } from '../api/routes/system.js';
 import { Router } from '../api/router.js';
@@ -59,7 +60,13 @@ export class Daemon {
     }
     const store = new SqliteStore(cfg.root);
     this.#store = store;
-    const datapath = await createDatapath(this.#settings.datapath, { linkPrefix: cfg.linkPrefix, instance: cfg.instance, uplink: cfg.uplink, root: cfg.root });
+    const datapath = await createDatapath(this.#settings.datapath, {
+      linkPrefix: cfg.linkPrefix,
+      instance: cfg.instance,
+      uplink: cfg.uplink,
+      root: cfg.root,
+      ebpf: this.#settings.ebpf,
+    });
     this.#datapath = datapath;
     const mutex = new Mutex();
     const drivers = { bridge: new BridgeDriver(), host: new HostDriver(), null: new NullDriver() };
@@ -84,6 +91,7 @@ export class Daemon {
     systemRoutes(router);
     networkRoutes(router, networks, store);
     sandboxRoutes(router, sandboxes, store, (netns) => (netns ? `/run/netns/${netns}` : cfg.hostNetnsPath));
+    observeRoutes(router, datapath, sandboxes, store);
     const server = createServer((req, res) => {
       router.handle(req, res).catch((err: unknown) => {
         this.#log.error(`unhandled: ${(err as Error).stack ?? err}`);

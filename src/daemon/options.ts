@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatCidr, formatIPv4, isMasked, masked, parseCidr } from '../ipam/ipv4.js';
 import { DEFAULT_POOLS, parseAddressPool } from '../ipam/pools.js';
+import type { EbpfTuning } from '../datapath/datapath.js';
 import type { EngineConfig } from '../networks/config.js';
 import { ipJson } from '../system/ip.js';
 
@@ -15,6 +16,10 @@ export interface DaemonFlags {
   defaultAddressPool?: string[];
   instance?: string;
   logLevel?: string;
+  /** ebpf tuning: connection-table entries, GC interval (s), timeouts "udp=30,tcp-established=3600". */
+  ebpfCtMax?: string | number;
+  ebpfGcInterval?: string | number;
+  ebpfTimeouts?: string;
 }
 
 export interface DaemonSettings {
@@ -22,6 +27,34 @@ export interface DaemonSettings {
   datapath: 'iptables' | 'ebpf';
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   engine: EngineConfig;
+  ebpf: EbpfTuning;
+}
+
+const TIMEOUT_NAMES = ['tcp-syn', 'tcp-established', 'tcp-fin', 'tcp-closed', 'udp', 'udp-stream', 'icmp'];
+
+function parseTuning(flags: DaemonFlags): EbpfTuning {
+  const tuning: EbpfTuning = {};
+  if (flags.ebpfCtMax !== undefined) {
+    const n = Number(flags.ebpfCtMax);
+    if (!Number.isInteger(n) || n < 16 || n > 16 * 1024 * 1024) throw new Error(`--ebpf-ct-max must be an integer between 16 and 16777216, not "${flags.ebpfCtMax}"`);
+    tuning.ctMax = n;
+  }
+  if (flags.ebpfGcInterval !== undefined) {
+    const s = Number(flags.ebpfGcInterval);
+    if (!(s > 0 && s <= 3600)) throw new Error(`--ebpf-gc-interval must be seconds between 0 and 3600, not "${flags.ebpfGcInterval}"`);
+    tuning.gcIntervalMs = Math.round(s * 1000);
+  }
+  if (flags.ebpfTimeouts) {
+    tuning.timeouts = {};
+    for (const kv of flags.ebpfTimeouts.split(',')) {
+      const [name, value] = kv.split('=');
+      const n = Number(value);
+      if (!TIMEOUT_NAMES.includes(name) || !Number.isInteger(n) || n < 1)
+        throw new Error(`--ebpf-timeouts: "${kv}" is not NAME=SECONDS with NAME one of ${TIMEOUT_NAMES.join(', ')}`);
+      tuning.timeouts[name] = n;
+    }
+  }
+  return tuning;
 }
 
 export const DEFAULTS = {
@@ -73,10 +106,12 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   } catch {
     /* no host resolvers: sandboxes get none */
   }
+  const ebpf = parseTuning(flags);
   return {
     socket: flags.socket ?? DEFAULTS.socket,
     datapath,
     logLevel,
+    ebpf,
     engine: {
       root: flags.root ?? DEFAULTS.root,
       instance,

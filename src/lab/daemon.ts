@@ -18,6 +18,8 @@ export interface LabDaemonOptions {
   /** Distinguishes several daemons in one lab (default "d"). */
   name?: string;
   extraArgs?: string[];
+  /** Extra environment (e.g. BPFNET_FAILPOINTS). */
+  env?: Record<string, string>;
 }
 
 export class LabDaemon {
@@ -69,7 +71,7 @@ export class LabDaemon {
       this.instance,
       ...(this.opts.extraArgs ?? []),
     ];
-    const child = this.lab.spawn(this.lab.host, process.execPath, args);
+    const child = this.lab.spawn(this.lab.host, process.execPath, args, { env: { ...process.env, ...(this.opts.env ?? {}) } });
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
@@ -108,8 +110,9 @@ export class LabDaemon {
     });
   }
 
-  async restart(): Promise<void> {
+  async restart(env?: Record<string, string>): Promise<void> {
     await this.stop();
+    if (env !== undefined) this.opts.env = env;
     await this.start();
   }
 

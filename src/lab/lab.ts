@@ -10,7 +10,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync
 import { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { run, runRaw, start, stop, type RunOptions, type RunResult } from '../system/exec.js';
-import { ensureAddress, ensureNetns, ensureVeth, ip, listNetns, removeNetns, setUp, sysctl, type Netns } from '../system/ip.js';
+import { ensureAddress, ensureNetns, ensureVeth, ip, listNetns, removeNetns, setUp, type Netns } from '../system/ip.js';
+import { writeSysctl } from '../system/sysctl.js';
 
 const REGISTRY = '/run/bpfnet-labs';
 const BPFFS = '/sys/fs/bpf';
@@ -73,7 +74,7 @@ export class Lab {
     lab.#save();
     try {
       await ensureNetns(hostName);
-      await sysctl(lab.host, 'net.ipv4.ip_forward', '1');
+      await writeSysctl({ netnsPath: lab.host.path }, 'net.ipv4.ip_forward', '1');
       if (opts.uplink !== false) {
         await ensureNetns(extName);
         await ensureVeth(lab.host, UPLINK.hostIf, lab.external, UPLINK.externalIf);

@@ -11,6 +11,7 @@ import { conflict, forbidden, invalid, notFound, ServiceError } from '../errors.
 import { Ipv4Allocator, type Pool } from '../ipam/allocator.js';
 import { formatIPv4, parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
+import { failpoint } from '../util/failpoint.js';
 import { newId } from '../util/ids.js';
 import { hostIfname, type EngineConfig } from './config.js';
 import type { DriverName, EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
@@ -125,6 +126,7 @@ export class Attachments {
     let built = ep;
     try {
       built = await driver.join(net, ep, target);
+      await failpoint('attach:after-join');
       if (net.driver === 'bridge') await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
       built = { ...built, state: 'active' };
       this.#store.endpoints.update(built);

@@ -83,3 +83,19 @@ export function stop(child: ChildProcess, graceMs = 2000): Promise<void> {
     child.kill('SIGTERM');
   });
 }
+
+/** Where a command runs: the caller's own network namespace, or the one at netnsPath. */
+export interface NetnsTarget {
+  /** A namespace file (/run/netns/NAME, /proc/PID/ns/net); absent: the caller's own namespace. */
+  readonly netnsPath?: string;
+}
+
+/** run() inside target's namespace (through nsenter, which keeps /sys as it is, unlike `ip netns exec`). */
+export function runIn(target: NetnsTarget, file: string, args: readonly string[], opts: RunOptions = {}): Promise<string> {
+  return target.netnsPath ? run('nsenter', [`--net=${target.netnsPath}`, '--', file, ...args], opts) : run(file, args, opts);
+}
+
+/** runRaw() inside target's namespace. */
+export function runRawIn(target: NetnsTarget, file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return target.netnsPath ? runRaw('nsenter', [`--net=${target.netnsPath}`, '--', file, ...args], opts) : runRaw(file, args, opts);
+}

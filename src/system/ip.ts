@@ -96,7 +96,7 @@ export async function ensureAddress(ns: Netns | null, ifname: string, cidr: stri
   try {
     await ip(ns, ['addr', 'add', cidr, 'dev', ifname]);
   } catch (err) {
-    if (err instanceof CommandError && /File exists/.test(err.stderr)) return;
+    if (err instanceof CommandError && /File exists|already assigned/.test(err.stderr)) return;
     throw new Error(`could not add address ${cidr} to "${ifname}"${ns ? ` in "${ns.name}"` : ''}: ${(err as Error).message}`);
   }
 }
@@ -105,7 +105,3 @@ export async function setUp(ns: Netns | null, ifname: string): Promise<void> {
   await ip(ns, ['link', 'set', ifname, 'up']);
 }
 
-/** Writes a sysctl inside ns (sysctl's /proc/sys/net is the writer's namespace's). */
-export async function sysctl(ns: Netns, key: string, value: string): Promise<void> {
-  await run('nsenter', [`--net=${ns.path}`, 'sysctl', '-q', '-w', `${key}=${value}`]);
-}

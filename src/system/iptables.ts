@@ -1,24 +1,17 @@
 /**
- * iptables (Debian's, on the nf_tables backend) and the kernel settings its rules depend
- * on: forwarding sysctls and the bridge-port hairpin flag. Every call acts on the caller's
+ * iptables (Debian's, on the nf_tables backend) and the bridge-port hairpin flag its
+ * hairpin NAT depends on. Every call acts on the caller's
  * own network namespace, or on the one at `netnsPath` (through nsenter, which keeps /sys
  * as it is, unlike `ip netns exec`) so tests can aim it at a lab namespace.
  */
-import { CommandError, run, runRaw, type RunResult } from './exec.js';
-
-export interface NetnsTarget {
-  /** A namespace file (/run/netns/NAME, /proc/PID/ns/net); absent: the caller's own namespace. */
-  readonly netnsPath?: string;
-}
+import { CommandError, runIn, runRawIn, type NetnsTarget, type RunResult } from './exec.js';
 
 function exec(target: NetnsTarget, file: string, args: readonly string[], input?: string): Promise<string> {
-  const opts = input === undefined ? {} : { input };
-  return target.netnsPath ? run('nsenter', [`--net=${target.netnsPath}`, '--', file, ...args], opts) : run(file, args, opts);
+  return runIn(target, file, args, input === undefined ? {} : { input });
 }
 
 function execRaw(target: NetnsTarget, file: string, args: readonly string[], input?: string): Promise<RunResult> {
-  const opts = input === undefined ? {} : { input };
-  return target.netnsPath ? runRaw('nsenter', [`--net=${target.netnsPath}`, '--', file, ...args], opts) : runRaw(file, args, opts);
+  return runRawIn(target, file, args, input === undefined ? {} : { input });
 }
 
 /** Where a failed restore stopped: iptables-restore names the line ("Error occurred at line: 8", "line 8 failed"). */
@@ -56,16 +49,6 @@ export async function iptablesListChain(target: NetnsTarget, table: string, chai
   // iptables-nft reports a missing chain as "chain `X' in table `t' is incompatible".
   if (/No chain|does not exist|is incompatible/i.test(r.stderr)) return undefined;
   throw new CommandError(`iptables -t ${table} -S ${chain}`, r.code, r.stdout, r.stderr);
-}
-
-/** A sysctl as slash-separated path under /proc/sys (so interface names with dots stay intact); undefined if absent. */
-export async function readSysctl(target: NetnsTarget, key: string): Promise<string | undefined> {
-  const r = await execRaw(target, 'sysctl', ['-n', key]);
-  return r.code === 0 ? r.stdout.trim() : undefined;
-}
-
-export async function writeSysctl(target: NetnsTarget, key: string, value: string): Promise<void> {
-  await exec(target, 'sysctl', ['-q', '-w', `${key}=${value}`]);
 }
 
 /** Turns hairpin on for bridge ports (frames may leave by the port they came in: needed for DNAT back to the sender). */

@@ -39,6 +39,7 @@ import type {
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
 import { ipJson, link } from '../../system/ip.js';
+import { ensureSysctl } from '../../system/sysctl.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { collectExpired, forgetAddress } from './conntrack.js';
 import { LinkSet } from './links.js';
@@ -204,6 +205,9 @@ export class EbpfDatapath implements Datapath, Observable {
   }
 
   async start(desired: DesiredState): Promise<void> {
+    // Replies to host processes re-enter through lo with their original (local) addresses,
+    // 127.0.0.1 included; lo must accept them without a route cached on the packet.
+    for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl({}, key, '1');
     const maps = this.#load();
     const progs = this.#progs!;
     const links = this.#links!;

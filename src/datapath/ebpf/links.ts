@@ -15,8 +15,9 @@ export class LinkSet {
     mkdirSync(this.#dir, { recursive: true });
   }
 
+  // bpffs refuses names with '.', which interface names may contain: encode it.
   #pin(ifname: string, direction: TcDirection): string {
-    return join(this.#dir, `${ifname}.${direction}`);
+    return join(this.#dir, `${ifname.replace(/%/g, '%25').replace(/\./g, '%2e')}@${direction}`);
   }
 
   /** Makes sure `program` is attached at ifname's tc hook in netns (null: ours). */
@@ -63,8 +64,8 @@ export class LinkSet {
   /** Interface names with a pinned link. */
   pinned(): Array<{ ifname: string; direction: TcDirection }> {
     return readdirSync(this.#dir).map((n) => {
-      const dot = n.lastIndexOf('.');
-      return { ifname: n.slice(0, dot), direction: n.slice(dot + 1) as TcDirection };
+      const at = n.lastIndexOf('@');
+      return { ifname: decodeURIComponent(n.slice(0, at)), direction: n.slice(at + 1) as TcDirection };
     });
   }
 }

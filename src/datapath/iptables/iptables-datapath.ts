@@ -31,15 +31,9 @@ import {
   type SavedTable,
   type Table,
 } from './rules.js';
-import {
-  iptablesListChain,
-  iptablesRestore,
-  iptablesSave,
-  readSysctl,
-  setHairpin,
-  writeSysctl,
-  type NetnsTarget,
-} from '../../system/iptables.js';
+import { iptablesListChain, iptablesRestore, iptablesSave, setHairpin } from '../../system/iptables.js';
+import type { NetnsTarget } from '../../system/exec.js';
+import { readSysctl, writeSysctl } from '../../system/sysctl.js';
 
 export interface IptablesDatapathOptions {
   /** Act on this namespace instead of the daemon's own (tests aim it at a lab's host). */

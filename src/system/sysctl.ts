@@ -1,0 +1,17 @@
+/** Kernel parameters of a network namespace (net.* sysctls are per namespace). */
+import { runIn, runRawIn, type NetnsTarget } from './exec.js';
+
+/** A sysctl by dotted name or slash-separated path under /proc/sys (so interface names with dots stay intact); undefined if absent. */
+export async function readSysctl(target: NetnsTarget, key: string): Promise<string | undefined> {
+  const r = await runRawIn(target, 'sysctl', ['-n', key]);
+  return r.code === 0 ? r.stdout.trim() : undefined;
+}
+
+export async function writeSysctl(target: NetnsTarget, key: string, value: string): Promise<void> {
+  await runIn(target, 'sysctl', ['-q', '-w', `${key}=${value}`]);
+}
+
+/** Writes key only when it differs (avoids needless writes on every start). */
+export async function ensureSysctl(target: NetnsTarget, key: string, value: string): Promise<void> {
+  if ((await readSysctl(target, key)) !== value) await writeSysctl(target, key, value);
+}

@@ -1,0 +1,3 @@
+import { behaviourSuite } from '../contract/behaviour-suite.js';
+
+behaviourSuite('iptables');
