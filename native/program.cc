@@ -123,7 +123,7 @@ Napi::Value ProgramHandle::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// testRun({ data, repeat?, ctx?, dataOutSize? }) -> { retval, data, duration, ctx? }  (BPF_PROG_TEST_RUN)
+// testRun({ data, repeat?, ctx?, dataOutSize?, netns? }) -> { retval, data, duration, ctx? }  (BPF_PROG_TEST_RUN)
 Napi::Value ProgramHandle::TestRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = Fd(env, "testRun");
@@ -154,12 +154,21 @@ Napi::Value ProgramHandle::TestRun(const Napi::CallbackInfo& info) {
     ctx_in.assign(c.Data(), c.Data() + c.Length());
     ctx_out.resize(c.Length());
   }
+  std::string netns;
+  Napi::Value ns = o.Get("netns");
+  if (!ns.IsUndefined() && !ns.IsNull()) {
+    if (!ns.IsString()) ThrowType(env, "testRun: netns must be a string");
+    netns = ns.As<Napi::String>().Utf8Value();
+  }
   LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.Data(), .data_out = out.data(),
               .data_size_in = static_cast<uint32_t>(in.Length()), .data_size_out = static_cast<uint32_t>(out_size),
               .ctx_in = ctx_in.empty() ? nullptr : ctx_in.data(), .ctx_out = ctx_out.empty() ? nullptr : ctx_out.data(),
               .ctx_size_in = static_cast<uint32_t>(ctx_in.size()), .ctx_size_out = static_cast<uint32_t>(ctx_out.size()),
               .repeat = static_cast<int>(repeat));
-  if (bpf_prog_test_run_opts(fd, &opts) != 0) ThrowErrno(env, errno, "program \"" + name_ + "\" testRun");
+  // In a namespace, ctx.ifindex and FIB lookups refer to that namespace's devices and routes.
+  std::string detail;
+  int rc = RunInNetns(netns, [&]() -> int { return bpf_prog_test_run_opts(fd, &opts) == 0 ? 0 : -errno; }, &detail);
+  if (rc != 0) ThrowErrno(env, rc, "program \"" + name_ + "\" testRun" + (detail.empty() ? "" : ": " + detail));
   Napi::Object r = Napi::Object::New(env);
   r.Set("retval", static_cast<double>(opts.retval));
   r.Set("duration", static_cast<double>(opts.duration));

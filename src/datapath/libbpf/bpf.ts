@@ -273,8 +273,8 @@ export class BpfProgram {
     return this.#raw;
   }
 
-  /** Runs the program once (or `repeat` times) on a packet via BPF_PROG_TEST_RUN. */
-  testRun(data: Buffer, opts: { repeat?: number; ctx?: Buffer; dataOutSize?: number } = {}): NativeTestRunResult {
+  /** Runs the program once (or `repeat` times) on a packet via BPF_PROG_TEST_RUN, optionally inside a namespace. */
+  testRun(data: Buffer, opts: { repeat?: number; ctx?: Buffer; dataOutSize?: number; netns?: string } = {}): NativeTestRunResult {
     return this.#raw.testRun({ data, ...opts });
   }
 

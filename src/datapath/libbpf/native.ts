@@ -58,7 +58,7 @@ export interface NativeTestRunResult {
 export interface NativeProgram {
   readonly fd: number;
   info(): { name: string; id: number; type: number; tag: string };
-  testRun(opts: { data: Buffer; repeat?: number; ctx?: Buffer; dataOutSize?: number }): NativeTestRunResult;
+  testRun(opts: { data: Buffer; repeat?: number; ctx?: Buffer; dataOutSize?: number; netns?: string }): NativeTestRunResult;
   attachXdp(netns: string | null, ifname: string, mode?: 'native' | 'generic' | 'auto'): NativeLink;
   attachTcx(netns: string | null, ifname: string, direction: 'ingress' | 'egress'): NativeLink;
   attachCgroup(cgroupPath: string, attachType: number): NativeLink;
