@@ -17,6 +17,7 @@ import { bindingsClash, expandPortRequest, parsePortSpec } from '../networks/por
 import type { NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { ensureNetns, removeNetns } from '../system/ip.js';
+import { writeSysctls } from '../system/sysctl.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
 import type { Mutex } from '../util/mutex.js';
 import { parseResolvConf, removeSandboxFiles, writeSandboxFiles, type HostsEntry } from './files.js';
@@ -38,6 +39,15 @@ export interface CreateSandboxRequest {
 
 /** Supplies the resolver a sandbox should use: the embedded DNS for user-defined networks (set by dns/). */
 export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | undefined) => { nameservers: string[]; options: string[] } | undefined;
+
+/**
+ * A new sandbox namespace: loopback up and, as Docker does for IPv4-only networks, IPv6 off
+ * (set as the default before any interface arrives, so none gets a link-local address).
+ */
+export async function prepareNamespace(name: string): Promise<void> {
+  const ns = await ensureNetns(name);
+  await writeSysctls({ netnsPath: ns.path }, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
+}
 
 export class SandboxService {
   readonly #store: Store;
@@ -177,7 +187,7 @@ export class SandboxService {
         return this.#attachments.reserve(sb, net, attach);
       });
       try {
-        if (sb.netns) await ensureNetns(sb.netns);
+        if (sb.netns) await prepareNamespace(sb.netns);
         await this.#attachments.build(sb, ep);
         this.#files(sb);
       } catch (err) {

@@ -102,6 +102,6 @@ export async function ensureAddress(ns: Netns | null, ifname: string, cidr: stri
 }
 
 export async function setUp(ns: Netns | null, ifname: string): Promise<void> {
-  await ip(ns, ['link', 'set', ifname, 'up']);
+  await ip(ns, ['link', 'set', 'dev', ifname, 'up']);
 }
 

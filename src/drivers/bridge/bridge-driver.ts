@@ -36,9 +36,10 @@ export class BridgeDriver implements Driver {
       }
     }
     const mtu = net.options[BridgeOption.mtu];
-    if (mtu) await ip(HOST, ['link', 'set', dev, 'mtu', mtu]);
+    if (mtu) await ip(HOST, ['link', 'set', 'dev', dev, 'mtu', mtu]);
     await ensureAddress(HOST, dev, `${net.gateway}/${prefixOf(net)}`);
-    await ip(HOST, ['link', 'set', dev, 'up']);
+    // No IPv6 link-local address (IPv4-only networks, as Docker): the bridge stays silent.
+    await ip(HOST, ['link', 'set', 'dev', dev, 'addrgenmode', 'none', 'up']);
   }
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
@@ -57,15 +58,10 @@ export class BridgeDriver implements Driver {
       }
     }
     const mtu = net.options[BridgeOption.mtu];
-    if (mtu) {
-      await ip(HOST, ['link', 'set', hostIf, 'mtu', mtu]);
-      await ip(ns, ['link', 'set', ep.ifname, 'mtu', mtu]);
-    }
-    await ip(HOST, ['link', 'set', hostIf, 'master', net.device!]);
-    await ip(HOST, ['link', 'set', hostIf, 'up']);
-    await ip(ns, ['link', 'set', ep.ifname, 'address', mac]);
+    await ip(HOST, ['link', 'set', 'dev', hostIf, ...(mtu ? ['mtu', mtu] : []), 'master', net.device!, 'addrgenmode', 'none', 'up']);
+    await ip(ns, ['link', 'set', 'dev', ep.ifname, ...(mtu ? ['mtu', mtu] : []), 'address', mac]);
     await ensureAddress(ns, ep.ifname, `${ep.ipv4}/${prefixOf(net)}`);
-    await ip(ns, ['link', 'set', ep.ifname, 'up']);
+    await ip(ns, ['link', 'set', 'dev', ep.ifname, 'up']);
     return { ...ep, mac, prefixLength: prefixOf(net) };
   }
 
