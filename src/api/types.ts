@@ -15,6 +15,7 @@
  *   GET    /sandboxes                   -> SandboxSummary[] (every state), ?filters={"name":{"x":true}}
  *   GET    /sandboxes/{ref}             -> SandboxInspect
  *   DELETE /sandboxes/{ref}?force=1     -> 204 (409 if running and not forced)
+ *   POST   /sandboxes/{ref}/rename?name=NEW -> 204 (400 invalid or same name, 404 unknown, 409 name in use)
  *   GET    /sandboxes/{ref}/stats       -> SandboxStats (datapath counters; ebpf datapath)
  *   GET    /events/drops                -> DropEvent stream (NDJSON) until the client closes
  * {ref} is a name, a full id or a unique id prefix, as for networks.

@@ -29,6 +29,8 @@ export interface DaemonOptions {
   readonly ebpfGcInterval?: string;
   /** Per-state timeouts in seconds: "udp=30,tcp-established=3600". */
   readonly ebpfTimeouts?: string;
+  /** Default upstream DNS servers (--dns, repeatable), as typed; empty: the host's resolv.conf. */
+  readonly dns?: string[];
 }
 
 /** The daemon's entry point: resolves once it is serving (or, with a number, when it has stopped with that status). */

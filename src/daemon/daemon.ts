@@ -16,9 +16,11 @@ import { createDatapath } from '../datapath/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
 import { NullDriver } from '../drivers/none/null-driver.js';
+import { EmbeddedDns } from '../dns/embedded-dns.js';
 import { Attachments } from '../networks/attachments.js';
 import { NetworkService } from '../networks/service.js';
 import { SandboxService } from '../sandboxes/service.js';
+import { ObservedStore } from '../store/observed-store.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { Mutex } from '../util/mutex.js';
@@ -44,6 +46,7 @@ export class Daemon {
   #store?: Store;
   #datapath?: Datapath;
   #server?: Server;
+  #dns?: EmbeddedDns;
   networks?: NetworkService;
   sandboxes?: SandboxService;
 
@@ -58,7 +61,8 @@ export class Daemon {
       if (await socketInUse(socket)) throw new Error(`another daemon is already listening on ${socket}`);
       unlinkSync(socket);
     }
-    const store = new SqliteStore(cfg.root);
+    // Observed: the embedded DNS rebuilds its names whenever anything was written.
+    const store = new ObservedStore(new SqliteStore(cfg.root));
     this.#store = store;
     const datapath = await createDatapath(this.#settings.datapath, {
       linkPrefix: cfg.linkPrefix,
@@ -75,6 +79,10 @@ export class Daemon {
     const sandboxes = new SandboxService(store, networks, cfg, mutex);
     this.networks = networks;
     this.sandboxes = sandboxes;
+    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log });
+    this.#dns = dns;
+    sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
+    networks.listeners.add(() => dns.sync());
 
     this.#ensurePredefined(store, networks);
     const t0 = Date.now();
@@ -86,6 +94,9 @@ export class Daemon {
           : '') +
         (report.strayNamespaces.length + report.strayLinks.length > 0 ? `; removed strays ${[...report.strayNamespaces, ...report.strayLinks].join(', ')}` : ''),
     );
+
+    await dns.sync();
+    this.#log.info(`embedded DNS on ${dns.listening.map((a) => `${a}:53`).join(', ') || 'no networks yet'}, upstreams ${dns.upstreams.map((u) => u.address).join(', ')}`);
 
     const router = new Router(`bpfnet/${BPFNET_VERSION} (linux)`);
     systemRoutes(router);
@@ -133,6 +144,7 @@ export class Daemon {
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
+    await this.#dns?.stop();
     await this.#datapath?.stop();
     this.#store?.close();
     if (existsSync(this.#settings.socket)) unlinkSync(this.#settings.socket);

@@ -1,7 +1,7 @@
 /** `bpfnet daemon` flags -> the engine's configuration, with DESIGN.md's defaults. */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { formatCidr, formatIPv4, isMasked, masked, parseCidr } from '../ipam/ipv4.js';
+import { formatCidr, formatIPv4, isMasked, masked, parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import { DEFAULT_POOLS, parseAddressPool } from '../ipam/pools.js';
 import type { EbpfTuning } from '../datapath/datapath.js';
 import type { EngineConfig } from '../networks/config.js';
@@ -20,6 +20,8 @@ export interface DaemonFlags {
   ebpfCtMax?: string | number;
   ebpfGcInterval?: string | number;
   ebpfTimeouts?: string;
+  /** Default upstream DNS servers (repeatable --dns), instead of the host's resolv.conf. */
+  dns?: string[];
 }
 
 export interface DaemonSettings {
@@ -28,6 +30,8 @@ export interface DaemonSettings {
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   engine: EngineConfig;
   ebpf: EbpfTuning;
+  /** --dns: the upstreams of the embedded DNS and the nameservers of sandboxes outside it; empty: the host's. */
+  dns: string[];
 }
 
 const TIMEOUT_NAMES = ['tcp-syn', 'tcp-established', 'tcp-fin', 'tcp-closed', 'udp', 'udp-stream', 'icmp'];
@@ -107,11 +111,14 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
     /* no host resolvers: sandboxes get none */
   }
   const ebpf = parseTuning(flags);
+  const dns = flags.dns ?? [];
+  for (const server of dns) if (parseIPv4(server) === undefined) throw new Error(`--dns must be an IPv4 address, not "${server}"`);
   return {
     socket: flags.socket ?? DEFAULTS.socket,
     datapath,
     logLevel,
     ebpf,
+    dns,
     engine: {
       root: flags.root ?? DEFAULTS.root,
       instance,

@@ -59,6 +59,8 @@ export class NetworkService {
   readonly #cfg: EngineConfig;
   readonly #mutex: Mutex;
   readonly attachments: Attachments;
+  /** Awaited after networks were created or removed (the embedded DNS listens on their gateways). */
+  readonly listeners = new Set<() => void | Promise<void>>();
 
   constructor(store: Store, attachments: Attachments, datapath: Datapath, cfg: EngineConfig, mutex: Mutex) {
     this.#store = store;
@@ -239,6 +241,7 @@ export class NetworkService {
         });
         throw err;
       }
+      await this.#changed();
       return { id: net.id, warning: '' };
     });
   }
@@ -257,7 +260,12 @@ export class NetworkService {
         this.#store.networks.delete(net.id);
         this.#store.ipam.dropPool(net.id);
       });
+      await this.#changed();
     });
+  }
+
+  async #changed(): Promise<void> {
+    for (const listener of this.listeners) await listener();
   }
 
   prune(filtersText?: string | null): Promise<string[]> {
@@ -278,6 +286,7 @@ export class NetworkService {
         });
         deleted.push(net.name);
       }
+      if (deleted.length > 0) await this.#changed();
       return deleted;
     });
   }

@@ -37,7 +37,10 @@ export interface CreateSandboxRequest {
   start?: boolean;
 }
 
-/** Supplies the resolver a sandbox should use: the embedded DNS for user-defined networks (set by dns/). */
+/**
+ * Decides a sandbox's resolv.conf nameservers and options (set by dns/: the embedded DNS's
+ * address on user-defined networks, the host's resolvers elsewhere); undefined: the host's.
+ */
 export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | undefined) => { nameservers: string[]; options: string[] } | undefined;
 
 /**
@@ -152,6 +155,21 @@ export class SandboxService {
   /** Rewrites a sandbox's /etc files (its endpoints or the names it should see changed). */
   rewriteFiles(sb: SandboxRecord): void {
     this.#files(sb);
+  }
+
+  /** Docker's rename: the sandbox is found, and resolved by the embedded DNS, under the new name at once. */
+  rename(ref: string, name: string): Promise<SandboxRecord> {
+    return this.#mutex.run(async () => {
+      if (!ref || !name) throw invalid('Neither old nor new names may be empty');
+      const sb = this.resolve(ref);
+      validateName('sandbox', name);
+      if (sb.name === name) throw invalid('Renaming a sandbox with the same name as its current name');
+      const taken = this.#store.sandboxes.all().find((s) => s.name === name);
+      if (taken) throw conflict(`the sandbox name "${name}" is already in use by sandbox ${taken.id.slice(0, 12)}: remove or rename it to reuse the name`);
+      const renamed: SandboxRecord = { ...sb, name };
+      this.#store.sandboxes.update(renamed);
+      return renamed;
+    });
   }
 
   create(req: CreateSandboxRequest): Promise<{ id: string; warnings: string[] }> {

@@ -120,6 +120,14 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
     await streamChild(res, child);
   });
 
+  const rename = async (req: { params: Record<string, string>; query: URLSearchParams }, res: ServerResponse) => {
+    await sandboxes.rename(req.params.id, req.query.get('name') ?? '');
+    sendEmpty(res, 204);
+  };
+  router.on('POST', '/sandboxes/{id}/rename', rename);
+  // docker rename speaks to this one.
+  router.on('POST', '/containers/{id}/rename', rename);
+
   router.on('DELETE', '/sandboxes/{id}', async (req, res) => {
     const force = ['1', 'true'].includes(req.query.get('force') ?? '');
     await sandboxes.remove(req.params.id, force);

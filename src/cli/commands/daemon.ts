@@ -4,6 +4,7 @@
  * modules).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { isIPv4 } from '../../ipam/ipv4.js';
 import { parseAddressPool } from '../../ipam/pools.js';
 import type { DaemonOptions, DatapathKind, LogLevel, RunDaemon } from '../daemon-options.js';
 import { ExitStatus } from '../errors.js';
@@ -28,6 +29,7 @@ interface DaemonFlags {
   ebpfCtMax?: string;
   ebpfGcInterval?: string;
   ebpfTimeouts?: string;
+  dns: string[];
 }
 
 export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
@@ -45,6 +47,7 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--ebpf-ct-max <entries>', 'ebpf datapath: connection-tracking table entries')
     .option('--ebpf-gc-interval <seconds>', 'ebpf datapath: seconds between connection-table GC passes')
     .option('--ebpf-timeouts <name=seconds,...>', 'ebpf datapath: connection timeouts, e.g. udp=30,tcp-established=3600')
+    .option('--dns <ip>', "DNS server for sandboxes and upstream of the embedded DNS (repeatable; default: the host's resolv.conf)", collectDns, [])
     .action(async (flags: DaemonFlags) => {
       const options: DaemonOptions = {
         root: flags.root,
@@ -58,6 +61,7 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
         ...(flags.ebpfCtMax ? { ebpfCtMax: flags.ebpfCtMax } : {}),
         ...(flags.ebpfGcInterval ? { ebpfGcInterval: flags.ebpfGcInterval } : {}),
         ...(flags.ebpfTimeouts ? { ebpfTimeouts: flags.ebpfTimeouts } : {}),
+        ...(flags.dns.length > 0 ? { dns: flags.dns } : {}),
       };
       const runDaemon = await loadRunDaemon(load);
       const status = await runDaemon(options);
@@ -88,5 +92,10 @@ function collectPool(value: string, previous: readonly string[]): string[] {
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
+  return [...previous, value];
+}
+
+function collectDns(value: string, previous: readonly string[]): string[] {
+  if (!isIPv4(value)) throw new InvalidArgumentError(`"${value}" is not an IPv4 address`);
   return [...previous, value];
 }

@@ -1,4 +1,4 @@
-/** `bpfnet ps`, `inspect` and `rm`: docker's container listing, inspection and removal, for sandboxes. */
+/** `bpfnet ps`, `inspect`, `rm` and `rename`: docker's container listing, inspection, removal and renaming, for sandboxes. */
 import type { Command } from 'commander';
 import type { SandboxSummary } from '../../api/types.js';
 import { ApiError, segment } from '../client.js';
@@ -22,6 +22,7 @@ export function registerSandboxCommands(program: Command, cli: CliContext): void
   registerPs(program, cli);
   registerInspect(program, cli);
   registerRm(program, cli);
+  registerRename(program, cli);
 }
 
 // ---------- ps ----------
@@ -128,5 +129,18 @@ function registerRm(program: Command, cli: CliContext): void {
         }
       }
       if (errors.length > 0) throw new ExitStatus(1, errors.join('\n'));
+    });
+}
+
+// ---------- rename ----------
+
+function registerRename(program: Command, cli: CliContext): void {
+  program
+    .command('rename')
+    .description('Rename a sandbox (its DNS name changes at once)')
+    .argument('<sandbox>')
+    .argument('<new-name>')
+    .action(async (ref: string, name: string) => {
+      await cli.client().send('POST', `/sandboxes/${segment(ref)}/rename`, { query: { name } });
     });
 }

@@ -1,0 +1,86 @@
+/**
+ * A Store that counts its writes. Readers that keep a derived index (the embedded DNS's
+ * names) compare `version` with the one they built from and rebuild when it moved, so every
+ * write, through whatever service or reconcile path, is seen at once without each writer
+ * having to announce it.
+ */
+import type { RecordTable, Store } from './store.js';
+
+/** Something whose content changes exactly when `version` does. */
+export interface Versioned {
+  readonly version: number;
+}
+
+export class ObservedStore implements Store, Versioned {
+  readonly #inner: Store;
+  #version = 0;
+  readonly networks: Store['networks'];
+  readonly sandboxes: Store['sandboxes'];
+  readonly endpoints: Store['endpoints'];
+  readonly ports: Store['ports'];
+  readonly ipam: Store['ipam'];
+
+  constructor(inner: Store) {
+    this.#inner = inner;
+    const bump = <A extends unknown[], R>(fn: (...args: A) => R) => (...args: A): R => {
+      const r = fn(...args);
+      this.#version++;
+      return r;
+    };
+    const table = <T extends { id: string }>(t: RecordTable<T>): RecordTable<T> => ({
+      all: () => t.all(),
+      get: (id) => t.get(id),
+      insert: bump((r: T) => t.insert(r)),
+      update: bump((r: T) => t.update(r)),
+      delete: bump((id: string) => t.delete(id)),
+    });
+    this.networks = table(inner.networks);
+    this.sandboxes = table(inner.sandboxes);
+    this.endpoints = {
+      ...table(inner.endpoints),
+      forNetwork: (id) => inner.endpoints.forNetwork(id),
+      forSandbox: (id) => inner.endpoints.forSandbox(id),
+    };
+    this.ports = {
+      all: () => inner.ports.all(),
+      forSandbox: (id) => inner.ports.forSandbox(id),
+      insert: bump((p) => inner.ports.insert(p)),
+      deleteForSandbox: bump((id) => inner.ports.deleteForSandbox(id)),
+    };
+    this.ipam = {
+      holder: (pool, address) => inner.ipam.holder(pool, address),
+      reserve: bump((pool: string, address: number, owner: string) => inner.ipam.reserve(pool, address, owner)),
+      release: bump((pool: string, address: number) => inner.ipam.release(pool, address)),
+      lastAllocated: (pool) => inner.ipam.lastAllocated(pool),
+      setLastAllocated: bump((pool: string, address: number) => inner.ipam.setLastAllocated(pool, address)),
+      releaseOwner: bump((owner: string) => inner.ipam.releaseOwner(owner)),
+      dropPool: bump((pool: string) => inner.ipam.dropPool(pool)),
+    };
+  }
+
+  /** Moves on every write (also one a transaction later rolls back: a spurious rebuild is harmless). */
+  get version(): number {
+    return this.#version;
+  }
+
+  transaction<T>(fn: () => T): T {
+    try {
+      return this.#inner.transaction(fn);
+    } finally {
+      this.#version++;
+    }
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.#inner.getMeta(key);
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#inner.setMeta(key, value);
+    this.#version++;
+  }
+
+  close(): void {
+    this.#inner.close();
+  }
+}
