@@ -23,6 +23,16 @@ export function ip(ns: Netns | null, args: readonly string[]): Promise<string> {
   return run('ip', ns ? ['-n', ns.name, ...args] : [...args]);
 }
 
+/**
+ * Several `ip` commands in one process (`ip -batch`), in order, stopping at the first failure.
+ * Arguments must not contain whitespace (names, addresses and keywords never do).
+ */
+export function ipBatch(ns: Netns | null, commands: ReadonlyArray<readonly string[]>): Promise<string> {
+  if (commands.length === 0) return Promise.resolve('');
+  const input = commands.map((c) => c.join(' ')).join('\n') + '\n';
+  return run('ip', [...(ns ? ['-n', ns.name] : []), '-batch', '-'], { input });
+}
+
 /** `ip -j` in namespace ns, parsed. */
 export async function ipJson<T = unknown>(ns: Netns | null, args: readonly string[]): Promise<T> {
   const out = await run('ip', ns ? ['-j', '-n', ns.name, ...args] : ['-j', ...args]);

@@ -49,3 +49,14 @@ export async function ping(lab: Lab, ns: Netns, host: string): Promise<boolean> 
   const r = await lab.execRaw(ns, 'ping', ['-c', '1', '-W', '1', '-q', host]);
   return r.code === 0;
 }
+
+/** Resolves once a TCP connect from ns to host:port succeeds (a server is listening). */
+export async function waitPort(lab: Lab, ns: Netns, host: string, port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const script = `const s=require('net').connect(${port},'${host}');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),500)`;
+  while (Date.now() < deadline) {
+    if ((await lab.execRaw(ns, process.execPath, ['-e', script])).code === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on ${host}:${port} in ${ns.name}`);
+}

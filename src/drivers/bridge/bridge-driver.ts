@@ -4,8 +4,7 @@
  * address, a MAC derived from it, and the default route via the primary network's gateway).
  * Forwarding policy on top (iptables rules or BPF programs) is the datapath's.
  */
-import { CommandError } from '../../system/exec.js';
-import { ensureAddress, ip, link, type Netns } from '../../system/ip.js';
+import { ip, ipBatch, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { BridgeOption } from '../../networks/model.js';
 import { macForIPv4, type Driver, type SandboxTarget } from '../driver.js';
@@ -28,18 +27,19 @@ export class BridgeDriver implements Driver {
 
   async createNetwork(net: NetworkRecord): Promise<void> {
     const dev = net.device!;
-    if (!(await link(HOST, dev))) {
-      try {
-        await ip(HOST, ['link', 'add', 'name', dev, 'type', 'bridge']);
-      } catch (err) {
-        if (!(err instanceof CommandError && /File exists/.test(err.stderr))) throw new Error(`could not create bridge "${dev}": ${(err as Error).message}`);
-      }
-    }
     const mtu = net.options[BridgeOption.mtu];
-    if (mtu) await ip(HOST, ['link', 'set', 'dev', dev, 'mtu', mtu]);
-    await ensureAddress(HOST, dev, `${net.gateway}/${prefixOf(net)}`);
-    // No IPv6 link-local address (IPv4-only networks, as Docker): the bridge stays silent.
-    await ip(HOST, ['link', 'set', 'dev', dev, 'addrgenmode', 'none', 'up']);
+    const exists = await link(HOST, dev);
+    try {
+      await ipBatch(HOST, [
+        ...(exists ? [] : [['link', 'add', 'name', dev, 'type', 'bridge']]),
+        // Before it goes up, or it gets an IPv6 link-local address and chatters (IPv4-only networks, as Docker).
+        ['link', 'set', 'dev', dev, 'addrgenmode', 'none', ...(mtu ? ['mtu', mtu] : [])],
+        ['addr', 'replace', `${net.gateway}/${prefixOf(net)}`, 'dev', dev],
+        ['link', 'set', 'dev', dev, 'up'],
+      ]);
+    } catch (err) {
+      throw new Error(`could not set up bridge "${dev}" for network ${net.name}: ${(err as Error).message}`);
+    }
   }
 
   async deleteNetwork(net: NetworkRecord): Promise<void> {
@@ -50,18 +50,22 @@ export class BridgeDriver implements Driver {
     const ns = sandboxNs(sb);
     const hostIf = ep.hostIfname!;
     const mac = ep.mac ?? macForIPv4(ep.ipv4!);
-    if (!(await link(HOST, hostIf))) {
-      try {
-        await ip(HOST, ['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', ep.ifname, 'netns', ns.name]);
-      } catch (err) {
-        throw new Error(`could not create veth "${hostIf}" for ${sb.record.name} on ${net.name}: ${(err as Error).message}`);
-      }
+    const mtu = net.options[BridgeOption.mtu] ? ['mtu', net.options[BridgeOption.mtu]] : [];
+    const exists = await link(HOST, hostIf);
+    try {
+      await ipBatch(HOST, [
+        ...(exists ? [] : [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', ep.ifname, 'netns', ns.name]]),
+        ['link', 'set', 'dev', hostIf, 'addrgenmode', 'none', ...mtu],
+        ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
+      ]);
+    } catch (err) {
+      throw new Error(`could not create veth "${hostIf}" for ${sb.record.name} on ${net.name}: ${(err as Error).message}`);
     }
-    const mtu = net.options[BridgeOption.mtu];
-    await ip(HOST, ['link', 'set', 'dev', hostIf, ...(mtu ? ['mtu', mtu] : []), 'master', net.device!, 'addrgenmode', 'none', 'up']);
-    await ip(ns, ['link', 'set', 'dev', ep.ifname, ...(mtu ? ['mtu', mtu] : []), 'address', mac]);
-    await ensureAddress(ns, ep.ifname, `${ep.ipv4}/${prefixOf(net)}`);
-    await ip(ns, ['link', 'set', 'dev', ep.ifname, 'up']);
+    await ipBatch(ns, [
+      ['link', 'set', 'dev', ep.ifname, ...mtu, 'address', mac],
+      ['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', ep.ifname],
+      ['link', 'set', 'dev', ep.ifname, 'up'],
+    ]);
     return { ...ep, mac, prefixLength: prefixOf(net) };
   }
 
