@@ -1,0 +1,123 @@
+// The real docker CLI (28.2.2) against bpfnet's socket: `docker network ...` must run with
+// Docker's flags and print what it prints against Docker.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { Lab } from '../../src/lab/lab.js';
+import { LabDaemon } from '../../src/lab/daemon.js';
+import { runRaw } from '../../src/system/exec.js';
+
+const DOCKER = '/usr/local/bin/docker';
+
+describe.skipIf(!existsSync(DOCKER))('the docker CLI against bpfnet', () => {
+  let lab: Lab;
+  let d: LabDaemon;
+  const docker = async (...args: string[]) => {
+    const r = await runRaw(DOCKER, args, { env: { ...process.env, DOCKER_HOST: `unix://${d.socket}`, HOME: lab.tmpDir(), DOCKER_CONFIG: lab.tmpDir() } });
+    return { code: r.code, out: r.stdout, err: r.stderr };
+  };
+
+  beforeAll(async () => {
+    lab = await Lab.create();
+    d = await LabDaemon.start(lab, { datapath: 'ebpf' });
+    await d.bpfnet('run', '-d', '--name', 'c1');
+  });
+
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('talks to the daemon (ping, version)', async () => {
+    const r = await docker('version', '--format', '{{.Server.APIVersion}}');
+    expect(r).toMatchObject({ code: 0, out: '1.50\n' });
+  });
+
+  it('creates networks, printing the id', async () => {
+    const plain = await docker('network', 'create', 'alpine-net');
+    expect(plain.code).toBe(0);
+    expect(plain.out).toMatch(/^[0-9a-f]{64}\n$/);
+    const full = await docker(
+      'network', 'create', '--driver', 'bridge', '--subnet', '172.29.0.0/16', '--ip-range', '172.29.5.0/24', '--gateway', '172.29.0.1',
+      '--aux-address', 'host1=172.29.1.5', '--internal', '-o', 'com.docker.network.bridge.name=br-x', '--label', 'a=b', 'alpine-net2',
+    );
+    expect(full.code).toBe(0);
+    expect(full.out).toMatch(/^[0-9a-f]{64}\n$/);
+  });
+
+  it('lists them sorted by name with 12-character ids, and filters', async () => {
+    const r = await docker('network', 'ls');
+    const lines = r.out.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^NETWORK ID\s+NAME\s+DRIVER\s+SCOPE$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/)[1])).toEqual(['alpine-net', 'alpine-net2', 'bridge', 'host', 'none']);
+    for (const l of lines.slice(1)) expect(l).toMatch(/^[0-9a-f]{12}\s/);
+    expect(lines.find((l) => /\snone\s/.test(l))).toMatch(/\snull\s+local$/);
+    const f = await docker('network', 'ls', '--filter', 'driver=bridge', '--format', '{{.Name}}');
+    expect(f.out.split('\n').filter(Boolean).sort()).toEqual(['alpine-net', 'alpine-net2', 'bridge']);
+    const l = await docker('network', 'ls', '--filter', 'label=a=b', '-q');
+    expect(l.out.trim()).toMatch(/^[0-9a-f]{12}$/);
+  });
+
+  it('inspects in moby key order, echoing the IPAM config as given', async () => {
+    const r = await docker('network', 'inspect', 'alpine-net2');
+    expect(r.code).toBe(0);
+    const [net] = JSON.parse(r.out);
+    expect(Object.keys(net)).toEqual([
+      'Name', 'Id', 'Created', 'Scope', 'Driver', 'EnableIPv4', 'EnableIPv6', 'IPAM', 'Internal', 'Attachable', 'Ingress', 'ConfigFrom', 'ConfigOnly', 'Containers', 'Options', 'Labels',
+    ]);
+    expect(net.IPAM).toEqual({
+      Driver: 'default',
+      Options: {},
+      Config: [{ Subnet: '172.29.0.0/16', IPRange: '172.29.5.0/24', Gateway: '172.29.0.1', AuxiliaryAddresses: { host1: '172.29.1.5' } }],
+    });
+    expect(net).toMatchObject({ Internal: true, Options: { 'com.docker.network.bridge.name': 'br-x' }, Labels: { a: 'b' } });
+    expect(r.out.startsWith('[\n    {\n        "Name": "alpine-net2",')).toBe(true);
+    const t = await docker('network', 'inspect', '-f', '{{.Name}} {{.Driver}} {{.Internal}}', 'alpine-net2');
+    expect(t.out).toBe('alpine-net2 bridge true\n');
+    const missing = await docker('network', 'inspect', 'nope');
+    expect(missing).toMatchObject({ code: 1, out: '[]\n' });
+    expect(missing.err).toMatch(/Error response from daemon: network nope not found/);
+  });
+
+  it('connects and disconnects a sandbox by name, with a static address and an alias', async () => {
+    expect((await docker('network', 'connect', '--ip', '172.29.5.9', '--alias', 'web', 'alpine-net2', 'c1')).code).toBe(0);
+    const [net] = JSON.parse((await docker('network', 'inspect', 'alpine-net2')).out);
+    expect(Object.values(net.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv4Address: '172.29.5.9/16', MacAddress: '02:42:ac:1d:05:09' })]);
+    const again = await docker('network', 'connect', 'alpine-net2', 'c1');
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/Error response from daemon: c1 is already attached to network alpine-net2/);
+    const ghost = await docker('network', 'connect', 'alpine-net2', 'ghost');
+    expect(ghost.err).toMatch(/No such container: ghost/);
+    expect((await docker('network', 'disconnect', 'alpine-net2', 'c1')).code).toBe(0);
+    expect((await docker('network', 'disconnect', '-f', 'alpine-net2', 'c1')).err).toMatch(/is not connected to network alpine-net2/);
+  });
+
+  it('refuses what Docker refuses, with its messages', async () => {
+    const predefined = await docker('network', 'create', 'bridge');
+    expect(predefined.code).toBe(1);
+    expect(predefined.err).toMatch(/Error response from daemon: operation is not permitted on predefined bridge network/);
+    const dup = await docker('network', 'create', 'alpine-net');
+    expect(dup.err).toMatch(/network with name alpine-net already exists/);
+    const cidr = await docker('network', 'create', '--subnet', '10.9.1.5/24', 'x');
+    expect(cidr.err).toMatch(/invalid subnet 10\.9\.1\.5\/24: it should be 10\.9\.1\.0\/24/);
+    const rmBuiltin = await docker('network', 'rm', 'host');
+    expect(rmBuiltin.err).toMatch(/host is a pre-defined network and cannot be removed/);
+  });
+
+  it('removes networks: prints the name, fails for unknown ones unless -f', async () => {
+    const r = await docker('network', 'rm', 'alpine-net');
+    expect(r).toMatchObject({ code: 0, out: 'alpine-net\n' });
+    const missing = await docker('network', 'rm', 'nope');
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/Error response from daemon: network nope not found/);
+    expect(await docker('network', 'rm', '-f', 'nope')).toMatchObject({ code: 0, out: '', err: '' });
+  });
+
+  it('prunes unused networks, honouring label filters', async () => {
+    await docker('network', 'create', '--label', 'keep=no', 'p1');
+    await docker('network', 'create', '--label', 'keep=yes', 'p2');
+    const r = await docker('network', 'prune', '-f', '--filter', 'label=keep=no');
+    expect(r).toMatchObject({ code: 0, out: 'Deleted Networks:\np1\n\n' });
+    const all = await docker('network', 'prune', '-f');
+    expect(all.out.split('\n').slice(1).filter(Boolean).sort()).toEqual(['alpine-net2', 'p2']);
+    expect(await docker('network', 'prune', '-f')).toMatchObject({ code: 0, out: '' });
+  });
+});
