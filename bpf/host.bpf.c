@@ -13,31 +13,31 @@ int from_host(struct __sk_buff *skb)
 {
 	struct dp_config *cfg = dp_config();
 	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
-		return TC_ACT_OK;
+		return TC_PASS;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct pkt4 p;
 	if (pkt4_parse(skb, &p) < 0 || !p.has_ports || (p.t.proto != IPPROTO_TCP && p.t.proto != IPPROTO_UDP))
-		return TC_ACT_OK;
+		return TC_PASS;
 	__u64 now = bpf_ktime_get_ns();
 	int verdict = ct_follow4(skb, &p, CT_HOOK_LOCAL, cfg, now, STATS_HOST, 0);
-	if (verdict >= 0)
+	if (verdict != CT_NO_FLOW)
 		return verdict;
 	if (!bpf_map_lookup_elem(&local4, &p.t.daddr))
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct port_target *t = port_lookup4(p.t.daddr, p.t.dport, p.t.proto);
 	if (!t)
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct port_target target = *t;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
 	if (!ep)
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct network_info *net = bpf_map_lookup_elem(&net4, &ep->net_ifindex);
 	if (!net)
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct ct_new n = {
 		.kind = CT_LOCAL,
 		.orig_hook = CT_HOOK_LOCAL,

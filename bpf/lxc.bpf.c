@@ -35,7 +35,7 @@ static __always_inline int hairpin4(struct __sk_buff *skb, const struct pkt4 *p,
 {
 	struct endpoint_info *target = bpf_map_lookup_elem(&ep4, &t->addr);
 	if (!target)
-		return TC_ACT_OK;
+		return TC_PASS;
 	/* As Docker without the userland proxy: a published port is no way across networks. */
 	if (target->net_ifindex != self->net_ifindex)
 		return drop_pkt(self->ifindex, DROP_ISOLATION, p);
@@ -80,10 +80,10 @@ int from_container(struct __sk_buff *skb)
 			return drop_pkt(ifindex, DROP_MALFORMED, NULL);
 		if (arp->spa != self->addr || !mac_eq(arp->sha, self->mac))
 			return drop_pkt(ifindex, DROP_SPOOFED_SRC_IP, NULL);
-		return TC_ACT_OK; /* ARP takes the bridge */
+		return TC_PASS; /* ARP takes the bridge */
 	}
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return TC_PASS;
 
 	struct pkt4 p;
 	if (pkt4_parse(skb, &p) < 0)
@@ -91,16 +91,16 @@ int from_container(struct __sk_buff *skb)
 	if (p.t.saddr != self->addr)
 		return drop_pkt(ifindex, DROP_SPOOFED_SRC_IP, &p);
 	if (is_multicast_or_broadcast4(p.t.daddr))
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct network_info *net = bpf_map_lookup_elem(&net4, &self->net_ifindex);
 	if (!net)
 		return drop_pkt(ifindex, DROP_UNKNOWN_ENDPOINT, &p);
 	if (p.t.daddr == (net->subnet | ~net->mask))
-		return TC_ACT_OK;
+		return TC_PASS;
 
 	__u64 now = bpf_ktime_get_ns();
 	int verdict = ct_follow4(skb, &p, CT_HOOK_CONTAINER, cfg, now, ifindex, 1);
-	if (verdict >= 0)
+	if (verdict != CT_NO_FLOW)
 		return verdict;
 
 	/* Another sandbox: switch it here, straight into the peer's namespace. */
@@ -125,7 +125,7 @@ int from_container(struct __sk_buff *skb)
 				return hairpin4(skb, &p, self, &target, cfg, now);
 			}
 		}
-		return TC_ACT_OK;
+		return TC_PASS;
 	}
 	if ((p.t.daddr & net->mask) == net->subnet)
 		return drop_pkt(ifindex, DROP_UNKNOWN_DEST, &p);
@@ -134,9 +134,9 @@ int from_container(struct __sk_buff *skb)
 	if (net->flags & NET_F_INTERNAL)
 		return drop_pkt(ifindex, DROP_INTERNAL_NETWORK, &p);
 	if (!(net->flags & NET_F_MASQUERADE))
-		return TC_ACT_OK; /* routed as is by the host */
+		return TC_PASS; /* routed as is by the host */
 	if (p.ttl <= 1)
-		return TC_ACT_OK; /* the stack answers with time exceeded */
+		return TC_PASS; /* the stack answers with time exceeded */
 	if (!p.has_ports || (p.t.proto == IPPROTO_ICMP && p.icmp_type != ICMP_ECHO))
 		return drop_pkt(ifindex, DROP_NAT_UNSUPPORTED, &p);
 	struct ct_new n = {
@@ -160,12 +160,12 @@ int to_container(struct __sk_buff *skb)
 	__u32 ifindex = skb->ifindex;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
 	if (!ep)
-		return TC_ACT_OK;
+		return TC_PASS;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
-		return TC_ACT_OK;
+		return TC_PASS;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > data_end)
@@ -180,7 +180,7 @@ int to_container(struct __sk_buff *skb)
 		}
 	}
 	stats_rx(ifindex, skb->len);
-	return TC_ACT_OK;
+	return TC_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -11,31 +11,31 @@ int from_uplink(struct __sk_buff *skb)
 {
 	struct dp_config *cfg = dp_config();
 	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
-		return TC_ACT_OK;
+		return TC_PASS;
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct pkt4 p;
 	if (pkt4_parse(skb, &p) < 0)
-		return TC_ACT_OK; /* the stack judges what we cannot parse */
+		return TC_PASS; /* the stack judges what we cannot parse */
 	if (!p.has_ports || !bpf_map_lookup_elem(&local4, &p.t.daddr))
-		return TC_ACT_OK;
+		return TC_PASS;
 	stats_rx(STATS_UPLINK, skb->len);
 	__u64 now = bpf_ktime_get_ns();
 	int verdict = ct_follow4(skb, &p, CT_HOOK_UPLINK, cfg, now, STATS_UPLINK, 1);
-	if (verdict >= 0)
+	if (verdict != CT_NO_FLOW)
 		return verdict;
 	if (p.t.proto == IPPROTO_ICMP)
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct port_target *t = port_lookup4(p.t.daddr, p.t.dport, p.t.proto);
 	if (!t)
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct port_target target = *t;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
 	if (!ep)
-		return TC_ACT_OK;
+		return TC_PASS;
 	struct ct_new n = {
 		.kind = CT_DNAT,
 		.orig_hook = CT_HOOK_UPLINK,

@@ -12,6 +12,10 @@
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7
 
+/* "Not ours: carry on." With tcx this lets the next program on the hook run (TCX_NEXT) and,
+ * after the last one, passes the packet; TC_ACT_OK would end the chain here. */
+#define TC_PASS TC_ACT_UNSPEC
+
 #define ETH_P_IP 0x0800
 #define ETH_P_ARP 0x0806
 #define ETH_P_IPV6 0x86DD

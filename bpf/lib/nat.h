@@ -71,14 +71,17 @@ static __always_inline int ct_apply4(struct __sk_buff *skb, const struct pkt4 *p
 	return deliver_to_sandbox(skb, p, e->deliver, e->kind != CT_LOCAL, from_ingress);
 }
 
-/* Looks up and applies an existing flow at hook; returns -1 when there is none. */
+/* What ct_follow4 returns when the packet belongs to no tracked flow (not a TC verdict). */
+#define CT_NO_FLOW (-100)
+
+/* Looks up and applies an existing flow at hook; CT_NO_FLOW when there is none. */
 static __always_inline int ct_follow4(struct __sk_buff *skb, const struct pkt4 *p, __u8 hook, const struct dp_config *cfg, __u64 now, __u32 stats_ifindex, int from_ingress)
 {
 	if (!p->has_ports)
-		return -1;
+		return CT_NO_FLOW;
 	struct ct_entry4 *found = ct_lookup4(p, hook, now);
 	if (!found)
-		return -1;
+		return CT_NO_FLOW;
 	ct_touch4(found, p, cfg, now, ct_twin_hook(found->kind, found->dir));
 	struct ct_entry4 e = *found;
 	return ct_apply4(skb, p, &e, cfg, stats_ifindex, from_ingress);
