@@ -1,0 +1,296 @@
+/**
+ * npm run bench [-- --quick] [--reps N] [--only LIST] [--setups LIST] [--out DIR]
+ *
+ * Builds every setup in its own lab (ceiling, routing, bpfnet ebpf, bpfnet iptables, the CNI
+ * reference plugins), then runs each workload on every setup that offers its path, setups
+ * interleaved within each repetition (A B C … A B C …), then the published-ports sweep, the
+ * control-plane timings and the DNS benchmark when bench/dns.ts exists. Writes every raw
+ * sample to bench/results/<timestamp>.json, the tables to latest.md and SVG charts beside it.
+ * Labs are destroyed at the end, on failure and on Ctrl-C.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { sweepStaleLabs } from '../src/lab/lab.js';
+import { projectRoot } from '../src/paths.js';
+import { run } from '../src/system/exec.js';
+import { Progress, duration } from './progress.js';
+import { renderCharts } from './report/charts.js';
+import { renderMarkdown } from './report/markdown.js';
+import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type SweepSample } from './results-model.js';
+import { BpfnetSetup } from './setups/bpfnet.js';
+import { CeilingSetup, RoutingSetup } from './setups/ceiling.js';
+import { CniSetup, debVersion } from './setups/cni.js';
+import type { Setup, SetupName } from './setups/setup.js';
+import { WORKLOADS } from './workloads/catalog.js';
+import { connrate, connrateSample } from './workloads/http.js';
+import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/workload.js';
+import { USAGE, parseArgs, selected as wanted } from './options.js';
+
+const SWEEP_FIRST_PORT = 10000;
+const ALL_SETUPS_ORDER: SetupName[] = ['ceiling', 'routing', 'ebpf', 'iptables', 'cni'];
+
+
+async function firstLine(file: string, args: string[]): Promise<string> {
+  try {
+    return (await run(file, args)).split('\n')[0].trim();
+  } catch {
+    return `${file}: unknown`;
+  }
+}
+
+async function machineInfo(): Promise<MachineInfo> {
+  const c = cpus();
+  const ac = JSON.parse(readFileSync(join(projectRoot, 'node_modules', 'autocannon', 'package.json'), 'utf8')) as { version: string };
+  let commit = 'unknown';
+  try {
+    commit = (await run('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'])).trim();
+  } catch {
+    /* not a checkout */
+  }
+  return {
+    kernel: release(),
+    cpus: c.length,
+    cpuModel: c[0]?.model.trim() ?? 'unknown',
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    iperf3: await firstLine('iperf3', ['--version']),
+    autocannon: ac.version,
+    // --version only prints; it reads no rule and changes nothing.
+    iptables: await firstLine('iptables', ['--version']),
+    cniPlugins: `containernetworking-plugins ${await debVersion('containernetworking-plugins')}`,
+    commit,
+    loadBefore: loadavg(),
+    loadAfter: [],
+  };
+}
+
+async function buildSetup(name: SetupName): Promise<Setup> {
+  switch (name) {
+    case 'ceiling':
+      return CeilingSetup.create();
+    case 'routing':
+      return RoutingSetup.create();
+    case 'ebpf':
+    case 'iptables':
+      return BpfnetSetup.create(name);
+    case 'cni':
+      return CniSetup.create();
+  }
+}
+
+function errorText(err: unknown): string {
+  return (err as Error)?.message?.split('\n').slice(0, 3).join(' ') ?? String(err);
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  const o = parseArgs(argv);
+  if (o.help) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const d: Durations = o.quick ? QUICK_DURATIONS : FULL_DURATIONS;
+  const workloads = WORKLOADS.filter((w) => (!o.quick || w.quick) && wanted(o, w.id));
+  const doSweep = wanted(o, 'sweep');
+  const doControl = wanted(o, 'control');
+  const dnsModule = new URL('./dns.js', import.meta.url);
+  const doDns = wanted(o, 'dns');
+  const sweepPorts = [1, 100, 1000, 10000];
+  // The CNI portmap plugin adds its rules with one iptables call each (quadratic: ~60 s for 1,000 ports here).
+  const cniMaxPorts = o.quick ? 100 : 1000;
+  const cniRepsAt = (ports: number) => (ports >= 1000 ? 1 : sectionReps);
+  const controlN = o.quick ? 10 : 100;
+  // --quick: the sweep and the control plane once; the data-path workloads keep every repetition.
+  const sectionReps = o.quick ? 1 : o.reps;
+  const notes: string[] = [];
+
+  const setupNames = ALL_SETUPS_ORDER.filter((s) => o.setups.includes(s));
+  const sweepSetups = setupNames.filter((s) => s === 'ebpf' || s === 'iptables' || s === 'cni');
+  const controlSetups = sweepSetups;
+
+  // The plan, for progress: every step with its estimated seconds.
+  const plan: number[] = [];
+  setupNames.forEach(() => plan.push(5));
+  plan.push(2);
+  const pathOf = (s: SetupName) => (s === 'routing' ? ['published', 'egress'] : ['published', 'same-network', 'egress']);
+  for (let rep = 0; rep < o.reps; rep++)
+    for (const w of workloads) for (const s of setupNames) if (pathOf(s).includes(w.path)) plan.push(w.estimate(d));
+  if (doSweep)
+    for (const ports of sweepPorts)
+      for (let rep = 0; rep < sectionReps; rep++)
+        for (const s of sweepSetups) {
+          if (s === 'cni' && (ports > cniMaxPorts || rep >= cniRepsAt(ports))) continue;
+          plan.push(d.conn + d.connWarmup + 0.5 + (s === 'cni' ? ports * ports * 0.00006 : ports * 0.0002));
+        }
+  if (doControl) for (let rep = 0; rep < sectionReps; rep++) for (const s of controlSetups) plan.push(controlN * (s === 'cni' ? 0.12 : 0.08));
+  const dnsPresent = doDns && existsSync(dnsModule);
+  if (dnsPresent) plan.push(o.quick ? 30 : 120);
+  plan.push(3);
+  const progress = new Progress(plan);
+
+  const swept = await sweepStaleLabs();
+  if (swept.length) progress.note(`removed stale labs ${swept.join(', ')}`);
+  const machine = await machineInfo();
+  if (machine.loadBefore[0] > 0.7 * machine.cpus)
+    progress.note(`load average ${machine.loadBefore[0].toFixed(2)} on ${machine.cpus} CPUs: the machine is busy, expect noise`);
+  const startedAt = new Date();
+  const setups: Setup[] = [];
+  let interrupted = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    progress.note(`${sig}: removing labs`);
+    void Promise.allSettled(setups.map((s) => s.destroy())).then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const samples: DataSample[] = [];
+  const sweepSamples: SweepSample[] = [];
+  const controlSamples: ControlSample[] = [];
+  let dns: DnsResults | undefined;
+  try {
+    for (const name of setupNames) {
+      progress.step(`build setup ${name}`);
+      try {
+        setups.push(await buildSetup(name));
+      } catch (err) {
+        notes.push(`setup ${name} could not be built: ${errorText(err)}`);
+        progress.note(`setup ${name} FAILED: ${errorText(err)}`);
+      }
+    }
+    const setupInfo = await Promise.all(setups.map(async (s) => ({ name: s.name, description: s.description, info: await s.info().catch(() => ({})) })));
+
+    progress.step('warm-up: one short connection burst on every path');
+    for (const s of setups)
+      for (const target of Object.values(s.targets))
+        await connrate(s.lab, target, target.httpPort, 'connect', { ...d, conn: 0.3, connWarmup: 0 }).catch(() => undefined);
+
+    for (let rep = 0; rep < o.reps && !interrupted; rep++) {
+      for (const w of workloads) {
+        for (const name of setupNames) {
+          if (!pathOf(name).includes(w.path)) continue;
+          progress.step(`${w.id} · ${name} · rep ${rep + 1}/${o.reps}`);
+          const s = setups.find((x) => x.name === name);
+          const target = s?.targets[w.path];
+          if (!s || !target) continue;
+          try {
+            const r = await w.run(s.lab, target, d);
+            samples.push({ workload: w.id, setup: name, rep, metrics: r.metrics, raw: r.raw });
+          } catch (err) {
+            samples.push({ workload: w.id, setup: name, rep, metrics: {}, error: errorText(err) });
+            progress.note(`${w.id} on ${name} rep ${rep + 1} FAILED: ${errorText(err)}`);
+          }
+        }
+      }
+    }
+
+    if (doSweep) {
+      for (const ports of sweepPorts) {
+        for (let rep = 0; rep < sectionReps && !interrupted; rep++) {
+          for (const name of sweepSetups) {
+            if (name === 'cni' && (ports > cniMaxPorts || rep >= cniRepsAt(ports))) continue;
+            progress.step(`sweep: ${ports.toLocaleString('en-US')} published ports · ${name} · rep ${rep + 1}/${sectionReps}`);
+            const s = setups.find((x) => x.name === name);
+            if (!s?.publishPorts) continue;
+            let createMs = NaN;
+            let baselineMs = NaN;
+            try {
+              const sweep = await s.publishPorts(ports, SWEEP_FIRST_PORT);
+              createMs = sweep.createMs;
+              baselineMs = sweep.baselineMs;
+              try {
+                const r = connrateSample(await connrate(s.lab, sweep.target, sweep.target.httpPort, 'connect', d));
+                sweepSamples.push({ setup: name, ports, rep, createMs, baselineMs, metrics: r.metrics, raw: r.raw });
+              } finally {
+                await sweep.remove();
+              }
+            } catch (err) {
+              sweepSamples.push({ setup: name, ports, rep, createMs, baselineMs, metrics: {}, error: errorText(err) });
+              progress.note(`sweep ${ports} on ${name} FAILED: ${errorText(err)}`);
+            }
+          }
+        }
+      }
+      if (sweepSetups.includes('cni')) {
+        notes.push(
+          `CNI sweep: up to ${cniMaxPorts.toLocaleString('en-US')} ports, one repetition at 1,000: the portmap plugin adds each rule with its own iptables call, so publishing grows quadratically (~1 minute for 1,000 ports on this machine); 10,000 would take over an hour.`,
+        );
+      }
+    }
+
+    if (doControl) {
+      for (let rep = 0; rep < sectionReps && !interrupted; rep++) {
+        for (const name of controlSetups) {
+          progress.step(`control plane: create and attach ${controlN} sandboxes · ${name} · rep ${rep + 1}/${sectionReps}`);
+          const s = setups.find((x) => x.name === name);
+          if (!s?.createSandboxes) continue;
+          try {
+            controlSamples.push({ setup: name, rep, timesMs: await s.createSandboxes(controlN) });
+          } catch (err) {
+            controlSamples.push({ setup: name, rep, timesMs: [], error: errorText(err) });
+            progress.note(`control plane on ${name} FAILED: ${errorText(err)}`);
+          }
+        }
+      }
+    }
+
+    if (doDns && !dnsPresent) notes.push('DNS benchmark skipped: bench/dns.ts is not there yet.');
+    if (dnsPresent && !interrupted) {
+      progress.step('DNS benchmark (bench/dns.ts)');
+      try {
+        const mod = (await import(dnsModule.href)) as { runDnsBenchmark?: (opts: { quick: boolean }) => Promise<DnsResults> };
+        if (typeof mod.runDnsBenchmark !== 'function') throw new Error('bench/dns.ts does not export runDnsBenchmark');
+        dns = await mod.runDnsBenchmark({ quick: o.quick });
+      } catch (err) {
+        notes.push(`DNS benchmark failed: ${errorText(err)}`);
+        progress.note(`DNS benchmark FAILED: ${errorText(err)}`);
+      }
+    }
+
+    progress.step('tear down labs, write results');
+    await Promise.allSettled(setups.map((s) => s.destroy()));
+    setups.length = 0;
+
+    const finishedAt = new Date();
+    machine.loadAfter = loadavg();
+    notes.push(
+      'CPU cost is busy CPU-seconds of the whole machine (/proc/stat, all CPUs: client, server and kernel together) over the measured interval, divided by the work done.',
+      `Clients: iperf3 -J (-t ${d.iperf}${d.iperfOmit ? `, first ${d.iperfOmit} s omitted` : ''}); autocannon ${machine.autocannon} with 50 keep-alive connections (${d.http} s after ${d.httpWarmup} s warm-up); connrate (C, epoll, 32 connections in flight, ${d.conn} s after ${d.connWarmup} s warm-up). Server: a single-threaded C epoll HTTP responder (2-byte body) and iperf3 -s, identical in every setup.`,
+    );
+    const results: BenchResults = {
+      schema: RESULTS_SCHEMA,
+      command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
+      quick: o.quick,
+      reps: o.reps,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      machine,
+      setups: setupInfo,
+      workloads: workloads.map((w) => ({ id: w.id, title: w.title, path: w.path, metrics: w.metrics })),
+      samples,
+      sweep: { ports: doSweep ? sweepPorts : [], samples: sweepSamples },
+      controlPlane: { sandboxes: controlN, samples: controlSamples },
+      ...(dns ? { dns } : {}),
+      notes,
+    };
+    const outDir = o.out ?? join(projectRoot, 'bench', 'results', ...(o.quick ? ['quick'] : []));
+    mkdirSync(outDir, { recursive: true });
+    const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
+    const jsonPath = join(outDir, `${stamp}.json`);
+    writeFileSync(jsonPath, JSON.stringify(results, null, 1) + '\n');
+    const charts = await renderCharts(results);
+    for (const [name, svg] of Object.entries(charts)) writeFileSync(join(outDir, `${name}.svg`), svg);
+    const md = renderMarkdown(results, './') + `\nRaw samples: [${stamp}.json](./${stamp}.json)\n`;
+    writeFileSync(join(outDir, 'latest.md'), md);
+    process.stdout.write(md);
+    progress.note(`wrote ${relative(process.cwd(), jsonPath)}, ${relative(process.cwd(), join(outDir, 'latest.md'))} and ${Object.keys(charts).length} charts in ${duration((finishedAt.getTime() - startedAt.getTime()) / 1000)}`);
+  } finally {
+    await Promise.allSettled(setups.map((s) => s.destroy()));
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});

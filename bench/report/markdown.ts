@@ -1,0 +1,149 @@
+/** The results as markdown: targets, a summary matrix, one table per workload, the sweep, the control plane, DNS. Pure. */
+import { pairedRatio, summarize, type Summary } from '../stats.js';
+import type { BenchResults } from '../results-model.js';
+import { SETUP_ORDER, cells, controlRows, sweepRows, targets, type TargetResult } from './analysis.js';
+
+/** A number with about three significant digits, thousands separated. */
+export function num(x: number): string {
+  if (!Number.isFinite(x)) return '—';
+  const a = Math.abs(x);
+  if (a >= 1000) return Math.round(x).toLocaleString('en-US');
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 10) return x.toFixed(1);
+  if (a >= 1) return x.toFixed(2);
+  if (a === 0) return '0';
+  return x.toPrecision(2);
+}
+
+/** "median (min–max)", or the value alone when there is one sample. */
+export function cell(s: Summary, f: (x: number) => string = num): string {
+  if (s.n === 0) return '—';
+  if (s.n === 1 || s.min === s.max) return f(s.median);
+  return `${f(s.median)} (${f(s.min)}–${f(s.max)})`;
+}
+
+export const ratio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x` : '—');
+
+/** A ratio summary as "0.97x (0.95–0.99)". */
+export function ratioCell(s: Summary): string {
+  if (s.n === 0) return '—';
+  if (s.n === 1 || s.min === s.max) return ratio(s.median);
+  return `${ratio(s.median)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cols: string[]) => `| ${cols.join(' | ')} |`;
+  return [line(header), line(header.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
+}
+
+function targetsTable(ts: TargetResult[]): string {
+  return table(
+    ['target (eBPF datapath)', 'measured', 'target', 'met'],
+    ts.map((t) => [
+      t.label,
+      t.unit === 'x' ? ratioCell(t.measured) : cell(t.measured, (x) => `${num(x)} ms`),
+      `${t.op === '>=' ? '≥' : '≤'} ${t.unit === 'x' ? ratio(t.target) : `${t.target} ms`}`,
+      t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**',
+    ]),
+  );
+}
+
+/** The summary matrix: one row per workload headline, one column per setup, then ebpf's ratios. */
+function summaryTable(r: BenchResults): string {
+  const setups = SETUP_ORDER.filter((s) => r.setups.some((x) => x.name === s));
+  const rows: string[][] = [];
+  for (const w of r.workloads) {
+    const m = w.metrics[0];
+    const cs = cells(r, w.id, m.key);
+    if (cs.length === 0) continue;
+    const by = new Map(cs.map((c) => [c.setup, c]));
+    const ebpf = by.get('ebpf');
+    rows.push([
+      `${w.title} — ${m.label}`,
+      ...setups.map((s) => (by.has(s) ? num(by.get(s)!.summary.median) : '')),
+      ebpf ? ratio(ebpf.vsIptables.median) : '—',
+      ebpf ? ratio(ebpf.vsCeiling.median) : '—',
+    ]);
+  }
+  return table(['workload', ...setups, 'ebpf ÷ iptables', 'ebpf ÷ ceiling'], rows);
+}
+
+function workloadTables(r: BenchResults): string {
+  const parts: string[] = [];
+  for (const w of r.workloads) {
+    const head = w.metrics[0];
+    const main = cells(r, w.id, head.key);
+    if (main.length === 0) continue;
+    const others = w.metrics.slice(1).map((m) => ({ m, cs: new Map(cells(r, w.id, m.key).map((c) => [c.setup, c])) }));
+    parts.push(
+      `### ${w.title}\n\n` +
+        table(
+          ['setup', `${head.label} median (min–max)`, '÷ iptables', '÷ ceiling', ...others.map((o) => o.m.label)],
+          main.map((c) => [c.setup, cell(c.summary), ratioCell(c.vsIptables), ratioCell(c.vsCeiling), ...others.map((o) => cell(o.cs.get(c.setup)?.summary ?? summarize([])))]),
+        ),
+    );
+  }
+  return parts.join('\n\n');
+}
+
+function sweepTable(r: BenchResults): string {
+  const rows = sweepRows(r);
+  if (rows.length === 0) return '';
+  return table(
+    ['setup', 'published ports', 'conn/s median (min–max)', '÷ 1 port', 'p99 µs', 'time to publish, ms'],
+    rows.map((x) => [x.setup, x.ports.toLocaleString('en-US'), cell(x.rate), ratioCell(x.vsOnePort), cell(x.p99Us), cell(x.publishMs)]),
+  );
+}
+
+function controlTable(r: BenchResults): string {
+  const rows = controlRows(r);
+  if (rows.length === 0) return '';
+  return table(
+    ['setup', 'sandboxes timed', 'p50 ms', 'p99 ms', 'p50 per repetition, ms', 'p50 ÷ iptables'],
+    rows.map((x) => [x.setup, String(x.n), num(x.p50), num(x.p99), cell(x.perRepP50), ratioCell(x.vsIptablesP50)]),
+  );
+}
+
+function dnsTable(r: BenchResults): string {
+  if (!r.dns) return '';
+  const rows = r.dns.setups.map((s) => [s.name, cell(summarize(s.qps)), cell(summarize(s.p50Ms)), cell(summarize(s.p99Ms))]);
+  const base = r.dns.setups[0];
+  const ratios = r.dns.setups.slice(1).map((s) => `${s.name} ÷ ${base.name}: ${ratioCell(pairedRatio(s.qps, base.qps))}`);
+  return [table(['setup', 'queries/s', 'p50 ms', 'p99 ms'], rows), ratios.length ? `\nqueries/s ${ratios.join('; ')}` : '', ...r.dns.notes.map((n) => `\n- ${n}`)].join('\n');
+}
+
+/** The header: when, what command, on what machine, how quiet it was. */
+export function machineLine(r: BenchResults): string {
+  const m = r.machine;
+  return [
+    `Linux ${m.kernel}, ${m.cpus} vCPU (${m.cpuModel}), ${m.memoryGiB} GiB; Node ${m.node}; ${m.iperf3}; autocannon ${m.autocannon}; ${m.iptables}; ${m.cniPlugins}; commit ${m.commit}.`,
+    `Load average at start ${m.loadBefore.map((x) => x.toFixed(2)).join(' ')}, at end ${m.loadAfter.map((x) => x.toFixed(2)).join(' ')}.`,
+  ].join(' ');
+}
+
+export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
+  const dur = Math.round((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000);
+  const out: string[] = [];
+  out.push(`# bpfnet benchmark${r.quick ? ' (quick)' : ''}, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC`);
+  out.push(
+    `\`${r.command}\` — ${r.reps} repetitions, setups interleaved (A B C … A B C …), medians with min–max; ratios are paired per repetition. ` +
+      `Ran ${Math.floor(dur / 60)} min ${dur % 60} s.\n\n${machineLine(r)}`,
+  );
+  out.push(`## Targets\n\n${targetsTable(targets(r))}`);
+  out.push(`## Summary (medians)\n\n${summaryTable(r)}`);
+  if (chartsDir !== undefined) {
+    out.push(
+      ['throughput', 'requests', 'scaling', 'latency'].map((c) => `![${c}](${chartsDir}${c}.svg)`).join('\n'),
+    );
+  }
+  const sweep = sweepTable(r);
+  if (sweep) out.push(`## Scaling with published ports\n\nNew TCP connections/s to the last-published port (the one a linear rule list reaches last), through the published range.\n\n${sweep}`);
+  const control = controlTable(r);
+  if (control) out.push(`## Control plane: create and attach ${r.controlPlane.sandboxes} sandboxes, one after another\n\n${control}`);
+  const dns = dnsTable(r);
+  if (dns) out.push(`## DNS\n\n${dns}`);
+  out.push(`## Each workload\n\n${workloadTables(r)}`);
+  out.push(`## Setups\n\n${r.setups.map((s) => `- **${s.name}**: ${s.description}`).join('\n')}`);
+  if (r.notes.length) out.push(`## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
+  return out.join('\n\n') + '\n';
+}

@@ -1,0 +1,57 @@
+/**
+ * What every benchmarked setup offers the workloads: where a client runs and which
+ * address:port it hits for each kind of path, plus the optional abilities some setups have
+ * (publishing many ports, creating many sandboxes). A setup builds everything inside its own
+ * lab, so setups never share a namespace, a conntrack table or a TIME_WAIT list.
+ */
+import type { Lab } from '../../src/lab/lab.js';
+import type { Netns } from '../../src/system/ip.js';
+
+export type SetupName = 'ceiling' | 'routing' | 'ebpf' | 'iptables' | 'cni';
+
+/** The paths the workloads measure. */
+export type PathKind =
+  /** an external client to a sandbox's published port (DNAT) */
+  | 'published'
+  /** one sandbox to another on the same network */
+  | 'same-network'
+  /** a sandbox to a server in the external namespace (masquerade) */
+  | 'egress';
+
+/** One measurable path: the client's namespace and the server it reaches. */
+export interface Target {
+  /** Where the client process runs. */
+  client: Netns;
+  /** The address the client connects to. */
+  address: string;
+  /** Port of the HTTP server (httpd) as seen from the client. */
+  httpPort: number;
+  /** Port of the iperf3 server as seen from the client. */
+  iperfPort: number;
+}
+
+/** A sandbox publishing N ports, made for the scaling sweep. */
+export interface PublishedSweep {
+  /** The measured port (the one a linear rule list reaches last). */
+  target: Target;
+  /** Wall time of creating the sandbox with its N ports (ms). */
+  createMs: number;
+  /** Wall time of creating an otherwise identical sandbox with no published port (ms). */
+  baselineMs: number;
+  remove(): Promise<void>;
+}
+
+export interface Setup {
+  readonly name: SetupName;
+  /** One line for the report: what this setup is. */
+  readonly description: string;
+  readonly lab: Lab;
+  readonly targets: Partial<Record<PathKind, Target>>;
+  /** Publishes ports first..first+n-1 on a new sandbox whose server listens on the last one. */
+  publishPorts?(n: number, first: number): Promise<PublishedSweep>;
+  /** Creates and attaches n sandboxes one after another; resolves with each one's wall time (ms), then removes them. */
+  createSandboxes?(n: number): Promise<number[]>;
+  /** Versions and settings worth recording (e.g. the iptables backend). */
+  info(): Promise<Record<string, string>>;
+  destroy(): Promise<void>;
+}
