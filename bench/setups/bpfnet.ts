@@ -7,7 +7,7 @@
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { netns, type Netns } from '../../src/system/ip.js';
-import { mustCall } from './engine-api.js';
+import { callApi, mustCall } from './engine-api.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, serverCommand, spawnServers, tuneClient, waitListening } from './servers.js';
 import type { PublishedSweep, Setup, Target } from './setup.js';
 
@@ -139,7 +139,20 @@ export class BpfnetSetup implements Setup {
     return info;
   }
 
+  /**
+   * Removes every sandbox through the daemon first: their processes run in their own process
+   * groups, outlive the daemon by design, and would outlive the lab's namespaces too.
+   */
   async destroy(): Promise<void> {
+    try {
+      const list = (await mustCall(this.#socket, 'GET', '/sandboxes')) as Array<{ Id?: string; Name?: string }>;
+      for (const sb of list ?? []) {
+        const id = sb.Id ?? sb.Name;
+        if (id) await callApi(this.#socket, 'DELETE', `/sandboxes/${encodeURIComponent(id)}?force=1`).catch(() => undefined);
+      }
+    } catch {
+      /* the daemon is gone: the lab's teardown does what it can */
+    }
     await this.lab.destroy();
   }
 }
