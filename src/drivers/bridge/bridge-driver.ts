@@ -33,7 +33,10 @@ export class BridgeDriver implements Driver {
       await ipBatch(HOST, [
         ...(exists ? [] : [['link', 'add', 'name', dev, 'type', 'bridge']]),
         // Before it goes up, or it gets an IPv6 link-local address and chatters (IPv4-only networks, as Docker).
-        ['link', 'set', 'dev', dev, 'addrgenmode', 'none', ...(mtu ? ['mtu', mtu] : [])],
+        // A MAC of its own, as Docker sets: a bridge without one takes the lowest MAC of its ports and
+        // changes it when a port joins, and sandboxes' cached gateway MAC goes stale (the embedded
+        // DNS on the gateway stops answering them until their neighbour entry is re-learnt).
+        ['link', 'set', 'dev', dev, 'addrgenmode', 'none', 'address', macForIPv4(net.gateway!), ...(mtu ? ['mtu', mtu] : [])],
         ['addr', 'replace', `${net.gateway}/${prefixOf(net)}`, 'dev', dev],
         ['link', 'set', 'dev', dev, 'up'],
       ]);
