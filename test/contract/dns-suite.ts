@@ -1,0 +1,280 @@
+// The embedded DNS suite every datapath runs: Docker's walkthrough by name with ordinary tools
+// inside the sandboxes (getent, ping, busybox ping through `ip netns exec`, so the sandbox's own
+// /etc files apply), aliases in rotating order, a sandbox on two networks, --internal networks,
+// forwarding to a DNS server in the lab's external namespace (NXDOMAIN vs NODATA, TCP after a
+// truncated answer, SERVFAIL in bounded time once it is stopped), answers that follow run,
+// connect, disconnect, rename and rm at once, the sandbox files, and a fuzz run at the daemon.
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { LabDaemon } from '../../src/lab/daemon.js';
+import { projectRoot } from '../../src/paths.js';
+import { runRaw, stop, type RunResult } from '../../src/system/exec.js';
+import { ip } from '../../src/system/ip.js';
+import { sandboxIp } from '../support/traffic.js';
+
+const DNS_SERVER = join(projectRoot, 'test', 'support', 'dns-server.mjs');
+const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
+const DNS_FUZZ = join(projectRoot, 'test', 'support', 'dns-fuzz.mjs');
+/** A second upstream in the external namespace, for a sandbox's own --dns. */
+const OTHER_UPSTREAM = '198.18.0.3';
+
+const BIG = Array.from({ length: 60 }, (_, i) => `203.0.113.${i + 1}`);
+const RECORDS = { 'example.test': ['192.0.2.7'], 'big.test': BIG, 'which.test': ['192.0.2.1'] };
+
+interface Upstream {
+  child: ChildProcess;
+  lines: string[];
+}
+
+async function startUpstream(lab: Lab, address: string, records: Record<string, string[]>): Promise<Upstream> {
+  const child = lab.spawn(lab.external, process.execPath, [DNS_SERVER, address, '53', JSON.stringify(records)]);
+  const lines: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    let partial = '';
+    child.stdout?.on('data', (d: Buffer) => {
+      partial += d.toString();
+      const parts = partial.split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        if (line === 'ready') resolve();
+        else lines.push(line);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`dns server on ${address} exited (${code})`)));
+  });
+  return { child, lines };
+}
+
+interface QueryResult {
+  rcode?: string;
+  tc?: boolean;
+  answers?: string[];
+  ms: number;
+  error?: string;
+}
+
+export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
+  describe(`embedded DNS on the ${datapath} datapath`, () => {
+    let lab: Lab;
+    let d: LabDaemon;
+    let upstream: Upstream;
+    const cli = (...args: string[]) => d.bpfnet(...args);
+    const netnsOf = new Map<string, string>();
+
+    /** A command inside a sandbox with its /etc files, as `ip netns exec` gives them. */
+    const inside = async (sandbox: string, ...cmd: string[]): Promise<RunResult> => {
+      let ns = netnsOf.get(sandbox);
+      if (!ns) {
+        const key: string = JSON.parse(await cli('inspect', sandbox))[0].NetworkSettings.SandboxKey;
+        ns = key.slice('/run/netns/'.length);
+        netnsOf.set(sandbox, ns);
+      }
+      return runRaw('ip', ['netns', 'exec', ns, ...cmd], { timeoutMs: 20_000 });
+    };
+    /** `getent hosts NAME` inside: the address it prints, or null when the name does not resolve. */
+    const resolve = async (sandbox: string, name: string): Promise<string | null> => {
+      const r = await inside(sandbox, 'getent', 'hosts', name);
+      return r.code === 0 ? r.stdout.trim().split(/\s+/)[0] : null;
+    };
+    const gatewayOf = async (network: string): Promise<string> => JSON.parse(await cli('network', 'inspect', network))[0].IPAM.Config[0].Gateway;
+    /** Raw queries from inside a sandbox to its resolver, to see rcodes, TC and order. */
+    const dig = async (sandbox: string, server: string, name: string, type = 'A', transport = 'udp', count = 1, timeoutMs = 5000): Promise<QueryResult[]> => {
+      const r = await inside(sandbox, process.execPath, DNS_QUERY, server, name, type, transport, String(timeoutMs), String(count));
+      if (r.code !== 0) throw new Error(`dns-query failed: ${r.stderr}`);
+      return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as QueryResult);
+    };
+
+    beforeAll(async () => {
+      lab = await Lab.create();
+      await ip(lab.external, ['addr', 'add', `${OTHER_UPSTREAM}/${UPLINK.prefixLength}`, 'dev', UPLINK.externalIf]);
+      upstream = await startUpstream(lab, UPLINK.externalAddress, RECORDS);
+      await startUpstream(lab, OTHER_UPSTREAM, { 'which.test': ['192.0.2.2'] });
+      d = await LabDaemon.start(lab, { datapath, extraArgs: ['--dns', UPLINK.externalAddress] });
+      await cli('network', 'create', 'alpine-net');
+      for (const [name, net] of [
+        ['alpine1', 'alpine-net'],
+        ['alpine2', 'alpine-net'],
+        ['alpine3', 'bridge'],
+        ['alpine4', 'alpine-net'],
+      ])
+        await cli('run', '-d', '--name', name, '--network', net);
+      await cli('network', 'connect', 'bridge', 'alpine4');
+    });
+
+    afterAll(async () => {
+      await lab?.destroy();
+    });
+
+    describe("Docker's walkthrough, by name", () => {
+      it('alpine1 reaches alpine2 by name (ping, getent, through bpfnet exec too)', async () => {
+        expect((await inside('alpine1', 'ping', '-c1', '-W2', 'alpine2')).code).toBe(0);
+        expect(await resolve('alpine1', 'alpine2')).toBe(await sandboxIp(d, 'alpine2', 'alpine-net'));
+        const viaCli = await d.cli(['exec', 'alpine1', 'getent', 'hosts', 'alpine2']);
+        expect(viaCli.stdout).toMatch(/^\d+\.\d+\.\d+\.\d+\s+alpine2/);
+      });
+
+      it('alpine1 gets "bad address" for alpine3, which is on the default bridge', async () => {
+        const r = await inside('alpine1', 'busybox', 'ping', '-c1', '-W1', 'alpine3');
+        expect(r.code).not.toBe(0);
+        expect(r.stderr).toContain("bad address 'alpine3'");
+        expect(await resolve('alpine1', 'alpine3')).toBeNull();
+      });
+
+      it('alpine4 reaches alpine1 and alpine2 by name and alpine3 only by IP', async () => {
+        expect((await inside('alpine4', 'ping', '-c1', '-W2', 'alpine1')).code).toBe(0);
+        expect((await inside('alpine4', 'ping', '-c1', '-W2', 'alpine2')).code).toBe(0);
+        expect((await inside('alpine4', 'busybox', 'ping', '-c1', '-W1', 'alpine3')).stderr).toContain('bad address');
+        expect((await inside('alpine4', 'ping', '-c1', '-W2', await sandboxIp(d, 'alpine3', 'bridge'))).code).toBe(0);
+      });
+
+      it('points sandboxes on user-defined networks at the gateway, and the default bridge at the upstreams, without names', async () => {
+        const conf = (await inside('alpine1', 'cat', '/etc/resolv.conf')).stdout;
+        expect(conf).toContain(`nameserver ${await gatewayOf('alpine-net')}\n`);
+        expect(conf).toMatch(/options .*ndots:0/);
+        const bridged = (await inside('alpine3', 'cat', '/etc/resolv.conf')).stdout;
+        expect(bridged).toContain(`nameserver ${UPLINK.externalAddress}\n`);
+        expect(bridged).not.toContain(await gatewayOf('bridge'));
+        expect(await resolve('alpine3', 'alpine1')).toBeNull();
+      });
+
+      it('answers PTR for sandbox addresses as NAME.NETWORK, and short ids', async () => {
+        const ip2 = await sandboxIp(d, 'alpine2', 'alpine-net');
+        expect((await inside('alpine1', 'getent', 'hosts', ip2)).stdout).toMatch(new RegExp(`^${ip2.replace(/\./g, '\\.')}\\s+alpine2\\.alpine-net`));
+        const id: string = JSON.parse(await cli('inspect', 'alpine2'))[0].Id;
+        expect(await resolve('alpine1', id.slice(0, 12))).toBe(ip2);
+      });
+    });
+
+    describe('aliases, several networks, internal networks', () => {
+      it('returns every sandbox sharing an alias, in rotating order', async () => {
+        await cli('run', '-d', '--name', 'web1', '--network', 'alpine-net', '--network-alias', 'web');
+        await cli('run', '-d', '--name', 'web2', '--network', 'alpine-net', '--network-alias', 'web');
+        await cli('run', '-d', '--name', 'web3', '--network', 'bridge');
+        await cli('network', 'connect', '--alias', 'web', 'alpine-net', 'web3');
+        const ips = await Promise.all(['web1', 'web2', 'web3'].map((n) => sandboxIp(d, n, 'alpine-net')));
+        const results = await dig('alpine1', await gatewayOf('alpine-net'), 'web', 'A', 'udp', 3);
+        for (const r of results) expect([...(r.answers ?? [])].sort()).toEqual([...ips].sort());
+        expect(new Set(results.map((r) => r.answers?.[0]))).toEqual(new Set(ips));
+        expect(await resolve('alpine1', 'web')).not.toBeNull();
+      });
+
+      it('lets a sandbox on two networks resolve names on both, each with its address on the shared network', async () => {
+        await cli('network', 'create', 'back-net');
+        await cli('run', '-d', '--name', 'db', '--network', 'back-net');
+        await cli('network', 'connect', 'back-net', 'alpine2');
+        expect(await resolve('alpine2', 'db')).toBe(await sandboxIp(d, 'db', 'back-net'));
+        expect(await resolve('alpine2', 'alpine1')).toBe(await sandboxIp(d, 'alpine1', 'alpine-net'));
+        expect(await resolve('db', 'alpine2')).toBe(await sandboxIp(d, 'alpine2', 'back-net'));
+        expect(await resolve('db', 'alpine1')).toBeNull();
+        expect(await resolve('alpine1', 'db')).toBeNull();
+      });
+
+      it('resolves names on an --internal network, and forwards nothing out of it', async () => {
+        await cli('network', 'create', '--internal', 'walled');
+        await cli('run', '-d', '--name', 'inmate1', '--network', 'walled');
+        await cli('run', '-d', '--name', 'inmate2', '--network', 'walled');
+        expect(await resolve('inmate1', 'inmate2')).toBe(await sandboxIp(d, 'inmate2', 'walled'));
+        expect((await inside('inmate1', 'ping', '-c1', '-W2', 'inmate2')).code).toBe(0);
+        const before = upstream.lines.length;
+        const [r] = await dig('inmate1', await gatewayOf('walled'), 'example.test');
+        expect(r.rcode).toBe('REFUSED');
+        expect(upstream.lines.slice(before).filter((l) => l.includes('example.test'))).toEqual([]);
+      });
+    });
+
+    describe('forwarding to the upstream in the external namespace', () => {
+      it('forwards other names, telling NXDOMAIN from NODATA', async () => {
+        const gw = await gatewayOf('alpine-net');
+        expect(await resolve('alpine1', 'example.test')).toBe('192.0.2.7');
+        expect((await dig('alpine1', gw, 'example.test', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
+        expect((await dig('alpine1', gw, 'nosuch.test'))[0]).toMatchObject({ rcode: 'NXDOMAIN', answers: [] });
+        expect((await dig('alpine1', gw, 'alpine2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
+        expect(upstream.lines).toContain('udp A example.test');
+      });
+
+      it('falls back to TCP when the answer does not fit in UDP', async () => {
+        const [udp] = await dig('alpine1', await gatewayOf('alpine-net'), 'big.test');
+        expect(udp).toMatchObject({ rcode: 'NOERROR', tc: true, answers: [] });
+        const r = await inside('alpine1', 'getent', 'ahostsv4', 'big.test');
+        expect(r.code).toBe(0);
+        expect(new Set(r.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]))).toEqual(new Set(BIG));
+        expect(upstream.lines).toContain('tcp A big.test');
+      });
+
+      it("uses a sandbox's --dns as its upstream, and writes --hostname, --add-host and --dns-search to its files", async () => {
+        await cli('run', '-d', '--name', 'custom', '--network', 'alpine-net', '--hostname', 'box1', '--add-host', 'printer:10.9.8.7', '--dns', OTHER_UPSTREAM, '--dns-search', 'corp.test');
+        expect(await resolve('custom', 'which.test')).toBe('192.0.2.2');
+        expect(await resolve('alpine1', 'which.test')).toBe('192.0.2.1');
+        expect(await resolve('custom', 'alpine1')).toBe(await sandboxIp(d, 'alpine1', 'alpine-net'));
+        expect(await resolve('custom', 'printer')).toBe('10.9.8.7');
+        expect((await inside('custom', 'cat', '/etc/hostname')).stdout.trim()).toBe('box1');
+        const conf = (await inside('custom', 'cat', '/etc/resolv.conf')).stdout;
+        expect(conf).toContain('search corp.test');
+        expect(conf).toContain(`nameserver ${await gatewayOf('alpine-net')}`);
+        expect(conf).not.toContain(OTHER_UPSTREAM);
+      });
+    });
+
+    describe('always current', () => {
+      it('follows rename, disconnect, connect, rm and run at once', async () => {
+        const ip2 = await sandboxIp(d, 'alpine2', 'alpine-net');
+        await cli('rename', 'alpine2', 'alpine2b');
+        expect(await resolve('alpine1', 'alpine2')).toBeNull();
+        expect(await resolve('alpine1', 'alpine2b')).toBe(ip2);
+        expect((await d.cli(['rename', 'alpine2b', 'alpine1'])).stderr).toContain('already in use');
+        expect((await d.cli(['rename', 'nosuch', 'x'])).code).not.toBe(0);
+        await cli('network', 'disconnect', 'alpine-net', 'alpine2b');
+        expect(await resolve('alpine1', 'alpine2b')).toBeNull();
+        await cli('network', 'connect', '--alias', 'two', 'alpine-net', 'alpine2b');
+        const again = await sandboxIp(d, 'alpine2b', 'alpine-net');
+        expect(await resolve('alpine1', 'alpine2b')).toBe(again);
+        expect(await resolve('alpine1', 'two')).toBe(again);
+        await cli('rm', '-f', 'alpine2b');
+        expect(await resolve('alpine1', 'alpine2b')).toBeNull();
+        await cli('run', '-d', '--name', 'alpine2b', '--network', 'alpine-net');
+        expect(await resolve('alpine1', 'alpine2b')).toBe(await sandboxIp(d, 'alpine2b', 'alpine-net'));
+      });
+
+      it('serves a network created at run time at once, and a restarted daemon serves them all again', async () => {
+        await cli('network', 'create', 'late-net');
+        await cli('run', '-d', '--name', 'late1', '--network', 'late-net');
+        await cli('run', '-d', '--name', 'late2', '--network', 'late-net');
+        expect(await resolve('late1', 'late2')).toBe(await sandboxIp(d, 'late2', 'late-net'));
+        await d.restart();
+        expect(await resolve('late2', 'late1')).toBe(await sandboxIp(d, 'late1', 'late-net'));
+        expect(await resolve('alpine1', 'alpine4')).toBe(await sandboxIp(d, 'alpine4', 'alpine-net'));
+      });
+    });
+
+    describe('robustness', () => {
+      it('survives 20,000 mutated and random packets from a sandbox, then answers correctly', async () => {
+        const gw = await gatewayOf('alpine-net');
+        const r = await inside('alpine1', process.execPath, DNS_FUZZ, gw, '20000', String(0xd15ea5e));
+        expect(r.code, r.stderr).toBe(0);
+        expect(d.log).not.toMatch(/unhandled|uncaught/i);
+        expect(await resolve('alpine1', 'alpine4')).toBe(await sandboxIp(d, 'alpine4', 'alpine-net'));
+        expect(await resolve('alpine1', 'example.test')).toBe('192.0.2.7');
+      });
+
+      it('answers SERVFAIL in bounded time once the upstream is stopped, and local names meanwhile', async () => {
+        await stop(upstream.child);
+        const gw = await gatewayOf('alpine-net');
+        const t0 = Date.now();
+        const [failed, local] = await Promise.all([
+          dig('alpine1', gw, 'unreachable.test', 'A', 'udp', 1, 6000),
+          new Promise((r) => setTimeout(r, 300)).then(() => dig('alpine1', gw, 'alpine4', 'A', 'udp', 1, 2000)),
+        ]);
+        expect(failed[0]).toMatchObject({ rcode: 'SERVFAIL' });
+        expect(failed[0].ms).toBeLessThan(3500);
+        expect(local[0].answers).toEqual([await sandboxIp(d, 'alpine4', 'alpine-net')]);
+        expect(local[0].ms).toBeLessThan(500);
+        expect(Date.now() - t0).toBeLessThan(6000);
+        // Nothing is stuck: the daemon still answers its API and its names.
+        expect(await cli('ps')).toContain('alpine1');
+        expect(await resolve('alpine1', 'alpine4')).not.toBeNull();
+      });
+    });
+  });
+}

@@ -1,0 +1,3 @@
+import { dnsSuite } from '../contract/dns-suite.js';
+
+dnsSuite('ebpf');
