@@ -31,6 +31,8 @@ export const CLASSIC_UDP_SIZE = 512;
 /** What we advertise and honour at most over UDP (DNS flag day 2020). */
 export const EDNS_UDP_SIZE = 1232;
 const MAX_UDP_SIZE = 4096;
+/** Cached answers at most (all dropped when full, and whenever the names change). */
+const MAX_CACHED = 4096;
 
 export type Transport = 'udp' | 'tcp';
 
@@ -61,7 +63,7 @@ export interface Forward {
   readonly upstreams: readonly Upstream[];
 }
 
-export type Decision = { readonly kind: 'reply'; readonly packet: Buffer } | Forward | { readonly kind: 'drop' };
+export type Decision = { readonly kind: 'reply'; readonly packet: Buffer; readonly cacheable?: boolean } | Forward | { readonly kind: 'drop' };
 
 export interface ResolverOptions {
   /** TTL of our answers, seconds: short, since names change with every run, rm and rename. */
@@ -99,12 +101,21 @@ export class Resolver {
   readonly #upstreams: () => readonly Upstream[];
   /** Round-robin position per (network, name) with several addresses. */
   #turns = new Map<string, number>();
+  /**
+   * Our answers to the same query bytes (all but the id) from the same sandbox, until the names
+   * change: a repeated query skips decoding and encoding. Names with several addresses rotate
+   * and are not kept.
+   */
+  #answers = new Map<string, Buffer>();
 
   constructor(index: LiveNameIndex, opts: ResolverOptions) {
     this.#index = index;
     this.#ttl = opts.ttl ?? DEFAULT_TTL;
     this.#upstreams = opts.upstreams;
-    index.onRebuild = () => (this.#turns = new Map());
+    index.onRebuild = () => {
+      this.#turns = new Map();
+      this.#answers = new Map();
+    };
   }
 
   resolve(bytes: Buffer, ctx: QueryContext): Decision {
@@ -119,6 +130,15 @@ export class Resolver {
     // counts first keeps a hostile header from making the decoder walk thousands of records.
     const [qd, an, ns, ar] = [bytes.readUInt16BE(4), bytes.readUInt16BE(6), bytes.readUInt16BE(8), bytes.readUInt16BE(10)];
     if (qd !== 1 || an !== 0 || ns !== 0 || ar > 2) return reply(bare(id, flags, Rcode.FORMERR));
+    const index = this.#index.current;
+    const who = index.querier(ctx.source, ctx.local);
+    const cacheKey = who ? `${who.sandbox.id}|${ctx.transport}|${bytes.toString('latin1', 2)}` : undefined;
+    const cached = cacheKey ? this.#answers.get(cacheKey) : undefined;
+    if (cached) {
+      const packet = Buffer.from(cached);
+      packet.writeUInt16BE(id, 0);
+      return reply(packet);
+    }
     let query: DecodedPacket;
     try {
       query = dnsPacket.decode(bytes);
@@ -132,7 +152,12 @@ export class Resolver {
     const maxSize = ctx.transport === 'tcp' ? 65535 : Math.min(MAX_UDP_SIZE, Math.max(CLASSIC_UDP_SIZE, opt?.udpPayloadSize ?? 0));
     try {
       if (opt && opt.ednsVersion !== 0) return reply(this.#badVersion(id, flags, question));
-      return this.#answer(id, flags, question, edns, maxSize, bytes, ctx);
+      const decision = this.#answer(id, flags, question, edns, maxSize, bytes, ctx);
+      if (decision.kind === 'reply' && cacheKey && decision.cacheable) {
+        if (this.#answers.size >= MAX_CACHED) this.#answers.clear();
+        this.#answers.set(cacheKey, decision.packet);
+      }
+      return decision;
     } catch {
       // A question the encoder cannot write back (odd labels): refuse it rather than throw.
       return reply(bare(id, flags, Rcode.FORMERR));
@@ -156,14 +181,14 @@ export class Resolver {
         if (name === 'unknown') return { kind: 'reply', packet: bare(id, flags, Rcode.NXDOMAIN, question, edns, AA) };
         if (name !== undefined) {
           const answers: Answer[] = [{ type: 'PTR', name: question.name, class: 'IN', ttl: this.#ttl, data: `${name}.` }];
-          return { kind: 'reply', packet: this.#local(id, flags, question, answers, edns, maxSize) };
+          return { kind: 'reply', packet: this.#local(id, flags, question, answers, edns, maxSize), cacheable: true };
         }
       } else {
         const found = index.lookup(who.sandbox.id, question.name);
         if (found) {
           const wantsA = question.type === 'A' || (question.type as string) === 'ANY';
           const answers: Answer[] = wantsA ? this.#rotate(`${found.network.net.id}|${found.key}`, found.targets.map((t) => t.ipv4)).map((ip) => ({ type: 'A', name: question.name, class: 'IN', ttl: this.#ttl, data: ip })) : [];
-          return { kind: 'reply', packet: this.#local(id, flags, question, answers, edns, maxSize) };
+          return { kind: 'reply', packet: this.#local(id, flags, question, answers, edns, maxSize), cacheable: found.targets.length === 1 };
         }
       }
     }

@@ -164,7 +164,8 @@ export class DnsServer {
   #serveUdp(udp: Socket, msg: Buffer, source: string, port: number, local: string): void {
     this.#call(msg, { source, local, transport: 'udp' }, (out) => {
       try {
-        udp.send(out, port, source, () => undefined);
+        // No callback: a failed send is the socket's 'error' event (logged), and the hot path stays lean.
+        udp.send(out, port, source);
       } catch {
         /* the socket was closed meanwhile */
       }

@@ -183,6 +183,15 @@ describe('embedded resolver', () => {
       expect(ptrAddress('04.3.2.1.in-addr.arpa')).toBeUndefined();
     });
 
+    it('answers a repeated query (from its cache) with the new id and the same records, until the names change', () => {
+      const first = answer(WEB(), 'api', 'A', { id: 100 });
+      const again = answer(WEB(), 'api', 'A', { id: 101 });
+      expect([first.id, again.id]).toEqual([100, 101]);
+      expect(again.answers).toEqual(first.answers);
+      store.rename(api, 'api-renamed');
+      expect(ask(WEB(), 'api', 'A', { id: 102 }).kind).toBe('forward');
+    });
+
     it('echoes the question and id, and EDNS when asked', () => {
       const d = resolver.resolve(query('API', 'A', { id: 4242, edns: 1232 }), WEB());
       const r = read((d as { packet: Buffer }).packet);
