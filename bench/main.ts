@@ -15,6 +15,7 @@ import { sweepStaleLabs } from '../src/lab/lab.js';
 import { projectRoot } from '../src/paths.js';
 import { run } from '../src/system/exec.js';
 import { Progress, duration } from './progress.js';
+import { summarize } from './stats.js';
 import { renderCharts } from './report/charts.js';
 import { renderMarkdown } from './report/markdown.js';
 import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type SweepSample } from './results-model.js';
@@ -254,6 +255,10 @@ export async function main(argv: readonly string[]): Promise<void> {
 
     const finishedAt = new Date();
     machine.loadAfter = loadavg();
+    const loads = summarize(progress.loads);
+    machine.loadDuring = { median: loads.median, max: loads.max };
+    if (loads.max > 0.5 * machine.cpus)
+      notes.push(`The machine was not quiet: the 1-minute load average reached ${loads.max.toFixed(1)} on ${machine.cpus} CPUs during the run (median ${loads.median.toFixed(1)}); other work shares the CPUs with client and server, so expect wider ranges.`);
     notes.push(
       'CPU cost is busy CPU-seconds of the whole machine (/proc/stat, all CPUs: client, server and kernel together) over the measured interval, divided by the work done.',
       `Clients: iperf3 -J (-t ${d.iperf}${d.iperfOmit ? `, first ${d.iperfOmit} s omitted` : ''}); autocannon ${machine.autocannon} with 50 keep-alive connections (${d.http} s after ${d.httpWarmup} s warm-up); connrate (C, epoll, 32 connections in flight, ${d.conn} s after ${d.connWarmup} s warm-up). Server: a single-threaded C epoll HTTP responder (2-byte body) and iperf3 -s, identical in every setup.`,

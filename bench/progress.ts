@@ -1,4 +1,5 @@
 /** One line per step on stderr: what, step i/N, and the estimated time left. */
+import { loadavg } from 'node:os';
 import { timeLeft } from './stats.js';
 
 export function duration(seconds: number): string {
@@ -10,6 +11,8 @@ export class Progress {
   readonly #estimates: number[];
   readonly #t0 = performance.now();
   #done = 0;
+  /** The 1-minute load average at every step: how quiet the machine was during the run. */
+  readonly loads: number[] = [];
 
   /** estimates: the planned seconds of every step, in order. */
   constructor(estimates: number[]) {
@@ -25,6 +28,7 @@ export class Progress {
     const elapsed = (performance.now() - this.#t0) / 1000;
     const left = timeLeft(this.#estimates, this.#done, elapsed);
     this.#done = Math.min(this.#done + 1, this.#estimates.length);
+    this.loads.push(loadavg()[0]);
     process.stderr.write(`[bench] ${String(this.#done).padStart(String(this.total).length)}/${this.total} ${what} — ${duration(elapsed)} elapsed, ~${duration(left)} left\n`);
   }
 

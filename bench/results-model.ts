@@ -18,6 +18,8 @@ export interface MachineInfo {
   /** /proc/loadavg at the start and the end of the run. */
   loadBefore: number[];
   loadAfter: number[];
+  /** The 1-minute load average sampled at every step: median and max. */
+  loadDuring?: { median: number; max: number };
 }
 
 export interface DataSample {

@@ -117,7 +117,8 @@ export function machineLine(r: BenchResults): string {
   const m = r.machine;
   return [
     `Linux ${m.kernel}, ${m.cpus} vCPU (${m.cpuModel}), ${m.memoryGiB} GiB; Node ${m.node}; ${m.iperf3}; autocannon ${m.autocannon}; ${m.iptables}; ${m.cniPlugins}; commit ${m.commit}.`,
-    `Load average at start ${m.loadBefore.map((x) => x.toFixed(2)).join(' ')}, at end ${m.loadAfter.map((x) => x.toFixed(2)).join(' ')}.`,
+    `Load average at start ${m.loadBefore.map((x) => x.toFixed(2)).join(' ')}, at end ${m.loadAfter.map((x) => x.toFixed(2)).join(' ')}` +
+      (m.loadDuring ? `; during the run median ${m.loadDuring.median.toFixed(2)}, max ${m.loadDuring.max.toFixed(2)}.` : '.'),
   ].join(' ');
 }
 
