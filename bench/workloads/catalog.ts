@@ -4,7 +4,7 @@ import { iperfWorkload } from './iperf.js';
 import type { Workload } from './workload.js';
 
 export const WORKLOADS: Workload[] = [
-  iperfWorkload('same-network', 1, 'TCP, sandbox → sandbox, same network, 1 stream', true),
+  iperfWorkload('same-network', 1, 'TCP, sandbox → sandbox, same network, 1 stream', false),
   iperfWorkload('same-network', 2, 'TCP, sandbox → sandbox, same network, 2 streams', false),
   iperfWorkload('published', 1, 'TCP, external client → published port, 1 stream', true),
   iperfWorkload('published', 2, 'TCP, external client → published port, 2 streams', false),

@@ -30,7 +30,7 @@ export interface Durations {
 }
 
 export const FULL_DURATIONS: Durations = { iperf: 2, iperfOmit: 1, http: 3, httpWarmup: 0.5, conn: 2.5, connWarmup: 0.5 };
-export const QUICK_DURATIONS: Durations = { iperf: 1, iperfOmit: 0, http: 0.6, httpWarmup: 0.2, conn: 0.6, connWarmup: 0.2 };
+export const QUICK_DURATIONS: Durations = { iperf: 1, iperfOmit: 0, http: 0.5, httpWarmup: 0.2, conn: 0.6, connWarmup: 0.2 };
 
 export interface Workload {
   /** Stable id (results JSON, --only). */
