@@ -37,7 +37,7 @@ interface Plan {
 
 const PLANS: Record<'quick' | 'full', Plan> = {
   quick: { names: 20, reps: 3, saturateSeconds: 2, latencySeconds: 1, latencyRate: 1000 },
-  full: { names: 50, reps: 5, saturateSeconds: 4, latencySeconds: 2, latencyRate: 1000 },
+  full: { names: 50, reps: 5, saturateSeconds: 3, latencySeconds: 2, latencyRate: 1000 },
 };
 
 const DNSMASQ_PORT = 5353;
