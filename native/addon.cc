@@ -44,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InstallLibbpfLog();
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass));
   exports.Set("ifindex", Napi::Function::New(env, IfIndex));
+  exports.Set("detachTcFilter", Napi::Function::New(env, DetachTcFilter));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("BpfObject", ObjectHandle::Init(env));

@@ -3,7 +3,9 @@
 #include <bpf/libbpf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -142,8 +144,20 @@ std::string FdKind(int fd) {
   return kind;
 }
 
+int RunOnQuietThread(const std::function<int()>& fn) {
+  int result = 0;
+  std::thread worker([&]() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    result = fn();
+  });
+  worker.join();
+  return result;
+}
+
 int RunInNetns(const std::string& netnsPath, const std::function<int()>& fn, std::string* detail) {
-  if (netnsPath.empty()) return fn();
+  if (netnsPath.empty()) return RunOnQuietThread(fn);
   int nsfd = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) {
     int err = errno;
@@ -155,6 +169,9 @@ int RunInNetns(const std::string& netnsPath, const std::function<int()>& fn, std
   // A fresh thread per call: it enters the namespace, does the work and ends,
   // so no thread that outlives the call ever sits in another namespace.
   std::thread worker([&]() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
     if (setns(nsfd, CLONE_NEWNET) != 0) {
       result = -errno;
       return;

@@ -26,7 +26,12 @@ uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* what);
 uint64_t ArgU64(const Napi::CallbackInfo& info, size_t i, const char* what);
 Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* what);
 
-// Runs fn on a short-lived thread that has entered the network namespace at
+// Runs fn on a short-lived thread with every signal blocked. The verifier and
+// BPF_PROG_TEST_RUN give up with EAGAIN when a signal is pending for the calling
+// thread; Node's main thread gets SIGCHLD, SIGPROF (--cpu-prof) and more.
+int RunOnQuietThread(const std::function<int()>& fn);
+
+// Runs fn on a short-lived thread (signals blocked, as above) that has entered the network namespace at
 // netnsPath (empty: the caller's own). Node's and libuv's threads never change
 // namespace: a thread left in the wrong one corrupts later work. fn returns 0 or
 // a negative errno; the result is returned to the caller.

@@ -10,6 +10,7 @@
 namespace bpfnet {
 
 void SetErrorClass(const Napi::CallbackInfo& info);
+Napi::Value DetachTcFilter(const Napi::CallbackInfo& info);
 void InstallLibbpfLog();
 
 // An open (and later loaded) ELF object file.
@@ -91,6 +92,7 @@ class ProgramHandle : public Napi::ObjectWrap<ProgramHandle> {
   Napi::Value AttachXdp(const Napi::CallbackInfo& info);
   Napi::Value AttachTcx(const Napi::CallbackInfo& info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
+  Napi::Value AttachTcFilter(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);

@@ -160,7 +160,7 @@ Napi::Value ObjectHandle::Load(const Napi::CallbackInfo& info) {
   struct bpf_object* obj = Live(env, "load");
   if (loaded_) ThrowErrno(env, EALREADY, "load object \"" + path_ + "\"");
   ClearLibbpfLog();
-  int err = bpf_object__load(obj);
+  int err = RunOnQuietThread([&]() { return bpf_object__load(obj); });
   if (err) {
     std::string log = LogTail(TakeLibbpfLog(), 24);
     ThrowErrno(env, err, "load object \"" + path_ + "\"" + (log.empty() ? "" : "\n" + log + "\n"));

@@ -54,6 +54,7 @@ Napi::Function ProgramHandle::Init(Napi::Env env) {
                                         InstanceMethod("attachXdp", &ProgramHandle::AttachXdp),
                                         InstanceMethod("attachTcx", &ProgramHandle::AttachTcx),
                                         InstanceMethod("attachCgroup", &ProgramHandle::AttachCgroup),
+                                        InstanceMethod("attachTcFilter", &ProgramHandle::AttachTcFilter),
                                         InstanceMethod("pin", &ProgramHandle::Pin),
                                         InstanceMethod("close", &ProgramHandle::Close),
                                     });
@@ -232,6 +233,81 @@ Napi::Value ProgramHandle::AttachCgroup(const Napi::CallbackInfo& info) {
   close(cg);
   if (link_fd < 0) ThrowErrno(env, err, "attach " + what);
   return LinkHandle::Create(env, link_fd, what);
+}
+
+namespace {
+// A clsact hook (created if missing) of ifname in netns; fills the hook's ifindex.
+int TcHook(const std::string& ifname, const std::string& dir, struct bpf_tc_hook* hook) {
+  unsigned int ifindex = if_nametoindex(ifname.c_str());
+  if (ifindex == 0) return -ENODEV;
+  hook->ifindex = static_cast<int>(ifindex);
+  hook->attach_point = dir == "ingress" ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+  int err = bpf_tc_hook_create(hook);
+  return err == -EEXIST ? 0 : err;
+}
+}  // namespace
+
+// attachTcFilter(netns, ifname, "ingress" | "egress", priority) -> { ifindex, handle, priority }
+// A classic clsact cls_bpf filter (direct action): it lives with the device, needs no pin to
+// outlive the process, and replacing it at the same priority swaps the program atomically.
+// Unlike a tcx link its attach and detach do not wait for an RCU grace period.
+Napi::Value ProgramHandle::AttachTcFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string netns = ArgOptString(info, 0, "netns path");
+  std::string ifname = ArgString(info, 1, "interface name");
+  std::string dir = ArgString(info, 2, "direction");
+  uint32_t priority = ArgU32(info, 3, "priority");
+  if (dir != "ingress" && dir != "egress") ThrowType(env, "tc direction must be \"ingress\" or \"egress\", not \"" + dir + "\"");
+  if (priority == 0 || priority > 0xffff) ThrowType(env, "tc filter priority must be 1-65535");
+  if (ifname.empty() || ifname.size() >= IF_NAMESIZE) ThrowType(env, "interface name \"" + ifname + "\" is invalid");
+  int fd = Fd(env, "attachTcFilter");
+  LIBBPF_OPTS(bpf_tc_hook, hook);
+  LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .flags = BPF_TC_F_REPLACE, .handle = 1, .priority = priority);
+  std::string detail;
+  int rc = RunInNetns(
+      netns,
+      [&]() -> int {
+        int err = TcHook(ifname, dir, &hook);
+        return err ? err : bpf_tc_attach(&hook, &opts);
+      },
+      &detail);
+  std::string what = "tc " + dir + " filter \"" + name_ + "\" on " + Where(ifname, netns);
+  if (rc != 0) ThrowErrno(env, rc, "attach " + what + (detail.empty() ? "" : ": " + detail));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ifindex", static_cast<double>(hook.ifindex));
+  o.Set("handle", static_cast<double>(opts.handle));
+  o.Set("priority", static_cast<double>(opts.priority));
+  o.Set("progId", static_cast<double>(opts.prog_id));
+  return o;
+}
+
+// detachTcFilter(netns, ifname, direction, priority): removes the filter; absent is fine.
+Napi::Value DetachTcFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string netns = ArgOptString(info, 0, "netns path");
+  std::string ifname = ArgString(info, 1, "interface name");
+  std::string dir = ArgString(info, 2, "direction");
+  uint32_t priority = ArgU32(info, 3, "priority");
+  if (dir != "ingress" && dir != "egress") ThrowType(env, "tc direction must be \"ingress\" or \"egress\", not \"" + dir + "\"");
+  if (priority == 0 || priority > 0xffff) ThrowType(env, "tc filter priority must be 1-65535");
+  bool removed = false;
+  std::string detail;
+  int rc = RunInNetns(
+      netns,
+      [&]() -> int {
+        unsigned int ifindex = if_nametoindex(ifname.c_str());
+        if (ifindex == 0) return 0;  // the device is gone, and its filters with it
+        LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
+                    .attach_point = dir == "ingress" ? BPF_TC_INGRESS : BPF_TC_EGRESS);
+        LIBBPF_OPTS(bpf_tc_opts, opts, .handle = 1, .priority = priority);
+        int err = bpf_tc_detach(&hook, &opts);
+        if (err == -ENOENT || err == -EINVAL) return 0;  // no such filter (or no clsact at all)
+        removed = err == 0;
+        return err;
+      },
+      &detail);
+  if (rc != 0) ThrowErrno(env, rc, "detach tc " + dir + " filter on " + Where(ifname, netns) + (detail.empty() ? "" : ": " + detail));
+  return Napi::Boolean::New(env, removed);
 }
 
 Napi::Value ProgramHandle::Pin(const Napi::CallbackInfo& info) {

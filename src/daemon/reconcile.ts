@@ -9,9 +9,9 @@ import type { EngineConfig } from '../networks/config.js';
 import type { NetworkService } from '../networks/service.js';
 import { endpointSpec, networkSpec, portSpecs } from '../networks/spec.js';
 import { removeSandboxFiles } from '../sandboxes/files.js';
-import { prepareNamespace, type SandboxService } from '../sandboxes/service.js';
+import type { SandboxService } from '../sandboxes/service.js';
 import type { Store } from '../store/store.js';
-import { ip, links, listNetns, removeNetns } from '../system/ip.js';
+import { ensureNetns, ip, links, listNetns, removeNetns } from '../system/ip.js';
 import { readdirSync } from 'node:fs';
 import type { Logger } from './log.js';
 
@@ -50,7 +50,7 @@ export async function reconcile(
 
   // 3. Endpoints: undo half-made ones, rebuild lost ones.
   for (const sb of store.sandboxes.all()) {
-    if (sb.netns) await prepareNamespace(sb.netns);
+    if (sb.netns) await ensureNetns(sb.netns);
     for (const ep of store.endpoints.forSandbox(sb.id)) {
       if (ep.state === 'creating') {
         log.info(`reconcile: undoing half-made endpoint ${ep.id.slice(0, 12)} of ${sb.name}`);

@@ -17,8 +17,12 @@ export interface Driver {
   readonly ownNamespace: boolean;
   createNetwork(net: NetworkRecord): Promise<void>;
   deleteNetwork(net: NetworkRecord): Promise<void>;
-  /** Builds the attachment's interfaces; returns the endpoint with what the driver chose (host interface, MAC). */
-  join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<EndpointRecord>;
+  /**
+   * Builds the attachment's interfaces (and brings the sandbox's loopback up); with
+   * `defaultRoute` the endpoint also becomes the sandbox's default route. Returns the endpoint
+   * with what the driver chose (host interface, MAC).
+   */
+  join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget, opts?: { defaultRoute?: boolean }): Promise<EndpointRecord>;
   leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<void>;
   /** Makes ep the sandbox's default route (it became the primary endpoint). */
   setDefaultRoute?(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<void>;

@@ -124,13 +124,15 @@ export class Attachments {
     const driver = this.driver(net);
     const target = this.target(sb);
     let built = ep;
+    // The first bridge endpoint is the primary: the default route and published ports go there.
+    const becomesPrimary = net.driver === 'bridge' && !this.primary(sb.id);
     try {
-      built = await driver.join(net, ep, target);
+      built = await driver.join(net, ep, target, { defaultRoute: becomesPrimary });
       await failpoint('attach:after-join');
       if (net.driver === 'bridge') await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
       built = { ...built, state: 'active' };
       this.#store.endpoints.update(built);
-      await this.refreshPrimary(sb);
+      if (becomesPrimary) await this.#publish(sb, built, net);
       this.#changed(sb);
       return built;
     } catch (err) {
@@ -179,6 +181,10 @@ export class Attachments {
     if (!primary) return;
     const net = this.#store.networks.get(primary.networkId)!;
     await this.driver(net).setDefaultRoute?.(net, primary, this.target(sb));
+    await this.#publish(sb, primary, net);
+  }
+
+  async #publish(sb: SandboxRecord, primary: EndpointRecord, net: NetworkRecord): Promise<void> {
     const ports = this.#store.ports.forSandbox(sb.id);
     if (ports.length > 0) await this.#datapath.publish(portSpecs(ports, primary, net));
   }

@@ -93,3 +93,24 @@ export function expandPortRequest(req: PortRequest, isFree: (p: Protocol, ip: st
 export function bindingsClash(a: { protocol: Protocol; hostIp: string; hostPort: number }, b: { protocol: Protocol; hostIp: string; hostPort: number }): boolean {
   return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp);
 }
+
+/** Published bindings indexed by (protocol, port): clash checks in O(1), not a scan of every port. */
+export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPort: number }> {
+  readonly #byPort = new Map<string, B[]>();
+
+  constructor(bindings: Iterable<B> = []) {
+    for (const b of bindings) this.add(b);
+  }
+
+  add(b: B): void {
+    const key = `${b.protocol}/${b.hostPort}`;
+    const list = this.#byPort.get(key);
+    if (list) list.push(b);
+    else this.#byPort.set(key, [b]);
+  }
+
+  /** The binding already holding what b asks for, if any. */
+  clash(b: { protocol: Protocol; hostIp: string; hostPort: number }): B | undefined {
+    return this.#byPort.get(`${b.protocol}/${b.hostPort}`)?.find((x) => bindingsClash(x, b));
+  }
+}

@@ -13,11 +13,10 @@ import { Attachments, type AttachOptions } from '../networks/attachments.js';
 import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
 import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { validateHostname, validateName } from '../networks/names.js';
-import { bindingsClash, expandPortRequest, parsePortSpec } from '../networks/ports.js';
+import { BindingIndex, expandPortRequest, parsePortSpec } from '../networks/ports.js';
 import type { NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
-import { ensureNetns, removeNetns } from '../system/ip.js';
-import { writeSysctls } from '../system/sysctl.js';
+import { createNetns, removeNetns } from '../system/ip.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
 import type { Mutex } from '../util/mutex.js';
 import { parseResolvConf, removeSandboxFiles, writeSandboxFiles, type HostsEntry } from './files.js';
@@ -42,15 +41,6 @@ export interface CreateSandboxRequest {
  * address on user-defined networks, the host's resolvers elsewhere); undefined: the host's.
  */
 export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | undefined) => { nameservers: string[]; options: string[] } | undefined;
-
-/**
- * A new sandbox namespace: loopback up and, as Docker does for IPv4-only networks, IPv6 off
- * (set as the default before any interface arrives, so none gets a link-local address).
- */
-export async function prepareNamespace(name: string): Promise<void> {
-  const ns = await ensureNetns(name);
-  await writeSysctls({ netnsPath: ns.path }, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
-}
 
 export class SandboxService {
   readonly #store: Store;
@@ -120,16 +110,16 @@ export class SandboxService {
 
   /** Parses -p specs and picks host ports, refusing any already published (Docker's message). */
   #planPorts(sandboxId: string, specs: readonly string[]): PortRecord[] {
-    const existing = this.#store.ports.all();
+    if (specs.length === 0) return [];
+    const taken = new BindingIndex<PortRecord>(this.#store.ports.all());
     const planned: PortRecord[] = [];
+    const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
     for (const spec of specs) {
-      const req = parsePortSpec(spec);
-      const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) =>
-        ![...existing, ...planned].some((p) => bindingsClash(p, { protocol, hostIp, hostPort }));
-      for (const b of expandPortRequest(req, free, spec)) {
-        const clash = [...existing, ...planned].find((p) => bindingsClash(p, b));
-        if (clash) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
-        planned.push({ sandboxId, ...b });
+      for (const b of expandPortRequest(parsePortSpec(spec), free, spec)) {
+        if (taken.clash(b)) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
+        const record = { sandboxId, ...b };
+        taken.add(record);
+        planned.push(record);
       }
     }
     return planned;
@@ -201,11 +191,11 @@ export class SandboxService {
       this.#attachments.checkAttach(sb, net, attach);
       const ep = this.#store.transaction(() => {
         this.#store.sandboxes.insert(sb);
-        for (const p of ports) this.#store.ports.insert(p);
+        this.#store.ports.setForSandbox(sb.id, ports);
         return this.#attachments.reserve(sb, net, attach);
       });
       try {
-        if (sb.netns) await prepareNamespace(sb.netns);
+        if (sb.netns) await createNetns(sb.netns); // the driver's join brings loopback up
         await this.#attachments.build(sb, ep);
         this.#files(sb);
       } catch (err) {

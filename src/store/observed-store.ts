@@ -4,6 +4,7 @@
  * write, through whatever service or reconcile path, is seen at once without each writer
  * having to announce it.
  */
+import type { PortRecord } from '../networks/model.js';
 import type { RecordTable, Store } from './store.js';
 
 /** Something whose content changes exactly when `version` does. */
@@ -44,7 +45,7 @@ export class ObservedStore implements Store, Versioned {
     this.ports = {
       all: () => inner.ports.all(),
       forSandbox: (id) => inner.ports.forSandbox(id),
-      insert: bump((p) => inner.ports.insert(p)),
+      setForSandbox: bump((id: string, ports: readonly PortRecord[]) => inner.ports.setForSandbox(id, ports)),
       deleteForSandbox: bump((id) => inner.ports.deleteForSandbox(id)),
     };
     this.ipam = {

@@ -22,11 +22,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
   doc TEXT NOT NULL,
   UNIQUE (network_id, sandbox_id)
 );
-CREATE TABLE IF NOT EXISTS ports (
-  sandbox_id TEXT NOT NULL REFERENCES sandboxes(id),
-  protocol TEXT NOT NULL, host_ip TEXT NOT NULL, host_port INTEGER NOT NULL, container_port INTEGER NOT NULL,
-  PRIMARY KEY (protocol, host_ip, host_port)
-);
+CREATE TABLE IF NOT EXISTS sandbox_ports (sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id), doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ipam (pool TEXT NOT NULL, address INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
 CREATE TABLE IF NOT EXISTS ipam_cursor (pool TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS endpoints_by_sandbox ON endpoints (sandbox_id);
@@ -107,21 +103,24 @@ export class SqliteStore implements Store {
       forSandbox: (id: string) => docs(bySandbox.all(id)).sort((a, b) => a.seq - b.seq),
     });
 
-    const portRow = (r: { sandbox_id: string; protocol: string; host_ip: string; host_port: number; container_port: number }): PortRecord => ({
-      sandboxId: r.sandbox_id,
-      protocol: r.protocol as PortRecord['protocol'],
-      hostIp: r.host_ip,
-      hostPort: r.host_port,
-      containerPort: r.container_port,
-    });
-    const allPorts = db.prepare('SELECT * FROM ports ORDER BY rowid');
-    const portsFor = db.prepare('SELECT * FROM ports WHERE sandbox_id = ? ORDER BY rowid');
-    const insertPort = db.prepare('INSERT INTO ports (sandbox_id, protocol, host_ip, host_port, container_port) VALUES (?, ?, ?, ?, ?)');
-    const deletePorts = db.prepare('DELETE FROM ports WHERE sandbox_id = ?');
+    // Each sandbox's ports as one compact row: [protocol, hostIp, hostPort, containerPort] tuples.
+    type Row = [PortRecord['protocol'], string, number, number];
+    const decode = (sandboxId: string, doc: string): PortRecord[] =>
+      (JSON.parse(doc) as Row[]).map(([protocol, hostIp, hostPort, containerPort]) => ({ sandboxId, protocol, hostIp, hostPort, containerPort }));
+    const allPorts = db.prepare('SELECT sandbox_id, doc FROM sandbox_ports ORDER BY rowid');
+    const portsFor = db.prepare('SELECT doc FROM sandbox_ports WHERE sandbox_id = ?').pluck();
+    const setPorts = db.prepare('INSERT OR REPLACE INTO sandbox_ports (sandbox_id, doc) VALUES (?, ?)');
+    const deletePorts = db.prepare('DELETE FROM sandbox_ports WHERE sandbox_id = ?');
     this.ports = {
-      all: () => (allPorts.all() as Parameters<typeof portRow>[0][]).map(portRow),
-      forSandbox: (id) => (portsFor.all(id) as Parameters<typeof portRow>[0][]).map(portRow),
-      insert: (p) => void insertPort.run(p.sandboxId, p.protocol, p.hostIp, p.hostPort, p.containerPort),
+      all: () => (allPorts.all() as Array<{ sandbox_id: string; doc: string }>).flatMap((r) => decode(r.sandbox_id, r.doc)),
+      forSandbox: (id) => {
+        const doc = portsFor.get(id) as string | undefined;
+        return doc ? decode(id, doc) : [];
+      },
+      setForSandbox: (id, ports) => {
+        if (ports.length === 0) deletePorts.run(id);
+        else setPorts.run(id, JSON.stringify(ports.map((p): Row => [p.protocol, p.hostIp, p.hostPort, p.containerPort])));
+      },
       deleteForSandbox: (id) => void deletePorts.run(id),
     };
 

@@ -23,10 +23,12 @@ export interface Store {
     forNetwork(networkId: string): EndpointRecord[];
     forSandbox(sandboxId: string): EndpointRecord[];
   };
+  /** Published ports, kept per sandbox (a range of 10,000 is one write, not 10,000). */
   readonly ports: {
     all(): PortRecord[];
     forSandbox(sandboxId: string): PortRecord[];
-    insert(port: PortRecord): void;
+    /** Sets a sandbox's ports (replacing any it had). */
+    setForSandbox(sandboxId: string, ports: readonly PortRecord[]): void;
     deleteForSandbox(sandboxId: string): void;
   };
   readonly ipam: IpamStore & {

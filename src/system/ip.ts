@@ -54,6 +54,16 @@ export async function ensureNetns(name: string): Promise<Netns> {
   return ns;
 }
 
+/** A fresh named namespace, loopback still down (the caller's first batch brings it up): one process. */
+export async function createNetns(name: string): Promise<Netns> {
+  try {
+    await run('ip', ['netns', 'add', name]);
+  } catch (err) {
+    throw new Error(`could not create network namespace "${name}": ${(err as Error).message}`);
+  }
+  return netns(name);
+}
+
 export async function removeNetns(name: string): Promise<void> {
   if (!existsSync(`${NETNS_DIR}/${name}`)) return;
   const r = await runRaw('ip', ['netns', 'delete', name]);

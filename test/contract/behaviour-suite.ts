@@ -168,7 +168,7 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
 
     describe('bad input', () => {
       let before: { networks: string; sandboxes: string; netns: string[] };
-      const snapshot = async () => ({ networks: await cli('network', 'ls', '-q'), sandboxes: await cli('ps', '-q'), netns: await listNetns() });
+      const snapshot = async () => ({ networks: await cli('network', 'ls', '-q'), sandboxes: await cli('ps', '-q', '-a'), netns: (await listNetns()).filter((n) => n.startsWith(d.instance)) });
 
       beforeAll(async () => {
         before = await snapshot();

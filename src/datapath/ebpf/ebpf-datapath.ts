@@ -1,7 +1,7 @@
 /**
  * The ebpf datapath: TC programs on every sandbox's host veth (from_container /
  * to_container), on the uplink (from_uplink) and on lo (from_host), sharing pinned maps
- * under /sys/fs/bpf/<instance>. The daemon only writes map entries and attaches links; every
+ * under /sys/fs/bpf/<instance>. The daemon only writes map entries and attaches filters; every
  * packet decision is made in the kernel, and keeps being made while the daemon is down.
  * No iptables or nftables rule is involved.
  */
@@ -42,7 +42,7 @@ import { ipJson, link } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { collectExpired, forgetAddress } from './conntrack.js';
-import { LinkSet } from './links.js';
+import { Hooks } from './hooks.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
 type NetworkInfo = Decoded<typeof networkInfo>;
@@ -113,7 +113,7 @@ export class EbpfDatapath implements Datapath, Observable {
   #maps?: Maps;
   #progs?: Programs;
   #objects: BpfObject[] = [];
-  #links?: LinkSet;
+  readonly #hooks = new Hooks();
   #gc?: NodeJS.Timeout;
   #drops?: RingBuffer<Decoded<typeof dropEvent>>;
   /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
@@ -160,7 +160,6 @@ export class EbpfDatapath implements Datapath, Observable {
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
     };
-    this.#links = new LinkSet(this.#pinRoot);
     return this.#maps;
   }
 
@@ -210,10 +209,9 @@ export class EbpfDatapath implements Datapath, Observable {
     for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl({}, key, '1');
     const maps = this.#load();
     const progs = this.#progs!;
-    const links = this.#links!;
     this.#configure(maps);
-    links.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
-    links.ensure(null, 'lo', 'egress', progs.fromHost);
+    this.#hooks.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
+    this.#hooks.ensure(null, 'lo', 'egress', progs.fromHost);
 
     for (const n of desired.networks) await this.ensureNetwork(n);
     const wantNets = new Set(desired.networks.map((n) => this.#bridges.get(n.id)));
@@ -228,8 +226,7 @@ export class EbpfDatapath implements Datapath, Observable {
     for (const k of maps.ep.keys()) if (!wantIps.has(k)) maps.ep.delete(k);
     for (const k of maps.epIfx.keys()) if (!wantIfx.has(k)) maps.epIfx.delete(k);
     for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
-    const wantLinks = new Set([...desired.endpoints.map((e) => e.hostIfname), this.#ctx.uplink.ifname, 'lo']);
-    for (const l of links.pinned()) if (!wantLinks.has(l.ifname)) links.remove(l.ifname, l.direction);
+    // Filters of endpoints that are gone went with their devices (reconcile deletes stray veths).
 
     const wantPorts = new Map(desired.ports.map((p) => [keyString(portKeyOf(p)), p]));
     for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
@@ -346,14 +343,14 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#ensureStats(maps, ifindex);
     maps.epIfx.set(ifindex, info);
     maps.ep.set(ep.ipv4, info);
-    this.#links!.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
-    this.#links!.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+    this.#hooks.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
+    this.#hooks.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
   }
 
   async removeEndpoint(_net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     const maps = this.#load();
-    this.#links!.remove(ep.hostIfname, 'ingress');
-    this.#links!.remove(ep.hostIfname, 'egress');
+    this.#hooks.remove(null, ep.hostIfname, 'ingress');
+    this.#hooks.remove(null, ep.hostIfname, 'egress');
     const ifindex = maps.ep.get(ep.ipv4)?.ifindex ?? this.#ifindexOf(ep.hostIfname);
     if (ifindex !== undefined) {
       maps.epIfx.delete(ifindex);
@@ -394,10 +391,10 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#progs = undefined;
   }
 
-  /** For tests: everything this datapath pinned, removed (links detached). */
+  /** Everything this datapath set up, removed: its hooks on the uplink and lo, its pins. */
   async teardown(): Promise<void> {
-    const links = this.#links ?? new LinkSet(this.#pinRoot);
-    for (const l of links.pinned()) links.remove(l.ifname, l.direction);
+    this.#hooks.remove(null, this.#ctx.uplink.ifname, 'ingress');
+    this.#hooks.remove(null, 'lo', 'egress');
     await this.stop();
     const { rmSync } = await import('node:fs');
     rmSync(this.#pinRoot, { recursive: true, force: true });

@@ -287,6 +287,15 @@ export class BpfProgram {
     return new BpfLink(this.#raw.attachTcx(target.netns, target.ifname, direction));
   }
 
+  /**
+   * Attaches as a classic clsact filter (direct action) at `priority`: it stays with the device
+   * without a pin, re-attaching at the same priority swaps the program atomically, and neither
+   * attach nor detach waits for an RCU grace period (a tcx link's do, ~14 ms each here).
+   */
+  attachTcFilter(target: InterfaceTarget, direction: TcDirection, priority: number): { ifindex: number; progId: number } {
+    return this.#raw.attachTcFilter(target.netns, target.ifname, direction, priority);
+  }
+
   attachCgroup(cgroupPath: string, attachType: number): BpfLink {
     return new BpfLink(this.#raw.attachCgroup(cgroupPath, attachType));
   }
@@ -396,6 +405,11 @@ export class RingBuffer<T> {
   close(): void {
     this.#raw.close();
   }
+}
+
+/** Removes the clsact filter at `priority` (absent filters and devices are fine); true if one went. */
+export function detachTcFilter(target: InterfaceTarget, direction: TcDirection, priority: number): boolean {
+  return native().detachTcFilter(target.netns, target.ifname, direction, priority);
 }
 
 /** The index of an interface inside a network namespace (null: the caller's). */

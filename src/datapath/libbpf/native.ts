@@ -62,6 +62,7 @@ export interface NativeProgram {
   attachXdp(netns: string | null, ifname: string, mode?: 'native' | 'generic' | 'auto'): NativeLink;
   attachTcx(netns: string | null, ifname: string, direction: 'ingress' | 'egress'): NativeLink;
   attachCgroup(cgroupPath: string, attachType: number): NativeLink;
+  attachTcFilter(netns: string | null, ifname: string, direction: 'ingress' | 'egress', priority: number): { ifindex: number; handle: number; priority: number; progId: number };
   pin(path: string): void;
   close(): void;
 }
@@ -100,6 +101,7 @@ export interface NativeRingBuffer {
 export interface NativeAddon {
   setErrorClass(ctor: typeof BpfError): void;
   ifindex(netns: string | null, ifname: string): number;
+  detachTcFilter(netns: string | null, ifname: string, direction: 'ingress' | 'egress', priority: number): boolean;
   numPossibleCpus(): number;
   libbpfVersion(): string;
   BpfObject: new (path: string, pinRoot?: string) => NativeObject;

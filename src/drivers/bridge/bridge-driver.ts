@@ -49,25 +49,30 @@ export class BridgeDriver implements Driver {
     if (await link(HOST, net.device!)) await ip(HOST, ['link', 'delete', net.device!]);
   }
 
-  async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<EndpointRecord> {
+  async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget, opts: { defaultRoute?: boolean } = {}): Promise<EndpointRecord> {
     const ns = sandboxNs(sb);
     const hostIf = ep.hostIfname!;
     const mac = ep.mac ?? macForIPv4(ep.ipv4!);
     const mtu = net.options[BridgeOption.mtu] ? ['mtu', net.options[BridgeOption.mtu]] : [];
-    const exists = await link(HOST, hostIf);
+    // Two processes in all: one batch per side. addrgenmode goes off while the devices are
+    // still down (an IPv6 link-local address is made at up time), so nothing but IPv4 flows.
+    const hostSide = [
+      ['link', 'set', 'dev', hostIf, 'addrgenmode', 'none', ...mtu],
+      ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
+    ];
     try {
-      await ipBatch(HOST, [
-        ...(exists ? [] : [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', ep.ifname, 'netns', ns.name]]),
-        ['link', 'set', 'dev', hostIf, 'addrgenmode', 'none', ...mtu],
-        ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
-      ]);
+      await ipBatch(HOST, [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', ep.ifname, 'netns', ns.name], ...hostSide]);
     } catch (err) {
-      throw new Error(`could not create veth "${hostIf}" for ${sb.record.name} on ${net.name}: ${(err as Error).message}`);
+      // Rebuilding an endpoint whose veth survived (reconcile): configure what is there.
+      if (!/File exists/.test((err as Error).message)) throw new Error(`could not create veth "${hostIf}" for ${sb.record.name} on ${net.name}: ${(err as Error).message}`);
+      await ipBatch(HOST, hostSide);
     }
     await ipBatch(ns, [
-      ['link', 'set', 'dev', ep.ifname, ...mtu, 'address', mac],
+      ['link', 'set', 'dev', 'lo', 'up'],
+      ['link', 'set', 'dev', ep.ifname, 'addrgenmode', 'none', ...mtu, 'address', mac],
       ['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', ep.ifname],
       ['link', 'set', 'dev', ep.ifname, 'up'],
+      ...(opts.defaultRoute ? [['route', 'replace', 'default', 'via', net.gateway!, 'dev', ep.ifname]] : []),
     ]);
     return { ...ep, mac, prefixLength: prefixOf(net) };
   }
