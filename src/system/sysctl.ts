@@ -16,3 +16,8 @@ export async function ensureSysctl(target: NetnsTarget, key: string, value: stri
   if ((await readSysctl(target, key)) !== value) await writeSysctl(target, key, value);
 }
 
+
+/** Writes several sysctls with one process. */
+export async function writeSysctls(target: NetnsTarget, values: Record<string, string>): Promise<void> {
+  await runIn(target, 'sysctl', ['-q', '-w', ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
+}
