@@ -98,12 +98,8 @@ int from_container(struct __sk_buff *skb)
 	if (p.t.daddr == (net->subnet | ~net->mask))
 		return TC_PASS;
 
-	__u64 now = bpf_ktime_get_ns();
-	int verdict = ct_follow4(skb, &p, CT_HOOK_CONTAINER, cfg, now, ifindex, 1);
-	if (verdict != CT_NO_FLOW)
-		return verdict;
-
-	/* Another sandbox: switch it here, straight into the peer's namespace. */
+	/* Another sandbox: switch it here, straight into the peer's namespace. No NAT flow ever
+	 * targets a sandbox address at this hook, so this comes before the connection table. */
 	struct endpoint_info *dst = bpf_map_lookup_elem(&ep4, &p.t.daddr);
 	if (dst) {
 		if (dst->net_ifindex != self->net_ifindex)
@@ -115,6 +111,11 @@ int from_container(struct __sk_buff *skb)
 		stats_rx(dst->ifindex, skb->len);
 		return bpf_redirect_peer(dst->ifindex, 0);
 	}
+
+	__u64 now = bpf_ktime_get_ns();
+	int verdict = ct_follow4(skb, &p, CT_HOOK_CONTAINER, cfg, now, ifindex, 1);
+	if (verdict != CT_NO_FLOW)
+		return verdict;
 
 	/* The host: a published port (hairpin) or one of its own services. */
 	if (bpf_map_lookup_elem(&local4, &p.t.daddr)) {
