@@ -6,7 +6,7 @@
  * No iptables or nftables rule is involved.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DROP_REASONS,
@@ -163,6 +163,17 @@ export class EbpfDatapath implements Datapath, Observable {
     return this.#maps;
   }
 
+  /** Pins the programs in use under progs/ (replacing a previous daemon's), for bpftool and for the record. */
+  #pinPrograms(progs: Programs): void {
+    const dir = join(this.#pinRoot, 'progs');
+    mkdirSync(dir, { recursive: true });
+    for (const prog of Object.values(progs)) {
+      const path = join(dir, prog.name);
+      rmSync(path, { force: true });
+      prog.pin(path);
+    }
+  }
+
   #configure(maps: Maps): void {
     const t = { ...DEFAULT_TIMEOUTS, ...(this.#ctx.ebpf?.timeouts ?? {}) };
     const [ephLo, ephHi] = ephemeralRange();
@@ -209,6 +220,7 @@ export class EbpfDatapath implements Datapath, Observable {
     for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl({}, key, '1');
     const maps = this.#load();
     const progs = this.#progs!;
+    this.#pinPrograms(progs);
     this.#configure(maps);
     this.#hooks.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
     this.#hooks.ensure(null, 'lo', 'egress', progs.fromHost);
@@ -396,7 +408,6 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#hooks.remove(null, this.#ctx.uplink.ifname, 'ingress');
     this.#hooks.remove(null, 'lo', 'egress');
     await this.stop();
-    const { rmSync } = await import('node:fs');
     rmSync(this.#pinRoot, { recursive: true, force: true });
   }
 }
