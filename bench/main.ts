@@ -118,8 +118,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   for (let rep = 0; rep < o.reps; rep++)
     for (const w of workloads) for (const s of setupNames) if (pathOf(s).includes(w.path)) plan.push(w.estimate(d));
   if (doSweep)
-    for (const ports of sweepPorts)
-      for (let rep = 0; rep < sectionReps; rep++)
+    for (let rep = 0; rep < sectionReps; rep++)
+      for (const ports of sweepPorts)
         for (const s of sweepSetups) {
           if (s === 'cni' && (ports > cniMaxPorts || rep >= cniRepsAt(ports))) continue;
           plan.push(d.conn + d.connWarmup + 0.5 + (s === 'cni' ? ports * ports * 0.00006 : ports * 0.0002));
@@ -188,8 +188,10 @@ export async function main(argv: readonly string[]): Promise<void> {
     }
 
     if (doSweep) {
-      for (const ports of sweepPorts) {
-        for (let rep = 0; rep < sectionReps && !interrupted; rep++) {
+      // Port counts interleave inside each repetition too, so a busy moment on the machine does
+      // not land on one port count for every setup (the ratio to one port is paired per repetition).
+      for (let rep = 0; rep < sectionReps && !interrupted; rep++) {
+        for (const ports of sweepPorts) {
           for (const name of sweepSetups) {
             if (name === 'cni' && (ports > cniMaxPorts || rep >= cniRepsAt(ports))) continue;
             progress.step(`sweep: ${ports.toLocaleString('en-US')} published ports · ${name} · rep ${rep + 1}/${sectionReps}`);

@@ -9,7 +9,8 @@ import { LabDaemon } from '../../src/lab/daemon.js';
 import { netns, type Netns } from '../../src/system/ip.js';
 import { callApi, mustCall } from './engine-api.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, serverCommand, spawnServers, tuneClient, waitListening } from './servers.js';
-import type { PublishedSweep, Setup, Target } from './setup.js';
+import { median } from '../stats.js';
+import { BASELINE_RUNS, type PublishedSweep, type Setup, type Target } from './setup.js';
 
 const NETWORK = 'bench';
 
@@ -101,8 +102,12 @@ export class BpfnetSetup implements Setup {
   async publishPorts(n: number, first: number): Promise<PublishedSweep> {
     const k = this.#seq++;
     const last = first + n - 1;
-    const baselineMs = await this.#create(`swb${k}`, [], [HTTPD, String(last)]);
-    await this.#remove(`swb${k}`);
+    const baselines: number[] = [];
+    for (let i = 0; i < BASELINE_RUNS; i++) {
+      baselines.push(await this.#create(`swb${k}x${i}`, [], [HTTPD, String(last)]));
+      await this.#remove(`swb${k}x${i}`);
+    }
+    const baselineMs = median(baselines);
     const spec = n === 1 ? `${first}:${first}` : `${first}-${last}:${first}-${last}`;
     const name = `sw${k}`;
     const createMs = await this.#create(name, [spec], [HTTPD, String(last)]);

@@ -12,7 +12,8 @@ import { run, stop } from '../../src/system/exec.js';
 import { removeNetns, type Netns } from '../../src/system/ip.js';
 import { CniRuntime, type CniAttachment, type CniNetworkList, type CniPortMapping } from './cni-runtime.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
-import type { PublishedSweep, Setup, Target } from './setup.js';
+import { median } from '../stats.js';
+import { BASELINE_RUNS, type PublishedSweep, type Setup, type Target } from './setup.js';
 
 export const CNI_PLUGIN_DIR = '/usr/lib/cni';
 export const CNI_SUBNET = '10.88.0.0/16';
@@ -124,12 +125,16 @@ export class CniSetup implements Setup {
   async publishPorts(n: number, first: number): Promise<PublishedSweep> {
     const k = this.#seq++;
     const last = first + n - 1;
-    let t = performance.now();
-    const base = await this.attach(`swb${k}`);
-    const baselineMs = performance.now() - t;
-    await this.detach(base);
+    const baselines: number[] = [];
+    for (let i = 0; i < BASELINE_RUNS; i++) {
+      const t0 = performance.now();
+      const base = await this.attach(`swb${k}x${i}`);
+      baselines.push(performance.now() - t0);
+      await this.detach(base);
+    }
+    const baselineMs = median(baselines);
     const mappings: CniPortMapping[] = Array.from({ length: n }, (_, i) => ({ hostPort: first + i, containerPort: first + i, protocol: 'tcp' }));
-    t = performance.now();
+    const t = performance.now();
     const c = await this.attach(`sw${k}`, mappings);
     const createMs = performance.now() - t;
     let server: ChildProcess | undefined;

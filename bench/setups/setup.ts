@@ -30,13 +30,16 @@ export interface Target {
   iperfPort: number;
 }
 
+/** How many port-less creations the publishing time is measured against (their median). */
+export const BASELINE_RUNS = 3;
+
 /** A sandbox publishing N ports, made for the scaling sweep. */
 export interface PublishedSweep {
   /** The measured port (the one a linear rule list reaches last). */
   target: Target;
   /** Wall time of creating the sandbox with its N ports (ms). */
   createMs: number;
-  /** Wall time of creating an otherwise identical sandbox with no published port (ms). */
+  /** Wall time of creating an otherwise identical sandbox with no published port (ms, the median of BASELINE_RUNS). */
   baselineMs: number;
   remove(): Promise<void>;
 }
