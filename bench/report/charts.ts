@@ -39,7 +39,8 @@ function groupedBars(title: string, yTitle: string, rows: Bar[], groups: string[
       {
         mark: 'bar',
         encoding: {
-          y: { field: 'median', type: 'quantitative', title: yTitle },
+          // The whiskers' tops must fit: vega-lite sizes the shared axis from the bars alone.
+          y: { field: 'median', type: 'quantitative', title: yTitle, scale: { domain: [0, top(rows)], nice: true } },
           color: { field: 'setup', type: 'nominal', scale: colorScale(setups), sort: setups, title: 'setup' },
         },
       },
@@ -47,6 +48,11 @@ function groupedBars(title: string, yTitle: string, rows: Bar[], groups: string[
     ],
     config: { font: 'sans-serif' },
   } as TopLevelSpec;
+}
+
+/** The largest whisker top, so the y axis covers it. */
+function top(rows: ReadonlyArray<{ max: number }>): number {
+  return Math.max(0, ...rows.map((r) => r.max).filter(Number.isFinite));
 }
 
 async function toSvg(spec: TopLevelSpec): Promise<string> {
@@ -107,7 +113,10 @@ export async function renderCharts(r: BenchResults): Promise<Record<string, stri
       color: { field: 'setup', type: 'nominal', scale: colorScale(setups), sort: setups, title: 'setup' },
     },
     layer: [
-      { mark: { type: 'line', point: true }, encoding: { y: { field: 'median', type: 'quantitative', title: 'new connections/s', scale: { zero: true } } } },
+      {
+        mark: { type: 'line', point: true },
+        encoding: { y: { field: 'median', type: 'quantitative', title: 'new connections/s', scale: { domain: [0, top(sweep.map((x) => ({ max: x.rate.max })))], nice: true } } },
+      },
       { mark: 'rule', encoding: { y: { field: 'min', type: 'quantitative' }, y2: { field: 'max' } } },
     ],
     config: { font: 'sans-serif' },
