@@ -16,8 +16,7 @@ import { projectRoot } from '../src/paths.js';
 import { run } from '../src/system/exec.js';
 import { Progress, duration } from './progress.js';
 import { summarize } from './stats.js';
-import { renderCharts } from './report/charts.js';
-import { renderMarkdown } from './report/markdown.js';
+import { writeReport } from './report/write.js';
 import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type SweepSample } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { CeilingSetup, RoutingSetup } from './setups/ceiling.js';
@@ -287,12 +286,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
     const jsonPath = join(outDir, `${stamp}.json`);
     writeFileSync(jsonPath, JSON.stringify(results, null, 1) + '\n');
-    const charts = await renderCharts(results);
-    for (const [name, svg] of Object.entries(charts)) writeFileSync(join(outDir, `${name}.svg`), svg);
-    const md = renderMarkdown(results, './') + `\nRaw samples: [${stamp}.json](./${stamp}.json)\n`;
-    writeFileSync(join(outDir, 'latest.md'), md);
-    process.stdout.write(md);
-    progress.note(`wrote ${relative(process.cwd(), jsonPath)}, ${relative(process.cwd(), join(outDir, 'latest.md'))} and ${Object.keys(charts).length} charts in ${duration((finishedAt.getTime() - startedAt.getTime()) / 1000)}`);
+    const { markdown, files } = await writeReport(results, jsonPath);
+    process.stdout.write(markdown);
+    progress.note(`wrote ${[jsonPath, ...files].map((f) => relative(process.cwd(), f)).join(', ')} in ${duration((finishedAt.getTime() - startedAt.getTime()) / 1000)}`);
   } finally {
     await Promise.allSettled(setups.map((s) => s.destroy()));
   }
