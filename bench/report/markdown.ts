@@ -131,7 +131,9 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
       `Ran ${Math.floor(dur / 60)} min ${dur % 60} s.\n\n${machineLine(r)}`,
   );
   out.push(`## Targets\n\n${targetsTable(targets(r))}`);
-  out.push(`## Summary (medians)\n\n${summaryTable(r)}`);
+  out.push(
+    `## Summary (medians)\n\n${summaryTable(r)}\n\nThe ratio columns are medians of the per-repetition ratios (setups measured side by side), so they can differ from the quotient of the medians beside them.`,
+  );
   if (chartsDir !== undefined) {
     out.push(
       ['throughput', 'requests', 'scaling', 'latency'].map((c) => `![${c}](${chartsDir}${c}.svg)`).join('\n'),
