@@ -98,24 +98,35 @@ int from_container(struct __sk_buff *skb)
 	if (p.t.daddr == (net->subnet | ~net->mask))
 		return TC_PASS;
 
-	/* Another sandbox: switch it here, straight into the peer's namespace. No NAT flow ever
-	 * targets a sandbox address at this hook, so this comes before the connection table. */
-	struct endpoint_info *dst = bpf_map_lookup_elem(&ep4, &p.t.daddr);
-	if (dst) {
-		if (dst->net_ifindex != self->net_ifindex)
-			return drop_pkt(ifindex, DROP_ISOLATION, &p);
-		if (!(net->flags & NET_F_ICC))
-			return drop_pkt(ifindex, DROP_ICC_DISABLED, &p);
-		if (bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0) < 0)
-			return drop_pkt(ifindex, DROP_MALFORMED, &p);
-		stats_rx(dst->ifindex, skb->len);
-		return bpf_redirect_peer(dst->ifindex, 0);
+	/* Another sandbox of this network: switch it here, straight into the peer's namespace.
+	 * No NAT flow ever targets a sandbox address at this hook, so this comes first. */
+	int in_subnet = (p.t.daddr & net->mask) == net->subnet;
+	if (in_subnet) {
+		struct endpoint_info *dst = bpf_map_lookup_elem(&ep4, &p.t.daddr);
+		if (dst) {
+			if (!(net->flags & NET_F_ICC))
+				return drop_pkt(ifindex, DROP_ICC_DISABLED, &p);
+			/* Only when needed: writing makes the kernel copy a cloned skb's head (TCP data).
+			 * Parsing may have moved the packet: look at its header afresh. */
+			struct ethhdr *l2 = (void *)(long)skb->data;
+			if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
+				return drop_pkt(ifindex, DROP_MALFORMED, &p);
+			if (!mac_eq(l2->h_dest, dst->mac) && bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0) < 0)
+				return drop_pkt(ifindex, DROP_MALFORMED, &p);
+			stats_rx(dst->ifindex, skb->len);
+			return bpf_redirect_peer(dst->ifindex, 0);
+		}
 	}
 
+	/* Flows we translate: replies to published ports and hairpins, masqueraded connections. */
 	__u64 now = bpf_ktime_get_ns();
 	int verdict = ct_follow4(skb, &p, CT_HOOK_CONTAINER, cfg, now, ifindex, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+
+	/* A sandbox of another network: the two ends share no network here. */
+	if (!in_subnet && bpf_map_lookup_elem(&ep4, &p.t.daddr))
+		return drop_pkt(ifindex, DROP_ISOLATION, &p);
 
 	/* The host: a published port (hairpin) or one of its own services. */
 	if (bpf_map_lookup_elem(&local4, &p.t.daddr)) {
@@ -128,7 +139,7 @@ int from_container(struct __sk_buff *skb)
 		}
 		return TC_PASS;
 	}
-	if ((p.t.daddr & net->mask) == net->subnet)
+	if (in_subnet)
 		return drop_pkt(ifindex, DROP_UNKNOWN_DEST, &p);
 
 	/* The outside. */

@@ -14,7 +14,10 @@ enum fib_verdict {
 	FIB_FAILED = 2,
 };
 
-/* Routes an IPv4 packet (already rewritten) out of the host; *verdict_out is the TC verdict. */
+/* Routes an IPv4 packet (already rewritten) out of the host; *verdict_out is the TC verdict.
+ * Called from tc ingress only. When the route leaves through an uplink that is itself a veth
+ * (nested hosts, the lab), the packet enters the uplink's peer directly (redirect_peer), sparing
+ * it a transmit and a second receive queue; through a NIC it is transmitted (bpf_redirect). */
 static __always_inline enum fib_verdict fib_redirect4(struct __sk_buff *skb, const struct pkt4 *p, __be32 saddr, __be32 daddr, int *verdict_out)
 {
 	struct bpf_fib_lookup fib = {};
@@ -40,7 +43,11 @@ static __always_inline enum fib_verdict fib_redirect4(struct __sk_buff *skb, con
 	}
 	if (set_macs(skb, fib.smac, fib.dmac) < 0)
 		return FIB_FAILED;
-	*verdict_out = bpf_redirect(out, 0);
+	struct dp_config *cfg = dp_config();
+	if (cfg && (cfg->flags & DP_F_UPLINK_VETH) && out == cfg->uplink_ifindex)
+		*verdict_out = bpf_redirect_peer(out, 0);
+	else
+		*verdict_out = bpf_redirect(out, 0);
 	return FIB_REDIRECTED;
 }
 

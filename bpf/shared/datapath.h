@@ -27,6 +27,7 @@ struct dp_config {
 
 #define DP_F_CONFIGURED (1U << 0)
 #define DP_F_DROP_EVENTS (1U << 1)
+#define DP_F_UPLINK_VETH (1U << 2) /* the uplink is a veth: packets for it can enter its peer directly */
 
 /* net4: bridge ifindex -> network. */
 struct network_info {

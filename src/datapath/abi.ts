@@ -47,7 +47,7 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 // ---- bpf/shared/datapath.h ----
 
-export const DpFlags = { CONFIGURED: 1, DROP_EVENTS: 2 } as const;
+export const DpFlags = { CONFIGURED: 1, DROP_EVENTS: 2, UPLINK_VETH: 4 } as const;
 export const NetFlags = { ICC: 1, INTERNAL: 2, MASQUERADE: 4 } as const;
 export const CtHook = { CONTAINER: 1, UPLINK: 2, LOCAL: 3 } as const;
 export const CtKind = { SNAT: 1, DNAT: 2, HAIRPIN: 3, LOCAL: 4 } as const;

@@ -6,7 +6,7 @@
  * by the next sweepStaleLabs().
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { run, runRaw, start, stop, type RunOptions, type RunResult } from '../system/exec.js';
@@ -167,6 +167,7 @@ function entriesWithPrefix(dir: string, prefix: string): string[] {
  */
 async function removeLabObjects(prefix: string): Promise<void> {
   const errors: string[] = [];
+  killProcessesIn((await listNetns()).filter((n) => n.startsWith(prefix)));
   for (const name of await listNetns()) {
     if (!name.startsWith(prefix)) continue;
     try {
@@ -180,6 +181,39 @@ async function removeLabObjects(prefix: string): Promise<void> {
   rmSync(join('/tmp', prefix), { recursive: true, force: true });
   rmSync(join(REGISTRY, prefix), { force: true });
   if (errors.length > 0) throw new Error(`lab ${prefix} teardown: ${errors.join('; ')}`);
+}
+
+/**
+ * Ends every process living in one of these namespaces: servers a daemon started in its
+ * sandboxes outlive the daemon by design (sandboxes persist), so a lab that goes must take
+ * them along, or they would keep running in a namespace nobody can reach.
+ */
+function killProcessesIn(namespaces: readonly string[]): void {
+  const inodes = new Set<string>();
+  for (const name of namespaces) {
+    try {
+      inodes.add(`net:[${statSync(join('/run/netns', name)).ino}]`);
+    } catch {
+      /* already gone */
+    }
+  }
+  if (inodes.size === 0) return;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    let ns: string;
+    try {
+      ns = readlinkSync(`/proc/${entry}/ns/net`);
+    } catch {
+      continue;
+    }
+    if (inodes.has(ns)) {
+      try {
+        process.kill(Number(entry), 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
 }
 
 /** Removes labs whose owning process is gone (a crashed or killed test run), ending the processes they started. */

@@ -56,3 +56,22 @@ describe('lab', () => {
     expect(['gone', 'Z', 'X']).toContain(state());
   });
 });
+
+describe('lab teardown and processes', () => {
+  it('ends processes left running inside its namespaces (a daemon sandbox server outlives the daemon)', async () => {
+    const lab = await Lab.create();
+    const ns = await lab.addNamespace('sb');
+    // Started outside the lab's own tracking, as a daemon's sandbox process would be.
+    const { spawn } = await import('node:child_process');
+    const orphan = spawn('nsenter', [`--net=${ns.path}`, '--', 'sleep', '600'], { detached: true, stdio: 'ignore' });
+    orphan.unref();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(`/proc/${orphan.pid}`)).toBe(true);
+    await lab.destroy();
+    for (let i = 0; i < 40 && existsSync(`/proc/${orphan.pid}/stat`) && !/\) [ZX] /.test(readFileSync(`/proc/${orphan.pid}/stat`, 'utf8')); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const state = existsSync(`/proc/${orphan.pid}/stat`) ? readFileSync(`/proc/${orphan.pid}/stat`, 'utf8').split(') ')[1]?.[0] : 'gone';
+    expect(['gone', 'Z', 'X']).toContain(state);
+  });
+});

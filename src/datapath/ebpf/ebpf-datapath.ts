@@ -174,8 +174,9 @@ export class EbpfDatapath implements Datapath, Observable {
     }
   }
 
-  #configure(maps: Maps): void {
+  async #configure(maps: Maps): Promise<void> {
     const t = { ...DEFAULT_TIMEOUTS, ...(this.#ctx.ebpf?.timeouts ?? {}) };
+    const uplinkKind = (await ipJson<Array<{ linkinfo?: { info_kind?: string } }>>(null, ['-d', 'link', 'show', 'dev', this.#ctx.uplink.ifname]))[0]?.linkinfo?.info_kind;
     const [ephLo, ephHi] = ephemeralRange();
     maps.cfg.set(0, {
       uplink_addr: this.#ctx.uplink.ipv4,
@@ -192,7 +193,7 @@ export class EbpfDatapath implements Datapath, Observable {
       udp_timeout: t.udp,
       udp_stream_timeout: t['udp-stream'],
       icmp_timeout: t.icmp,
-      flags: DpFlags.CONFIGURED | DpFlags.DROP_EVENTS,
+      flags: DpFlags.CONFIGURED | DpFlags.DROP_EVENTS | (uplinkKind === 'veth' ? DpFlags.UPLINK_VETH : 0),
     });
     for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST]) this.#ensureStats(maps, slot);
   }
@@ -221,7 +222,7 @@ export class EbpfDatapath implements Datapath, Observable {
     const maps = this.#load();
     const progs = this.#progs!;
     this.#pinPrograms(progs);
-    this.#configure(maps);
+    await this.#configure(maps);
     this.#hooks.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
     this.#hooks.ensure(null, 'lo', 'egress', progs.fromHost);
 
