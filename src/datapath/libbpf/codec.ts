@@ -87,15 +87,42 @@ export const u64n: Codec<bigint> = {
   },
 };
 
+/** Dotted quad -> its four bytes, strictly (no leading zeros, 0-255); undefined if not one. */
+function parseDottedQuad(v: string): number[] | undefined {
+  if (v.length < 7 || v.length > 15) return undefined;
+  const out = [0, 0, 0, 0];
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= v.length; i++) {
+    const c = i === v.length ? 46 /* '.' */ : v.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 3) return undefined;
+      out[part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return undefined; // leading zero
+      n = n * 10 + (c - 48);
+      if (++digits > 3 || n > 255) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return part === 4 ? out : undefined;
+}
+
 /** An IPv4 address in network byte order (__be32), as dotted quad text. */
 export const ipv4: Codec<string> = {
   size: 4,
   align: 4,
   encodeInto(v, buf, off) {
-    const parts = v.split('.');
-    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
-      throw new TypeError(`"${v}" is not an IPv4 address`);
-    parts.forEach((p, i) => buf.writeUInt8(Number(p), off + i));
+    const bytes = typeof v === 'string' ? parseDottedQuad(v) : undefined;
+    if (!bytes) throw new TypeError(`"${v}" is not an IPv4 address`);
+    buf[off] = bytes[0];
+    buf[off + 1] = bytes[1];
+    buf[off + 2] = bytes[2];
+    buf[off + 3] = bytes[3];
   },
   decodeFrom(buf, off) {
     return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
@@ -174,17 +201,21 @@ export function struct<F extends Fields>(fields: F): StructCodec<F> {
   }
   size = Math.ceil(size / align) * align;
   const entries = Object.entries(fields);
+  // Flat arrays for the hot loop (10,000 published ports are 20,000 structs).
+  const names = entries.filter(([, c]) => !c.padding).map(([n]) => n);
+  const codecs = names.map((n) => fields[n]);
+  const fieldOffsets = names.map((n) => offsets[n as keyof F]);
   return {
     size,
     align,
     offsets,
     encodeInto(value, buf, off) {
       buf.fill(0, off, off + size); // padding is zero, so keys hash the same in C and JS
-      for (const [name, codec] of entries) {
-        if (codec.padding) continue;
-        const v = (value as Record<string, unknown>)[name];
-        if (v === undefined) throw new TypeError(`struct field "${name}" is missing`);
-        codec.encodeInto(v, buf, off + offsets[name as keyof F]);
+      const record = value as Record<string, unknown>;
+      for (let i = 0; i < names.length; i++) {
+        const v = record[names[i]];
+        if (v === undefined) throw new TypeError(`struct field "${names[i]}" is missing`);
+        codecs[i].encodeInto(v, buf, off + fieldOffsets[i]);
       }
     },
     decodeFrom(buf, off) {
