@@ -24,11 +24,12 @@ export function cell(s: Summary, f: (x: number) => string = num): string {
 
 export const ratio = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)}x` : '—');
 
-/** A ratio summary as "0.97x (0.95–0.99)". */
-export function ratioCell(s: Summary): string {
+/** A ratio summary as "0.97x (0.95–0.99)" (digits: decimals, 3 where a target is compared). */
+export function ratioCell(s: Summary, digits = 2): string {
   if (s.n === 0) return '—';
-  if (s.n === 1 || s.min === s.max) return ratio(s.median);
-  return `${ratio(s.median)} (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+  const x = `${s.median.toFixed(digits)}x`;
+  if (s.n === 1 || s.min === s.max) return x;
+  return `${x} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -41,7 +42,8 @@ function targetsTable(ts: TargetResult[]): string {
     ['target (eBPF datapath)', 'measured', 'target', 'met'],
     ts.map((t) => [
       t.label,
-      t.unit === 'x' ? ratioCell(t.measured) : cell(t.measured, (x) => `${num(x)} ms`),
+      // Three decimals: a 0.897x must not read as a 0.90x that missed a 0.90x target.
+      t.unit === 'x' ? ratioCell(t.measured, 3) : cell(t.measured, (x) => `${num(x)} ms`),
       `${t.op === '>=' ? '≥' : '≤'} ${t.unit === 'x' ? ratio(t.target) : `${t.target} ms`}`,
       t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**',
     ]),

@@ -140,6 +140,7 @@ describe('markdown', () => {
     expect(cell({ n: 1, median: 10, min: 10, max: 10 })).toBe('10.0');
     expect(cell({ n: 0, median: NaN, min: NaN, max: NaN })).toBe('—');
     expect(ratioCell({ n: 3, median: 0.953, min: 0.91, max: 1.02 })).toBe('0.95x (0.91–1.02)');
+    expect(ratioCell({ n: 3, median: 0.8967, min: 0.895, max: 0.98 }, 3)).toBe('0.897x (0.895–0.980)');
   });
 
   it('renders targets, the summary matrix, every workload, the sweep and the control plane', () => {
@@ -147,7 +148,7 @@ describe('markdown', () => {
     expect(md).toContain('# bpfnet benchmark, 2026-11-22 09:00 UTC');
     expect(md).toContain('`npm run bench` — 3 repetitions');
     expect(md).toContain('Ran 15 min 30 s');
-    expect(md).toContain('| Published port, one TCP stream | 0.95x (0.95–0.98) | ≥ 0.95x | yes |');
+    expect(md).toContain('| Published port, one TCP stream | 0.955x (0.950–0.980) | ≥ 0.95x | yes |');
     expect(md).toContain('| Same network, sandbox → sandbox HTTP keep-alive req/s | — | ≥ 0.95x | not measured |');
     expect(md).toContain('| workload | ceiling | routing | ebpf | iptables | cni | ebpf ÷ iptables | ebpf ÷ ceiling |');
     expect(md).toContain('| TCP published — Gb/s | 11.0 |  | 10.5 | 8.50 | 7.50 | 1.25x | 0.95x |');
