@@ -30,7 +30,6 @@ import { USAGE, parseArgs, selected as wanted } from './options.js';
 const SWEEP_FIRST_PORT = 10000;
 const ALL_SETUPS_ORDER: SetupName[] = ['ceiling', 'routing', 'ebpf', 'iptables', 'cni'];
 
-
 async function firstLine(file: string, args: string[]): Promise<string> {
   try {
     return (await run(file, args)).split('\n')[0].trim();
