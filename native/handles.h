@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <string>
+#include <vector>
 
 namespace bpfnet {
 
@@ -61,6 +62,8 @@ class MapHandle : public Napi::ObjectWrap<MapHandle> {
   Napi::Value Delete(const Napi::CallbackInfo& info);
   Napi::Value Keys(const Napi::CallbackInfo& info);
   Napi::Value Entries(const Napi::CallbackInfo& info);
+  Napi::Value Dump(const Napi::CallbackInfo& info);
+  size_t Collect(Napi::Env env, const char* op, std::vector<uint8_t>& keys, std::vector<uint8_t>& values);
   Napi::Value UpdateBatch(const Napi::CallbackInfo& info);
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);

@@ -4,7 +4,8 @@
  * treat expired entries as absent; this gives their slots back.
  */
 import type { BpfMap } from '../libbpf/bpf.js';
-import type { ctEntry4, ctKey4 } from '../abi.js';
+import { ctEntry4, ctKey4 } from '../abi.js';
+import { ipv4 } from '../libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
 type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
@@ -19,28 +20,44 @@ export interface GcResult {
   removed: number;
 }
 
+/**
+ * Deletes every expired entry. Works on the packed dump (the expiry read in place at its ABI
+ * offset), so a table of 500,000 entries is scanned without decoding one object per entry.
+ */
 export function collectExpired(ct: BpfMap<Key, Entry>, now = monotonicNs()): GcResult {
-  const entries = ct.entries();
-  const expired = entries.filter(([, e]) => e.expires < now).map(([k]) => k);
+  const { keys, values, count } = ct.raw.dump();
+  const keySize = ctKey4.size;
+  const valueSize = ctEntry4.size;
+  const at = ctEntry4.offsets.expires;
+  const expired: number[] = [];
+  for (let i = 0; i < count; i++) if (values.readBigUInt64LE(i * valueSize + at) < now) expired.push(i);
+  if (expired.length === 0) return { scanned: count, removed: 0 };
+  const packed = Buffer.alloc(expired.length * keySize);
+  expired.forEach((i, j) => keys.copy(packed, j * keySize, i * keySize, (i + 1) * keySize));
   let removed = 0;
-  if (expired.length > 0) {
-    try {
-      removed = ct.deleteMany(expired);
-    } catch {
-      // A key vanished meanwhile (a program replaced it): fall back to one by one.
-      for (const k of expired) if (ct.delete(k)) removed++;
-    }
+  try {
+    removed = ct.raw.deleteBatch(packed);
+  } catch {
+    // A key vanished meanwhile (a program replaced it): fall back to one by one.
+    for (let j = 0; j < expired.length; j++) if (ct.raw.delete(packed.subarray(j * keySize, (j + 1) * keySize))) removed++;
   }
-  return { scanned: entries.length, removed };
+  return { scanned: count, removed };
 }
 
-/** Removes every entry whose tuples involve addr (an endpoint that went away). */
+/** Removes every entry whose tuples involve addr (an endpoint that went away); scans the packed dump. */
 export function forgetAddress(ct: BpfMap<Key, Entry>, addr: string): number {
+  const { keys, values, count } = ct.raw.dump();
+  const word = Buffer.alloc(4);
+  ipv4.encodeInto(addr, word, 0);
+  const a = word.readUInt32BE(0);
+  const ks = ctKey4.size;
+  const vs = ctEntry4.size;
+  const kOff = [ctKey4.offsets.saddr, ctKey4.offsets.daddr];
+  const vOff = [ctEntry4.offsets.saddr, ctEntry4.offsets.daddr];
   let removed = 0;
-  for (const [k, e] of ct.entries()) {
-    if (k.saddr === addr || k.daddr === addr || e.saddr === addr || e.daddr === addr) {
-      if (ct.delete(k)) removed++;
-    }
+  for (let i = 0; i < count; i++) {
+    const hit = kOff.some((o) => keys.readUInt32BE(i * ks + o) === a) || vOff.some((o) => values.readUInt32BE(i * vs + o) === a);
+    if (hit && ct.raw.delete(keys.subarray(i * ks, (i + 1) * ks))) removed++;
   }
   return removed;
 }

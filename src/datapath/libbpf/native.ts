@@ -26,6 +26,8 @@ export interface NativeMap {
   delete(key: Buffer): boolean;
   keys(): Buffer[];
   entries(): Array<[Buffer, Buffer]>;
+  /** Every entry packed back to back: count keys of keySize bytes, count values of valueBytes. */
+  dump(): { keys: Buffer; values: Buffer; count: number };
   updateBatch(keys: Buffer, values: Buffer, flags?: number): number;
   deleteBatch(keys: Buffer): number;
   pin(path: string): void;
