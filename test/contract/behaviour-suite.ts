@@ -151,18 +151,25 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         await cli('network', 'disconnect', 'static-net', 'alpine2');
       });
 
-      it('never gives one address twice under 50 concurrent creations', async () => {
+      it('never gives one address twice under 50 concurrent creations and 50 concurrent connects', async () => {
         await cli('network', 'create', '--subnet', '10.66.0.0/24', 'crowd');
-        const results = await Promise.all(
+        await cli('network', 'create', '--subnet', '10.67.0.0/24', 'crowd2');
+        const created = await Promise.all(
           Array.from({ length: 50 }, (_, i) => api(d.socket, 'POST', '/sandboxes/create', { Name: `c${i}`, Network: 'crowd' })),
         );
-        expect(results.map((r) => r.status)).toEqual(results.map(() => 201));
-        const inspect = JSON.parse(await cli('network', 'inspect', 'crowd'))[0];
-        const addrs = Object.values(inspect.Containers).map((c: any) => c.IPv4Address);
-        expect(addrs).toHaveLength(50);
-        expect(new Set(addrs).size).toBe(50);
+        expect(created.map((r) => r.status)).toEqual(created.map(() => 201));
+        const connected = await Promise.all(
+          Array.from({ length: 50 }, (_, i) => api(d.socket, 'POST', '/networks/crowd2/connect', { Container: `c${i}` })),
+        );
+        expect(connected.map((r) => r.status)).toEqual(connected.map(() => 200));
+        for (const net of ['crowd', 'crowd2']) {
+          const inspect = JSON.parse(await cli('network', 'inspect', net))[0];
+          const addrs = Object.values(inspect.Containers).map((c: any) => c.IPv4Address);
+          expect(addrs).toHaveLength(50);
+          expect(new Set(addrs).size).toBe(50);
+        }
         await Promise.all(Array.from({ length: 50 }, (_, i) => api(d.socket, 'DELETE', `/sandboxes/c${i}?force=1`)));
-        await cli('network', 'rm', 'crowd');
+        await cli('network', 'rm', 'crowd', 'crowd2');
       });
     });
 
