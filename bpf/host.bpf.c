@@ -11,16 +11,9 @@
 SEC("tc")
 int from_host(struct __sk_buff *skb)
 {
-	struct dp_config *cfg = dp_config();
-	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
-		return TC_PASS;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_PASS;
 	struct pkt4 p;
-	if (pkt4_parse(skb, &p) < 0 || !p.has_ports || (p.t.proto != IPPROTO_TCP && p.t.proto != IPPROTO_UDP))
+	struct dp_config *cfg = configured_ipv4(skb, &p);
+	if (!cfg || (p.t.proto != IPPROTO_TCP && p.t.proto != IPPROTO_UDP))
 		return TC_PASS;
 	__u64 now = bpf_ktime_get_ns();
 	int verdict = ct_follow4(skb, &p, CT_HOOK_LOCAL, cfg, now, STATS_HOST, 0);

@@ -9,18 +9,9 @@
 SEC("tc")
 int from_uplink(struct __sk_buff *skb)
 {
-	struct dp_config *cfg = dp_config();
-	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
-		return TC_PASS;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_PASS;
 	struct pkt4 p;
-	if (pkt4_parse(skb, &p) < 0)
-		return TC_PASS; /* the stack judges what we cannot parse */
-	if (!p.has_ports || !bpf_map_lookup_elem(&local4, &p.t.daddr))
+	struct dp_config *cfg = configured_ipv4(skb, &p);
+	if (!cfg || !bpf_map_lookup_elem(&local4, &p.t.daddr))
 		return TC_PASS;
 	stats_rx(STATS_UPLINK, skb->len);
 	__u64 now = bpf_ktime_get_ns();

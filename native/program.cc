@@ -236,6 +236,22 @@ Napi::Value ProgramHandle::AttachCgroup(const Napi::CallbackInfo& info) {
 }
 
 namespace {
+// (netns, ifname, direction, priority): the arguments every tc filter call takes, checked.
+struct TcFilterArgs {
+  std::string netns, ifname, dir;
+  uint32_t priority;
+};
+
+TcFilterArgs ReadTcFilterArgs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  TcFilterArgs a{ArgOptString(info, 0, "netns path"), ArgString(info, 1, "interface name"), ArgString(info, 2, "direction"),
+                 ArgU32(info, 3, "priority")};
+  if (a.dir != "ingress" && a.dir != "egress") ThrowType(env, "tc direction must be \"ingress\" or \"egress\", not \"" + a.dir + "\"");
+  if (a.priority == 0 || a.priority > 0xffff) ThrowType(env, "tc filter priority must be 1-65535");
+  if (a.ifname.empty() || a.ifname.size() >= IF_NAMESIZE) ThrowType(env, "interface name \"" + a.ifname + "\" is invalid");
+  return a;
+}
+
 // A clsact hook (created if missing) of ifname in netns; fills the hook's ifindex.
 int TcHook(const std::string& ifname, const std::string& dir, struct bpf_tc_hook* hook) {
   unsigned int ifindex = if_nametoindex(ifname.c_str());
@@ -253,13 +269,9 @@ int TcHook(const std::string& ifname, const std::string& dir, struct bpf_tc_hook
 // Unlike a tcx link its attach and detach do not wait for an RCU grace period.
 Napi::Value ProgramHandle::AttachTcFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string netns = ArgOptString(info, 0, "netns path");
-  std::string ifname = ArgString(info, 1, "interface name");
-  std::string dir = ArgString(info, 2, "direction");
-  uint32_t priority = ArgU32(info, 3, "priority");
-  if (dir != "ingress" && dir != "egress") ThrowType(env, "tc direction must be \"ingress\" or \"egress\", not \"" + dir + "\"");
-  if (priority == 0 || priority > 0xffff) ThrowType(env, "tc filter priority must be 1-65535");
-  if (ifname.empty() || ifname.size() >= IF_NAMESIZE) ThrowType(env, "interface name \"" + ifname + "\" is invalid");
+  const TcFilterArgs args = ReadTcFilterArgs(info);
+  const std::string &netns = args.netns, &ifname = args.ifname, &dir = args.dir;
+  const uint32_t priority = args.priority;
   int fd = Fd(env, "attachTcFilter");
   LIBBPF_OPTS(bpf_tc_hook, hook);
   LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = fd, .flags = BPF_TC_F_REPLACE, .handle = 1, .priority = priority);
@@ -284,12 +296,9 @@ Napi::Value ProgramHandle::AttachTcFilter(const Napi::CallbackInfo& info) {
 // detachTcFilter(netns, ifname, direction, priority): removes the filter; absent is fine.
 Napi::Value DetachTcFilter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string netns = ArgOptString(info, 0, "netns path");
-  std::string ifname = ArgString(info, 1, "interface name");
-  std::string dir = ArgString(info, 2, "direction");
-  uint32_t priority = ArgU32(info, 3, "priority");
-  if (dir != "ingress" && dir != "egress") ThrowType(env, "tc direction must be \"ingress\" or \"egress\", not \"" + dir + "\"");
-  if (priority == 0 || priority > 0xffff) ThrowType(env, "tc filter priority must be 1-65535");
+  const TcFilterArgs args = ReadTcFilterArgs(info);
+  const std::string &netns = args.netns, &ifname = args.ifname, &dir = args.dir;
+  const uint32_t priority = args.priority;
   bool removed = false;
   std::string detail;
   int rc = RunInNetns(

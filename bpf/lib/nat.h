@@ -21,6 +21,21 @@ static __always_inline struct port_target *port_lookup4(__be32 addr, __be16 port
 	return bpf_map_lookup_elem(&ports4, &k);
 }
 
+/* The prologue of the uplink and host hooks: the configuration, if the datapath is set up,
+ * and the packet's IPv4 tuple; NULL for anything that is not an IPv4 packet with ports. */
+static __always_inline struct dp_config *configured_ipv4(struct __sk_buff *skb, struct pkt4 *p)
+{
+	struct dp_config *cfg = dp_config();
+	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
+		return NULL;
+	struct ethhdr *eth = (void *)(long)skb->data;
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return NULL;
+	if (pkt4_parse(skb, p) < 0 || !p->has_ports)
+		return NULL; /* the stack judges what we cannot parse */
+	return cfg;
+}
+
 /* Where the twin of an entry lives. */
 static __always_inline __u8 ct_twin_hook(__u8 kind, __u8 dir)
 {

@@ -3,6 +3,7 @@
  * prints `network inspect` byte for byte as the daemon sends it.
  */
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import { humanDuration } from '../util/human-duration.js';
 import type { IpamConfigJson, NetworkContainerJson, NetworkInspectJson, PortJson, SandboxInspect, SandboxSummary } from './types.js';
 
 function ipamConfigJson(c: IpamConfigJson): IpamConfigJson {
@@ -52,24 +53,6 @@ export function networkContainers(endpoints: readonly EndpointRecord[], sandboxN
     };
   }
   return out;
-}
-
-/** docker's units.HumanDuration. */
-export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(ms / 60000);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(ms / 3600000);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.floor(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.floor(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.floor(h / 24 / 30)} months`;
-  return `${Math.floor(h / 24 / 365)} years`;
 }
 
 export function sandboxStatus(sb: SandboxRecord, now = Date.now()): string {

@@ -9,17 +9,12 @@ import { join } from 'node:path';
 import type { LabDaemon } from '../lab/daemon.js';
 import { UPLINK, type Lab } from '../lab/lab.js';
 import { projectRoot } from '../paths.js';
+import { commandEcho } from './terminal.js';
 
 const DNS_SERVER = join(projectRoot, 'test', 'support', 'dns-server.mjs');
 
 export async function dnsDemo(lab: Lab, d: LabDaemon, say: (line?: string) => void): Promise<void> {
-  const show = async (...args: string[]) => {
-    say(`$ bpfnet ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
-    const r = await d.cli(args);
-    const text = `${r.stdout}${r.stderr}`.trimEnd();
-    if (text) say(text.replace(/^/gm, '  '));
-    return r;
-  };
+  const show = commandEcho(d, say, '  ');
 
   // The "internet" of this lab: one authoritative server in the external namespace.
   const upstream = lab.spawn(lab.external, process.execPath, [DNS_SERVER, UPLINK.externalAddress, '53', JSON.stringify({ 'www.example.test': ['192.0.2.80'] })]);

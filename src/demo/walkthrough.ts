@@ -8,18 +8,13 @@ import type { LabDaemon } from '../lab/daemon.js';
 import { UPLINK, type Lab } from '../lab/lab.js';
 import { netns } from '../system/ip.js';
 import { projectRoot } from '../paths.js';
+import { commandEcho } from './terminal.js';
 
 const ECHO = join(projectRoot, 'test', 'support', 'echo-server.mjs');
 const PROBE = join(projectRoot, 'test', 'support', 'probe-client.mjs');
 
 export async function walkthrough(lab: Lab, d: LabDaemon, say: (line?: string) => void): Promise<void> {
-  const show = async (...args: string[]) => {
-    say(`$ bpfnet ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}`);
-    const r = await d.cli(args);
-    const text = `${r.stdout}${r.stderr}`.trimEnd();
-    if (text) say(text);
-    return r;
-  };
+  const show = commandEcho(d, say);
   const ping = async (from: string, target: string, label: string) => {
     const r = await d.cli(['exec', from, 'ping', '-c', '1', '-W', '1', '-q', target]);
     say(`  ${from} -> ${label.padEnd(22)} ${r.code === 0 ? 'reachable' : 'unreachable'}`);
