@@ -10,6 +10,7 @@ import { formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4, type Cidr } fro
 import { pickSubnet } from '../ipam/pools.js';
 import type { Store } from '../store/store.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Mutex } from '../util/mutex.js';
 import { Attachments, noSuchSandbox, notConnected, type AttachOptions } from './attachments.js';
 import { bridgeName, type EngineConfig } from './config.js';
@@ -218,6 +219,7 @@ export class NetworkService {
   /** Builds a stored network in the kernel (idempotent). */
   async build(net: NetworkRecord): Promise<void> {
     await this.attachments.driver(net).createNetwork(net);
+    await failpoint('network:create:after-device');
     if (net.driver === 'bridge') await this.#datapath.ensureNetwork(networkSpec(net));
   }
 
@@ -256,6 +258,7 @@ export class NetworkService {
         throw forbidden(`error while removing network: network ${net.name} has active endpoints (${who})`);
       }
       await this.#unbuild(net);
+      await failpoint('network:remove:after-unbuild');
       this.#store.transaction(() => {
         this.#store.networks.delete(net.id);
         this.#store.ipam.dropPool(net.id);

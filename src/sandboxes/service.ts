@@ -18,6 +18,7 @@ import type { NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { createNetns, removeNetns } from '../system/ip.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
+import { failpoint } from '../util/failpoint.js';
 import type { Mutex } from '../util/mutex.js';
 import { parseResolvConf, removeSandboxFiles, writeSandboxFiles, type HostsEntry } from './files.js';
 import { execIn, isRunning, killMain, readExitCode, startMain, type Entry } from './processes.js';
@@ -198,6 +199,7 @@ export class SandboxService {
         if (sb.netns) await createNetns(sb.netns); // the driver's join brings loopback up
         await this.#attachments.build(sb, ep);
         this.#files(sb);
+        await failpoint('sandbox:create:after-build');
       } catch (err) {
         await this.#destroy(sb).catch(() => undefined);
         throw err;
@@ -260,6 +262,7 @@ export class SandboxService {
     if (sb.pid !== undefined && sb.pidStart !== undefined) await killMain(sb.pid, sb.pidStart);
     await this.#attachments.unpublishAll(sb).catch(() => undefined);
     for (const ep of this.#store.endpoints.forSandbox(sb.id)) await this.#attachments.teardown(sb, ep);
+    await failpoint('sandbox:remove:after-teardown');
     if (sb.netns) {
       await removeNetns(sb.netns);
       removeSandboxFiles(sb.netns);

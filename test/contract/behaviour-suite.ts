@@ -231,23 +231,39 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
       });
     });
 
-    describe('a daemon killed in the middle of a connect', () => {
-      it('restarts consistent: no leaked namespace or link, no half-allocated address', async () => {
-        await cli('network', 'create', '--subnet', '10.88.0.0/24', 'fragile');
-        await cli('run', '-d', '--name', 'victim');
-        await d.restart({ BPFNET_FAILPOINTS: 'attach:after-join=hang' });
-        const pending = api(d.socket, 'POST', '/networks/fragile/connect', { Container: 'victim' }).catch(() => null);
-        // The daemon hangs after building the veth for the new endpoint: kill it there.
-        const victimNs = await sandboxNs(d, 'victim');
-        for (let i = 0; i < 100; i++) {
-          const ifs = await links(victimNs);
-          if (ifs.some((l) => l.ifname === 'eth1')) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        expect((await links(victimNs)).map((l) => l.ifname)).toContain('eth1');
+    describe('a daemon killed in the middle of an operation', () => {
+      /** Restarts the daemon to stop at failpoint, starts op, SIGKILLs the daemon there and restarts it plainly. */
+      async function killAt(failpoint: string, op: () => Promise<unknown>): Promise<void> {
+        await d.restart({ BPFNET_FAILPOINTS: `${failpoint}=hang` });
+        const from = d.log.length;
+        const pending = op().catch(() => null);
+        for (let i = 0; i < 200 && !d.log.slice(from).includes(`failpoint ${failpoint}`); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(d.log.slice(from)).toContain(`failpoint ${failpoint}`);
         await d.kill();
         await pending;
         await d.restart({});
+      }
+
+      /** Kernel and store agree: one namespace per stored sandbox, one host veth per endpoint, one bridge per user network. */
+      async function expectConsistent(): Promise<void> {
+        const sandboxes: Array<{ Id: string }> = JSON.parse((await api(d.socket, 'GET', '/sandboxes')).text);
+        const ours = (await listNetns()).filter((n) => n.startsWith(`${d.instance}-`));
+        expect(ours.sort()).toEqual(sandboxes.map((s) => `${d.instance}-${s.Id.slice(0, 12)}`).sort());
+        const hostLinks = (await links(lab.host)).filter((l) => l.link_type === 'ether' && l.ifname !== UPLINK.hostIf && l.ifname !== 'bpfnet0');
+        const inspected = await Promise.all(sandboxes.map(async (s) => JSON.parse(await cli('inspect', s.Id))[0]));
+        const endpoints = inspected.flatMap((s) => Object.keys(s.NetworkSettings.Networks).filter((n) => n !== 'host' && n !== 'none'));
+        expect(hostLinks.filter((l) => !l.ifname.includes('-')).length).toBe(endpoints.length);
+        const networks: Array<{ Driver: string; Name: string }> = JSON.parse((await api(d.socket, 'GET', '/networks')).text);
+        const userBridges = networks.filter((n) => n.Driver === 'bridge' && n.Name !== 'bridge');
+        expect(hostLinks.filter((l) => l.ifname.includes('-')).length).toBe(userBridges.length);
+      }
+
+      it('in a connect: restarts consistent, no leaked namespace or link, no half-allocated address', async () => {
+        await cli('network', 'create', '--subnet', '10.88.0.0/24', 'fragile');
+        await cli('run', '-d', '--name', 'victim');
+        // The daemon hangs after building the veth for the new endpoint: kill it there.
+        await killAt('attach:after-join', () => api(d.socket, 'POST', '/networks/fragile/connect', { Container: 'victim' }));
+        const victimNs = await sandboxNs(d, 'victim');
         // The half-made endpoint is gone from kernel and store, its address free again.
         expect((await links(victimNs)).map((l) => l.ifname).sort()).toEqual(['eth0', 'lo']);
         const inspect = JSON.parse(await cli('network', 'inspect', 'fragile'))[0];
@@ -255,16 +271,51 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         // The address the half-made endpoint held is free again: it can be asked for by name.
         await cli('network', 'connect', '--ip', '10.88.0.2', 'fragile', 'victim');
         expect(await sandboxIp(d, 'victim', 'fragile')).toBe('10.88.0.2');
-        // Every sandbox namespace and host veth of this daemon belongs to a stored sandbox.
-        const sandboxes: Array<{ Id: string }> = JSON.parse((await api(d.socket, 'GET', '/sandboxes')).text);
-        const ours = (await listNetns()).filter((n) => n.startsWith(`${d.instance}-`));
-        expect(ours.sort()).toEqual(sandboxes.map((s) => `${d.instance}-${s.Id.slice(0, 12)}`).sort());
-        const endpoints = sandboxes.length; // every sandbox here has at least one endpoint
-        expect(endpoints).toBeGreaterThan(0);
-        const hostLinks = (await links(lab.host)).filter((l) => l.link_type === 'ether' && l.ifname !== 'up0' && !l.ifname.includes('-') && l.ifname !== 'bpfnet0');
-        const inspected = await Promise.all(sandboxes.map(async (s) => JSON.parse(await cli('inspect', s.Id))[0]));
-        const epCount = inspected.reduce((n, s) => n + Object.keys(s.NetworkSettings.Networks).length, 0);
-        expect(hostLinks.length).toBe(epCount);
+        await expectConsistent();
+      });
+
+      it('in a run with a published port: the creation is undone and name, address and port are free', async () => {
+        await cli('network', 'create', '--subnet', '10.89.0.0/24', 'crashy');
+        await killAt('sandbox:create:after-build', () =>
+          api(d.socket, 'POST', '/sandboxes/create', { Name: 'halfborn', Network: 'crashy', Publish: ['8090:80'] }),
+        );
+        expect((await d.cli(['inspect', 'halfborn'])).code).not.toBe(0);
+        await expectConsistent();
+        // The same name, the address it held (free again: asked for by name, since Docker's IPAM
+        // hands out released addresses last) and the host port work now, with real traffic.
+        await cli('run', '-d', '--name', 'halfborn', '--network', 'crashy', '--ip', '10.89.0.2', '-p', '8090:80', '--', process.execPath, ECHO_SERVER, 'tcp', '80');
+        expect(await sandboxIp(d, 'halfborn', 'crashy')).toBe('10.89.0.2');
+        const ns = await sandboxNs(d, 'halfborn');
+        for (let i = 0; i < 50 && (await probe(lab, ns, 'tcp', '127.0.0.1', 80, 300)) === null; i++);
+        expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8090))).toBe(UPLINK.externalAddress);
+      });
+
+      it('in an rm: the removal is finished, with its port unpublished', async () => {
+        // halfborn from the test before: published on 8090 and reachable.
+        await killAt('sandbox:remove:after-teardown', () => api(d.socket, 'DELETE', '/sandboxes/halfborn?force=1'));
+        expect((await d.cli(['inspect', 'halfborn'])).code).not.toBe(0);
+        await expectConsistent();
+        expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8090, 800)).toBeNull();
+        await cli('run', '-d', '--name', 'halfborn', '--network', 'crashy', '-p', '8090:80');
+        await cli('rm', '-f', 'halfborn');
+      });
+
+      it('in a network create: the network is there and works after the restart', async () => {
+        await killAt('network:create:after-device', () => api(d.socket, 'POST', '/networks/create', { Name: 'unborn', IPAM: { Config: [{ Subnet: '10.90.0.0/24' }] } }));
+        await expectConsistent();
+        await cli('run', '-d', '--name', 'u1', '--network', 'unborn');
+        await cli('run', '-d', '--name', 'u2', '--network', 'unborn');
+        expect(await ping(lab, await sandboxNs(d, 'u1'), await sandboxIp(d, 'u2', 'unborn'))).toBe(true);
+        await cli('rm', '-f', 'u1', 'u2');
+      });
+
+      it('in a network rm: the network is still there, and removing it again works', async () => {
+        await killAt('network:remove:after-unbuild', () => api(d.socket, 'DELETE', '/networks/unborn'));
+        await expectConsistent();
+        await cli('network', 'inspect', 'unborn');
+        await cli('network', 'rm', 'unborn');
+        await expectConsistent();
+        expect((await d.cli(['network', 'inspect', 'unborn'])).code).not.toBe(0);
       });
     });
   });
