@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { BpfError } from '../../src/datapath/libbpf/errors.js';
 import { BpfMap, BpfObject, MapType, PerCpuMap, possibleCpus } from '../../src/datapath/libbpf/bpf.js';
-import { struct, u8, u16, u32, u64, pad } from '../../src/datapath/libbpf/codec.js';
+import { encodeAll, struct, u8, u16, u32, u64, pad } from '../../src/datapath/libbpf/codec.js';
 import { native } from '../../src/datapath/libbpf/native.js';
 import { Lab } from '../../src/lab/lab.js';
 import { bpfObject, projectRoot } from '../../src/paths.js';
@@ -127,6 +127,27 @@ describe('map CRUD', () => {
     expect(() => lru.setMany([[5000, { hits: 1 }], [1, { hits: 1 }]], 'only-new')).toThrow(expect.objectContaining({ code: 'EEXIST' }));
     expect(lru.deleteMany(entries.map((e) => e[0]))).toBe(1000);
     expect(lru.keys().filter((k) => k !== 5000)).toEqual([]);
+    lru.close();
+  });
+
+  it('dumps, writes and deletes packed entries', () => {
+    const lru = obj.map('fixture_lru', u32, fixtureValue);
+    lru.deleteMany(lru.keys()); // what the test before left
+    const keys = Array.from({ length: 300 }, (_, i) => i + 1);
+    const packedKeys = encodeAll(u32, keys);
+    expect(lru.setPacked(packedKeys, encodeAll(fixtureValue, keys.map((k) => ({ hits: k * 3 }))))).toBe(300);
+    const { keys: k, values: v, count } = lru.dumpPacked();
+    expect(count).toBe(300);
+    expect(k.length).toBe(300 * u32.size);
+    const dumped = new Map(Array.from({ length: count }, (_, i) => [k.readUInt32LE(i * 4), v.readBigUInt64LE(i * fixtureValue.size)]));
+    expect(new Map(lru.entries().map(([key, val]) => [key, BigInt(val.hits)]))).toEqual(dumped);
+    expect(lru.deleteEncoded(packedKeys.subarray(0, 4))).toBe(true);
+    expect(lru.deleteEncoded(packedKeys.subarray(0, 4))).toBe(false);
+    expect(() => lru.deletePacked(packedKeys)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    lru.deletePacked(packedKeys.subarray(4));
+    expect(lru.dumpPacked().count).toBe(lru.keys().length);
+    lru.deleteMany(lru.keys());
+    expect(lru.dumpPacked()).toMatchObject({ count: 0 });
     lru.close();
   });
 

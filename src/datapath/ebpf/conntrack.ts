@@ -25,7 +25,7 @@ export interface GcResult {
  * offset), so a table of 500,000 entries is scanned without decoding one object per entry.
  */
 export function collectExpired(ct: BpfMap<Key, Entry>, now = monotonicNs()): GcResult {
-  const { keys, values, count } = ct.raw.dump();
+  const { keys, values, count } = ct.dumpPacked();
   const keySize = ctKey4.size;
   const valueSize = ctEntry4.size;
   const at = ctEntry4.offsets.expires;
@@ -36,17 +36,17 @@ export function collectExpired(ct: BpfMap<Key, Entry>, now = monotonicNs()): GcR
   expired.forEach((i, j) => keys.copy(packed, j * keySize, i * keySize, (i + 1) * keySize));
   let removed = 0;
   try {
-    removed = ct.raw.deleteBatch(packed);
+    removed = ct.deletePacked(packed);
   } catch {
     // A key vanished meanwhile (a program replaced it): fall back to one by one.
-    for (let j = 0; j < expired.length; j++) if (ct.raw.delete(packed.subarray(j * keySize, (j + 1) * keySize))) removed++;
+    for (let j = 0; j < expired.length; j++) if (ct.deleteEncoded(packed.subarray(j * keySize, (j + 1) * keySize))) removed++;
   }
   return { scanned: count, removed };
 }
 
 /** Removes every entry whose tuples involve addr (an endpoint that went away); scans the packed dump. */
 export function forgetAddress(ct: BpfMap<Key, Entry>, addr: string): number {
-  const { keys, values, count } = ct.raw.dump();
+  const { keys, values, count } = ct.dumpPacked();
   const word = Buffer.alloc(4);
   ipv4.encodeInto(addr, word, 0);
   const a = word.readUInt32BE(0);
@@ -57,7 +57,7 @@ export function forgetAddress(ct: BpfMap<Key, Entry>, addr: string): number {
   let removed = 0;
   for (let i = 0; i < count; i++) {
     const hit = kOff.some((o) => keys.readUInt32BE(i * ks + o) === a) || vOff.some((o) => values.readUInt32BE(i * vs + o) === a);
-    if (hit && ct.raw.delete(keys.subarray(i * ks, (i + 1) * ks))) removed++;
+    if (hit && ct.deleteEncoded(keys.subarray(i * ks, (i + 1) * ks))) removed++;
   }
   return removed;
 }

@@ -415,14 +415,14 @@ export class EbpfDatapath implements Datapath, Observable {
     if (ports.length === 0) return;
     const maps = this.#load();
     const { keys, values } = encodePorts(ports);
-    maps.ports.raw.updateBatch(keys, values);
+    maps.ports.setPacked(keys, values);
   }
 
   async unpublish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
     try {
-      maps.ports.raw.deleteBatch(encodePorts(ports).keys);
+      maps.ports.deletePacked(encodePorts(ports).keys);
     } catch (err) {
       // Some were never there (or are gone): remove the rest one by one.
       if (!isBpfError(err, 'ENOENT')) throw err;

@@ -115,6 +115,29 @@ export class BpfMap<K, V> {
     return this.#raw.deleteBatch(encodeAll(this.#key, keys));
   }
 
+  // Packed forms, for scans and bulk writes over large tables: keys and values laid back to
+  // back in their ABI encoding (what encodeAll gives), never one decoded object per entry.
+
+  /** Every entry in one pass: count keys and count values, packed. */
+  dumpPacked(): { keys: Buffer; values: Buffer; count: number } {
+    return this.#raw.dump();
+  }
+
+  /** Writes packed entries in one syscall (mode 'any'). */
+  setPacked(keys: Buffer, values: Buffer): number {
+    return this.#raw.updateBatch(keys, values, updateFlags.any);
+  }
+
+  /** Deletes packed keys in one syscall; every key must exist (ENOENT otherwise). */
+  deletePacked(keys: Buffer): number {
+    return this.#raw.deleteBatch(keys);
+  }
+
+  /** Deletes one encoded key; false when it is absent. */
+  deleteEncoded(key: Buffer): boolean {
+    return this.#raw.delete(key);
+  }
+
   pin(path: string): void {
     this.#raw.pin(path);
   }
