@@ -17,11 +17,12 @@ import { run } from '../src/system/exec.js';
 import { Progress, duration } from './progress.js';
 import { summarize } from './stats.js';
 import { writeReport } from './report/write.js';
-import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type SweepSample } from './results-model.js';
+import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type SweepSample, type UplinkXdpResults } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { CeilingSetup, RoutingSetup } from './setups/ceiling.js';
 import { CniSetup, debVersion } from './setups/cni.js';
 import type { Setup, SetupName } from './setups/setup.js';
+import { measureUplinkXdp } from './uplink-xdp.js';
 import { WORKLOADS } from './workloads/catalog.js';
 import { connrate, connrateSample } from './workloads/http.js';
 import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/workload.js';
@@ -92,6 +93,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const workloads = WORKLOADS.filter((w) => (!o.quick || w.quick) && wanted(o, w.id));
   const doSweep = wanted(o, 'sweep');
   const doControl = wanted(o, 'control');
+  const doXdp = wanted(o, 'xdp');
   const dnsModule = new URL('./dns.js', import.meta.url);
   const doDns = wanted(o, 'dns');
   const sweepPorts = o.quick ? [1, 1000, 10000] : [1, 100, 1000, 10000];
@@ -115,6 +117,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const pathOf = (s: SetupName) => (s === 'routing' ? (o.quick ? ['egress'] : ['published', 'egress']) : ['published', 'same-network', 'egress']);
   for (let rep = 0; rep < o.reps; rep++)
     for (const w of workloads) for (const s of setupNames) if (pathOf(s).includes(w.path)) plan.push(w.estimate(d));
+  const xdpOn = doXdp && setupNames.includes('ebpf');
+  if (xdpOn) for (let rep = 0; rep < o.reps; rep++) plan.push(2 * (d.iperf + d.iperfOmit + 0.4));
   if (doSweep)
     for (let rep = 0; rep < sectionReps; rep++)
       for (const ports of sweepPorts)
@@ -149,6 +153,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const sweepSamples: SweepSample[] = [];
   const controlSamples: ControlSample[] = [];
   let dns: DnsResults | undefined;
+  let uplinkXdp: UplinkXdpResults | undefined;
   try {
     for (const name of setupNames) {
       progress.step(`build setup ${name}`);
@@ -183,6 +188,19 @@ export async function main(argv: readonly string[]): Promise<void> {
           }
         }
       }
+    }
+
+    const ebpf = setups.find((x) => x.name === 'ebpf');
+    if (xdpOn && ebpf) {
+      const xdp: UplinkXdpResults = { tcGbps: [], tcXdpGbps: [], errors: [] };
+      for (let rep = 0; rep < o.reps && !interrupted; rep++) {
+        progress.step(`uplink: TC alone vs TC + no-op XDP · ebpf · rep ${rep + 1}/${o.reps}`);
+        await measureUplinkXdp(ebpf, rep, d, xdp).catch((err) => {
+          xdp.errors.push(errorText(err));
+          progress.note(`uplink XDP rep ${rep + 1} FAILED: ${errorText(err)}`);
+        });
+      }
+      uplinkXdp = xdp;
     }
 
     if (doSweep) {
@@ -278,6 +296,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       sweep: { ports: doSweep ? sweepPorts : [], samples: sweepSamples },
       controlPlane: { sandboxes: controlN, samples: controlSamples },
       ...(dns ? { dns } : {}),
+      ...(uplinkXdp ? { uplinkXdp } : {}),
       notes,
     };
     const outDir = o.out ?? join(projectRoot, 'bench', 'results', ...(o.quick ? ['quick'] : []));

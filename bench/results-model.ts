@@ -56,6 +56,13 @@ export interface DnsResults {
   notes: string[];
 }
 
+/** One TCP stream to the published port: TC programs alone, and with a no-op XDP program on the uplink too (Gb/s, index = repetition). */
+export interface UplinkXdpResults {
+  tcGbps: number[];
+  tcXdpGbps: number[];
+  errors: string[];
+}
+
 export interface BenchResults {
   schema: number;
   command: string;
@@ -70,5 +77,6 @@ export interface BenchResults {
   sweep: { ports: number[]; samples: SweepSample[] };
   controlPlane: { sandboxes: number; samples: ControlSample[] };
   dns?: DnsResults;
+  uplinkXdp?: UplinkXdpResults;
   notes: string[];
 }

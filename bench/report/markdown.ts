@@ -114,6 +114,20 @@ function dnsTable(r: BenchResults): string {
   return [table(['setup', 'queries/s', 'p50 ms', 'p99 ms'], rows), ratios.length ? `\nqueries/s ${ratios.join('; ')}` : '', ...r.dns.notes.map((n) => `\n- ${n}`)].join('\n');
 }
 
+function uplinkXdpTable(r: BenchResults): string {
+  const x = r.uplinkXdp;
+  if (!x || (x.tcGbps.length === 0 && x.tcXdpGbps.length === 0)) return '';
+  const rows = [
+    ['TC programs only (what bpfnet runs)', cell(summarize(x.tcGbps)), '1.00x'],
+    ['TC + a no-op XDP program on the uplink', cell(summarize(x.tcXdpGbps)), ratioCell(pairedRatio(x.tcXdpGbps, x.tcGbps))],
+  ];
+  return [
+    table(['uplink (ebpf, external client → published port, 1 TCP stream)', 'Gb/s median (min–max)', '÷ TC only'], rows),
+    '\nAn XDP program that does nothing costs this much on a veth uplink (the veth stops passing GSO packets to the stack); an XDP version of the published-port path would pay it before gaining anything. Hence TC.',
+    ...x.errors.map((e) => `\n- failed: ${e}`),
+  ].join('\n');
+}
+
 /** The header: when, what command, on what machine, how quiet it was. */
 export function machineLine(r: BenchResults): string {
   const m = r.machine;
@@ -147,6 +161,8 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
   if (control) out.push(`## Control plane: create and attach ${r.controlPlane.sandboxes} sandboxes, one after another\n\n${control}`);
   const dns = dnsTable(r);
   if (dns) out.push(`## DNS\n\n${dns}`);
+  const xdp = uplinkXdpTable(r);
+  if (xdp) out.push(`## XDP or TC on the uplink\n\n${xdp}`);
   out.push(`## Each workload\n\n${workloadTables(r)}`);
   out.push(`## Setups\n\n${r.setups.map((s) => `- **${s.name}**: ${s.description}`).join('\n')}`);
   if (r.notes.length) out.push(`## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}`);

@@ -18,7 +18,7 @@ interface IperfReport {
   end?: { sum_received?: { bits_per_second: number; bytes: number }; sum_sent?: { retransmits?: number } };
 }
 
-async function runIperf(lab: Lab, target: Target, streams: number, d: Durations): Promise<Sample> {
+export async function runIperf(lab: Lab, target: Target, streams: number, d: Durations): Promise<Sample> {
   const args = ['-c', target.address, '-p', String(target.iperfPort), '-t', String(d.iperf), '-O', String(d.iperfOmit), '-P', String(streams), '-J'];
   let lastError = '';
   for (let attempt = 0; attempt < 4; attempt++) {

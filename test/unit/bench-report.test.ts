@@ -159,6 +159,14 @@ describe('markdown', () => {
     expect(md).toContain('- a note');
   });
 
+  it('pairs TC alone against TC + XDP on the uplink per repetition, and leaves the section out when not run', () => {
+    const md = renderMarkdown({ ...results(), uplinkXdp: { tcGbps: [10, 12, 11], tcXdpGbps: [2.5, 2.4, 3.3], errors: [] } });
+    expect(md).toContain('## XDP or TC on the uplink');
+    expect(md).toContain('| TC programs only (what bpfnet runs) | 11.0 (10.0–12.0) | 1.00x |');
+    expect(md).toContain('| TC + a no-op XDP program on the uplink | 2.50 (2.40–3.30) | 0.25x (0.20–0.30) |');
+    expect(renderMarkdown(results())).not.toContain('XDP or TC');
+  });
+
   it('leaves out the charts when no directory is given', () => {
     expect(renderMarkdown(results())).not.toContain('.svg');
   });
