@@ -96,14 +96,19 @@ export function bindingsClash(a: { protocol: Protocol; hostIp: string; hostPort:
 
 /** Published bindings indexed by (protocol, port): clash checks in O(1), not a scan of every port. */
 export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPort: number }> {
-  readonly #byPort = new Map<string, B[]>();
+  // A number per (protocol, port), not a string: 10,000 ports are indexed without 10,000 strings.
+  readonly #byPort = new Map<number, B[]>();
 
   constructor(bindings: Iterable<B> = []) {
     for (const b of bindings) this.add(b);
   }
 
+  static #key(b: { protocol: Protocol; hostPort: number }): number {
+    return b.hostPort * 2 + (b.protocol === 'udp' ? 1 : 0);
+  }
+
   add(b: B): void {
-    const key = `${b.protocol}/${b.hostPort}`;
+    const key = BindingIndex.#key(b);
     const list = this.#byPort.get(key);
     if (list) list.push(b);
     else this.#byPort.set(key, [b]);
@@ -111,6 +116,6 @@ export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPo
 
   /** The binding already holding what b asks for, if any. */
   clash(b: { protocol: Protocol; hostIp: string; hostPort: number }): B | undefined {
-    return this.#byPort.get(`${b.protocol}/${b.hostPort}`)?.find((x) => bindingsClash(x, b));
+    return this.#byPort.get(BindingIndex.#key(b))?.find((x) => bindingsClash(x, b));
   }
 }
