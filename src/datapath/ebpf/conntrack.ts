@@ -5,7 +5,7 @@
  */
 import type { BpfMap } from '../libbpf/bpf.js';
 import { ctEntry4, ctKey4 } from '../abi.js';
-import { ipv4 } from '../libbpf/codec.js';
+import { ipv4Word } from '../libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
 type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
@@ -47,9 +47,7 @@ export function collectExpired(ct: BpfMap<Key, Entry>, now = monotonicNs()): GcR
 /** Removes every entry whose tuples involve addr (an endpoint that went away); scans the packed dump. */
 export function forgetAddress(ct: BpfMap<Key, Entry>, addr: string): number {
   const { keys, values, count } = ct.dumpPacked();
-  const word = Buffer.alloc(4);
-  ipv4.encodeInto(addr, word, 0);
-  const a = word.readUInt32BE(0);
+  const a = ipv4Word(addr);
   const ks = ctKey4.size;
   const vs = ctEntry4.size;
   const kOff = [ctKey4.offsets.saddr, ctKey4.offsets.daddr];

@@ -25,7 +25,7 @@ import {
   portTarget,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { u32, u8, ipv4 } from '../libbpf/codec.js';
+import { u32, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -94,15 +94,10 @@ function keyString(k: PortKey): string {
   return `${k.proto}/${k.addr}/${k.port}`;
 }
 
-/** IPv4 text -> the u32 of its bytes in network order (as the map stores __be32). */
+/** ipv4Word, remembered: the ports of one sandbox share a handful of addresses. */
 function addressWord(text: string, cache: Map<string, number>): number {
   let word = cache.get(text);
-  if (word === undefined) {
-    const b = Buffer.alloc(4);
-    ipv4.encodeInto(text, b, 0);
-    word = b.readUInt32BE(0);
-    cache.set(text, word);
-  }
+  if (word === undefined) cache.set(text, (word = ipv4Word(text)));
   return word;
 }
 

@@ -3,6 +3,7 @@
  * (natural alignment, x86-64/arm64 little-endian host order), so src/datapath/abi.ts
  * can mirror bpf/shared/*.h field for field.
  */
+import { parseIPv4 } from '../../ipam/ipv4.js';
 
 export interface Codec<T> {
   /** Size in bytes (C sizeof). */
@@ -87,29 +88,11 @@ export const u64n: Codec<bigint> = {
   },
 };
 
-/** Dotted quad -> its four bytes, strictly (no leading zeros, 0-255); undefined if not one. */
-function parseDottedQuad(v: string): number[] | undefined {
-  if (v.length < 7 || v.length > 15) return undefined;
-  const out = [0, 0, 0, 0];
-  let part = 0;
-  let digits = 0;
-  let n = 0;
-  for (let i = 0; i <= v.length; i++) {
-    const c = i === v.length ? 46 /* '.' */ : v.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || part > 3) return undefined;
-      out[part++] = n;
-      n = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && n === 0) return undefined; // leading zero
-      n = n * 10 + (c - 48);
-      if (++digits > 3 || n > 255) return undefined;
-    } else {
-      return undefined;
-    }
-  }
-  return part === 4 ? out : undefined;
+/** Dotted quad text -> the u32 whose big-endian bytes are the address (what a __be32 holds); TypeError if it is not one. */
+export function ipv4Word(v: string): number {
+  const word = typeof v === 'string' ? parseIPv4(v) : undefined;
+  if (word === undefined) throw new TypeError(`"${v}" is not an IPv4 address`);
+  return word;
 }
 
 /** An IPv4 address in network byte order (__be32), as dotted quad text. */
@@ -117,12 +100,7 @@ export const ipv4: Codec<string> = {
   size: 4,
   align: 4,
   encodeInto(v, buf, off) {
-    const bytes = typeof v === 'string' ? parseDottedQuad(v) : undefined;
-    if (!bytes) throw new TypeError(`"${v}" is not an IPv4 address`);
-    buf[off] = bytes[0];
-    buf[off + 1] = bytes[1];
-    buf[off + 2] = bytes[2];
-    buf[off + 3] = bytes[3];
+    buf.writeUInt32BE(ipv4Word(v), off);
   },
   decodeFrom(buf, off) {
     return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
