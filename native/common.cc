@@ -164,22 +164,14 @@ int RunInNetns(const std::string& netnsPath, const std::function<int()>& fn, std
     if (detail) *detail = "open network namespace \"" + netnsPath + "\"";
     return -err;
   }
-  int result = 0;
   bool entered = false;
   // A fresh thread per call: it enters the namespace, does the work and ends,
   // so no thread that outlives the call ever sits in another namespace.
-  std::thread worker([&]() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, nullptr);
-    if (setns(nsfd, CLONE_NEWNET) != 0) {
-      result = -errno;
-      return;
-    }
+  int result = RunOnQuietThread([&]() -> int {
+    if (setns(nsfd, CLONE_NEWNET) != 0) return -errno;
     entered = true;
-    result = fn();
+    return fn();
   });
-  worker.join();
   close(nsfd);
   if (!entered && detail) *detail = "enter network namespace \"" + netnsPath + "\"";
   return result;
