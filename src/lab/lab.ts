@@ -167,9 +167,9 @@ function entriesWithPrefix(dir: string, prefix: string): string[] {
  */
 async function removeLabObjects(prefix: string): Promise<void> {
   const errors: string[] = [];
-  killProcessesIn((await listNetns()).filter((n) => n.startsWith(prefix)));
-  for (const name of await listNetns()) {
-    if (!name.startsWith(prefix)) continue;
+  const ours = (await listNetns()).filter((n) => n.startsWith(prefix));
+  killProcessesIn(ours);
+  for (const name of ours) {
     try {
       await removeNetns(name);
     } catch (err) {
