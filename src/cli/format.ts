@@ -6,8 +6,6 @@
 import { Template } from './template.js';
 import { humanDuration } from '../util/human-duration.js';
 
-export { humanDuration };
-
 // ---------- lists: docker's formatter.Context ----------
 
 /** One item of a list as templates see it: string fields, plus methods such as Label("k"). */

@@ -7,7 +7,6 @@ import {
   formatG,
   goQuote,
   goTimeString,
-  humanDuration,
   humanSize,
   naturalCompare,
   renderList,
@@ -17,6 +16,7 @@ import {
   truncateId,
   type ListSpec,
 } from '../../src/cli/format.js';
+import { humanDuration } from '../../src/util/human-duration.js';
 import { compactJson, indentJson } from '../../src/cli/json-indent.js';
 import { Template, TemplateError } from '../../src/cli/template.js';
 
