@@ -29,6 +29,8 @@ export interface DaemonOptions {
   readonly ebpfGcInterval?: string;
   /** Per-state timeouts in seconds: "udp=30,tcp-established=3600". */
   readonly ebpfTimeouts?: string;
+  /** "on" or "off": whether replies to a veth uplink enter its peer directly (bpf_redirect_peer). */
+  readonly ebpfUplinkShortcut?: string;
   /** Default upstream DNS servers (--dns, repeatable), as typed; empty: the host's resolv.conf. */
   readonly dns?: string[];
 }

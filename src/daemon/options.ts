@@ -20,6 +20,8 @@ export interface DaemonFlags {
   ebpfCtMax?: string | number;
   ebpfGcInterval?: string | number;
   ebpfTimeouts?: string;
+  /** "on" (default) or "off": bpf_redirect_peer to a veth uplink's peer. */
+  ebpfUplinkShortcut?: string;
   /** Default upstream DNS servers (repeatable --dns), instead of the host's resolv.conf. */
   dns?: string[];
 }
@@ -36,7 +38,7 @@ export interface DaemonSettings {
 
 const TIMEOUT_NAMES = ['tcp-syn', 'tcp-established', 'tcp-fin', 'tcp-closed', 'udp', 'udp-stream', 'icmp'];
 
-function parseTuning(flags: DaemonFlags): EbpfTuning {
+export function parseTuning(flags: DaemonFlags): EbpfTuning {
   const tuning: EbpfTuning = {};
   if (flags.ebpfCtMax !== undefined) {
     const n = Number(flags.ebpfCtMax);
@@ -57,6 +59,10 @@ function parseTuning(flags: DaemonFlags): EbpfTuning {
         throw new Error(`--ebpf-timeouts: "${kv}" is not NAME=SECONDS with NAME one of ${TIMEOUT_NAMES.join(', ')}`);
       tuning.timeouts[name] = n;
     }
+  }
+  if (flags.ebpfUplinkShortcut !== undefined) {
+    if (flags.ebpfUplinkShortcut !== 'on' && flags.ebpfUplinkShortcut !== 'off') throw new Error(`--ebpf-uplink-shortcut must be on or off, not "${flags.ebpfUplinkShortcut}"`);
+    tuning.uplinkShortcut = flags.ebpfUplinkShortcut === 'on';
   }
   return tuning;
 }

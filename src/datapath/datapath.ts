@@ -116,6 +116,8 @@ export interface EbpfTuning {
   gcIntervalMs?: number;
   /** Timeouts in seconds by name: tcp-syn, tcp-established, tcp-fin, tcp-closed, udp, udp-stream, icmp. */
   timeouts?: Record<string, number>;
+  /** Replies to a veth uplink enter its peer directly (default true); false behaves as a NIC would (bpf_redirect). */
+  uplinkShortcut?: boolean;
 }
 
 /** What every datapath is built with. */

@@ -29,6 +29,7 @@ interface DaemonFlags {
   ebpfCtMax?: string;
   ebpfGcInterval?: string;
   ebpfTimeouts?: string;
+  ebpfUplinkShortcut?: string;
   dns: string[];
 }
 
@@ -47,6 +48,7 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--ebpf-ct-max <entries>', 'ebpf datapath: connection-tracking table entries')
     .option('--ebpf-gc-interval <seconds>', 'ebpf datapath: seconds between connection-table GC passes')
     .option('--ebpf-timeouts <name=seconds,...>', 'ebpf datapath: connection timeouts, e.g. udp=30,tcp-established=3600')
+    .addOption(new Option('--ebpf-uplink-shortcut <on|off>', 'ebpf datapath: hand replies to a veth uplink\'s peer directly (a NIC has no peer; off measures a NIC-like uplink)').choices(['on', 'off']))
     .option('--dns <ip>', "DNS server for sandboxes and upstream of the embedded DNS (repeatable; default: the host's resolv.conf)", collectDns, [])
     .action(async (flags: DaemonFlags) => {
       const options: DaemonOptions = {
@@ -61,6 +63,7 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
         ...(flags.ebpfCtMax ? { ebpfCtMax: flags.ebpfCtMax } : {}),
         ...(flags.ebpfGcInterval ? { ebpfGcInterval: flags.ebpfGcInterval } : {}),
         ...(flags.ebpfTimeouts ? { ebpfTimeouts: flags.ebpfTimeouts } : {}),
+        ...(flags.ebpfUplinkShortcut ? { ebpfUplinkShortcut: flags.ebpfUplinkShortcut } : {}),
         ...(flags.dns.length > 0 ? { dns: flags.dns } : {}),
       };
       const runDaemon = await loadRunDaemon(load);

@@ -224,7 +224,7 @@ export class EbpfDatapath implements Datapath, Observable {
       udp_timeout: t.udp,
       udp_stream_timeout: t['udp-stream'],
       icmp_timeout: t.icmp,
-      flags: DpFlags.CONFIGURED | DpFlags.DROP_EVENTS | (uplinkKind === 'veth' ? DpFlags.UPLINK_VETH : 0),
+      flags: DpFlags.CONFIGURED | DpFlags.DROP_EVENTS | (uplinkKind === 'veth' && this.#ctx.ebpf?.uplinkShortcut !== false ? DpFlags.UPLINK_VETH : 0),
     });
     for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST]) this.#ensureStats(maps, slot);
   }

@@ -1,0 +1,133 @@
+/**
+ * The references bpfnet is measured against, built with nothing but namespaces and veths:
+ * - host: host networking (`--network host`): the server runs in the simulated host's own
+ *   namespace and the same external client reaches it over the same uplink. The ceiling for
+ *   published ports: a container network adds to this path, never removes from it.
+ * - veth: an external client namespace and a server namespace joined by one veth pair — no
+ *   host, no bridge, no NAT ("direct veth"). Not a ceiling: it has no uplink hop, and the
+ *   eBPF datapath's veth-only shortcut can beat it.
+ * - routing: the same server behind a simulated host that only routes (ip_forward, two veth
+ *   pairs, no bridge, no NAT, no netfilter rule): what published ports and egress cost
+ *   without any translation.
+ */
+import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { ensureAddress, ensureVeth, ip, setUp } from '../../src/system/ip.js';
+import { SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
+import type { Setup } from './setup.js';
+
+const VETH_NET = { client: '10.201.0.1', server: '10.201.0.2', prefix: 24 } as const;
+const ROUTED_NET = { gateway: '10.202.0.1', server: '10.202.0.2', subnet: '10.202.0.0/24', prefix: 24 } as const;
+
+abstract class ReferenceSetup implements Setup {
+  abstract readonly name: 'host' | 'veth' | 'routing';
+  abstract readonly description: string;
+  readonly lab: Lab;
+  targets: Setup['targets'] = {};
+
+  protected constructor(lab: Lab) {
+    this.lab = lab;
+  }
+
+  async info(): Promise<Record<string, string>> {
+    return {};
+  }
+
+  async destroy(): Promise<void> {
+    await this.lab.destroy();
+  }
+}
+
+export class HostNetworkSetup extends ReferenceSetup {
+  readonly name = 'host' as const;
+  readonly description = 'host networking: the server in the simulated host\'s own namespace, reached over the uplink from the same external client (no bridge, no NAT)';
+
+  static async create(): Promise<HostNetworkSetup> {
+    const lab = await Lab.create();
+    const s = new HostNetworkSetup(lab);
+    try {
+      spawnServers(lab, lab.host);
+      spawnServers(lab, lab.external);
+      await tuneClient(lab.external);
+      await tuneClient(lab.host);
+      await waitListening(lab, lab.host, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      s.targets = {
+        published: { client: lab.external, address: UPLINK.hostAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+        egress: { client: lab.host, address: UPLINK.externalAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+      };
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return s;
+  }
+}
+
+export class DirectVethSetup extends ReferenceSetup {
+  readonly name = 'veth' as const;
+  readonly description = 'direct veth: client and server namespaces joined by one veth pair (no host, no bridge, no NAT)';
+
+  static async create(): Promise<DirectVethSetup> {
+    const lab = await Lab.create({ uplink: false });
+    const s = new DirectVethSetup(lab);
+    try {
+      const ext = await lab.addNamespace('ext');
+      const srv = await lab.addNamespace('srv');
+      await ensureVeth(ext, 'eth0', srv, 'eth0');
+      await ensureAddress(ext, 'eth0', `${VETH_NET.client}/${VETH_NET.prefix}`);
+      await ensureAddress(srv, 'eth0', `${VETH_NET.server}/${VETH_NET.prefix}`);
+      await setUp(ext, 'eth0');
+      await setUp(srv, 'eth0');
+      spawnServers(lab, srv);
+      spawnServers(lab, ext);
+      await tuneClient(ext);
+      await tuneClient(srv);
+      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await waitListening(lab, ext, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      const toServer = { client: ext, address: VETH_NET.server, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
+      s.targets = {
+        published: toServer,
+        'same-network': toServer,
+        egress: { client: srv, address: VETH_NET.client, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+      };
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return s;
+  }
+}
+
+export class RoutingSetup extends ReferenceSetup {
+  readonly name = 'routing' as const;
+  readonly description = 'the server behind a host that only routes (two veth pairs, ip_forward, no bridge, no NAT)';
+
+  static async create(): Promise<RoutingSetup> {
+    const lab = await Lab.create();
+    const s = new RoutingSetup(lab);
+    try {
+      const srv = await lab.addNamespace('srv');
+      await ensureVeth(lab.host, 's0', srv, 'eth0');
+      await ensureAddress(lab.host, 's0', `${ROUTED_NET.gateway}/${ROUTED_NET.prefix}`);
+      await ensureAddress(srv, 'eth0', `${ROUTED_NET.server}/${ROUTED_NET.prefix}`);
+      await setUp(lab.host, 's0');
+      await setUp(srv, 'eth0');
+      await ip(srv, ['route', 'add', 'default', 'via', ROUTED_NET.gateway]);
+      await ip(lab.external, ['route', 'add', ROUTED_NET.subnet, 'via', UPLINK.hostAddress]);
+      spawnServers(lab, srv);
+      spawnServers(lab, lab.external);
+      await tuneClient(lab.external);
+      await tuneClient(srv);
+      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      s.targets = {
+        published: { client: lab.external, address: ROUTED_NET.server, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+        egress: { client: srv, address: UPLINK.externalAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+      };
+    } catch (err) {
+      await lab.destroy();
+      throw err;
+    }
+    return s;
+  }
+}
