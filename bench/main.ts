@@ -1,11 +1,15 @@
 /**
- * npm run bench [-- --quick] [--reps N] [--only LIST] [--setups LIST] [--out DIR]
+ * npm run bench [-- --quick] [--reps N] [--seed N] [--only LIST] [--setups LIST] [--out DIR] [--no-readme]
  *
- * Builds every setup in its own lab (ceiling, routing, bpfnet ebpf, bpfnet iptables, the CNI
- * reference plugins), then runs each workload on every setup that offers its path, setups
- * interleaved within each repetition (A B C … A B C …), then the published-ports sweep, the
- * control-plane timings and the DNS benchmark when bench/dns.ts exists. Writes every raw
- * sample to bench/results/<timestamp>.json, the tables to latest.md and SVG charts beside it.
+ * Builds every setup in its own lab (host networking, direct veth, routing, bpfnet ebpf with a
+ * NIC-like uplink, bpfnet ebpf with the veth-only uplink shortcut, bpfnet iptables, the CNI
+ * reference plugins), then runs each workload on every setup that offers its path, in each
+ * repetition in a seeded shuffle rotated by one per repetition (order.ts), then the
+ * published-ports sweep, publishing 10,000 ports timed alone, the control-plane timings and the
+ * DNS benchmark when bench/dns.ts exists. A sample during which the client saw errors or
+ * non-2xx responses is kept with the reason and left out of the statistics. Writes every raw
+ * sample to bench/results/<timestamp>-<commit>.json, the tables to latest.md and SVG charts
+ * beside it, and on a complete full run the README's generated Performance block.
  * Labs are destroyed at the end, on failure and on Ctrl-C.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -13,13 +17,15 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { sweepStaleLabs } from '../src/lab/lab.js';
 import { projectRoot } from '../src/paths.js';
-import { run } from '../src/system/exec.js';
+import { run, runRaw } from '../src/system/exec.js';
 import { Progress, duration } from './progress.js';
 import { summarize } from './stats.js';
 import { writeReport } from './report/write.js';
-import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type SweepSample, type UplinkXdpResults } from './results-model.js';
+import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type PublishSample, type SweepSample, type UplinkXdpResults } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
-import { CeilingSetup, RoutingSetup } from './setups/ceiling.js';
+import { DirectVethSetup, HostNetworkSetup, RoutingSetup } from './setups/references.js';
+import { newSeed, runOrder } from './order.js';
+import { dropReason } from './samples.js';
 import { CniSetup, debVersion } from './setups/cni.js';
 import type { Setup, SetupName } from './setups/setup.js';
 import { measureUplinkXdp } from './uplink-xdp.js';
@@ -29,7 +35,8 @@ import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/wor
 import { USAGE, parseArgs, selected as wanted } from './options.js';
 
 const SWEEP_FIRST_PORT = 10000;
-const ALL_SETUPS_ORDER: SetupName[] = ['ceiling', 'routing', 'ebpf', 'iptables', 'cni'];
+const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'cni'];
+const PUBLISH_PORTS = 10000;
 
 async function firstLine(file: string, args: string[]): Promise<string> {
   try {
@@ -45,9 +52,14 @@ async function machineInfo(): Promise<MachineInfo> {
   let commit = 'unknown';
   try {
     commit = (await run('git', ['-C', projectRoot, 'rev-parse', '--short', 'HEAD'])).trim();
+    // Uncommitted changes to what is measured make the hash a lie: say so (results are not counted).
+    const dirty = (await run('git', ['-C', projectRoot, 'status', '--porcelain', '--untracked-files=no', '--', 'src', 'bpf', 'native', 'bench', ':!bench/results'])).trim();
+    if (dirty) commit += '+dirty';
   } catch {
     /* not a checkout */
   }
+  // wrk -v prints its version and exits 1.
+  const wrkVersion = await runRaw('wrk', ['-v']).then((r) => (r.stdout + r.stderr).split('\n')[0].replace(/\s*Copyright.*$/, '').trim(), () => 'wrk: not installed');
   return {
     kernel: release(),
     cpus: c.length,
@@ -56,6 +68,7 @@ async function machineInfo(): Promise<MachineInfo> {
     node: process.version,
     iperf3: await firstLine('iperf3', ['--version']),
     autocannon: ac.version,
+    wrk: wrkVersion,
     // --version only prints; it reads no rule and changes nothing.
     iptables: await firstLine('iptables', ['--version']),
     cniPlugins: `containernetworking-plugins ${await debVersion('containernetworking-plugins')}`,
@@ -67,11 +80,14 @@ async function machineInfo(): Promise<MachineInfo> {
 
 async function buildSetup(name: SetupName): Promise<Setup> {
   switch (name) {
-    case 'ceiling':
-      return CeilingSetup.create();
+    case 'host':
+      return HostNetworkSetup.create();
+    case 'veth':
+      return DirectVethSetup.create();
     case 'routing':
       return RoutingSetup.create();
     case 'ebpf':
+    case 'ebpf-shortcut':
     case 'iptables':
       return BpfnetSetup.create(name);
     case 'cni':
@@ -103,6 +119,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   const controlN = o.quick ? 10 : 100;
   // --quick: the sweep and the control plane once; the data-path workloads keep every repetition.
   const sectionReps = o.quick ? 1 : o.reps;
+  const doPublish = wanted(o, 'publish');
+  const publishRuns = o.quick ? 3 : 10;
+  const seed = o.seed ?? newSeed();
   const notes: string[] = [];
 
   const setupNames = ALL_SETUPS_ORDER.filter((s) => o.setups.includes(s));
@@ -113,8 +132,13 @@ export async function main(argv: readonly string[]): Promise<void> {
   const plan: number[] = [];
   setupNames.forEach(() => plan.push(5));
   plan.push(2);
-  // routing is the reference for egress (the masquerade target) and, in full runs, for published ports too.
-  const pathOf = (s: SetupName) => (s === 'routing' ? (o.quick ? ['egress'] : ['published', 'egress']) : ['published', 'same-network', 'egress']);
+  // routing is the reference for egress (the masquerade target) and, in full runs, for published ports too;
+  // host networking has no same-network path; the uplink shortcut only changes what crosses the uplink.
+  const pathOf = (s: SetupName): string[] => {
+    if (s === 'routing') return o.quick ? ['egress'] : ['published', 'egress'];
+    if (s === 'host' || s === 'ebpf-shortcut') return ['published', 'egress'];
+    return ['published', 'same-network', 'egress'];
+  };
   for (let rep = 0; rep < o.reps; rep++)
     for (const w of workloads) for (const s of setupNames) if (pathOf(s).includes(w.path)) plan.push(w.estimate(d));
   const xdpOn = doXdp && setupNames.includes('ebpf');
@@ -126,6 +150,8 @@ export async function main(argv: readonly string[]): Promise<void> {
           if (s === 'cni' && (ports > cniMaxPorts || rep >= cniRepsAt(ports))) continue;
           plan.push(d.conn + d.connWarmup + 0.5 + (s === 'cni' ? ports * ports * 0.00006 : ports * 0.0002));
         }
+  const publishOn = doPublish && setupNames.includes('ebpf');
+  if (publishOn) for (let i = 0; i < publishRuns; i++) plan.push(3);
   if (doControl) for (let rep = 0; rep < sectionReps; rep++) for (const s of controlSetups) plan.push(controlN * (s === 'cni' ? 0.12 : 0.08));
   const dnsPresent = doDns && existsSync(dnsModule);
   if (dnsPresent) plan.push(o.quick ? 30 : 120);
@@ -152,6 +178,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const samples: DataSample[] = [];
   const sweepSamples: SweepSample[] = [];
   const controlSamples: ControlSample[] = [];
+  const publishSamples: PublishSample[] = [];
   let dns: DnsResults | undefined;
   let uplinkXdp: UplinkXdpResults | undefined;
   try {
@@ -173,17 +200,19 @@ export async function main(argv: readonly string[]): Promise<void> {
 
     for (let rep = 0; rep < o.reps && !interrupted; rep++) {
       for (const w of workloads) {
-        for (const name of setupNames) {
-          if (!pathOf(name).includes(w.path)) continue;
+        const order = runOrder(setupNames.filter((name) => pathOf(name).includes(w.path)), rep, seed, w.id);
+        for (const [position, name] of order.entries()) {
           progress.step(`${w.id} · ${name} · rep ${rep + 1}/${o.reps}`);
           const s = setups.find((x) => x.name === name);
           const target = s?.targets[w.path];
           if (!s || !target) continue;
           try {
             const r = await w.run(s.lab, target, d);
-            samples.push({ workload: w.id, setup: name, rep, metrics: r.metrics, raw: r.raw });
+            const dropped = dropReason(r.metrics);
+            samples.push({ workload: w.id, setup: name, rep, position, metrics: r.metrics, raw: r.raw, ...(dropped ? { dropped } : {}) });
+            if (dropped) progress.note(`${w.id} on ${name} rep ${rep + 1} DROPPED: ${dropped}`);
           } catch (err) {
-            samples.push({ workload: w.id, setup: name, rep, metrics: {}, error: errorText(err) });
+            samples.push({ workload: w.id, setup: name, rep, position, metrics: {}, error: errorText(err) });
             progress.note(`${w.id} on ${name} rep ${rep + 1} FAILED: ${errorText(err)}`);
           }
         }
@@ -239,6 +268,21 @@ export async function main(argv: readonly string[]): Promise<void> {
       }
     }
 
+    if (publishOn) {
+      const s = setups.find((x) => x.name === 'ebpf');
+      for (let run = 0; run < publishRuns && !interrupted && s?.publishPorts; run++) {
+        progress.step(`publish ${PUBLISH_PORTS.toLocaleString('en-US')} ports, timed alone · ebpf · run ${run + 1}/${publishRuns}`);
+        try {
+          const sweep = await s.publishPorts(PUBLISH_PORTS, SWEEP_FIRST_PORT);
+          publishSamples.push({ setup: 'ebpf', run, createMs: sweep.createMs, baselineMs: sweep.baselineMs });
+          await sweep.remove();
+        } catch (err) {
+          publishSamples.push({ setup: 'ebpf', run, createMs: NaN, baselineMs: NaN, error: errorText(err) });
+          progress.note(`publishing run ${run + 1} FAILED: ${errorText(err)}`);
+        }
+      }
+    }
+
     if (doControl) {
       for (let rep = 0; rep < sectionReps && !interrupted; rep++) {
         for (const name of controlSetups) {
@@ -279,22 +323,26 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (loads.max > 0.5 * machine.cpus)
       notes.push(`The machine was not quiet: the 1-minute load average reached ${loads.max.toFixed(1)} on ${machine.cpus} CPUs during the run (median ${loads.median.toFixed(1)}); other work shares the CPUs with client and server, so expect wider ranges.`);
     notes.push(
-      'CPU cost is busy CPU-seconds of the whole machine (/proc/stat, all CPUs: client, server and kernel together) over the measured interval, divided by the work done.',
-      `Clients: iperf3 -J (-t ${d.iperf}${d.iperfOmit ? `, first ${d.iperfOmit} s omitted` : ''}); autocannon ${machine.autocannon} with 50 keep-alive connections (${d.http} s after ${d.httpWarmup} s warm-up); connrate (C, epoll, 32 connections in flight, ${d.conn} s after ${d.connWarmup} s warm-up). Server: a single-threaded C epoll HTTP responder (2-byte body) and iperf3 -s, identical in every setup.`,
+      'CPU cost is busy CPU-seconds of the whole machine (/proc/stat, all CPUs: client, server and kernel together) over the measured interval, divided by the work done. Client CPU % is the client process\'s own user + system time over its run (100 % = one whole CPU).',
+      `Clients: iperf3 -J (-t ${d.iperf}${d.iperfOmit ? `, first ${d.iperfOmit} s omitted` : ''}); ${machine.wrk} with one thread, 50 keep-alive connections or 32 with Connection: close (${Math.max(1, Math.round(d.http))} s after a ${Math.max(1, Math.round(d.httpWarmup))} s warm-up run); autocannon ${machine.autocannon} with 50 keep-alive connections (${d.http} s after ${d.httpWarmup} s warm-up) as a cross-check; connrate (C, epoll, 32 connections in flight, ${d.conn} s after ${d.connWarmup} s warm-up). No client or server is pinned to a CPU: on 2 vCPUs pinning one to each CPU leaves the softirq work wherever the NIC-less veths put it, so every setup runs unpinned alike. Server: a single-threaded C epoll HTTP responder (2-byte body) and iperf3 -s, identical in every setup.`,
+      `Setup order: every workload's setups run in a shuffle seeded with ${seed}, rotated by one position per repetition, so each setup runs in every position equally often over as many repetitions as there are setups.`,
     );
+    if (machine.commit.endsWith('+dirty')) notes.push(`Measured on a work tree with uncommitted changes to src/, bpf/, native/ or bench/ (${machine.commit}).`);
     const results: BenchResults = {
       schema: RESULTS_SCHEMA,
       command: `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`,
       quick: o.quick,
       reps: o.reps,
+      orderSeed: seed,
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),
       machine,
       setups: setupInfo,
-      workloads: workloads.map((w) => ({ id: w.id, title: w.title, path: w.path, metrics: w.metrics })),
+      workloads: workloads.map((w) => ({ id: w.id, title: w.title, path: w.path, metrics: w.metrics, client: w.client, ...(w.crossCheckOf ? { crossCheckOf: w.crossCheckOf } : {}) })),
       samples,
       sweep: { ports: doSweep ? sweepPorts : [], samples: sweepSamples },
       controlPlane: { sandboxes: controlN, samples: controlSamples },
+      ...(publishSamples.length ? { publish: { ports: PUBLISH_PORTS, samples: publishSamples } } : {}),
       ...(dns ? { dns } : {}),
       ...(uplinkXdp ? { uplinkXdp } : {}),
       notes,
@@ -302,9 +350,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     const outDir = o.out ?? join(projectRoot, 'bench', 'results', ...(o.quick ? ['quick'] : []));
     mkdirSync(outDir, { recursive: true });
     const stamp = startedAt.toISOString().replace(/[:]/g, '').replace(/\.\d+Z$/, 'Z');
-    const jsonPath = join(outDir, `${stamp}.json`);
+    const jsonPath = join(outDir, `${stamp}-${machine.commit}.json`);
     writeFileSync(jsonPath, JSON.stringify(results, null, 1) + '\n');
-    const { markdown, files } = await writeReport(results, jsonPath);
+    const { markdown, files } = await writeReport(results, jsonPath, { readme: o.readme && !interrupted });
     process.stdout.write(markdown);
     progress.note(`wrote ${[jsonPath, ...files].map((f) => relative(process.cwd(), f)).join(', ')} in ${duration((finishedAt.getTime() - startedAt.getTime()) / 1000)}`);
   } finally {

@@ -1,28 +1,40 @@
 /** The command line of npm run bench. */
 import type { SetupName } from './setups/setup.js';
 
-export const ALL_SETUPS: SetupName[] = ['ceiling', 'routing', 'ebpf', 'iptables', 'cni'];
+export const ALL_SETUPS: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'cni'];
+
+/** Repetitions by default: the targets are medians of at least five paired ratios. */
+export const DEFAULT_REPS = 5;
+export const DEFAULT_QUICK_REPS = 3;
 
 export interface Options {
   quick: boolean;
   reps: number;
+  /** Seed of the setup order (random when not given; recorded in the results). */
+  seed?: number;
+  /** Whether to write the README's generated block (default: full runs that write to bench/results). */
+  readme: boolean;
   only?: string[];
   setups: SetupName[];
   out?: string;
   help: boolean;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only LIST] [--setups LIST] [--out DIR]
-  --quick         short runs, fewer workloads (under 3 minutes)
-  --reps N        repetitions (default 3)
+export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [--only LIST] [--setups LIST] [--out DIR] [--no-readme]
+  --quick         short runs, fewer workloads, ${DEFAULT_QUICK_REPS} repetitions unless --reps is given
+  --reps N        repetitions (default ${DEFAULT_REPS})
+  --seed N        seed of the rotated setup order (default: random, recorded in the results)
   --only LIST     comma-separated: workload ids or id prefixes (tcp, http, conn, tcp-published-1, ...),
-                  and/or the sections sweep, control, dns, xdp (TC vs TC + XDP on the uplink)
+                  and/or the sections sweep, publish (10,000 ports timed 10 times), control, dns,
+                  xdp (TC vs TC + XDP on the uplink)
   --setups LIST   comma-separated subset of ${ALL_SETUPS.join(',')}
-  --out DIR       where results go (default bench/results, bench/results/quick with --quick)`;
+  --out DIR       where results go (default bench/results, bench/results/quick with --quick)
+  --no-readme     do not write README.md's generated Performance block (a full run without --out
+                  and without --only/--setups writes it)`;
 
 /** Parses the arguments after `npm run bench --`; throws with the usage on a bad one. */
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { quick: false, reps: 3, setups: [...ALL_SETUPS], help: false };
+  const o: Options = { quick: false, reps: NaN, setups: [...ALL_SETUPS], help: false, readme: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -34,7 +46,11 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--reps') {
       o.reps = Number(value());
       if (!Number.isInteger(o.reps) || o.reps < 1) throw new Error(`--reps must be a positive integer\n${USAGE}`);
-    } else if (a === '--only') o.only = value().split(',').filter(Boolean);
+    } else if (a === '--seed') {
+      o.seed = Number(value());
+      if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw new Error(`--seed must be an integer from 0 to 2^32-1\n${USAGE}`);
+    } else if (a === '--no-readme') o.readme = false;
+    else if (a === '--only') o.only = value().split(',').filter(Boolean);
     else if (a === '--setups') {
       const s = value().split(',').filter(Boolean);
       const bad = s.filter((x) => !ALL_SETUPS.includes(x as SetupName));
@@ -44,6 +60,9 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
+  if (Number.isNaN(o.reps)) o.reps = o.quick ? DEFAULT_QUICK_REPS : DEFAULT_REPS;
+  // Only a complete, full run may replace the README's numbers.
+  o.readme = o.readme && !o.quick && o.out === undefined && o.only === undefined && o.setups.length === ALL_SETUPS.length;
   return o;
 }
 

@@ -2,7 +2,7 @@
 import type { SetupName, PathKind } from './setups/setup.js';
 import type { MetricDef } from './workloads/workload.js';
 
-export const RESULTS_SCHEMA = 1;
+export const RESULTS_SCHEMA = 2;
 
 export interface MachineInfo {
   kernel: string;
@@ -12,8 +12,10 @@ export interface MachineInfo {
   node: string;
   iperf3: string;
   autocannon: string;
+  wrk: string;
   iptables: string;
   cniPlugins: string;
+  /** The commit measured (short hash), with "+dirty" when the work tree had uncommitted changes. */
   commit: string;
   /** /proc/loadavg at the start and the end of the run. */
   loadBefore: number[];
@@ -29,6 +31,10 @@ export interface DataSample {
   metrics: Record<string, number>;
   raw?: unknown;
   error?: string;
+  /** Why the sample is left out of the statistics (errors or non-2xx responses during it). */
+  dropped?: string;
+  /** Its place (0-based) in this repetition's order of setups. */
+  position?: number;
 }
 
 export interface SweepSample {
@@ -40,6 +46,15 @@ export interface SweepSample {
   baselineMs: number;
   metrics: Record<string, number>;
   raw?: unknown;
+  error?: string;
+}
+
+/** One timing of publishing many ports on a sandbox (no traffic). */
+export interface PublishSample {
+  setup: SetupName;
+  run: number;
+  createMs: number;
+  baselineMs: number;
   error?: string;
 }
 
@@ -68,14 +83,18 @@ export interface BenchResults {
   command: string;
   quick: boolean;
   reps: number;
+  /** Seed of the setup order: each workload's setups are shuffled with it, then rotated by one per repetition. */
+  orderSeed: number;
   startedAt: string;
   finishedAt: string;
   machine: MachineInfo;
   setups: Array<{ name: SetupName; description: string; info: Record<string, string> }>;
-  workloads: Array<{ id: string; title: string; path: PathKind; metrics: MetricDef[] }>;
+  workloads: Array<{ id: string; title: string; path: PathKind; metrics: MetricDef[]; client?: string; crossCheckOf?: string }>;
   samples: DataSample[];
   sweep: { ports: number[]; samples: SweepSample[] };
   controlPlane: { sandboxes: number; samples: ControlSample[] };
+  /** Publishing many ports, timed alone several times (for its median and p99). */
+  publish?: { ports: number; samples: PublishSample[] };
   dns?: DnsResults;
   uplinkXdp?: UplinkXdpResults;
   notes: string[];

@@ -10,7 +10,7 @@ say() { printf '[bootstrap] %s\n' "$*" >&2; }
 APT_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3
   iproute2 iptables nftables conntrack procps iperf3 iputils-ping tcpdump socat
-  containernetworking-plugins dnsmasq-base dnsperf busybox
+  containernetworking-plugins dnsmasq-base dnsperf busybox wrk
 )
 
 # ---- apt: install only what is missing ----

@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   let n = 0;
   let non2xx = 0;
   const cpu0 = parseProcStat(readFileSync('/proc/stat', 'utf8'));
+  const own0 = process.cpuUsage();
   const t0 = performance.now();
   const res = await load(opts, opts.seconds, (ms, status) => {
     if (n === times.length) {
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     if (status < 200 || status > 299) non2xx++;
   });
   const elapsed = (performance.now() - t0) / 1000;
+  const own = process.cpuUsage(own0);
   const cpu1 = parseProcStat(readFileSync('/proc/stat', 'utf8'));
   const sample = Array.from(times.subarray(0, n));
   const us = (p: number) => Math.round(percentile(sample, p) * 1000);
@@ -62,6 +64,7 @@ async function main(): Promise<void> {
       errors: res.errors ?? 0,
       timeouts: res.timeouts ?? 0,
       non2xx,
+      clientCpuSeconds: (own.user + own.system) / 1e6,
       cpu: { busyTicks: cpu1.busy - cpu0.busy, totalTicks: cpu1.total - cpu0.total, hz: 100 },
     }) + '\n',
   );

@@ -1,7 +1,8 @@
 /** The results as markdown: targets, a summary matrix, one table per workload, the sweep, the control plane, DNS. Pure. */
 import { pairedRatio, summarize, type Summary } from '../stats.js';
 import type { BenchResults } from '../results-model.js';
-import { SETUP_ORDER, cells, controlRows, sweepRows, targets, type TargetResult } from './analysis.js';
+import { SETUP_ORDER, cells, controlRows, crossChecks, sweepRows, targets, type TargetResult } from './analysis.js';
+import { conclusions, xdpSentences } from './conclusions.js';
 
 /** A number with about three significant digits, thousands separated. */
 export function num(x: number): string {
@@ -39,19 +40,19 @@ function table(header: string[], rows: string[][]): string {
 
 function targetsTable(ts: TargetResult[]): string {
   return table(
-    ['target (eBPF datapath)', 'measured', 'target', 'met'],
+    ['target (eBPF datapath, NIC-like uplink)', 'measured', 'target', 'result'],
     ts.map((t) => [
       t.label,
       // Three decimals: a 0.897x must not read as a 0.90x that missed a 0.90x target.
       t.unit === 'x' ? ratioCell(t.measured, 3) : cell(t.measured, (x) => `${num(x)} ms`),
       `${t.op === '>=' ? '≥' : '≤'} ${t.unit === 'x' ? ratio(t.target) : `${t.target} ms`}`,
-      t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**',
+      t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**',
     ]),
   );
 }
 
 /** The summary matrix: one row per workload headline, one column per setup, then ebpf's ratios. */
-function summaryTable(r: BenchResults): string {
+export function summaryTable(r: BenchResults): string {
   const setups = SETUP_ORDER.filter((s) => r.setups.some((x) => x.name === s));
   const rows: string[][] = [];
   for (const w of r.workloads) {
@@ -60,14 +61,16 @@ function summaryTable(r: BenchResults): string {
     if (cs.length === 0) continue;
     const by = new Map(cs.map((c) => [c.setup, c]));
     const ebpf = by.get('ebpf');
+    const shortcut = by.get('ebpf-shortcut');
     rows.push([
       `${w.title} — ${m.label}`,
       ...setups.map((s) => (by.has(s) ? num(by.get(s)!.summary.median) : '')),
+      ebpf ? ratio(ebpf.vsHost.median) : '—',
       ebpf ? ratio(ebpf.vsIptables.median) : '—',
-      ebpf ? ratio(ebpf.vsCeiling.median) : '—',
+      ebpf && shortcut ? ratio(pairedRatio(shortcut.values, ebpf.values).median) : '—',
     ]);
   }
-  return table(['workload', ...setups, 'ebpf ÷ iptables', 'ebpf ÷ ceiling'], rows);
+  return table(['workload', ...setups, 'ebpf ÷ host', 'ebpf ÷ iptables', 'shortcut ÷ ebpf'], rows);
 }
 
 function workloadTables(r: BenchResults): string {
@@ -80,8 +83,8 @@ function workloadTables(r: BenchResults): string {
     parts.push(
       `### ${w.title}\n\n` +
         table(
-          ['setup', `${head.label} median (min–max)`, '÷ iptables', '÷ ceiling', ...others.map((o) => o.m.label)],
-          main.map((c) => [c.setup, cell(c.summary), ratioCell(c.vsIptables), ratioCell(c.vsCeiling), ...others.map((o) => cell(o.cs.get(c.setup)?.summary ?? summarize([])))]),
+          ['setup', `${head.label} median (min–max)`, '÷ host', '÷ iptables', '÷ veth', ...others.map((o) => o.m.label)],
+          main.map((c) => [c.setup, cell(c.summary), ratioCell(c.vsHost), ratioCell(c.vsIptables), ratioCell(c.vsVeth), ...others.map((o) => cell(o.cs.get(c.setup)?.summary ?? summarize([])))]),
         ),
     );
   }
@@ -123,16 +126,44 @@ function uplinkXdpTable(r: BenchResults): string {
   ];
   return [
     table(['uplink (ebpf, external client → published port, 1 TCP stream)', 'Gb/s median (min–max)', '÷ TC only'], rows),
-    '\nAn XDP program that does nothing costs this much on a veth uplink (the veth stops passing GSO packets to the stack); an XDP version of the published-port path would pay it before gaining anything. Hence TC.',
+    ...xdpSentences(r).map((s) => `\n${s}`),
     ...x.errors.map((e) => `\n- failed: ${e}`),
   ].join('\n');
+}
+
+/** The same paths under two clients: ebpf's ratios under each, and what each client cost. */
+function crossCheckTable(r: BenchResults): string {
+  const cs = crossChecks(r);
+  if (!cs.length) return '';
+  return table(
+    ['path', 'clients', 'ebpf ÷ iptables', 'ebpf ÷ host', 'ebpf req/s', 'client CPU % (ebpf)'],
+    cs.map((c) => [
+      c.headline,
+      `${c.headlineClient} / ${c.checkClient}`,
+      `${ratioCell(c.vsIptables[0])} / ${ratioCell(c.vsIptables[1])}`,
+      `${ratioCell(c.vsHost[0])} / ${ratioCell(c.vsHost[1])}`,
+      `${num(c.rate[0])} / ${num(c.rate[1])}`,
+      `${num(c.clientCpuPct[0])} / ${num(c.clientCpuPct[1])}`,
+    ]),
+  );
+}
+
+/** The block the README's Performance section carries: generated, pasted by the writer between markers. */
+export function readmeBlock(r: BenchResults, resultsLink: string): string {
+  return [
+    `Measured at commit ${r.machine.commit} on ${r.startedAt.slice(0, 10)} with \`${r.command}\` (${r.reps} repetitions, setup order seed ${r.orderSeed}); raw samples and every table: [${resultsLink}](${resultsLink}).`,
+    machineLine(r),
+    `### Targets\n\n${targetsTable(targets(r))}`,
+    `### Summary (medians; ratios are medians of per-repetition ratios)\n\n${summaryTable(r)}`,
+    `### What this run shows\n\n${conclusions(r).map((c) => `- ${c}`).join('\n')}`,
+  ].join('\n\n');
 }
 
 /** The header: when, what command, on what machine, how quiet it was. */
 export function machineLine(r: BenchResults): string {
   const m = r.machine;
   return [
-    `Linux ${m.kernel}, ${m.cpus} vCPU (${m.cpuModel}), ${m.memoryGiB} GiB; Node ${m.node}; ${m.iperf3}; autocannon ${m.autocannon}; ${m.iptables}; ${m.cniPlugins}; commit ${m.commit}.`,
+    `Linux ${m.kernel}, ${m.cpus} vCPU (${m.cpuModel}), ${m.memoryGiB} GiB; Node ${m.node}; ${m.iperf3}; autocannon ${m.autocannon}; ${m.wrk ?? 'wrk unknown'}; ${m.iptables}; ${m.cniPlugins}; commit ${m.commit}.`,
     `Load average at start ${m.loadBefore.map((x) => x.toFixed(2)).join(' ')}, at end ${m.loadAfter.map((x) => x.toFixed(2)).join(' ')}` +
       (m.loadDuring ? `; during the run median ${m.loadDuring.median.toFixed(2)}, max ${m.loadDuring.max.toFixed(2)}.` : '.'),
   ].join(' ');
@@ -143,10 +174,11 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
   const out: string[] = [];
   out.push(`# bpfnet benchmark${r.quick ? ' (quick)' : ''}, ${r.startedAt.slice(0, 16).replace('T', ' ')} UTC`);
   out.push(
-    `\`${r.command}\` — ${r.reps} repetitions, setups interleaved (A B C … A B C …), medians with min–max; ratios are paired per repetition. ` +
+    `\`${r.command}\` — ${r.reps} repetitions; in each, every workload runs its setups in a seeded shuffle rotated by one per repetition (seed ${r.orderSeed}, recorded in the results); medians with min–max; ratios are paired per repetition. ` +
       `Ran ${Math.floor(dur / 60)} min ${dur % 60} s.\n\n${machineLine(r)}`,
   );
   out.push(`## Targets\n\n${targetsTable(targets(r))}`);
+  out.push(`## What this run shows\n\n${conclusions(r).map((c) => `- ${c}`).join('\n')}`);
   out.push(
     `## Summary (medians)\n\n${summaryTable(r)}\n\nThe ratio columns are medians of the per-repetition ratios (setups measured side by side), so they can differ from the quotient of the medians beside them.`,
   );
@@ -163,6 +195,8 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
   if (dns) out.push(`## DNS\n\n${dns}`);
   const xdp = uplinkXdpTable(r);
   if (xdp) out.push(`## XDP or TC on the uplink\n\n${xdp}`);
+  const cross = crossCheckTable(r);
+  if (cross) out.push(`## Clients side by side (headline / cross-check)\n\n${cross}`);
   out.push(`## Each workload\n\n${workloadTables(r)}`);
   out.push(`## Setups\n\n${r.setups.map((s) => `- **${s.name}**: ${s.description}`).join('\n')}`);
   if (r.notes.length) out.push(`## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}`);

@@ -2,7 +2,11 @@
  * bpfnet itself, one setup per datapath: the real daemon in the lab's simulated host, a
  * user-defined bridge network "bench", a server sandbox publishing 8080->80 (HTTP) and
  * 5201->5201 (iperf3), and a client sandbox on the same network. Sandboxes are made through
- * the daemon's API, as the CLI would.
+ * the daemon's API, as the CLI would. The eBPF datapath runs twice: "ebpf" with
+ * --ebpf-uplink-shortcut off (replies leave through the uplink as they would through a NIC) and
+ * "ebpf-shortcut" with it on (bpf_redirect_peer straight into the uplink veth's peer, which only a
+ * veth uplink allows). Each checks after start that the setting took: with the shortcut the
+ * uplink's own tx counter does not move for replies, without it it does.
  */
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
@@ -14,30 +18,40 @@ import { BASELINE_RUNS, type PublishedSweep, type Setup, type Target } from './s
 
 const NETWORK = 'bench';
 
+export type BpfnetSetupName = 'ebpf' | 'ebpf-shortcut' | 'iptables';
+
+const DESCRIPTIONS: Record<BpfnetSetupName, string> = {
+  ebpf: 'bpfnet, eBPF datapath, NIC-like uplink (TC programs, BPF NAT/conntrack, published ports in a hash map; replies leave by bpf_redirect as through a NIC)',
+  'ebpf-shortcut': "bpfnet, eBPF datapath with the veth-only uplink shortcut (replies enter the uplink veth's peer by bpf_redirect_peer, which a physical NIC does not allow)",
+  iptables: "bpfnet, iptables datapath (Docker 28's rules, userland-proxy=false, one DNAT rule per port)",
+};
+
 export class BpfnetSetup implements Setup {
-  readonly name: 'ebpf' | 'iptables';
+  readonly name: BpfnetSetupName;
   readonly description: string;
   readonly lab: Lab;
   readonly daemon: LabDaemon;
   targets: Setup['targets'] = {};
   #seq = 0;
 
-  private constructor(datapath: 'ebpf' | 'iptables', lab: Lab, daemon: LabDaemon) {
-    this.name = datapath;
+  #uplinkCheck = '';
+
+  private constructor(name: BpfnetSetupName, lab: Lab, daemon: LabDaemon) {
+    this.name = name;
     this.lab = lab;
     this.daemon = daemon;
-    this.description =
-      datapath === 'ebpf'
-        ? 'bpfnet, eBPF datapath (TC programs, BPF NAT/conntrack, published ports in a hash map)'
-        : "bpfnet, iptables datapath (Docker 28's rules, userland-proxy=false, one DNAT rule per port)";
+    this.description = DESCRIPTIONS[name];
   }
 
-  static async create(datapath: 'ebpf' | 'iptables'): Promise<BpfnetSetup> {
+  static async create(name: BpfnetSetupName): Promise<BpfnetSetup> {
     const lab = await Lab.create();
     try {
-      const daemon = await LabDaemon.start(lab, { datapath });
-      const s = new BpfnetSetup(datapath, lab, daemon);
+      const datapath = name === 'iptables' ? 'iptables' : 'ebpf';
+      const extraArgs = datapath === 'ebpf' ? ['--ebpf-uplink-shortcut', name === 'ebpf-shortcut' ? 'on' : 'off'] : [];
+      const daemon = await LabDaemon.start(lab, { datapath, extraArgs });
+      const s = new BpfnetSetup(name, lab, daemon);
       await s.#build();
+      if (datapath === 'ebpf') await s.#checkUplinkShortcut();
       return s;
     } catch (err) {
       await lab.destroy();
@@ -67,6 +81,27 @@ export class BpfnetSetup implements Setup {
       'same-network': { client: cliNs, address: srvIp, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
       egress: { client: cliNs, address: UPLINK.externalAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
     };
+  }
+
+  /**
+   * Sends 200 requests to the published port and reads the uplink's tx counter around them:
+   * bpf_redirect_peer hands replies to the peer without transmitting on the uplink, so the
+   * counter stays still with the shortcut and counts every reply without it.
+   */
+  async #checkUplinkShortcut(): Promise<void> {
+    const txPackets = async () => {
+      const links = JSON.parse(await this.lab.exec(this.lab.host, 'ip', ['-j', '-s', 'link', 'show', 'dev', UPLINK.hostIf])) as Array<{ stats64?: { tx?: { packets?: number } } }>;
+      return links[0]?.stats64?.tx?.packets ?? NaN;
+    };
+    const t = this.targets.published!;
+    const before = await txPackets();
+    await this.lab.exec(t.client, 'wrk', ['-t', '1', '-c', '1', '-d', '1s', '-H', 'Connection: close', `http://${t.address}:${t.httpPort}/`]);
+    const moved = (await txPackets()) - before;
+    const shortcut = this.name === 'ebpf-shortcut';
+    // Without the shortcut every reply packet leaves on the uplink (hundreds); with it only stray ARP does.
+    if (shortcut ? moved > 50 : moved < 200)
+      throw new Error(`${this.name}: uplink ${UPLINK.hostIf} sent ${moved} packets during 1 s of requests: the uplink shortcut is not ${shortcut ? 'on' : 'off'} as asked`);
+    this.#uplinkCheck = `${shortcut ? 'on' : 'off'} (uplink tx moved by ${moved} packets during a 1 s probe)`;
   }
 
   /** POST /sandboxes/create, timed (ms). */
@@ -140,6 +175,7 @@ export class BpfnetSetup implements Setup {
   async info(): Promise<Record<string, string>> {
     const version = await mustCall(this.#socket, 'GET', '/version').then((v: { Version?: string }) => v.Version ?? 'unknown', () => 'unknown');
     const info: Record<string, string> = { bpfnet: version };
+    if (this.#uplinkCheck) info.uplinkShortcut = this.#uplinkCheck;
     if (this.name === 'iptables') info.iptables = (await this.lab.exec(this.lab.host, 'iptables', ['--version'])).trim();
     return info;
   }

@@ -7,7 +7,14 @@
 import type { Lab } from '../../src/lab/lab.js';
 import type { Netns } from '../../src/system/ip.js';
 
-export type SetupName = 'ceiling' | 'routing' | 'ebpf' | 'iptables' | 'cni';
+/**
+ * host: the server in the simulated host's own namespace (--network host), the ceiling;
+ * veth: client and server joined by one veth pair; routing: a host that only routes;
+ * ebpf: bpfnet's eBPF datapath with a NIC-like uplink (no bpf_redirect_peer to the uplink's peer);
+ * ebpf-shortcut: the same with that veth-only shortcut on; iptables: bpfnet's iptables datapath;
+ * cni: the CNI reference plugins.
+ */
+export type SetupName = 'host' | 'veth' | 'routing' | 'ebpf' | 'ebpf-shortcut' | 'iptables' | 'cni';
 
 /** The paths the workloads measure. */
 export type PathKind =

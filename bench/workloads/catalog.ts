@@ -1,6 +1,11 @@
-/** The data-path workloads, in the order the report lists them. */
+/**
+ * The data-path workloads, in the order the report lists them. HTTP headlines use wrk (C);
+ * autocannon (Node) and connrate's http mode measure the same paths again as cross-checks,
+ * and the report shows where the clients disagree.
+ */
 import { connPerRequestWorkload, keepAliveWorkload, newConnectionsWorkload } from './http.js';
 import { iperfWorkload } from './iperf.js';
+import { wrkWorkload } from './wrk.js';
 import type { Workload } from './workload.js';
 
 export const WORKLOADS: Workload[] = [
@@ -10,9 +15,12 @@ export const WORKLOADS: Workload[] = [
   iperfWorkload('published', 2, 'TCP, external client → published port, 2 streams', false),
   iperfWorkload('egress', 1, 'TCP, sandbox → external (masquerade), 1 stream', false),
   iperfWorkload('egress', 2, 'TCP, sandbox → external (masquerade), 2 streams', false),
-  keepAliveWorkload('published', 'HTTP keep-alive, published port (autocannon, 50 connections)'),
-  keepAliveWorkload('same-network', 'HTTP keep-alive, sandbox → sandbox, same network (autocannon, 50 connections)'),
-  connPerRequestWorkload('published', 'HTTP, one connection per request, published port (connrate, 32 in flight)'),
-  newConnectionsWorkload('published', 'New TCP connections, published port (connrate, 32 in flight)', false),
-  newConnectionsWorkload('egress', 'New TCP connections, sandbox → external (masquerade)', true),
+  wrkWorkload('published', false, 'HTTP keep-alive, published port (wrk, 50 connections)', true),
+  wrkWorkload('same-network', false, 'HTTP keep-alive, sandbox → sandbox, same network (wrk, 50 connections)', false),
+  wrkWorkload('published', true, 'HTTP, one connection per request (Connection: close), published port (wrk, 32 connections)', true),
+  newConnectionsWorkload('published', 'New TCP connections, published port (connrate, 32 in flight)', true),
+  newConnectionsWorkload('egress', 'New TCP connections, sandbox → external (masquerade) (connrate, 32 in flight)', true),
+  keepAliveWorkload('published', 'HTTP keep-alive, published port (autocannon, 50 connections) — cross-check', true),
+  keepAliveWorkload('same-network', 'HTTP keep-alive, same network (autocannon, 50 connections) — cross-check', false),
+  connPerRequestWorkload('published', 'HTTP, one connection per request, published port (connrate http, 32 in flight) — cross-check', false),
 ];

@@ -58,6 +58,7 @@ export function iperfWorkload(path: PathKind, streams: number, title: string, qu
     title,
     path,
     quick,
+    client: 'iperf3',
     metrics: [
       { key: 'gbps', label: 'Gb/s', unit: 'Gb/s', better: 'higher' },
       { key: 'cpuPerGB', label: 'CPU-s/GB', unit: 'CPU-s/GB', better: 'lower' },

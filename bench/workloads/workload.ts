@@ -43,6 +43,10 @@ export interface Workload {
   metrics: MetricDef[];
   /** Whether --quick runs it. */
   quick: boolean;
+  /** The client program (wrk, autocannon, connrate, iperf3). */
+  client: string;
+  /** The id of the headline workload this one measures again with another client, to check they agree. */
+  crossCheckOf?: string;
   /** Estimated wall time of one sample (seconds), for progress. */
   estimate(d: Durations): number;
   run(lab: Lab, target: Target, d: Durations): Promise<Sample>;

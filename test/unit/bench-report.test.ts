@@ -1,8 +1,10 @@
-// From raw samples to the report: series by repetition, paired ratios per setup, the sweep,
-// the control plane, the targets, the markdown tables, and the command line.
+// From raw samples to the report: series by repetition, paired ratios per setup (host networking,
+// iptables, direct veth), the sweep, the control plane, the issue's targets, the markdown tables,
+// the README block, and the command line.
 import { describe, expect, it } from 'vitest';
 import { cells, controlRows, publishMs, series, sweepRows, targets } from '../../bench/report/analysis.js';
-import { cell, num, ratioCell, renderMarkdown } from '../../bench/report/markdown.js';
+import { cell, num, ratioCell, readmeBlock, renderMarkdown } from '../../bench/report/markdown.js';
+import { README_BEGIN, README_END, replaceBetweenMarkers } from '../../bench/report/write.js';
 import { parseArgs, selected } from '../../bench/options.js';
 import type { BenchResults, DataSample, SweepSample } from '../../bench/results-model.js';
 import type { SetupName } from '../../bench/setups/setup.js';
@@ -22,10 +24,11 @@ function sweep(setup: SetupName, ports: number, rates: number[], createMs: numbe
 
 function results(): BenchResults {
   return {
-    schema: 1,
+    schema: 2,
     command: 'npm run bench',
     quick: false,
     reps: 3,
+    orderSeed: 42,
     startedAt: '2026-11-22T09:00:00.000Z',
     finishedAt: '2026-11-22T09:15:30.000Z',
     machine: {
@@ -36,21 +39,22 @@ function results(): BenchResults {
       node: 'v20',
       iperf3: 'iperf 3.12',
       autocannon: '9.0.0',
+      wrk: 'wrk 4.1.0',
       iptables: 'iptables v1.8.9 (nf_tables)',
       cniPlugins: 'containernetworking-plugins 1.1.1',
       commit: 'abc123',
       loadBefore: [0.1, 0.2, 0.3],
       loadAfter: [1.5, 1, 0.5],
     },
-    setups: (['ceiling', 'routing', 'ebpf', 'iptables', 'cni'] as const).map((name) => ({ name, description: `${name} setup`, info: {} })),
+    setups: (['host', 'veth', 'routing', 'ebpf', 'iptables', 'cni'] as const).map((name) => ({ name, description: `${name} setup`, info: {} })),
     workloads: [
       { id: 'tcp-published-1', title: 'TCP published', path: 'published', metrics: [gbps] },
       { id: 'http-keepalive-published', title: 'HTTP keep-alive published', path: 'published', metrics: [rps] },
       { id: 'conn-egress', title: 'New connections egress', path: 'egress', metrics: [rps] },
     ],
     samples: [
-      ...data('tcp-published-1', 'gbps', { ceiling: [10, 12, 11], ebpf: [9.8, 11.4, 10.5], iptables: [8, 9, NaN], cni: [7, 8, 7.5] }),
-      ...data('http-keepalive-published', 'rps', { ceiling: [40000, 40000, 40000], ebpf: [36000, 37000, 38000], iptables: [20000, 20000, 20000] }),
+      ...data('tcp-published-1', 'gbps', { host: [10, 12, 11], veth: [20, 20, 20], ebpf: [9.8, 11.4, 10.5], iptables: [8, 9, NaN], cni: [7, 8, 7.5] }),
+      ...data('http-keepalive-published', 'rps', { host: [40000, 40000, 40000], ebpf: [36000, 37000, 38000], iptables: [20000, 20000, 20000] }),
       ...data('conn-egress', 'rps', { routing: [20000, 20000, 20000], ebpf: [19000, 19500, 20000], iptables: [5000, 5000, 5000] }),
     ],
     sweep: {
@@ -77,13 +81,14 @@ describe('analysis', () => {
     expect(series(results().samples, 'tcp-published-1', 'routing', 'gbps', 3)).toEqual([NaN, NaN, NaN]);
   });
 
-  it('gives each setup its median and ratios to iptables and the ceiling, paired per repetition', () => {
+  it('gives each setup its median and ratios to host networking, iptables and the veth pair, paired per repetition', () => {
     const cs = cells(results(), 'tcp-published-1', 'gbps');
-    expect(cs.map((c) => c.setup)).toEqual(['ceiling', 'ebpf', 'iptables', 'cni']);
+    expect(cs.map((c) => c.setup)).toEqual(['host', 'veth', 'ebpf', 'iptables', 'cni']);
     const ebpf = cs.find((c) => c.setup === 'ebpf')!;
     expect(ebpf.summary).toEqual({ n: 3, median: 10.5, min: 9.8, max: 11.4 });
-    expect(ebpf.vsCeiling.median).toBeCloseTo(0.95);
-    expect(ebpf.vsCeiling.min).toBeCloseTo(0.95);
+    expect(ebpf.vsHost.median).toBeCloseTo(0.95);
+    expect(ebpf.vsHost.min).toBeCloseTo(0.95);
+    expect(ebpf.vsVeth.median).toBeCloseTo(0.525);
     // iptables failed in rep 3: only reps 1 and 2 pair.
     expect(ebpf.vsIptables.n).toBe(2);
     expect(ebpf.vsIptables.min).toBeCloseTo(9.8 / 8);
@@ -109,19 +114,33 @@ describe('analysis', () => {
     expect(ebpf.vsIptablesP50.min).toBeCloseTo(0.5);
   });
 
-  it('measures every target and says which are met', () => {
+  it("measures the issue's targets against host networking, iptables and routing, and says which are met", () => {
     const t = Object.fromEntries(targets(results()).map((x) => [x.id, x]));
-    expect(t['published-stream'].measured.median).toBeCloseTo(0.95);
-    expect(t['published-stream'].met).toBe(true);
-    expect(t['published-keepalive'].measured.median).toBeCloseTo(0.925);
-    expect(t['published-keepalive'].met).toBe(true);
-    expect(t['egress-connections'].measured.median).toBeCloseTo(0.975);
-    expect(t['ports-scaling'].measured.median).toBeCloseTo(0.99);
+    expect(t['stream-vs-host'].measured.median).toBeCloseTo(0.95);
+    expect(t['stream-vs-host'].met).toBe(true);
+    expect(t['keepalive-vs-host'].measured.median).toBeCloseTo(0.925);
+    expect(t['keepalive-vs-host'].met).toBe(false);
+    expect(t['masq-vs-routing'].measured.median).toBeCloseTo(0.975);
+    expect(t['masq-vs-routing'].met).toBe(true);
+    // No publish section: the sweep's 10,000-port runs (80 - 50 ms each) stand in.
     expect(t['publish-10k'].measured.median).toBe(30);
+    expect(t['publish-10k'].met).toBe(false);
+    expect(t['publish-10k-p99'].met).toBe(true);
+    // Nothing measured: neither met nor missed.
+    expect(t['conn-vs-host'].met).toBeUndefined();
+    expect(t['close-vs-host'].measured.n).toBe(0);
+  });
+
+  it('times publishing from the publish section when there is one: median and p99 over its runs', () => {
+    const r = results();
+    r.publish = { ports: 10000, samples: Array.from({ length: 10 }, (_, run) => ({ setup: 'ebpf' as const, run, createMs: 60 + (run === 9 ? 100 : run), baselineMs: 50 })) };
+    const t = Object.fromEntries(targets(r).map((x) => [x.id, x]));
+    expect(t['publish-10k'].measured.n).toBe(10);
+    expect(t['publish-10k'].measured.median).toBeCloseTo(14.5);
     expect(t['publish-10k'].met).toBe(true);
-    // Nothing measured: neither met nor failed.
-    expect(t['same-network-keepalive'].met).toBeUndefined();
-    expect(t['published-close'].measured.n).toBe(0);
+    // One slow run of 110 ms pulls the p99 over 40 ms.
+    expect(t['publish-10k-p99'].measured.median).toBeGreaterThan(40);
+    expect(t['publish-10k-p99'].met).toBe(false);
   });
 });
 
@@ -147,12 +166,16 @@ describe('markdown', () => {
     const md = renderMarkdown(results(), './');
     expect(md).toContain('# bpfnet benchmark, 2026-11-22 09:00 UTC');
     expect(md).toContain('`npm run bench` — 3 repetitions');
+    expect(md).toContain('seed 42');
+    expect(md).toContain('commit abc123');
     expect(md).toContain('Ran 15 min 30 s');
-    expect(md).toContain('| Published port, one TCP stream | 0.955x (0.950–0.980) | ≥ 0.95x | yes |');
-    expect(md).toContain('| Same network, sandbox → sandbox HTTP keep-alive req/s | — | ≥ 0.95x | not measured |');
-    expect(md).toContain('| workload | ceiling | routing | ebpf | iptables | cni | ebpf ÷ iptables | ebpf ÷ ceiling |');
-    expect(md).toContain('| TCP published — Gb/s | 11.0 |  | 10.5 | 8.50 | 7.50 | 1.25x | 0.95x |');
-    expect(md).toContain('| ebpf | 10.5 (9.80–11.4) | 1.25x (1.23–1.27) | 0.95x (0.95–0.98) |');
+    expect(md).toContain('| Published port, one TCP stream, vs host networking | 0.955x (0.950–0.980) | ≥ 0.95x | met |');
+    expect(md).toContain('| Published port, HTTP keep-alive req/s, vs host networking | 0.925x (0.900–0.950) | ≥ 0.95x | **missed** |');
+    expect(md).toContain('| New TCP connections/s, published port, vs host networking | — | ≥ 0.90x | not measured |');
+    expect(md).toContain('| workload | host | veth | routing | ebpf | iptables | cni | ebpf ÷ host | ebpf ÷ iptables | shortcut ÷ ebpf |');
+    expect(md).toContain('| TCP published — Gb/s | 11.0 | 20.0 |  | 10.5 | 8.50 | 7.50 | 0.95x | 1.25x | — |');
+    expect(md).toContain('| ebpf | 10.5 (9.80–11.4) | 0.95x (0.95–0.98) | 1.25x (1.23–1.27) | 0.53x (0.49–0.57) |');
+    expect(md).toContain('## What this run shows');
     expect(md).toContain('| iptables | 10,000 | 900 (800–1,000) | 0.11x (0.10–0.13) | 1,000 | 1,150 |');
     expect(md).toContain('| ebpf | 8 | 15.0 | 95.8 | 17.5 (10.0–25.0) | 0.50x |');
     expect(md).toContain('![scaling](./scaling.svg)');
@@ -164,6 +187,8 @@ describe('markdown', () => {
     expect(md).toContain('## XDP or TC on the uplink');
     expect(md).toContain('| TC programs only (what bpfnet runs) | 11.0 (10.0–12.0) | 1.00x |');
     expect(md).toContain('| TC + a no-op XDP program on the uplink | 2.50 (2.40–3.30) | 0.25x (0.20–0.30) |');
+    expect(md).not.toContain('Hence TC');
+    expect(md).toContain('A no-op XDP program on the veth uplink cost 75 %');
     expect(renderMarkdown(results())).not.toContain('XDP or TC');
   });
 
@@ -172,9 +197,36 @@ describe('markdown', () => {
   });
 });
 
+describe('README block', () => {
+  it('carries the commit, the seed, the targets, the summary and the conclusions, between the markers only', () => {
+    const block = readmeBlock(results(), 'bench/results/latest.md');
+    expect(block).toContain('Measured at commit abc123');
+    expect(block).toContain('setup order seed 42');
+    expect(block).toContain('### Targets');
+    expect(block).toContain('| workload | host |');
+    expect(block).toContain('### What this run shows');
+    const readme = `# x\n\n## Performance\n\nintro\n\n${README_BEGIN}\nold numbers\n${README_END}\n\nafter\n`;
+    const out = replaceBetweenMarkers(readme, block);
+    expect(out).not.toContain('old numbers');
+    expect(out.startsWith('# x\n\n## Performance\n\nintro\n\n')).toBe(true);
+    expect(out.endsWith(`${README_END}\n\nafter\n`)).toBe(true);
+    expect(() => replaceBetweenMarkers('# no markers\n', block)).toThrow(/README.md has no/);
+  });
+});
+
 describe('command line', () => {
-  it('defaults to a full run of 3 repetitions on every setup', () => {
-    expect(parseArgs([])).toEqual({ quick: false, reps: 3, setups: ['ceiling', 'routing', 'ebpf', 'iptables', 'cni'], help: false });
+  it('defaults to a full run of 5 repetitions on every setup, writing the README', () => {
+    expect(parseArgs([])).toEqual({ quick: false, reps: 5, setups: ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'cni'], help: false, readme: true });
+  });
+
+  it('runs 3 repetitions with --quick, and writes the README only from a complete full run', () => {
+    expect(parseArgs(['--quick'])).toMatchObject({ reps: 3, readme: false });
+    expect(parseArgs(['--only', 'tcp']).readme).toBe(false);
+    expect(parseArgs(['--setups', 'ebpf']).readme).toBe(false);
+    expect(parseArgs(['--out', '/tmp/x']).readme).toBe(false);
+    expect(parseArgs(['--no-readme']).readme).toBe(false);
+    expect(parseArgs(['--seed', '7']).seed).toBe(7);
+    expect(() => parseArgs(['--seed', '-1'])).toThrow(/--seed/);
   });
 
   it('takes --quick, --reps, --only, --setups and --out', () => {
