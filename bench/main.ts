@@ -156,6 +156,10 @@ export async function main(argv: readonly string[]): Promise<void> {
   const dnsPresent = doDns && existsSync(dnsModule);
   if (dnsPresent) plan.push(o.quick ? 30 : 120);
   plan.push(3);
+  if (o.plan) {
+    process.stdout.write(`${plan.length} steps, about ${duration(plan.reduce((a, b) => a + b, 0))} by the plan's estimates (a busy machine takes longer)\n`);
+    return;
+  }
   const progress = new Progress(plan);
 
   const swept = await sweepStaleLabs();

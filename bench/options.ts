@@ -18,6 +18,8 @@ export interface Options {
   setups: SetupName[];
   out?: string;
   help: boolean;
+  /** Print the plan's step count and estimated duration, and stop. */
+  plan: boolean;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [--only LIST] [--setups LIST] [--out DIR] [--no-readme]
@@ -29,12 +31,13 @@ export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [-
                   xdp (TC vs TC + XDP on the uplink)
   --setups LIST   comma-separated subset of ${ALL_SETUPS.join(',')}
   --out DIR       where results go (default bench/results, bench/results/quick with --quick)
+  --plan          print how many steps and about how long the run would take, and run nothing
   --no-readme     do not write README.md's generated Performance block (a full run without --out
                   and without --only/--setups writes it)`;
 
 /** Parses the arguments after `npm run bench --`; throws with the usage on a bad one. */
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { quick: false, reps: NaN, setups: [...ALL_SETUPS], help: false, readme: true };
+  const o: Options = { quick: false, reps: NaN, setups: [...ALL_SETUPS], help: false, readme: true, plan: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -50,6 +53,7 @@ export function parseArgs(argv: readonly string[]): Options {
       o.seed = Number(value());
       if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw new Error(`--seed must be an integer from 0 to 2^32-1\n${USAGE}`);
     } else if (a === '--no-readme') o.readme = false;
+    else if (a === '--plan') o.plan = true;
     else if (a === '--only') o.only = value().split(',').filter(Boolean);
     else if (a === '--setups') {
       const s = value().split(',').filter(Boolean);

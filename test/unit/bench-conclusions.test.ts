@@ -104,3 +104,12 @@ describe('conclusions', () => {
     expect(all.length).toBeGreaterThanOrEqual(5);
   });
 });
+
+describe('a disturbed ceiling', () => {
+  it('says so when the eBPF datapath beats host networking in every repetition', () => {
+    const r = run([120, 130, 125], [10, 10, 10]);
+    const [s] = standingSentences(r);
+    expect(s).toContain('1.25x host networking (above the ceiling in every repetition');
+    expect(standingSentences(run([90, 96, 98], [10, 10, 10]))[0]).not.toContain('above the ceiling');
+  });
+});
