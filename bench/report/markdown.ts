@@ -198,7 +198,8 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
   const cross = crossCheckTable(r);
   if (cross) out.push(`## Clients side by side (headline / cross-check)\n\n${cross}`);
   out.push(`## Each workload\n\n${workloadTables(r)}`);
-  out.push(`## Setups\n\n${r.setups.map((s) => `- **${s.name}**: ${s.description}`).join('\n')}`);
+  const info = (i: Record<string, string>) => (Object.keys(i).length ? ` (${Object.entries(i).map(([k, v]) => `${k}: ${v}`).join('; ')})` : '');
+  out.push(`## Setups\n\n${r.setups.map((s) => `- **${s.name}**: ${s.description}${info(s.info)}`).join('\n')}`);
   if (r.notes.length) out.push(`## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}`);
   return out.join('\n\n') + '\n';
 }

@@ -14,6 +14,7 @@ import { netns, type Netns } from '../../src/system/ip.js';
 import { callApi, mustCall } from './engine-api.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, serverCommand, spawnServers, tuneClient, waitListening } from './servers.js';
 import { median } from '../stats.js';
+import { WRK_REPORT_SCRIPT, parseWrkReport } from '../workloads/wrk.js';
 import { BASELINE_RUNS, type PublishedSweep, type Setup, type Target } from './setup.js';
 
 const NETWORK = 'bench';
@@ -95,13 +96,15 @@ export class BpfnetSetup implements Setup {
     };
     const t = this.targets.published!;
     const before = await txPackets();
-    await this.lab.exec(t.client, 'wrk', ['-t', '1', '-c', '1', '-d', '1s', '-H', 'Connection: close', `http://${t.address}:${t.httpPort}/`]);
+    const out = await this.lab.exec(t.client, 'wrk', ['-t', '1', '-c', '1', '-d', '1s', '-s', WRK_REPORT_SCRIPT, '-H', 'Connection: close', `http://${t.address}:${t.httpPort}/`]);
     const moved = (await txPackets()) - before;
+    const requests = parseWrkReport(out).requests;
     const shortcut = this.name === 'ebpf-shortcut';
-    // Without the shortcut every reply packet leaves on the uplink (hundreds); with it only stray ARP does.
-    if (shortcut ? moved > 50 : moved < 200)
-      throw new Error(`${this.name}: uplink ${UPLINK.hostIf} sent ${moved} packets during 1 s of requests: the uplink shortcut is not ${shortcut ? 'on' : 'off'} as asked`);
-    this.#uplinkCheck = `${shortcut ? 'on' : 'off'} (uplink tx moved by ${moved} packets during a 1 s probe)`;
+    // Each request's replies (SYN-ACK, response, FIN) leave on the uplink without the shortcut; with it only stray ARP does.
+    const ok = requests >= 20 && (shortcut ? moved < requests / 10 : moved >= requests);
+    if (!ok)
+      throw new Error(`${this.name}: uplink ${UPLINK.hostIf} sent ${moved} packets during ${requests} requests: the uplink shortcut is not ${shortcut ? 'on' : 'off'} as asked (or the probe did too few requests)`);
+    this.#uplinkCheck = `${shortcut ? 'on' : 'off'} (uplink tx moved by ${moved} packets during ${requests} probe requests)`;
   }
 
   /** POST /sandboxes/create, timed (ms). */

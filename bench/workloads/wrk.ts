@@ -14,7 +14,7 @@ import { execTimed } from '../clients/timed.js';
 import type { PathKind, Target } from '../setups/setup.js';
 import type { Durations, Sample, Workload } from './workload.js';
 
-const REPORT_SCRIPT = join(projectRoot, 'bench', 'clients', 'wrk-report.lua');
+export const WRK_REPORT_SCRIPT = join(projectRoot, 'bench', 'clients', 'wrk-report.lua');
 export const WRK_KEEPALIVE_CONNECTIONS = 50;
 export const WRK_CLOSE_CONNECTIONS = 32;
 
@@ -49,7 +49,7 @@ const wholeSeconds = (s: number) => `${Math.max(1, Math.round(s))}s`;
 async function runWrk(lab: Lab, target: Target, d: Durations, close: boolean): Promise<Sample> {
   const url = `http://${target.address}:${target.httpPort}/`;
   const conns = close ? WRK_CLOSE_CONNECTIONS : WRK_KEEPALIVE_CONNECTIONS;
-  const base = ['-t', '1', '-c', String(conns), '--timeout', '2s', '-s', REPORT_SCRIPT, ...(close ? ['-H', 'Connection: close'] : [])];
+  const base = ['-t', '1', '-c', String(conns), '--timeout', '2s', '-s', WRK_REPORT_SCRIPT, ...(close ? ['-H', 'Connection: close'] : [])];
   const timeoutMs = (d.http + d.httpWarmup + 30) * 1000;
   if (d.httpWarmup > 0) await execTimed(lab, target.client, 'wrk', [...base, '-d', wholeSeconds(d.httpWarmup), url], timeoutMs);
   const before = parseProcStat(readFileSync('/proc/stat', 'utf8'));
