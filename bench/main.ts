@@ -24,6 +24,7 @@ import { writeReport } from './report/write.js';
 import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type PublishSample, type SweepSample, type UplinkXdpResults } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { DirectVethSetup, HostNetworkSetup, RoutingSetup } from './setups/references.js';
+import { DockerRulesSetup } from './setups/docker-rules.js';
 import { newSeed, runOrder } from './order.js';
 import { dropReason } from './samples.js';
 import { CniSetup, debVersion } from './setups/cni.js';
@@ -35,7 +36,7 @@ import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/wor
 import { USAGE, parseArgs, selected as wanted } from './options.js';
 
 const SWEEP_FIRST_PORT = 10000;
-const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'cni'];
+const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni'];
 const PUBLISH_PORTS = 10000;
 
 async function firstLine(file: string, args: string[]): Promise<string> {
@@ -90,6 +91,8 @@ async function buildSetup(name: SetupName): Promise<Setup> {
     case 'ebpf-shortcut':
     case 'iptables':
       return BpfnetSetup.create(name);
+    case 'docker28':
+      return DockerRulesSetup.create();
     case 'cni':
       return CniSetup.create();
   }

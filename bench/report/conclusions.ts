@@ -56,6 +56,11 @@ export function standingSentences(r: BenchResults): string[] {
       const v = ebpf.vsIptables;
       parts.push(`${x(v.median)} the iptables datapath (${verdict(v)})`);
     }
+    const docker = cells(r, w.id, m.key).find((c) => c.setup === 'docker28');
+    if (docker) {
+      const d = pairedRatio(ebpf.values, docker.values);
+      if (d.n) parts.push(`${x(d.median)} Docker 28's own rules (${verdict(d)})`);
+    }
     if (w.path === 'egress') {
       const rt = pairedRatio(ebpf.values, cells(r, w.id, m.key).find((c) => c.setup === 'routing')?.values ?? []);
       if (rt.n) parts.push(`${x(rt.median)} plain routing`);

@@ -54,6 +54,7 @@ function targetsTable(ts: TargetResult[]): string {
 /** The summary matrix: one row per workload headline, one column per setup, then ebpf's ratios. */
 export function summaryTable(r: BenchResults): string {
   const setups = SETUP_ORDER.filter((s) => r.setups.some((x) => x.name === s));
+  const withDocker = setups.includes('docker28');
   const rows: string[][] = [];
   for (const w of r.workloads) {
     const m = w.metrics[0];
@@ -62,15 +63,17 @@ export function summaryTable(r: BenchResults): string {
     const by = new Map(cs.map((c) => [c.setup, c]));
     const ebpf = by.get('ebpf');
     const shortcut = by.get('ebpf-shortcut');
+    const docker = by.get('docker28');
     rows.push([
       `${w.title} — ${m.label}`,
       ...setups.map((s) => (by.has(s) ? num(by.get(s)!.summary.median) : '')),
       ebpf ? ratio(ebpf.vsHost.median) : '—',
       ebpf ? ratio(ebpf.vsIptables.median) : '—',
+      ...(withDocker ? [ebpf && docker ? ratio(pairedRatio(ebpf.values, docker.values).median) : '—'] : []),
       ebpf && shortcut ? ratio(pairedRatio(shortcut.values, ebpf.values).median) : '—',
     ]);
   }
-  return table(['workload', ...setups, 'ebpf ÷ host', 'ebpf ÷ iptables', 'shortcut ÷ ebpf'], rows);
+  return table(['workload', ...setups, 'ebpf ÷ host', 'ebpf ÷ iptables', ...(withDocker ? ['ebpf ÷ docker28'] : []), 'shortcut ÷ ebpf'], rows);
 }
 
 function workloadTables(r: BenchResults): string {
