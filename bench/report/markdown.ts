@@ -191,7 +191,7 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
     );
   }
   const sweep = sweepTable(r);
-  if (sweep) out.push(`## Scaling with published ports\n\nNew TCP connections/s to the last-published port (the one a linear rule list reaches last), through the published range. Time to publish: creating the sandbox with its ports minus the median of three identical creations without (differences of a few ms either way are the noise of sandbox creation).\n\n${sweep}`);
+  if (sweep) out.push(`## Scaling with published ports\n\nNew TCP connections/s to the last-published port (the one a linear rule list reaches last), through the published range. Time to publish: creating the sandbox with its ports minus the median of three identical creations without; the 1-port row shows how far that difference strays when almost nothing is published.\n\n${sweep}`);
   const control = controlTable(r);
   if (control) out.push(`## Control plane: create and attach ${r.controlPlane.sandboxes} sandboxes, one after another\n\n${control}`);
   const dns = dnsTable(r);
