@@ -22,7 +22,7 @@ export interface Options {
   plan: boolean;
 }
 
-export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [--only LIST] [--setups LIST] [--out DIR] [--no-readme]
+export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [--only LIST] [--setups LIST] [--out DIR] [--plan] [--no-readme]
   --quick         short runs, fewer workloads, ${DEFAULT_QUICK_REPS} repetitions unless --reps is given
   --reps N        repetitions (default ${DEFAULT_REPS})
   --seed N        seed of the rotated setup order (default: random, recorded in the results)
