@@ -160,6 +160,8 @@ export function sandboxModesSuite(datapath: 'iptables' | 'ebpf'): void {
         await cli('rm', '-f', 'lonely', 'lonely-once');
         expect(await ourNamespaces()).not.toContain(`${d.instance}-${id.slice(0, 12)}`);
         expect((await attempt('inspect', 'lonely')).code).not.toBe(0);
+        await cli('rm', '-f', 'bridged');
+        await cli('network', 'rm', 'side');
       });
     });
 
@@ -212,14 +214,22 @@ export function sandboxModesSuite(datapath: 'iptables' | 'ebpf'): void {
           code: 1,
           stderr: 'Error response from daemon: existing interface userbr0 is a bridge that bpfnet did not create\n',
         });
-        await cli('rm', '-f', 'bridged');
-        await cli('network', 'rm', 'side'); // unrelated removals never touch it either
+        await cli('network', 'create', 'bystander');
+        await cli('network', 'rm', 'bystander'); // unrelated removals never touch it either
         expect((await link(lab.host, 'userbr0'))?.ifname).toBe('userbr0');
       });
 
-      it('keeps a bridge it made as its own across a restart, and deletes it on network rm', async () => {
+      it('keeps its own bridge, and host and none sandboxes, across a restart; network rm deletes the bridge', async () => {
         await cli('network', 'create', '--subnet', '10.43.0.0/24', '-o', 'com.docker.network.bridge.name=ownbr0', 'own');
+        await cli('run', '-d', '--name', 'host-keep', '--network', 'host', '--', 'sleep', '600');
+        await cli('run', '-d', '--name', 'none-keep', '--network', 'none');
+        const noneNs = (await sandboxNs(d, 'none-keep')).path;
         await d.restart();
+        expect((await inspect('host-keep')).State.Running).toBe(true);
+        expect(await cli('exec', 'host-keep', 'readlink', '/proc/self/ns/net')).toBe(await lab.exec(lab.host, 'readlink', ['/proc/self/ns/net']));
+        expect((await sandboxNs(d, 'none-keep')).path).toBe(noneNs);
+        expect((await ipJson<Array<{ ifname: string }>>(await sandboxNs(d, 'none-keep'), ['link', 'show'])).map((l) => l.ifname)).toEqual(['lo']);
+        await cli('rm', '-f', 'host-keep', 'none-keep');
         await cli('run', '-d', '--name', 'owned', '--network', 'own');
         expect(await ping(lab, await sandboxNs(d, 'owned'), '10.43.0.1')).toBe(true);
         expect((await link(lab.host, 'ownbr0'))?.ifname).toBe('ownbr0');
@@ -233,6 +243,31 @@ export function sandboxModesSuite(datapath: 'iptables' | 'ebpf'): void {
         expect(fresh.status).toBe(201);
         await cli('network', 'rm', 'own3');
         expect(await link(lab.host, 'ownbr0')).toBeUndefined();
+      });
+
+      it('takes over a bridge left behind by this daemon (it carries the daemon\'s marker)', async () => {
+        // As an interrupted operation can leave one: made by this instance for a network it no longer has.
+        await ip(lab.host, ['link', 'add', 'name', 'leftbr0', 'type', 'bridge']);
+        await ip(lab.host, ['link', 'set', 'dev', 'leftbr0', 'alias', `bpfnet:${d.instance}:0123456789abcdef`]);
+        const r = await api(d.socket, 'POST', '/networks/create', {
+          Name: 'heir',
+          IPAM: { Config: [{ Subnet: '10.44.0.0/24' }] },
+          Options: { 'com.docker.network.bridge.name': 'leftbr0' },
+        });
+        expect(r.status).toBe(201);
+        const dev = (await ipJson<Array<{ ifalias?: string }>>(lab.host, ['link', 'show', 'dev', 'leftbr0']))[0];
+        expect(dev.ifalias).toBe(`bpfnet:${d.instance}:${r.json.Id}`);
+        await cli('run', '-d', '--name', 'heir1', '--network', 'heir');
+        expect(await ping(lab, await sandboxNs(d, 'heir1'), '10.44.0.1')).toBe(true);
+        // A marker of another daemon instance is not ours.
+        await ip(lab.host, ['link', 'add', 'name', 'otherbr0', 'type', 'bridge']);
+        await ip(lab.host, ['link', 'set', 'dev', 'otherbr0', 'alias', `bpfnet:${d.instance}x:0123456789abcdef`]);
+        const other = await create('heir2', 'otherbr0');
+        expect({ status: other.status, message: other.json?.message }).toEqual({ status: 409, message: 'existing interface otherbr0 is a bridge that bpfnet did not create' });
+        await cli('rm', '-f', 'heir1');
+        await cli('network', 'rm', 'heir');
+        expect(await link(lab.host, 'leftbr0')).toBeUndefined();
+        expect((await link(lab.host, 'otherbr0'))?.ifname).toBe('otherbr0');
       });
     });
   });
