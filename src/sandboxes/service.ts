@@ -174,8 +174,10 @@ export class SandboxService {
       const id = newId();
       const warnings: string[] = [];
       let publish = req.publish ?? [];
+      // Without an address of its own a sandbox has nothing to publish to. moby warns in host
+      // mode only; in none mode the ports are dropped without a word.
       if (net.driver !== 'bridge' && publish.length > 0) {
-        warnings.push(`Published ports are discarded when using ${net.driver === 'host' ? 'host' : 'none'} network mode`);
+        if (net.driver === 'host') warnings.push('Published ports are discarded when using host network mode');
         publish = [];
       }
       const ports = this.#planPorts(id, publish);

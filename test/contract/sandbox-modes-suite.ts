@@ -94,7 +94,8 @@ export function sandboxModesSuite(datapath: 'iptables' | 'ebpf'): void {
         const r = await attempt('network', 'connect', 'bridge', 'hosty');
         expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: `Error response from daemon: ${HOST_CONFLICT}\n` });
         // ... and a sandbox of another mode cannot join the host network either.
-        await cli('run', '-d', '--name', 'bridged', '--network', 'side');
+        // The port hosty was asked to publish was discarded, not held: another sandbox can take it.
+        await cli('run', '-d', '--name', 'bridged', '--network', 'side', '-p', '8080:80');
         const join = await api(d.socket, 'POST', '/networks/host/connect', { Container: 'bridged' });
         expect({ status: join.status, message: join.json?.message }).toEqual({ status: 403, message: HOST_CONFLICT });
       });
@@ -112,11 +113,12 @@ export function sandboxModesSuite(datapath: 'iptables' | 'ebpf'): void {
     });
 
     describe('--network none', () => {
-      it('creates a namespace with loopback only, up', async () => {
-        const r = await attempt('run', '-d', '--name', 'lonely', '--network', 'none', '--hostname', 'lonely');
+      it('creates a namespace with loopback only, up; -p is dropped silently, as moby does', async () => {
+        const r = await attempt('run', '-d', '--name', 'lonely', '--network', 'none', '--hostname', 'lonely', '-p', '8082:80');
         expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
         const sb = await inspect('lonely');
         expect(sb.HostConfig.NetworkMode).toBe('none');
+        expect(sb.NetworkSettings.Ports).toEqual({});
         expect(Object.keys(sb.NetworkSettings.Networks)).toEqual(['none']);
         const ns = await sandboxNs(d, 'lonely');
         expect(ns.path).toBe(`/run/netns/${d.instance}-${sb.Id.slice(0, 12)}`);
