@@ -5,6 +5,7 @@
  * Forwarding policy on top (iptables rules or BPF programs) is the datapath's.
  */
 import { conflict } from '../../errors.js';
+import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { BridgeOption } from '../../networks/model.js';
@@ -32,8 +33,9 @@ interface DeviceKind {
 async function device(ifname: string): Promise<DeviceKind | undefined> {
   try {
     return (await ipJson<DeviceKind[]>(HOST, ['-d', 'link', 'show', 'dev', ifname]))[0];
-  } catch {
-    return undefined; // no such device
+  } catch (err) {
+    if (err instanceof CommandError && /does not exist/.test(err.stderr)) return undefined;
+    throw new Error(`could not look up interface "${ifname}": ${(err as Error).message}`);
   }
 }
 
