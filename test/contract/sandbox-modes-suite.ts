@@ -63,6 +63,10 @@ export function sandboxModesSuite(datapath: 'iptables' | 'ebpf'): void {
         const hostNs = (await lab.exec(lab.host, 'readlink', ['/proc/self/ns/net'])).trim();
         expect(hostNs).toMatch(/^net:\[\d+\]$/);
         expect(await cli('exec', 'hosty', 'readlink', '/proc/self/ns/net')).toBe(`${hostNs}\n`);
+        // A foreground run's process is there too, and its output and exit code come back.
+        const once = await attempt('run', '--name', 'host-once', '--network', 'host', '--', 'sh', '-c', 'readlink /proc/self/ns/net; exit 3');
+        expect({ code: once.code, stdout: once.stdout }).toEqual({ code: 3, stdout: `${hostNs}\n` });
+        await cli('rm', 'host-once');
         const names = (await ipJson<Array<{ ifname: string }>>(lab.host, ['link', 'show'])).map((l) => l.ifname).sort();
         const seen = (JSON.parse(await cli('exec', 'hosty', 'ip', '-j', 'link', 'show')) as Array<{ ifname: string }>).map((l) => l.ifname).sort();
         expect(seen).toEqual(names);
