@@ -7,6 +7,14 @@
 #include "handles.h"
 
 namespace bpfnet {
+
+// Random 128-bit values, one per class (only their distinctness matters).
+const napi_type_tag kObjectTag = {0x5b1f0c2e9a7d4e61ULL, 0x8c03b7f2a1d94e55ULL};
+const napi_type_tag kMapTag = {0x2f6a91d4c8e03b17ULL, 0xa4d75e0c19b26f83ULL};
+const napi_type_tag kProgramTag = {0xd07e3c5a6b1f9248ULL, 0x3e9b04c7f2a8d615ULL};
+const napi_type_tag kLinkTag = {0x71c4e9b2035d8fa6ULL, 0xf58a2d6e0b3c9174ULL};
+const napi_type_tag kRingBufferTag = {0x9e2b57f3a4c06d18ULL, 0x46f1c83d7e92a0b5ULL};
+
 namespace {
 
 // ifindex(netns, ifname) -> number: the interface index inside a namespace.

@@ -5,12 +5,30 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "common.h"
+
 #include <string>
 #include <vector>
 
 namespace bpfnet {
 
 void SetErrorClass(const Napi::CallbackInfo& info);
+
+// One type tag per handle class, set on each instance by its constructor. An argument is
+// checked against the tag before it is unwrapped: napi_unwrap alone accepts any wrapped
+// object, and instanceof follows a prototype chain that JS can forge (Object.setPrototypeOf).
+extern const napi_type_tag kObjectTag, kMapTag, kProgramTag, kLinkTag, kRingBufferTag;
+
+// The native handle behind value if it is an instance of T (carries T's tag); otherwise throws a
+// TypeError "<what> must be a <cls>" and nothing reaches native code as the wrong type.
+template <class T>
+T* UnwrapArg(Napi::Env env, Napi::Value value, const napi_type_tag& tag, const std::string& what, const char* cls) {
+  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&tag)) ThrowType(env, what + " must be a " + cls);
+  napi_value raw = value;
+  void* native = nullptr;
+  if (napi_unwrap(env, raw, &native) != napi_ok || native == nullptr) ThrowType(env, what + " must be a " + cls);
+  return static_cast<T*>(native);
+}
 Napi::Value DetachTcFilter(const Napi::CallbackInfo& info);
 void InstallLibbpfLog();
 
@@ -51,6 +69,7 @@ class MapHandle : public Napi::ObjectWrap<MapHandle> {
   ~MapHandle() override;
   int Fd(Napi::Env env, const char* op);
   const std::string& MapName() const { return name_; }
+  uint32_t MapType() const { return type_; }
 
  private:
   static Napi::Value OpenPinned(const Napi::CallbackInfo& info);

@@ -35,6 +35,7 @@ LinkHandle::LinkHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<LinkHa
     ThrowType(info.Env(), "BpfLink cannot be constructed directly: use a program's attach methods or BpfLink.openPinned()");
   fd_ = *info[0].As<Napi::External<int>>().Data();
   what_ = info[1].As<Napi::String>().Utf8Value();
+  info.This().As<Napi::Object>().TypeTag(&kLinkTag);
 }
 
 // Closing a link's last fd detaches it unless it is pinned: that is how an unpinned

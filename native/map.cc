@@ -75,6 +75,7 @@ MapHandle::MapHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MapHandl
   id_ = mi.id;
   per_cpu_ = IsPerCpu(type_);
   value_len_ = per_cpu_ ? ((value_size_ + 7) & ~7u) * static_cast<size_t>(libbpf_num_possible_cpus()) : value_size_;
+  info.This().As<Napi::Object>().TypeTag(&kMapTag);
 }
 
 MapHandle::~MapHandle() {

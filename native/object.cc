@@ -68,6 +68,7 @@ ObjectHandle::ObjectHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Ob
     struct bpf_map* map;
     bpf_object__for_each_map(map, obj_) bpf_map__set_pin_path(map, nullptr);
   }
+  info.This().As<Napi::Object>().TypeTag(&kObjectTag);
 }
 
 ObjectHandle::~ObjectHandle() {

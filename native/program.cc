@@ -73,6 +73,7 @@ ProgramHandle::ProgramHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   fd_ = *info[0].As<Napi::External<int>>().Data();
   name_ = info[1].As<Napi::String>().Utf8Value();
   type_ = info[2].As<Napi::Number>().Uint32Value();
+  info.This().As<Napi::Object>().TypeTag(&kProgramTag);
 }
 
 ProgramHandle::~ProgramHandle() {
@@ -95,10 +96,7 @@ Napi::Value ProgramHandle::OpenPinned(const Napi::CallbackInfo& info) {
 }
 
 int ProgramHandle::FdOf(Napi::Env env, Napi::Value value, const char* what) {
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(g_prog_ctor->Value()))
-    ThrowType(env, std::string(what) + " must be a BpfProgram");
-  ProgramHandle* prog = Napi::ObjectWrap<ProgramHandle>::Unwrap(value.As<Napi::Object>());
-  return prog->Fd(env, what);
+  return UnwrapArg<ProgramHandle>(env, value, kProgramTag, what, "BpfProgram")->Fd(env, what);
 }
 
 int ProgramHandle::Fd(Napi::Env env, const char* op) {

@@ -22,14 +22,10 @@ RingBufferHandle::RingBufferHandle(const Napi::CallbackInfo& info)
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
     ThrowType(env, "BpfRingBuffer: expected (map, callback)");
-  Napi::Object mapObj = info[0].As<Napi::Object>();
-  MapHandle* map = nullptr;
-  napi_status status = napi_unwrap(env, mapObj, reinterpret_cast<void**>(&map));
-  if (status != napi_ok || map == nullptr || !mapObj.Get("info").IsFunction())
-    ThrowType(env, "BpfRingBuffer: first argument must be a BpfMap");
+  // The map's own native record decides, never a JS-visible (and overridable) info().
+  MapHandle* map = UnwrapArg<MapHandle>(env, info[0], kMapTag, "BpfRingBuffer: first argument", "BpfMap");
   name_ = map->MapName();
-  Napi::Object mi = mapObj.Get("info").As<Napi::Function>().Call(mapObj, {}).As<Napi::Object>();
-  if (mi.Get("type").As<Napi::Number>().Uint32Value() != BPF_MAP_TYPE_RINGBUF)
+  if (map->MapType() != BPF_MAP_TYPE_RINGBUF)
     ThrowErrno(env, EINVAL, "ring buffer on map \"" + name_ + "\": not a BPF_MAP_TYPE_RINGBUF map");
   int fd = map->Fd(env, "ring buffer");
   rb_ = ring_buffer__new(fd, &RingBufferHandle::OnSample, this, nullptr);
@@ -48,6 +44,7 @@ RingBufferHandle::RingBufferHandle(const Napi::CallbackInfo& info)
     rb_ = nullptr;
     ThrowErrno(env, -rc, "ring buffer on map \"" + name_ + "\": poll");
   }
+  info.This().As<Napi::Object>().TypeTag(&kRingBufferTag);
   Napi::ObjectWrap<RingBufferHandle>::Ref();  // alive while polling, even with no JS reference
 }
 

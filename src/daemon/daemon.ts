@@ -73,7 +73,7 @@ export class Daemon {
     });
     this.#datapath = datapath;
     const mutex = new Mutex();
-    const drivers = { bridge: new BridgeDriver(), host: new HostDriver(), null: new NullDriver() };
+    const drivers = { bridge: new BridgeDriver(cfg.instance), host: new HostDriver(), null: new NullDriver() };
     const attachments = new Attachments(store, drivers, datapath, cfg);
     const networks = new NetworkService(store, attachments, datapath, cfg, mutex);
     const sandboxes = new SandboxService(store, networks, cfg, mutex);

@@ -15,6 +15,8 @@ export interface Driver {
   readonly name: DriverName;
   /** Whether a sandbox in this mode has a namespace of its own. */
   readonly ownNamespace: boolean;
+  /** Refuses, with the error moby would give, a new network whose kernel objects would clash with what exists. */
+  checkNetwork?(net: NetworkRecord): Promise<void>;
   createNetwork(net: NetworkRecord): Promise<void>;
   deleteNetwork(net: NetworkRecord): Promise<void>;
   /**

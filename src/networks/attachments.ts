@@ -66,14 +66,18 @@ export class Attachments {
     return this.#store.endpoints.forSandbox(sandboxId).find((e) => e.state === 'active' && e.ipv4 !== undefined);
   }
 
-  /** Checks a connect request against Docker's rules; throws the error moby would. */
-  checkAttach(sb: SandboxRecord, net: NetworkRecord, opts: AttachOptions): void {
+  /**
+   * Checks an attach against Docker's rules; throws the error moby would. `creating`: the
+   * sandbox's first network, given at creation, which decides its mode (host and none are
+   * allowed there and only there: the connect-time rules below are about changing a mode).
+   */
+  checkAttach(sb: SandboxRecord, net: NetworkRecord, opts: AttachOptions, creating = false): void {
     const existing = this.#store.endpoints.forSandbox(sb.id);
     if (existing.some((e) => e.networkId === net.id)) throw conflict(`${sb.name} is already attached to network ${net.name}`);
     const nets = existing.map((e) => this.#store.networks.get(e.networkId)!);
-    if (net.driver === 'host' || nets.some((n) => n.driver === 'host'))
+    if ((!creating && net.driver === 'host') || nets.some((n) => n.driver === 'host'))
       throw forbidden('container cannot be disconnected from host network or connected to host network');
-    if (net.driver === 'null' || nets.some((n) => n.driver === 'null'))
+    if ((!creating && net.driver === 'null') || nets.some((n) => n.driver === 'null'))
       throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode');
     const problems: string[] = [];
     if (net.predefined && opts.ipv4) problems.push('user specified IP address is supported on user defined networks only');

@@ -231,6 +231,7 @@ export class NetworkService {
   create(req: CreateNetworkRequest): Promise<{ id: string; warning: string }> {
     return this.#mutex.run(async () => {
       const net = this.#plan(req);
+      await this.attachments.driver(net).checkNetwork?.(net);
       const aux = validateIpamConfig(req.ipamConfig ?? [])[0]?.aux ?? {};
       this.insert(net, aux);
       try {

@@ -131,7 +131,11 @@ export class SandboxService {
     const primary = this.#attachments.primary(sb.id);
     const primaryNet = primary ? this.#store.networks.get(primary.networkId) : undefined;
     const hosts: HostsEntry[] = sb.extraHosts.map((h) => ({ address: h.slice(h.indexOf(':') + 1), names: [h.slice(0, h.indexOf(':'))] }));
-    if (primary?.ipv4) hosts.push({ address: primary.ipv4, names: [sb.hostname] });
+    // One line per connected network, in the order they were joined, as Docker writes them; a
+    // dotted hostname is listed with its first label too (moby's updateHostsFile).
+    const names = sb.hostname.includes('.') ? [sb.hostname, sb.hostname.slice(0, sb.hostname.indexOf('.'))] : [sb.hostname];
+    const endpoints = this.#store.endpoints.forSandbox(sb.id).filter((e) => e.state === 'active' && e.ipv4 !== undefined);
+    for (const ep of endpoints.sort((a, b) => a.seq - b.seq)) hosts.push({ address: ep.ipv4!, names });
     const host = parseResolvConf(this.#cfg.hostResolvConf);
     const embedded = this.resolverFor(sb, primaryNet);
     writeSandboxFiles(sb.netns, {
@@ -170,8 +174,10 @@ export class SandboxService {
       const id = newId();
       const warnings: string[] = [];
       let publish = req.publish ?? [];
+      // Without an address of its own a sandbox has nothing to publish to. moby warns in host
+      // mode only; in none mode the ports are dropped without a word.
       if (net.driver !== 'bridge' && publish.length > 0) {
-        warnings.push(`Published ports are discarded when using ${net.driver === 'host' ? 'host' : 'none'} network mode`);
+        if (net.driver === 'host') warnings.push('Published ports are discarded when using host network mode');
         publish = [];
       }
       const ports = this.#planPorts(id, publish);
@@ -179,7 +185,8 @@ export class SandboxService {
         id,
         name: req.name,
         created: nowRfc3339Nano(),
-        networkMode: req.network || 'bridge',
+        // Docker's NetworkMode: the network as given ("default" is the default bridge).
+        networkMode: !req.network || req.network === 'default' ? 'bridge' : req.network,
         hostname: req.hostname || id.slice(0, 12),
         extraHosts: req.extraHosts ?? [],
         dns: req.dns ?? [],
@@ -189,7 +196,7 @@ export class SandboxService {
         netns: net.driver === 'host' ? null : sandboxNetnsName(this.#cfg, id),
       };
       const attach: AttachOptions = { ipv4: req.ipv4, aliases: req.aliases };
-      this.#attachments.checkAttach(sb, net, attach);
+      this.#attachments.checkAttach(sb, net, attach, true);
       const ep = this.#store.transaction(() => {
         this.#store.sandboxes.insert(sb);
         this.#store.ports.setForSandbox(sb.id, ports);

@@ -104,10 +104,13 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
         s.on('error', () => resolve());
       });
     };
-    const timer = setInterval(() => void pump(), 50);
+    // One read at a time: two overlapping reads from the same offset sent the output twice.
+    let reading = Promise.resolve();
+    const next = () => (reading = reading.then(pump));
+    const timer = setInterval(() => void next(), 50);
     if (child.exitCode === null && child.signalCode === null) await new Promise<void>((resolve) => child.once('exit', () => resolve()));
     clearInterval(timer);
-    await pump();
+    await next();
     const done = sandboxes.refresh(store.sandboxes.get(sandbox.id) ?? sandbox);
     frame(res, { ExitCode: done.exitCode ?? 0 });
     res.end();

@@ -4,7 +4,9 @@
  * address, a MAC derived from it, and the default route via the primary network's gateway).
  * Forwarding policy on top (iptables rules or BPF programs) is the datapath's.
  */
-import { ip, ipBatch, link, type Netns } from '../../system/ip.js';
+import { conflict } from '../../errors.js';
+import { CommandError } from '../../system/exec.js';
+import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { BridgeOption } from '../../networks/model.js';
 import { macForIPv4, type Driver, type SandboxTarget } from '../driver.js';
@@ -21,9 +23,49 @@ function prefixOf(net: NetworkRecord): number {
   return Number(net.subnet!.split('/')[1]);
 }
 
+/** What `ip -d link show` says about a device that decides whether bpfnet may use it. */
+interface DeviceKind {
+  ifname: string;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+async function device(ifname: string): Promise<DeviceKind | undefined> {
+  try {
+    return (await ipJson<DeviceKind[]>(HOST, ['-d', 'link', 'show', 'dev', ifname]))[0];
+  } catch (err) {
+    if (err instanceof CommandError && /does not exist/.test(err.stderr)) return undefined;
+    throw new Error(`could not look up interface "${ifname}": ${(err as Error).message}`);
+  }
+}
+
 export class BridgeDriver implements Driver {
   readonly name = 'bridge' as const;
   readonly ownNamespace = true;
+  /** Every bridge this daemon makes carries `<markerPrefix><network id>` as its alias (ifalias). */
+  readonly #markerPrefix: string;
+
+  /** instance: the daemon's instance name, so daemons sharing a host never take each other's bridges. */
+  constructor(instance = 'bpfnet') {
+    this.#markerPrefix = `bpfnet:${instance}:`;
+  }
+
+  #marker(net: NetworkRecord): string {
+    return `${this.#markerPrefix}${net.id}`;
+  }
+
+  /**
+   * Before a new network is stored: its device name may be taken only by a bridge this daemon
+   * made (a stray one, left by an interrupted operation). Any other interface is refused, as
+   * moby refuses a non-bridge, so that `network rm` never deletes a device bpfnet does not own.
+   */
+  async checkNetwork(net: NetworkRecord): Promise<void> {
+    const dev = await device(net.device!);
+    if (!dev) return;
+    if (dev.linkinfo?.info_kind !== 'bridge') throw conflict(`existing interface ${dev.ifname} is not a bridge`);
+    // The alias survives a daemon restart with the device, so a bridge we made is still ours afterwards.
+    if (!dev.ifalias?.startsWith(this.#markerPrefix)) throw conflict(`existing interface ${dev.ifname} is a bridge that bpfnet did not create`);
+  }
 
   async createNetwork(net: NetworkRecord): Promise<void> {
     const dev = net.device!;
@@ -32,6 +74,7 @@ export class BridgeDriver implements Driver {
     try {
       await ipBatch(HOST, [
         ...(exists ? [] : [['link', 'add', 'name', dev, 'type', 'bridge']]),
+        ['link', 'set', 'dev', dev, 'alias', this.#marker(net)],
         // Before it goes up, or it gets an IPv6 link-local address and chatters (IPv4-only networks, as Docker).
         // A MAC of its own, as Docker sets: a bridge without one takes the lowest MAC of its ports and
         // changes it when a port joins, and sandboxes' cached gateway MAC goes stale (the embedded

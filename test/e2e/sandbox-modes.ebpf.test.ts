@@ -1,0 +1,3 @@
+import { sandboxModesSuite } from '../contract/sandbox-modes-suite.js';
+
+sandboxModesSuite('ebpf');
