@@ -13,7 +13,7 @@ import { Attachments, type AttachOptions } from '../networks/attachments.js';
 import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
 import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { validateHostname, validateName } from '../networks/names.js';
-import { BindingIndex, expandPortRequest, parsePortSpec } from '../networks/ports.js';
+import { BindingIndex, expandPortRequest, parsePortSpec, PortCursor } from '../networks/ports.js';
 import type { NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { createNetns, removeNetns } from '../system/ip.js';
@@ -42,6 +42,9 @@ export interface CreateSandboxRequest {
  * address on user-defined networks, the host's resolvers elsewhere); undefined: the host's.
  */
 export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | undefined) => { nameservers: string[]; options: string[] } | undefined;
+
+/** Published ports per sandbox: every host port once per protocol. */
+const MAX_PORTS = 2 * 65535;
 
 export class SandboxService {
   readonly #store: Store;
@@ -115,13 +118,16 @@ export class SandboxService {
     const taken = new BindingIndex<PortRecord>(this.#store.ports.all());
     const planned: PortRecord[] = [];
     const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
+    const cursor = new PortCursor();
     for (const spec of specs) {
-      for (const b of expandPortRequest(parsePortSpec(spec), free, spec)) {
+      for (const b of expandPortRequest(parsePortSpec(spec), free, spec, cursor)) {
         if (taken.clash(b)) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
         const record = { sandboxId, ...b };
         taken.add(record);
         planned.push(record);
       }
+      // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.
+      if (planned.length > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
     }
     return planned;
   }
