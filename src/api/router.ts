@@ -56,14 +56,40 @@ export function sendEmpty(res: ServerResponse, status: number): void {
   res.end();
 }
 
+/** Bodies larger than the limit are still read, up to this, so the client sees the answer rather than a reset. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
+async function tooLarge(req: IncomingMessage, size: number): Promise<never> {
+  const message = `request body too large: more than ${JSON_LIMITS.maxBytes} bytes`;
+  if (size <= DRAIN_LIMIT && !req.readableEnded) {
+    await new Promise<void>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > DRAIN_LIMIT) {
+          req.off('data', onData);
+          req.destroy();
+          resolve();
+        }
+      };
+      req.on('data', onData);
+      req.once('end', () => resolve());
+      req.once('close', () => resolve());
+      req.once('error', () => resolve());
+      req.resume();
+    });
+  }
+  throw new ServiceError('invalid', message);
+}
+
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > JSON_LIMITS.maxBytes) throw new ServiceError('invalid', `request body too large: ${declared} bytes, at most ${JSON_LIMITS.maxBytes}`);
+  if (declared > JSON_LIMITS.maxBytes) return tooLarge(req, 0);
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
+  // Leaving this loop early must not destroy the request: tooLarge() reads on.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     size += (chunk as Buffer).length;
-    if (size > JSON_LIMITS.maxBytes) throw new ServiceError('invalid', `request body too large: more than ${JSON_LIMITS.maxBytes} bytes`);
+    if (size > JSON_LIMITS.maxBytes) return tooLarge(req, size);
     chunks.push(chunk as Buffer);
   }
   const bytes = Buffer.concat(chunks);
@@ -71,7 +97,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   if (text.trim() === '') return {};
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(type)) throw new ServiceError('invalid', `unsupported Content-Type header (${JSON.stringify(type.slice(0, 64))}): must be 'application/json'`);
-  // Go's decoder refuses invalid UTF-8 in strings no more than we do, but a replaced byte must not pass silently.
+  // toString() would replace invalid UTF-8 silently: refuse it instead.
   if (!isUtf8(bytes)) throw new ServiceError('invalid', 'invalid JSON: the body is not valid UTF-8');
   checkJsonDepth(text);
   try {

@@ -99,6 +99,13 @@ export class Daemon {
         res.end();
       });
     });
+    // Requests the HTTP parser refuses (bad bytes in the path, oversized headers) still get moby's {"message"} shape.
+    server.on('clientError', (err: NodeJS.ErrnoException, sock) => {
+      if (!sock.writable) return sock.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ message: `bad request: ${err.code ?? err.message}` });
+      sock.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
     mkdirSync(dirname(socket), { recursive: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
