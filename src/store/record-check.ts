@@ -95,7 +95,8 @@ function problem<T>(doc: string, schema: Schema<unknown>, semantic: (r: T) => st
   try {
     schema.check(value, '');
   } catch (err) {
-    return (err as Error).message;
+    // The validator names the top level "request body"; here it is a stored document.
+    return (err as Error).message.replace(/^invalid request body/, 'invalid document');
   }
   return semantic(value as T);
 }
