@@ -109,6 +109,8 @@ export class SandboxService {
       validateHostname('extra host name', name);
     }
     for (const d of req.dns ?? []) if (!isIPv4(d)) throw invalid(`invalid DNS server "${d}": expected an IPv4 address`);
+    // Written into resolv.conf: a newline or a space would add lines of its own.
+    for (const s of req.dnsSearch ?? []) if (s !== '.') validateHostname('DNS search domain', s);
     if (req.cmd !== undefined && (!Array.isArray(req.cmd) || req.cmd.some((a) => typeof a !== 'string'))) throw invalid('Cmd must be a list of strings');
   }
 

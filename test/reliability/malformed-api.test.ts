@@ -288,6 +288,7 @@ function generate(n: number, seed: number, w: World): Case[] {
           { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: 'fz', Network: w.netName, IPv4Address: pick(['x', '10.66.0.1', '1.2.3.4', '10.66.0.256']) }) },
           { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: 'fz', ExtraHosts: [pick(['nocolon', ':1.2.3.4', 'a:b', 'bad name:1.2.3.4'])] }) },
           { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: 'fz', Dns: ['not-an-ip'] }) },
+          { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: 'fz', DnsSearch: [pick(['a b', 'x\nnameserver 10.9.9.9', '-x', 'a..b'])] }) },
           { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: 'fz', Hostname: '-bad-' }) },
           { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: w.sbName }) },
           { kind: 'bad-value', method: 'POST', path: '/sandboxes/create', body: JSON.stringify({ Name: 'fz', Network: 'no-such-network' }) },
