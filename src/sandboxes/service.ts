@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { conflict, invalid } from '../errors.js';
+import { conflict, forbidden, invalid } from '../errors.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import { Attachments, type AttachOptions } from '../networks/attachments.js';
 import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
@@ -45,6 +45,8 @@ export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | un
 
 /** Published ports per sandbox: every host port once per protocol. */
 const MAX_PORTS = 2 * 65535;
+/** Published ports on the host, all sandboxes together: PORTS_MAX of bpf/lib/maps.h. */
+const PORT_TABLE = 131072;
 
 export class SandboxService {
   readonly #store: Store;
@@ -117,7 +119,8 @@ export class SandboxService {
   /** Parses -p specs and picks host ports, refusing any already published (Docker's message). */
   #planPorts(sandboxId: string, specs: readonly string[]): PortRecord[] {
     if (specs.length === 0) return [];
-    const taken = new BindingIndex<PortRecord>(this.#store.ports.all());
+    const all = this.#store.ports.all();
+    const taken = new BindingIndex<PortRecord>(all);
     const planned: PortRecord[] = [];
     const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
     const cursor = new PortCursor();
@@ -131,6 +134,9 @@ export class SandboxService {
       // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.
       if (planned.length > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
     }
+    // Refused here, cleanly, rather than by a full kernel map halfway through the publishing.
+    if (all.length + planned.length > PORT_TABLE)
+      throw forbidden(`cannot publish ${planned.length} ports: the host's published-port table holds ${PORT_TABLE} and ${all.length} are in use`);
     return planned;
   }
 

@@ -151,4 +151,22 @@ describe('concurrent clients against one daemon', () => {
     expect(p(1)).toBeLessThan(2000);
     expect((await call(s, 'DELETE', '/sandboxes/big?force=1')).status).toBe(204);
   }, 300_000);
+
+  it('refuses with 403, not a kernel error, a request that would overflow the host published-port table', async () => {
+    const s = d.socket;
+    // 131,070 ports on one address fill the table (131,072) but two.
+    const full = await call(s, 'POST', '/sandboxes/create', { Name: 'full', Publish: ['10.0.0.1:1-65535:1-65535', '10.0.0.1:1-65535:1-65535/udp'] });
+    try {
+      expect(full.status, full.text).toBe(201);
+      const over = await call(s, 'POST', '/sandboxes/create', { Name: 'over', Publish: ['10.0.0.2:1-10:1-10'] });
+      expect(over.status).toBe(403);
+      expect(over.json.message).toBe("cannot publish 10 ports: the host's published-port table holds 131072 and 131070 are in use");
+      expect((await call(s, 'GET', '/sandboxes/over')).status).toBe(404);
+      const fits = await call(s, 'POST', '/sandboxes/create', { Name: 'fits', Publish: ['10.0.0.2:1-2:1-2'] });
+      expect(fits.status, fits.text).toBe(201);
+    } finally {
+      for (const n of ['full', 'fits']) await call(s, 'DELETE', `/sandboxes/${n}?force=1`);
+    }
+    expect((await call(s, 'GET', '/sandboxes')).json).toEqual([]);
+  }, 300_000);
 });
