@@ -19,6 +19,9 @@
  *   GET    /sandboxes/{ref}/stats       -> SandboxStats (datapath counters; ebpf datapath)
  *   GET    /events/drops                -> DropEvent stream (NDJSON) until the client closes
  * {ref} is a name, a full id or a unique id prefix, as for networks.
+ *
+ * What the daemon accepts is checked against the schemas of schemas.ts (types, lengths, sizes)
+ * before any service sees it; these interfaces are the shapes clients send and receive.
  */
 
 // ---------- Engine API: networks ----------

@@ -2,9 +2,8 @@
  * The daemon: opens the store, makes sure the predefined networks exist, reconciles the
  * kernel with the store, and serves the API on its unix socket.
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { networkRoutes } from '../api/routes/networks.js';
 import { observeRoutes } from '../api/routes/observe.js';
@@ -28,17 +27,7 @@ import type { Logger } from './log.js';
 import type { DaemonSettings } from './options.js';
 import { defaultBridge, hostNetwork, noneNetwork } from './predefined.js';
 import { reconcile } from './reconcile.js';
-
-async function socketInUse(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
+import { claimSocketPath, releaseSocketPath } from './socket.js';
 
 export class Daemon {
   readonly #settings: DaemonSettings;
@@ -57,12 +46,12 @@ export class Daemon {
 
   async start(): Promise<void> {
     const { engine: cfg, socket } = this.#settings;
-    if (existsSync(socket)) {
-      if (await socketInUse(socket)) throw new Error(`another daemon is already listening on ${socket}`);
-      unlinkSync(socket);
-    }
+    await claimSocketPath(socket);
     // Observed: the embedded DNS rebuilds its names whenever anything was written.
-    const store = new ObservedStore(new SqliteStore(cfg.root));
+    const sqlite = new SqliteStore(cfg.root);
+    // A row that cannot be used is moved aside and named in the log; the daemon serves the rest.
+    for (const q of sqlite.quarantineUnusable()) this.#log.error(`store: quarantined ${q.table} row ${q.id}: ${q.reason}`);
+    const store = new ObservedStore(sqlite);
     this.#store = store;
     const datapath = await createDatapath(this.#settings.datapath, {
       linkPrefix: cfg.linkPrefix,
@@ -110,6 +99,13 @@ export class Daemon {
         res.end();
       });
     });
+    // Requests the HTTP parser refuses (bad bytes in the path, oversized headers) still get moby's {"message"} shape.
+    server.on('clientError', (err: NodeJS.ErrnoException, sock) => {
+      if (!sock.writable) return sock.destroy();
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+      const body = JSON.stringify({ message: `bad request: ${err.code ?? err.message}` });
+      sock.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    });
     mkdirSync(dirname(socket), { recursive: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -147,6 +143,6 @@ export class Daemon {
     await this.#dns?.stop();
     await this.#datapath?.stop();
     this.#store?.close();
-    if (existsSync(this.#settings.socket)) unlinkSync(this.#settings.socket);
+    releaseSocketPath(this.#settings.socket);
   }
 }

@@ -36,7 +36,13 @@ export async function reconcile(
   const att = networks.attachments;
 
   // 1. Network devices first: endpoints hang off their bridges. (The datapath comes last, in 5.)
-  for (const net of store.networks.all()) await att.driver(net).createNetwork(net);
+  // A network that cannot be rebuilt is logged and left as it is: the daemon serves the rest.
+  for (const net of store.networks.all()) {
+    await att
+      .driver(net)
+      .createNetwork(net)
+      .catch((err: unknown) => log.error(`reconcile: network ${net.name} could not be rebuilt: ${(err as Error).message}`));
+  }
 
   // 2. Sandboxes a killed daemon was creating or removing.
   for (const sb of store.sandboxes.all()) {

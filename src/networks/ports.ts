@@ -68,15 +68,48 @@ export function parsePortSpec(spec: string): PortRequest {
 }
 
 /**
- * Turns a request into concrete bindings. `isFree(protocol, hostIp, port)` says whether a host
- * port can still be taken; ports needing a choice get the first free one.
+ * Where the search for a free host port resumes, per (protocol, address, range): ports before it
+ * were found taken or handed out during this planning, so n choices in one range cost O(n + range),
+ * not O(n x range). Share one across the specs of a request.
  */
-export function expandPortRequest(req: PortRequest, isFree: (p: Protocol, ip: string, port: number) => boolean, spec: string): PortBinding[] {
+export class PortCursor {
+  readonly #next = new Map<string, number>();
+
+  /** The first port in first..last that isFree accepts, at or after where the last search stopped. */
+  take(protocol: Protocol, hostIp: string, first: number, last: number, isFree: (port: number) => boolean): number | undefined {
+    const key = `${protocol}/${hostIp}/${first}-${last}`;
+    for (let p = Math.max(first, this.#next.get(key) ?? first); p <= last; p++) {
+      if (isFree(p)) {
+        this.#next.set(key, p + 1);
+        return p;
+      }
+    }
+    this.#next.set(key, last + 1);
+    return undefined;
+  }
+}
+
+/**
+ * Turns a request into concrete bindings. `isFree(protocol, hostIp, port)` says whether a host
+ * port can still be taken (including by bindings planned earlier in the same request: the
+ * caller adds each returned binding to what isFree consults before the next spec); ports
+ * needing a choice get the first free one.
+ */
+export function expandPortRequest(
+  req: PortRequest,
+  isFree: (p: Protocol, ip: string, port: number) => boolean,
+  spec: string,
+  cursor: PortCursor = new PortCursor(),
+): PortBinding[] {
   const contCount = req.containerEnd - req.containerStart + 1;
   const out: PortBinding[] = [];
+  // Ports this call hands out, so two container ports never get the same host port.
+  const mine = new Set<number>();
   const choose = (first: number, last: number): number => {
-    for (let p = first; p <= last; p++) if (isFree(req.protocol, req.hostIp, p) && !out.some((b) => b.hostPort === p)) return p;
-    throw invalid(`invalid port spec "${spec}": no free host port in ${first}-${last}`);
+    const p = cursor.take(req.protocol, req.hostIp, first, last, (port) => !mine.has(port) && isFree(req.protocol, req.hostIp, port));
+    if (p === undefined) throw invalid(`invalid port spec "${spec}": no free host port in ${first}-${last}`);
+    mine.add(p);
+    return p;
   };
   for (let i = 0; i < contCount; i++) {
     const containerPort = req.containerStart + i;

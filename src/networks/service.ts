@@ -274,6 +274,8 @@ export class NetworkService {
 
   prune(filtersText?: string | null): Promise<string[]> {
     const filters = parseFilters(filtersText, PRUNE_FILTERS);
+    // Checked before anything is pruned, not only when a candidate is reached.
+    for (const u of filters.get('until') ?? []) parseUntil(u);
     return this.#mutex.run(async () => {
       const deleted: string[] = [];
       const used = new Set(this.#store.endpoints.all().map((e) => e.networkId));

@@ -49,8 +49,11 @@ export function startMain(entry: Entry, argv: readonly string[], dir: string): M
   const [file, args] = wrap(entry, ['sh', '-c', script, 'sh', ...argv]);
   const child = spawn(file, args, { detached: true, stdio: ['ignore', log, log] });
   closeSync(log);
+  // A failed spawn is reported as an 'error' event; unheard, it would end the daemon.
+  let spawnError: Error | undefined;
+  child.on('error', (err) => (spawnError = err));
   const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${argv[0]}`);
+  if (pid === undefined) throw new Error(`could not start ${argv[0]} in the sandbox: ${file} could not be spawned${spawnError ? ` (${spawnError.message})` : ''}`);
   const start = processStartTime(pid) ?? '';
   return { pid, start, child };
 }
@@ -86,5 +89,8 @@ export function execIn(entry: Entry, argv: readonly string[], env?: readonly str
     const eq = kv.indexOf('=');
     return eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
   }));
-  return spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...extra } });
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...extra } });
+  // The caller listens for 'error' to report it; this one keeps an unheard failure from ending the daemon.
+  child.on('error', () => undefined);
+  return child;
 }

@@ -7,13 +7,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { conflict, invalid } from '../errors.js';
+import { conflict, forbidden, invalid } from '../errors.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import { Attachments, type AttachOptions } from '../networks/attachments.js';
 import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
 import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { validateHostname, validateName } from '../networks/names.js';
-import { BindingIndex, expandPortRequest, parsePortSpec } from '../networks/ports.js';
+import { BindingIndex, expandPortRequest, parsePortSpec, PortCursor } from '../networks/ports.js';
 import type { NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { createNetns, removeNetns } from '../system/ip.js';
@@ -42,6 +42,11 @@ export interface CreateSandboxRequest {
  * address on user-defined networks, the host's resolvers elsewhere); undefined: the host's.
  */
 export type ResolverFor = (sb: SandboxRecord, primaryNetwork: NetworkRecord | undefined) => { nameservers: string[]; options: string[] } | undefined;
+
+/** Published ports per sandbox: every host port once per protocol. */
+const MAX_PORTS = 2 * 65535;
+/** Published ports on the host, all sandboxes together: PORTS_MAX of bpf/lib/maps.h. */
+const PORT_TABLE = 131072;
 
 export class SandboxService {
   readonly #store: Store;
@@ -106,23 +111,32 @@ export class SandboxService {
       validateHostname('extra host name', name);
     }
     for (const d of req.dns ?? []) if (!isIPv4(d)) throw invalid(`invalid DNS server "${d}": expected an IPv4 address`);
+    // Written into resolv.conf: a newline or a space would add lines of its own.
+    for (const s of req.dnsSearch ?? []) if (s !== '.') validateHostname('DNS search domain', s);
     if (req.cmd !== undefined && (!Array.isArray(req.cmd) || req.cmd.some((a) => typeof a !== 'string'))) throw invalid('Cmd must be a list of strings');
   }
 
   /** Parses -p specs and picks host ports, refusing any already published (Docker's message). */
   #planPorts(sandboxId: string, specs: readonly string[]): PortRecord[] {
     if (specs.length === 0) return [];
-    const taken = new BindingIndex<PortRecord>(this.#store.ports.all());
+    const all = this.#store.ports.all();
+    const taken = new BindingIndex<PortRecord>(all);
     const planned: PortRecord[] = [];
     const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
+    const cursor = new PortCursor();
     for (const spec of specs) {
-      for (const b of expandPortRequest(parsePortSpec(spec), free, spec)) {
+      for (const b of expandPortRequest(parsePortSpec(spec), free, spec, cursor)) {
         if (taken.clash(b)) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
         const record = { sandboxId, ...b };
         taken.add(record);
         planned.push(record);
       }
+      // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.
+      if (planned.length > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
     }
+    // Refused here, cleanly, rather than by a full kernel map halfway through the publishing.
+    if (all.length + planned.length > PORT_TABLE)
+      throw forbidden(`cannot publish ${planned.length} ports: the host's published-port table holds ${PORT_TABLE} and ${all.length} are in use`);
     return planned;
   }
 

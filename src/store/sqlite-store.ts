@@ -7,7 +7,9 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
-import type { RecordTable, Store } from './store.js';
+import { parseIPv4 } from '../ipam/ipv4.js';
+import { endpointProblem, networkProblem, portsProblem, sandboxProblem } from './record-check.js';
+import type { QuarantinedRow, RecordTable, Store } from './store.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -25,6 +27,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
 CREATE TABLE IF NOT EXISTS sandbox_ports (sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id), doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ipam (pool TEXT NOT NULL, address INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
 CREATE TABLE IF NOT EXISTS ipam_cursor (pool TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantine (tbl TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS endpoints_by_sandbox ON endpoints (sandbox_id);
 CREATE INDEX IF NOT EXISTS ipam_by_owner ON ipam (owner);
 `;
@@ -144,6 +147,73 @@ export class SqliteStore implements Store {
         dropCursor.run(pool);
       },
     };
+  }
+
+  quarantineUnusable(): QuarantinedRow[] {
+    const db = this.#db;
+    const out: QuarantinedRow[] = [];
+    const rows = (table: string, cols: string) => db.prepare(`SELECT ${cols} FROM ${table}`).all() as Array<Record<string, string>>;
+    const bad = (table: string, id: string, doc: string, reason: string) => out.push({ table, id, doc: String(doc), reason });
+    const docField = (doc: string, key: string): unknown => {
+      try {
+        return (JSON.parse(doc) as Record<string, unknown>)[key];
+      } catch {
+        return undefined;
+      }
+    };
+    const goodNetworks = new Set<string>();
+    for (const r of rows('networks', 'id, name, doc')) {
+      const reason = networkProblem(r.doc) ?? (docField(r.doc, 'id') !== r.id || docField(r.doc, 'name') !== r.name ? 'id or name differs from its row' : undefined);
+      if (reason) bad('networks', r.id, r.doc, reason);
+      else goodNetworks.add(r.id);
+    }
+    const goodSandboxes = new Set<string>();
+    const sandboxNames = new Map<string, string>();
+    for (const r of rows('sandboxes', 'id, name, doc')) {
+      sandboxNames.set(r.id, r.name);
+      const reason = sandboxProblem(r.doc) ?? (docField(r.doc, 'id') !== r.id || docField(r.doc, 'name') !== r.name ? 'id or name differs from its row' : undefined);
+      if (reason) bad('sandboxes', r.id, r.doc, reason);
+      else goodSandboxes.add(r.id);
+    }
+    for (const r of rows('endpoints', 'id, network_id, sandbox_id, doc')) {
+      const reason =
+        endpointProblem(r.doc) ??
+        (docField(r.doc, 'id') !== r.id || docField(r.doc, 'networkId') !== r.network_id || docField(r.doc, 'sandboxId') !== r.sandbox_id
+          ? 'id, networkId or sandboxId differs from its row'
+          : !goodNetworks.has(r.network_id)
+            ? `its network ${r.network_id} is missing or quarantined`
+            : !goodSandboxes.has(r.sandbox_id)
+              ? `its sandbox ${r.sandbox_id} is missing or quarantined`
+              : undefined);
+      if (reason) bad('endpoints', r.id, r.doc, reason);
+    }
+    for (const r of rows('sandbox_ports', 'sandbox_id, doc')) {
+      const reason = portsProblem(r.doc) ?? (!goodSandboxes.has(r.sandbox_id) ? `its sandbox ${r.sandbox_id} is missing or quarantined` : undefined);
+      if (reason) bad('sandbox_ports', r.sandbox_id, r.doc, reason);
+    }
+    if (out.length === 0) return out;
+    // Dependents first (foreign keys), then what they hang off; the rows are kept in quarantine, not lost.
+    const order = ['sandbox_ports', 'endpoints', 'sandboxes', 'networks'];
+    const keep = db.prepare('INSERT INTO quarantine (tbl, id, doc, reason, at) VALUES (?, ?, ?, ?, ?)');
+    const at = new Date().toISOString();
+    this.transaction(() => {
+      for (const table of order) {
+        const key = table === 'sandbox_ports' ? 'sandbox_id' : 'id';
+        const del = db.prepare(`DELETE FROM ${table} WHERE ${key} = ?`);
+        for (const q of out.filter((x) => x.table === table)) {
+          keep.run(q.table, q.id, q.doc, q.reason, at);
+          del.run(q.id);
+          if (table === 'networks') this.ipam.dropPool(q.id);
+          if (table === 'sandboxes') this.ipam.releaseOwner(`sandbox ${sandboxNames.get(q.id)}`);
+          if (table === 'endpoints') {
+            const address = parseIPv4(String(docField(q.doc, 'ipv4')));
+            const pool = docField(q.doc, 'networkId');
+            if (address !== undefined && typeof pool === 'string') this.ipam.release(pool, address);
+          }
+        }
+      }
+    });
+    return out;
   }
 
   transaction<T>(fn: () => T): T {

@@ -14,6 +14,14 @@ export interface RecordTable<T extends { id: string }> {
   delete(id: string): void;
 }
 
+/** A stored row that could not be used, moved aside at start (see SqliteStore.quarantineUnusable). */
+export interface QuarantinedRow {
+  table: string;
+  id: string;
+  doc: string;
+  reason: string;
+}
+
 export interface Store {
   /** Runs fn in one transaction; rolls back if it throws. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;

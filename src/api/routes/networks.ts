@@ -4,25 +4,14 @@ import type { NetworkService } from '../../networks/service.js';
 import type { Store } from '../../store/store.js';
 import { networkContainers, networkJson } from '../render.js';
 import { sendEmpty, sendJson, type Router } from '../router.js';
-import type { NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest } from '../types.js';
-
-function asObject<T>(body: unknown): Partial<T> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('request body must be a JSON object');
-  return body as Partial<T>;
-}
-
-function stringMap(value: unknown, what: string): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(`${what} must be an object of strings`);
-  for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') throw invalid(`${what}: value of "${k}" must be a string`);
-  return value as Record<string, string>;
-}
+import { filtersQuery, networkConnectSchema, networkCreateSchema, networkDisconnectSchema } from '../schemas.js';
+import { checkBody, checkQuery } from '../validate.js';
 
 export function networkRoutes(router: Router, networks: NetworkService, store: Store): void {
   const sandboxName = (id: string) => store.sandboxes.get(id)?.name;
 
   router.on('GET', '/networks', (req, res) => {
-    const list = networks.list(req.query.get('filters'));
+    const list = networks.list(checkQuery(req.query, filtersQuery).filters);
     // Since API 1.28 the list carries no containers.
     sendJson(res, 200, list.map((n) => networkJson(n, {})));
   });
@@ -33,8 +22,7 @@ export function networkRoutes(router: Router, networks: NetworkService, store: S
   });
 
   router.on('POST', '/networks/create', async (req, res) => {
-    const body = asObject<NetworkCreateRequest>(await req.body());
-    if (typeof body.Name !== 'string') throw invalid('network name is required (Name)');
+    const body = checkBody(networkCreateSchema, await req.body());
     const ipam = body.IPAM ?? {};
     const result = await networks.create({
       name: body.Name,
@@ -47,17 +35,16 @@ export function networkRoutes(router: Router, networks: NetworkService, store: S
       enableIPv4: body.EnableIPv4,
       enableIPv6: body.EnableIPv6,
       ipamDriver: ipam.Driver || undefined,
-      ipamOptions: ipam.Options === null ? null : stringMap(ipam.Options, 'IPAM.Options'),
-      ipamConfig: Array.isArray(ipam.Config) ? ipam.Config : [],
-      options: stringMap(body.Options, 'Options'),
-      labels: stringMap(body.Labels, 'Labels'),
+      ipamOptions: ipam.Options ?? {},
+      ipamConfig: ipam.Config ?? [],
+      options: body.Options ?? {},
+      labels: body.Labels ?? {},
     });
     sendJson(res, 201, { Id: result.id, Warning: result.warning });
   });
 
   router.on('POST', '/networks/{id}/connect', async (req, res) => {
-    const body = asObject<NetworkConnectRequest>(await req.body());
-    if (typeof body.Container !== 'string' || !body.Container) throw invalid('Container is required');
+    const body = checkBody(networkConnectSchema, await req.body());
     const cfg = body.EndpointConfig ?? {};
     const ipv4 = cfg.IPAMConfig?.IPv4Address || undefined;
     if (cfg.IPAMConfig?.IPv6Address) throw invalid('invalid endpoint settings:\nIPv6 is not supported by bpfnet yet');
@@ -66,8 +53,7 @@ export function networkRoutes(router: Router, networks: NetworkService, store: S
   });
 
   router.on('POST', '/networks/{id}/disconnect', async (req, res) => {
-    const body = asObject<NetworkDisconnectRequest>(await req.body());
-    if (typeof body.Container !== 'string' || !body.Container) throw invalid('Container is required');
+    const body = checkBody(networkDisconnectSchema, await req.body());
     await networks.disconnect(req.params.id, body.Container, body.Force === true);
     sendEmpty(res, 200);
   });
@@ -78,7 +64,7 @@ export function networkRoutes(router: Router, networks: NetworkService, store: S
   });
 
   router.on('POST', '/networks/prune', async (req, res) => {
-    const deleted = await networks.prune(req.query.get('filters'));
+    const deleted = await networks.prune(checkQuery(req.query, filtersQuery).filters);
     sendJson(res, 200, { NetworksDeleted: deleted });
   });
 }

@@ -8,13 +8,9 @@ import type { SandboxService } from '../../sandboxes/service.js';
 import type { Store } from '../../store/store.js';
 import { sandboxInspect, sandboxSummary, type SandboxView } from '../render.js';
 import { sendEmpty, sendJson, type Router } from '../router.js';
-import type { ExecFrame, SandboxCreateRequest } from '../types.js';
-
-function strings(value: unknown, what: string): string[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) throw invalid(`${what} must be a list of strings`);
-  return value as string[];
-}
+import { attachQuery, execSchema, forceQuery, renameQuery, sandboxCreateSchema } from '../schemas.js';
+import type { ExecFrame } from '../types.js';
+import { checkBody, checkQuery } from '../validate.js';
 
 function frame(res: ServerResponse, f: ExecFrame): void {
   res.write(`${JSON.stringify(f)}\n`);
@@ -55,20 +51,18 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
   };
 
   router.on('POST', '/sandboxes/create', async (req, res) => {
-    const body = (await req.body()) as SandboxCreateRequest;
-    if (typeof body !== 'object' || body === null) throw invalid('request body must be a JSON object');
-    if (typeof body.Name !== 'string') throw invalid('sandbox name is required (Name)');
+    const body = checkBody(sandboxCreateSchema, await req.body());
     const result = await sandboxes.create({
       name: body.Name,
-      network: typeof body.Network === 'string' ? body.Network : undefined,
+      network: body.Network,
       ipv4: body.IPv4Address || undefined,
-      aliases: strings(body.Aliases, 'Aliases'),
-      publish: strings(body.Publish, 'Publish'),
-      hostname: typeof body.Hostname === 'string' ? body.Hostname : undefined,
-      extraHosts: strings(body.ExtraHosts, 'ExtraHosts'),
-      dns: strings(body.Dns, 'Dns'),
-      dnsSearch: strings(body.DnsSearch, 'DnsSearch'),
-      cmd: strings(body.Cmd, 'Cmd'),
+      aliases: body.Aliases,
+      publish: body.Publish,
+      hostname: body.Hostname,
+      extraHosts: body.ExtraHosts,
+      dns: body.Dns,
+      dnsSearch: body.DnsSearch,
+      cmd: body.Cmd,
       start: body.Start !== false,
     });
     sendJson(res, 201, { Id: result.id, Warnings: result.warnings });
@@ -83,7 +77,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
   });
 
   router.on('POST', '/sandboxes/{id}/start', async (req, res) => {
-    const attach = ['1', 'true'].includes(req.query.get('attach') ?? '');
+    const { attach } = checkQuery(req.query, attachQuery);
     const { sandbox, child } = await sandboxes.start(req.params.id);
     if (!attach) return sendEmpty(res, 204);
     if (!child) throw invalid(`sandbox ${sandbox.name} was started by an earlier daemon: its output is in its log`);
@@ -117,14 +111,13 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
   });
 
   router.on('POST', '/sandboxes/{id}/exec', async (req, res) => {
-    const body = (await req.body()) as { Cmd?: unknown; Env?: unknown };
-    const cmd = strings(body?.Cmd, 'Cmd') ?? [];
-    const child = sandboxes.exec(req.params.id, cmd, strings(body?.Env, 'Env'));
+    const body = checkBody(execSchema, await req.body());
+    const child = sandboxes.exec(req.params.id, body.Cmd, body.Env);
     await streamChild(res, child);
   });
 
   const rename = async (req: { params: Record<string, string>; query: URLSearchParams }, res: ServerResponse) => {
-    await sandboxes.rename(req.params.id, req.query.get('name') ?? '');
+    await sandboxes.rename(req.params.id, checkQuery(req.query, renameQuery).name);
     sendEmpty(res, 204);
   };
   router.on('POST', '/sandboxes/{id}/rename', rename);
@@ -132,7 +125,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
   router.on('POST', '/containers/{id}/rename', rename);
 
   router.on('DELETE', '/sandboxes/{id}', async (req, res) => {
-    const force = ['1', 'true'].includes(req.query.get('force') ?? '');
+    const { force } = checkQuery(req.query, forceQuery);
     await sandboxes.remove(req.params.id, force);
     sendEmpty(res, 204);
   });

@@ -1,0 +1,125 @@
+/**
+ * What a stored record must look like to be usable: the daemon checks every row at start and
+ * quarantines the ones that fail (a hand-edited database, a row from a buggy version), so one
+ * bad row is logged and skipped instead of stopping the daemon. The shapes use the API's
+ * validator (api/validate.ts): the same bounded checks on the way in and on the way back.
+ */
+import { ipamConfigSchema } from '../api/schemas.js';
+import { bool, dict, int, list, obj, opt, str, type Schema } from '../api/validate.js';
+import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
+
+const id = str({ min: 1, max: 128 });
+const text = str();
+const strings = list(str(), 4096);
+const stringMap = dict(str(), 4096);
+
+const networkSchema = obj({
+  id,
+  name: str({ min: 1, max: 256 }),
+  created: text,
+  driver: str({ oneOf: ['bridge', 'host', 'null'] }),
+  scope: str({ oneOf: ['local'] }),
+  internal: bool(),
+  attachable: bool(),
+  ingress: bool(),
+  configOnly: bool(),
+  enableIPv4: bool(),
+  enableIPv6: bool(),
+  ipamDriver: text,
+  ipamOptions: opt(stringMap),
+  ipamConfig: list(ipamConfigSchema, 16),
+  options: stringMap,
+  labels: stringMap,
+  predefined: bool(),
+  subnet: opt(text),
+  ipRange: opt(text),
+  gateway: opt(text),
+  device: opt(str({ min: 1, max: 15 })),
+});
+
+const sandboxSchema = obj({
+  id,
+  name: str({ min: 1, max: 256 }),
+  created: text,
+  networkMode: text,
+  hostname: text,
+  extraHosts: strings,
+  dns: strings,
+  dnsSearch: strings,
+  command: list(str({ max: 65536 }), 4096),
+  state: str({ oneOf: ['creating', 'created', 'running', 'exited', 'removing'] }),
+  netns: opt(str({ min: 1, max: 255 })),
+  pid: opt(int(1, 2 ** 31)),
+  pidStart: opt(text),
+  exitCode: opt(int(-(2 ** 31), 2 ** 31)),
+  startedAt: opt(text),
+  finishedAt: opt(text),
+});
+
+const endpointSchema = obj({
+  id,
+  networkId: id,
+  sandboxId: id,
+  state: str({ oneOf: ['creating', 'active'] }),
+  seq: int(0, 2 ** 31),
+  ifname: str({ min: 1, max: 15 }),
+  hostIfname: opt(str({ min: 1, max: 15 })),
+  mac: opt(text),
+  ipv4: opt(text),
+  prefixLength: opt(int(0, 32)),
+  aliases: list(str({ max: 255 }), 4096),
+  staticIp: bool(),
+});
+
+const portRow: Schema<unknown> = {
+  expected: '[protocol, hostIp, hostPort, containerPort]',
+  check(value, path) {
+    const [protocol, hostIp, hostPort, containerPort] = Array.isArray(value) ? value : [];
+    const port = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535;
+    if (!Array.isArray(value) || value.length !== 4 || (protocol !== 'tcp' && protocol !== 'udp') || typeof hostIp !== 'string' || (hostIp !== '' && parseIPv4(hostIp) === undefined) || !port(hostPort) || !port(containerPort))
+      throw new Error(`invalid ${path}: expected ${portRow.expected}`);
+    return value;
+  },
+};
+const portsSchema = list(portRow, 2 * 65536);
+
+/** Parses a stored JSON document and checks it; returns the reason it is unusable, or undefined. */
+function problem<T>(doc: string, schema: Schema<unknown>, semantic: (r: T) => string | undefined): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(doc);
+  } catch (err) {
+    return `not JSON: ${(err as Error).message}`;
+  }
+  try {
+    schema.check(value, '');
+  } catch (err) {
+    // The validator names the top level "request body"; here it is a stored document.
+    return (err as Error).message.replace(/^invalid request body/, 'invalid document');
+  }
+  return semantic(value as T);
+}
+
+export function networkProblem(doc: string): string | undefined {
+  return problem<NetworkRecord>(doc, networkSchema, (n) => {
+    if (n.driver !== 'bridge') return undefined;
+    if (!n.subnet || !parseCidr(n.subnet)) return `bridge network without a valid subnet (${JSON.stringify(n.subnet)})`;
+    if (!n.gateway || parseIPv4(n.gateway) === undefined) return `bridge network without a valid gateway (${JSON.stringify(n.gateway)})`;
+    if (n.ipRange !== undefined && !parseCidr(n.ipRange)) return `invalid ip-range ${JSON.stringify(n.ipRange)}`;
+    if (!n.device) return 'bridge network without a device';
+    return undefined;
+  });
+}
+
+export function sandboxProblem(doc: string): string | undefined {
+  return problem<SandboxRecord>(doc, sandboxSchema, (s) => (s.netns === undefined ? 'netns missing (null for the host namespace)' : undefined));
+}
+
+export function endpointProblem(doc: string): string | undefined {
+  return problem<EndpointRecord>(doc, endpointSchema, (e) => (e.ipv4 !== undefined && parseIPv4(e.ipv4) === undefined ? `invalid address ${JSON.stringify(e.ipv4)}` : undefined));
+}
+
+export function portsProblem(doc: string): string | undefined {
+  return problem<unknown>(doc, portsSchema, () => undefined);
+}
