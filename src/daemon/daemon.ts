@@ -9,6 +9,9 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { networkRoutes } from '../api/routes/networks.js';
 import { eventRoutes } from '../api/routes/events.js';
+import { flowRoutes } from '../api/routes/flows.js';
+import { FlowLog, type FlowOwner } from '../observe/flow-log.js';
+import { isObservable } from '../datapath/datapath.js';
 import { infoRoutes, type BpfnetInfo } from '../api/routes/info.js';
 import { metricsRoutes } from '../api/routes/metrics.js';
 import { observeRoutes } from '../api/routes/observe.js';
@@ -58,6 +61,7 @@ export class Daemon {
   #server?: Server;
   #dns?: EmbeddedDns;
   #events?: NetworkEvents;
+  #flows?: FlowLog;
   #snapshots?: DatapathSnapshotReader;
   #metricsServer?: Server;
   metrics?: EngineMetrics;
@@ -177,6 +181,40 @@ export class Daemon {
     observeRoutes(router, datapath, sandboxes, store);
     metricsRoutes(router, metrics);
     eventRoutes(router, events);
+    const ownerOf = (match: (hostIfname: string) => boolean): FlowOwner | undefined => {
+      const ep = store.endpoints.all().find((e) => e.state === 'active' && e.hostIfname !== undefined && match(e.hostIfname));
+      const sb = ep ? store.sandboxes.get(ep.sandboxId) : undefined;
+      return ep && sb ? { sandbox: sb.name, sandboxId: sb.id, network: store.networks.get(ep.networkId)?.name ?? ep.networkId } : undefined;
+    };
+    // ifindex -> owner, rebuilt only when the store moved: a busy flow log must not resolve names per flow.
+    let owners = { version: -1, map: new Map<number, FlowOwner>() };
+    const ownersByIfindex = () => {
+      if (owners.version === store.version) return owners.map;
+      const map = new Map<number, FlowOwner>();
+      for (const ifindex of endpointByIfindex().keys()) {
+        const owner = ownerOf((name) => {
+          try {
+            return interfaceIndex(null, name) === ifindex;
+          } catch {
+            return false;
+          }
+        });
+        if (owner) map.set(ifindex, owner);
+      }
+      owners = { version: store.version, map };
+      return map;
+    };
+    const flows =
+      datapath.kind === 'ebpf' && isObservable(datapath)
+        ? new FlowLog({
+            pinRoot: join('/sys/fs/bpf', cfg.instance),
+            ownerOf: (ifindex) => ownersByIfindex().get(ifindex),
+            ownerOfInterface: (ifname) => ownerOf((name) => name === ifname),
+            onDrop: (l) => datapath.onDrop(l),
+          })
+        : undefined;
+    this.#flows = flows;
+    flowRoutes(router, flows, datapath.kind);
     const features = detectKernelFeatures();
     infoRoutes(router, async () => this.#info(store, datapath.kind, await features));
     const server = createServer((req, res) => {
@@ -332,6 +370,7 @@ export class Daemon {
     await new Promise<void>((resolve) => (this.#metricsServer ? this.#metricsServer.close(() => resolve()) : resolve()));
     this.#metricsServer?.closeAllConnections?.();
     this.#events?.close();
+    this.#flows?.close();
     this.#snapshots?.close();
     await this.#dns?.stop();
     await this.#datapath?.stop();

@@ -404,6 +404,11 @@ export class BpfObject {
   }
 }
 
+/** A map pinned at path, untyped: for ring buffers, which have no keys or values to check. */
+export function openPinnedRaw(path: string): NativeMap {
+  return native().BpfMap.openPinned(path);
+}
+
 /** Records from a BPF ring buffer, decoded and delivered on the event loop. */
 export class RingBuffer<T> {
   readonly #raw: NativeRingBuffer;
