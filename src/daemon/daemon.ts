@@ -253,7 +253,9 @@ export class Daemon {
 
   #countRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = process.hrtime.bigint();
-    const done = () => this.metrics?.observeRequest(req.method ?? 'GET', new URL(req.url ?? '/', 'http://bpfnet').pathname, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+    // The raw path, cut at '?': routeLabel bounds it; parsing it as a URL could throw on hostile input.
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const done = () => this.metrics?.observeRequest(req.method ?? 'GET', path, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     // Streams (events, drops) are counted when they end, like any other response.
     let counted = false;
     const once = () => {

@@ -39,6 +39,9 @@ export interface ReconcileRepairs {
   strays: number;
 }
 
+/** The methods the API serves; anything else is one `other` value. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
+
 export class EngineMetrics {
   readonly registry = new Registry();
   readonly #apiRequests: Counter<'route' | 'method' | 'status'>;
@@ -189,8 +192,9 @@ export class EngineMetrics {
   }
 
   /** Called once per API request when its response has been sent (or its headers, for streams). */
-  observeRequest(method: string, path: string, status: number, seconds: number): void {
+  observeRequest(rawMethod: string, path: string, status: number, seconds: number): void {
     const route = routeLabel(path);
+    const method = METHODS.has(rawMethod) ? rawMethod : 'other';
     this.#apiRequests.inc({ route, method, status: String(status) });
     this.#apiDuration.observe({ route, method }, seconds);
   }

@@ -3,7 +3,9 @@
 // report their use, API requests are counted by route, and the optional TCP listener serves
 // the same text.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { projectRoot } from '../../src/paths.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { link } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
@@ -32,7 +34,7 @@ describe('GET /metrics', () => {
 
   beforeAll(async () => {
     lab = await Lab.create();
-    d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--metrics-addr', '127.0.0.1:9490'] });
+    d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--metrics-addr', '127.0.0.1:9490', '--metrics-per-endpoint'] });
     await d.bpfnet('network', 'create', '--subnet', '10.41.0.0/24', 'metered');
     await d.bpfnet('network', 'create', '--subnet', '10.42.0.0/24', 'other');
     await d.bpfnet('run', '-d', '--name', 'ma', '--network', 'metered');
@@ -64,6 +66,24 @@ describe('GET /metrics', () => {
       fromBytes: delta(key('bytes', 'from_sandbox')),
       toBytes: delta(key('bytes', 'to_sandbox')),
     }).toEqual({ fromPackets: 14, toPackets: 14, fromBytes: 14 * 142, toBytes: 14 * 142 });
+    // --metrics-per-endpoint: the sender's 7 requests and the 7 replies it got.
+    const ep = (dir: string) => `bpfnet_endpoint_packets_total{endpoint="ma/eth0",direction="${dir}"}`;
+    expect([delta(ep('from_sandbox')), delta(ep('to_sandbox'))]).toEqual([7, 7]);
+  });
+
+  it('counts embedded DNS answers by type', async () => {
+    const a = await sandboxNs(d, 'ma');
+    const query = join(projectRoot, 'test', 'support', 'dns-query.mjs');
+    const before = await scrape();
+    for (const name of ['mb', 'mb', 'no-such-sandbox.invalid']) await lab.exec(a, process.execPath, [query, '10.41.0.1', name]);
+    const after = await scrape();
+    const delta = (answer: string) => (after.get(`bpfnet_dns_queries_total{answer="${answer}"}`) ?? 0) - (before.get(`bpfnet_dns_queries_total{answer="${answer}"}`) ?? 0);
+    expect(delta('local')).toBe(2);
+    // A name it does not know goes upstream; whatever the upstream did, it was counted once.
+    expect(['forwarded', 'nxdomain', 'servfail', 'refused', 'other'].map(delta).reduce((x, y) => x + y)).toBe(1);
+    const upstream = (m: Map<string, number>) =>
+      (m.get('bpfnet_dns_upstream_duration_seconds_count{outcome="answered"}') ?? 0) + (m.get('bpfnet_dns_upstream_duration_seconds_count{outcome="failed"}') ?? 0);
+    expect(upstream(after) - upstream(before)).toBe(1);
   });
 
   it('counts isolation drops on the sending network by reason, exactly as many as were sent', async () => {
