@@ -191,15 +191,15 @@ export class Daemon {
     const ownersByIfindex = () => {
       if (owners.version === store.version) return owners.map;
       const map = new Map<number, FlowOwner>();
-      for (const ifindex of endpointByIfindex().keys()) {
-        const owner = ownerOf((name) => {
-          try {
-            return interfaceIndex(null, name) === ifindex;
-          } catch {
-            return false;
-          }
-        });
-        if (owner) map.set(ifindex, owner);
+      for (const e of store.endpoints.all()) {
+        if (e.state !== 'active' || !e.hostIfname) continue;
+        const sb = store.sandboxes.get(e.sandboxId);
+        if (!sb) continue;
+        try {
+          map.set(interfaceIndex(null, e.hostIfname), { sandbox: sb.name, sandboxId: sb.id, network: store.networks.get(e.networkId)?.name ?? e.networkId });
+        } catch {
+          /* gone meanwhile */
+        }
       }
       owners = { version: store.version, map };
       return map;

@@ -23,7 +23,13 @@ export async function runDaemon(flags: DaemonFlags): Promise<void> {
   const log = createLogger(settings.logLevel, settings.logFormat);
   if (file) log.info(`configuration from ${file} and the command line`, { config_file: file });
   const daemon = new Daemon(settings, log);
+  // SIGHUP's default action ends the process: take it over before the (possibly long) start;
+  // a reload asked for meanwhile runs once the daemon is up.
+  let started!: () => void;
+  let reloading = new Promise<void>((resolve) => (started = resolve));
+  process.on('SIGHUP', () => reload());
   await daemon.start();
+  started();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -37,8 +43,7 @@ export async function runDaemon(flags: DaemonFlags): Promise<void> {
       },
     );
   };
-  let reloading = Promise.resolve();
-  const reload = () => {
+  function reload(): void {
     reloading = reloading.then(async () => {
       try {
         const { settings: next } = await loadSettings(flags);
@@ -52,8 +57,7 @@ export async function runDaemon(flags: DaemonFlags): Promise<void> {
         log.error(`SIGHUP: configuration refused, keeping the running one: ${(err as Error).message}`, { signal: 'SIGHUP' });
       }
     });
-  };
+  }
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', reload);
 }

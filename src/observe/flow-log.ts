@@ -109,7 +109,15 @@ export class FlowLog {
       if (matchesFlow(r, filter, this.#ids.get(r))) listener(r);
     };
     this.#emitter.on('flow', wrapped);
-    if (!this.#ring) this.#start();
+    if (!this.#ring) {
+      try {
+        this.#start();
+      } catch (err) {
+        this.#emitter.off('flow', wrapped);
+        this.#stop();
+        throw err;
+      }
+    }
     return () => {
       this.#emitter.off('flow', wrapped);
       if (this.#emitter.listenerCount('flow') === 0) this.#stop();

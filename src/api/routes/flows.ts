@@ -31,9 +31,10 @@ export function flowRoutes(router: Router, flows: FlowLog | undefined, datapathK
   router.on('GET', '/events/flows', (req, res) => {
     if (!flows) throw invalid(`the ${datapathKind} datapath keeps no flow log: run the daemon with --datapath ebpf`);
     const filter = parseFlowFilter(req.query);
+    // Subscribe first: a datapath that cannot turn the flow log on answers with an error status.
+    const unsubscribe = flows.subscribe(filter, (r) => res.write(`${JSON.stringify(r)}\n`));
     res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
     res.flushHeaders();
-    const unsubscribe = flows.subscribe(filter, (r) => res.write(`${JSON.stringify(r)}\n`));
     let done = false;
     const end = () => {
       if (!done) (done = true), unsubscribe();
