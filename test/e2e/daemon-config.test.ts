@@ -1,12 +1,18 @@
 // The daemon reads its config file (flags win over it), refuses a bad one at start naming the
 // key, logs JSON lines when asked to, and on SIGHUP applies what can change live (log level,
-// DNS upstreams, connection-table timeouts in the running datapath) and names what cannot.
+// DNS upstreams, proven by a query answered only by the new upstream; connection-table timeouts
+// in the running datapath) and names what cannot.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab } from '../../src/lab/lab.js';
+import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { projectRoot } from '../../src/paths.js';
+import { sandboxNs } from '../support/traffic.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { readTimeouts } from '../../src/daemon/live-timeouts.js';
+
+const DNS_SERVER = join(projectRoot, 'test', 'support', 'dns-server.mjs');
+const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 
 async function waitLog(d: LabDaemon, from: number, pattern: RegExp): Promise<string> {
   for (let i = 0; i < 200; i++) {
@@ -51,13 +57,23 @@ describe('the daemon config file and SIGHUP', () => {
   });
 
   it('applies log level, DNS upstreams and timeouts on SIGHUP, and names what needs a restart', async () => {
-    writeFileSync(file, JSON.stringify({ 'log-format': 'json', 'log-level': 'warn', dns: ['10.9.9.8'], 'ebpf-timeouts': 'udp=12,tcp-established=600', bip: '172.30.0.1/16' }));
+    // An upstream in the external namespace that knows one name; the file's 10.9.9.9 does not answer.
+    const upstream = lab.spawn(lab.external, process.execPath, [DNS_SERVER, UPLINK.externalAddress, '53', JSON.stringify({ 'upstream.test': ['203.0.113.9'] })]);
+    let heard = '';
+    upstream.stdout?.on('data', (x: Buffer) => (heard += x.toString()));
+    for (let i = 0; i < 200 && !heard.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+    await d.bpfnet('network', 'create', '--subnet', '10.48.0.0/24', 'cfgnet');
+    await d.bpfnet('run', '-d', '--name', 'cq', '--network', 'cfgnet');
+    const ask = async () => JSON.parse(await lab.exec(await sandboxNs(d, 'cq'), process.execPath, [DNS_QUERY, '10.48.0.1', 'upstream.test', 'A', 'udp', '6000']));
+    expect((await ask()).rcode).toBe('SERVFAIL');
+    writeFileSync(file, JSON.stringify({ 'log-format': 'json', 'log-level': 'warn', dns: [UPLINK.externalAddress], 'ebpf-timeouts': 'udp=12,tcp-established=600', bip: '172.30.0.1/16' }));
     const from = d.log.length;
     process.kill(d.pid!, 'SIGHUP');
     const line = JSON.parse(await waitLog(d, from, /^\{.*SIGHUP.*\}$/m));
     expect(line.level).toBe('info');
     // The typed --log-level info still wins over the file, so the level does not change.
-    expect(line.applied).toBe('dns=10.9.9.8 ebpf-timeouts=udp=12,tcp-established=600');
+    expect(line.applied).toBe(`dns=${UPLINK.externalAddress} ebpf-timeouts=udp=12,tcp-established=600`);
+    expect(await ask()).toMatchObject({ rcode: 'NOERROR', answers: ['203.0.113.9'] });
     expect(line.not_applied).toBe('bip');
     expect(line.msg).toContain('cannot change while running (restart to apply): bip');
     const t = readTimeouts(`/sys/fs/bpf/${d.instance}`);
