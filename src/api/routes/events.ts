@@ -25,7 +25,9 @@ export function eventRoutes(router: Router, events: NetworkEvents): void {
     const unsubscribe = events.subscribe((e) => {
       if (pass(e)) send(e);
     });
-    const timer = until !== undefined ? setTimeout(() => res.end(), Number((until - nowNs) / 1_000_000n)) : undefined;
+    // setTimeout takes at most 2^31-1 ms (longer fires at once): a later `until` just streams until the client leaves.
+    const waitMs = until !== undefined ? Number((until - nowNs) / 1_000_000n) : Infinity;
+    const timer = waitMs <= 2 ** 31 - 1 ? setTimeout(() => res.end(), waitMs) : undefined;
     const done = () => {
       unsubscribe();
       if (timer) clearTimeout(timer);
