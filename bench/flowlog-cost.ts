@@ -1,14 +1,19 @@
 /**
- * node dist/bench/flowlog-cost.js [--reps N]
+ * node dist/bench/flowlog-cost.js [--reps N] [--base-objects DIR]
  *
  * What the opt-in flow log costs: the bench's keep-alive and new-connection workloads on the
  * ebpf setup's conntracked paths (published port: DNAT; egress: masquerade), each run with no
  * flow-log listener and with one `GET /events/flows` client reading everything, interleaved
  * (off/on, then on/off) within each repetition. Prints medians and the on/off ratio. The
- * machine is shared: read the ratios, not the absolute numbers.
+ * machine is shared: read the ratios, not the absolute numbers. With --base-objects DIR (the
+ * lxc/uplink/host objects built from a commit without the flow log), a second setup runs those
+ * objects, interleaved too, for the cost of the flow log's hooks when nobody listens.
  */
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bpfObjectDir } from '../src/paths.js';
 import { BpfMap } from '../src/datapath/libbpf/bpf.js';
 import { u32 } from '../src/datapath/libbpf/codec.js';
 import { DP_F_FLOW_EVENTS, DatapathMaps, dpConfig } from '../src/datapath/abi.js';
@@ -62,18 +67,37 @@ async function main(argv: string[]): Promise<void> {
     newConnectionsWorkload('published', 'new connections, published port', true),
     newConnectionsWorkload('egress', 'new connections, egress (masquerade)', true),
   ];
+  const baseAt = argv.indexOf('--base-objects');
+  const baseDir = baseAt >= 0 ? argv[baseAt + 1] : undefined;
+  // The daemon loads its objects once at start: start the base setup with the base objects in
+  // place, then put ours back for the other one.
+  let base: BpfnetSetup | undefined;
+  if (baseDir) {
+    const keep = mkdtempSync(join(tmpdir(), 'bpfnet-objs-'));
+    const objs = ['lxc', 'uplink', 'host'].map((n) => `${n}.bpf.o`);
+    for (const o of objs) copyFileSync(join(bpfObjectDir, o), join(keep, o));
+    try {
+      for (const o of objs) copyFileSync(join(baseDir, o), join(bpfObjectDir, o));
+      base = await BpfnetSetup.create('ebpf');
+    } finally {
+      for (const o of objs) copyFileSync(join(keep, o), join(bpfObjectDir, o));
+      rmSync(keep, { recursive: true, force: true });
+    }
+  }
   const s = await BpfnetSetup.create('ebpf');
-  const rows = new Map<string, { off: number[]; on: number[]; records: number[] }>();
+  const rows = new Map<string, { base: number[]; off: number[]; on: number[]; records: number[] }>();
   try {
     for (let rep = 0; rep < reps; rep++) {
       for (const w of workloads) {
-        const target = s.targets[w.path]!;
-        const row = rows.get(w.id) ?? { off: [], on: [], records: [] };
+        const row = rows.get(w.id) ?? { base: [], off: [], on: [], records: [] };
         rows.set(w.id, row);
-        for (const mode of rep % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const)) {
+        const modes = (['off', 'on', ...(base ? ['base'] : [])] as Array<'off' | 'on' | 'base'>);
+        for (let k = 0; k < modes.length; k++) {
+          const mode = modes[(k + rep) % modes.length];
+          const setup = mode === 'base' ? base! : s;
           const listener = mode === 'on' ? await listen(s.daemon.socket, s.daemon.instance) : undefined;
           try {
-            const r = await w.run(s.lab, target, D);
+            const r = await w.run(setup.lab, setup.targets[w.path]!, D);
             row[mode].push(r.metrics.rps);
           } finally {
             if (listener) {
@@ -81,22 +105,26 @@ async function main(argv: string[]): Promise<void> {
               await listener.close();
             }
           }
-          process.stderr.write(`rep ${rep + 1}/${reps} ${w.id} listener ${mode}: ${row[mode].at(-1)?.toFixed(0)}\n`);
+          process.stderr.write(`rep ${rep + 1}/${reps} ${w.id} ${mode}: ${row[mode].at(-1)?.toFixed(0)}\n`);
         }
       }
     }
   } finally {
     await s.destroy();
+    await base?.destroy();
   }
   const lines = [
-    `| workload | no listener | with listener | with/without | flow records read |`,
-    `|---|---:|---:|---:|---:|`,
+    `| workload |${base ? ' without flow-log code |' : ''} no listener | with listener |${base ? ' no listener / without code |' : ''} with / without listener | flow records read |`,
+    `|---|${base ? '---:|' : ''}---:|---:|${base ? '---:|' : ''}---:|---:|`,
   ];
   for (const w of workloads) {
     const r = rows.get(w.id)!;
     const off = median(r.off);
     const on = median(r.on);
-    lines.push(`| ${w.title} (${w.metrics[0].unit}) | ${off.toFixed(0)} | ${on.toFixed(0)} | ${(on / off).toFixed(2)}x | ${median(r.records)} |`);
+    const b = base ? median(r.base) : 0;
+    lines.push(
+      `| ${w.title} (${w.metrics[0].unit}) |${base ? ` ${b.toFixed(0)} |` : ''} ${off.toFixed(0)} | ${on.toFixed(0)} |${base ? ` ${(off / b).toFixed(2)}x |` : ''} ${(on / off).toFixed(2)}x | ${median(r.records)} |`,
+    );
   }
   process.stdout.write(`${lines.join('\n')}\n\nmedians of ${reps} interleaved repetitions, ${D.http} s per run; shared 2-vCPU machine: noisy\n`);
 }
