@@ -28,6 +28,13 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# ---- systemd-analyze checks the service unit (tests); Debian's systemd package installs it.
+# Installing it starts nothing here: PID 1 is not systemd on these machines.
+if ! command -v systemd-analyze >/dev/null && [[ $EUID -eq 0 ]]; then
+  say "installing systemd (for systemd-analyze verify)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
+fi
+
 # ---- bpffs: pinned maps and links live here ----
 if [[ $EUID -eq 0 ]] && ! mountpoint -q /sys/fs/bpf; then
   say "mounting bpffs at /sys/fs/bpf"

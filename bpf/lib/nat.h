@@ -9,6 +9,7 @@
 #include "deliver.h"
 #include "fib.h"
 #include "stats.h"
+#include "flowlog.h"
 
 /* The published port a packet to (addr, port) reaches: an address-specific binding first, then "any". */
 static __always_inline struct port_target *port_lookup4(__be32 addr, __be16 port, __u8 proto)
@@ -98,6 +99,7 @@ static __always_inline int ct_follow4(struct __sk_buff *skb, const struct pkt4 *
 	if (!found)
 		return CT_NO_FLOW;
 	ct_touch4(found, p, cfg, now, ct_twin_hook(found->kind, found->dir));
+	flowlog_count4(cfg, p, hook, skb->len);
 	struct ct_entry4 e = *found;
 	return ct_apply4(skb, p, &e, cfg, stats_ifindex, from_ingress);
 }
@@ -111,6 +113,7 @@ static __always_inline int ct_start4(struct __sk_buff *skb, const struct pkt4 *p
 		return drop_pkt(stats_ifindex, DROP_CT_FULL, p);
 	if (rc == CT_NO_PORT)
 		return drop_pkt(stats_ifindex, DROP_NAT_NO_PORT, p);
+	flowlog_new4(cfg, p, n, &e, stats_ifindex, skb->len);
 	return ct_apply4(skb, p, &e, cfg, stats_ifindex, from_ingress);
 }
 

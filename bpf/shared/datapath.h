@@ -136,4 +136,33 @@ struct drop_event {
 	__u16 pad;
 };
 
+/* ---- the opt-in flow log (bpf/lib/flowlog.h) ---- */
+
+/* cfg4 flags bit: someone listens to the flow log; without it the hooks write nothing. */
+#define DP_F_FLOW_EVENTS (1U << 3)
+
+#define FLOW_EV_NEW 1
+
+/* One record in flow_events (ring buffer): a tracked flow started. */
+struct flow_event {
+	__u64 ts;               /* CLOCK_MONOTONIC ns */
+	__u32 ifindex;          /* stats slot of the hook that saw it (host veth, or STATS_UPLINK/HOST) */
+	__u32 deliver;          /* where the original direction goes (host veth ifindex or CT_DELIVER_*) */
+	struct ct_key4 orig;    /* the packet's tuple, with the hook of the original direction */
+	__be32 nat_saddr;       /* the tuple after rewriting */
+	__be32 nat_daddr;
+	__be16 nat_sport;
+	__be16 nat_dport;
+	__u8 type;              /* FLOW_EV_* */
+	__u8 kind;              /* enum ct_kind */
+	__u8 reply_hook;        /* with the rewritten tuple turned around: the reply's ct4 key */
+	__u8 pad;
+};
+
+/* flow_stats4: ct4 key (one direction of a flow) -> what passed that way while someone listened. */
+struct flow_counts {
+	__u64 packets;
+	__u64 bytes;
+};
+
 #endif

@@ -1,8 +1,9 @@
 /**
- * What `bpfnet daemon` hands to `runDaemon(options)` of src/daemon/main.ts: its flags with the
- * defaults applied. Values stay as typed (strings): the daemon resolves and checks them, so
- * the rules live in one place (src/daemon/options.ts); the CLI only refuses what it can
- * tell is malformed without looking at the host.
+ * What `bpfnet daemon` hands to `runDaemon(options)` of src/daemon/main.ts: the flags typed on
+ * the command line, and only those, so the daemon can tell them from its config file's keys
+ * (flags win over the file, the file over the defaults). Values stay as typed (strings): the
+ * daemon resolves and checks them, so the rules live in one place (src/daemon/options.ts); the
+ * CLI only refuses what it can tell is malformed without looking at the host.
  */
 
 export type DatapathKind = 'ebpf' | 'iptables';
@@ -10,19 +11,19 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface DaemonOptions {
   /** State directory (the SQLite store and per-sandbox files). */
-  readonly root: string;
+  readonly root?: string;
   /** Path of the unix socket to listen on. */
-  readonly socket: string;
-  readonly datapath: DatapathKind;
+  readonly socket?: string;
+  readonly datapath?: DatapathKind;
   /** Interface for masquerade and published ports; undefined: the default route's. */
   readonly uplink?: string;
   /** The default bridge's gateway address and prefix, e.g. 172.17.0.1/16. */
-  readonly bip: string;
+  readonly bip?: string;
   /** `base=CIDR,size=N` entries, each already parsed once; empty: Docker's default pools. */
-  readonly defaultAddressPool: string[];
+  readonly defaultAddressPool?: string[];
   /** Prefix of every kernel object this daemon creates, so several daemons can share a host. */
-  readonly instance: string;
-  readonly logLevel: LogLevel;
+  readonly instance?: string;
+  readonly logLevel?: LogLevel;
   /** ebpf datapath tuning, as typed (src/daemon/options.ts checks them): connection-table entries. */
   readonly ebpfCtMax?: string;
   /** Seconds between connection-table GC passes. */
@@ -33,6 +34,14 @@ export interface DaemonOptions {
   readonly ebpfUplinkShortcut?: string;
   /** Default upstream DNS servers (--dns, repeatable), as typed; empty: the host's resolv.conf. */
   readonly dns?: string[];
+  /** logfmt or json lines. */
+  readonly logFormat?: 'logfmt' | 'json';
+  /** HOST:PORT: also serve GET /metrics over TCP there. */
+  readonly metricsAddr?: string;
+  /** Per-endpoint metric series. */
+  readonly metricsPerEndpoint?: boolean;
+  /** Config file (default /etc/bpfnet/daemon.json, which may be absent). */
+  readonly configFile?: string;
 }
 
 /** The daemon's entry point: resolves once it is serving (or, with a number, when it has stopped with that status). */

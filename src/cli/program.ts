@@ -6,6 +6,8 @@ import { CommanderError } from 'commander';
 import { errorText } from './client.js';
 import { CliCommand } from './command.js';
 import { registerDaemonCommand, type DaemonLoader } from './commands/daemon.js';
+import { registerEventsCommand } from './commands/events.js';
+import { registerInfoCommand } from './commands/info.js';
 import { registerNetworkCommands } from './commands/network.js';
 import { registerRunCommands } from './commands/run.js';
 import { registerSandboxCommands } from './commands/sandboxes.js';
@@ -42,6 +44,8 @@ export function buildProgram(io: Io, deps: CliDeps = {}): CliCommand {
   registerSandboxCommands(program, cli);
   registerStatsCommands(program, cli);
   registerVersionCommand(program, cli);
+  registerEventsCommand(program, cli);
+  registerInfoCommand(program, cli);
   registerDaemonCommand(program, deps.loadDaemon);
 
   for (const command of walk(program)) command.showHelpAfterError(`See '${fullName(command)} --help'.`);

@@ -23,19 +23,21 @@ import { ObservedStore } from '../store/observed-store.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { Mutex } from '../util/mutex.js';
-import type { Logger } from './log.js';
+import type { DaemonLogger, Logger } from './log.js';
+import { Operations } from './operations.js';
 import type { DaemonSettings } from './options.js';
 import { defaultBridge, hostNetwork, noneNetwork } from './predefined.js';
 import { reconcile } from './reconcile.js';
 import { claimSocketPath, releaseSocketPath } from './socket.js';
 
 export class Daemon {
-  readonly #settings: DaemonSettings;
+  #settings: DaemonSettings;
   readonly #log: Logger;
   #store?: Store;
   #datapath?: Datapath;
   #server?: Server;
   #dns?: EmbeddedDns;
+  #ops?: Operations;
   networks?: NetworkService;
   sandboxes?: SandboxService;
 
@@ -68,14 +70,18 @@ export class Daemon {
     const sandboxes = new SandboxService(store, networks, cfg, mutex);
     this.networks = networks;
     this.sandboxes = sandboxes;
-    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log });
+    const ops = new Operations(this.#settings, store, datapath, this.#log);
+    this.#ops = ops;
+    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns });
     this.#dns = dns;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
+    ops.watch(networks, attachments);
 
     this.#ensurePredefined(store, networks);
     const t0 = Date.now();
     const report = await reconcile(store, networks, sandboxes, datapath, cfg, this.#log);
+    ops.observeReconcile(report);
     this.#log.info(
       `reconciled in ${Date.now() - t0} ms: ${store.networks.all().length} networks, ${store.sandboxes.all().length} sandboxes` +
         (report.undoneCreations + report.finishedRemovals + report.undoneEndpoints + report.rebuiltEndpoints > 0
@@ -92,7 +98,9 @@ export class Daemon {
     networkRoutes(router, networks, store);
     sandboxRoutes(router, sandboxes, store, (netns) => (netns ? `/run/netns/${netns}` : cfg.hostNetnsPath));
     observeRoutes(router, datapath, sandboxes, store);
+    ops.routes(router);
     const server = createServer((req, res) => {
+      ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {
         this.#log.error(`unhandled: ${(err as Error).stack ?? err}`);
         if (!res.headersSent) res.writeHead(500);
@@ -113,7 +121,16 @@ export class Daemon {
     });
     chmodSync(socket, 0o660);
     this.#server = server;
+    await ops.listen();
     this.#log.info(`bpfnet ${BPFNET_VERSION} (${datapath.kind} datapath, instance ${cfg.instance}, uplink ${cfg.uplink.ifname} ${cfg.uplink.ipv4}) listening on ${socket}`);
+  }
+
+  /** SIGHUP: applies what can change live; returns what it applied and what needs a restart. */
+  reload(next: DaemonSettings, log: DaemonLogger): { applied: string[]; needRestart: string[] } {
+    if (!this.#ops) throw new Error('the daemon is not started');
+    const { applied, needRestart, settings } = this.#ops.reload(this.#settings, next, log, this.#dns);
+    this.#settings = settings;
+    return { applied, needRestart };
   }
 
   #ensurePredefined(store: Store, networks: NetworkService): void {
@@ -140,6 +157,7 @@ export class Daemon {
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
+    await this.#ops?.close();
     await this.#dns?.stop();
     await this.#datapath?.stop();
     this.#store?.close();

@@ -24,6 +24,14 @@ export interface DaemonFlags {
   ebpfUplinkShortcut?: string;
   /** Default upstream DNS servers (repeatable --dns), instead of the host's resolv.conf. */
   dns?: string[];
+  /** logfmt (default) or json lines on stderr. */
+  logFormat?: string;
+  /** HOST:PORT for GET /metrics over TCP as well (off by default: the API socket serves it). */
+  metricsAddr?: string;
+  /** Per-endpoint series (one per endpoint: more series, so off by default). */
+  metricsPerEndpoint?: boolean;
+  /** The config file to read (default /etc/bpfnet/daemon.json, which may be absent). */
+  configFile?: string;
 }
 
 export interface DaemonSettings {
@@ -34,6 +42,16 @@ export interface DaemonSettings {
   ebpf: EbpfTuning;
   /** --dns: the upstreams of the embedded DNS and the nameservers of sandboxes outside it; empty: the host's. */
   dns: string[];
+  logFormat: 'logfmt' | 'json';
+  metrics: { address?: { host: string; port: number }; perEndpoint: boolean };
+}
+
+/** "HOST:PORT" or "[V6]:PORT" -> its parts; throws naming the flag. */
+export function parseListenAddress(flag: string, text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) throw new Error(`--${flag} must be HOST:PORT, like 127.0.0.1:9490, not "${text}"`);
+  return { host: m[1] ?? m[2], port };
 }
 
 const TIMEOUT_NAMES = ['tcp-syn', 'tcp-established', 'tcp-fin', 'tcp-closed', 'udp', 'udp-stream', 'icmp'];
@@ -109,7 +127,7 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   const uplinkIf = flags.uplink ?? (await defaultUplink());
   const uplinkIp = await uplinkAddress(uplinkIf);
   const logLevel = (flags.logLevel ?? 'info') as DaemonSettings['logLevel'];
-  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error`);
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error, not "${logLevel}"`);
   let resolv = '';
   try {
     resolv = readFileSync('/etc/resolv.conf', 'utf8');
@@ -119,10 +137,15 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   const ebpf = parseTuning(flags);
   const dns = flags.dns ?? [];
   for (const server of dns) if (parseIPv4(server) === undefined) throw new Error(`--dns must be an IPv4 address, not "${server}"`);
+  const logFormat = (flags.logFormat ?? 'logfmt') as DaemonSettings['logFormat'];
+  if (logFormat !== 'logfmt' && logFormat !== 'json') throw new Error(`--log-format must be logfmt or json, not "${flags.logFormat}"`);
+  const metricsAddress = flags.metricsAddr ? parseListenAddress('metrics-addr', flags.metricsAddr) : undefined;
   return {
     socket: flags.socket ?? DEFAULTS.socket,
     datapath,
     logLevel,
+    logFormat,
+    metrics: { ...(metricsAddress ? { address: metricsAddress } : {}), perEndpoint: flags.metricsPerEndpoint ?? false },
     ebpf,
     dns,
     engine: {

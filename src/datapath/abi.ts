@@ -114,6 +114,31 @@ export const dropEvent = struct({
   pad: pad(2),
 });
 
+// ---- bpf/shared/datapath.h: the opt-in flow log (bpf/lib/flowlog.h) ----
+
+/** cfg4 flags bit set while someone listens to the flow log. */
+export const DP_F_FLOW_EVENTS = 8;
+export const FlowEventType = { NEW: 1 } as const;
+
+export const flowEvent = struct({
+  ts: u64n,
+  ifindex: u32,
+  deliver: u32,
+  orig: ctKey4,
+  nat_saddr: ipv4,
+  nat_daddr: ipv4,
+  nat_sport: be16,
+  nat_dport: be16,
+  type: u8,
+  kind: u8,
+  reply_hook: u8,
+  pad: pad(1),
+});
+
+export const flowCounts = struct({ packets: u64, bytes: u64 });
+
+export const FlowMaps = { events: 'flow_events', stats: 'flow_stats4' } as const;
+
 export const DatapathMaps = {
   config: 'cfg4',
   networks: 'net4',

@@ -39,6 +39,16 @@ export interface EmbeddedDnsOptions {
   readonly upstreamPort?: number;
   readonly ttl?: number;
   readonly forwarder?: ForwarderOptions;
+  /** Told how each query was answered (metrics): 'local' or 'forwarded' by rcode, and the upstream time. */
+  readonly observe?: (answer: DnsOutcome, upstreamSeconds?: number) => void;
+}
+
+export type DnsOutcome = 'local' | 'forwarded' | 'nxdomain' | 'servfail' | 'refused' | 'dropped' | 'other';
+
+function outcomeOf(packet: Buffer | null, answered: 'local' | 'forwarded'): DnsOutcome {
+  if (!packet || packet.length < 4) return 'dropped';
+  const rcode = packet.readUInt16BE(2) & 0xf;
+  return rcode === 0 ? answered : rcode === 3 ? 'nxdomain' : rcode === 2 ? 'servfail' : rcode === 5 ? 'refused' : 'other';
 }
 
 export interface ResolvConfChoice {
@@ -72,20 +82,34 @@ export class EmbeddedDns {
   readonly #resolver: Resolver;
   readonly #forwarder: Forwarder;
   readonly #server: DnsServer;
-  readonly #servers: readonly string[];
+  #servers: readonly string[];
   readonly #host: HostResolvers;
-  readonly #upstreams: readonly Upstream[];
+  #upstreams: readonly Upstream[];
+  readonly #upstreamPort: number;
+  readonly #observe: NonNullable<EmbeddedDnsOptions['observe']>;
 
   constructor(opts: EmbeddedDnsOptions) {
+    this.#observe = opts.observe ?? (() => undefined);
     this.#store = opts.store;
     this.#servers = opts.servers;
     this.#host = parseHostResolvers(opts.hostResolvConf);
-    const defaults = opts.servers.length > 0 ? opts.servers : this.#host.all.length > 0 ? this.#host.all : FALLBACK_NAMESERVERS;
-    this.#upstreams = defaults.map((address) => ({ address, port: opts.upstreamPort ?? 53 }));
+    this.#upstreamPort = opts.upstreamPort ?? 53;
+    this.#upstreams = this.#defaults(opts.servers);
     this.#index = new LiveNameIndex(opts.store);
     this.#resolver = new Resolver(this.#index, { ttl: opts.ttl, upstreams: () => this.#upstreams });
     this.#forwarder = new Forwarder(opts.forwarder);
     this.#server = new DnsServer((query, ctx) => this.handle(query, ctx), { port: opts.port, log: opts.log });
+  }
+
+  #defaults(servers: readonly string[]): Upstream[] {
+    const list = servers.length > 0 ? servers : this.#host.all.length > 0 ? this.#host.all : FALLBACK_NAMESERVERS;
+    return list.map((address) => ({ address, port: this.#upstreamPort }));
+  }
+
+  /** New daemon --dns servers (SIGHUP): the next forwarded query uses them. */
+  setServers(servers: readonly string[]): void {
+    this.#servers = [...servers];
+    this.#upstreams = this.#defaults(servers);
   }
 
   /** The daemon's default upstreams. */
@@ -110,11 +134,19 @@ export class EmbeddedDns {
   /** One query: answered here, or forwarded; resolves with the bytes to send back (null: none). */
   handle(query: Buffer, ctx: QueryContext): Buffer | null | Promise<Buffer | null> {
     const d: Decision = this.#resolver.resolve(query, ctx);
-    if (d.kind === 'drop') return null;
-    if (d.kind === 'reply') return d.packet;
+    if (d.kind === 'drop') {
+      this.#observe('dropped');
+      return null;
+    }
+    if (d.kind === 'reply') {
+      this.#observe(outcomeOf(d.packet, 'local'));
+      return d.packet;
+    }
+    const started = process.hrtime.bigint();
     return this.#forwarder.forward(d.query, d.question, d.upstreams, d.transport).then((r) => {
-      if (r.kind === 'answer') return relay(d, r.response);
-      return failure(d, r.kind === 'busy' ? Rcode.REFUSED : Rcode.SERVFAIL);
+      const answer = r.kind === 'answer' ? relay(d, r.response) : failure(d, r.kind === 'busy' ? Rcode.REFUSED : Rcode.SERVFAIL);
+      this.#observe(outcomeOf(answer, 'forwarded'), Number(process.hrtime.bigint() - started) / 1e9);
+      return answer;
     });
   }
 

@@ -22,6 +22,8 @@ const mirrored: Array<[string, string, StructCodec<any>]> = [
   ['datapath.h', 'ct_entry4', abi.ctEntry4],
   ['datapath.h', 'ep_stats', abi.epStats],
   ['datapath.h', 'drop_event', abi.dropEvent],
+  ['datapath.h', 'flow_event', abi.flowEvent],
+  ['datapath.h', 'flow_counts', abi.flowCounts],
 ];
 
 function cLayout(): Record<string, { size: number; offsets: Record<string, number> }> {

@@ -69,17 +69,14 @@ describe('daemon', () => {
     return { ...r, received };
   };
 
-  it("hands DESIGN.md's defaults to runDaemon", async () => {
+  it('hands only the typed flags to runDaemon (the daemon puts its config file between them and the defaults)', async () => {
     const { code, received } = await start([]);
     expect(code).toBe(0);
-    expect(received).toEqual({
-      root: '/var/lib/bpfnet',
-      socket: '/run/bpfnet.sock',
-      datapath: 'ebpf',
-      bip: '172.17.0.1/16',
-      defaultAddressPool: [],
-      instance: 'bpfnet',
+    expect(received).toEqual({});
+    expect((await start(['--log-level', 'info', '--config-file', '/tmp/x.json', '--metrics-per-endpoint'])).received).toEqual({
       logLevel: 'info',
+      configFile: '/tmp/x.json',
+      metricsPerEndpoint: true,
     });
   });
 

@@ -26,17 +26,22 @@ interface DaemonFlags {
   defaultAddressPool: string[];
   instance: string;
   logLevel: LogLevel;
+  logFormat: 'logfmt' | 'json';
   ebpfCtMax?: string;
   ebpfGcInterval?: string;
   ebpfTimeouts?: string;
   ebpfUplinkShortcut?: string;
   dns: string[];
+  metricsAddr?: string;
+  metricsPerEndpoint?: boolean;
+  configFile?: string;
 }
 
 export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
   program
     .command('daemon')
     .description('Run the bpfnet daemon (one per host)')
+    .option('--config-file <path>', 'Daemon configuration file: every flag as a key (flags win over it)', '/etc/bpfnet/daemon.json')
     .option('--root <dir>', 'Root directory of persistent state', '/var/lib/bpfnet')
     .option('--socket <path>', 'Unix socket to listen on', '/run/bpfnet.sock')
     .addOption(new Option('--datapath <kind>', 'Packet datapath').choices(['ebpf', 'iptables']).default('ebpf'))
@@ -45,29 +50,21 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--default-address-pool <base=CIDR,size=N>', 'Default address pool for user-defined networks (repeatable)', collectPool, [])
     .option('--instance <name>', 'Prefix of the kernel objects this daemon creates', 'bpfnet')
     .addOption(new Option('-l, --log-level <level>', 'Set the logging level').choices(['debug', 'info', 'warn', 'error']).default('info'))
+    .addOption(new Option('--log-format <format>', 'Log lines on stderr').choices(['logfmt', 'json']).default('logfmt'))
     .option('--ebpf-ct-max <entries>', 'ebpf datapath: connection-tracking table entries')
     .option('--ebpf-gc-interval <seconds>', 'ebpf datapath: seconds between connection-table GC passes')
     .option('--ebpf-timeouts <name=seconds,...>', 'ebpf datapath: connection timeouts, e.g. udp=30,tcp-established=3600')
     .addOption(new Option('--ebpf-uplink-shortcut <on|off>', 'ebpf datapath: hand replies to a veth uplink\'s peer directly (a NIC has no peer; off measures a NIC-like uplink)').choices(['on', 'off']))
     .option('--dns <ip>', "DNS server for sandboxes and upstream of the embedded DNS (repeatable; default: the host's resolv.conf)", collectDns, [])
-    .action(async (flags: DaemonFlags) => {
-      const options: DaemonOptions = {
-        root: flags.root,
-        socket: flags.socket,
-        datapath: flags.datapath,
-        ...(flags.uplink ? { uplink: flags.uplink } : {}),
-        bip: flags.bip,
-        defaultAddressPool: flags.defaultAddressPool,
-        instance: flags.instance,
-        logLevel: flags.logLevel,
-        ...(flags.ebpfCtMax ? { ebpfCtMax: flags.ebpfCtMax } : {}),
-        ...(flags.ebpfGcInterval ? { ebpfGcInterval: flags.ebpfGcInterval } : {}),
-        ...(flags.ebpfTimeouts ? { ebpfTimeouts: flags.ebpfTimeouts } : {}),
-        ...(flags.ebpfUplinkShortcut ? { ebpfUplinkShortcut: flags.ebpfUplinkShortcut } : {}),
-        ...(flags.dns.length > 0 ? { dns: flags.dns } : {}),
-      };
+    .option('--metrics-addr <host:port>', 'Also serve GET /metrics over TCP at this address (default: only on the API socket)')
+    .option('--metrics-per-endpoint', 'Add per-endpoint metric series (one per endpoint)')
+    .action(async (flags: DaemonFlags, command: Command) => {
+      // Only what was typed: the daemon puts its config file between these and the defaults.
+      const typed = (key: keyof DaemonFlags) => command.getOptionValueSource(key) === 'cli';
+      const options: Record<string, unknown> = {};
+      for (const key of Object.keys(flags) as Array<keyof DaemonFlags>) if (typed(key)) options[key] = flags[key];
       const runDaemon = await loadRunDaemon(load);
-      const status = await runDaemon(options);
+      const status = await runDaemon(options as DaemonOptions);
       if (typeof status === 'number' && status !== 0) throw new ExitStatus(status);
     });
 }

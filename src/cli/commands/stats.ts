@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { DropEvent, SandboxStats, SandboxSummary } from '../../api/types.js';
+import type { FlowRecord } from '../../observe/flow-log.js';
 import { ApiError, segment, type Client } from '../client.js';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../errors.js';
@@ -118,17 +119,52 @@ export function formatDropEvent(e: DropEvent): string {
   return `${e.Time} reason=${e.Reason} ${e.Protocol} ${e.Source} -> ${e.Destination} iface=${e.Interface}`;
 }
 
+/** One line per flow-log record: `TIME EVENT PROTO SRC -> DST [KIND NAT-SRC -> NAT-DST] ...`. */
+export function formatFlowRecord(r: FlowRecord): string {
+  const parts = [r.Time, r.Event, r.Protocol, `${r.Source} -> ${r.Destination}`];
+  if (r.Translated) parts.push(`${r.Kind ?? 'nat'} ${r.Translated.Source} -> ${r.Translated.Destination}`);
+  if (r.Reason) parts.push(`reason=${r.Reason}`);
+  if (r.Sandbox) parts.push(`sandbox=${r.Sandbox}`);
+  if (r.Network) parts.push(`network=${r.Network}`);
+  if (r.Packets && r.Bytes) parts.push(`packets=${r.Packets.Original}/${r.Packets.Reply} bytes=${r.Bytes.Original}/${r.Bytes.Reply}`);
+  return parts.join(' ');
+}
+
+interface MonitorFlags {
+  format?: string;
+  flows?: boolean;
+  sandbox?: string;
+  network?: string;
+  port?: string;
+  verdict?: string;
+}
+
 function registerMonitor(program: Command, cli: CliContext): void {
   program
     .command('monitor')
-    .description('Print the packets the datapath drops, as they happen, until interrupted')
+    .description('Print the packets the datapath drops (or, with --flows, the flow log), as they happen, until interrupted')
     .option('--format <format>', "Format each event: 'json' or a Go-like template such as '{{.Reason}}'")
-    .action(async (flags: { format?: string }) => {
+    .option('--flows', 'Flow log: new flows with their NAT translation, their end with byte counts, and drops')
+    .option('--sandbox <name>', 'With --flows: only this sandbox (name or id)')
+    .option('--network <name>', 'With --flows: only this network')
+    .option('--port <port>', 'With --flows: only flows with this port on either side, before or after NAT')
+    .option('--verdict <verdict>', 'With --flows: forwarded or dropped')
+    .action(async (flags: MonitorFlags) => {
       const template =
         flags.format === undefined || flags.format === '' ? undefined : Template.parse(flags.format === 'json' ? '{{json .}}' : flags.format);
+      if (!flags.flows && (flags.sandbox || flags.network || flags.port || flags.verdict))
+        throw new ExitStatus(125, '--sandbox, --network, --port and --verdict filter the flow log: add --flows');
       const controller = new AbortController();
       const stopListening = cli.io.onInterrupt(() => controller.abort());
       try {
+        if (flags.flows) {
+          const query = { sandbox: flags.sandbox, network: flags.network, port: flags.port, verdict: flags.verdict };
+          await cli.client().stream('GET', '/events/flows', { signal: controller.signal, query }, async (value) => {
+            const r = value as FlowRecord;
+            await writeChunk(cli.io.stdout, `${template ? template.execute(r) : formatFlowRecord(r)}\n`);
+          });
+          return;
+        }
         await cli.client().stream('GET', '/events/drops', { signal: controller.signal }, async (value) => {
           const event = value as DropEvent;
           await writeChunk(cli.io.stdout, `${template ? template.execute(event) : formatDropEvent(event)}\n`);

@@ -212,6 +212,11 @@ export class PerCpuMap<K, V> {
     return this.#raw.entries().map(([k, v]) => [decode(this.#key, k), this.#split(v)]);
   }
 
+  /** Every entry in one pass, packed: values are info.valueBytes each (every CPU's, 8-aligned). */
+  dumpPacked(): { keys: Buffer; values: Buffer; count: number } {
+    return this.#raw.dump();
+  }
+
   pin(path: string): void {
     this.#raw.pin(path);
   }
@@ -397,6 +402,11 @@ export class BpfObject {
   close(): void {
     this.#raw.close();
   }
+}
+
+/** A map pinned at path, untyped: for ring buffers, which have no keys or values to check. */
+export function openPinnedRaw(path: string): NativeMap {
+  return native().BpfMap.openPinned(path);
 }
 
 /** Records from a BPF ring buffer, decoded and delivered on the event loop. */

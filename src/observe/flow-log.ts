@@ -1,0 +1,262 @@
+/**
+ * The flow log behind `bpfnet monitor --flows`: new tracked flows with their NAT translation
+ * (from the datapath's flow_events ring buffer), their end with per-direction packet and byte
+ * counts (flow_stats4, read when the flow's connection-table entries are gone), and drops.
+ * It runs only while someone listens: the first subscriber sets DP_F_FLOW_EVENTS in cfg4 and
+ * opens the ring buffer, the last one clears the flag, so with nobody listening the datapath
+ * writes nothing and the daemon reads nothing.
+ */
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import { CtKind, DP_F_FLOW_EVENTS, DatapathMaps, FlowMaps, ctEntry4, ctKey4, dpConfig, flowCounts, flowEvent } from '../datapath/abi.js';
+import type { DropInfo } from '../datapath/datapath.js';
+import { BpfMap, RingBuffer, openPinnedRaw } from '../datapath/libbpf/bpf.js';
+import { encode, u32 } from '../datapath/libbpf/codec.js';
+
+type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
+
+export interface FlowRecord {
+  Time: string;
+  /** new: a tracked flow started; end: it is gone from the connection table; drop: a packet was dropped. */
+  Event: 'new' | 'end' | 'drop';
+  Verdict: 'forwarded' | 'dropped';
+  Reason?: string;
+  Protocol: string;
+  /** snat (masquerade), dnat (published port), hairpin, local (host to published port). */
+  Kind?: string;
+  Source: string;
+  Destination: string;
+  /** The tuple after NAT. */
+  Translated?: { Source: string; Destination: string };
+  Sandbox?: string;
+  Network?: string;
+  /** end: what passed each way while someone listened. */
+  Packets?: { Original: number; Reply: number };
+  Bytes?: { Original: number; Reply: number };
+}
+
+export interface FlowFilter {
+  sandbox?: string;
+  network?: string;
+  port?: number;
+  verdict?: 'forwarded' | 'dropped';
+}
+
+export interface FlowOwner {
+  sandbox: string;
+  sandboxId: string;
+  network: string;
+}
+
+export interface FlowLogOptions {
+  pinRoot: string;
+  /** Host veth ifindex -> its sandbox and network. */
+  ownerOf(ifindex: number): FlowOwner | undefined;
+  /** Host veth name -> its sandbox and network (drops name their interface). */
+  ownerOfInterface(ifname: string): FlowOwner | undefined;
+  onDrop(listener: (d: DropInfo) => void): () => void;
+  /** How often ended flows are looked for, ms. */
+  pollMs?: number;
+}
+
+const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const KIND: Record<number, string> = { [CtKind.SNAT]: 'snat', [CtKind.DNAT]: 'dnat', [CtKind.HAIRPIN]: 'hairpin', [CtKind.LOCAL]: 'local' };
+
+interface Tracked {
+  record: FlowRecord;
+  origKey: string;
+  replyKey: string;
+}
+
+const endpoint = (addr: string, port: number, proto: number) => (proto === 6 || proto === 17 ? `${addr}:${port}` : addr);
+const portOf = (text: string) => Number(/:(\d+)$/.exec(text)?.[1] ?? NaN);
+
+export function matchesFlow(r: FlowRecord, f: FlowFilter, sandboxId?: string): boolean {
+  if (f.verdict && r.Verdict !== f.verdict) return false;
+  if (f.network && r.Network !== f.network) return false;
+  if (f.sandbox && r.Sandbox !== f.sandbox && sandboxId !== f.sandbox && !(f.sandbox.length >= 3 && sandboxId?.startsWith(f.sandbox))) return false;
+  if (f.port !== undefined) {
+    const ports = [r.Source, r.Destination, r.Translated?.Source, r.Translated?.Destination].filter((x): x is string => !!x).map(portOf);
+    if (!ports.includes(f.port)) return false;
+  }
+  return true;
+}
+
+export class FlowLog {
+  readonly #opts: FlowLogOptions;
+  readonly #emitter = new EventEmitter();
+  readonly #tracked = new Map<string, Tracked>();
+  /** record -> owning sandbox id, for filters by id. */
+  readonly #ids = new WeakMap<FlowRecord, string>();
+  #ring?: RingBuffer<Decoded<typeof flowEvent>>;
+  #stats?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof flowCounts>>;
+  #ct?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  #timer?: NodeJS.Timeout;
+  #unsubscribeDrops?: () => void;
+
+  constructor(opts: FlowLogOptions) {
+    this.#opts = opts;
+    this.#emitter.setMaxListeners(0);
+  }
+
+  get active(): boolean {
+    return this.#ring !== undefined;
+  }
+
+  /** Subscribes with a filter; the first subscriber turns the flow log on. Returns the unsubscribe. */
+  subscribe(filter: FlowFilter, listener: (r: FlowRecord) => void): () => void {
+    const wrapped = (r: FlowRecord) => {
+      if (matchesFlow(r, filter, this.#ids.get(r))) listener(r);
+    };
+    this.#emitter.on('flow', wrapped);
+    if (!this.#ring) {
+      try {
+        this.#start();
+      } catch (err) {
+        this.#emitter.off('flow', wrapped);
+        this.#stop();
+        throw err;
+      }
+    }
+    return () => {
+      this.#emitter.off('flow', wrapped);
+      if (this.#emitter.listenerCount('flow') === 0) this.#stop();
+    };
+  }
+
+  #setFlag(on: boolean): void {
+    const cfg = BpfMap.openPinned(join(this.#opts.pinRoot, DatapathMaps.config), u32, dpConfig);
+    try {
+      const cur = cfg.get(0);
+      if (!cur) throw new Error(`${join(this.#opts.pinRoot, DatapathMaps.config)} has no configuration: is the ebpf datapath started?`);
+      cfg.set(0, { ...cur, flags: on ? cur.flags | DP_F_FLOW_EVENTS : cur.flags & ~DP_F_FLOW_EVENTS });
+    } finally {
+      cfg.close();
+    }
+  }
+
+  #start(): void {
+    const root = this.#opts.pinRoot;
+    this.#stats = BpfMap.openPinned(join(root, FlowMaps.stats), ctKey4, flowCounts);
+    this.#ct = BpfMap.openPinned(join(root, DatapathMaps.conntrack), ctKey4, ctEntry4);
+    // Counts left from an earlier listener would be added to flows they do not belong to.
+    const stale = this.#stats.dumpPacked();
+    if (stale.count > 0) this.#stats.deletePacked(stale.keys);
+    this.#ring = new RingBuffer(openPinnedRaw(join(root, FlowMaps.events)), flowEvent, (e) => this.#onNew(e), () => undefined);
+    this.#ring.ref(false);
+    this.#setFlag(true);
+    this.#unsubscribeDrops = this.#opts.onDrop((d) => this.#onDrop(d));
+    this.#timer = setInterval(() => this.#poll(), this.#opts.pollMs ?? 1000);
+    this.#timer.unref();
+  }
+
+  #stop(): void {
+    try {
+      this.#setFlag(false);
+    } catch {
+      /* the datapath is gone: nothing is writing */
+    }
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#unsubscribeDrops?.();
+    this.#unsubscribeDrops = undefined;
+    this.#ring?.close();
+    this.#ring = undefined;
+    this.#stats?.close();
+    this.#ct?.close();
+    this.#stats = undefined;
+    this.#ct = undefined;
+    this.#tracked.clear();
+  }
+
+  close(): void {
+    this.#emitter.removeAllListeners('flow');
+    if (this.#ring) this.#stop();
+  }
+
+  #owner(ifindex: number, deliver: number): FlowOwner | undefined {
+    return (ifindex > 1 ? this.#opts.ownerOf(ifindex) : undefined) ?? (deliver > 1 ? this.#opts.ownerOf(deliver) : undefined);
+  }
+
+  #emit(r: FlowRecord, sandboxId?: string): void {
+    if (sandboxId) this.#ids.set(r, sandboxId);
+    this.#emitter.emit('flow', r);
+  }
+
+  #onNew(e: Decoded<typeof flowEvent>): void {
+    const o = e.orig;
+    const owner = this.#owner(e.ifindex, e.deliver);
+    const record: FlowRecord = {
+      Time: new Date().toISOString(),
+      Event: 'new',
+      Verdict: 'forwarded',
+      Protocol: PROTO[o.proto] ?? `proto-${o.proto}`,
+      Kind: KIND[e.kind] ?? `kind-${e.kind}`,
+      Source: endpoint(o.saddr, o.sport, o.proto),
+      Destination: endpoint(o.daddr, o.dport, o.proto),
+      Translated: { Source: endpoint(e.nat_saddr, e.nat_sport, o.proto), Destination: endpoint(e.nat_daddr, e.nat_dport, o.proto) },
+      ...(owner ? { Sandbox: owner.sandbox, Network: owner.network } : {}),
+    };
+    const origKey = encode(ctKey4, { saddr: o.saddr, daddr: o.daddr, sport: o.sport, dport: o.dport, proto: o.proto, hook: o.hook }).toString('hex');
+    const replyKey = encode(ctKey4, { saddr: e.nat_daddr, daddr: e.nat_saddr, sport: e.nat_dport, dport: e.nat_sport, proto: o.proto, hook: e.reply_hook }).toString('hex');
+    this.#tracked.set(origKey, { record, origKey, replyKey });
+    this.#emit(record, owner?.sandboxId);
+  }
+
+  /** Flows whose connection-table entries are gone or expired have ended: report them with their counts. */
+  #poll(): void {
+    if (!this.#ct || !this.#stats || this.#tracked.size === 0) return;
+    this.#ring?.drain();
+    const now = process.hrtime.bigint();
+    const live = new Set<string>();
+    const ct = this.#ct.dumpPacked();
+    for (let i = 0; i < ct.count; i++) {
+      const expires = ct.values.readBigUInt64LE(i * ctEntry4.size + ctEntry4.offsets.expires);
+      if (expires >= now) live.add(ct.keys.toString('hex', i * ctKey4.size, (i + 1) * ctKey4.size));
+    }
+    const ended = [...this.#tracked.values()].filter((t) => !live.has(t.origKey) && !live.has(t.replyKey));
+    if (ended.length === 0) return;
+    const stats = this.#stats.dumpPacked();
+    const counts = new Map<string, { packets: number; bytes: number }>();
+    for (let i = 0; i < stats.count; i++) {
+      const o = i * flowCounts.size;
+      counts.set(stats.keys.toString('hex', i * ctKey4.size, (i + 1) * ctKey4.size), {
+        packets: Number(stats.values.readBigUInt64LE(o + flowCounts.offsets.packets)),
+        bytes: Number(stats.values.readBigUInt64LE(o + flowCounts.offsets.bytes)),
+      });
+    }
+    const gone: Buffer[] = [];
+    for (const t of ended) {
+      this.#tracked.delete(t.origKey);
+      const a = counts.get(t.origKey) ?? { packets: 0, bytes: 0 };
+      const b = counts.get(t.replyKey) ?? { packets: 0, bytes: 0 };
+      for (const k of [t.origKey, t.replyKey]) if (counts.has(k)) gone.push(Buffer.from(k, 'hex'));
+      const r: FlowRecord = { ...t.record, Time: new Date().toISOString(), Event: 'end', Packets: { Original: a.packets, Reply: b.packets }, Bytes: { Original: a.bytes, Reply: b.bytes } };
+      this.#emit(r, this.#ids.get(t.record));
+    }
+    if (gone.length > 0) {
+      try {
+        this.#stats.deletePacked(Buffer.concat(gone));
+      } catch {
+        /* LRU may have evicted some already */
+      }
+    }
+  }
+
+  #onDrop(d: DropInfo): void {
+    const owner = this.#opts.ownerOfInterface(d.interface);
+    this.#emit(
+      {
+        Time: d.time.toISOString(),
+        Event: 'drop',
+        Verdict: 'dropped',
+        Reason: d.reason,
+        Protocol: d.protocol,
+        Source: d.source,
+        Destination: d.destination,
+        ...(owner ? { Sandbox: owner.sandbox, Network: owner.network } : {}),
+      },
+      owner?.sandboxId,
+    );
+  }
+}

@@ -1,0 +1,147 @@
+// `bpfnet monitor --flows`: with a listener, a masqueraded TCP connection shows up as a new
+// flow with the exact translation the server saw, then ends with per-direction counts once its
+// connection-table entries expire; filters select by sandbox, port and verdict; without a
+// listener the datapath's flag is off and nothing is written.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { LabDaemon } from '../../src/lab/daemon.js';
+import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
+import { u32 } from '../../src/datapath/libbpf/codec.js';
+import { DP_F_FLOW_EVENTS, DatapathMaps, FlowMaps, ctKey4, dpConfig, flowCounts } from '../../src/datapath/abi.js';
+import { cliPath } from '../../src/paths.js';
+import { echoServer, probe, sandboxIp, sandboxNs } from '../support/traffic.js';
+
+describe('the flow log', () => {
+  let lab: Lab;
+  let d: LabDaemon;
+  const monitors: ChildProcess[] = [];
+  const pin = (name: string) => join('/sys/fs/bpf', d.instance, name);
+  const flowFlag = () => {
+    const cfg = BpfMap.openPinned(pin(DatapathMaps.config), u32, dpConfig);
+    try {
+      return (cfg.get(0)!.flags & DP_F_FLOW_EVENTS) !== 0;
+    } finally {
+      cfg.close();
+    }
+  };
+  const statsCount = () => {
+    const m = BpfMap.openPinned(pin(FlowMaps.stats), ctKey4, flowCounts);
+    try {
+      return m.dumpPacked().count;
+    } finally {
+      m.close();
+    }
+  };
+  const waitFor = async (what: string, cond: () => boolean, ms = 15_000) => {
+    for (const end = Date.now() + ms; Date.now() < end; ) {
+      if (cond()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  };
+  const monitor = (...args: string[]) => {
+    const child = spawn(process.execPath, [cliPath, '-H', `unix://${d.socket}`, 'monitor', '--flows', '--format', 'json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    monitors.push(child);
+    let out = '';
+    child.stdout!.on('data', (x: Buffer) => (out += x.toString()));
+    return { child, records: () => out.split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+  };
+
+  beforeAll(async () => {
+    lab = await Lab.create();
+    d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-timeouts', 'tcp-fin=1,tcp-closed=1,tcp-established=3', '--ebpf-gc-interval', '1'] });
+    await d.bpfnet('network', 'create', '--subnet', '10.45.0.0/24', 'flownet');
+    await d.bpfnet('network', 'create', '--subnet', '10.46.0.0/24', 'elsewhere');
+    await d.bpfnet('run', '-d', '--name', 'fa', '--network', 'flownet');
+    await d.bpfnet('run', '-d', '--name', 'fb', '--network', 'elsewhere');
+  });
+
+  afterAll(async () => {
+    for (const m of monitors) if (m.exitCode === null && m.signalCode === null) m.kill('SIGKILL');
+    await lab?.destroy();
+  });
+
+  it('writes nothing while nobody listens', async () => {
+    const server = await echoServer(lab, lab.external, 'tcp', 7002);
+    try {
+      expect(await probe(lab, await sandboxNs(d, 'fa'), 'tcp', UPLINK.externalAddress, 7002)).toMatch(/^198\.18\.0\.1:\d+$/);
+      expect(flowFlag()).toBe(false);
+      expect(statsCount()).toBe(0);
+    } finally {
+      server.kill();
+    }
+  });
+
+  it('reports a masqueraded flow with its translation, then its end with counts; filters by sandbox, port and verdict', async () => {
+    const all = monitor('--sandbox', 'fa');
+    const byPort = monitor('--port', '7003');
+    const otherPort = monitor('--port', '9999');
+    const drops = monitor('--verdict', 'dropped');
+    await waitFor('the flow flag', flowFlag);
+    await new Promise((r) => setTimeout(r, 300));
+    const server = await echoServer(lab, lab.external, 'tcp', 7003);
+    let answer: string | null;
+    try {
+      answer = await probe(lab, await sandboxNs(d, 'fa'), 'tcp', UPLINK.externalAddress, 7003);
+    } finally {
+      server.kill();
+    }
+    expect(answer).toMatch(/^198\.18\.0\.1:\d+$/);
+    const faIp = await sandboxIp(d, 'fa', 'flownet');
+    await waitFor('the new flow', () => all.records().some((r) => r.Event === 'new'));
+    const created = all.records().find((r) => r.Event === 'new');
+    expect(created).toMatchObject({
+      Verdict: 'forwarded',
+      Protocol: 'tcp',
+      Kind: 'snat',
+      Destination: `${UPLINK.externalAddress}:7003`,
+      Translated: { Source: answer, Destination: `${UPLINK.externalAddress}:7003` },
+      Sandbox: 'fa',
+      Network: 'flownet',
+    });
+    expect(created.Source).toMatch(new RegExp(`^${faIp.replace(/\./g, '\\.')}:\\d+$`));
+    // The entries expire one second after FIN; GC and the poll each run every second.
+    await waitFor('the end of the flow', () => all.records().some((r) => r.Event === 'end'), 20_000);
+    const ended = all.records().find((r) => r.Event === 'end');
+    expect(ended).toMatchObject({ Source: created.Source, Translated: created.Translated });
+    // SYN, ACK, FIN, ACK at least each way; the reply carried the echoed address.
+    expect(ended.Packets.Original).toBeGreaterThanOrEqual(3);
+    expect(ended.Packets.Reply).toBeGreaterThanOrEqual(3);
+    expect(ended.Packets.Original).toBeLessThanOrEqual(12);
+    expect(ended.Bytes.Reply).toBeGreaterThanOrEqual(ended.Packets.Reply * 54 + answer!.length);
+    expect(byPort.records().map((r) => r.Event)).toEqual(['new', 'end']);
+    expect(otherPort.records()).toEqual([]);
+    expect(drops.records()).toEqual([]);
+    // A drop: fa may not reach a sandbox of another network.
+    await lab.execRaw(await sandboxNs(d, 'fa'), 'ping', ['-c', '2', '-i', '0.2', '-W', '1', await sandboxIp(d, 'fb', 'elsewhere')]);
+    await waitFor('the drops', () => drops.records().length >= 2);
+    expect(drops.records().slice(0, 2).map((r) => [r.Event, r.Verdict, r.Reason, r.Sandbox, r.Network])).toEqual([
+      ['drop', 'dropped', 'isolation', 'fa', 'flownet'],
+      ['drop', 'dropped', 'isolation', 'fa', 'flownet'],
+    ]);
+  });
+
+  it('turns itself off when the last listener leaves', async () => {
+    for (const m of monitors) m.kill('SIGINT');
+    await waitFor('the flag to clear', () => !flowFlag());
+    const before = statsCount();
+    const server = await echoServer(lab, lab.external, 'tcp', 7004);
+    try {
+      expect(await probe(lab, await sandboxNs(d, 'fa'), 'tcp', UPLINK.externalAddress, 7004)).not.toBeNull();
+    } finally {
+      server.kill();
+    }
+    expect(statsCount()).toBe(before);
+  });
+
+  it('refuses bad filters and filters without --flows', async () => {
+    const r = await d.cli(['monitor', '--flows', '--verdict', 'maybe']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('invalid verdict filter "maybe"');
+    const u = await d.cli(['monitor', '--port', '80']);
+    expect(u.code).toBe(125);
+    expect(u.stderr).toContain('add --flows');
+  });
+});
