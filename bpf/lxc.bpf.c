@@ -36,8 +36,8 @@ static __always_inline int l2_verdict(struct __sk_buff *skb, __be16 proto)
 	if (skb->vlan_present || proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
 		return DROP(DROP_VLAN);
 	if (proto == bpf_htons(ETH_P_IPV6))
-		return DROP(DROP_IPV6);
-	return DROP(DROP_UNKNOWN_L3);
+		return DROP(DROP_INET_SIX);
+	return DROP(DROP_UNKNOWN_ETHERTYPE);
 }
 
 /* A published port reached through a host address from a sandbox: DNAT to the target and
