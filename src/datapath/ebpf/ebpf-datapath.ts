@@ -40,6 +40,7 @@ import type {
 import { bpfObject } from '../../paths.js';
 import { ipJson, link } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
+import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { collectExpired, forgetAddress } from './conntrack.js';
 import { Hooks } from './hooks.js';
@@ -433,6 +434,7 @@ export class EbpfDatapath implements Datapath, Observable {
     maps.ep.set(ep.ipv4, info);
     this.#hooks.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
     this.#hooks.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+    await disableSandboxIPv6(ep);
   }
 
   async removeEndpoint(_net: NetworkSpec, ep: EndpointSpec): Promise<void> {
