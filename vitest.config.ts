@@ -22,7 +22,7 @@ export default defineConfig({
             {
               test: {
                 name: 'kernel',
-                include: ['test/kernel/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+                include: ['test/kernel/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/reliability/**/*.test.ts'],
                 environment: 'node',
                 pool: 'forks' as const,
                 globalSetup: ['test/global-setup.ts'],

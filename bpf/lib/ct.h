@@ -9,6 +9,11 @@
 #include "pkt.h"
 
 #define NSEC_PER_SEC 1000000000ULL
+/* How long new flows are refused after ct4 had no room for an assured one (the daemon's GC
+ * lifts it early when it frees room). */
+#ifndef CT_REFUSE_NS
+#define CT_REFUSE_NS (5 * NSEC_PER_SEC)
+#endif
 #ifndef NAT_PORT_TRIES
 #define NAT_PORT_TRIES 32
 #endif
@@ -145,7 +150,7 @@ static __always_inline int ct_refusing(__u64 now)
 }
 
 /* Moves an assured flow (both entries) from ct4_new to ct4. When ct4 has no room the flow
- * stays in ct4_new (it goes on working) and new flows are refused for a second. */
+ * stays in ct4_new (it goes on working) and new flows are refused for CT_REFUSE_NS. */
 static __always_inline void ct_promote4(const struct ct_found *f, const struct ct_key4 *twin, __u64 now)
 {
 	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4_new, twin);
@@ -154,12 +159,12 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 	struct ct_entry4 te = *t;
 	struct ct_entry4 me = *f->e;
 	if (bpf_map_update_elem(&ct4, &f->key, &me, BPF_ANY) < 0) {
-		ct_refuse_new_for(now + NSEC_PER_SEC);
+		ct_refuse_new_for(now + CT_REFUSE_NS);
 		return;
 	}
 	if (bpf_map_update_elem(&ct4, twin, &te, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&ct4, &f->key);
-		ct_refuse_new_for(now + NSEC_PER_SEC);
+		ct_refuse_new_for(now + CT_REFUSE_NS);
 		return;
 	}
 	bpf_map_delete_elem(&ct4_new, &f->key);

@@ -25,7 +25,7 @@ import {
   portTarget,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { u32, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
+import { u32, u64n, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -75,6 +75,8 @@ interface Maps {
   ct: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   /** Flows not assured yet (LRU). */
   ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  /** 0 -> until when new flows are refused (ns, CLOCK_MONOTONIC). */
+  ctFull: BpfMap<number, bigint>;
   stats: PerCpuMap<number, Decoded<typeof epStats>>;
 }
 
@@ -197,6 +199,7 @@ export class EbpfDatapath implements Datapath, Observable {
       ports: lxc.map(M.ports, portKey, portTarget),
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
+      ctFull: lxc.map(M.conntrackFull, u32, u64n),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
     };
     return this.#maps;
@@ -314,7 +317,10 @@ export class EbpfDatapath implements Datapath, Observable {
   /** Collects expired connection-table entries (assured and new) now; returns how many went. */
   collectGarbage(): number {
     if (!this.#maps) return 0;
-    return collectExpired(this.#maps.ct).removed + collectExpired(this.#maps.ctNew).removed;
+    const assured = collectExpired(this.#maps.ct).removed;
+    // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
+    if (assured > 0) this.#maps.ctFull.set(0, 0n);
+    return assured + collectExpired(this.#maps.ctNew).removed;
   }
 
   /**
