@@ -41,11 +41,13 @@ if mode == 'frames':
         tx.send(bytes.fromhex(h)); sent += 1
 else:
     dst_mac, src_mac, dst, dport, count = bytes.fromhex(sys.argv[5]), bytes.fromhex(sys.argv[6]), socket.inet_aton(sys.argv[7]), int(sys.argv[8]), int(sys.argv[9])
+    # 'flood': random sources; 'flood-from SRC': one source (a sandbox's own), random destination ports.
+    fixed = socket.inet_aton(sys.argv[10]) if mode == 'flood-from' else None
     eth = dst_mac + src_mac + b'\x08\x00'
     rnd = random.Random(7)
     for i in range(count):
-        src = bytes([rnd.randint(11, 99), rnd.randint(0, 255), rnd.randint(0, 255), rnd.randint(1, 254)])
-        udp = struct.pack('!HHHH', rnd.randint(1024, 65535), dport, 9, 0) + b'x'
+        src = fixed or bytes([rnd.randint(11, 99), rnd.randint(0, 255), rnd.randint(0, 255), rnd.randint(1, 254)])
+        udp = struct.pack('!HHHH', rnd.randint(1024, 65535), rnd.randint(1024, 65535) if fixed else dport, 9, 0) + b'x'
         ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), i & 0xffff, 0, 64, 17, 0, src, dst)
         ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
         try:
@@ -268,6 +270,23 @@ describe('hostile packets (ebpf datapath)', () => {
     }
   });
 
+  it('a sandbox opening 100,000 unanswered flows fills nothing either: other sandboxes and the outside keep making new flows', async () => {
+    const ns = await sandboxNs(d, 'attacker');
+    const assured = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ct4`, ctKey4, ctEntry4);
+    try {
+      const before = assured.keys().length;
+      const r = await raw(ns, 'eth0', 0, 0, ['flood-from', gatewayMac.replace(/:/g, ''), attackerMac.replace(/:/g, ''), UPLINK.externalAddress, '0', '100000', attackerIp]);
+      expect(r.sent).toBeGreaterThan(95_000);
+      expect(assured.keys().length).toBeLessThanOrEqual(before + 8);
+      expect(peerIp(await probe(lab, await sandboxNs(d, 'dns'), 'tcp', UPLINK.externalAddress, 7000))).toBe(UPLINK.hostAddress);
+      expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080))).toBe(UPLINK.externalAddress);
+      // And the flooding sandbox itself can still open a real flow.
+      expect(peerIp(await probe(lab, ns, 'tcp', UPLINK.externalAddress, 7000))).toBe(UPLINK.hostAddress);
+    } finally {
+      assured.close();
+    }
+  });
+
   it('published ports follow the host: an address added later answers, a removed one stops', async () => {
     await ip(lab.host, ['addr', 'add', '198.18.0.10/24', 'dev', UPLINK.hostIf]);
     let answer: string | null = null;
@@ -336,5 +355,33 @@ describe('a full connection table (ebpf datapath, --ebpf-ct-max 16)', () => {
       const result = JSON.parse(out.trim().split('\n').pop()!);
       expect(result.received).toBe(result.sent);
     }
+  });
+});
+
+describe('hostile packets (iptables datapath): the parts that apply', () => {
+  let lab: Lab;
+  let d: LabDaemon;
+
+  beforeAll(async () => {
+    lab = await Lab.create();
+    d = await LabDaemon.start(lab, { datapath: 'iptables' });
+    await d.bpfnet('network', 'create', '--subnet', '10.62.0.0/24', 'front');
+    await d.bpfnet('run', '-d', '--name', 'web', '--network', 'front', '-p', '8080:80', '-p', '127.0.0.1:8081:81', '--', process.execPath, ECHO_SERVER, 'tcp', '80,81');
+    await waitPort(lab, await sandboxNs(d, 'web'), '127.0.0.1', 81);
+  });
+
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('a SYN to 127.0.0.1:PORT sent to the uplink MAC gets no SYN-ACK; the public port does', async () => {
+    const uplinkMac = (await link(lab.host, UPLINK.hostIf))!.address!;
+    const externalMac = (await link(lab.external, UPLINK.externalIf))!.address!;
+    const frame = (dst: string, sport: number, dport: number) =>
+      buildPacket({ srcMac: externalMac, dstMac: uplinkMac, src: UPLINK.externalAddress, dst, proto: 'tcp', sport, dport, flags: ['syn'] }).toString('hex');
+    const send = async (args: string[], watch: number) => JSON.parse((await lab.exec(lab.external, 'python3', ['-c', RAW, UPLINK.externalIf, String(watch), '1.5', 'frames', ...args])).trim().split('\n').pop()!);
+    expect(await send([frame('127.0.0.1', 42001, 8081)], 42001)).toEqual({ sent: 1, synack: 0 });
+    expect(await send([frame(UPLINK.hostAddress, 42002, 8080)], 42002)).toEqual({ sent: 1, synack: 1 });
+    expect(peerIp(await probe(lab, lab.host, 'tcp', '127.0.0.1', 8081))).not.toBeNull();
   });
 });
