@@ -8,20 +8,17 @@
 
 #define STATS_HOST 1
 
-SEC("tc")
-int from_host(struct __sk_buff *skb)
+static __always_inline int ipv4_from_host(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p)
 {
-	struct pkt4 p;
-	struct dp_config *cfg = configured_ipv4(skb, &p);
-	if (!cfg || (p.t.proto != IPPROTO_TCP && p.t.proto != IPPROTO_UDP))
-		return TC_PASS;
+	if (pkt4_parse(skb, p) < 0 || !p->has_ports || (p->t.proto != IPPROTO_TCP && p->t.proto != IPPROTO_UDP))
+		return TC_PASS; /* the stack judges what we cannot parse */
 	__u64 now = bpf_ktime_get_ns();
-	int verdict = ct_follow4(skb, &p, CT_HOOK_LOCAL, cfg, now, STATS_HOST, 0);
+	int verdict = ct_follow4(skb, p, CT_HOOK_LOCAL, cfg, now, 0);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
-	if (!bpf_map_lookup_elem(&local4, &p.t.daddr))
+	if (!bpf_map_lookup_elem(&local4, &p->t.daddr))
 		return TC_PASS;
-	struct port_target *t = port_lookup4(p.t.daddr, p.t.dport, p.t.proto);
+	struct port_target *t = port_lookup4(p->t.daddr, p->t.dport, p->t.proto);
 	if (!t)
 		return TC_PASS;
 	struct port_target target = *t;
@@ -40,10 +37,23 @@ int from_host(struct __sk_buff *skb)
 		.reply_deliver = CT_DELIVER_LOCAL,
 		.saddr = net->gateway,
 		.daddr = target.addr,
-		.sport = p.t.sport,
+		.sport = p->t.sport,
 		.dport = target.port,
 	};
-	return ct_start4(skb, &p, &n, cfg, now, STATS_HOST, 0);
+	return ct_start4(skb, p, &n, cfg, now, 0);
+}
+
+SEC("tc")
+int from_host(struct __sk_buff *skb)
+{
+	struct pkt4 p = {};
+	struct dp_config *cfg = dp_config();
+	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
+		return TC_PASS;
+	struct ethhdr *eth = (void *)(long)skb->data;
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_PASS;
+	return tc_exit(STATS_HOST, ipv4_from_host(skb, cfg, &p), &p);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -1,28 +1,43 @@
-/* The uplink (tc ingress): replies to masqueraded flows go back into their sandbox, and new
- * connections to a published port are translated and delivered straight into the target's
- * namespace (redirect_peer), keeping the client's address. Everything else is the host's. */
+/* The uplink (tc ingress): replies to masqueraded and routed flows go back into their sandbox,
+ * and new connections to a published port are translated and delivered straight into the
+ * target's namespace (redirect_peer), keeping the client's address. Martian addresses aimed
+ * at the host or its sandboxes are dropped; everything else is the host's. */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/pkt.h"
 #include "lib/nat.h"
 
-SEC("tc")
-int from_uplink(struct __sk_buff *skb)
+static __always_inline int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p)
 {
-	struct pkt4 p;
-	struct dp_config *cfg = configured_ipv4(skb, &p);
-	if (!cfg || !bpf_map_lookup_elem(&local4, &p.t.daddr))
-		return TC_PASS;
+	if (pkt4_parse(skb, p) < 0)
+		return TC_PASS; /* the stack judges what we cannot parse */
+	/* No wire carries these: with route_localnet they would reach loopback-bound ports. */
+	if (is_loopback_or_zero4(p->t.daddr))
+		return DROP(DROP_MARTIAN_DST);
+	int local = bpf_map_lookup_elem(&local4, &p->t.daddr) != NULL;
+	if (!local && !bpf_map_lookup_elem(&ep4, &p->t.daddr))
+		return TC_PASS; /* neither the host nor a sandbox: the host's business */
+	if (is_martian_src4(p->t.saddr) || bpf_map_lookup_elem(&local4, &p->t.saddr))
+		return DROP(DROP_MARTIAN_SRC);
 	stats_rx(STATS_UPLINK, skb->len);
 	__u64 now = bpf_ktime_get_ns();
-	int verdict = ct_follow4(skb, &p, CT_HOOK_UPLINK, cfg, now, STATS_UPLINK, 1);
+	int verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
-	if (p.t.proto == IPPROTO_ICMP)
+	/* A sandbox's own address from outside: only replies of its flows come in (as Docker's
+	 * raw PREROUTING drop of direct access). */
+	if (!local)
+		return DROP(DROP_UNSOLICITED);
+	/* ICMP to the host, and later fragments (no port to judge: without their head the
+	 * stack reassembles nothing), are the host's. */
+	if (p->t.proto == IPPROTO_ICMP || !p->has_ports)
 		return TC_PASS;
-	struct port_target *t = port_lookup4(p.t.daddr, p.t.dport, p.t.proto);
+	struct port_target *t = port_lookup4(p->t.daddr, p->t.dport, p->t.proto);
 	if (!t)
 		return TC_PASS;
+	/* We translate before any reassembly: the other fragments would miss the sandbox. */
+	if (p->frag)
+		return DROP(DROP_FRAGMENT);
 	struct port_target target = *t;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
 	if (!ep)
@@ -34,12 +49,25 @@ int from_uplink(struct __sk_buff *skb)
 		.alloc_port = 0,
 		.orig_deliver = ep->ifindex,
 		.reply_deliver = CT_DELIVER_ROUTE,
-		.saddr = p.t.saddr,
+		.saddr = p->t.saddr,
 		.daddr = target.addr,
-		.sport = p.t.sport,
+		.sport = p->t.sport,
 		.dport = target.port,
 	};
-	return ct_start4(skb, &p, &n, cfg, now, STATS_UPLINK, 1);
+	return ct_start4(skb, p, &n, cfg, now, 1);
+}
+
+SEC("tc")
+int from_uplink(struct __sk_buff *skb)
+{
+	struct pkt4 p = {};
+	struct dp_config *cfg = dp_config();
+	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
+		return TC_PASS;
+	struct ethhdr *eth = (void *)(long)skb->data;
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end || eth->h_proto != bpf_htons(ETH_P_IP) || skb->vlan_present)
+		return TC_PASS; /* not IPv4: the host's (IPv6, ARP, its own VLANs) */
+	return tc_exit(STATS_UPLINK, ipv4_from_uplink(skb, cfg, &p), &p);
 }
 
 char LICENSE[] SEC("license") = "GPL";

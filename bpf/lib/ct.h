@@ -1,6 +1,7 @@
-/* Connection tracking for NAT: each flow is two ct4 entries (one per direction), created
- * together; the reply entry's key is the rewritten tuple turned around. Timeouts follow the
- * protocol and the TCP state; expired entries count as absent and the daemon removes them. */
+/* Connection tracking for NAT: each flow is two entries (one per direction), created together;
+ * the reply entry's key is the rewritten tuple turned around. A new flow lives in ct4_new (LRU)
+ * until it is assured, then moves to ct4 (never evicted). Timeouts follow the protocol and the
+ * TCP state; expired entries count as absent and the daemon removes them. */
 #ifndef BPFNET_LIB_CT_H
 #define BPFNET_LIB_CT_H
 
@@ -8,6 +9,11 @@
 #include "pkt.h"
 
 #define NSEC_PER_SEC 1000000000ULL
+/* How long new flows are refused after ct4 had no room for an assured one (the daemon's GC
+ * lifts it early when it frees room). */
+#ifndef CT_REFUSE_NS
+#define CT_REFUSE_NS (5 * NSEC_PER_SEC)
+#endif
 #ifndef NAT_PORT_TRIES
 #define NAT_PORT_TRIES 32
 #endif
@@ -16,6 +22,7 @@ enum ct_result {
 	CT_OK = 0,
 	CT_FULL = -1,     /* the table has no room for the flow */
 	CT_NO_PORT = -2,  /* every candidate source port is taken */
+	CT_INVALID = -3,  /* TCP that is not a SYN: no flow starts with it */
 };
 
 static __always_inline struct ct_key4 ct_reverse(const struct ct_key4 *k, __u8 hook)
@@ -74,43 +81,116 @@ static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 tcp_flags
 	return state;
 }
 
-/* Looks up the entry for this packet at this hook; NULL if absent, expired, or a closed
- * flow that a new SYN is reopening (the caller then creates a fresh one). */
-static __always_inline struct ct_entry4 *ct_lookup4(const struct pkt4 *p, __u8 hook, __u64 now)
+/* The state a flow reaches after a packet in direction dir, with CT_S_ASSURED once the original
+ * side speaks again after a reply (for TCP: the ACK that completes the handshake). A spoofed
+ * source never sees the reply, so it can never assure a flow. */
+static __always_inline __u8 ct_advance(__u8 state, __u8 proto, __u8 tcp_flags, __u8 dir)
 {
-	struct ct_key4 k = p->t;
-	k.hook = hook;
-	struct ct_entry4 *e = bpf_map_lookup_elem(&ct4, &k);
-	if (!e)
-		return NULL;
-	if (e->expires < now)
-		return NULL;
-	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN && ct_closed(e->state) && !e->dir)
-		return NULL;
-	return e;
+	__u8 next = ct_next_state(state, proto, tcp_flags, dir);
+	if (!dir && (state & CT_S_REPLIED) && (proto != IPPROTO_TCP || (state & CT_S_SYNACK)))
+		next |= CT_S_ASSURED;
+	return next;
 }
 
-/* Moves a flow's state and expiry forward after a packet matched entry e (key k); updates the
- * twin too when the state changed or the expiry is more than a second stale, so per-packet
- * writes stay rare. */
-static __always_inline void ct_touch4(struct ct_entry4 *e, const struct pkt4 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
+/* A found entry: where it lives and a pointer into that table. */
+struct ct_found {
+	struct ct_entry4 *e;
+	struct ct_key4 key;
+	__u8 unconfirmed;   /* 1: in ct4_new */
+};
+
+static __always_inline int ct_usable(const struct pkt4 *p, const struct ct_entry4 *e, __u64 now)
 {
-	__u8 state = ct_next_state(e->state, p->t.proto, p->tcp_flags, e->dir);
+	if (e->expires < now)
+		return 0;
+	/* A closed flow that a new SYN is reopening: the caller creates a fresh one. */
+	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN && ct_closed(e->state) && !e->dir)
+		return 0;
+	return 1;
+}
+
+/* Looks up the entry for this packet at this hook, assured flows first; 0 if absent, expired,
+ * or a closed flow being reopened. */
+static __always_inline int ct_lookup4(const struct pkt4 *p, __u8 hook, __u64 now, struct ct_found *f)
+{
+	f->key = p->t;
+	f->key.hook = hook;
+	f->unconfirmed = 0;
+	f->e = bpf_map_lookup_elem(&ct4, &f->key);
+	if (f->e && ct_usable(p, f->e, now))
+		return 1;
+	f->unconfirmed = 1;
+	f->e = bpf_map_lookup_elem(&ct4_new, &f->key);
+	return f->e && ct_usable(p, f->e, now);
+}
+
+/* The key of an entry's twin: a reply to the rewritten packet. */
+static __always_inline struct ct_key4 ct_twin_key(const struct ct_entry4 *e, __u8 proto, __u8 twin_hook)
+{
+	struct ct_key4 rewritten = {
+		.saddr = e->saddr, .daddr = e->daddr, .sport = e->sport, .dport = e->dport, .proto = proto,
+	};
+	return ct_reverse(&rewritten, twin_hook);
+}
+
+static __always_inline void ct_refuse_new_for(__u64 until)
+{
+	__u32 zero = 0;
+	__u64 *full = bpf_map_lookup_elem(&ct_full4, &zero);
+	if (full)
+		*full = until;
+}
+
+/* Whether new flows are being refused because ct4 recently had no room. */
+static __always_inline int ct_refusing(__u64 now)
+{
+	__u32 zero = 0;
+	__u64 *full = bpf_map_lookup_elem(&ct_full4, &zero);
+	return full && now < *full;
+}
+
+/* Moves an assured flow (both entries) from ct4_new to ct4. When ct4 has no room the flow
+ * stays in ct4_new (it goes on working) and new flows are refused for CT_REFUSE_NS. */
+static __always_inline void ct_promote4(const struct ct_found *f, const struct ct_key4 *twin, __u64 now)
+{
+	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4_new, twin);
+	if (!t)
+		return; /* evicted half: the flow ends when its other half does */
+	struct ct_entry4 te = *t;
+	struct ct_entry4 me = *f->e;
+	if (bpf_map_update_elem(&ct4, &f->key, &me, BPF_ANY) < 0) {
+		ct_refuse_new_for(now + CT_REFUSE_NS);
+		return;
+	}
+	if (bpf_map_update_elem(&ct4, twin, &te, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&ct4, &f->key);
+		ct_refuse_new_for(now + CT_REFUSE_NS);
+		return;
+	}
+	bpf_map_delete_elem(&ct4_new, &f->key);
+	bpf_map_delete_elem(&ct4_new, twin);
+}
+
+/* Moves a flow's state and expiry forward after a packet matched it; updates the twin too when
+ * the state changed or the expiry is more than a second stale, so per-packet writes stay rare.
+ * A flow that becomes assured moves to ct4. */
+static __always_inline void ct_touch4(const struct ct_found *f, const struct pkt4 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
+{
+	struct ct_entry4 *e = f->e;
+	__u8 state = ct_advance(e->state, p->t.proto, p->tcp_flags, e->dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	if (state == e->state && expires < e->expires + NSEC_PER_SEC)
 		return;
 	e->state = state;
 	e->expires = expires;
-	/* The twin: the key a reply to the rewritten packet carries. */
-	struct ct_key4 rewritten = {
-		.saddr = e->saddr, .daddr = e->daddr, .sport = e->sport, .dport = e->dport, .proto = p->t.proto,
-	};
-	struct ct_key4 twin = ct_reverse(&rewritten, twin_hook);
-	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4, &twin);
+	struct ct_key4 twin = ct_twin_key(e, p->t.proto, twin_hook);
+	struct ct_entry4 *t = f->unconfirmed ? bpf_map_lookup_elem(&ct4_new, &twin) : bpf_map_lookup_elem(&ct4, &twin);
 	if (t) {
 		t->state = state;
 		t->expires = expires;
 	}
+	if (f->unconfirmed && (state & CT_S_ASSURED))
+		ct_promote4(f, &twin, now);
 }
 
 struct ct_new {
@@ -155,23 +235,39 @@ static __always_inline int port_published(__be32 addr, __be16 port, __u8 proto)
 	return bpf_map_lookup_elem(&ports4, &pk) != NULL;
 }
 
-/* Claims the reply key for a new flow. An existing entry there is reused only if it is
- * expired or a closed TCP flow. Returns 0, -EEXIST or another negative error. */
-static __always_inline int ct_claim_reply(struct ct_key4 *rk, struct ct_entry4 *re, __u64 now)
+/* A key held by a flow that is still alive: an expired or closed one may be taken over. */
+static __always_inline int ct_key_live(const struct ct_entry4 *e, __u8 proto, __u64 now)
 {
-	int err = bpf_map_update_elem(&ct4, rk, re, BPF_NOEXIST);
-	if (err != -17 /* EEXIST */)
-		return err;
-	struct ct_entry4 *old = bpf_map_lookup_elem(&ct4, rk);
-	if (old && (old->expires < now || (rk->proto == IPPROTO_TCP && ct_closed(old->state))))
-		return bpf_map_update_elem(&ct4, rk, re, BPF_EXIST);
-	return -17;
+	return e && e->expires >= now && !(proto == IPPROTO_TCP && ct_closed(e->state));
 }
 
-/* Creates both entries of a new flow for packet p and fills *out with the original-direction
- * entry. With n->alloc_port the rewritten source port is chosen to make the reply key unique. */
+/* Claims the reply key for a new flow (unique across both tables). Returns 0, -EEXIST or
+ * another negative error. */
+static __always_inline int ct_claim_reply(struct ct_key4 *rk, struct ct_entry4 *re, __u64 now)
+{
+	struct ct_entry4 *held = bpf_map_lookup_elem(&ct4, rk);
+	if (held) {
+		if (ct_key_live(held, rk->proto, now))
+			return -17; /* EEXIST */
+		bpf_map_delete_elem(&ct4, rk);
+	}
+	int err = bpf_map_update_elem(&ct4_new, rk, re, BPF_NOEXIST);
+	if (err != -17)
+		return err;
+	if (ct_key_live(bpf_map_lookup_elem(&ct4_new, rk), rk->proto, now))
+		return -17;
+	return bpf_map_update_elem(&ct4_new, rk, re, BPF_ANY);
+}
+
+/* Creates both entries of a new flow for packet p (in ct4_new, until it is assured) and fills
+ * *out with the original-direction entry. With n->alloc_port the rewritten source port is
+ * chosen to make the reply key unique. TCP flows start with a SYN only. */
 static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new *n, const struct dp_config *cfg, __u64 now, struct ct_entry4 *out)
 {
+	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN)
+		return CT_INVALID;
+	if (ct_refusing(now))
+		return CT_FULL;
 	__u8 state = ct_next_state(0, p->t.proto, p->tcp_flags, 0);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	struct ct_entry4 orig = {
@@ -210,8 +306,10 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 		return CT_FULL;
 	struct ct_key4 ok = p->t;
 	ok.hook = n->orig_hook;
-	if (bpf_map_update_elem(&ct4, &ok, &orig, BPF_ANY) < 0) {
-		bpf_map_delete_elem(&ct4, &rk);
+	/* A dead flow under this key in ct4 would shadow the new one. */
+	bpf_map_delete_elem(&ct4, &ok);
+	if (bpf_map_update_elem(&ct4_new, &ok, &orig, BPF_ANY) < 0) {
+		bpf_map_delete_elem(&ct4_new, &rk);
 		return CT_FULL;
 	}
 	*out = orig;

@@ -6,6 +6,7 @@
 #include "maps.h"
 #include "csum.h"
 #include "stats.h"
+#include "verdict.h"
 
 static const __u8 zero_mac[ETH_ALEN] = {};
 
@@ -16,14 +17,14 @@ static __always_inline int deliver_to_sandbox(struct __sk_buff *skb, const struc
 {
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
 	if (!ep)
-		return TC_ACT_SHOT;
+		return DROP(DROP_UNKNOWN_ENDPOINT);
 	struct network_info *net = bpf_map_lookup_elem(&net4, &ep->net_ifindex);
 	if (!net)
-		return TC_ACT_SHOT;
+		return DROP(DROP_UNKNOWN_ENDPOINT);
 	if (routed && ttl_decrement(skb, p) < 0)
-		return TC_ACT_SHOT;
+		return DROP(DROP_MALFORMED);
 	if (set_macs(skb, net->bridge_mac, ep->mac) < 0)
-		return TC_ACT_SHOT;
+		return DROP(DROP_MALFORMED);
 	stats_rx(ifindex, skb->len);
 	return peer ? bpf_redirect_peer(ifindex, 0) : bpf_redirect(ifindex, 0);
 }
@@ -32,7 +33,7 @@ static __always_inline int deliver_to_sandbox(struct __sk_buff *skb, const struc
 static __always_inline int deliver_local(struct __sk_buff *skb, const struct dp_config *cfg)
 {
 	if (set_macs(skb, zero_mac, zero_mac) < 0)
-		return TC_ACT_SHOT;
+		return DROP(DROP_MALFORMED);
 	return bpf_redirect(cfg->lo_ifindex, BPF_F_INGRESS);
 }
 

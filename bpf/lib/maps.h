@@ -19,6 +19,9 @@
 #ifndef CT_MAX
 #define CT_MAX 131072
 #endif
+#ifndef CT_NEW_MAX
+#define CT_NEW_MAX 65536
+#endif
 #ifndef LOCAL_MAX
 #define LOCAL_MAX 256
 #endif
@@ -80,9 +83,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ports4 SEC(".maps");
 
-/* struct ct_key4 -> struct ct_entry4: NAT connection tracking. A plain hash, not LRU:
- * when full, new flows are refused and established ones are never evicted. The daemon
- * garbage-collects expired entries. */
+/* struct ct_key4 -> struct ct_entry4: assured flows (both sides spoke, the original side
+ * again after a reply). A plain hash, never evicted: when it is full, new flows are refused
+ * for a while (ct_full4) and established ones go on. The daemon collects expired entries. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CT_MAX);
@@ -90,6 +93,26 @@ struct {
 	__type(value, struct ct_entry4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct4 SEC(".maps");
+
+/* struct ct_key4 -> struct ct_entry4: flows not assured yet (a SYN, a lone datagram). An LRU:
+ * a flood of unanswered packets evicts its own kind and never an assured flow. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT_NEW_MAX);
+	__type(key, struct ct_key4);
+	__type(value, struct ct_entry4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct4_new SEC(".maps");
+
+/* 0 -> CLOCK_MONOTONIC ns until which new flows are refused: set when ct4 had no room to
+ * assure a flow, so new flows are refused at their first packet rather than half-way. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct_full4 SEC(".maps");
 
 /* host veth ifindex (0: uplink, 1: host) -> struct ep_stats, per CPU. */
 struct {

@@ -1,5 +1,5 @@
 /* The shared steps of every hook: find a published port, apply a connection-table entry
- * (rewrite, then deliver where the entry says), account drops. */
+ * (rewrite, then deliver where the entry says), and the one exit that counts drops. */
 #ifndef BPFNET_LIB_NAT_H
 #define BPFNET_LIB_NAT_H
 
@@ -22,26 +22,12 @@ static __always_inline struct port_target *port_lookup4(__be32 addr, __be16 port
 	return bpf_map_lookup_elem(&ports4, &k);
 }
 
-/* The prologue of the uplink and host hooks: the configuration, if the datapath is set up,
- * and the packet's IPv4 tuple; NULL for anything that is not an IPv4 packet with ports. */
-static __always_inline struct dp_config *configured_ipv4(struct __sk_buff *skb, struct pkt4 *p)
-{
-	struct dp_config *cfg = dp_config();
-	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
-		return NULL;
-	struct ethhdr *eth = (void *)(long)skb->data;
-	if ((void *)(eth + 1) > (void *)(long)skb->data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return NULL;
-	if (pkt4_parse(skb, p) < 0 || !p->has_ports)
-		return NULL; /* the stack judges what we cannot parse */
-	return cfg;
-}
-
 /* Where the twin of an entry lives. */
 static __always_inline __u8 ct_twin_hook(__u8 kind, __u8 dir)
 {
 	switch (kind) {
 	case CT_SNAT:
+	case CT_ROUTED:
 		return dir ? CT_HOOK_CONTAINER : CT_HOOK_UPLINK;
 	case CT_DNAT:
 		return dir ? CT_HOOK_UPLINK : CT_HOOK_CONTAINER;
@@ -52,35 +38,33 @@ static __always_inline __u8 ct_twin_hook(__u8 kind, __u8 dir)
 	}
 }
 
-static __always_inline int drop_pkt(__u32 ifindex, enum drop_reason reason, const struct pkt4 *p)
+static __always_inline int tc_exit(__u32 stats_slot, int verdict, const struct pkt4 *p)
 {
-	struct drop_ctx d = {};
-	if (p) {
-		d.saddr = p->t.saddr;
-		d.daddr = p->t.daddr;
-		d.sport = p->t.sport;
-		d.dport = p->t.dport;
-		d.proto = p->t.proto;
-	}
-	drop_record(ifindex, reason, &d);
+	if (verdict > DROP_BASE)
+		return verdict;
+	struct drop_ctx d = {
+		.saddr = p->t.saddr, .daddr = p->t.daddr, .sport = p->t.sport, .dport = p->t.dport, .proto = p->t.proto,
+	};
+	__u32 reason = (__u32)(DROP_BASE - verdict);
+	drop_record(stats_slot, reason, &d);
 	return TC_ACT_SHOT;
 }
 
 /* Rewrites the packet per entry e and sends it on. `from_ingress`: the hook may use
  * redirect_peer into a sandbox (TC ingress); egress hooks redirect through the veth. */
-static __always_inline int ct_apply4(struct __sk_buff *skb, const struct pkt4 *p, const struct ct_entry4 *e, const struct dp_config *cfg, __u32 stats_ifindex, int from_ingress)
+static __always_inline int ct_apply4(struct __sk_buff *skb, const struct pkt4 *p, const struct ct_entry4 *e, const struct dp_config *cfg, int from_ingress)
 {
 	if (nat_rewrite4(skb, p, e->saddr, e->daddr, e->sport, e->dport) < 0)
-		return drop_pkt(stats_ifindex, DROP_MALFORMED, p);
+		return DROP(DROP_MALFORMED);
 	if (e->deliver == CT_DELIVER_LOCAL)
 		return deliver_local(skb, cfg);
 	if (e->deliver == CT_DELIVER_ROUTE) {
 		int verdict = TC_ACT_SHOT;
 		enum fib_verdict v = fib_redirect4(skb, p, e->saddr, e->daddr, &verdict);
 		if (v == FIB_TO_BRIDGE)
-			return drop_pkt(stats_ifindex, DROP_ISOLATION, p);
+			return DROP(DROP_ISOLATION);
 		if (v == FIB_FAILED)
-			return drop_pkt(stats_ifindex, DROP_FIB_FAILED, p);
+			return DROP(DROP_FIB_FAILED);
 		return verdict;
 	}
 	/* LOCAL flows are not routed hops; everything else into a sandbox is. */
@@ -91,30 +75,47 @@ static __always_inline int ct_apply4(struct __sk_buff *skb, const struct pkt4 *p
 #define CT_NO_FLOW (-100)
 
 /* Looks up and applies an existing flow at hook; CT_NO_FLOW when there is none. */
-static __always_inline int ct_follow4(struct __sk_buff *skb, const struct pkt4 *p, __u8 hook, const struct dp_config *cfg, __u64 now, __u32 stats_ifindex, int from_ingress)
+static __always_inline int ct_follow4(struct __sk_buff *skb, const struct pkt4 *p, __u8 hook, const struct dp_config *cfg, __u64 now, int from_ingress)
 {
 	if (!p->has_ports)
 		return CT_NO_FLOW;
-	struct ct_entry4 *found = ct_lookup4(p, hook, now);
-	if (!found)
+	struct ct_found f;
+	if (!ct_lookup4(p, hook, now, &f))
 		return CT_NO_FLOW;
-	ct_touch4(found, p, cfg, now, ct_twin_hook(found->kind, found->dir));
+	/* Copied first: promotion may free the slot f.e points into. */
+	struct ct_entry4 e = *f.e;
+	ct_touch4(&f, p, cfg, now, ct_twin_hook(e.kind, e.dir));
 	flowlog_count4(cfg, p, hook, skb->len);
-	struct ct_entry4 e = *found;
-	return ct_apply4(skb, p, &e, cfg, stats_ifindex, from_ingress);
+	return ct_apply4(skb, p, &e, cfg, from_ingress);
 }
 
 /* Creates a flow for p and applies it; drops when the table or the ports run out. */
-static __always_inline int ct_start4(struct __sk_buff *skb, const struct pkt4 *p, const struct ct_new *n, const struct dp_config *cfg, __u64 now, __u32 stats_ifindex, int from_ingress)
+static __always_inline int ct_start4(struct __sk_buff *skb, const struct pkt4 *p, const struct ct_new *n, const struct dp_config *cfg, __u64 now, int from_ingress)
 {
 	struct ct_entry4 e = {};
 	int rc = ct_create4(p, n, cfg, now, &e);
 	if (rc == CT_FULL)
-		return drop_pkt(stats_ifindex, DROP_CT_FULL, p);
+		return DROP(DROP_CT_FULL);
 	if (rc == CT_NO_PORT)
-		return drop_pkt(stats_ifindex, DROP_NAT_NO_PORT, p);
-	flowlog_new4(cfg, p, n, &e, stats_ifindex, skb->len);
-	return ct_apply4(skb, p, &e, cfg, stats_ifindex, from_ingress);
+		return DROP(DROP_NAT_NO_PORT);
+	if (rc == CT_INVALID)
+		return DROP(DROP_CT_INVALID);
+	/* The hook's device: a host veth names its sandbox; the uplink and lo name none. */
+	flowlog_new4(cfg, p, n, &e, skb->ifindex, skb->len);
+	return ct_apply4(skb, p, &e, cfg, from_ingress);
+}
+
+/* 127/8, 0/8: no packet from a device may carry these. */
+static __always_inline int is_loopback_or_zero4(__be32 addr)
+{
+	__u32 a = bpf_ntohl(addr) >> 24;
+	return a == 127 || a == 0;
+}
+
+/* A source no sender on a device may claim: loopback, 0/8, multicast, class E, broadcast. */
+static __always_inline int is_martian_src4(__be32 addr)
+{
+	return is_loopback_or_zero4(addr) || (bpf_ntohl(addr) & 0xe0000000) == 0xe0000000;
 }
 
 #endif

@@ -23,6 +23,7 @@ struct pkt4 {
 	__u8 ttl;
 	__u8 icmp_type;     /* ICMP: the type; the tuple holds the echo id */
 	__u8 has_ports;     /* 0 for non-first fragments and ICMP other than echo */
+	__u8 frag;          /* part of a fragmented datagram (first or later) */
 };
 
 /* Parses the IPv4 header at ETH_HLEN and its L4 header. Returns 0, or -1 if truncated/invalid. */
@@ -54,6 +55,7 @@ static __always_inline int pkt4_parse(struct __sk_buff *skb, struct pkt4 *p)
 	p->tcp_flags = 0;
 	p->icmp_type = 0;
 	p->has_ports = 0;
+	p->frag = (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) != 0;
 	p->l4_off = ETH_HLEN + ihl;
 	if (ip->frag_off & bpf_htons(IP_OFFSET))
 		return 0; /* a later fragment: no L4 header */

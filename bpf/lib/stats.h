@@ -33,10 +33,18 @@ struct drop_ctx {
 	__u8 proto;
 };
 
-static __always_inline void drop_record(__u32 ifindex, enum drop_reason reason, const struct drop_ctx *d)
+static __always_inline void drop_record(__u32 ifindex, __u32 reason, const struct drop_ctx *d)
 {
+	/* An out-of-table reason is a bug, counted where it shows rather than out of bounds. */
+	if (reason >= DROP_REASONS)
+		reason = DROP_NONE;
+	/* Keeps the verifier's bound on reason through the 32-bit arithmetic clang emits. */
+	asm volatile("" : "+r"(reason));
+	reason &= 31;
+	if (reason >= DROP_REASONS)
+		reason = DROP_NONE;
 	struct ep_stats *s = bpf_map_lookup_elem(&stats4, &ifindex);
-	if (s && reason < DROP_REASONS)
+	if (s)
 		s->drops[reason]++;
 	struct dp_config *cfg = dp_config();
 	if (!cfg || !(cfg->flags & DP_F_DROP_EVENTS))

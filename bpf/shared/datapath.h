@@ -105,6 +105,7 @@ enum ct_kind {
 	CT_DNAT = 2,            /* published port: outside -> sandbox */
 	CT_HAIRPIN = 3,         /* published port from a sandbox through a host address */
 	CT_LOCAL = 4,           /* published port from a process on the host */
+	CT_ROUTED = 5,          /* outbound of a network without masquerade: routed as is, replies admitted */
 };
 
 #define CT_S_SYN (1U << 0)
@@ -113,6 +114,7 @@ enum ct_kind {
 #define CT_S_FIN_REPLY (1U << 3)
 #define CT_S_RST (1U << 4)
 #define CT_S_REPLIED (1U << 5)
+#define CT_S_ASSURED (1U << 6)  /* the original side spoke again after a reply: a real conversation */
 
 /* stats4: host veth ifindex (0: the uplink) -> counters (per CPU). */
 struct ep_stats {

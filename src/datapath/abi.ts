@@ -42,6 +42,13 @@ export const DROP_REASONS = [
   'malformed',
   'unknown-endpoint',
   'nat-unsupported',
+  'martian-source',
+  'martian-destination',
+  'vlan-tagged',
+  'ipv6',
+  'unknown-ethertype',
+  'ct-invalid',
+  'fragment',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -50,7 +57,9 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export const DpFlags = { CONFIGURED: 1, DROP_EVENTS: 2, UPLINK_VETH: 4 } as const;
 export const NetFlags = { ICC: 1, INTERNAL: 2, MASQUERADE: 4 } as const;
 export const CtHook = { CONTAINER: 1, UPLINK: 2, LOCAL: 3 } as const;
-export const CtKind = { SNAT: 1, DNAT: 2, HAIRPIN: 3, LOCAL: 4 } as const;
+export const CtKind = { SNAT: 1, DNAT: 2, HAIRPIN: 3, LOCAL: 4, ROUTED: 5 } as const;
+/** ct_entry4.state bits. */
+export const CtState = { SYN: 1, SYNACK: 2, FIN_ORIG: 4, FIN_REPLY: 8, RST: 16, REPLIED: 32, ASSURED: 64 } as const;
 export const CtDeliver = { ROUTE: 0, LOCAL: 1 } as const;
 /** Stats slots that are not host veths. */
 export const StatsSlot = { UPLINK: 0, HOST: 1 } as const;
@@ -147,6 +156,8 @@ export const DatapathMaps = {
   local: 'local4',
   ports: 'ports4',
   conntrack: 'ct4',
+  conntrackNew: 'ct4_new',
+  conntrackFull: 'ct_full4',
   stats: 'stats4',
   dropEvents: 'drop_events',
 } as const;

@@ -114,6 +114,8 @@ export interface EbpfTuning {
   ctMax?: number;
   /** How often expired connection-table entries are collected. */
   gcIntervalMs?: number;
+  /** How often the host's addresses are re-read (published ports follow them). */
+  addressRefreshMs?: number;
   /** Timeouts in seconds by name: tcp-syn, tcp-established, tcp-fin, tcp-closed, udp, udp-stream, icmp. */
   timeouts?: Record<string, number>;
   /** Replies to a veth uplink enter its peer directly (default true); false behaves as a NIC would (bpf_redirect). */

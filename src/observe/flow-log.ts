@@ -91,6 +91,8 @@ export class FlowLog {
   #ring?: RingBuffer<Decoded<typeof flowEvent>>;
   #stats?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof flowCounts>>;
   #ct?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  /** Flows not yet assured live in ct4_new (an LRU) before they move to ct4. */
+  #ctNew?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   #timer?: NodeJS.Timeout;
   #unsubscribeDrops?: () => void;
 
@@ -139,6 +141,7 @@ export class FlowLog {
     const root = this.#opts.pinRoot;
     this.#stats = BpfMap.openPinned(join(root, FlowMaps.stats), ctKey4, flowCounts);
     this.#ct = BpfMap.openPinned(join(root, DatapathMaps.conntrack), ctKey4, ctEntry4);
+    this.#ctNew = BpfMap.openPinned(join(root, DatapathMaps.conntrackNew), ctKey4, ctEntry4);
     // Counts left from an earlier listener would be added to flows they do not belong to.
     const stale = this.#stats.dumpPacked();
     if (stale.count > 0) this.#stats.deletePacked(stale.keys);
@@ -164,6 +167,7 @@ export class FlowLog {
     this.#ring = undefined;
     this.#stats?.close();
     this.#ct?.close();
+    this.#ctNew?.close();
     this.#stats = undefined;
     this.#ct = undefined;
     this.#tracked.clear();
@@ -209,10 +213,12 @@ export class FlowLog {
     this.#ring?.drain();
     const now = process.hrtime.bigint();
     const live = new Set<string>();
-    const ct = this.#ct.dumpPacked();
-    for (let i = 0; i < ct.count; i++) {
-      const expires = ct.values.readBigUInt64LE(i * ctEntry4.size + ctEntry4.offsets.expires);
-      if (expires >= now) live.add(ct.keys.toString('hex', i * ctKey4.size, (i + 1) * ctKey4.size));
+    for (const table of [this.#ct, this.#ctNew]) {
+      const ct = table?.dumpPacked();
+      for (let i = 0; i < (ct?.count ?? 0); i++) {
+        const expires = ct!.values.readBigUInt64LE(i * ctEntry4.size + ctEntry4.offsets.expires);
+        if (expires >= now) live.add(ct!.keys.toString('hex', i * ctKey4.size, (i + 1) * ctKey4.size));
+      }
     }
     const ended = [...this.#tracked.values()].filter((t) => !live.has(t.origKey) && !live.has(t.replyKey));
     if (ended.length === 0) return;

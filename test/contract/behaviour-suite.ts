@@ -318,5 +318,74 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         expect((await d.cli(['network', 'inspect', 'unborn'])).code).not.toBe(0);
       });
     });
+
+    // Issue 10, items 5 and 11: what both datapaths must agree on.
+    describe('hardening parity', () => {
+      const recordUdp = async (ns: Awaited<ReturnType<typeof sandboxNs>>, port: number) => {
+        const child = lab.spawn(ns, process.execPath, ['-e', `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>console.log(r.address));s.bind(${port},()=>console.log('ready'))`]);
+        let heard = '';
+        child.stdout?.on('data', (x: Buffer) => (heard += x.toString()));
+        for (let i = 0; i < 100 && !heard.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
+        return { child, heard: () => heard.split('\n').filter((l) => /^\d/.test(l)) };
+      };
+
+      it('reaches a port published on another network through the host address and its own gateway (TCP and UDP), never the target address', async () => {
+        await cli('network', 'create', '--subnet', '10.71.0.0/24', 'svc-net');
+        await cli('network', 'create', '--subnet', '10.72.0.0/24', 'client-net');
+        await cli(
+          'run', '-d', '--name', 'svc', '--network', 'svc-net', '-p', '8300:80', '-p', '8301:81/udp', '--', 'sh', '-c',
+          `${process.execPath} ${ECHO_SERVER} tcp 80 & ${process.execPath} ${ECHO_SERVER} udp 81 & wait`,
+        );
+        await cli('run', '-d', '--name', 'client', '--network', 'client-net');
+        const svcNs = await sandboxNs(d, 'svc');
+        for (let i = 0; i < 50 && (await probe(lab, svcNs, 'tcp', '127.0.0.1', 80, 300)) === null; i++);
+        const ns = await sandboxNs(d, 'client');
+        // Both datapaths masquerade the client to the target network's gateway (moby #49310).
+        for (const host of [UPLINK.hostAddress, '10.72.0.1']) {
+          expect(peerIp(await probe(lab, ns, 'tcp', host, 8300))).toBe('10.71.0.1');
+          expect(peerIp(await probe(lab, ns, 'udp', host, 8301))).toBe('10.71.0.1');
+        }
+        expect(await probe(lab, ns, 'tcp', await sandboxIp(d, 'svc', 'svc-net'), 80, 800)).toBeNull();
+      });
+
+      it('keeps broadcast between sandboxes of an enable_icc=false network off, and lets the gateway broadcast', async () => {
+        await cli('network', 'create', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '10.73.0.0/24', 'hushed');
+        await cli('run', '-d', '--name', 'h1', '--network', 'hushed');
+        await cli('run', '-d', '--name', 'h2', '--network', 'hushed');
+        const rec = await recordUdp(await sandboxNs(d, 'h2'), 6000);
+        const send = (ns: Awaited<ReturnType<typeof sandboxNs>>) =>
+          lab.exec(ns, process.execPath, ['-e', "const s=require('dgram').createSocket('udp4');s.bind(()=>{s.setBroadcast(true);s.send('x',6000,'10.73.0.255',()=>s.close())})"]);
+        await send(await sandboxNs(d, 'h1'));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(rec.heard()).toEqual([]);
+        await send(lab.host);
+        for (let i = 0; i < 50 && rec.heard().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(rec.heard()).toEqual(['10.73.0.1']);
+        rec.child.kill();
+      });
+
+      it('drops unsolicited inbound on a network without masquerade', async () => {
+        await cli('network', 'create', '-o', 'com.docker.network.bridge.enable_ip_masquerade=false', '--subnet', '10.74.0.0/24', 'plain');
+        await cli('run', '-d', '--name', 'routed', '--network', 'plain', '--', process.execPath, ECHO_SERVER, 'tcp', '80');
+        const ns = await sandboxNs(d, 'routed');
+        for (let i = 0; i < 50 && (await probe(lab, ns, 'tcp', '127.0.0.1', 80, 300)) === null; i++);
+        const addr = await sandboxIp(d, 'routed', 'plain');
+        await lab.exec(lab.external, 'ip', ['route', 'replace', '10.74.0.0/24', 'via', UPLINK.hostAddress]);
+        try {
+          expect(await probe(lab, lab.external, 'tcp', addr, 80, 800)).toBeNull();
+          expect(await probe(lab, lab.external, 'udp', addr, 80, 800)).toBeNull();
+          expect(await ping(lab, lab.external, addr)).toBe(false);
+        } finally {
+          await lab.exec(lab.external, 'ip', ['route', 'del', '10.74.0.0/24']);
+        }
+      });
+
+      it('turns IPv6 off inside every sandbox namespace, never the host', async () => {
+        const sysctl = async (ns: { path: string }) => (await lab.exec(ns as never, 'sysctl', ['-n', 'net.ipv6.conf.all.disable_ipv6'])).trim();
+        expect(await sysctl(await sandboxNs(d, 'h1'))).toBe('1');
+        expect(await sysctl(await sandboxNs(d, 'client'))).toBe('1');
+        expect(await sysctl(lab.host)).toBe('0');
+      });
+    });
   });
 }

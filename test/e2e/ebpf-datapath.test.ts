@@ -161,7 +161,7 @@ describe('the ebpf connection table', () => {
     lab = await Lab.create();
     d = await LabDaemon.start(lab, {
       datapath: 'ebpf',
-      extraArgs: ['--ebpf-ct-max', '64', '--ebpf-timeouts', 'udp=2,udp-stream=2,icmp=2', '--ebpf-gc-interval', '1'],
+      extraArgs: ['--ebpf-ct-max', '64', '--ebpf-timeouts', 'udp=2,udp-stream=6,icmp=2', '--ebpf-gc-interval', '1'],
     });
     await echoServer(lab, lab.external, 'tcp', 7000);
     await echoServer(lab, lab.external, 'udp', 7001);
@@ -173,14 +173,18 @@ describe('the ebpf connection table', () => {
     await lab?.destroy();
   });
 
-  const ct = () => BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ct4`, ctKey4, ctEntry4);
+  /** Both connection tables: assured flows (ct4) and those not assured yet (ct4_new), as one. */
+  const ct = () => {
+    const maps = ['ct4', 'ct4_new'].map((name) => BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/${name}`, ctKey4, ctEntry4));
+    return { entries: () => maps.flatMap((m) => m.entries()), close: () => maps.forEach((m) => m.close()) };
+  };
 
   it('collects expired entries', async () => {
     const ns = await sandboxNs(d, 'c1');
     expect(peerIp(await probe(lab, ns, 'udp', UPLINK.externalAddress, 7001))).toBe(UPLINK.hostAddress);
     const map = ct();
     expect(map.entries().filter(([k]) => k.proto === 17).length).toBe(2);
-    for (let i = 0; i < 60 && map.entries().some(([k]) => k.proto === 17); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && map.entries().some(([k]) => k.proto === 17); i++) await new Promise((r) => setTimeout(r, 100));
     expect(map.entries().filter(([k]) => k.proto === 17)).toEqual([]);
     map.close();
   });
@@ -193,16 +197,19 @@ describe('the ebpf connection table', () => {
     const client = lab.spawn(ns, process.execPath, [STREAM, 'send', UPLINK.externalAddress, '7300', '4']);
     const done = new Promise<number>((resolve) => client.once('exit', (code) => resolve(code ?? -1)));
     await new Promise((r) => setTimeout(r, 500));
-    // 64 entries = 32 flows: open 60 UDP flows from distinct ports.
+    // 64 entries = 32 assured flows: open 60 UDP flows from distinct ports, each assured (a
+    // datagram, the answer, and a second datagram).
     await lab.exec(ns, process.execPath, [
       '-e',
-      `const d=require('dgram');let n=0;for(let i=0;i<60;i++){const s=d.createSocket('udp4');s.bind(0,()=>s.send('x',7001,'${UPLINK.externalAddress}',()=>{setTimeout(()=>s.close(),200);if(++n===60)setTimeout(()=>{},300)}))}`,
+      `const d=require('dgram');for(let i=0;i<60;i++){const s=d.createSocket('udp4');let open=true;const close=()=>{if(open){open=false;s.close()}};s.on('message',()=>s.send('y',7001,'${UPLINK.externalAddress}',()=>setTimeout(close,200)));s.bind(0,()=>s.send('x',7001,'${UPLINK.externalAddress}'));setTimeout(close,1500)}`,
     ]);
+    // The table is full of assured flows: the next new flow is refused at its first packet.
+    expect(await probe(lab, ns, 'udp', UPLINK.externalAddress, 7001, 500)).toBeNull();
     const stats = (await d.cli(['stats', 'c1'])).stdout;
     expect(stats).toMatch(/conntrack-full/);
     expect(await done).toBe(0); // the established flow carried on
-    // Entries expire, the GC frees them, and new flows get through again.
-    for (let i = 0; i < 60; i++) {
+    // Entries expire (6 s after their last packet), the GC frees them, and new flows get through again.
+    for (let i = 0; i < 120; i++) {
       const map = ct();
       const n = map.entries().filter(([k]) => k.proto === 17).length;
       map.close();

@@ -176,20 +176,25 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
     expect(drops(ifindex.vA)['malformed']).toBe(before + 1);
   });
 
-  it('keeps two entries per flow in the connection table, each the twin of the other', () => {
-    const ct = objects[0].map(DatapathMaps.conntrack, ctKey4, ctEntry4);
-    const entries = ct.entries();
+  it('keeps two entries per flow in the connection tables, each the twin of the other', () => {
+    const entries = [DatapathMaps.conntrack, DatapathMaps.conntrackNew].flatMap((name) => {
+      const ct = objects[0].map(name, ctKey4, ctEntry4);
+      const all = ct.entries();
+      ct.close();
+      return all;
+    });
     const key = (e: { saddr: string; daddr: string; sport: number; dport: number }) => `${e.saddr}:${e.sport}>${e.daddr}:${e.dport}`;
     const keys = new Set(entries.map(([k]) => key(k)));
+    // The fixtures above created flows: an empty table would prove nothing.
+    expect(entries.length).toBeGreaterThanOrEqual(16);
     for (const [, e] of entries) expect(keys.has(key({ saddr: e.daddr, daddr: e.saddr, sport: e.dport, dport: e.sport }))).toBe(true);
     expect(entries.length % 2).toBe(0);
-    ct.close();
   });
 
-  it('refuses new flows when the table is full and keeps established ones', async () => {
+  it('assures flows only after a handshake, refuses new flows once the assured table is full, keeps established ones', async () => {
     const pinRoot = join(lab.pinDir(), 'small');
     mkdirSync(pinRoot, { recursive: true });
-    const small = ['lxc', 'uplink'].map((n) => BpfObject.load(bpfObject(n), { pinRoot, maxEntries: { ct4: 4 } }));
+    const small = ['lxc', 'uplink'].map((n) => BpfObject.load(bpfObject(n), { pinRoot, maxEntries: { ct4: 4, ct4_new: 512 } }));
     try {
       // Same configuration and topology as the main maps.
       const copy = <K, V>(name: string, kc: any, vc: any) => {
@@ -204,16 +209,40 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
       copy(DatapathMaps.local, ipv4, u8);
       const smallStats = small[0].perCpuMap(DatapathMaps.stats, u32, epStats);
       smallStats.set(ifindex.vA, { tx_packets: 0, tx_bytes: 0, rx_packets: 0, rx_bytes: 0, drops: DROP_REASONS.map(() => 0) });
+      const assured = small[0].map(DatapathMaps.conntrack, ctKey4, ctEntry4);
       const A = TOPO.endpoints.A;
-      const syn = (sport: number) => ({ srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'tcp' as const, sport, dport: 80, flags: ['syn' as const] });
-      const prog = small[0].program('from_container');
-      const go = (spec: PacketSpec) => prog.testRun(buildPacket(resolveMacs(spec)), { ctx: skbCtx(ifindex.vA), netns: lab.host.path }).retval;
-      expect(go(syn(4001))).toBe(7);
-      expect(go(syn(4002))).toBe(7);
-      expect(go(syn(4003))).toBe(TC_ACT_SHOT); // 2 flows x 2 entries fill 4 slots
-      const total = sumPerCpu((smallStats.get(ifindex.vA) ?? []).map((s) => ({ ct: s.drops[DROP_REASONS.indexOf('conntrack-full')] })));
-      expect(total.ct).toBe(1);
-      expect(go({ ...syn(4001), flags: ['ack'] })).toBe(7); // established flows carry on
+      const out = (sport: number, flags: Array<'syn' | 'ack'>) => ({ srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'tcp' as const, sport, dport: 80, flags });
+      const fromA = small[0].program('from_container');
+      const fromUp = small[1].program('from_uplink');
+      const go = (spec: PacketSpec) => fromA.testRun(buildPacket(resolveMacs(spec)), { ctx: skbCtx(ifindex.vA), netns: lab.host.path });
+      const reply = (port: number) =>
+        fromUp.testRun(buildPacket(resolveMacs({ srcMac: REMOTE_MAC, dstMac: UPLINK_MAC, src: TOPO.remote, dst: TOPO.uplink, proto: 'tcp', sport: 80, dport: port, flags: ['syn', 'ack'] })), {
+          ctx: skbCtx(ifindex.up0),
+          netns: lab.host.path,
+        }).retval;
+      const handshake = (sport: number) => {
+        const syn = go(out(sport, ['syn']));
+        expect(syn.retval).toBe(7);
+        expect(reply(parsePacket(syn.data).sport!)).toBe(7);
+        expect(go(out(sport, ['ack'])).retval).toBe(7);
+      };
+      const ctFull = () => sumPerCpu((smallStats.get(ifindex.vA) ?? []).map((s) => ({ n: s.drops[DROP_REASONS.indexOf('conntrack-full')] }))).n;
+      // A SYN alone assures nothing; a flood of 2,000 unanswered SYNs only evicts its own kind.
+      for (let i = 0; i < 2000; i++) expect(go(out(20000 + i, ['syn'])).retval).toBe(7);
+      expect(assured.keys()).toHaveLength(0);
+      handshake(4001);
+      handshake(4002);
+      expect(assured.keys()).toHaveLength(4); // 2 flows x 2 entries fill ct4
+      // The next flow completes its handshake but finds no room: it goes on unassured, and
+      // from then on new flows are refused at their first packet, cleanly, and counted.
+      handshake(4003);
+      expect(ctFull()).toBe(0);
+      expect(go(out(4004, ['syn'])).retval).toBe(TC_ACT_SHOT);
+      expect(ctFull()).toBe(1);
+      expect(go(out(4001, ['ack'])).retval).toBe(7); // established flows carry on
+      expect(go(out(4002, ['ack'])).retval).toBe(7);
+      expect(go(out(4003, ['ack'])).retval).toBe(7);
+      assured.close();
     } finally {
       for (const o of small) o.close();
     }

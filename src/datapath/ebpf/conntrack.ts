@@ -23,23 +23,22 @@ export interface GcResult {
 /**
  * Deletes every expired entry. Works on the packed dump (the expiry read in place at its ABI
  * offset), so a table of 500,000 entries is scanned without decoding one object per entry.
+ * The programs reuse an expired key in place for a new flow, so a key seen expired in the dump
+ * may be live by the time it is deleted: each candidate is read again and deleted only if it
+ * is still expired (one lookup and one delete per expired key, never a blind batch).
  */
 export function collectExpired(ct: BpfMap<Key, Entry>, now = monotonicNs()): GcResult {
   const { keys, values, count } = ct.dumpPacked();
   const keySize = ctKey4.size;
   const valueSize = ctEntry4.size;
   const at = ctEntry4.offsets.expires;
-  const expired: number[] = [];
-  for (let i = 0; i < count; i++) if (values.readBigUInt64LE(i * valueSize + at) < now) expired.push(i);
-  if (expired.length === 0) return { scanned: count, removed: 0 };
-  const packed = Buffer.alloc(expired.length * keySize);
-  expired.forEach((i, j) => keys.copy(packed, j * keySize, i * keySize, (i + 1) * keySize));
   let removed = 0;
-  try {
-    removed = ct.deletePacked(packed);
-  } catch {
-    // A key vanished meanwhile (a program replaced it): fall back to one by one.
-    for (let j = 0; j < expired.length; j++) if (ct.deleteEncoded(packed.subarray(j * keySize, (j + 1) * keySize))) removed++;
+  for (let i = 0; i < count; i++) {
+    if (values.readBigUInt64LE(i * valueSize + at) >= now) continue;
+    const key = keys.subarray(i * keySize, (i + 1) * keySize);
+    const current = ct.getEncoded(key);
+    if (current === null || current.readBigUInt64LE(at) >= now) continue;
+    if (ct.deleteEncoded(key)) removed++;
   }
   return { scanned: count, removed };
 }

@@ -25,7 +25,7 @@ import {
   portTarget,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { u32, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
+import { u32, u64n, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -40,6 +40,7 @@ import type {
 import { bpfObject } from '../../paths.js';
 import { ipJson, link } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
+import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { collectExpired, forgetAddress } from './conntrack.js';
 import { Hooks } from './hooks.js';
@@ -72,6 +73,10 @@ interface Maps {
   local: BpfMap<string, number>;
   ports: BpfMap<PortKey, PortTarget>;
   ct: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  /** Flows not assured yet (LRU). */
+  ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  /** 0 -> until when new flows are refused (ns, CLOCK_MONOTONIC). */
+  ctFull: BpfMap<number, bigint>;
   stats: PerCpuMap<number, Decoded<typeof epStats>>;
 }
 
@@ -146,6 +151,7 @@ export class EbpfDatapath implements Datapath, Observable {
   #objects: BpfObject[] = [];
   readonly #hooks = new Hooks();
   #gc?: NodeJS.Timeout;
+  #addrTimer?: NodeJS.Timeout;
   #drops?: RingBuffer<Decoded<typeof dropEvent>>;
   /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
   readonly #bridges = new Map<string, number>();
@@ -160,7 +166,10 @@ export class EbpfDatapath implements Datapath, Observable {
   #load(): Maps {
     if (this.#maps) return this.#maps;
     mkdirSync(this.#pinRoot, { recursive: true });
-    const maxEntries = this.#ctx.ebpf?.ctMax ? { ct4: this.#ctx.ebpf.ctMax } : undefined;
+    // The table of flows not yet assured is as large as the assured one (at least 512), so a
+    // small --ebpf-ct-max shrinks both.
+    const ctMax = this.#ctx.ebpf?.ctMax;
+    const maxEntries = ctMax ? { ct4: ctMax, ct4_new: Math.max(512, ctMax) } : undefined;
     const open = (name: string) => {
       try {
         return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries });
@@ -189,6 +198,8 @@ export class EbpfDatapath implements Datapath, Observable {
       local: lxc.map(M.local, ipv4, u8),
       ports: lxc.map(M.ports, portKey, portTarget),
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
+      ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
+      ctFull: lxc.map(M.conntrackFull, u32, u64n),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
     };
     return this.#maps;
@@ -237,13 +248,21 @@ export class EbpfDatapath implements Datapath, Observable {
     }
   }
 
-  /** local4: every IPv4 address of the host namespace, where published ports apply. */
-  async #refreshLocal(maps: Maps): Promise<void> {
-    const addrs = await ipJson<Array<{ addr_info?: Array<{ family: string; local: string }> }>>(null, ['-4', 'addr', 'show']);
+  /** local4: every IPv4 address of the host namespace, where published ports apply. Returns them by device. */
+  async #refreshLocal(maps: Maps): Promise<Map<string, string[]>> {
+    const addrs = await ipJson<Array<{ ifname?: string; addr_info?: Array<{ family: string; local: string }> }>>(null, ['-4', 'addr', 'show']);
     const want = new Set<string>(['127.0.0.1']);
-    for (const a of addrs) for (const i of a.addr_info ?? []) if (i.family === 'inet') want.add(i.local);
+    const byDevice = new Map<string, string[]>();
+    for (const a of addrs)
+      for (const i of a.addr_info ?? [])
+        if (i.family === 'inet') {
+          want.add(i.local);
+          if (a.ifname) byDevice.set(a.ifname, [...(byDevice.get(a.ifname) ?? []), i.local]);
+        }
     for (const k of maps.local.keys()) if (!want.has(k)) maps.local.delete(k);
-    for (const k of want) maps.local.set(k, 1);
+    const have = new Set(maps.local.keys());
+    for (const k of want) if (!have.has(k)) maps.local.set(k, 1);
+    return byDevice;
   }
 
   async start(desired: DesiredState): Promise<void> {
@@ -278,6 +297,7 @@ export class EbpfDatapath implements Datapath, Observable {
     await this.#refreshLocal(maps);
 
     this.#startGc(maps);
+    this.#startAddressRefresh(maps);
     this.#startDrops();
   }
 
@@ -286,7 +306,7 @@ export class EbpfDatapath implements Datapath, Observable {
     const every = this.#ctx.ebpf?.gcIntervalMs ?? 10_000;
     this.#gc = setInterval(() => {
       try {
-        collectExpired(maps.ct);
+        this.collectGarbage();
       } catch {
         /* the next round tries again */
       }
@@ -294,9 +314,40 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#gc.unref();
   }
 
-  /** Collects expired connection-table entries now; returns how many went. */
+  /** Collects expired connection-table entries (assured and new) now; returns how many went. */
   collectGarbage(): number {
-    return this.#maps ? collectExpired(this.#maps.ct).removed : 0;
+    if (!this.#maps) return 0;
+    const assured = collectExpired(this.#maps.ct).removed;
+    // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
+    if (assured > 0) this.#maps.ctFull.set(0, 0n);
+    return assured + collectExpired(this.#maps.ctNew).removed;
+  }
+
+  /**
+   * Follows the host's addresses while running: one added later must answer on published
+   * ports, one removed must stop (local4), and the masquerade source follows the uplink's
+   * address. A poll of `ip -4 addr` (a few ms) every addressRefreshMs, serialized.
+   */
+  #startAddressRefresh(maps: Maps): void {
+    if (this.#addrTimer) return;
+    const every = this.#ctx.ebpf?.addressRefreshMs ?? 2_000;
+    let running = false;
+    this.#addrTimer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.#refreshAddresses(maps)
+        .catch(() => undefined /* the next round tries again */)
+        .finally(() => (running = false));
+    }, every);
+    this.#addrTimer.unref();
+  }
+
+  async #refreshAddresses(maps: Maps): Promise<void> {
+    const addrs = await this.#refreshLocal(maps);
+    const uplink = addrs.get(this.#ctx.uplink.ifname);
+    const cfg = maps.cfg.get(0);
+    // The configured address stays while it is still on the uplink; otherwise its first one.
+    if (cfg && uplink && uplink.length > 0 && !uplink.includes(cfg.uplink_addr)) maps.cfg.set(0, { ...cfg, uplink_addr: uplink[0] });
   }
 
   #startDrops(): void {
@@ -389,6 +440,7 @@ export class EbpfDatapath implements Datapath, Observable {
     maps.ep.set(ep.ipv4, info);
     this.#hooks.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
     this.#hooks.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+    await disableSandboxIPv6(ep);
   }
 
   async removeEndpoint(_net: NetworkSpec, ep: EndpointSpec): Promise<void> {
@@ -404,6 +456,7 @@ export class EbpfDatapath implements Datapath, Observable {
     maps.ep.delete(ep.ipv4);
     // Flows of a gone endpoint must not reach whoever gets its address next.
     forgetAddress(maps.ct, ep.ipv4);
+    forgetAddress(maps.ctNew, ep.ipv4);
   }
 
   async publish(ports: readonly PortSpec[]): Promise<void> {
@@ -428,6 +481,8 @@ export class EbpfDatapath implements Datapath, Observable {
   async stop(): Promise<void> {
     if (this.#gc) clearInterval(this.#gc);
     this.#gc = undefined;
+    if (this.#addrTimer) clearInterval(this.#addrTimer);
+    this.#addrTimer = undefined;
     this.#drops?.close();
     this.#drops = undefined;
     for (const o of this.#objects) o.close();

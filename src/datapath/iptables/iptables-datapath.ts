@@ -12,6 +12,7 @@
  * each bridge port (DNAT back to the sender is bridged out of the port it came in by).
  */
 import type { Datapath, DatapathContext, DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
+import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
 import {
   TABLES,
   chainNames,
@@ -119,6 +120,7 @@ export class IptablesDatapath implements Datapath {
   async ensureEndpoint(net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     validate.network(net);
     validate.endpoint(ep);
+    await disableSandboxIPv6(ep);
     return this.#serial(() => {
       const known = this.#state.networks.has(net.id);
       return this.#change(

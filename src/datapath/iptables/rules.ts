@@ -230,6 +230,9 @@ export function renderRules(state: DesiredState, ctx: RenderContext): RuleSet {
     ...nets
       .filter((net) => net.internal)
       .flatMap((net) => [`! -s ${subnetOf(net)} -o ${net.device} -j DROP`, `! -d ${subnetOf(net)} -i ${net.device} -j DROP`]),
+    // A published port is the sanctioned way across networks (Docker 28, moby #49310): a
+    // connection DNATed to it skips isolation; the target's own address stays blocked.
+    ...(external.length > 0 ? ['-m conntrack --ctstate DNAT -j RETURN'] : []),
     ...external.map((net) => `-i ${net.device} ! -o ${net.device} -j ${n.isolation2}`),
   ];
   const isolation2 = external.map((net) => `-o ${net.device} -j DROP`);

@@ -133,6 +133,11 @@ export class BpfMap<K, V> {
     return this.#raw.deleteBatch(keys);
   }
 
+  /** The encoded value under one encoded key, or null when it is absent. */
+  getEncoded(key: Buffer): Buffer | null {
+    return this.#raw.lookup(key);
+  }
+
   /** Deletes one encoded key; false when it is absent. */
   deleteEncoded(key: Buffer): boolean {
     return this.#raw.delete(key);
