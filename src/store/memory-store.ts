@@ -7,6 +7,7 @@
  * A MemoryBacking outlives close(): opening a new MemoryStore on it is a "reopen".
  */
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import { checkPortClaims } from './port-claims.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
@@ -148,6 +149,7 @@ export class MemoryStore implements Store {
         return doc ? decode(id, doc) : [];
       },
       setForSandbox: (id, ports) => {
+        checkPortClaims(id, this.ports.all(), ports);
         const m = t().ports;
         // Replacing moves the row to the end, as SQLite's INSERT OR REPLACE gives it a new rowid.
         m.delete(id);

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import { checkPortClaims } from './port-claims.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
@@ -134,6 +135,7 @@ export class SqliteStore implements Store {
         return doc ? decode(id, doc) : [];
       },
       setForSandbox: (id, ports) => {
+        if (ports.length > 0) checkPortClaims(id, this.ports.all(), ports);
         if (ports.length === 0) deletePorts.run(id);
         else constrained('sandbox_ports', id, () => setPorts.run(id, JSON.stringify(ports.map((p): Row => [p.protocol, p.hostIp, p.hostPort, p.containerPort]))));
       },

@@ -48,7 +48,7 @@ export interface Store {
   readonly ports: {
     all(): PortRecord[];
     forSandbox(sandboxId: string): PortRecord[];
-    /** Sets a sandbox's ports (replacing any it had). */
+    /** Sets a sandbox's ports (replacing any it had), only if no other sandbox holds one of them; else StoreConflict. */
     setForSandbox(sandboxId: string, ports: readonly PortRecord[]): void;
     deleteForSandbox(sandboxId: string): void;
   };

@@ -138,7 +138,7 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
     );
 
     it(
-      'ports: set per sandbox (replacing), read back in order, cleared by an empty set; only for a sandbox that exists',
+      'ports: set per sandbox (replacing), read back in order, cleared by an empty set; only for a sandbox that exists, only if no other sandbox holds them',
       withStore((s) => {
         s.sandboxes.insert(sandbox('s1', 'c1'));
         s.sandboxes.insert(sandbox('s2', 'c2'));
@@ -152,6 +152,16 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
         expect(() => s.ports.setForSandbox('sx', [port('sx', 1)])).toThrow(StoreConflict);
         s.ports.setForSandbox('s2', []);
         expect(s.ports.forSandbox('s2')).toEqual([]);
+        // Conditional: a port another sandbox holds is refused, whole (nothing of the set is stored).
+        const any80 = { sandboxId: 's2', protocol: 'tcp' as const, hostIp: '', hostPort: 8080, containerPort: 80 };
+        expect(() => s.ports.setForSandbox('s2', [port('s2', 9000), any80])).toThrow(StoreConflict);
+        expect(() => s.ports.setForSandbox('s2', [{ ...any80, hostIp: '127.0.0.1' }])).toThrow(/held by sandbox s1/);
+        expect(s.ports.forSandbox('s2')).toEqual([]);
+        s.ports.setForSandbox('s2', [port('s2', 8080, 'udp'), port('s2', 9000)]);
+        expect(s.ports.forSandbox('s2')).toEqual([port('s2', 8080, 'udp'), port('s2', 9000)]);
+        // Re-setting a sandbox's own ports is not a clash with itself.
+        s.ports.setForSandbox('s1', [port('s1', 8080), port('s1', 8081)]);
+        s.ports.deleteForSandbox('s2');
         s.ports.deleteForSandbox('s1');
         expect(s.ports.all()).toEqual([]);
         s.sandboxes.delete('s1');
