@@ -56,6 +56,8 @@ export function networkContainers(endpoints: readonly EndpointRecord[], sandboxN
 }
 
 export function sandboxStatus(sb: SandboxRecord, now = Date.now()): string {
+  // Start-up could not rebuild its network: say so where `ps` users look.
+  if (sb.problem !== undefined) return `${sandboxStatus({ ...sb, problem: undefined }, now)} (unusable)`;
   if (sb.state === 'running') return `Up ${humanDuration(now - Date.parse(sb.startedAt ?? sb.created))}`;
   if (sb.state === 'exited') return `Exited (${sb.exitCode ?? -1}) ${humanDuration(now - Date.parse(sb.finishedAt ?? sb.created))} ago`;
   return 'Created';
@@ -117,6 +119,7 @@ export function sandboxInspect(v: SandboxView): SandboxInspect {
       ExitCode: sb.exitCode ?? 0,
       StartedAt: sb.startedAt ?? '0001-01-01T00:00:00Z',
       FinishedAt: sb.finishedAt ?? '0001-01-01T00:00:00Z',
+      ...(sb.problem !== undefined ? { Error: sb.problem } : {}),
     },
     Config: { Hostname: sb.hostname, Cmd: sb.command, ExtraHosts: sb.extraHosts, Dns: sb.dns, DnsSearch: sb.dnsSearch },
     HostConfig: { NetworkMode: sb.networkMode },

@@ -179,7 +179,7 @@ export interface SandboxInspect {
   Id: string;
   Name: string;
   Created: string;
-  State: { Status: string; Running: boolean; Pid: number; ExitCode: number; StartedAt: string; FinishedAt: string };
+  State: { Status: string; Running: boolean; Pid: number; ExitCode: number; StartedAt: string; FinishedAt: string; Error?: string };
   Config: { Hostname: string; Cmd: string[]; ExtraHosts: string[]; Dns: string[]; DnsSearch: string[] };
   HostConfig: { NetworkMode: string };
   NetworkSettings: {

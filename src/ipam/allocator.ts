@@ -6,12 +6,18 @@
 import { forbidden, invalid, unavailable } from '../errors.js';
 import { broadcastOf, contains, formatCidr, formatIPv4, networkOf, type Cidr } from './ipv4.js';
 
-/** What the allocator needs from storage; every call happens inside one store transaction. */
+/** The outcome of one conditional reservation: won, or lost to the holder named. */
+export type Reservation = { reserved: true } | { reserved: false; holder: string };
+
+/**
+ * What the allocator needs from storage. Reads are hints; reserve is the one write that
+ * decides, conditionally, so a store shared between hosts can do it as a compare-and-swap.
+ */
 export interface IpamStore {
   /** Who holds address in pool, if anyone. */
   holder(pool: string, address: number): string | undefined;
-  /** Records owner as the holder of address; the caller has checked it is free. */
-  reserve(pool: string, address: number, owner: string): void;
+  /** Makes owner the holder of address unless someone else holds it (holding it already is a win). */
+  reserve(pool: string, address: number, owner: string): Reservation;
   /** Frees address; freeing a free address is a no-op. */
   release(pool: string, address: number): void;
   /** The address most recently handed out dynamically, if any. */
@@ -35,6 +41,9 @@ function hostBounds(c: Cidr): [number, number] {
   return [networkOf(c) + 1, broadcastOf(c) - 1];
 }
 
+/** Conflicts one allocation survives before giving up: each is another writer winning a race. */
+export const MAX_RESERVE_CONFLICTS = 16;
+
 export class Ipv4Allocator {
   readonly #store: IpamStore;
 
@@ -52,13 +61,19 @@ export class Ipv4Allocator {
     if (count <= 0) throw unavailable(`no available IPv4 addresses on network ${pool.label}: ${formatCidr(block)} has no host addresses`);
     const previous = this.#store.lastAllocated(pool.id);
     const start = previous !== undefined && previous >= first && previous < last ? previous + 1 : first;
+    let conflicts = 0;
     for (let i = 0; i < count; i++) {
       const candidate = first + ((start - first + i) % count);
-      if (this.#store.holder(pool.id, candidate) === undefined) {
-        this.#store.reserve(pool.id, candidate, owner);
-        this.#store.setLastAllocated(pool.id, candidate);
-        return candidate;
+      if (this.#store.holder(pool.id, candidate) !== undefined) continue;
+      // The read above only proposes; another writer may have taken it since.
+      if (!this.#store.reserve(pool.id, candidate, owner).reserved) {
+        if (++conflicts >= MAX_RESERVE_CONFLICTS) {
+          throw unavailable(`no available IPv4 addresses on network ${pool.label}: lost ${conflicts} reservation races, try again`);
+        }
+        continue;
       }
+      this.#store.setLastAllocated(pool.id, candidate);
+      return candidate;
     }
     throw unavailable(`no available IPv4 addresses on network ${pool.label}: all of ${formatCidr(block)} are in use`);
   }
@@ -69,11 +84,8 @@ export class Ipv4Allocator {
     if (!contains(pool.subnet, address) || address < first || address > last) {
       throw invalid(`invalid endpoint settings:\nno configured subnet or ip-range contain the IP address ${formatIPv4(address)}`);
     }
-    const holder = this.#store.holder(pool.id, address);
-    if (holder !== undefined && holder !== owner) {
-      throw forbidden(`Address already in use: ${formatIPv4(address)} on network ${pool.label} is taken by ${holder}`);
-    }
-    this.#store.reserve(pool.id, address, owner);
+    const r = this.#store.reserve(pool.id, address, owner);
+    if (!r.reserved) throw forbidden(`Address already in use: ${formatIPv4(address)} on network ${pool.label} is taken by ${r.holder}`);
   }
 
   release(pool: Pool, address: number): void {

@@ -68,6 +68,8 @@ export interface SandboxRecord {
   exitCode?: number;
   startedAt?: string;
   finishedAt?: string;
+  /** Why start-up could not rebuild this sandbox's kernel state (shown by ps and inspect); unset when usable. */
+  problem?: string;
 }
 
 export type EndpointState = 'creating' | 'active';

@@ -20,6 +20,7 @@ export class ObservedStore implements Store, Versioned {
   readonly endpoints: Store['endpoints'];
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
+  readonly quarantine: Store['quarantine'];
 
   constructor(inner: Store) {
     this.#inner = inner;
@@ -57,6 +58,7 @@ export class ObservedStore implements Store, Versioned {
       releaseOwner: bump((owner: string) => inner.ipam.releaseOwner(owner)),
       dropPool: bump((pool: string) => inner.ipam.dropPool(pool)),
     };
+    this.quarantine = { all: () => inner.quarantine.all(), sweep: bump(() => inner.quarantine.sweep()) };
   }
 
   /** Moves on every write (also one a transaction later rolls back: a spurious rebuild is harmless). */

@@ -55,6 +55,7 @@ const sandboxSchema = obj({
   exitCode: opt(int(-(2 ** 31), 2 ** 31)),
   startedAt: opt(text),
   finishedAt: opt(text),
+  problem: opt(str({ max: 4096 })),
 });
 
 const endpointSchema = obj({

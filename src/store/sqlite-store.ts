@@ -7,9 +7,9 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
-import { parseIPv4 } from '../ipam/ipv4.js';
-import { endpointProblem, networkProblem, portsProblem, sandboxProblem } from './record-check.js';
-import type { QuarantinedRow, RecordTable, Store } from './store.js';
+import { checkPortClaims } from './port-claims.js';
+import { findUnusable, moveAside, type RawRows } from './quarantine.js';
+import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
 const SCHEMA_VERSION = 1;
 
@@ -32,6 +32,17 @@ CREATE INDEX IF NOT EXISTS endpoints_by_sandbox ON endpoints (sandbox_id);
 CREATE INDEX IF NOT EXISTS ipam_by_owner ON ipam (owner);
 `;
 
+/** Runs a write, turning SQLite's constraint failures into the store's own conflict. */
+function constrained<R>(table: string, id: string, write: () => R): R {
+  try {
+    return write();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('SQLITE_CONSTRAINT')) throw new StoreConflict(`store: ${table} record ${id}: ${(err as Error).message}`);
+    throw err;
+  }
+}
+
 class DocTable<T extends { id: string; name?: string }> implements RecordTable<T> {
   readonly #all: Database.Statement;
   readonly #get: Database.Statement;
@@ -47,8 +58,10 @@ class DocTable<T extends { id: string; name?: string }> implements RecordTable<T
     this.#update = db.prepare(`UPDATE ${table} SET ${[...extra.columns, 'doc'].map((c) => `${c} = ?`).join(', ')} WHERE id = ?`);
     this.#delete = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
     this.values = extra.values;
+    this.table = table;
   }
 
+  readonly table: string;
   readonly values: (r: T) => unknown[];
 
   all(): T[] {
@@ -59,14 +72,14 @@ class DocTable<T extends { id: string; name?: string }> implements RecordTable<T
     return row ? (JSON.parse(row.doc) as T) : undefined;
   }
   insert(record: T): void {
-    this.#insert.run(record.id, ...this.values(record), JSON.stringify(record));
+    constrained(this.table, record.id, () => this.#insert.run(record.id, ...this.values(record), JSON.stringify(record)));
   }
   update(record: T): void {
-    const r = this.#update.run(...this.values(record), JSON.stringify(record), record.id);
-    if (r.changes !== 1) throw new Error(`store: no record ${record.id} to update`);
+    const r = constrained(this.table, record.id, () => this.#update.run(...this.values(record), JSON.stringify(record), record.id));
+    if (r.changes !== 1) throw new StoreConflict(`store: no ${this.table} record ${record.id} to update`);
   }
   delete(id: string): void {
-    this.#delete.run(id);
+    constrained(this.table, id, () => this.#delete.run(id));
   }
 }
 
@@ -77,6 +90,7 @@ export class SqliteStore implements Store {
   readonly endpoints: Store['endpoints'];
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
+  readonly quarantine: Store['quarantine'];
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true });
@@ -121,14 +135,16 @@ export class SqliteStore implements Store {
         return doc ? decode(id, doc) : [];
       },
       setForSandbox: (id, ports) => {
+        if (ports.length > 0) checkPortClaims(id, this.ports.all(), ports);
         if (ports.length === 0) deletePorts.run(id);
-        else setPorts.run(id, JSON.stringify(ports.map((p): Row => [p.protocol, p.hostIp, p.hostPort, p.containerPort])));
+        else constrained('sandbox_ports', id, () => setPorts.run(id, JSON.stringify(ports.map((p): Row => [p.protocol, p.hostIp, p.hostPort, p.containerPort]))));
       },
       deleteForSandbox: (id) => void deletePorts.run(id),
     };
 
     const holder = db.prepare('SELECT owner FROM ipam WHERE pool = ? AND address = ?').pluck();
-    const reserve = db.prepare('INSERT OR REPLACE INTO ipam (pool, address, owner) VALUES (?, ?, ?)');
+    // One conditional statement: inserts only if nobody holds the address (no read-then-write).
+    const reserve = db.prepare('INSERT INTO ipam (pool, address, owner) VALUES (?, ?, ?) ON CONFLICT (pool, address) DO NOTHING');
     const release = db.prepare('DELETE FROM ipam WHERE pool = ? AND address = ?');
     const releaseOwner = db.prepare('DELETE FROM ipam WHERE owner = ?');
     const dropPool = db.prepare('DELETE FROM ipam WHERE pool = ?');
@@ -137,7 +153,11 @@ export class SqliteStore implements Store {
     const setLast = db.prepare('INSERT OR REPLACE INTO ipam_cursor (pool, last) VALUES (?, ?)');
     this.ipam = {
       holder: (pool, address) => holder.get(pool, address) as string | undefined,
-      reserve: (pool, address, owner) => void reserve.run(pool, address, owner),
+      reserve: (pool, address, owner) => {
+        if (reserve.run(pool, address, owner).changes === 1) return { reserved: true };
+        const current = holder.get(pool, address) as string;
+        return current === owner ? { reserved: true } : { reserved: false, holder: current };
+      },
       release: (pool, address) => void release.run(pool, address),
       lastAllocated: (pool) => last.get(pool) as number | undefined,
       setLastAllocated: (pool, address) => void setLast.run(pool, address),
@@ -147,73 +167,29 @@ export class SqliteStore implements Store {
         dropCursor.run(pool);
       },
     };
+
+    const raw = (sql: string) => () => db.prepare(sql).all() as never[];
+    const rawRows = (): RawRows => ({
+      networks: raw('SELECT id, name, doc FROM networks ORDER BY rowid')(),
+      sandboxes: raw('SELECT id, name, doc FROM sandboxes ORDER BY rowid')(),
+      endpoints: raw('SELECT id, network_id AS networkId, sandbox_id AS sandboxId, doc FROM endpoints ORDER BY rowid')(),
+      ports: raw('SELECT sandbox_id AS sandboxId, doc FROM sandbox_ports ORDER BY rowid')(),
+    });
+    const keep = db.prepare('INSERT INTO quarantine (tbl, id, doc, reason, at) VALUES (?, ?, ?, ?, ?)');
+    const kept = db.prepare('SELECT tbl AS "table", id, doc, reason FROM quarantine ORDER BY rowid');
+    this.quarantine = {
+      all: () => kept.all() as QuarantinedRow[],
+      sweep: () => {
+        const rows = rawRows();
+        const at = new Date().toISOString();
+        return moveAside(this, rows, findUnusable(rows), (q) => void keep.run(q.table, q.id, q.doc, q.reason, at));
+      },
+    };
   }
 
+  /** Moves unusable rows aside (see quarantine.ts); the daemon calls it once at start. */
   quarantineUnusable(): QuarantinedRow[] {
-    const db = this.#db;
-    const out: QuarantinedRow[] = [];
-    const rows = (table: string, cols: string) => db.prepare(`SELECT ${cols} FROM ${table}`).all() as Array<Record<string, string>>;
-    const bad = (table: string, id: string, doc: string, reason: string) => out.push({ table, id, doc: String(doc), reason });
-    const docField = (doc: string, key: string): unknown => {
-      try {
-        return (JSON.parse(doc) as Record<string, unknown>)[key];
-      } catch {
-        return undefined;
-      }
-    };
-    const goodNetworks = new Set<string>();
-    for (const r of rows('networks', 'id, name, doc')) {
-      const reason = networkProblem(r.doc) ?? (docField(r.doc, 'id') !== r.id || docField(r.doc, 'name') !== r.name ? 'id or name differs from its row' : undefined);
-      if (reason) bad('networks', r.id, r.doc, reason);
-      else goodNetworks.add(r.id);
-    }
-    const goodSandboxes = new Set<string>();
-    const sandboxNames = new Map<string, string>();
-    for (const r of rows('sandboxes', 'id, name, doc')) {
-      sandboxNames.set(r.id, r.name);
-      const reason = sandboxProblem(r.doc) ?? (docField(r.doc, 'id') !== r.id || docField(r.doc, 'name') !== r.name ? 'id or name differs from its row' : undefined);
-      if (reason) bad('sandboxes', r.id, r.doc, reason);
-      else goodSandboxes.add(r.id);
-    }
-    for (const r of rows('endpoints', 'id, network_id, sandbox_id, doc')) {
-      const reason =
-        endpointProblem(r.doc) ??
-        (docField(r.doc, 'id') !== r.id || docField(r.doc, 'networkId') !== r.network_id || docField(r.doc, 'sandboxId') !== r.sandbox_id
-          ? 'id, networkId or sandboxId differs from its row'
-          : !goodNetworks.has(r.network_id)
-            ? `its network ${r.network_id} is missing or quarantined`
-            : !goodSandboxes.has(r.sandbox_id)
-              ? `its sandbox ${r.sandbox_id} is missing or quarantined`
-              : undefined);
-      if (reason) bad('endpoints', r.id, r.doc, reason);
-    }
-    for (const r of rows('sandbox_ports', 'sandbox_id, doc')) {
-      const reason = portsProblem(r.doc) ?? (!goodSandboxes.has(r.sandbox_id) ? `its sandbox ${r.sandbox_id} is missing or quarantined` : undefined);
-      if (reason) bad('sandbox_ports', r.sandbox_id, r.doc, reason);
-    }
-    if (out.length === 0) return out;
-    // Dependents first (foreign keys), then what they hang off; the rows are kept in quarantine, not lost.
-    const order = ['sandbox_ports', 'endpoints', 'sandboxes', 'networks'];
-    const keep = db.prepare('INSERT INTO quarantine (tbl, id, doc, reason, at) VALUES (?, ?, ?, ?, ?)');
-    const at = new Date().toISOString();
-    this.transaction(() => {
-      for (const table of order) {
-        const key = table === 'sandbox_ports' ? 'sandbox_id' : 'id';
-        const del = db.prepare(`DELETE FROM ${table} WHERE ${key} = ?`);
-        for (const q of out.filter((x) => x.table === table)) {
-          keep.run(q.table, q.id, q.doc, q.reason, at);
-          del.run(q.id);
-          if (table === 'networks') this.ipam.dropPool(q.id);
-          if (table === 'sandboxes') this.ipam.releaseOwner(`sandbox ${sandboxNames.get(q.id)}`);
-          if (table === 'endpoints') {
-            const address = parseIPv4(String(docField(q.doc, 'ipv4')));
-            const pool = docField(q.doc, 'networkId');
-            if (address !== undefined && typeof pool === 'string') this.ipam.release(pool, address);
-          }
-        }
-      }
-    });
-    return out;
+    return this.quarantine.sweep();
   }
 
   transaction<T>(fn: () => T): T {

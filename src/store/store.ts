@@ -3,14 +3,27 @@
  * either everything it wrote is there after a crash, or nothing is.
  */
 import type { IpamStore } from '../ipam/allocator.js';
+export type { Reservation } from '../ipam/allocator.js';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 
-/** A table of records keyed by id. */
+/**
+ * A write the store refused because it would break a constraint (an id or name already
+ * taken, a record that others still point at, one that is not there): the conditional
+ * outcome a store shared between hosts reports when its compare-and-swap loses.
+ */
+export class StoreConflict extends Error {
+  readonly kind = 'store-conflict';
+}
+
+/** A table of records keyed by id, in insertion order. */
 export interface RecordTable<T extends { id: string }> {
   all(): T[];
   get(id: string): T | undefined;
+  /** Creates the record only if its id (and name, where the table has one) is free; else StoreConflict. */
   insert(record: T): void;
+  /** Replaces an existing record; StoreConflict if there is none or its new name is taken. */
   update(record: T): void;
+  /** Removes the record if present; StoreConflict if other records still refer to it. */
   delete(id: string): void;
 }
 
@@ -35,7 +48,7 @@ export interface Store {
   readonly ports: {
     all(): PortRecord[];
     forSandbox(sandboxId: string): PortRecord[];
-    /** Sets a sandbox's ports (replacing any it had). */
+    /** Sets a sandbox's ports (replacing any it had), only if no other sandbox holds one of them; else StoreConflict. */
     setForSandbox(sandboxId: string, ports: readonly PortRecord[]): void;
     deleteForSandbox(sandboxId: string): void;
   };
@@ -44,6 +57,12 @@ export interface Store {
     releaseOwner(owner: string): void;
     /** Releases every address of a pool (network removal). */
     dropPool(pool: string): void;
+  };
+  /** Rows moved aside at start because they could not be used (kept for a human, never read back). */
+  readonly quarantine: {
+    all(): QuarantinedRow[];
+    /** Checks every stored row and moves the unusable ones (and what depends on them) aside. */
+    sweep(): QuarantinedRow[];
   };
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;

@@ -1,7 +1,7 @@
 // IPAM policy against a fake store: the allocator's contract, moby's validation
 // messages, default pools.
 import { describe, expect, it } from 'vitest';
-import { Ipv4Allocator, type IpamStore, type Pool } from '../../src/ipam/allocator.js';
+import { Ipv4Allocator, MAX_RESERVE_CONFLICTS, type IpamStore, type Pool, type Reservation } from '../../src/ipam/allocator.js';
 import { validateIpamConfig } from '../../src/ipam/config.js';
 import { formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4 } from '../../src/ipam/ipv4.js';
 import { DEFAULT_POOLS, parseAddressPool, pickSubnet } from '../../src/ipam/pools.js';
@@ -12,8 +12,11 @@ class FakeStore implements IpamStore {
   holder(pool: string, a: number) {
     return this.held.get(`${pool}/${a}`);
   }
-  reserve(pool: string, a: number, owner: string) {
+  reserve(pool: string, a: number, owner: string): Reservation {
+    const current = this.held.get(`${pool}/${a}`);
+    if (current !== undefined && current !== owner) return { reserved: false, holder: current };
     this.held.set(`${pool}/${a}`, owner);
+    return { reserved: true };
   }
   release(pool: string, a: number) {
     this.held.delete(`${pool}/${a}`);
@@ -99,6 +102,42 @@ describe('allocator', () => {
     );
     expect(() => a.reserve(p, ip('172.29.0.0'), 'sandbox c2')).toThrow(/no configured subnet/);
     expect(() => a.reserve(p, ip('172.29.255.255'), 'sandbox c2')).toThrow(/no configured subnet/);
+  });
+
+  it('takes the next candidate when another writer wins the race for the proposed one', () => {
+    const store = new FakeStore();
+    const p = pool('10.0.0.0/24');
+    // Another host reserves each address between our read and our write, three times.
+    let races = 3;
+    const racing: IpamStore = {
+      ...store,
+      holder: (pl, a) => store.holder(pl, a),
+      reserve: (pl, a, owner) => {
+        if (races-- > 0) store.reserve(pl, a, `other host ${a & 0xff}`);
+        return store.reserve(pl, a, owner);
+      },
+      release: (pl, a) => store.release(pl, a),
+      lastAllocated: (pl) => store.lastAllocated(pl),
+      setLastAllocated: (pl, a) => store.setLastAllocated(pl, a),
+    };
+    expect(formatIPv4(new Ipv4Allocator(racing).allocate(p, 'mine'))).toBe('10.0.0.4');
+    expect(['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'].map((a) => store.holder('n1', ip(a)))).toEqual(['other host 1', 'other host 2', 'other host 3', 'mine']);
+  });
+
+  it('gives up after a bounded number of lost races instead of spinning', () => {
+    const store = new FakeStore();
+    const always: IpamStore = {
+      holder: () => undefined,
+      reserve: () => ({ reserved: false, holder: 'other host' }),
+      release: () => undefined,
+      lastAllocated: () => undefined,
+      setLastAllocated: () => undefined,
+    };
+    let tries = 0;
+    const counting: IpamStore = { ...always, reserve: (...args) => (tries++, always.reserve(...args)) };
+    expect(() => new Ipv4Allocator(counting).allocate(pool('10.0.0.0/16'), 'mine')).toThrow(expect.objectContaining({ kind: 'unavailable', message: expect.stringMatching(/lost 16 reservation races/) }));
+    expect(tries).toBe(MAX_RESERVE_CONFLICTS);
+    expect(store.held.size).toBe(0);
   });
 
   it('never gives one address twice under many allocations', () => {

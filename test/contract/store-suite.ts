@@ -1,0 +1,350 @@
+// The contract every Store implementation runs (SQLite, memory; a shared store later): every
+// verb the services use, constraints reported as StoreConflict, all-or-nothing transactions,
+// insertion order, reopening, the start-up quarantine, and address reservation as one
+// conditional write that exactly one of two racing writers wins.
+import { describe, expect, it } from 'vitest';
+import { Ipv4Allocator, type IpamStore } from '../../src/ipam/allocator.js';
+import { formatIPv4, parseCidr } from '../../src/ipam/ipv4.js';
+import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../src/networks/model.js';
+import { StoreConflict, type Store } from '../../src/store/store.js';
+
+/** One place a store lives (a file, a backing object); every open() sees the same state. */
+export interface StoreHarness {
+  open(): Store;
+  /** Overwrites a stored document as a hand edit or a buggy version would. */
+  corrupt(table: 'networks' | 'sandboxes' | 'endpoints' | 'sandbox_ports', id: string, doc: string): void;
+  dispose(): void;
+}
+
+export const net = (id: string, name: string, subnet = '10.1.0.0/24'): NetworkRecord => ({
+  id,
+  name,
+  created: '2026-12-01T00:00:00.000000000Z',
+  driver: 'bridge',
+  scope: 'local',
+  internal: false,
+  attachable: false,
+  ingress: false,
+  configOnly: false,
+  enableIPv4: true,
+  enableIPv6: false,
+  ipamDriver: 'default',
+  ipamOptions: {},
+  ipamConfig: [{ Subnet: subnet }],
+  options: {},
+  labels: {},
+  predefined: false,
+  subnet,
+  gateway: subnet.replace(/0\/\d+$/, '1'),
+  device: `br-${id}`,
+});
+export const sandbox = (id: string, name: string): SandboxRecord => ({
+  id,
+  name,
+  created: '2026-12-01T00:00:00.000000000Z',
+  networkMode: 'n1',
+  hostname: name,
+  extraHosts: [],
+  dns: [],
+  dnsSearch: [],
+  command: [],
+  state: 'created',
+  netns: `ns-${id}`,
+});
+export const endpoint = (id: string, networkId: string, sandboxId: string, ipv4: string, seq = 0): EndpointRecord => ({
+  id,
+  networkId,
+  sandboxId,
+  state: 'active',
+  seq,
+  ifname: `eth${seq}`,
+  hostIfname: `v-${id}`,
+  mac: '02:42:0a:00:00:02',
+  ipv4,
+  prefixLength: 24,
+  aliases: [],
+  staticIp: false,
+});
+const port = (sandboxId: string, hostPort: number, protocol: 'tcp' | 'udp' = 'tcp'): PortRecord => ({ sandboxId, protocol, hostIp: '', hostPort, containerPort: 80 });
+const A = 0x0a010005; // 10.1.0.5
+
+export function runStoreContract(name: string, opts: { newStore: () => StoreHarness }): void {
+  describe(`store contract: ${name}`, () => {
+    const withStore = (fn: (s: Store, h: StoreHarness) => void) => () => {
+      const h = opts.newStore();
+      const s = h.open();
+      try {
+        fn(s, h);
+      } finally {
+        s.close();
+        h.dispose();
+      }
+    };
+
+    for (const table of ['networks', 'sandboxes'] as const) {
+      const make = table === 'networks' ? (id: string, n: string) => net(id, n) : (id: string, n: string) => sandbox(id, n);
+      it(
+        `${table}: insert, get, update, delete; ids and names are unique; records are copies`,
+        withStore((s) => {
+          const t = s[table] as Store['networks'] & Store['sandboxes'];
+          t.insert(make('a', 'one') as never);
+          t.insert(make('b', 'two') as never);
+          expect(t.get('a')).toEqual(make('a', 'one'));
+          expect(t.get('zz')).toBeUndefined();
+          expect(() => t.insert(make('a', 'three') as never)).toThrow(StoreConflict);
+          expect(() => t.insert(make('c', 'one') as never)).toThrow(StoreConflict);
+          expect(() => t.update(make('b', 'one') as never)).toThrow(StoreConflict);
+          expect(() => t.update(make('zz', 'zz') as never)).toThrow(StoreConflict);
+          t.update({ ...make('a', 'renamed'), created: 'x' } as never);
+          expect(t.get('a')).toMatchObject({ name: 'renamed', created: 'x' });
+          // The freed name can be taken again.
+          t.insert(make('c', 'one') as never);
+          const got = t.get('c')!;
+          got.name = 'mutated';
+          expect(t.get('c')!.name).toBe('one');
+          t.delete('b');
+          t.delete('b');
+          expect(t.all().map((r) => r.id)).toEqual(['a', 'c']);
+        }),
+      );
+    }
+
+    it(
+      'endpoints: per network and per sandbox (by seq), one per pair, only between records that exist',
+      withStore((s) => {
+        s.networks.insert(net('n1', 'one'));
+        s.networks.insert(net('n2', 'two', '10.2.0.0/24'));
+        s.sandboxes.insert(sandbox('s1', 'c1'));
+        s.sandboxes.insert(sandbox('s2', 'c2'));
+        s.endpoints.insert(endpoint('e1', 'n2', 's1', '10.2.0.2', 1));
+        s.endpoints.insert(endpoint('e2', 'n1', 's1', '10.1.0.2', 0));
+        s.endpoints.insert(endpoint('e3', 'n1', 's2', '10.1.0.3', 0));
+        expect(s.endpoints.forSandbox('s1').map((e) => e.id)).toEqual(['e2', 'e1']);
+        expect(s.endpoints.forNetwork('n1').map((e) => e.id)).toEqual(['e2', 'e3']);
+        expect(s.endpoints.forNetwork('nx')).toEqual([]);
+        expect(() => s.endpoints.insert(endpoint('e4', 'n1', 's1', '10.1.0.9'))).toThrow(StoreConflict);
+        expect(() => s.endpoints.insert(endpoint('e4', 'nx', 's1', '10.1.0.9'))).toThrow(StoreConflict);
+        expect(() => s.endpoints.insert(endpoint('e4', 'n2', 'sx', '10.1.0.9'))).toThrow(StoreConflict);
+        expect(() => s.endpoints.insert(endpoint('e1', 'n2', 's2', '10.2.0.3'))).toThrow(StoreConflict);
+        // A network or sandbox that endpoints refer to cannot go first.
+        expect(() => s.networks.delete('n1')).toThrow(StoreConflict);
+        expect(() => s.sandboxes.delete('s2')).toThrow(StoreConflict);
+        s.endpoints.update({ ...endpoint('e3', 'n1', 's2', '10.1.0.3'), state: 'creating' });
+        expect(s.endpoints.get('e3')!.state).toBe('creating');
+        s.endpoints.delete('e3');
+        s.sandboxes.delete('s2');
+        expect(s.endpoints.all().map((e) => e.id)).toEqual(['e1', 'e2']);
+      }),
+    );
+
+    it(
+      'ports: set per sandbox (replacing), read back in order, cleared by an empty set; only for a sandbox that exists, only if no other sandbox holds them',
+      withStore((s) => {
+        s.sandboxes.insert(sandbox('s1', 'c1'));
+        s.sandboxes.insert(sandbox('s2', 'c2'));
+        s.ports.setForSandbox('s1', [port('s1', 80), port('s1', 53, 'udp')]);
+        s.ports.setForSandbox('s2', [port('s2', 81)]);
+        expect(s.ports.forSandbox('s1')).toEqual([port('s1', 80), port('s1', 53, 'udp')]);
+        // Replacing moves a sandbox's ports after the others.
+        s.ports.setForSandbox('s1', [port('s1', 8080)]);
+        expect(s.ports.all()).toEqual([port('s2', 81), port('s1', 8080)]);
+        expect(() => s.sandboxes.delete('s1')).toThrow(StoreConflict);
+        expect(() => s.ports.setForSandbox('sx', [port('sx', 1)])).toThrow(StoreConflict);
+        s.ports.setForSandbox('s2', []);
+        expect(s.ports.forSandbox('s2')).toEqual([]);
+        // Conditional: a port another sandbox holds is refused, whole (nothing of the set is stored).
+        const any80 = { sandboxId: 's2', protocol: 'tcp' as const, hostIp: '', hostPort: 8080, containerPort: 80 };
+        expect(() => s.ports.setForSandbox('s2', [port('s2', 9000), any80])).toThrow(StoreConflict);
+        expect(() => s.ports.setForSandbox('s2', [{ ...any80, hostIp: '127.0.0.1' }])).toThrow(/held by sandbox s1/);
+        expect(s.ports.forSandbox('s2')).toEqual([]);
+        s.ports.setForSandbox('s2', [port('s2', 8080, 'udp'), port('s2', 9000)]);
+        expect(s.ports.forSandbox('s2')).toEqual([port('s2', 8080, 'udp'), port('s2', 9000)]);
+        // Re-setting a sandbox's own ports is not a clash with itself.
+        s.ports.setForSandbox('s1', [port('s1', 8080), port('s1', 8081)]);
+        s.ports.deleteForSandbox('s2');
+        s.ports.deleteForSandbox('s1');
+        expect(s.ports.all()).toEqual([]);
+        s.sandboxes.delete('s1');
+      }),
+    );
+
+    it(
+      'ipam: reserve is conditional (a holder keeps its address, re-reserving your own is a win); release, per owner, per pool',
+      withStore((s) => {
+        expect(s.ipam.reserve('n1', A, 'sandbox c1')).toEqual({ reserved: true });
+        expect(s.ipam.reserve('n1', A, 'sandbox c2')).toEqual({ reserved: false, holder: 'sandbox c1' });
+        expect(s.ipam.holder('n1', A)).toBe('sandbox c1');
+        expect(s.ipam.reserve('n1', A, 'sandbox c1')).toEqual({ reserved: true });
+        expect(s.ipam.reserve('n2', A, 'sandbox c2')).toEqual({ reserved: true });
+        s.ipam.reserve('n1', A + 1, 'sandbox c2');
+        s.ipam.setLastAllocated('n1', A + 1);
+        expect(s.ipam.lastAllocated('n1')).toBe(A + 1);
+        s.ipam.releaseOwner('sandbox c2');
+        expect([s.ipam.holder('n1', A + 1), s.ipam.holder('n2', A)]).toEqual([undefined, undefined]);
+        s.ipam.release('n1', A);
+        s.ipam.release('n1', A);
+        expect(s.ipam.reserve('n1', A, 'sandbox c2')).toEqual({ reserved: true });
+        s.ipam.dropPool('n1');
+        expect([s.ipam.holder('n1', A), s.ipam.lastAllocated('n1')]).toEqual([undefined, undefined]);
+      }),
+    );
+
+    it('two writers reserving the same address: exactly one wins, the other learns who', () => {
+      const h = opts.newStore();
+      const [one, two] = [h.open(), h.open()];
+      try {
+        // Both propose A (read: free), then both write.
+        expect([one.ipam.holder('n1', A), two.ipam.holder('n1', A)]).toEqual([undefined, undefined]);
+        const results = [one.ipam.reserve('n1', A, 'host one'), two.ipam.reserve('n1', A, 'host two')];
+        expect(results.filter((r) => r.reserved)).toHaveLength(1);
+        expect(results[1]).toEqual({ reserved: false, holder: 'host one' });
+        expect(two.ipam.holder('n1', A)).toBe('host one');
+      } finally {
+        one.close();
+        two.close();
+        h.dispose();
+      }
+    });
+
+    it('two allocators whose reads are stale never hand out one address twice', () => {
+      const h = opts.newStore();
+      const [one, two] = [h.open(), h.open()];
+      try {
+        // The second host's reads always say "free" (the worst stale view): only the conditional write protects it.
+        const stale: IpamStore = { ...two.ipam, holder: () => undefined, lastAllocated: () => undefined };
+        const pool = { id: 'n1', label: 'one', subnet: parseCidr('10.1.0.0/29')! };
+        const a = new Ipv4Allocator(one.ipam);
+        const b = new Ipv4Allocator(stale);
+        const got = [a.allocate(pool, 'a1'), b.allocate(pool, 'b1'), a.allocate(pool, 'a2'), b.allocate(pool, 'b2')].map(formatIPv4);
+        expect(got).toEqual(['10.1.0.1', '10.1.0.2', '10.1.0.3', '10.1.0.4']);
+        expect(new Set(got).size).toBe(4);
+        expect(() => b.reserve(pool, 0x0a010001, 'b3')).toThrow(/taken by a1/);
+      } finally {
+        one.close();
+        two.close();
+        h.dispose();
+      }
+    });
+
+    it(
+      'a failed transaction leaves nothing behind; nested transactions join the outer one',
+      withStore((s) => {
+        s.networks.insert(net('n1', 'one'));
+        s.setMeta('k', 'before');
+        expect(() =>
+          s.transaction(() => {
+            s.sandboxes.insert(sandbox('s1', 'c1'));
+            s.endpoints.insert(endpoint('e1', 'n1', 's1', '10.1.0.2'));
+            s.ports.setForSandbox('s1', [port('s1', 80)]);
+            s.ipam.reserve('n1', A, 'sandbox c1');
+            s.ipam.setLastAllocated('n1', A);
+            s.networks.update({ ...net('n1', 'one'), labels: { x: 'y' } });
+            s.setMeta('k', 'during');
+            s.transaction(() => s.networks.insert(net('n2', 'two')));
+            throw new Error('boom');
+          }),
+        ).toThrow('boom');
+        expect(s.sandboxes.all()).toEqual([]);
+        expect(s.endpoints.all()).toEqual([]);
+        expect(s.ports.all()).toEqual([]);
+        expect([s.ipam.holder('n1', A), s.ipam.lastAllocated('n1')]).toEqual([undefined, undefined]);
+        expect(s.networks.all()).toEqual([net('n1', 'one')]);
+        expect(s.getMeta('k')).toBe('before');
+        // A constraint failing inside a transaction rolls back the writes before it.
+        expect(() =>
+          s.transaction(() => {
+            s.sandboxes.insert(sandbox('s1', 'c1'));
+            s.networks.insert(net('n3', 'one'));
+          }),
+        ).toThrow(StoreConflict);
+        expect(s.sandboxes.all()).toEqual([]);
+        const r = s.transaction(() => {
+          s.sandboxes.insert(sandbox('s1', 'c1'));
+          return s.transaction(() => (s.sandboxes.insert(sandbox('s2', 'c2')), 7));
+        });
+        expect(r).toBe(7);
+        expect(s.sandboxes.all().map((x) => x.id)).toEqual(['s1', 's2']);
+      }),
+    );
+
+    it(
+      'keeps insertion order; an update keeps a record in place',
+      withStore((s) => {
+        for (const [id, n] of [['z', 'last'], ['a', 'first'], ['m', 'mid']]) s.networks.insert(net(id, n));
+        s.networks.update(net('z', 'last-renamed'));
+        expect(s.networks.all().map((n) => n.name)).toEqual(['last-renamed', 'first', 'mid']);
+      }),
+    );
+
+    it('reopening keeps everything, and a closed store refuses to be used', () => {
+      const h = opts.newStore();
+      try {
+        const s = h.open();
+        s.transaction(() => {
+          s.networks.insert(net('n1', 'one'));
+          s.sandboxes.insert(sandbox('s1', 'c1'));
+          s.endpoints.insert(endpoint('e1', 'n1', 's1', '10.1.0.5'));
+          s.ports.setForSandbox('s1', [port('s1', 80)]);
+          s.ipam.reserve('n1', A, 'sandbox c1');
+          s.ipam.setLastAllocated('n1', A);
+          s.setMeta('schema-note', 'x');
+        });
+        s.close();
+        expect(() => s.networks.all()).toThrow();
+        const again = h.open();
+        expect(again.networks.all()).toEqual([net('n1', 'one')]);
+        expect(again.sandboxes.all()).toEqual([sandbox('s1', 'c1')]);
+        expect(again.endpoints.forSandbox('s1')).toEqual([endpoint('e1', 'n1', 's1', '10.1.0.5')]);
+        expect(again.ports.all()).toEqual([port('s1', 80)]);
+        expect([again.ipam.holder('n1', A), again.ipam.lastAllocated('n1')]).toEqual(['sandbox c1', A]);
+        expect(again.getMeta('schema-note')).toBe('x');
+        again.close();
+      } finally {
+        h.dispose();
+      }
+    });
+
+    it('quarantine: unusable rows and their dependents are moved aside with a reason, their addresses freed, kept across reopening', () => {
+      const h = opts.newStore();
+      try {
+        const s = h.open();
+        s.transaction(() => {
+          s.networks.insert(net('n1', 'good'));
+          s.networks.insert(net('n2', 'broken', '10.2.0.0/24'));
+          s.sandboxes.insert(sandbox('s1', 'one'));
+          s.sandboxes.insert(sandbox('s2', 'two'));
+          s.endpoints.insert(endpoint('e1', 'n1', 's1', '10.1.0.2'));
+          s.endpoints.insert(endpoint('e2', 'n2', 's2', '10.2.0.2'));
+          s.ipam.reserve('n2', 0x0a020002, 'sandbox two');
+          s.ipam.reserve('n1', 0x0a010002, 'sandbox one');
+          s.ports.setForSandbox('s1', [port('s1', 80)]);
+        });
+        expect(s.quarantine.sweep()).toEqual([]);
+        s.close();
+        h.corrupt('networks', 'n2', JSON.stringify({ ...net('n2', 'broken'), subnet: 12 }));
+        h.corrupt('sandbox_ports', 's1', '{"x":1');
+        const again = h.open();
+        const moved = again.quarantine.sweep();
+        expect(moved.map((q) => [q.table, q.id, q.reason])).toEqual([
+          ['networks', 'n2', 'invalid subnet: expected a string of at most 4096 characters, got number'],
+          ['endpoints', 'e2', 'its network n2 is missing or quarantined'],
+          ['sandbox_ports', 's1', expect.stringMatching(/^not JSON/)],
+        ]);
+        expect(again.networks.all().map((n) => n.id)).toEqual(['n1']);
+        expect(again.endpoints.all().map((e) => e.id)).toEqual(['e1']);
+        expect(again.sandboxes.all().map((x) => x.id)).toEqual(['s1', 's2']);
+        expect(again.ports.all()).toEqual([]);
+        expect([again.ipam.holder('n2', 0x0a020002), again.ipam.holder('n1', 0x0a010002)]).toEqual([undefined, 'sandbox one']);
+        expect(again.quarantine.sweep()).toEqual([]);
+        again.close();
+        const third = h.open();
+        // Kept in the order they were moved: dependents first.
+        expect(third.quarantine.all().map((q) => `${q.table}/${q.id}`)).toEqual(['sandbox_ports/s1', 'endpoints/e2', 'networks/n2']);
+        expect(third.quarantine.all()[2].doc).toContain('"subnet":12');
+        third.close();
+      } finally {
+        h.dispose();
+      }
+    });
+  });
+}
