@@ -79,10 +79,11 @@ export class Daemon {
     const sandboxes = new SandboxService(store, networks, cfg, mutex);
     this.networks = networks;
     this.sandboxes = sandboxes;
-    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log });
+    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, kernel: { instance: cfg.instance } });
     this.#dns = dns;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
+    store.writeListeners.add(() => dns.namesChanged());
 
     this.#ensurePredefined(store, networks);
     const t0 = Date.now();

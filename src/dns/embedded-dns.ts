@@ -13,7 +13,8 @@
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import { hasEmbeddedDns, LiveNameIndex, type DnsSource } from './name-index.js';
-import { failure, relay, Rcode, Resolver, type Decision, type QueryContext, type Upstream } from './resolver.js';
+import { KernelNames, type KernelNameCounters } from './kernel-names.js';
+import { DEFAULT_TTL, failure, relay, Rcode, Resolver, type Decision, type QueryContext, type Upstream } from './resolver.js';
 import { DnsServer, type DnsLog } from './server.js';
 import { Forwarder, type ForwarderOptions } from './upstream.js';
 
@@ -39,6 +40,8 @@ export interface EmbeddedDnsOptions {
   readonly upstreamPort?: number;
   readonly ttl?: number;
   readonly forwarder?: ForwarderOptions;
+  /** Answer known names in the kernel too (bpf/dns.bpf.c), with maps pinned under /sys/fs/bpf/<instance>. */
+  readonly kernel?: { readonly instance: string };
 }
 
 export interface ResolvConfChoice {
@@ -75,6 +78,11 @@ export class EmbeddedDns {
   readonly #servers: readonly string[];
   readonly #host: HostResolvers;
   readonly #upstreams: readonly Upstream[];
+  readonly #log?: DnsLog;
+  #kernel?: KernelNames;
+  #kernelPending = false;
+  /** Until the daemon's first sync (after reconcile), the previous daemon's kernel names keep answering untouched. */
+  #kernelLive = false;
 
   constructor(opts: EmbeddedDnsOptions) {
     this.#store = opts.store;
@@ -86,6 +94,42 @@ export class EmbeddedDns {
     this.#resolver = new Resolver(this.#index, { ttl: opts.ttl, upstreams: () => this.#upstreams });
     this.#forwarder = new Forwarder(opts.forwarder);
     this.#server = new DnsServer((query, ctx) => this.handle(query, ctx), { port: opts.port, log: opts.log });
+    this.#log = opts.log;
+    if (opts.kernel) {
+      try {
+        this.#kernel = new KernelNames({ instance: opts.kernel.instance, ttl: opts.ttl ?? DEFAULT_TTL });
+      } catch (err) {
+        // The daemon's resolver answers everything then; only the kernel's speed and its answers while the daemon is down are lost.
+        opts.log?.warn(`dns: cannot load the in-kernel resolver (${(err as Error).message}); names are answered by the daemon only`);
+      }
+    }
+  }
+
+  /** Queries the kernel answered and handed on; undefined without the in-kernel resolver. */
+  get kernelCounters(): KernelNameCounters | undefined {
+    return this.#kernel?.counters();
+  }
+
+  /**
+   * The store was written: brings the kernel's names up to date once the current synchronous
+   * work is done (one sync for the several writes of an operation), before any awaiting code
+   * resumes — so before the API answers.
+   */
+  namesChanged(): void {
+    if (!this.#kernel || !this.#kernelLive || this.#kernelPending) return;
+    this.#kernelPending = true;
+    queueMicrotask(() => {
+      this.#kernelPending = false;
+      this.#syncKernel();
+    });
+  }
+
+  #syncKernel(): void {
+    try {
+      this.#kernel?.sync(this.#index.current);
+    } catch (err) {
+      this.#log?.warn(`dns: updating the in-kernel names failed: ${(err as Error).message}`);
+    }
   }
 
   /** The daemon's default upstreams. */
@@ -100,11 +144,16 @@ export class EmbeddedDns {
 
   /** Listens on the gateway of every user-defined network, and only there. */
   sync(): Promise<void> {
+    this.#kernelLive = true;
+    this.#syncKernel();
     return this.#server.sync(this.#index.current.gateways);
   }
 
-  stop(): Promise<void> {
-    return this.#server.close();
+  /** Closes the sockets; the kernel's names stay and keep answering. */
+  async stop(): Promise<void> {
+    await this.#server.close();
+    this.#kernel?.close();
+    this.#kernel = undefined;
   }
 
   /** One query: answered here, or forwarded; resolves with the bytes to send back (null: none). */

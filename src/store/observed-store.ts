@@ -15,6 +15,8 @@ export interface Versioned {
 export class ObservedStore implements Store, Versioned {
   readonly #inner: Store;
   #version = 0;
+  /** Called after every write (the embedded DNS's kernel names follow the store at once). */
+  readonly writeListeners = new Set<() => void>();
   readonly networks: Store['networks'];
   readonly sandboxes: Store['sandboxes'];
   readonly endpoints: Store['endpoints'];
@@ -25,7 +27,7 @@ export class ObservedStore implements Store, Versioned {
     this.#inner = inner;
     const bump = <A extends unknown[], R>(fn: (...args: A) => R) => (...args: A): R => {
       const r = fn(...args);
-      this.#version++;
+      this.#bump();
       return r;
     };
     const table = <T extends { id: string }>(t: RecordTable<T>): RecordTable<T> => ({
@@ -68,8 +70,13 @@ export class ObservedStore implements Store, Versioned {
     try {
       return this.#inner.transaction(fn);
     } finally {
-      this.#version++;
+      this.#bump();
     }
+  }
+
+  #bump(): void {
+    this.#version++;
+    for (const listener of this.writeListeners) listener();
   }
 
   getMeta(key: string): string | undefined {
