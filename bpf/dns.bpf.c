@@ -97,7 +97,7 @@ int dns_answer(struct __sk_buff *skb)
 		return TC_PASS;
 	__u32 scope = ip->daddr;
 	__u32 len = bpf_ntohs(udp->len);
-	if (len < sizeof(*udp) + DNS_HDR_LEN + 5 || len > sizeof(*udp) + DNS_QUERY_MAX || DNS_OFF - ETH_HLEN + len > bpf_ntohs(ip->tot_len) ||
+	if (len < sizeof(*udp) + DNS_HDR_LEN + 5 || len > sizeof(*udp) + DNS_QUERY_MAX || sizeof(*ip) + len > bpf_ntohs(ip->tot_len) ||
 	    ETH_HLEN + bpf_ntohs(ip->tot_len) > skb->len)
 		goto pass;
 	len -= sizeof(*udp);
@@ -106,7 +106,8 @@ int dns_answer(struct __sk_buff *skb)
 	struct dns_scratch *s = bpf_map_lookup_elem(&dns_scratch, &zero);
 	if (!s)
 		goto pass;
-	if (bpf_skb_load_bytes(skb, DNS_OFF, s->msg, len & (DNS_QUERY_MAX - 1)) < 0 || len == DNS_QUERY_MAX)
+	/* len is 17..DNS_QUERY_MAX already; written so that the verifier sees 1..DNS_QUERY_MAX. */
+	if (bpf_skb_load_bytes(skb, DNS_OFF, s->msg, ((len - 1) & (DNS_QUERY_MAX - 1)) + 1) < 0)
 		goto pass;
 	__u8 *msg = s->msg;
 	/* A standard query (QR 0, opcode 0) with one question, nothing else but an optional OPT. */
