@@ -16,7 +16,7 @@ export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--only LIST]
   --quick         short runs, fewer workloads (under 3 minutes)
   --reps N        repetitions (default 3)
   --only LIST     comma-separated: workload ids or id prefixes (tcp, http, conn, tcp-published-1, ...),
-                  and/or the sections sweep, control, dns, xdp (TC vs TC + XDP on the uplink)
+                  and/or the sections sweep, control, dns, cli, xdp (TC vs TC + XDP on the uplink)
   --setups LIST   comma-separated subset of ${ALL_SETUPS.join(',')}
   --out DIR       where results go (default bench/results, bench/results/quick with --quick)`;
 
