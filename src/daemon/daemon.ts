@@ -83,7 +83,7 @@ export class Daemon {
     this.#dns = dns;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
-    store.writeListeners.add(() => dns.namesChanged());
+    store.writeListeners.add((write) => dns.namesChanged(write));
 
     this.#ensurePredefined(store, networks);
     const t0 = Date.now();

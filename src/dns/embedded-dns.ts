@@ -12,7 +12,8 @@
  */
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
 import { isIPv4 } from '../ipam/ipv4.js';
-import { hasEmbeddedDns, LiveNameIndex, type DnsSource } from './name-index.js';
+import type { StoreWrite } from '../store/observed-store.js';
+import { hasEmbeddedDns, LiveNameIndex, namesOf, type DnsSource } from './name-index.js';
 import { KernelNames, type KernelNameCounters } from './kernel-names.js';
 import { DEFAULT_TTL, failure, relay, Rcode, Resolver, type Decision, type QueryContext, type Upstream } from './resolver.js';
 import { DnsServer, type DnsLog } from './server.js';
@@ -20,9 +21,13 @@ import { Forwarder, type ForwarderOptions } from './upstream.js';
 
 /** What the embedded DNS reads from the store. */
 export interface DnsStore extends DnsSource {
+  readonly sandboxes: { all(): SandboxRecord[]; get(id: string): SandboxRecord | undefined };
   readonly networks: { all(): NetworkRecord[]; get(id: string): NetworkRecord | undefined };
   readonly endpoints: { all(): EndpointRecord[]; forSandbox(sandboxId: string): EndpointRecord[] };
 }
+
+/** The shortest wait between a write and the kernel's full sync of names, ms. */
+const KERNEL_SYNC_MIN_MS = 20;
 
 /** Docker's resolvers when the host has none a sandbox can use. */
 export const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4'] as const;
@@ -81,6 +86,7 @@ export class EmbeddedDns {
   readonly #log?: DnsLog;
   #kernel?: KernelNames;
   #kernelPending = false;
+  #kernelSyncMs = 0;
   /** Until the daemon's first sync (after reconcile), the previous daemon's kernel names keep answering untouched. */
   #kernelLive = false;
 
@@ -111,25 +117,51 @@ export class EmbeddedDns {
   }
 
   /**
-   * The store was written: brings the kernel's names up to date once the current synchronous
-   * work is done (one sync for the several writes of an operation), before any awaiting code
-   * resumes — so before the API answers.
+   * The store was written. What the write may have changed leaves the kernel at once (before
+   * the API answers; the daemon answers those names meanwhile), and a full sync follows a little
+   * later: at thousands of sandboxes a sync takes milliseconds, so it runs at most once per
+   * KERNEL_SYNC_MIN_MS or per four times its own last duration, never once per write.
    */
-  namesChanged(): void {
-    if (!this.#kernel || !this.#kernelLive || this.#kernelPending) return;
+  namesChanged(write: StoreWrite): void {
+    const kernel = this.#kernel;
+    if (!kernel || !this.#kernelLive) return;
+    if (write.table === 'other') return;
+    try {
+      const sandboxId =
+        write.table === 'sandboxes' ? (write.record?.id ?? write.id) : write.table === 'endpoints' ? ((write.record as EndpointRecord | undefined)?.sandboxId ?? kernel.sandboxOfEndpoint(write.id ?? '')) : undefined;
+      if (sandboxId) kernel.forget(sandboxId, this.#namesNow(sandboxId));
+    } catch (err) {
+      // Not knowing what to forget would leave stale answers: forget everything until the sync.
+      this.#log?.warn(`dns: updating the in-kernel names failed: ${(err as Error).message}`);
+    }
+    this.#scheduleKernelSync();
+  }
+
+  /** A sandbox's names as the store has them now (none once it is gone). */
+  #namesNow(sandboxId: string): string[] {
+    const sb = this.#store.sandboxes.get(sandboxId);
+    if (!sb) return [];
+    return this.#store.endpoints.forSandbox(sandboxId).flatMap((ep) => namesOf(sb, ep));
+  }
+
+  #scheduleKernelSync(): void {
+    if (this.#kernelPending) return;
     this.#kernelPending = true;
-    queueMicrotask(() => {
+    const wait = Math.max(KERNEL_SYNC_MIN_MS, 4 * this.#kernelSyncMs);
+    setTimeout(() => {
       this.#kernelPending = false;
       this.#syncKernel();
-    });
+    }, wait).unref();
   }
 
   #syncKernel(): void {
+    const t0 = performance.now();
     try {
       this.#kernel?.sync(this.#index.current);
     } catch (err) {
       this.#log?.warn(`dns: updating the in-kernel names failed: ${(err as Error).message}`);
     }
+    this.#kernelSyncMs = performance.now() - t0;
   }
 
   /** The daemon's default upstreams. */

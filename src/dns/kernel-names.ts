@@ -19,7 +19,7 @@ import { DNS_FILTER_PRIORITY } from '../datapath/ebpf/hooks.js';
 import { BpfObject, isBpfError, type BpfMap, type BpfProgram, type PerCpuMap } from '../datapath/libbpf/bpf.js';
 import { encode, u32, u64 } from '../datapath/libbpf/codec.js';
 import { bpfObject } from '../paths.js';
-import type { NameIndex } from './name-index.js';
+import { namesOf, type NameIndex } from './name-index.js';
 
 type NameValue = { count: number; turn: number; ttl: number; addrs: string[] };
 type Client = { addr: string; gateway: string };
@@ -56,12 +56,17 @@ export class KernelNames {
   readonly #clients: BpfMap<number, Client>;
   readonly #stats: PerCpuMap<number, number>;
   readonly #ttl: number;
-  /** What this daemon wrote: encoded key (hex) -> encoded value (hex). */
+  /** What this daemon wrote: "gateway name" -> its addresses, space separated. */
   #written = new Map<string, string>();
   /** host veth ifindex -> "addr gateway". */
   #clientsWritten = new Map<number, string>();
   /** endpoint id + host veth -> its ifindex, once our filter is on it. */
   #attached = new Map<string, number>();
+  /** As of the last sync, for forget(): each sandbox's names, addresses and veths; entries by name and by address. */
+  #sandboxes = new Map<string, { names: Set<string>; addrs: Set<string>; ifindexes: number[] }>();
+  #endpointSandbox = new Map<string, string>();
+  #entriesByName = new Map<string, string[]>();
+  #entriesByAddr = new Map<string, string[]>();
   #first = true;
 
   constructor(opts: KernelNamesOptions) {
@@ -75,55 +80,111 @@ export class KernelNames {
 
   /** Makes the kernel's names, clients and filters match `index`. */
   sync(index: NameIndex): void {
-    const names = new Map<string, { key: Buffer; value: Buffer }>();
+    // Compared as text ("gateway name" -> "addresses"), encoded only when new or changed: this
+    // runs after every store write, and at thousands of sandboxes most names did not move.
+    const wanted = new Map<string, string>();
+    const byName = new Map<string, string[]>();
+    const byAddr = new Map<string, string[]>();
+    const add = (map: Map<string, string[]>, key: string, entry: string) => {
+      const list = map.get(key);
+      if (list) list.push(entry);
+      else map.set(key, [entry]);
+    };
     for (const net of index.networks) {
+      const gateway = net.net.gateway!;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
         if (targets.length > DNS_ADDRS_MAX) continue;
-        const addrs = targets.map((t) => t.ipv4);
-        while (addrs.length < DNS_ADDRS_MAX) addrs.push('0.0.0.0');
-        const value = encode(dnsNameValue, { count: targets.length, turn: 0, ttl: this.#ttl, addrs });
-        for (const spelled of [name, name + suffix]) {
-          const wire = wireName(spelled);
-          if (!wire) continue;
-          const key = encode(dnsNameKey, { scope: net.net.gateway!, name: wire });
-          names.set(key.toString('hex'), { key, value });
+        const addrs = targets.map((t) => t.ipv4).join(' ');
+        for (const entry of [`${gateway} ${name}`, `${gateway} ${name}${suffix}`]) {
+          wanted.set(entry, addrs);
+          add(byName, name, entry);
+          for (const t of targets) add(byAddr, t.ipv4, entry);
         }
       }
     }
-    this.#syncNames(names);
+    this.#entriesByName = byName;
+    this.#entriesByAddr = byAddr;
+    this.#syncNames(wanted);
     this.#syncClients(index);
     this.#first = false;
   }
 
-  #syncNames(wanted: Map<string, { key: Buffer; value: Buffer }>): void {
-    if (this.#first) {
-      const { keys, count } = this.#names.dumpPacked();
-      for (let i = 0; i < count; i++) {
-        const key = keys.subarray(i * dnsNameKey.size, (i + 1) * dnsNameKey.size);
-        if (!wanted.has(key.toString('hex'))) this.#names.deleteEncoded(key);
-      }
+  /**
+   * A sandbox (or one of its endpoints) is being written: until the next sync, the kernel must
+   * not answer anything it could have changed — its names (old and `names`, the new ones), its
+   * addresses, its queries. Removed here at once; the daemon answers those meanwhile, and the
+   * next sync writes them back as they are now.
+   */
+  forget(sandboxId: string, names: readonly string[]): void {
+    const known = this.#sandboxes.get(sandboxId);
+    const entries = new Set<string>();
+    for (const name of [...names, ...(known?.names ?? [])]) for (const e of this.#entriesByName.get(name) ?? []) entries.add(e);
+    for (const addr of known?.addrs ?? []) for (const e of this.#entriesByAddr.get(addr) ?? []) entries.add(e);
+    for (const entry of entries) {
+      if (!this.#written.delete(entry)) continue;
+      const key = this.#key(entry);
+      if (key) this.#names.deleteEncoded(key);
     }
-    for (const hex of this.#written.keys()) if (!wanted.has(hex)) this.#names.deleteEncoded(Buffer.from(hex, 'hex'));
+    for (const ifindex of known?.ifindexes ?? []) if (this.#clientsWritten.delete(ifindex)) this.#clients.delete(ifindex);
+  }
+
+  /** The sandbox of an endpoint as of the last sync. */
+  sandboxOfEndpoint(endpointId: string): string | undefined {
+    return this.#endpointSandbox.get(endpointId);
+  }
+
+  /** The map key of "gateway name"; undefined for a name the kernel cannot hold. */
+  #key(entry: string): Buffer | undefined {
+    const space = entry.indexOf(' ');
+    const wire = wireName(entry.slice(space + 1));
+    return wire && encode(dnsNameKey, { scope: entry.slice(0, space), name: wire });
+  }
+
+  #syncNames(wanted: Map<string, string>): void {
     const keys: Buffer[] = [];
     const values: Buffer[] = [];
-    const written = new Map<string, string>();
-    for (const [hex, { key, value }] of wanted) {
-      const valueHex = value.toString('hex');
-      written.set(hex, valueHex);
+    const kept = new Set<string>();
+    for (const [entry, addrs] of wanted) {
       // Rewriting an unchanged entry would only reset its round-robin position.
-      if (this.#written.get(hex) === valueHex) continue;
+      if (!this.#first && this.#written.get(entry) === addrs) continue;
+      const key = this.#key(entry);
+      if (!key) continue;
+      if (this.#first) kept.add(key.toString('hex'));
+      const list = addrs.split(' ');
+      const count = list.length;
+      while (list.length < DNS_ADDRS_MAX) list.push('0.0.0.0');
       keys.push(key);
-      values.push(value);
+      values.push(encode(dnsNameValue, { count, turn: 0, ttl: this.#ttl, addrs: list }));
+    }
+    if (this.#first) {
+      // What a previous daemon left and nobody wants any more.
+      const { keys: packed, count } = this.#names.dumpPacked();
+      for (let i = 0; i < count; i++) {
+        const key = packed.subarray(i * dnsNameKey.size, (i + 1) * dnsNameKey.size);
+        if (!kept.has(key.toString('hex'))) this.#names.deleteEncoded(key);
+      }
+    }
+    for (const entry of this.#written.keys()) {
+      if (wanted.has(entry)) continue;
+      const key = this.#key(entry);
+      if (key) this.#names.deleteEncoded(key);
     }
     if (keys.length > 0) this.#names.setPacked(Buffer.concat(keys), Buffer.concat(values));
-    this.#written = written;
+    this.#written = wanted;
   }
 
   #syncClients(index: NameIndex): void {
     const wanted = new Map<number, Client>();
     const attached = new Map<string, number>();
+    const sandboxes = new Map<string, { names: Set<string>; addrs: Set<string>; ifindexes: number[] }>();
+    const endpointSandbox = new Map<string, string>();
     for (const at of index.attachments) {
+      let mine = sandboxes.get(at.sandbox.id);
+      if (!mine) sandboxes.set(at.sandbox.id, (mine = { names: new Set(), addrs: new Set(), ifindexes: [] }));
+      for (const name of namesOf(at.sandbox, at.endpoint)) mine.names.add(name);
+      mine.addrs.add(at.endpoint.ipv4!);
+      endpointSandbox.set(at.endpoint.id, at.sandbox.id);
       const hostIfname = at.endpoint.hostIfname;
       // Only the first user-defined network's resolver, where the daemon's answer is the same.
       if (!hostIfname || index.networksOf(at.sandbox.id)[0] !== at.network) continue;
@@ -139,9 +200,12 @@ export class KernelNames {
         }
       }
       attached.set(id, ifindex);
+      mine.ifindexes.push(ifindex);
       wanted.set(ifindex, { addr: at.endpoint.ipv4!, gateway: at.network.net.gateway! });
     }
     this.#attached = attached;
+    this.#sandboxes = sandboxes;
+    this.#endpointSandbox = endpointSandbox;
     if (this.#first) for (const k of this.#clients.keys()) if (!wanted.has(k)) this.#clients.delete(k);
     for (const k of this.#clientsWritten.keys()) if (!wanted.has(k)) this.#clients.delete(k);
     const written = new Map<number, string>();
