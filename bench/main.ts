@@ -158,6 +158,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (doControl) for (let rep = 0; rep < sectionReps; rep++) for (const s of controlSetups) plan.push(controlN * (s === 'cni' ? 0.12 : 0.08));
   const dnsPresent = doDns && existsSync(dnsModule);
   if (dnsPresent) plan.push(o.quick ? 30 : 120);
+  const doCli = wanted(o, 'cli');
+  if (doCli) plan.push(o.quick ? 20 : 60);
   plan.push(3);
   if (o.plan) {
     process.stdout.write(`${plan.length} steps, about ${duration(plan.reduce((a, b) => a + b, 0))} by the plan's estimates (a busy machine takes longer)\n`);
@@ -316,6 +318,19 @@ export async function main(argv: readonly string[]): Promise<void> {
       } catch (err) {
         notes.push(`DNS benchmark failed: ${errorText(err)}`);
         progress.note(`DNS benchmark FAILED: ${errorText(err)}`);
+      }
+    }
+
+    if (doCli && !interrupted) {
+      progress.step('CLI benchmark (bench/cli.ts)');
+      try {
+        const { runCliBenchmark } = await import('./cli.js');
+        const cli = await runCliBenchmark({ quick: o.quick });
+        const rows = cli.commands.map((c) => (c.errors.length ? `${c.name}: ${c.errors.length} runs failed (${c.errors[0]})` : `${c.name} p50 ${c.p50Ms.toFixed(1)} ms, p99 ${c.p99Ms.toFixed(1)} ms`));
+        notes.push(`CLI wall time (bench/cli.ts): ${rows.join('; ')}. ${cli.notes.join(' ')}`);
+      } catch (err) {
+        notes.push(`CLI benchmark failed: ${errorText(err)}`);
+        progress.note(`CLI benchmark FAILED: ${errorText(err)}`);
       }
     }
 

@@ -78,3 +78,13 @@ if [[ ! -f dist/.built ]] || [[ -n "$(find src bench tsconfig.json package-lock.
   node_modules/.bin/tsc -p tsconfig.json
   touch dist/.built
 fi
+
+# ---- the CLI as one file: bin/bpfnet loads it (one module instead of ~30 halves its start-up) ----
+# It sits as deep as src/cli/commands/, so the daemon command's relative import of daemon/main.js
+# (left out of the bundle, loaded only by `bpfnet daemon`) resolves to dist/src/daemon/main.js.
+if [[ ! -f dist/src/cli/bundle/bpfnet.js || dist/.built -nt dist/src/cli/bundle/bpfnet.js ]]; then
+  say "bundling the CLI"
+  node_modules/.bin/esbuild src/cli/main.ts --bundle --platform=node --target=node20 --format=esm --minify \
+    --legal-comments=none --log-level=warning --outfile=dist/src/cli/bundle/bpfnet.js \
+    --banner:js="import { createRequire as __bpfnetRequire } from 'node:module'; const require = __bpfnetRequire(import.meta.url);"
+fi

@@ -72,10 +72,11 @@ export class Daemon {
     this.sandboxes = sandboxes;
     const ops = new Operations(this.#settings, store, datapath, this.#log);
     this.#ops = ops;
-    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns });
+    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns, kernel: { instance: cfg.instance } });
     this.#dns = dns;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
+    store.writeListeners.add((write) => dns.namesChanged(write));
     ops.watch(networks, attachments);
 
     this.#ensurePredefined(store, networks);

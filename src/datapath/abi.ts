@@ -3,7 +3,7 @@
  * enums and map names are restated. When a header changes, change this file with it;
  * test/kernel/abi.test.ts compares both against the objects' BTF.
  */
-import { array, be16, ipv4, mac, pad, struct, u16, u32, u64, u64n, u8 } from './libbpf/codec.js';
+import { array, be16, bytes, ipv4, mac, pad, struct, u16, u32, u64, u64n, u8 } from './libbpf/codec.js';
 
 // ---- bpf/shared/probe.h ----
 
@@ -161,3 +161,15 @@ export const DatapathMaps = {
   stats: 'stats4',
   dropEvents: 'drop_events',
 } as const;
+
+// ---- bpf/shared/dns.h ----
+
+export const DNS_NAME_MAX = 128;
+export const DNS_ADDRS_MAX = 8;
+export const DnsStat = { ANSWERED: 0, PASSED: 1 } as const;
+
+export const dnsNameKey = struct({ scope: ipv4, name: bytes(DNS_NAME_MAX) });
+export const dnsNameValue = struct({ count: u32, turn: u32, ttl: u32, addrs: array(ipv4, DNS_ADDRS_MAX) });
+export const dnsClient = struct({ addr: ipv4, gateway: ipv4 });
+
+export const DnsMaps = { names: 'dns_names', clients: 'dns_clients', stats: 'dns_stats' } as const;

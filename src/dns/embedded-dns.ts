@@ -12,16 +12,22 @@
  */
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
 import { isIPv4 } from '../ipam/ipv4.js';
-import { hasEmbeddedDns, LiveNameIndex, type DnsSource } from './name-index.js';
-import { failure, relay, Rcode, Resolver, type Decision, type QueryContext, type Upstream } from './resolver.js';
+import type { StoreWrite } from '../store/observed-store.js';
+import { hasEmbeddedDns, LiveNameIndex, namesOf, type DnsSource } from './name-index.js';
+import { KernelNames, type KernelNameCounters } from './kernel-names.js';
+import { DEFAULT_TTL, failure, relay, Rcode, Resolver, type Decision, type QueryContext, type Upstream } from './resolver.js';
 import { DnsServer, type DnsLog } from './server.js';
 import { Forwarder, type ForwarderOptions } from './upstream.js';
 
 /** What the embedded DNS reads from the store. */
 export interface DnsStore extends DnsSource {
+  readonly sandboxes: { all(): SandboxRecord[]; get(id: string): SandboxRecord | undefined };
   readonly networks: { all(): NetworkRecord[]; get(id: string): NetworkRecord | undefined };
   readonly endpoints: { all(): EndpointRecord[]; forSandbox(sandboxId: string): EndpointRecord[] };
 }
+
+/** The shortest wait between a write and the kernel's full sync of names, ms. */
+const KERNEL_SYNC_MIN_MS = 20;
 
 /** Docker's resolvers when the host has none a sandbox can use. */
 export const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4'] as const;
@@ -41,6 +47,8 @@ export interface EmbeddedDnsOptions {
   readonly forwarder?: ForwarderOptions;
   /** Told how each query was answered (metrics): 'local' or 'forwarded' by rcode, and the upstream time. */
   readonly observe?: (answer: DnsOutcome, upstreamSeconds?: number) => void;
+  /** Answer known names in the kernel too (bpf/dns.bpf.c), with maps pinned under /sys/fs/bpf/<instance>. */
+  readonly kernel?: { readonly instance: string };
 }
 
 export type DnsOutcome = 'local' | 'forwarded' | 'nxdomain' | 'servfail' | 'refused' | 'dropped' | 'other';
@@ -87,6 +95,12 @@ export class EmbeddedDns {
   #upstreams: readonly Upstream[];
   readonly #upstreamPort: number;
   readonly #observe: NonNullable<EmbeddedDnsOptions['observe']>;
+  readonly #log?: DnsLog;
+  #kernel?: KernelNames;
+  #kernelPending = false;
+  #kernelSyncMs = 0;
+  /** Until the daemon's first sync (after reconcile), the previous daemon's kernel names keep answering untouched. */
+  #kernelLive = false;
 
   constructor(opts: EmbeddedDnsOptions) {
     this.#observe = opts.observe ?? (() => undefined);
@@ -99,6 +113,68 @@ export class EmbeddedDns {
     this.#resolver = new Resolver(this.#index, { ttl: opts.ttl, upstreams: () => this.#upstreams });
     this.#forwarder = new Forwarder(opts.forwarder);
     this.#server = new DnsServer((query, ctx) => this.handle(query, ctx), { port: opts.port, log: opts.log });
+    this.#log = opts.log;
+    if (opts.kernel) {
+      try {
+        this.#kernel = new KernelNames({ instance: opts.kernel.instance, ttl: opts.ttl ?? DEFAULT_TTL });
+      } catch (err) {
+        // The daemon's resolver answers everything then; only the kernel's speed and its answers while the daemon is down are lost.
+        opts.log?.warn(`dns: cannot load the in-kernel resolver (${(err as Error).message}); names are answered by the daemon only`);
+      }
+    }
+  }
+
+  /** Queries the kernel answered and handed on; undefined without the in-kernel resolver. */
+  get kernelCounters(): KernelNameCounters | undefined {
+    return this.#kernel?.counters();
+  }
+
+  /**
+   * The store was written. What the write may have changed leaves the kernel at once (before
+   * the API answers; the daemon answers those names meanwhile), and a full sync follows a little
+   * later: at thousands of sandboxes a sync takes milliseconds, so it runs at most once per
+   * KERNEL_SYNC_MIN_MS or per four times its own last duration, never once per write.
+   */
+  namesChanged(write: StoreWrite): void {
+    const kernel = this.#kernel;
+    if (!kernel || !this.#kernelLive) return;
+    if (write.table === 'other') return;
+    try {
+      const sandboxId =
+        write.table === 'sandboxes' ? (write.record?.id ?? write.id) : write.table === 'endpoints' ? ((write.record as EndpointRecord | undefined)?.sandboxId ?? kernel.sandboxOfEndpoint(write.id ?? '')) : undefined;
+      if (sandboxId) kernel.forget(sandboxId, this.#namesNow(sandboxId));
+    } catch (err) {
+      // Not knowing what to forget would leave stale answers: forget everything until the sync.
+      this.#log?.warn(`dns: updating the in-kernel names failed: ${(err as Error).message}`);
+    }
+    this.#scheduleKernelSync();
+  }
+
+  /** A sandbox's names as the store has them now (none once it is gone). */
+  #namesNow(sandboxId: string): string[] {
+    const sb = this.#store.sandboxes.get(sandboxId);
+    if (!sb) return [];
+    return this.#store.endpoints.forSandbox(sandboxId).flatMap((ep) => namesOf(sb, ep));
+  }
+
+  #scheduleKernelSync(): void {
+    if (this.#kernelPending) return;
+    this.#kernelPending = true;
+    const wait = Math.max(KERNEL_SYNC_MIN_MS, 4 * this.#kernelSyncMs);
+    setTimeout(() => {
+      this.#kernelPending = false;
+      this.#syncKernel();
+    }, wait).unref();
+  }
+
+  #syncKernel(): void {
+    const t0 = performance.now();
+    try {
+      this.#kernel?.sync(this.#index.current);
+    } catch (err) {
+      this.#log?.warn(`dns: updating the in-kernel names failed: ${(err as Error).message}`);
+    }
+    this.#kernelSyncMs = performance.now() - t0;
   }
 
   #defaults(servers: readonly string[]): Upstream[] {
@@ -124,11 +200,16 @@ export class EmbeddedDns {
 
   /** Listens on the gateway of every user-defined network, and only there. */
   sync(): Promise<void> {
+    this.#kernelLive = true;
+    this.#syncKernel();
     return this.#server.sync(this.#index.current.gateways);
   }
 
-  stop(): Promise<void> {
-    return this.#server.close();
+  /** Closes the sockets; the kernel's names stay and keep answering. */
+  async stop(): Promise<void> {
+    await this.#server.close();
+    this.#kernel?.close();
+    this.#kernel = undefined;
   }
 
   /** One query: answered here, or forwarded; resolves with the bytes to send back (null: none). */

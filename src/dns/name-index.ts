@@ -92,6 +92,16 @@ export class NameIndex {
     return new NameIndex(source.networks.all(), source.sandboxes.all(), source.endpoints.all());
   }
 
+  /** The networks with embedded DNS and their names, for the kernel's copy (kernel-names.ts). */
+  get networks(): IterableIterator<NetworkNames> {
+    return this.#byGateway.values();
+  }
+
+  /** Every active endpoint of a visible sandbox on those networks. */
+  get attachments(): IterableIterator<Attachment> {
+    return this.#byAddress.values();
+  }
+
   /** Gateway addresses of the networks with embedded DNS: where the resolver listens. */
   get gateways(): string[] {
     return [...this.#byGateway.keys()];

@@ -7,6 +7,11 @@
 import type { PortRecord } from '../networks/model.js';
 import type { RecordTable, Store } from './store.js';
 
+/** One write, for listeners: a record table's insert/update (the record) or delete (its id); anything else is 'other'. */
+export type StoreWrite =
+  | { readonly table: 'networks' | 'sandboxes' | 'endpoints'; readonly record?: { readonly id: string }; readonly id?: string }
+  | { readonly table: 'other' };
+
 /** Something whose content changes exactly when `version` does. */
 export interface Versioned {
   readonly version: number;
@@ -15,6 +20,8 @@ export interface Versioned {
 export class ObservedStore implements Store, Versioned {
   readonly #inner: Store;
   #version = 0;
+  /** Called after every write (the embedded DNS's kernel names follow the store at once). */
+  readonly writeListeners = new Set<(write: StoreWrite) => void>();
   readonly networks: Store['networks'];
   readonly sandboxes: Store['sandboxes'];
   readonly endpoints: Store['endpoints'];
@@ -26,20 +33,29 @@ export class ObservedStore implements Store, Versioned {
     this.#inner = inner;
     const bump = <A extends unknown[], R>(fn: (...args: A) => R) => (...args: A): R => {
       const r = fn(...args);
-      this.#version++;
+      this.#bump({ table: 'other' });
       return r;
     };
-    const table = <T extends { id: string }>(t: RecordTable<T>): RecordTable<T> => ({
+    const table = <T extends { id: string }>(t: RecordTable<T>, name: 'networks' | 'sandboxes' | 'endpoints'): RecordTable<T> => ({
       all: () => t.all(),
       get: (id) => t.get(id),
-      insert: bump((r: T) => t.insert(r)),
-      update: bump((r: T) => t.update(r)),
-      delete: bump((id: string) => t.delete(id)),
+      insert: (r: T) => {
+        t.insert(r);
+        this.#bump({ table: name, record: r });
+      },
+      update: (r: T) => {
+        t.update(r);
+        this.#bump({ table: name, record: r });
+      },
+      delete: (id: string) => {
+        t.delete(id);
+        this.#bump({ table: name, id });
+      },
     });
-    this.networks = table(inner.networks);
-    this.sandboxes = table(inner.sandboxes);
+    this.networks = table(inner.networks, 'networks');
+    this.sandboxes = table(inner.sandboxes, 'sandboxes');
     this.endpoints = {
-      ...table(inner.endpoints),
+      ...table(inner.endpoints, 'endpoints'),
       forNetwork: (id) => inner.endpoints.forNetwork(id),
       forSandbox: (id) => inner.endpoints.forSandbox(id),
     };
@@ -70,8 +86,13 @@ export class ObservedStore implements Store, Versioned {
     try {
       return this.#inner.transaction(fn);
     } finally {
-      this.#version++;
+      this.#bump({ table: 'other' });
     }
+  }
+
+  #bump(write: StoreWrite): void {
+    this.#version++;
+    for (const listener of this.writeListeners) listener(write);
   }
 
   getMeta(key: string): string | undefined {

@@ -248,6 +248,43 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
       });
     });
 
+    describe('while the daemon is down', () => {
+      it('keeps answering sandbox names after SIGKILL of the daemon, and names made after its restart', async () => {
+        await cli('network', 'create', 'down-net');
+        for (const name of ['down1', 'down2']) await cli('run', '-d', '--name', name, '--network', 'down-net');
+        const [ip1, ip2, ip4, gw] = await Promise.all([sandboxIp(d, 'down1', 'down-net'), sandboxIp(d, 'down2', 'down-net'), sandboxIp(d, 'alpine4', 'alpine-net'), gatewayOf('down-net')]);
+        // Up first (this also learns each sandbox's namespace, which takes the API).
+        expect(await resolve('down1', 'down2')).toBe(ip2);
+        expect(await resolve('down2', 'down1')).toBe(ip1);
+        expect(await resolve('alpine1', 'alpine4')).toBe(ip4);
+        await d.kill();
+        try {
+          // getent asks through the sandbox's resolv.conf (its network's gateway), as any program would.
+          expect(await resolve('down1', 'down2')).toBe(ip2);
+          expect(await resolve('down2', 'down1')).toBe(ip1);
+          expect(await resolve('alpine1', 'alpine4')).toBe(ip4);
+          const [a, aaaa, qualified] = await Promise.all([
+            dig('down1', gw, 'DOWN2', 'A', 'udp', 1, 2000),
+            dig('down1', gw, 'down2', 'AAAA', 'udp', 1, 2000),
+            dig('down1', gw, 'down2.down-net', 'A', 'udp', 1, 2000),
+          ]);
+          expect(a[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip2] });
+          expect(aaaa[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
+          expect(qualified[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip2] });
+          // Not across networks: alpine1 does not see down2 (no answer at all while the daemon is down).
+          expect(await resolve('alpine1', 'down2')).toBeNull();
+        } finally {
+          await d.start();
+        }
+        await cli('run', '-d', '--name', 'down3', '--network', 'down-net');
+        const ip3 = await sandboxIp(d, 'down3', 'down-net');
+        expect(await resolve('down1', 'down3')).toBe(ip3);
+        expect(await resolve('down3', 'down2')).toBe(ip2);
+        await cli('rm', '-f', 'down3');
+        expect(await resolve('down1', 'down3')).toBeNull();
+      });
+    });
+
     describe('robustness', () => {
       it('survives 20,000 mutated and random packets from a sandbox, then answers correctly', async () => {
         const gw = await gatewayOf('alpine-net');

@@ -129,10 +129,10 @@ describe('daemon', () => {
 describe('the bpfnet executable', () => {
   const run = promisify(execFile);
 
-  it('is a node shim that loads the compiled CLI', () => {
+  it('is a node shim that loads the bundled CLI', () => {
     const shim = join(projectRoot, 'bin', 'bpfnet');
     accessSync(shim, constants.X_OK);
-    expect(readFileSync(shim, 'utf8')).toBe("#!/usr/bin/env node\nimport('../dist/src/cli/main.js');\n");
+    expect(readFileSync(shim, 'utf8')).toBe("#!/usr/bin/env node\nimport('../dist/src/cli/bundle/bpfnet.js');\n");
   });
 
   it('exits with the status runCli gives (src/cli/main.ts under tsx)', async () => {

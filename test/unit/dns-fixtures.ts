@@ -13,7 +13,7 @@ export class FakeDnsStore implements DnsStore {
   #seq = 0;
 
   readonly networks = { all: () => [...this.nets.values()], get: (id: string) => this.nets.get(id) };
-  readonly sandboxes = { all: () => [...this.boxes.values()] };
+  readonly sandboxes = { all: () => [...this.boxes.values()], get: (id: string) => this.boxes.get(id) };
   readonly endpoints = {
     all: () => [...this.eps.values()],
     forSandbox: (id: string) => [...this.eps.values()].filter((e) => e.sandboxId === id).sort((a, b) => a.seq - b.seq),

@@ -12,7 +12,8 @@ import { ExitStatus } from '../errors.js';
 /** Loads the daemon module; tests pass their own. */
 export type DaemonLoader = () => Promise<unknown>;
 
-// Resolved at run time from a variable: tsc must not need the module to compile the CLI.
+// Resolved at run time from a variable: tsc must not need the module to compile the CLI, and the
+// bundle (dist/src/cli/bundle/, as deep as this file) leaves it out and loads it from dist/src/daemon/.
 const DAEMON_MODULE = new URL('../../daemon/main.js', import.meta.url).href;
 
 export const loadDaemonModule: DaemonLoader = () => import(DAEMON_MODULE);

@@ -21,3 +21,6 @@ export class Hooks {
     detachTcFilter({ netns, ifname }, direction, FILTER_PRIORITY);
   }
 }
+
+/** The in-kernel resolver's filter (bpf/dns.bpf.c) on a sandbox's host veth: just before ours, on either datapath. */
+export const DNS_FILTER_PRIORITY = FILTER_PRIORITY - 1;

@@ -1,0 +1,235 @@
+/* The embedded DNS's fast path: tc ingress of a sandbox's host veth, one priority before the
+ * datapath's filter. A UDP query from the sandbox to its first user-defined network's gateway,
+ * for a name the daemon published in dns_names, is answered right here (A records, or NODATA
+ * for other types) and sent back into the sandbox with redirect_peer; it never reaches a
+ * socket. Anything else — other names, PTR, TCP, malformed or unusual queries — falls through
+ * (TC_ACT_UNSPEC) to the next filter and on to the daemon's resolver, which stays the
+ * reference. The maps are pinned, so answers go on while the daemon is down. */
+#include "lib/dns.h"
+
+#define DNS_PORT 53
+#define DNS_HDR_LEN 12
+#define DNS_TYPE_A 1
+#define DNS_TYPE_OPT 41
+#define DNS_TYPE_ANY 255
+#define DNS_CLASS_IN 1
+#define DNS_OFF (ETH_HLEN + sizeof(struct iphdr) + sizeof(struct udphdr))
+/* Header flags, high byte: QR, opcode, AA, TC, RD; low byte: RA, rcode. */
+#define DNS_QR 0x80
+#define DNS_OPCODE 0x78
+#define DNS_AA 0x04
+#define DNS_TC 0x02
+#define DNS_RD 0x01
+#define DNS_RA 0x80
+#define DNS_CLASSIC_UDP 512
+#define DNS_EDNS_UDP 1232
+#define DNS_MAX_UDP 4096
+
+static __always_inline void count(__u32 slot)
+{
+	__u64 *n = bpf_map_lookup_elem(&dns_stats, &slot);
+	if (n)
+		*n += 1;
+}
+
+static __always_inline __u16 word(const __u8 *msg, __u32 at)
+{
+	return ((__u16)msg[at & (DNS_QUERY_MAX - 1)] << 8) | msg[(at + 1) & (DNS_QUERY_MAX - 1)];
+}
+
+static __always_inline __u16 ip_checksum(struct iphdr *ip)
+{
+	__u32 sum = 0;
+	__u16 *w = (__u16 *)ip;
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* Copies the question's name into key->name in lower case; returns its wire length (the
+ * final zero included), or 0 when it is not a plain name that fits. */
+static __always_inline __u32 read_name(const __u8 *msg, __u32 len, struct dns_name_key *key)
+{
+	__u32 remaining = 0;
+	for (__u32 i = 0; i < DNS_NAME_MAX; i++) {
+		__u32 at = DNS_HDR_LEN + i;
+		if (at >= len)
+			return 0;
+		__u8 b = msg[at & (DNS_QUERY_MAX - 1)];
+		if (remaining == 0) {
+			if (b == 0)
+				return i + 1;
+			/* A compression pointer or an extended label type has no place in a query's name. */
+			if (b > 63)
+				return 0;
+			remaining = b;
+		} else {
+			if (b >= 'A' && b <= 'Z')
+				b += 'a' - 'A';
+			remaining--;
+		}
+		key->name[i & (DNS_NAME_MAX - 1)] = b;
+	}
+	return 0;
+}
+
+SEC("tc")
+int dns_answer(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_PASS;
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->ihl != 5 || ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(0x3fff)))
+		return TC_PASS;
+	struct udphdr *udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end || udp->dest != bpf_htons(DNS_PORT))
+		return TC_PASS;
+	__u32 ifindex = skb->ifindex;
+	struct dns_client *client = bpf_map_lookup_elem(&dns_clients, &ifindex);
+	/* Only the sandbox's own address to its resolver: spoofed or foreign queries are the daemon's to refuse. */
+	if (!client || client->addr != ip->saddr || client->gateway != ip->daddr)
+		return TC_PASS;
+	__u32 scope = ip->daddr;
+	__u32 len = bpf_ntohs(udp->len);
+	if (len < sizeof(*udp) + DNS_HDR_LEN + 5 || len > sizeof(*udp) + DNS_QUERY_MAX || sizeof(*ip) + len > bpf_ntohs(ip->tot_len) ||
+	    ETH_HLEN + bpf_ntohs(ip->tot_len) > skb->len)
+		goto pass;
+	len -= sizeof(*udp);
+
+	__u32 zero = 0;
+	struct dns_scratch *s = bpf_map_lookup_elem(&dns_scratch, &zero);
+	if (!s)
+		goto pass;
+	/* len is 17..DNS_QUERY_MAX already; written so that the verifier sees 1..DNS_QUERY_MAX. */
+	if (bpf_skb_load_bytes(skb, DNS_OFF, s->msg, ((len - 1) & (DNS_QUERY_MAX - 1)) + 1) < 0)
+		goto pass;
+	__u8 *msg = s->msg;
+	/* A standard query (QR 0, opcode 0) with one question, nothing else but an optional OPT. */
+	if ((msg[2] & (DNS_QR | DNS_OPCODE)) || word(msg, 4) != 1 || word(msg, 6) != 0 || word(msg, 8) != 0 || word(msg, 10) > 1)
+		goto pass;
+	bool edns = word(msg, 10) == 1;
+
+	__builtin_memset(&s->key, 0, sizeof(s->key));
+	s->key.scope = scope;
+	__u32 name_len = read_name(msg, len, &s->key);
+	if (name_len == 0)
+		goto pass;
+	__u32 q_end = DNS_HDR_LEN + name_len + 4;
+	if (q_end > len)
+		goto pass;
+	__u16 qtype = word(msg, q_end - 4);
+	if (word(msg, q_end - 2) != DNS_CLASS_IN)
+		goto pass;
+	__u32 max_size = DNS_CLASSIC_UDP;
+	if (edns) {
+		/* OPT: root name, type 41, payload size, extended rcode, version 0, flags, rdata length. */
+		if (q_end + DNS_OPT_LEN > len || msg[q_end & (DNS_QUERY_MAX - 1)] != 0 || word(msg, q_end + 1) != DNS_TYPE_OPT ||
+		    msg[(q_end + 6) & (DNS_QUERY_MAX - 1)] != 0 || q_end + DNS_OPT_LEN + word(msg, q_end + 9) != len)
+			goto pass;
+		__u32 asked = word(msg, q_end + 3);
+		max_size = asked < DNS_CLASSIC_UDP ? DNS_CLASSIC_UDP : asked > DNS_MAX_UDP ? DNS_MAX_UDP : asked;
+	} else if (q_end != len) {
+		goto pass;
+	}
+
+	struct dns_name_value *v = bpf_map_lookup_elem(&dns_names, &s->key);
+	if (!v)
+		goto pass;
+	__u32 n = (qtype == DNS_TYPE_A || qtype == DNS_TYPE_ANY) ? v->count : 0;
+	if (n > DNS_ADDRS_MAX)
+		goto pass;
+	__u32 reply_len = q_end + n * DNS_RR_A_LEN + (edns ? DNS_OPT_LEN : 0);
+	if (reply_len > max_size)
+		goto pass;
+	__u32 turn = 0;
+	if (n > 1) {
+		/* Not atomic (clang's BPF v1 target has no fetch-and-add result): two CPUs may hand out
+		 * the same order once, which round robin tolerates. */
+		turn = v->turn;
+		v->turn = turn + 1;
+		turn %= n;
+	}
+	__u32 ttl = bpf_htonl(v->ttl);
+
+	/* The header: the query's id, RD and opcode kept; an authoritative answer with n records. */
+	msg[2] = (msg[2] & (DNS_OPCODE | DNS_RD)) | DNS_QR | DNS_AA;
+	msg[3] = DNS_RA;
+	msg[6] = n >> 8;
+	msg[7] = n & 0xff;
+	msg[10] = 0;
+	msg[11] = edns ? 1 : 0;
+	if (bpf_skb_change_tail(skb, DNS_OFF + reply_len, 0) < 0)
+		goto pass;
+	if (bpf_skb_store_bytes(skb, DNS_OFF, msg, DNS_HDR_LEN, 0) < 0)
+		return TC_ACT_SHOT;
+	__u32 at = DNS_OFF + q_end;
+	__u8 *rr = s->rr;
+	for (__u32 i = 0; i < DNS_ADDRS_MAX; i++) {
+		if (i >= n)
+			break;
+		__u32 pick = turn + i;
+		if (pick >= n)
+			pick -= n;
+		/* A pointer to the question's name (offset 12), type A, class IN, ttl, 4 bytes of address. */
+		rr[0] = 0xc0;
+		rr[1] = DNS_HDR_LEN;
+		rr[2] = 0;
+		rr[3] = DNS_TYPE_A;
+		rr[4] = 0;
+		rr[5] = DNS_CLASS_IN;
+		__builtin_memcpy(&rr[6], &ttl, 4);
+		rr[10] = 0;
+		rr[11] = 4;
+		__u32 addr = v->addrs[pick & (DNS_ADDRS_MAX - 1)];
+		__builtin_memcpy(&rr[12], &addr, 4);
+		if (bpf_skb_store_bytes(skb, at, rr, DNS_RR_A_LEN, 0) < 0)
+			return TC_ACT_SHOT;
+		at += DNS_RR_A_LEN;
+	}
+	if (edns) {
+		/* Our OPT, as the daemon writes it: payload size 1232, version 0, no options. */
+		__u8 opt[DNS_OPT_LEN] = {0, 0, DNS_TYPE_OPT, DNS_EDNS_UDP >> 8, DNS_EDNS_UDP & 0xff, 0, 0, 0, 0, 0, 0};
+		if (bpf_skb_store_bytes(skb, at, opt, DNS_OPT_LEN, 0) < 0)
+			return TC_ACT_SHOT;
+	}
+
+	/* Addresses swapped, lengths set; no UDP checksum (0: none, valid for IPv4). */
+	data = (void *)(long)skb->data;
+	end = (void *)(long)skb->data_end;
+	eth = data;
+	ip = (void *)(eth + 1);
+	udp = (void *)(ip + 1);
+	if ((void *)(udp + 1) > end)
+		return TC_ACT_SHOT;
+	__u8 mac[ETH_ALEN];
+	__builtin_memcpy(mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, mac, ETH_ALEN);
+	__u32 src = ip->saddr;
+	ip->saddr = ip->daddr;
+	ip->daddr = src;
+	ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*udp) + reply_len);
+	ip->ttl = 64;
+	ip->check = 0;
+	ip->check = ip_checksum(ip);
+	__u16 sport = udp->source;
+	udp->source = udp->dest;
+	udp->dest = sport;
+	udp->len = bpf_htons(sizeof(*udp) + reply_len);
+	udp->check = 0;
+	count(DNS_STAT_ANSWERED);
+	/* Straight back into the sandbox's namespace, as the datapath delivers to a sandbox. */
+	return bpf_redirect_peer(ifindex, 0);
+
+pass:
+	count(DNS_STAT_PASSED);
+	return TC_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";
