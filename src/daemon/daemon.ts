@@ -74,6 +74,7 @@ export class Daemon {
     this.#ops = ops;
     const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns, kernel: { instance: cfg.instance } });
     this.#dns = dns;
+    ops.kernelDns = () => dns.kernelCounters;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
     store.writeListeners.add((write) => dns.namesChanged(write));

@@ -64,6 +64,7 @@ export class Operations {
       datapathKind: datapath.kind,
       version: BPFNET_VERSION,
       perEndpoint: settings.metrics.perEndpoint,
+      kernelDns: () => this.kernelDns?.(),
     });
     this.events = new NetworkEvents(store);
     if (datapath.kind === 'ebpf' && isObservable(datapath))
@@ -75,6 +76,9 @@ export class Operations {
       });
     this.#features = detectKernelFeatures();
   }
+
+  /** The in-kernel resolver's counters, once the embedded DNS exists. */
+  kernelDns?: () => { answered: number } | undefined;
 
   /** For the embedded DNS's `observe` option. */
   readonly observeDns = (answer: Parameters<EngineMetrics['observeDns']>[0], upstreamSeconds?: number): void => this.metrics.observeDns(answer, upstreamSeconds);

@@ -26,6 +26,8 @@ export interface MetricsOptions {
   readonly datapathKind: string;
   readonly version: string;
   readonly perEndpoint?: boolean;
+  /** Queries the in-kernel resolver answered so far (bpf/dns.bpf.c); undefined without it. */
+  readonly kernelDns?: () => { answered: number } | undefined;
 }
 
 /** How a DNS query was answered, for bpfnet_dns_queries_total{answer}. */
@@ -64,7 +66,21 @@ export class EngineMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [r],
     });
-    this.#dnsQueries = new Counter({ name: 'bpfnet_dns_queries_total', help: 'Embedded DNS queries by how they were answered', labelNames: ['answer'], registers: [r] });
+    // Queries the kernel answered never reach the daemon: their count is read from its map at scrape time.
+    let kernelSeen = 0;
+    const kernelDns = opts.kernelDns;
+    this.#dnsQueries = new Counter({
+      name: 'bpfnet_dns_queries_total',
+      help: 'Embedded DNS queries by how they were answered (kernel: by the in-kernel resolver)',
+      labelNames: ['answer'],
+      registers: [r],
+      collect() {
+        const answered = kernelDns?.()?.answered;
+        if (answered === undefined || answered < kernelSeen) return;
+        this.inc({ answer: 'kernel' }, answered - kernelSeen);
+        kernelSeen = answered;
+      },
+    });
     this.#dnsUpstream = new Histogram({
       name: 'bpfnet_dns_upstream_duration_seconds',
       help: 'Time to get an answer from the upstream resolvers (all attempts of one query)',
