@@ -19,6 +19,7 @@ import { newId } from '../util/ids.js';
 import type { EngineConfig } from './config.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 import { validateHostname } from './names.js';
+import { VolatileHolds } from './volatile-holds.js';
 import { endpointSpec, networkSpec, portSpecs } from './spec.js';
 
 export interface AttachOptions {
@@ -40,7 +41,8 @@ export class Attachments {
     this.#drivers = drivers;
     this.#datapath = datapath;
     this.#cfg = cfg;
-    this.#allocator = new Ipv4Allocator(store.ipam);
+    // Foreign endpoints' addresses are held in memory only, as the endpoints themselves (endpoints.ts).
+    this.#allocator = new Ipv4Allocator(new VolatileHolds(store.ipam, isForeignOwner));
   }
 
   get allocator(): Ipv4Allocator {
@@ -236,3 +238,7 @@ export function noSuchSandbox(ref: string): ServiceError {
 function rank(d: Driver): number {
   return d.capabilities.exclusive?.status === 'forbidden' ? 0 : 1;
 }
+
+/** The IPAM owner of an endpoint of a namespace bpfnet does not own. */
+export const foreignOwner = (endpointId: string): string => `foreign endpoint ${endpointId.slice(0, 12)}`;
+const isForeignOwner = (owner: string): boolean => owner.startsWith('foreign endpoint ');

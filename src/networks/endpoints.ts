@@ -4,6 +4,8 @@
  * on a network, then joins it into its own namespace by path under the interface name it
  * chooses; leave and delete undo exactly that. The network's datapath forwards for them as for
  * bpfnet's own sandboxes, which are the other client of the same driver verbs (attachments.ts).
+ * They live as long as the daemon: not stored, their addresses held in memory (volatile-holds.ts),
+ * their devices swept as strays by a restarted daemon.
  */
 import type { JoinTarget } from '../drivers/driver.js';
 import { conflict, invalid, notFound } from '../errors.js';
@@ -12,7 +14,7 @@ import type { Store } from '../store/store.js';
 import { newId } from '../util/ids.js';
 import type { Mutex } from '../util/mutex.js';
 import { netnsExists } from '../drivers/netns-path.js';
-import { Attachments } from './attachments.js';
+import { Attachments, foreignOwner } from './attachments.js';
 import type { EndpointRecord, NetworkRecord } from './model.js';
 import { endpointSpec, networkSpec } from './spec.js';
 
@@ -78,7 +80,7 @@ export class ForeignEndpoints {
       if (req.ipv4 !== undefined && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
       const id = newId();
       const pool = Attachments.pool(net);
-      const owner = `endpoint ${id.slice(0, 12)}`;
+      const owner = foreignOwner(id);
       const address = this.#store.transaction(() => {
         if (req.ipv4 === undefined) return this.#att.allocator.allocate(pool, owner);
         this.#att.allocator.reserve(pool, parseIPv4(req.ipv4)!, owner);
@@ -163,4 +165,9 @@ export class ForeignEndpoints {
 
 function forbiddenJoined(id: string): Error {
   return conflict(`endpoint ${id.slice(0, 12)} is still joined to a namespace: leave it first`);
+}
+
+/** Whether a network still has endpoints of foreign namespaces (it cannot be removed then). */
+export function foreignOn(foreign: ForeignEndpoints, networkId: string): EndpointRecord[] {
+  return foreign.list().filter((fe) => fe.endpoint.networkId === networkId).map((fe) => fe.endpoint);
 }

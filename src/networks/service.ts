@@ -17,7 +17,7 @@ import type { EngineConfig } from './config.js';
 import { exclusiveError } from '../drivers/registry.js';
 import { matchLabel, matchPattern, parseFilters, parseUntil } from './filters.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
-import { ForeignEndpoints, type CreateEndpointRequest } from './endpoints.js';
+import { ForeignEndpoints, foreignOn, type CreateEndpointRequest } from './endpoints.js';
 import { validateName } from './names.js';
 import { networkSpec } from './spec.js';
 
@@ -259,7 +259,7 @@ export class NetworkService {
     return this.#mutex.run(async () => {
       const net = this.resolve(ref);
       if (net.predefined) throw forbidden(`${net.name} is a pre-defined network and cannot be removed`);
-      const endpoints = this.#store.endpoints.forNetwork(net.id);
+      const endpoints = [...this.#store.endpoints.forNetwork(net.id), ...foreignOn(this.foreign, net.id)];
       if (endpoints.length > 0) {
         const who = endpoints.map((e) => `name:"${this.#store.sandboxes.get(e.sandboxId)?.name ?? '?'}" id:"${e.id.slice(0, 12)}"`).join(', ');
         throw forbidden(`error while removing network: network ${net.name} has active endpoints (${who})`);
@@ -282,7 +282,7 @@ export class NetworkService {
     const filters = parseFilters(filtersText, PRUNE_FILTERS);
     return this.#mutex.run(async () => {
       const deleted: string[] = [];
-      const used = new Set(this.#store.endpoints.all().map((e) => e.networkId));
+      const used = new Set([...this.#store.endpoints.all(), ...this.foreign.list().map((fe) => fe.endpoint)].map((e) => e.networkId));
       for (const net of this.#store.networks.all()) {
         if (net.predefined || used.has(net.id)) continue;
         const until = filters.get('until');

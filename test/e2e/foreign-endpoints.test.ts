@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { cliPath, projectRoot } from '../../src/paths.js';
-import { run } from '../../src/system/exec.js';
+import { run, runRaw } from '../../src/system/exec.js';
 import type { Netns } from '../../src/system/ip.js';
 import { ECHO_SERVER, peerIp, ping, probe, sandboxIp, waitPort } from '../support/traffic.js';
 
@@ -157,6 +157,9 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
       expect(await d.call('join', { id: ep.id, netnsPath: '/run/netns/no-such-ns', ifname: 'eth0' })).toMatchObject({ ok: false, kind: 'not-found', message: 'network namespace /run/netns/no-such-ns not found' });
       expect(await d.call('join', { id: ep.id, netnsPath: '/run/netns/x', ifname: 'eth0 up' })).toMatchObject({ ok: false, kind: 'invalid' });
       expect(await d.call('join', { id: ep.id, netnsPath: 'relative', ifname: 'eth0' })).toMatchObject({ ok: false, kind: 'invalid' });
+      // A network with a foreign endpoint on it is in use, as with a sandbox's.
+      const rm = await runRaw(process.execPath, [cliPath, '-H', `unix://${d.socket}`, 'network', 'rm', 'fe-net']);
+      expect({ code: rm.code, stderr: rm.stderr }).toMatchObject({ code: 1, stderr: expect.stringContaining('network fe-net has active endpoints') });
       expect(await d.call('create', { network: 'host' })).toMatchObject({ ok: false, kind: 'invalid', message: 'network host (driver "host") does not make endpoints for other namespaces' });
       await d.ok('delete', { id: ep.id });
     });
