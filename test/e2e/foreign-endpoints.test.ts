@@ -152,6 +152,14 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
       }
     });
 
+    it('refuses unknown drivers, predefined-only drivers and bad bridge options over the API, as moby words them', async () => {
+      const create = (...args: string[]) => runRaw(process.execPath, [cliPath, '-H', `unix://${d.socket}`, 'network', 'create', ...args]);
+      expect((await create('-d', 'macvlan', 'mv')).stderr).toBe('Error response from daemon: plugin "macvlan" not found\n');
+      expect((await create('-d', 'host', 'h2')).stderr).toBe('Error response from daemon: only one instance of "host" network is allowed\n');
+      const icc = await create('-o', 'com.docker.network.bridge.enable_icc=maybe', 'bad-icc');
+      expect({ code: icc.code, stderr: icc.stderr }).toEqual({ code: 1, stderr: 'Error response from daemon: invalid value "maybe" for option com.docker.network.bridge.enable_icc: expected true or false\n' });
+    });
+
     it('refuses bad joins with errors naming the object', async () => {
       const ep = await d.ok('create', { network: 'fe-net' });
       expect(await d.call('join', { id: ep.id, netnsPath: '/run/netns/no-such-ns', ifname: 'eth0' })).toMatchObject({ ok: false, kind: 'not-found', message: 'network namespace /run/netns/no-such-ns not found' });

@@ -165,14 +165,13 @@ export class BridgeDriver implements Driver {
     if (!target.netnsPath) throw new Error(`endpoint ${ep.id.slice(0, 12)} on ${net.name} needs a namespace of its own to join`);
     const parked = this.parkedName(ep.id);
     // The kernel moves and renames in one request; the name may clash only inside the target namespace.
-    if (await link(HOST, parked)) {
-      try {
-        await ip(HOST, ['link', 'set', 'dev', parked, 'netns', target.netnsPath, 'name', target.ifname]);
-      } catch (err) {
-        throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
-      }
-    } else if (!(await linkAt(target.netnsPath, target.ifname))) {
-      throw new Error(`endpoint ${ep.id.slice(0, 12)} on ${net.name} has no interface to join (neither ${parked} nor ${target.ifname} in ${target.netnsPath})`);
+    try {
+      await ip(HOST, ['link', 'set', 'dev', parked, 'netns', target.netnsPath, 'name', target.ifname]);
+    } catch (err) {
+      const gone = /Cannot find device|does not exist/.test((err as Error).message);
+      // Joined before (reconcile re-asserting): the interface is already there under its name.
+      if (!gone || !(await linkAt(target.netnsPath, target.ifname)))
+        throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} (${parked}) into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
     }
     const mac = ep.mac ?? macForIPv4(ep.ipv4!);
     await ipBatchAt(target.netnsPath, [
@@ -206,11 +205,13 @@ export class BridgeDriver implements Driver {
   }
 
   async deleteEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
-    // Deleting either end removes the pair.
+    // Deleting either end removes the pair; one that is not there is already undone.
     for (const dev of [ep.hostIfname ?? this.hostDevice(ep.id), this.parkedName(ep.id)]) {
-      if (await link(HOST, dev)) {
+      try {
         await ip(HOST, ['link', 'delete', dev]);
         return;
+      } catch (err) {
+        if (!/Cannot find device|does not exist/.test((err as Error).message)) throw new Error(`could not delete ${dev} of endpoint ${ep.id.slice(0, 12)}: ${(err as Error).message}`);
       }
     }
   }
