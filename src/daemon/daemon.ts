@@ -15,6 +15,7 @@ import { createDatapath } from '../datapath/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
 import { NullDriver } from '../drivers/none/null-driver.js';
+import { DriverRegistry } from '../drivers/registry.js';
 import { EmbeddedDns } from '../dns/embedded-dns.js';
 import { Attachments } from '../networks/attachments.js';
 import { NetworkService } from '../networks/service.js';
@@ -64,7 +65,7 @@ export class Daemon {
     });
     this.#datapath = datapath;
     const mutex = new Mutex();
-    const drivers = { bridge: new BridgeDriver(cfg.instance), host: new HostDriver(), null: new NullDriver() };
+    const drivers = new DriverRegistry([new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix }), new HostDriver(), new NullDriver()]);
     const attachments = new Attachments(store, drivers, datapath, cfg);
     const networks = new NetworkService(store, attachments, datapath, cfg, mutex);
     const sandboxes = new SandboxService(store, networks, cfg, mutex);

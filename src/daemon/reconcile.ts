@@ -140,12 +140,13 @@ export async function reconcile(
         continue;
       }
       const driver = att.driver(net);
-      if (driver.joined && !(await driver.joined(net, ep, att.target(sb)))) {
+      if (driver.joined && !(await driver.joined(net, ep, att.target(sb, ep)))) {
         log.info(`reconcile: rebuilding endpoint of ${sb.name} on ${net.name}`);
         if (ep.hostIfname) await checkHostEnd(ep.hostIfname, sb.netns, ep.ifname);
-        await driver.leave(net, ep, att.target(sb)).catch(() => undefined);
+        await driver.leave(net, ep, att.target(sb, ep)).catch(() => undefined);
+        await driver.deleteEndpoint(net, ep).catch(() => undefined);
         try {
-          await driver.join(net, ep, att.target(sb));
+          await driver.join(net, await driver.createEndpoint(net, ep), att.target(sb, ep));
         } catch (err) {
           throw new Error(`endpoint on network ${net.name} could not be rebuilt: ${(err as Error).message}`);
         }
@@ -156,7 +157,7 @@ export async function reconcile(
       const primary = att.primary(sb.id);
       if (primary) {
         const net = store.networks.get(primary.networkId)!;
-        await att.driver(net).setDefaultRoute?.(net, primary, att.target(sb));
+        await att.driver(net).setDefaultRoute?.(net, primary, att.target(sb, primary));
       }
       sandboxes.rewriteFiles(sb);
     }
@@ -196,7 +197,7 @@ export async function reconcile(
 /** The store's content as the datapath sees it, without the sandboxes left unusable at start. */
 export function desiredState(store: Store, networks: NetworkService, unusable: ReadonlySet<string> = new Set()): DesiredState {
   const att = networks.attachments;
-  const bridgeNets = store.networks.all().filter((n) => n.driver === 'bridge');
+  const bridgeNets = store.networks.all().filter((n) => att.driver(n).capabilities.datapath);
   const byId = new Map(bridgeNets.map((n) => [n.id, n]));
   const state: DesiredState = { networks: bridgeNets.map(networkSpec), endpoints: [], ports: [] };
   for (const sb of store.sandboxes.all()) {

@@ -10,11 +10,14 @@
  * half-made endpoints before it replays the desired state.
  */
 
-/** A bridge network as the datapath sees it. */
+/**
+ * A network the datapath forwards for (its driver's `datapath` capability). Its identity is
+ * `id`, the same on every host, never an ifindex; `device` is this host's rendering of it.
+ */
 export interface NetworkSpec {
   id: string;
   name: string;
-  /** The bridge device that carries the gateway address. */
+  /** The host device the driver made to carry the gateway address (bridge driver: the bridge). */
   device: string;
   /** IPv4 subnet, CIDR. */
   subnet: string;
@@ -28,14 +31,15 @@ export interface NetworkSpec {
   hostBinding: string;
 }
 
-/** One sandbox attachment to a bridge network. */
+/** One endpoint joined into a namespace (a bpfnet sandbox's, or one handed in by path). */
 export interface EndpointSpec {
   id: string;
   networkId: string;
+  /** The bpfnet sandbox, or '' for a namespace bpfnet does not own. */
   sandboxId: string;
-  /** Host side of the veth (on the bridge). */
+  /** The host-side device the driver made for the endpoint, whatever it is (bridge driver: the veth end on the bridge). */
   hostIfname: string;
-  /** Sandbox side name and namespace path. */
+  /** The interface name the joiner chose inside the namespace, and the namespace by path. */
   ifname: string;
   netnsPath: string;
   ipv4: string;

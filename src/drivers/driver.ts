@@ -1,35 +1,76 @@
 /**
- * A network driver decides which kernel objects a network and an attachment are made of
- * (moby's driverapi verbs: CreateNetwork, DeleteNetwork, Join, Leave). One folder per driver.
+ * A network driver decides which kernel objects a network and an endpoint are made of
+ * (moby's driverapi verbs: CreateNetwork, DeleteNetwork, CreateEndpoint, Join, Leave,
+ * DeleteEndpoint). One folder per driver; each registers itself with its capabilities in
+ * registry.ts, and the services ask those capabilities, never the driver's name.
  * Every call is idempotent: an object already in the wanted form is success.
  */
-import type { DriverName, EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
+import type { EndpointRecord, NetworkRecord } from '../networks/model.js';
 
-/** Where a sandbox's namespace is: a path under /run/netns, or null for the host's own. */
-export interface SandboxTarget {
-  record: SandboxRecord;
+/** What the rest of bpfnet may assume about a driver's networks (moby's driverapi.Capability, and more). */
+export interface DriverCapabilities {
+  /** The datapath (eBPF or iptables) forwards for this driver's networks: isolation, masquerade, published ports. */
+  datapath: boolean;
+  /** 'local': the network exists on this host only; 'global': the same network on several hosts. */
+  scope: 'local' | 'global';
+  /** Networks need a parent interface (-o parent=...), as macvlan/ipvlan do. */
+  needsParent: boolean;
+  /** A sandbox attached to it has a namespace of its own (false: it shares the daemon's). */
+  ownNamespace: boolean;
+  /** Endpoints get addresses from IPAM (and so can be the primary endpoint, carry the default route and published ports). */
+  addresses: boolean;
+  /** Users may create networks of this driver (false: only the daemon's one predefined instance exists). */
+  userNetworks: boolean;
+  /** User-defined networks of this driver get the embedded DNS and network-scoped aliases. */
+  embeddedDns: boolean;
+  /** A sandbox on this network may be disconnected from it. */
+  disconnect: boolean;
+  /**
+   * A sandbox on this network can be on no other, and the network cannot be connected to after
+   * creation: the error moby gives when that is tried (host and none modes).
+   */
+  exclusive?: { status: 'forbidden' | 'invalid'; message: string };
+  /** When -p is given for a sandbox on this network and it cannot publish: moby's warning, or '' to drop the ports silently. */
+  publishRefusal?: string;
+}
+
+/** Where an endpoint is joined: a namespace given by path, that bpfnet need not have created nor own. */
+export interface JoinTarget {
+  /** /run/netns/NAME, /proc/PID/ns/net, ...; null: the daemon's own namespace (host mode). */
   netnsPath: string | null;
+  /** The interface name inside the namespace, chosen by the caller (eth0, eth1, net1...). */
+  ifname: string;
+  /** The endpoint becomes the namespace's default route. */
+  defaultRoute?: boolean;
 }
 
 export interface Driver {
-  readonly name: DriverName;
-  /** Whether a sandbox in this mode has a namespace of its own. */
-  readonly ownNamespace: boolean;
+  readonly name: string;
+  readonly capabilities: DriverCapabilities;
+  /** Refuses, with the error moby gives, -o options this driver owns and cannot take (unknown keys are kept and shown). */
+  validateOptions?(options: Readonly<Record<string, string>>): void;
+  /** The kernel device a new network will be made of, if it has one (the bridge), so two networks never share it. */
+  deviceFor?(networkId: string, options: Readonly<Record<string, string>>): string;
   /** Refuses, with the error moby would give, a new network whose kernel objects would clash with what exists. */
   checkNetwork?(net: NetworkRecord): Promise<void>;
   createNetwork(net: NetworkRecord): Promise<void>;
   deleteNetwork(net: NetworkRecord): Promise<void>;
   /**
-   * Builds the attachment's interfaces (and brings the sandbox's loopback up); with
-   * `defaultRoute` the endpoint also becomes the sandbox's default route. Returns the endpoint
-   * with what the driver chose (host interface, MAC).
+   * Makes the endpoint's host-side objects and its namespace-side interface, kept in the
+   * daemon's namespace under a temporary name until join. Returns the endpoint with what the
+   * driver chose (its host-side device, MAC).
    */
-  join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget, opts?: { defaultRoute?: boolean }): Promise<EndpointRecord>;
-  leave(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<void>;
-  /** Makes ep the sandbox's default route (it became the primary endpoint). */
-  setDefaultRoute?(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<void>;
+  createEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord>;
+  /** Moves the endpoint's interface into the namespace at target.netnsPath as target.ifname and configures it there. */
+  join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord>;
+  /** Undoes join: the interface goes back to the daemon's namespace (nothing is left in the caller's namespace). */
+  leave(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void>;
+  /** Undoes createEndpoint: removes what it made (also when the namespace took the interface with it). */
+  deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+  /** Makes ep the namespace's default route (it became the primary endpoint). */
+  setDefaultRoute?(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void>;
   /** Whether the endpoint's interfaces exist as they should (reconcile at start). */
-  joined?(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<boolean>;
+  joined?(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<boolean>;
 }
 
 /** Docker's MAC for an IPv4 endpoint: 02:42 followed by the four address bytes. */

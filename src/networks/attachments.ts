@@ -1,21 +1,25 @@
 /**
  * Attaching sandboxes to networks: the one place that turns an endpoint record into kernel
- * objects (driver join + datapath) and back, with rollback. Each attach is two transactions
+ * objects (driver createEndpoint + join by namespace path + datapath) and back, with rollback.
+ * bpfnet's sandboxes are one client of the endpoint verbs (their namespace is /run/netns/NAME,
+ * their interfaces eth0, eth1...); endpoints.ts is another, for namespaces bpfnet does not own. Each attach is two transactions
  * around the kernel work: the endpoint is stored as 'creating' (its address held) before
  * anything is built and becomes 'active' after; a daemon killed in between finds the
  * 'creating' endpoint at start and undoes it (see daemon/reconcile.ts).
  */
 import type { Datapath } from '../datapath/datapath.js';
-import type { Driver, SandboxTarget } from '../drivers/driver.js';
+import type { Driver, JoinTarget } from '../drivers/driver.js';
+import { exclusiveError, type DriverRegistry } from '../drivers/registry.js';
 import { conflict, forbidden, invalid, notFound, ServiceError } from '../errors.js';
 import { Ipv4Allocator, type Pool } from '../ipam/allocator.js';
 import { formatIPv4, parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
 import { failpoint } from '../util/failpoint.js';
 import { newId } from '../util/ids.js';
-import { hostIfname, type EngineConfig } from './config.js';
-import type { DriverName, EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import type { EngineConfig } from './config.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 import { validateHostname } from './names.js';
+import { VolatileHolds } from './volatile-holds.js';
 import { endpointSpec, networkSpec, portSpecs } from './spec.js';
 
 export interface AttachOptions {
@@ -25,31 +29,41 @@ export interface AttachOptions {
 
 export class Attachments {
   readonly #store: Store;
-  readonly #drivers: Record<DriverName, Driver>;
+  readonly #drivers: DriverRegistry;
   readonly #datapath: Datapath;
   readonly #cfg: EngineConfig;
   readonly #allocator: Ipv4Allocator;
   /** Called after a sandbox's endpoints changed (files and names depend on them). */
   readonly listeners = new Set<(sb: SandboxRecord) => void>();
 
-  constructor(store: Store, drivers: Record<DriverName, Driver>, datapath: Datapath, cfg: EngineConfig) {
+  constructor(store: Store, drivers: DriverRegistry, datapath: Datapath, cfg: EngineConfig) {
     this.#store = store;
     this.#drivers = drivers;
     this.#datapath = datapath;
     this.#cfg = cfg;
-    this.#allocator = new Ipv4Allocator(store.ipam);
+    // Foreign endpoints' addresses are held in memory only, as the endpoints themselves (endpoints.ts).
+    this.#allocator = new Ipv4Allocator(new VolatileHolds(store.ipam, isForeignOwner));
   }
 
   get allocator(): Ipv4Allocator {
     return this.#allocator;
   }
 
-  driver(net: NetworkRecord): Driver {
-    return this.#drivers[net.driver];
+  get drivers(): DriverRegistry {
+    return this.#drivers;
   }
 
-  target(sb: SandboxRecord): SandboxTarget {
-    return { record: sb, netnsPath: sb.netns ? `/run/netns/${sb.netns}` : null };
+  get datapath(): Datapath {
+    return this.#datapath;
+  }
+
+  driver(net: NetworkRecord): Driver {
+    return this.#drivers.get(net.driver);
+  }
+
+  /** Where a sandbox's endpoint joins: its namespace by path (null: the daemon's own) under its ethN name. */
+  target(sb: SandboxRecord, ep: EndpointRecord): JoinTarget {
+    return { netnsPath: sb.netns ? `/run/netns/${sb.netns}` : null, ifname: ep.ifname };
   }
 
   /** The namespace path a datapath uses to reach a sandbox. */
@@ -61,7 +75,7 @@ export class Attachments {
     return { id: net.id, label: net.name, subnet: parseCidr(net.subnet!)!, range: net.ipRange ? parseCidr(net.ipRange) : undefined };
   }
 
-  /** The sandbox's first active bridge endpoint: default route and published ports go there. */
+  /** The sandbox's first active endpoint with an address: default route and published ports go there. */
   primary(sandboxId: string): EndpointRecord | undefined {
     return this.#store.endpoints.forSandbox(sandboxId).find((e) => e.state === 'active' && e.ipv4 !== undefined);
   }
@@ -74,11 +88,13 @@ export class Attachments {
   checkAttach(sb: SandboxRecord, net: NetworkRecord, opts: AttachOptions, creating = false): void {
     const existing = this.#store.endpoints.forSandbox(sb.id);
     if (existing.some((e) => e.networkId === net.id)) throw conflict(`${sb.name} is already attached to network ${net.name}`);
-    const nets = existing.map((e) => this.#store.networks.get(e.networkId)!);
-    if ((!creating && net.driver === 'host') || nets.some((n) => n.driver === 'host'))
-      throw forbidden('container cannot be disconnected from host network or connected to host network');
-    if ((!creating && net.driver === 'null') || nets.some((n) => n.driver === 'null'))
-      throw invalid('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    // Exclusive modes (host, none): only at creation, and alone. The joined network's rule is checked first, as moby does.
+    const drivers = [...existing.map((e) => this.driver(this.#store.networks.get(e.networkId)!)), this.driver(net)];
+    const refusal = [...(creating ? [] : [this.driver(net)]), ...drivers.slice(0, -1)]
+      .sort((a, b) => rank(a) - rank(b))
+      .map(exclusiveError)
+      .find((e) => e !== undefined);
+    if (refusal) throw refusal;
     const problems: string[] = [];
     if (net.predefined && opts.ipv4) problems.push('user specified IP address is supported on user defined networks only');
     if (net.predefined && opts.aliases && opts.aliases.length > 0) problems.push('network-scoped alias is supported only for containers in user defined networks');
@@ -104,7 +120,7 @@ export class Attachments {
       aliases: [...new Set(opts.aliases ?? [])],
       staticIp: opts.ipv4 !== undefined,
     };
-    if (net.driver === 'bridge') {
+    if (this.driver(net).capabilities.addresses) {
       const pool = Attachments.pool(net);
       const owner = `sandbox ${sb.name}`;
       let address: number;
@@ -116,7 +132,6 @@ export class Attachments {
       }
       ep.ipv4 = formatIPv4(address);
       ep.prefixLength = pool.subnet.bits;
-      ep.hostIfname = hostIfname(this.#cfg, id);
     }
     this.#store.endpoints.insert(ep);
     return ep;
@@ -126,14 +141,16 @@ export class Attachments {
   async build(sb: SandboxRecord, ep: EndpointRecord): Promise<EndpointRecord> {
     const net = this.#store.networks.get(ep.networkId)!;
     const driver = this.driver(net);
-    const target = this.target(sb);
     let built = ep;
-    // The first bridge endpoint is the primary: the default route and published ports go there.
-    const becomesPrimary = net.driver === 'bridge' && !this.primary(sb.id);
+    // The first endpoint with an address is the primary: the default route and published ports go there.
+    const becomesPrimary = driver.capabilities.addresses && !this.primary(sb.id);
     try {
-      built = await driver.join(net, ep, target, { defaultRoute: becomesPrimary });
+      built = await driver.createEndpoint(net, ep);
+      // Stored at once: a daemon killed before join still knows the host-side device to remove.
+      this.#store.endpoints.update(built);
+      built = await driver.join(net, built, { ...this.target(sb, built), defaultRoute: becomesPrimary });
       await failpoint('attach:after-join');
-      if (net.driver === 'bridge') await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
+      if (driver.capabilities.datapath) await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
       built = { ...built, state: 'active' };
       this.#store.endpoints.update(built);
       if (becomesPrimary) await this.#publish(sb, built, net);
@@ -150,9 +167,11 @@ export class Attachments {
   async teardown(sb: SandboxRecord, ep: EndpointRecord): Promise<void> {
     const net = this.#store.networks.get(ep.networkId);
     if (!net) return;
-    if (net.driver === 'bridge' && ep.hostIfname && ep.ipv4 && ep.mac)
+    const driver = this.driver(net);
+    if (driver.capabilities.datapath && ep.hostIfname && ep.ipv4 && ep.mac)
       await this.#datapath.removeEndpoint(networkSpec(net), endpointSpec(ep, this.netnsPath(sb)));
-    await this.driver(net).leave(net, ep, this.target(sb));
+    await driver.leave(net, ep, this.target(sb, ep));
+    await driver.deleteEndpoint(net, ep);
   }
 
   /** Deletes an endpoint record and frees its address (inside the caller's transaction). */
@@ -184,7 +203,7 @@ export class Attachments {
     const primary = this.primary(sb.id);
     if (!primary) return;
     const net = this.#store.networks.get(primary.networkId)!;
-    await this.driver(net).setDefaultRoute?.(net, primary, this.target(sb));
+    await this.driver(net).setDefaultRoute?.(net, primary, this.target(sb, primary));
     await this.#publish(sb, primary, net);
   }
 
@@ -214,3 +233,12 @@ export function notConnected(sb: SandboxRecord, net: NetworkRecord): ServiceErro
 export function noSuchSandbox(ref: string): ServiceError {
   return notFound(`No such container: ${ref}`);
 }
+
+/** Which exclusive rule wins when several apply: host's (forbidden) before none's (invalid), as moby checks them. */
+function rank(d: Driver): number {
+  return d.capabilities.exclusive?.status === 'forbidden' ? 0 : 1;
+}
+
+/** The IPAM owner of an endpoint of a namespace bpfnet does not own. */
+export const foreignOwner = (endpointId: string): string => `foreign endpoint ${endpointId.slice(0, 12)}`;
+const isForeignOwner = (owner: string): boolean => owner.startsWith('foreign endpoint ');

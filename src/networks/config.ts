@@ -25,11 +25,11 @@ export function sandboxNetnsName(cfg: EngineConfig, sandboxId: string): string {
 }
 
 /** Host-side veth of an endpoint: prefix + endpoint id, within IFNAMSIZ (15). */
-export function hostIfname(cfg: EngineConfig, endpointId: string): string {
+export function hostIfname(cfg: Pick<EngineConfig, 'linkPrefix'>, endpointId: string): string {
   return `${cfg.linkPrefix}${endpointId.slice(0, 15 - cfg.linkPrefix.length)}`;
 }
 
 /** Bridge device of a user-defined network without an explicit name. */
-export function bridgeName(cfg: EngineConfig, networkId: string): string {
+export function bridgeName(cfg: Pick<EngineConfig, 'linkPrefix'>, networkId: string): string {
   return `${cfg.linkPrefix}-${networkId.slice(0, 14 - cfg.linkPrefix.length)}`;
 }

@@ -4,7 +4,8 @@
  */
 import type { IpamConfigInput } from '../ipam/config.js';
 
-export type DriverName = 'bridge' | 'host' | 'null';
+/** A registered driver's name (src/drivers/registry.ts): bridge, host, null, and whatever registers next. */
+export type DriverName = string;
 export type Protocol = 'tcp' | 'udp';
 
 /** Docker's driver options that bpfnet understands (others are kept and shown, not acted on). */
@@ -23,7 +24,7 @@ export interface NetworkRecord {
   /** RFC 3339 with nanoseconds, as moby prints it. */
   created: string;
   driver: DriverName;
-  scope: 'local';
+  scope: 'local' | 'global';
   internal: boolean;
   attachable: boolean;
   ingress: boolean;
@@ -81,9 +82,9 @@ export interface EndpointRecord {
   state: EndpointState;
   /** Order of attachment within the sandbox: the lowest is the primary (default route, published ports). */
   seq: number;
-  /** Interface name inside the sandbox (eth0, eth1...). */
+  /** Interface name inside the namespace, as the joiner chose it (bpfnet's sandboxes: eth0, eth1...). */
   ifname: string;
-  /** Host side of the veth. */
+  /** The host-side device the driver made for this endpoint, whatever it is (bridge: the veth end on the bridge). */
   hostIfname?: string;
   mac?: string;
   ipv4?: string;

@@ -13,13 +13,19 @@ import { newId, nowRfc3339Nano } from '../util/ids.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Mutex } from '../util/mutex.js';
 import { Attachments, noSuchSandbox, notConnected, type AttachOptions } from './attachments.js';
-import { bridgeName, type EngineConfig } from './config.js';
+import type { EngineConfig } from './config.js';
+import { exclusiveError } from '../drivers/registry.js';
 import { matchLabel, matchPattern, parseFilters, parseUntil } from './filters.js';
-import { BridgeOption, type NetworkRecord, type SandboxRecord } from './model.js';
+import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import { ForeignEndpoints, foreignOn, type CreateEndpointRequest } from './endpoints.js';
 import { validateName } from './names.js';
 import { networkSpec } from './spec.js';
 
 export const PREDEFINED = ['bridge', 'host', 'none'] as const;
+/** The network a sandbox joins without --network (or with "default"): Docker's default bridge. */
+export const DEFAULT_NETWORK = 'bridge';
+/** The driver of `network create` without -d (Docker's). */
+export const DEFAULT_DRIVER = 'bridge';
 
 export interface CreateNetworkRequest {
   name: string;
@@ -60,6 +66,8 @@ export class NetworkService {
   readonly #cfg: EngineConfig;
   readonly #mutex: Mutex;
   readonly attachments: Attachments;
+  /** Endpoints for namespaces bpfnet does not own (a container engine's), joined by path. */
+  readonly foreign: ForeignEndpoints;
   /** Awaited after networks were created or removed (the embedded DNS listens on their gateways). */
   readonly listeners = new Set<() => void | Promise<void>>();
 
@@ -69,6 +77,12 @@ export class NetworkService {
     this.#datapath = datapath;
     this.#cfg = cfg;
     this.#mutex = mutex;
+    this.foreign = new ForeignEndpoints(store, attachments, mutex);
+  }
+
+  /** CreateEndpoint for a namespace bpfnet does not own: join it with foreign.join(id, { netnsPath, ifname }). */
+  createEndpoint(req: CreateEndpointRequest): Promise<EndpointRecord> {
+    return this.foreign.create(this.resolve(req.network), req);
   }
 
   resolve(ref: string): NetworkRecord {
@@ -127,12 +141,11 @@ export class NetworkService {
       throw forbidden(`operation is not permitted on predefined ${name} network `);
     validateName('network', name);
     if (this.#store.networks.all().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
-    const driver = req.driver || 'bridge';
-    if (driver === 'host' || driver === 'null') throw forbidden(`only one instance of "${driver}" network is allowed`);
-    if (driver === 'ipvlan') throw invalid('driver "ipvlan" is not supported: this kernel has no ipvlan support');
-    if (driver !== 'bridge') throw invalid(`driver "${driver}" is not supported by bpfnet yet (supported: bridge)`);
+    const driverName = req.driver || DEFAULT_DRIVER;
+    const driver = this.attachments.drivers.forNewNetwork(driverName);
+    const caps = driver.capabilities;
     if (req.enableIPv6) throw invalid('IPv6 is not supported by bpfnet yet: create the network without --ipv6');
-    if (req.enableIPv4 === false) throw invalid('IPv4 cannot be disabled on a bridge network');
+    if (req.enableIPv4 === false) throw invalid(`IPv4 cannot be disabled on a ${driverName} network`);
     if (req.ingress) throw invalid('ingress networks are a swarm feature and are not supported');
     if (req.configOnly || req.configFrom) throw invalid('config-only networks (--config-only, --config-from) are not supported');
     if (req.ipamDriver && req.ipamDriver !== 'default') throw invalid(`IPAM driver "${req.ipamDriver}" is not supported (only "default")`);
@@ -144,23 +157,16 @@ export class NetworkService {
     if (configs.length === 1 && !configs[0].Subnet) throw invalid('invalid network config:\nip-range, gateway and auxiliary addresses need a subnet');
 
     const options = { ...(req.options ?? {}) };
-    for (const key of [BridgeOption.icc, BridgeOption.masquerade]) {
-      if (key in options && !['true', 'false'].includes(options[key])) throw invalid(`invalid value "${options[key]}" for option ${key}: expected true or false`);
-    }
-    if (BridgeOption.hostBinding in options && !['', '0.0.0.0'].includes(options[BridgeOption.hostBinding]) && parseIPv4(options[BridgeOption.hostBinding]) === undefined)
-      throw invalid(`invalid value "${options[BridgeOption.hostBinding]}" for option ${BridgeOption.hostBinding}: expected an IPv4 address`);
-    if (BridgeOption.mtu in options) {
-      const mtu = Number(options[BridgeOption.mtu]);
-      if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid(`invalid value "${options[BridgeOption.mtu]}" for option ${BridgeOption.mtu}: expected 68-65535`);
-    }
+    // The driver owns its -o options (com.docker.network.bridge.* for bridge) and refuses bad values.
+    driver.validateOptions?.(options);
+    if (caps.needsParent && !options.parent) throw invalid(`network driver "${driverName}" needs a parent interface: -o parent=IFACE`);
     const id = newId();
-    let device = bridgeName(this.#cfg, id);
-    if (BridgeOption.name in options) {
-      device = options[BridgeOption.name];
-      if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(device)) throw invalid(`invalid bridge name "${device}": 1-15 characters of [a-zA-Z0-9_.-]`);
+    const device = driver.deviceFor?.(id, options);
+    if (device !== undefined) {
       const taken = this.#store.networks.all().find((n) => n.device === device);
-      if (taken) throw conflict(`bridge name ${device} is already used by network ${taken.name}`);
+      if (taken) throw conflict(`${driverName} name ${device} is already used by network ${taken.name}`);
     }
+    if (!caps.addresses) throw invalid(`network driver "${driverName}" gives no addresses, and bpfnet networks need them`);
 
     const existing = this.#store.networks.all().filter((n) => n.subnet).map((n) => parseCidr(n.subnet!)!);
     let subnet: Cidr;
@@ -183,8 +189,8 @@ export class NetworkService {
       id,
       name,
       created: nowRfc3339Nano(),
-      driver: 'bridge',
-      scope: 'local',
+      driver: driverName,
+      scope: caps.scope,
       internal: req.internal ?? false,
       attachable: req.attachable ?? false,
       ingress: false,
@@ -208,7 +214,7 @@ export class NetworkService {
   insert(net: NetworkRecord, aux: Record<string, number> = {}): void {
     this.#store.transaction(() => {
       this.#store.networks.insert(net);
-      if (net.driver === 'bridge') {
+      if (this.attachments.driver(net).capabilities.addresses && net.subnet) {
         const pool = Attachments.pool(net);
         this.attachments.allocator.reserve(pool, parseIPv4(net.gateway!)!, 'the gateway');
         for (const [name, address] of Object.entries(aux)) this.attachments.allocator.reserve(pool, address, `auxiliary address ${name}`);
@@ -220,11 +226,11 @@ export class NetworkService {
   async build(net: NetworkRecord): Promise<void> {
     await this.attachments.driver(net).createNetwork(net);
     await failpoint('network:create:after-device');
-    if (net.driver === 'bridge') await this.#datapath.ensureNetwork(networkSpec(net));
+    if (this.attachments.driver(net).capabilities.datapath) await this.#datapath.ensureNetwork(networkSpec(net));
   }
 
   async #unbuild(net: NetworkRecord): Promise<void> {
-    if (net.driver === 'bridge') await this.#datapath.removeNetwork(networkSpec(net));
+    if (this.attachments.driver(net).capabilities.datapath) await this.#datapath.removeNetwork(networkSpec(net));
     await this.attachments.driver(net).deleteNetwork(net);
   }
 
@@ -253,7 +259,7 @@ export class NetworkService {
     return this.#mutex.run(async () => {
       const net = this.resolve(ref);
       if (net.predefined) throw forbidden(`${net.name} is a pre-defined network and cannot be removed`);
-      const endpoints = this.#store.endpoints.forNetwork(net.id);
+      const endpoints = [...this.#store.endpoints.forNetwork(net.id), ...foreignOn(this.foreign, net.id)];
       if (endpoints.length > 0) {
         const who = endpoints.map((e) => `name:"${this.#store.sandboxes.get(e.sandboxId)?.name ?? '?'}" id:"${e.id.slice(0, 12)}"`).join(', ');
         throw forbidden(`error while removing network: network ${net.name} has active endpoints (${who})`);
@@ -278,7 +284,7 @@ export class NetworkService {
     for (const u of filters.get('until') ?? []) parseUntil(u);
     return this.#mutex.run(async () => {
       const deleted: string[] = [];
-      const used = new Set(this.#store.endpoints.all().map((e) => e.networkId));
+      const used = new Set([...this.#store.endpoints.all(), ...this.foreign.list().map((fe) => fe.endpoint)].map((e) => e.networkId));
       for (const net of this.#store.networks.all()) {
         if (net.predefined || used.has(net.id)) continue;
         const until = filters.get('until');
@@ -319,7 +325,8 @@ export class NetworkService {
       }
       const ep = this.#store.endpoints.forSandbox(sb.id).find((e) => e.networkId === net.id);
       if (!ep) throw notConnected(sb, net);
-      if (net.driver === 'host') throw forbidden('container cannot be disconnected from host network or connected to host network');
+      const driver = this.attachments.driver(net);
+      if (!driver.capabilities.disconnect) throw exclusiveError(driver) ?? forbidden(`container cannot be disconnected from network ${net.name}`);
       await this.attachments.detach(sb, ep);
     });
   }

@@ -14,7 +14,7 @@ import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
 import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { validateHostname, validateName } from '../networks/names.js';
 import { BindingIndex, expandPortRequest, parsePortSpec, PortCursor } from '../networks/ports.js';
-import type { NetworkService } from '../networks/service.js';
+import { DEFAULT_NETWORK, type NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { createNetns, removeNetns } from '../system/ip.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
@@ -184,14 +184,15 @@ export class SandboxService {
   create(req: CreateSandboxRequest): Promise<{ id: string; warnings: string[] }> {
     return this.#mutex.run(async () => {
       this.#validate(req);
-      const net = this.#networks.resolve(req.network && req.network !== 'default' ? req.network : 'bridge');
+      const net = this.#networks.resolve(req.network && req.network !== 'default' ? req.network : DEFAULT_NETWORK);
       const id = newId();
       const warnings: string[] = [];
       let publish = req.publish ?? [];
+      const caps = this.#attachments.driver(net).capabilities;
       // Without an address of its own a sandbox has nothing to publish to. moby warns in host
       // mode only; in none mode the ports are dropped without a word.
-      if (net.driver !== 'bridge' && publish.length > 0) {
-        if (net.driver === 'host') warnings.push('Published ports are discarded when using host network mode');
+      if (!(caps.addresses && caps.datapath) && publish.length > 0) {
+        if (caps.publishRefusal) warnings.push(caps.publishRefusal);
         publish = [];
       }
       const ports = this.#planPorts(id, publish);
@@ -200,14 +201,14 @@ export class SandboxService {
         name: req.name,
         created: nowRfc3339Nano(),
         // Docker's NetworkMode: the network as given ("default" is the default bridge).
-        networkMode: !req.network || req.network === 'default' ? 'bridge' : req.network,
+        networkMode: !req.network || req.network === 'default' ? DEFAULT_NETWORK : req.network,
         hostname: req.hostname || id.slice(0, 12),
         extraHosts: req.extraHosts ?? [],
         dns: req.dns ?? [],
         dnsSearch: req.dnsSearch ?? [],
         command: req.cmd ?? [],
         state: 'creating',
-        netns: net.driver === 'host' ? null : sandboxNetnsName(this.#cfg, id),
+        netns: caps.ownNamespace ? sandboxNetnsName(this.#cfg, id) : null,
       };
       const attach: AttachOptions = { ipv4: req.ipv4, aliases: req.aliases };
       this.#attachments.checkAttach(sb, net, attach, true);

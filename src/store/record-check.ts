@@ -18,7 +18,8 @@ const networkSchema = obj({
   id,
   name: str({ min: 1, max: 256 }),
   created: text,
-  driver: str({ oneOf: ['bridge', 'host', 'null'] }),
+  // Any driver name: whether one is registered is the daemon's question (its registry), not the store's.
+  driver: str({ min: 1, max: 64 }),
   scope: str({ oneOf: ['local'] }),
   internal: bool(),
   attachable: bool(),
@@ -104,11 +105,12 @@ function problem<T>(doc: string, schema: Schema<unknown>, semantic: (r: T) => st
 
 export function networkProblem(doc: string): string | undefined {
   return problem<NetworkRecord>(doc, networkSchema, (n) => {
-    if (n.driver !== 'bridge') return undefined;
-    if (!n.subnet || !parseCidr(n.subnet)) return `bridge network without a valid subnet (${JSON.stringify(n.subnet)})`;
-    if (!n.gateway || parseIPv4(n.gateway) === undefined) return `bridge network without a valid gateway (${JSON.stringify(n.gateway)})`;
+    // Driver-neutral: a network with addresses has a usable subnet, gateway and device.
+    if (n.subnet === undefined && n.gateway === undefined) return undefined;
+    if (!n.subnet || !parseCidr(n.subnet)) return `network with addresses but without a valid subnet (${JSON.stringify(n.subnet)})`;
+    if (!n.gateway || parseIPv4(n.gateway) === undefined) return `network with a subnet but without a valid gateway (${JSON.stringify(n.gateway)})`;
     if (n.ipRange !== undefined && !parseCidr(n.ipRange)) return `invalid ip-range ${JSON.stringify(n.ipRange)}`;
-    if (!n.device) return 'bridge network without a device';
+    if (!n.device) return 'network with a subnet but without a device';
     return undefined;
   });
 }

@@ -1,23 +1,22 @@
 /**
  * The bridge driver: a Linux bridge per network carrying the gateway address, and a veth
- * pair per attachment (host side on the bridge, `ethN` inside the sandbox with the endpoint's
- * address, a MAC derived from it, and the default route via the primary network's gateway).
+ * pair per endpoint (host side on the bridge; the other end waits in the daemon's namespace
+ * under a temporary name until it joins a namespace, given by path, under the caller's name,
+ * with the endpoint's address, a MAC derived from it, and optionally the default route).
  * Forwarding policy on top (iptables rules or BPF programs) is the datapath's.
  */
-import { conflict } from '../../errors.js';
+import { conflict, invalid } from '../../errors.js';
+import { parseIPv4 } from '../../ipam/ipv4.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { BridgeOption } from '../../networks/model.js';
-import { macForIPv4, type Driver, type SandboxTarget } from '../driver.js';
+import { bridgeName, hostIfname } from '../../networks/config.js';
+import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
+import { DAEMON_NETNS, ipAt, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
 
 /** The daemon's own namespace: `ip` without -n. */
 const HOST: Netns | null = null;
-
-function sandboxNs(sb: SandboxTarget): Netns {
-  if (!sb.record.netns || !sb.netnsPath) throw new Error(`sandbox ${sb.record.name} has no namespace of its own`);
-  return { name: sb.record.netns, path: sb.netnsPath };
-}
 
 function prefixOf(net: NetworkRecord): number {
   return Number(net.subnet!.split('/')[1]);
@@ -39,19 +38,65 @@ async function device(ifname: string): Promise<DeviceKind | undefined> {
   }
 }
 
+export interface BridgeDriverOptions {
+  /** The daemon's instance name, so daemons sharing a host never take each other's bridges. */
+  instance: string;
+  /** Prefix of every link this daemon makes in its namespace (bridges, veths). */
+  linkPrefix: string;
+}
+
 export class BridgeDriver implements Driver {
-  readonly name = 'bridge' as const;
-  readonly ownNamespace = true;
+  readonly name = 'bridge';
+  readonly capabilities: DriverCapabilities = {
+    datapath: true,
+    scope: 'local',
+    needsParent: false,
+    ownNamespace: true,
+    addresses: true,
+    userNetworks: true,
+    embeddedDns: true,
+    disconnect: true,
+  };
   /** Every bridge this daemon makes carries `<markerPrefix><network id>` as its alias (ifalias). */
   readonly #markerPrefix: string;
+  readonly #linkPrefix: string;
 
-  /** instance: the daemon's instance name, so daemons sharing a host never take each other's bridges. */
-  constructor(instance = 'bpfnet') {
-    this.#markerPrefix = `bpfnet:${instance}:`;
+  constructor(opts: BridgeDriverOptions) {
+    this.#markerPrefix = `bpfnet:${opts.instance}:`;
+    this.#linkPrefix = opts.linkPrefix;
   }
 
   #marker(net: NetworkRecord): string {
     return `${this.#markerPrefix}${net.id}`;
+  }
+
+  /** The bridge device of a new network: -o com.docker.network.bridge.name, or one named after the network id. */
+  deviceFor(networkId: string, options: Readonly<Record<string, string>>): string {
+    return options[BridgeOption.name] ?? bridgeName({ linkPrefix: this.#linkPrefix }, networkId);
+  }
+
+  /** Host side of an endpoint's veth: prefix + endpoint id (hex), within IFNAMSIZ (15). */
+  hostDevice(endpointId: string): string {
+    return hostIfname({ linkPrefix: this.#linkPrefix }, endpointId);
+  }
+
+  /** The other end while it waits in the daemon's namespace: 'p' never occurs in a hex id, so no clash with hostDevice. */
+  parkedName(endpointId: string): string {
+    return `${this.#linkPrefix}p${endpointId.slice(0, 14 - this.#linkPrefix.length)}`;
+  }
+
+  validateOptions(options: Readonly<Record<string, string>>): void {
+    for (const key of [BridgeOption.icc, BridgeOption.masquerade]) {
+      if (key in options && !['true', 'false'].includes(options[key])) throw invalid(`invalid value "${options[key]}" for option ${key}: expected true or false`);
+    }
+    if (BridgeOption.hostBinding in options && !['', '0.0.0.0'].includes(options[BridgeOption.hostBinding]) && parseIPv4(options[BridgeOption.hostBinding]) === undefined)
+      throw invalid(`invalid value "${options[BridgeOption.hostBinding]}" for option ${BridgeOption.hostBinding}: expected an IPv4 address`);
+    if (BridgeOption.mtu in options) {
+      const mtu = Number(options[BridgeOption.mtu]);
+      if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) throw invalid(`invalid value "${options[BridgeOption.mtu]}" for option ${BridgeOption.mtu}: expected 68-65535`);
+    }
+    if (BridgeOption.name in options && !/^[a-zA-Z0-9_.-]{1,15}$/.test(options[BridgeOption.name]))
+      throw invalid(`invalid bridge name "${options[BridgeOption.name]}": 1-15 characters of [a-zA-Z0-9_.-]`);
   }
 
   /**
@@ -92,48 +137,89 @@ export class BridgeDriver implements Driver {
     if (await link(HOST, net.device!)) await ip(HOST, ['link', 'delete', net.device!]);
   }
 
-  async join(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget, opts: { defaultRoute?: boolean } = {}): Promise<EndpointRecord> {
-    const ns = sandboxNs(sb);
-    const hostIf = ep.hostIfname!;
-    const mac = ep.mac ?? macForIPv4(ep.ipv4!);
-    const mtu = net.options[BridgeOption.mtu] ? ['mtu', net.options[BridgeOption.mtu]] : [];
-    // Two processes in all: one batch per side. addrgenmode goes off while the devices are
-    // still down (an IPv6 link-local address is made at up time), so nothing but IPv4 flows.
+  #mtu(net: NetworkRecord): string[] {
+    return net.options[BridgeOption.mtu] ? ['mtu', net.options[BridgeOption.mtu]] : [];
+  }
+
+  async createEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord> {
+    const hostIf = this.hostDevice(ep.id);
+    const parked = this.parkedName(ep.id);
+    const mtu = this.#mtu(net);
+    // addrgenmode goes off while the devices are still down (an IPv6 link-local address is
+    // made at up time), so nothing but IPv4 flows. One process for the whole host side.
     const hostSide = [
       ['link', 'set', 'dev', hostIf, 'addrgenmode', 'none', ...mtu],
       ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
     ];
     try {
-      await ipBatch(HOST, [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', ep.ifname, 'netns', ns.name], ...hostSide]);
+      await ipBatch(HOST, [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', parked], ...hostSide]);
     } catch (err) {
       // Rebuilding an endpoint whose veth survived (reconcile): configure what is there.
-      if (!/File exists/.test((err as Error).message)) throw new Error(`could not create veth "${hostIf}" for ${sb.record.name} on ${net.name}: ${(err as Error).message}`);
+      if (!/File exists/.test((err as Error).message)) throw new Error(`could not create veth "${hostIf}" for endpoint ${ep.id.slice(0, 12)} on ${net.name}: ${(err as Error).message}`);
       await ipBatch(HOST, hostSide);
     }
-    await ipBatch(ns, [
+    return { ...ep, hostIfname: hostIf, mac: ep.mac ?? (ep.ipv4 ? macForIPv4(ep.ipv4) : undefined), prefixLength: prefixOf(net) };
+  }
+
+  async join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord> {
+    if (!target.netnsPath) throw new Error(`endpoint ${ep.id.slice(0, 12)} on ${net.name} needs a namespace of its own to join`);
+    const parked = this.parkedName(ep.id);
+    // The kernel moves and renames in one request; the name may clash only inside the target namespace.
+    try {
+      await ip(HOST, ['link', 'set', 'dev', parked, 'netns', target.netnsPath, 'name', target.ifname]);
+    } catch (err) {
+      const gone = /Cannot find device|does not exist/.test((err as Error).message);
+      // Joined before (reconcile re-asserting): the interface is already there under its name.
+      if (!gone || !(await linkAt(target.netnsPath, target.ifname)))
+        throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} (${parked}) into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
+    }
+    const mac = ep.mac ?? macForIPv4(ep.ipv4!);
+    await ipBatchAt(target.netnsPath, [
       ['link', 'set', 'dev', 'lo', 'up'],
-      ['link', 'set', 'dev', ep.ifname, 'addrgenmode', 'none', ...mtu, 'address', mac],
-      ['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', ep.ifname],
-      ['link', 'set', 'dev', ep.ifname, 'up'],
-      ...(opts.defaultRoute ? [['route', 'replace', 'default', 'via', net.gateway!, 'dev', ep.ifname]] : []),
+      ['link', 'set', 'dev', target.ifname, 'addrgenmode', 'none', ...this.#mtu(net), 'address', mac],
+      ['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', target.ifname],
+      ['link', 'set', 'dev', target.ifname, 'up'],
+      ...(target.defaultRoute ? [['route', 'replace', 'default', 'via', net.gateway!, 'dev', target.ifname]] : []),
     ]);
-    return { ...ep, mac, prefixLength: prefixOf(net) };
+    return { ...ep, ifname: target.ifname, mac, prefixLength: prefixOf(net) };
   }
 
-  async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<void> {
-    await ip(sandboxNs(sb), ['route', 'replace', 'default', 'via', net.gateway!, 'dev', ep.ifname]);
+  async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
+    await ipAt(target.netnsPath, ['route', 'replace', 'default', 'via', net.gateway!, 'dev', target.ifname]);
   }
 
-  async leave(_net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<void> {
-    // Deleting either end removes the pair; the host end is always reachable, even if the sandbox is gone.
-    if (ep.hostIfname && (await link(HOST, ep.hostIfname))) await ip(HOST, ['link', 'delete', ep.hostIfname]);
-    else if (sb.netnsPath && sb.record.netns && (await link(sandboxNs(sb), ep.ifname))) await ip(sandboxNs(sb), ['link', 'delete', ep.ifname]);
+  async leave(_net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
+    // A namespace that is gone took the interface with it (and so the whole pair).
+    if (!target.netnsPath || !netnsExists(target.netnsPath)) return;
+    // Back to the daemon's namespace under the parked name, down and without its address, as before join.
+    try {
+      await ipBatchAt(target.netnsPath, [
+        ['link', 'set', 'dev', target.ifname, 'down'],
+        ['addr', 'flush', 'dev', target.ifname],
+        ['link', 'set', 'dev', target.ifname, 'netns', DAEMON_NETNS, 'name', this.parkedName(ep.id)],
+      ]);
+    } catch (err) {
+      // Never joined, or already left: nothing of ours is in that namespace.
+      if (!/Cannot find device|does not exist/.test((err as Error).message)) throw new Error(`could not take ${target.ifname} of endpoint ${ep.id.slice(0, 12)} out of ${target.netnsPath}: ${(err as Error).message}`);
+    }
   }
 
-  async joined(net: NetworkRecord, ep: EndpointRecord, sb: SandboxTarget): Promise<boolean> {
+  async deleteEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    // Deleting either end removes the pair; one that is not there is already undone.
+    for (const dev of [ep.hostIfname ?? this.hostDevice(ep.id), this.parkedName(ep.id)]) {
+      try {
+        await ip(HOST, ['link', 'delete', dev]);
+        return;
+      } catch (err) {
+        if (!/Cannot find device|does not exist/.test((err as Error).message)) throw new Error(`could not delete ${dev} of endpoint ${ep.id.slice(0, 12)}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  async joined(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<boolean> {
     const host = ep.hostIfname ? await link(HOST, ep.hostIfname) : undefined;
     if (!host || host.master !== net.device) return false;
-    if (!sb.record.netns) return false;
-    return (await link(sandboxNs(sb), ep.ifname)) !== undefined;
+    if (!target.netnsPath) return false;
+    return (await linkAt(target.netnsPath, target.ifname)) !== undefined;
   }
 }
