@@ -33,7 +33,7 @@ export default class SummaryReporter implements Reporter {
     }
     const byName = Boolean(this.#vitest?.config.testNamePattern);
     const failedFiles = [...perProject.values()].reduce((n, p) => n + p.failedFiles, 0);
-    const projects = [...perProject].map(([name, p]) => `${name} (${p.files} file${p.files === 1 ? '' : 's'})`).join(', ');
+    const projects = [...perProject].map(([name, p]) => `${name || 'default'} (${p.files} file${p.files === 1 ? '' : 's'})`).join(', ');
     const verdict = failed + failedFiles + unhandledErrors.length > 0 || (skipped > 0 && !byName) ? 'FAIL' : 'PASS';
     if (skipped > 0 && !byName) {
       console.log(`[summary] ${skipped} test(s) skipped: no test may skip; a missing tool must fail the test with its name`);
