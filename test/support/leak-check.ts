@@ -121,6 +121,8 @@ function readdirProc(): string[] {
 export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<string, number> = new Map()): Promise<string[]> {
   const st = readStore(d);
   const problems: string[] = [];
+  // A sandbox's ports are published only while it has a bridge endpoint (its primary) to send them to.
+  const published = st.ports.filter((p) => st.endpoints.some((e) => e.sandboxId === p.sandboxId && e.ipv4 !== undefined && e.state === 'active'));
   const active = st.endpoints;
   const netById = new Map(st.networks.map((n) => [n.id, n]));
 
@@ -171,7 +173,7 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   const pins = `/sys/fs/bpf/${d.instance}`;
   if (d.opts.datapath === 'ebpf') {
     if (!existsSync(pins)) problems.push(`pin directory ${pins} is missing`);
-    else problems.push(...mapReport(pins, st));
+    else problems.push(...mapReport(pins, st, published));
   } else if (existsSync(pins)) problems.push(`pin directory ${pins} exists on the iptables datapath`);
 
   // iptables rules in the lab host.
@@ -181,7 +183,7 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   } else {
     const dnat = rules.filter((r) => r.includes(' -j DNAT '));
     const endpointAddrs = new Set(active.map((e) => e.ipv4).filter(Boolean));
-    if (dnat.length !== st.ports.length) problems.push(`${dnat.length} DNAT rules for ${st.ports.length} stored ports`);
+    if (dnat.length !== published.length) problems.push(`${dnat.length} DNAT rules for ${published.length} published ports`);
     for (const r of dnat) {
       const to = / --to-destination ([\d.]+):/.exec(r)?.[1];
       if (to === undefined || !endpointAddrs.has(to)) problems.push(`DNAT rule to an address no endpoint holds: ${r}`);
@@ -192,7 +194,7 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   return problems;
 }
 
-function mapReport(pins: string, st: StoredState): string[] {
+function mapReport(pins: string, st: StoredState, published: readonly PortRecord[]): string[] {
   const problems: string[] = [];
   const withAddr = st.endpoints.filter((e) => e.ipv4 !== undefined && e.hostIfname !== undefined);
   const open = <K, V>(name: string, k: Parameters<typeof BpfMap.openPinned<K, V>>[1], v: Parameters<typeof BpfMap.openPinned<K, V>>[2]) =>
@@ -209,7 +211,7 @@ function mapReport(pins: string, st: StoredState): string[] {
     problems.push(
       ...diff(
         'ports4 entry',
-        st.ports.map((p) => `${p.protocol === 'udp' ? 17 : 6} ${p.hostIp || '0.0.0.0'}:${p.hostPort}`),
+        published.map((p) => `${p.protocol === 'udp' ? 17 : 6} ${p.hostIp || '0.0.0.0'}:${p.hostPort}`),
         ports.keys().map((k) => `${k.proto} ${k.addr}:${k.port}`),
       ),
     );
