@@ -1,14 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 // Two projects: `unit` (pure logic, no root) and `kernel` (root: real namespaces,
-// programs and packets). The kernel project runs only as root; without root it is
-// skipped with a notice rather than failing on EPERM.
-const isRoot = process.getuid?.() === 0;
-if (!isRoot) console.warn('[vitest] not root: running the unit project only');
-
+// programs and packets). Both are always configured: without root the kernel project's
+// global setup fails the run with the reason, so `npm test` can never pass having silently
+// run half the suite. The summary reporter's last line says what ran and fails any skip.
 export default defineConfig({
   test: {
-    reporters: ['default'],
+    reporters: ['default', './test/support/summary-reporter.ts'],
     projects: [
       {
         test: {
@@ -17,21 +15,17 @@ export default defineConfig({
           environment: 'node',
         },
       },
-      ...(isRoot
-        ? [
-            {
-              test: {
-                name: 'kernel',
-                include: ['test/kernel/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/reliability/**/*.test.ts'],
-                environment: 'node',
-                pool: 'forks' as const,
-                globalSetup: ['test/global-setup.ts'],
-                testTimeout: 60_000,
-                hookTimeout: 120_000,
-              },
-            },
-          ]
-        : []),
+      {
+        test: {
+          name: 'kernel',
+          include: ['test/kernel/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/reliability/**/*.test.ts'],
+          environment: 'node',
+          pool: 'forks' as const,
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3
   iproute2 iptables nftables conntrack procps iperf3 iputils-ping tcpdump socat
   containernetworking-plugins dnsmasq-base dnsperf busybox wrk
+  docker.io
 )
 
 # ---- apt: install only what is missing ----
@@ -24,8 +25,19 @@ if ((${#missing[@]})); then
   fi
   say "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # docker.io ships dockerd and containerd services: no package may start one here (the tests
+  # only use the docker CLI, and run any engine confined to a lab). policy-rc.d exit 101 is
+  # Debian's "do not start services"; a temporary one is removed again whatever happens.
+  own_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    own_policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' > "$own_policy"
+    chmod 755 "$own_policy"
+    trap 'rm -f "$own_policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ -n "$own_policy" ]]; then rm -f "$own_policy"; trap - EXIT; fi
 fi
 
 # ---- systemd-analyze checks the service unit (tests); Debian's systemd package installs it.

@@ -151,9 +151,11 @@ export class Attachments {
       built = await driver.join(net, built, { ...this.target(sb, built), defaultRoute: becomesPrimary });
       await failpoint('attach:after-join');
       if (driver.capabilities.datapath) await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
+      await failpoint('attach:after-datapath');
       built = { ...built, state: 'active' };
       this.#store.endpoints.update(built);
       if (becomesPrimary) await this.#publish(sb, built, net);
+      await failpoint('attach:after-publish');
       this.#changed(sb);
       return built;
     } catch (err) {
@@ -185,7 +187,9 @@ export class Attachments {
   async detach(sb: SandboxRecord, ep: EndpointRecord): Promise<void> {
     const wasPrimary = this.primary(sb.id)?.id === ep.id;
     if (wasPrimary) await this.#unpublish(sb, ep);
+    await failpoint('detach:after-unpublish');
     await this.teardown(sb, ep);
+    await failpoint('detach:after-teardown');
     this.#store.transaction(() => this.forget(ep));
     if (wasPrimary) await this.refreshPrimary(sb);
     this.#changed(sb);

@@ -4,7 +4,7 @@
  * exec'd commands whose output streams back to the caller.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** How to enter a sandbox: a named namespace (with its /etc/netns files) or the daemon's own. */
@@ -80,6 +80,45 @@ export async function killMain(pid: number, start: string, signal: NodeJS.Signal
   }
   const deadline = Date.now() + waitMs;
   while (isRunning(pid, start) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
+/**
+ * Kills every process living in the named namespace. A daemon killed between starting a
+ * sandbox's process and storing its pid leaves a process no record names: removing the
+ * namespace alone would leave it running in a namespace nobody can reach.
+ */
+export async function killAllIn(netns: string, waitMs = 3000): Promise<void> {
+  let inode: string;
+  try {
+    inode = `net:[${statSync(join('/run/netns', netns)).ino}]`;
+  } catch {
+    return;
+  }
+  const inside = () =>
+    readdirSync('/proc').filter((e) => {
+      if (!/^\d+$/.test(e) || Number(e) === process.pid) return false;
+      try {
+        return readlinkSync(`/proc/${e}/ns/net`) === inode;
+      } catch {
+        return false;
+      }
+    });
+  for (const pid of inside()) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  const deadline = Date.now() + waitMs;
+  const alive = (pid: string) => {
+    try {
+      return !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  while (inside().some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** Runs argv inside the sandbox with piped output; the caller streams it and awaits the exit code. */

@@ -18,10 +18,10 @@ import { DEFAULT_NETWORK, type NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { createNetns, removeNetns } from '../system/ip.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
-import { failpoint } from '../util/failpoint.js';
+import { failpoint, failpointSync } from '../util/failpoint.js';
 import type { Mutex } from '../util/mutex.js';
 import { parseResolvConf, removeSandboxFiles, writeSandboxFiles, type HostsEntry } from './files.js';
-import { execIn, isRunning, killMain, readExitCode, startMain, type Entry } from './processes.js';
+import { execIn, isRunning, killAllIn, killMain, readExitCode, startMain, type Entry } from './processes.js';
 
 export interface CreateSandboxRequest {
   name: string;
@@ -217,6 +217,7 @@ export class SandboxService {
         this.#store.ports.setForSandbox(sb.id, ports);
         return this.#attachments.reserve(sb, net, attach);
       });
+      await failpoint('sandbox:create:after-intent');
       try {
         if (sb.netns) await createNetns(sb.netns); // the driver's join brings loopback up
         await this.#attachments.build(sb, ep);
@@ -236,6 +237,7 @@ export class SandboxService {
   #start(sb: SandboxRecord): SandboxRecord {
     rmSync(join(this.#dir(sb), 'exit-code'), { force: true });
     const main = startMain(this.entry(sb), sb.command, this.#dir(sb));
+    failpointSync('sandbox:start:after-spawn');
     this.#children.set(sb.id, main.child);
     main.child.once('exit', () => {
       this.#children.delete(sb.id);
@@ -275,6 +277,7 @@ export class SandboxService {
       if (sb.state === 'running' && !force)
         throw conflict(`cannot remove running sandbox ${sb.name}: its process is still running; use rm -f to kill it and remove the sandbox`);
       this.#store.sandboxes.update({ ...sb, state: 'removing' });
+      await failpoint('sandbox:remove:after-intent');
       await this.#destroy(sb);
     });
   }
@@ -286,6 +289,7 @@ export class SandboxService {
     for (const ep of this.#store.endpoints.forSandbox(sb.id)) await this.#attachments.teardown(sb, ep);
     await failpoint('sandbox:remove:after-teardown');
     if (sb.netns) {
+      await killAllIn(sb.netns);
       await removeNetns(sb.netns);
       removeSandboxFiles(sb.netns);
     }

@@ -6,6 +6,7 @@ import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { links, listNetns, netns } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
+import { expectNoLeaks, leakReport } from '../support/leak-check.js';
 import { ECHO_SERVER, echoServer, peerIp, ping, probe, sandboxIp, sandboxNs } from '../support/traffic.js';
 
 export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
@@ -22,7 +23,12 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
     });
 
     afterAll(async () => {
-      await lab?.destroy();
+      try {
+        // After every case: the kernel, the maps, the rules and IPAM still match the store.
+        if (d) await expectNoLeaks(lab, d);
+      } finally {
+        await lab?.destroy();
+      }
     });
 
     describe("Docker's walkthrough", () => {
@@ -95,27 +101,34 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         for (let i = 0; i < 50 && (await probe(lab, rangedNs, 'tcp', '127.0.0.1', 9102, 300)) === null; i++);
       });
 
-      it('reaches -p 8080:80 from the outside, keeping the client address', async () => {
-        expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080))).toBe(UPLINK.externalAddress);
+      it('reaches -p 8080:80 from the outside, keeping the client address and port', async () => {
+        expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080, 1500, 41001)).toBe(`${UPLINK.externalAddress}:41001`);
       });
 
       it('reaches it from the host via 127.0.0.1 and via the uplink address', async () => {
-        expect(await probe(lab, lab.host, 'tcp', '127.0.0.1', 8080)).not.toBeNull();
-        expect(await probe(lab, lab.host, 'tcp', UPLINK.hostAddress, 8080)).not.toBeNull();
+        const gateway = JSON.parse(await cli('network', 'inspect', 'alpine-net'))[0].IPAM.Config[0].Gateway;
+        // From 127.0.0.1 the sandbox could not answer: the source becomes the network's gateway.
+        expect(peerIp(await probe(lab, lab.host, 'tcp', '127.0.0.1', 8080, 1500, 41002))).toBe(gateway);
+        // Via the uplink address too: both datapaths make the gateway the source (the sandbox's way back).
+        expect(peerIp(await probe(lab, lab.host, 'tcp', UPLINK.hostAddress, 8080, 1500, 41003))).toBe(gateway);
       });
 
       it('reaches it from the sandbox itself through the host address (hairpin)', async () => {
-        expect(await probe(lab, await sandboxNs(d, 'web'), 'tcp', UPLINK.hostAddress, 8080)).not.toBeNull();
+        const answer = await probe(lab, await sandboxNs(d, 'web'), 'tcp', UPLINK.hostAddress, 8080, 1500, 41004);
+        const gateway = JSON.parse(await cli('network', 'inspect', 'alpine-net'))[0].IPAM.Config[0].Gateway;
+        // The answer must go back through the host's translation: the source is the gateway, not the sandbox itself.
+        expect(peerIp(answer)).toBe(gateway);
       });
 
       it('keeps -p 127.0.0.1:8081:80 off the outside but open to the host', async () => {
         expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8081, 800)).toBeNull();
-        expect(await probe(lab, lab.host, 'tcp', '127.0.0.1', 8081)).not.toBeNull();
+        const gateway = JSON.parse(await cli('network', 'inspect', 'alpine-net'))[0].IPAM.Config[0].Gateway;
+        expect(peerIp(await probe(lab, lab.host, 'tcp', '127.0.0.1', 8081, 1500, 41005))).toBe(gateway);
       });
 
       it('publishes UDP and port ranges', async () => {
-        expect(peerIp(await probe(lab, lab.external, 'udp', UPLINK.hostAddress, 5353))).toBe(UPLINK.externalAddress);
-        for (const port of [9000, 9001, 9002]) expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, port)).not.toBeNull();
+        expect(await probe(lab, lab.external, 'udp', UPLINK.hostAddress, 5353, 1500, 41006)).toBe(`${UPLINK.externalAddress}:41006`);
+        for (const port of [9000, 9001, 9002]) expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, port, 1500, 32000 + port)).toBe(`${UPLINK.externalAddress}:${32000 + port}`);
         const ps = await cli('ps');
         expect(ps).toMatch(/0\.0\.0\.0:9000->9100\/tcp/);
         expect(ps).toMatch(/0\.0\.0\.0:5353->53\/udp/);
@@ -218,6 +231,8 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
       });
 
       it('leaves nothing half-made behind', async () => {
+        // The table above ran in full: an empty or truncated table must not pass.
+        expect(cases.length).toBeGreaterThanOrEqual(28);
         expect(await snapshot()).toEqual(before);
       });
 
@@ -256,6 +271,8 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         const networks: Array<{ Driver: string; Name: string }> = JSON.parse((await api(d.socket, 'GET', '/networks')).text);
         const userBridges = networks.filter((n) => n.Driver === 'bridge' && n.Name !== 'bridge');
         expect(hostLinks.filter((l) => l.ifname.includes('-')).length).toBe(userBridges.length);
+        // And the rest: map entries, iptables rules, IPAM allocations, duplicate addresses.
+        expect(await leakReport(lab, d)).toEqual([]);
       }
 
       it('in a connect: restarts consistent, no leaked namespace or link, no half-allocated address', async () => {

@@ -1,20 +1,41 @@
-// The real docker CLI (28.2.2) against bpfnet's socket: `docker network ...` must run with
-// Docker's flags and print what it prints against Docker.
+// The real docker CLI against bpfnet's socket: `docker network ...` must run with Docker's
+// flags and print what it prints against Docker. Runs once per docker CLI installed — the one
+// on PATH (`command -v docker`) and Debian's docker.io 20.10 at /usr/bin/docker, which the
+// bootstrap installs — so API version negotiation is proven with an old and a new client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, realpathSync } from 'node:fs';
 import { Lab } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { runRaw } from '../../src/system/exec.js';
+import { findOnPath } from '../support/requirements.js';
 
-const DOCKER = '/usr/local/bin/docker';
+const executable = (f: string) => {
+  try {
+    accessSync(f, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const candidates = [findOnPath('docker'), '/usr/bin/docker', '/usr/local/bin/docker'].filter((f): f is string => f !== undefined && executable(f));
+const CLIS = [...new Map(candidates.map((f) => [realpathSync(f), f])).values()];
 
-describe.skipIf(!existsSync(DOCKER))('the docker CLI against bpfnet', () => {
+it('finds a docker CLI to test (apt package docker.io; scripts/bootstrap.sh installs it)', () => {
+  expect(CLIS.length, 'no docker CLI: neither `command -v docker` nor /usr/bin/docker').toBeGreaterThan(0);
+});
+
+describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
   let lab: Lab;
   let d: LabDaemon;
+  let clientApi = '';
   const docker = async (...args: string[]) => {
     const r = await runRaw(DOCKER, args, { env: { ...process.env, DOCKER_HOST: `unix://${d.socket}`, HOME: lab.tmpDir(), DOCKER_CONFIG: lab.tmpDir() } });
     return { code: r.code, out: r.stdout, err: r.stderr };
   };
+
+  /** What the CLI prints for a 404 on a network: 20.10 words it itself, 28 shows the daemon's message. */
+  const notFound = (name: string) =>
+    clientApi === '1.41' ? new RegExp(`^Error: No such network: ${name}\n$`) : new RegExp(`Error response from daemon: network ${name} not found`);
 
   beforeAll(async () => {
     lab = await Lab.create();
@@ -26,9 +47,14 @@ describe.skipIf(!existsSync(DOCKER))('the docker CLI against bpfnet', () => {
     await lab?.destroy();
   });
 
-  it('talks to the daemon (ping, version)', async () => {
+  it('talks to the daemon (ping, version), negotiating the API version', async () => {
     const r = await docker('version', '--format', '{{.Server.APIVersion}}');
     expect(r).toMatchObject({ code: 0, out: '1.50\n' });
+    // The client speaks the lower of its own version and the daemon's: 1.41 for 20.10, 1.50 for 28.
+    const client = (await docker('version', '--format', '{{.Client.Version}} {{.Client.APIVersion}}')).out.trim();
+    clientApi = client.split(' ')[1];
+    expect(client).toMatch(/^(20\.10\.\d+\S* 1\.41|28\.\d+\.\d+\S* 1\.50)$/);
+    expect((await docker('network', 'ls', '-q')).code).toBe(0);
   });
 
   it('creates networks, printing the id', async () => {
@@ -74,7 +100,7 @@ describe.skipIf(!existsSync(DOCKER))('the docker CLI against bpfnet', () => {
     expect(t.out).toBe('alpine-net2 bridge true\n');
     const missing = await docker('network', 'inspect', 'nope');
     expect(missing).toMatchObject({ code: 1, out: '[]\n' });
-    expect(missing.err).toMatch(/Error response from daemon: network nope not found/);
+    expect(missing.err).toMatch(notFound('nope'));
   });
 
   it('connects and disconnects a sandbox by name, with a static address and an alias', async () => {
@@ -107,8 +133,10 @@ describe.skipIf(!existsSync(DOCKER))('the docker CLI against bpfnet', () => {
     expect(r).toMatchObject({ code: 0, out: 'alpine-net\n' });
     const missing = await docker('network', 'rm', 'nope');
     expect(missing.code).toBe(1);
-    expect(missing.err).toMatch(/Error response from daemon: network nope not found/);
-    expect(await docker('network', 'rm', '-f', 'nope')).toMatchObject({ code: 0, out: '', err: '' });
+    expect(missing.err).toMatch(notFound('nope'));
+    // `network rm -f` came with the 23.0 CLI: 20.10 refuses the flag itself, before any request.
+    if (clientApi === '1.41') expect(await docker('network', 'rm', '-f', 'nope')).toMatchObject({ code: 125, err: expect.stringMatching(/unknown shorthand flag: 'f' in -f/) });
+    else expect(await docker('network', 'rm', '-f', 'nope')).toMatchObject({ code: 0, out: '', err: '' });
   });
 
   it('prunes unused networks, honouring label filters', async () => {

@@ -2,17 +2,16 @@
 // through the CNI protocol inside a lab host — ADD gives working same-network traffic,
 // published ports and masquerade; DEL leaves nothing of the container behind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { UPLINK } from '../../src/lab/lab.js';
 import { ipJson, links } from '../../src/system/ip.js';
 import { CNI_PLUGIN_DIR, CniSetup, type CniContainer } from '../../bench/setups/cni.js';
 import { CniError, CniRuntime } from '../../bench/setups/cni-runtime.js';
 import { echoServer, peerIp, ping, probe } from '../support/traffic.js';
+import { requireFiles } from '../support/requirements.js';
 
-const hasPlugins = ['bridge', 'host-local', 'portmap'].every((p) => existsSync(join(CNI_PLUGIN_DIR, p)));
-
-describe.skipIf(!hasPlugins)('CNI setup (reference plugins through the CNI protocol)', () => {
+describe('CNI setup (reference plugins through the CNI protocol)', () => {
   let s: CniSetup;
   let srv: CniContainer;
   let cli: CniContainer;
@@ -20,6 +19,7 @@ describe.skipIf(!hasPlugins)('CNI setup (reference plugins through the CNI proto
   const hostRules = async () => s.lab.exec(s.lab.host, 'iptables-save', []);
 
   beforeAll(async () => {
+    requireFiles(['bridge', 'host-local', 'portmap'].map((p) => join(CNI_PLUGIN_DIR, p)), 'containernetworking-plugins');
     s = await CniSetup.bare();
     srv = await s.attach('srv', [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
     cli = await s.attach('cli');

@@ -131,6 +131,11 @@ afterAll(async () => {
 });
 
 describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
+  it('runs a fixture table that cannot be empty, with unique names', () => {
+    expect(FIXTURES.length).toBeGreaterThanOrEqual(17);
+    expect(new Set(FIXTURES.map((f) => f.name)).size).toBe(FIXTURES.length);
+  });
+
   it.each(FIXTURES.map((f) => [f.name, f] as [string, Fixture]))('%s', (_name, f) => {
     const slot = hookIfindex(f.hook) === ifindex.up0 ? StatsSlot.UPLINK : hookIfindex(f.hook);
     const before = drops(slot);

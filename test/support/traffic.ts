@@ -34,9 +34,9 @@ export async function echoServer(lab: Lab, ns: Netns, proto: 'tcp' | 'udp', port
   return child;
 }
 
-/** Connects once from ns; resolves with the peer address the server saw, or null if unreachable. */
-export async function probe(lab: Lab, ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, timeoutMs = 1500): Promise<string | null> {
-  const r = await lab.execRaw(ns, process.execPath, [PROBE_CLIENT, proto, host, String(port), String(timeoutMs)], { timeoutMs: timeoutMs + 5000 });
+/** Connects once from ns (from localPort when given); resolves with the "ip:port" the server saw, or null if unreachable. */
+export async function probe(lab: Lab, ns: Netns, proto: 'tcp' | 'udp', host: string, port: number, timeoutMs = 1500, localPort = 0): Promise<string | null> {
+  const r = await lab.execRaw(ns, process.execPath, [PROBE_CLIENT, proto, host, String(port), String(timeoutMs), String(localPort)], { timeoutMs: timeoutMs + 5000 });
   return r.code === 0 ? r.stdout.trim() : null;
 }
 

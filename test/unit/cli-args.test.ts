@@ -147,7 +147,8 @@ describe('the bpfnet executable', () => {
     expect(ok.stdout).toBe('NETWORK ID     NAME      DRIVER    SCOPE\nbbbbbbbbbbbb   bridge    bridge    local\n');
   });
 
-  it.skipIf(!existsSync(cliPath))('runs from bin/bpfnet once built', async () => {
+  it('runs from bin/bpfnet once built', async () => {
+    expect(existsSync(cliPath), `${cliPath} is not built: run scripts/bootstrap.sh`).toBe(true);
     const err = await run(join(projectRoot, 'bin', 'bpfnet'), ['network', 'create']).catch((e) => e);
     expect(err.code).toBe(125);
     expect(err.stderr).toContain("missing required argument 'network'");

@@ -1,0 +1,235 @@
+/**
+ * The leak check: compares what a lab daemon's store holds (read from its SQLite file) with
+ * what exists in the kernel — namespaces, links in the lab host, entries of the pinned maps
+ * under the instance's bpffs directory (endpoints, ports, networks, connection table), the lab
+ * host's iptables rules — and with its own IPAM allocations and sandbox processes. Returns
+ * every disagreement as a sentence naming the object, so a failing test says what leaked.
+ */
+import Database from 'better-sqlite3';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { Lab } from '../../src/lab/lab.js';
+import type { LabDaemon } from '../../src/lab/daemon.js';
+import { listNetns, ipJson } from '../../src/system/ip.js';
+import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
+import { DatapathMaps, ctEntry4, ctKey4, endpointInfo, networkInfo, portKey, portTarget } from '../../src/datapath/abi.js';
+import { ipv4, u32 } from '../../src/datapath/libbpf/codec.js';
+import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../src/networks/model.js';
+
+export interface StoredState {
+  networks: NetworkRecord[];
+  sandboxes: SandboxRecord[];
+  endpoints: EndpointRecord[];
+  ports: PortRecord[];
+  ipam: Array<{ pool: string; address: number; owner: string }>;
+}
+
+/** Reads the daemon's store file directly (read-only; WAL lets it run beside the daemon). */
+export function readStore(d: LabDaemon): StoredState {
+  const db = new Database(join(d.root, 'bpfnet.db'), { readonly: true, fileMustExist: true });
+  try {
+    const docs = <T>(table: string) => (db.prepare(`SELECT doc FROM ${table}`).all() as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as T);
+    const ports = (db.prepare('SELECT sandbox_id, doc FROM sandbox_ports').all() as Array<{ sandbox_id: string; doc: string }>).flatMap((r) =>
+      (JSON.parse(r.doc) as Array<[PortRecord['protocol'], string, number, number]>).map(([protocol, hostIp, hostPort, containerPort]) => ({ sandboxId: r.sandbox_id, protocol, hostIp, hostPort, containerPort })),
+    );
+    return {
+      networks: docs<NetworkRecord>('networks'),
+      sandboxes: docs<SandboxRecord>('sandboxes'),
+      endpoints: docs<EndpointRecord>('endpoints'),
+      ports,
+      ipam: db.prepare('SELECT pool, address, owner FROM ipam').all() as StoredState['ipam'],
+    };
+  } finally {
+    db.close();
+  }
+}
+
+const sorted = <T>(xs: Iterable<T>) => [...xs].map(String).sort();
+const ipText = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
+const isPrivate = (a: string) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(a);
+
+function diff(what: string, stored: Iterable<unknown>, kernel: Iterable<unknown>): string[] {
+  const s = new Set(sorted(stored));
+  const k = new Set(sorted(kernel));
+  const out: string[] = [];
+  for (const x of k) if (!s.has(x)) out.push(`${what} ${x} exists but is not in the store`);
+  for (const x of s) if (!k.has(x)) out.push(`${what} ${x} is in the store but missing`);
+  return out;
+}
+
+interface LinkDetail {
+  ifname: string;
+  ifindex: number;
+  linkinfo?: { info_kind?: string };
+}
+
+/** Processes whose network namespace is the one mounted at path. */
+function processesIn(path: string): number[] {
+  let inode: string;
+  try {
+    inode = `net:[${statSync(path).ino}]`;
+  } catch {
+    return [];
+  }
+  const pids: number[] = [];
+  for (const entry of readdirProc()) {
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/net`) === inode) pids.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+/**
+ * Processes a daemon started in its sandboxes (their command line names the sandbox's
+ * directory under the daemon's root) whose network namespace is mounted nowhere: what a
+ * sandbox's process becomes when its namespace is removed without ending it.
+ */
+function orphanedProcesses(root: string): number[] {
+  const mounted = new Set<string>([readlinkSync('/proc/self/ns/net')]);
+  for (const name of existsSync('/run/netns') ? readdirSync('/run/netns') : []) {
+    try {
+      mounted.add(`net:[${statSync(join('/run/netns', name)).ino}]`);
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  const out: number[] = [];
+  for (const entry of readdirProc()) {
+    try {
+      if (!readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(`${root}/`)) continue;
+      if (/\) Z /.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) continue;
+      if (!mounted.has(readlinkSync(`/proc/${entry}/ns/net`))) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+function readdirProc(): string[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+}
+
+/**
+ * Every disagreement between store and kernel. `seenPids` are sandbox process ids the test saw
+ * (sandbox name -> pid): those of sandboxes no longer stored must be gone.
+ */
+export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<string, number> = new Map()): Promise<string[]> {
+  const st = readStore(d);
+  const problems: string[] = [];
+  // A sandbox's ports are published only while it has a bridge endpoint (its primary) to send them to.
+  const published = st.ports.filter((p) => st.endpoints.some((e) => e.sandboxId === p.sandboxId && e.ipv4 !== undefined && e.state === 'active'));
+  const active = st.endpoints;
+  const netById = new Map(st.networks.map((n) => [n.id, n]));
+
+  // Namespaces: one per stored sandbox that has its own.
+  const ours = (await listNetns()).filter((n) => n.startsWith(`${d.instance}-`));
+  problems.push(...diff('namespace', st.sandboxes.map((s) => s.netns).filter((n): n is string => n !== null), ours));
+
+  // Processes: nothing left of a removed sandbox; nothing but the sandbox's own in its namespace.
+  const storedNames = new Set(st.sandboxes.map((s) => s.name));
+  for (const [name, pid] of seenPids) {
+    if (storedNames.has(name)) continue;
+    if (existsSync(`/proc/${pid}`) && !/\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) problems.push(`process ${pid} of removed sandbox ${name} is still running`);
+  }
+  for (const pid of orphanedProcesses(d.root)) problems.push(`process ${pid} of this daemon's sandboxes lives in a namespace that is no longer mounted`);
+  for (const sb of st.sandboxes) {
+    if (sb.netns === null) continue;
+    const pids = processesIn(`/run/netns/${sb.netns}`);
+    if (sb.command.length === 0 && pids.length > 0) problems.push(`sandbox ${sb.name} runs no command but processes ${pids.join(',')} live in its namespace`);
+  }
+
+  // Links in the lab host: one host veth per endpoint, one bridge per bridge network.
+  const hostLinks = await ipJson<LinkDetail[]>(lab.host, ['-d', 'link', 'show']);
+  const veths = hostLinks.filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'up0');
+  problems.push(...diff('host veth', active.map((e) => e.hostIfname).filter(Boolean), veths.map((l) => l.ifname)));
+  const bridges = hostLinks.filter((l) => l.linkinfo?.info_kind === 'bridge');
+  const bridgeNetworks = st.networks.filter((n) => n.driver === 'bridge');
+  if (bridges.length !== bridgeNetworks.length)
+    problems.push(`${bridges.length} bridges (${sorted(bridges.map((b) => b.ifname)).join(', ')}) for ${bridgeNetworks.length} bridge networks`);
+
+  // Addresses: no duplicate in a network; every one held in IPAM by its sandbox.
+  const sbById = new Map(st.sandboxes.map((s) => [s.id, s]));
+  const seen = new Map<string, string>();
+  for (const e of active) {
+    if (e.ipv4 === undefined) continue;
+    const key = `${e.networkId}/${e.ipv4}`;
+    if (seen.has(key)) problems.push(`address ${e.ipv4} on network ${netById.get(e.networkId)?.name} held by endpoints ${seen.get(key)} and ${e.id}`);
+    seen.set(key, e.id);
+  }
+  const expectedIpam = new Set<string>();
+  for (const e of active) if (e.ipv4 !== undefined) expectedIpam.add(`${e.networkId} ${e.ipv4} sandbox ${sbById.get(e.sandboxId)?.name}`);
+  const storedIpam = st.ipam
+    .filter((r) => r.owner !== 'the gateway' && !r.owner.startsWith('auxiliary address '))
+    .map((r) => `${r.pool} ${ipText(r.address)} ${r.owner}`);
+  problems.push(...diff('IPAM allocation', expectedIpam, storedIpam).map((p) => p.replace('exists but is not in the store', 'is allocated but no endpoint holds it').replace('is in the store but missing', 'is held by an endpoint but not allocated')));
+  for (const r of st.ipam) if (!netById.has(r.pool)) problems.push(`IPAM allocation ${ipText(r.address)} (${r.owner}) in pool ${r.pool} of no network`);
+
+  // Pinned maps (eBPF datapath).
+  const pins = `/sys/fs/bpf/${d.instance}`;
+  if (d.opts.datapath === 'ebpf') {
+    if (!existsSync(pins)) problems.push(`pin directory ${pins} is missing`);
+    else problems.push(...mapReport(pins, st, published));
+  } else if (existsSync(pins)) problems.push(`pin directory ${pins} exists on the iptables datapath`);
+
+  // iptables rules in the lab host.
+  const rules = (await lab.exec(lab.host, 'iptables-save', [])).split('\n').filter((l) => l.startsWith('-A '));
+  if (d.opts.datapath === 'ebpf') {
+    for (const r of rules) problems.push(`iptables rule on the eBPF datapath: ${r}`);
+  } else {
+    const dnat = rules.filter((r) => r.includes(' -j DNAT '));
+    const endpointAddrs = new Set(active.map((e) => e.ipv4).filter(Boolean));
+    if (dnat.length !== published.length) problems.push(`${dnat.length} DNAT rules for ${published.length} published ports`);
+    for (const r of dnat) {
+      const to = / --to-destination ([\d.]+):/.exec(r)?.[1];
+      if (to === undefined || !endpointAddrs.has(to)) problems.push(`DNAT rule to an address no endpoint holds: ${r}`);
+    }
+    const devices = new Set(hostLinks.map((l) => l.ifname));
+    for (const r of rules) for (const m of r.matchAll(/(?:^| )!? ?-[io] (\S+)/g)) if (!devices.has(m[1])) problems.push(`iptables rule for missing device ${m[1]}: ${r}`);
+  }
+  return problems;
+}
+
+function mapReport(pins: string, st: StoredState, published: readonly PortRecord[]): string[] {
+  const problems: string[] = [];
+  const withAddr = st.endpoints.filter((e) => e.ipv4 !== undefined && e.hostIfname !== undefined);
+  const open = <K, V>(name: string, k: Parameters<typeof BpfMap.openPinned<K, V>>[1], v: Parameters<typeof BpfMap.openPinned<K, V>>[2]) =>
+    BpfMap.openPinned<K, V>(join(pins, name), k, v);
+  const ep = open(DatapathMaps.endpoints, ipv4, endpointInfo);
+  const epx = open(DatapathMaps.endpointsByIfindex, u32, endpointInfo);
+  const ports = open(DatapathMaps.ports, portKey, portTarget);
+  const nets = open(DatapathMaps.networks, u32, networkInfo);
+  const ct = open(DatapathMaps.conntrack, ctKey4, ctEntry4);
+  try {
+    problems.push(...diff('ep4 entry', new Set(withAddr.map((e) => e.ipv4)), ep.keys()));
+    const epxCount = epx.keys().length;
+    if (epxCount !== withAddr.length) problems.push(`ep_ifx has ${epxCount} entries for ${withAddr.length} endpoints`);
+    problems.push(
+      ...diff(
+        'ports4 entry',
+        published.map((p) => `${p.protocol === 'udp' ? 17 : 6} ${p.hostIp || '0.0.0.0'}:${p.hostPort}`),
+        ports.keys().map((k) => `${k.proto} ${k.addr}:${k.port}`),
+      ),
+    );
+    const netCount = nets.keys().length;
+    const bridgeNets = st.networks.filter((n) => n.driver === 'bridge').length;
+    if (netCount !== bridgeNets) problems.push(`net4 has ${netCount} entries for ${bridgeNets} bridge networks`);
+    // Connection-table entries of sandbox addresses nobody holds any more (their removal forgets them).
+    const held = new Set<string>([...withAddr.map((e) => e.ipv4!), ...st.networks.map((n) => n.gateway).filter((g): g is string => typeof g === 'string')]);
+    const stray = new Set<string>();
+    for (const [k, v] of ct.entries()) for (const a of [k.saddr, k.daddr, v.saddr, v.daddr]) if (isPrivate(a) && !held.has(a)) stray.add(a);
+    for (const a of stray) problems.push(`ct4 entries for ${a}, which no endpoint holds`);
+  } finally {
+    for (const m of [ep, epx, ports, nets, ct]) m.close();
+  }
+  return problems;
+}
+
+/** Fails with the list of leaks, if any. */
+export async function expectNoLeaks(lab: Lab, d: LabDaemon, seenPids?: ReadonlyMap<string, number>): Promise<void> {
+  expect(await leakReport(lab, d, seenPids)).toEqual([]);
+}
