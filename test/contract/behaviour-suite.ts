@@ -183,7 +183,7 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         }
         await Promise.all(Array.from({ length: 50 }, (_, i) => api(d.socket, 'DELETE', `/sandboxes/c${i}?force=1`)));
         await cli('network', 'rm', 'crowd', 'crowd2');
-      });
+      }, 180_000); // 100 serialised API changes with a namespace each: about 40 s on a quiet machine, over 60 s under load
     });
 
     describe('bad input', () => {
