@@ -17,6 +17,9 @@ import { DatapathMaps, ctEntry4, ctKey4, endpointInfo, networkInfo, portKey, por
 import { ipv4, u32 } from '../../src/datapath/libbpf/codec.js';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../src/networks/model.js';
 
+/** What the iptables datapath may pin: the in-kernel resolver's maps (bpf/lib/dns.h). */
+const IPTABLES_DATAPATH_PINS = new Set(['dns_names', 'dns_clients', 'dns_stats', 'dns_scratch']);
+
 export interface StoredState {
   networks: NetworkRecord[];
   sandboxes: SandboxRecord[];
@@ -169,12 +172,16 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   problems.push(...diff('IPAM allocation', expectedIpam, storedIpam).map((p) => p.replace('exists but is not in the store', 'is allocated but no endpoint holds it').replace('is in the store but missing', 'is held by an endpoint but not allocated')));
   for (const r of st.ipam) if (!netById.has(r.pool)) problems.push(`IPAM allocation ${ipText(r.address)} (${r.owner}) in pool ${r.pool} of no network`);
 
-  // Pinned maps (eBPF datapath).
+  // Pinned maps (eBPF datapath; the DNS maps on both).
   const pins = `/sys/fs/bpf/${d.instance}`;
   if (d.opts.datapath === 'ebpf') {
     if (!existsSync(pins)) problems.push(`pin directory ${pins} is missing`);
     else problems.push(...mapReport(pins, st, published));
-  } else if (existsSync(pins)) problems.push(`pin directory ${pins} exists on the iptables datapath`);
+  } else if (existsSync(pins)) {
+    // The in-kernel resolver (bpf/dns.bpf.c) serves both datapaths: its maps are the only pins allowed here.
+    const strays = readdirSync(pins).filter((name) => !IPTABLES_DATAPATH_PINS.has(name));
+    if (strays.length > 0) problems.push(`pin directory ${pins} holds ${strays.join(', ')} on the iptables datapath`);
+  }
 
   // iptables rules in the lab host.
   const rules = (await lab.exec(lab.host, 'iptables-save', [])).split('\n').filter((l) => l.startsWith('-A '));
