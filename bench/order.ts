@@ -5,18 +5,10 @@
  * load, a conntrack table filling) then lands on every setup alike. The seed is recorded in
  * the results so a run's order can be rebuilt. Pure.
  */
+import { seededRandom } from '../src/util/seeded-random.js';
 
-/** A 32-bit seeded generator (mulberry32): the same seed gives the same sequence on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+export { seededRandom };
+
 
 /** A 32-bit FNV-1a hash of a string: gives each workload its own stream from one seed. */
 export function hash32(s: string): number {

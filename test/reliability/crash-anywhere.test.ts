@@ -17,22 +17,12 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
 import { ctEntry4, ctKey4, portKey, portTarget } from '../../src/datapath/abi.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 
 const FULL = process.env.BPFNET_RELIABILITY_FULL === '1';
 const KILLS_PER_DATAPATH = FULL ? 50 : 10;
 const SEED = Number(process.env.BPFNET_RELIABILITY_SEED ?? Date.now() % 2 ** 31);
 
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const SANDBOXES = ['s0', 's1', 's2', 's3', 's4', 's5'];
 const NETWORKS = ['n0', 'n1', 'n2'];
@@ -42,7 +32,7 @@ const hostPort = (sb: string) => 8100 + Number(sb.slice(1));
 for (const datapath of ['ebpf', 'iptables'] as const) {
   describe(`crash anywhere on the ${datapath} datapath`, () => {
     const seed = SEED + (datapath === 'ebpf' ? 0 : 1);
-    const random = prng(seed);
+    const random = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
     let lab: Lab;
     let d: LabDaemon;

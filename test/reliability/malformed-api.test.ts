@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { Lab } from '../../src/lab/lab.js';
+import { seededRandom } from '../../src/util/seeded-random.js';
 
 const FULL = process.env.BPFNET_RELIABILITY_FULL === '1';
 const COUNT = FULL ? 12_000 : 1_000;
@@ -86,16 +87,6 @@ const call = (d: LabDaemon, method: string, path: string, body?: unknown) =>
 
 // ---------- the generator ----------
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   kind: string;
@@ -229,7 +220,7 @@ function setPath(obj: any, path: string[], value: unknown): void {
 }
 
 function generate(n: number, seed: number, w: World): Case[] {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
   const routes = bodyRoutes(w, rnd);
   const version = () => (rnd() < 0.5 ? '' : pick(['/v1.24', '/v1.41', '/v1.50']));
