@@ -4,10 +4,10 @@
  * all answered with the right status and no duplicate address; and a daemon that keeps answering
  * other clients while one request publishes 10,000 ephemeral ports.
  */
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { Lab } from '../../src/lab/lab.js';
+import { api } from '../support/api.js';
 
 interface Answer {
   status: number;
@@ -16,33 +16,11 @@ interface Answer {
   ms: number;
 }
 
-/** One request on its own connection (agent: false), so 50 clients really are 50 connections. */
-function call(socket: string, method: string, path: string, body?: unknown): Promise<Answer> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
+/** One request on its own connection, so 50 clients really are 50 connections; timed. */
+async function call(socket: string, method: string, path: string, body?: unknown): Promise<Answer> {
   const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { socketPath: socket, method, path, agent: false, headers: { Host: 'bpfnet', ...(payload ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {}) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          let json: unknown;
-          try {
-            json = text ? JSON.parse(text) : undefined;
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, json, text, ms: performance.now() - t0 });
-        });
-      },
-    );
-    req.setTimeout(120_000, () => req.destroy(new Error(`${method} ${path}: no answer within 120 s`)));
-    req.on('error', reject);
-    if (payload) req.write(payload);
-    req.end();
-  });
+  const r = await api(socket, method, path, body, {}, { ownConnection: true, timeoutMs: 120_000 });
+  return { status: r.status, json: r.json, text: r.text, ms: performance.now() - t0 };
 }
 
 const CLIENTS = 50;

@@ -8,7 +8,14 @@ export interface ApiResponse {
   json: any;
 }
 
-export function api(socket: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+export interface ApiOptions {
+  /** A connection of its own (no keep-alive agent), so N concurrent calls are N connections. */
+  readonly ownConnection?: boolean;
+  /** Fail the call when no answer came within this many ms. */
+  readonly timeoutMs?: number;
+}
+
+export function api(socket: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, opts: ApiOptions = {}): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const req = request(
@@ -16,6 +23,7 @@ export function api(socket: string, method: string, path: string, body?: unknown
         socketPath: socket,
         method,
         path,
+        ...(opts.ownConnection ? { agent: false as const } : {}),
         headers: { Host: 'bpfnet', ...(payload !== undefined ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {}), ...headers },
       },
       (res) => {
@@ -33,6 +41,7 @@ export function api(socket: string, method: string, path: string, body?: unknown
         });
       },
     );
+    if (opts.timeoutMs !== undefined) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${opts.timeoutMs} ms`)));
     req.on('error', reject);
     if (payload !== undefined) req.write(payload);
     req.end();

@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { Protocol } from '../../src/networks/model.js';
-import { BindingIndex, EPHEMERAL, expandPortRequest, parsePortSpec, PortCursor } from '../../src/networks/ports.js';
+import { BindingIndex, EPHEMERAL, expandPortRequest, parsePortSpec, PortCursor, type PortBinding } from '../../src/networks/ports.js';
 
 type B = { protocol: Protocol; hostIp: string; hostPort: number };
 
 /** The daemon's planning loop (sandboxes/service.ts #planPorts) without its store. */
-function plan(specs: string[], existing: B[] = []): B[] {
+function plan(specs: string[], existing: B[] = []): PortBinding[] {
   const taken = new BindingIndex<B>(existing);
   const cursor = new PortCursor();
-  const out: B[] = [];
+  const out: PortBinding[] = [];
   for (const spec of specs) {
     for (const b of expandPortRequest(parsePortSpec(spec), (protocol, hostIp, hostPort) => !taken.clash({ protocol, hostIp, hostPort }), spec, cursor)) {
       taken.add(b);
