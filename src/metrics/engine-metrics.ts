@@ -124,57 +124,43 @@ export class EngineMetrics {
       const bridge = s.endpointNetwork.get(slot);
       return (bridge !== undefined ? names.get(bridge) : undefined) ?? 'unknown';
     };
+    // Every datapath series is rebuilt from the scrape's one snapshot: reset, then filled if the maps could be read.
+    const fromSnapshot = <M extends Counter<string> | Gauge<string>>(make: (collect: (this: M) => void) => M, fill: (m: M, s: DatapathSnapshot) => void): M =>
+      make(function collect(this: M) {
+        const s = snapshot();
+        this.reset();
+        if (s) fill(this, s);
+      });
+    const counter = (name: string, help: string, labelNames: string[], fill: (c: Counter<string>, s: DatapathSnapshot) => void) =>
+      fromSnapshot<Counter<string>>((collect) => new Counter({ name, help, labelNames, registers: [r], collect }), fill);
+    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: DatapathSnapshot) => void) =>
+      fromSnapshot<Gauge<string>>((collect) => new Gauge({ name, help, labelNames, registers: [r], collect }), fill);
     const traffic = (field: 'Packets' | 'Bytes') =>
-      new Counter({
-        name: `bpfnet_datapath_${field.toLowerCase()}_total`,
-        help: `${field} seen by the eBPF datapath, by network and direction (from_sandbox: sent by sandboxes; to_sandbox: delivered to them; on the uplink and host slots: received there)`,
-        labelNames: ['network', 'direction'],
-        registers: [r],
-        collect() {
-          const s = snapshot();
-          this.reset();
-          if (!s) return;
+      counter(
+        `bpfnet_datapath_${field.toLowerCase()}_total`,
+        `${field} seen by the eBPF datapath, by network and direction (from_sandbox: sent by sandboxes; to_sandbox: delivered to them; on the uplink and host slots: received there)`,
+        ['network', 'direction'],
+        (m, s) => {
           const names = inv.networkByBridge();
           for (const [slot, c] of s.slots) {
             const network = networkOf(s, names, slot);
             const dir = slot === StatsSlot.UPLINK || slot === StatsSlot.HOST ? 'received' : 'to_sandbox';
-            this.inc({ network, direction: dir }, c[`rx${field}`]);
-            if (dir === 'to_sandbox') this.inc({ network, direction: 'from_sandbox' }, c[`tx${field}`]);
+            m.inc({ network, direction: dir }, c[`rx${field}`]);
+            if (dir === 'to_sandbox') m.inc({ network, direction: 'from_sandbox' }, c[`tx${field}`]);
           }
         },
-      });
+      );
     traffic('Packets');
     traffic('Bytes');
-    new Counter({
-      name: 'bpfnet_datapath_drops_total',
-      help: 'Packets dropped by the eBPF datapath, by network (uplink, host) and reason',
-      labelNames: ['network', 'reason'],
-      registers: [r],
-      collect() {
-        const s = snapshot();
-        this.reset();
-        if (!s) return;
-        const names = inv.networkByBridge();
-        for (const [slot, c] of s.slots) {
-          const network = networkOf(s, names, slot);
-          c.drops.forEach((n, i) => {
-            if (i > 0 && n > 0) this.inc({ network, reason: DROP_REASONS[i] }, n);
-          });
-        }
-      },
+    counter('bpfnet_datapath_drops_total', 'Packets dropped by the eBPF datapath, by network (uplink, host) and reason', ['network', 'reason'], (m, s) => {
+      const names = inv.networkByBridge();
+      for (const [slot, c] of s.slots) {
+        const network = networkOf(s, names, slot);
+        c.drops.forEach((n, i) => {
+          if (i > 0 && n > 0) m.inc({ network, reason: DROP_REASONS[i] }, n);
+        });
+      }
     });
-    const gauge = (name: string, help: string, labelNames: string[], fill: (g: Gauge<string>, s: DatapathSnapshot) => void) =>
-      new Gauge({
-        name,
-        help,
-        labelNames,
-        registers: [r],
-        collect() {
-          const s = snapshot();
-          this.reset();
-          if (s) fill(this, s);
-        },
-      });
     gauge('bpfnet_conntrack_entries', 'Connection-table entries by kind (a flow holds two)', ['kind'], (g, s) => {
       for (const [kind, n] of Object.entries(s.conntrack.byKind)) g.set({ kind }, n);
     });
@@ -187,23 +173,14 @@ export class EngineMetrics {
     gauge('bpfnet_datapath_endpoints', 'Endpoint table entries', [], (g, s) => g.set(s.endpoints.entries));
     gauge('bpfnet_datapath_endpoints_capacity', 'Endpoint table size', [], (g, s) => g.set(s.endpoints.capacity));
     if (!perEndpoint) return;
-    new Counter({
-      name: 'bpfnet_endpoint_packets_total',
-      help: 'Packets per endpoint (--metrics-per-endpoint), by direction',
-      labelNames: ['endpoint', 'direction'],
-      registers: [r],
-      collect() {
-        const s = snapshot();
-        this.reset();
-        if (!s) return;
-        const names = inv.endpointByIfindex();
-        for (const [slot, c] of s.slots) {
-          const endpoint = names.get(slot);
-          if (!endpoint) continue;
-          this.inc({ endpoint, direction: 'from_sandbox' }, c.txPackets);
-          this.inc({ endpoint, direction: 'to_sandbox' }, c.rxPackets);
-        }
-      },
+    counter('bpfnet_endpoint_packets_total', 'Packets per endpoint (--metrics-per-endpoint), by direction', ['endpoint', 'direction'], (m, s) => {
+      const names = inv.endpointByIfindex();
+      for (const [slot, c] of s.slots) {
+        const endpoint = names.get(slot);
+        if (!endpoint) continue;
+        m.inc({ endpoint, direction: 'from_sandbox' }, c.txPackets);
+        m.inc({ endpoint, direction: 'to_sandbox' }, c.rxPackets);
+      }
     });
   }
 
