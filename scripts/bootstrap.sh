@@ -10,13 +10,16 @@ say() { printf '[bootstrap] %s\n' "$*" >&2; }
 APT_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool make g++ python3
   iproute2 iptables nftables conntrack procps iperf3 iputils-ping tcpdump socat
-  containernetworking-plugins dnsmasq-base dnsperf busybox wrk
-  docker.io
+  containernetworking-plugins dnsmasq-base dnsperf wrk
+  docker.io docker-compose podman etcd-server etcd-client
 )
+# Installed in a second step: resolving podman can swap it for the dynamic busybox, which fails
+# inside the offline test image ("exec ...: no such file or directory").
+APT_LAST=(busybox-static)
 
 # ---- apt: install only what is missing ----
 missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
+for pkg in "${APT_PACKAGES[@]}" "${APT_LAST[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -36,7 +39,10 @@ if ((${#missing[@]})); then
     trap 'rm -f "$own_policy"' EXIT
   fi
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  first=()
+  for pkg in "${missing[@]}"; do [[ " ${APT_LAST[*]} " == *" $pkg "* ]] || first+=("$pkg"); done
+  ((${#first[@]})) && apt-get install -y -qq --no-install-recommends "${first[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${APT_LAST[@]}" >/dev/null
   if [[ -n "$own_policy" ]]; then rm -f "$own_policy"; trap - EXIT; fi
 fi
 
