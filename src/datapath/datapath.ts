@@ -19,9 +19,16 @@ export interface NetworkSpec {
   name: string;
   /** The host device the driver made to carry the gateway address (bridge driver: the bridge). */
   device: string;
-  /** IPv4 subnet, CIDR. */
+  /** IPv4 subnet, CIDR; '' on an IPv6-only network. */
   subnet: string;
+  /** IPv4 gateway address; '' on an IPv6-only network. */
   gateway: string;
+  /** IPv6 subnet the datapath forwards for, CIDR ('' or absent: no IPv6). */
+  subnet6?: string;
+  /** IPv6 gateway address on `device` ('' or absent: no IPv6). */
+  gateway6?: string;
+  /** NAT66 of IPv6 egress to the uplink's IPv6 address (Docker's default); false = gateway_mode_ipv6=routed. Absent = true. */
+  masquerade6?: boolean;
   internal: boolean;
   /** Traffic between sandboxes of this network (com.docker.network.bridge.enable_icc). */
   icc: boolean;
@@ -42,20 +49,26 @@ export interface EndpointSpec {
   /** The interface name the joiner chose inside the namespace, and the namespace by path. */
   ifname: string;
   netnsPath: string;
+  /** '' on an IPv6-only network. */
   ipv4: string;
+  /** '' or absent: the endpoint has no IPv6 address. */
+  ipv6?: string;
   mac: string;
 }
 
 /** One published port: host (address, port) -> sandbox (address, port). */
 export interface PortSpec {
   protocol: 'tcp' | 'udp';
-  /** '' = every host address. */
+  /** '' = every host address of both families; '0.0.0.0' = every IPv4 address; '::' = every IPv6 address; else one address. */
   hostIp: string;
   hostPort: number;
   /** The endpoint that receives the traffic (the sandbox's primary endpoint). */
   endpointId: string;
   networkId: string;
+  /** Where IPv4 traffic goes ('' = the endpoint has no IPv4: IPv4 host addresses do not answer). */
   containerIp: string;
+  /** Where IPv6 traffic goes ('' or absent = the endpoint has no IPv6: IPv6 host addresses do not answer). */
+  containerIp6?: string;
   containerPort: number;
 }
 
@@ -132,8 +145,8 @@ export interface DatapathContext {
   linkPrefix: string;
   /** The instance name, for global objects (pins under /sys/fs/bpf/<instance>). */
   instance: string;
-  /** The uplink interface (default route) and its IPv4 address. */
-  uplink: { ifname: string; ipv4: string };
+  /** The uplink interface (default route), its IPv4 address and its global IPv6 address ('' or absent: none). */
+  uplink: { ifname: string; ipv4: string; ipv6?: string };
   /** Where the daemon keeps its files. */
   root: string;
   ebpf?: EbpfTuning;
