@@ -5,6 +5,7 @@
  * and a volatile hold never take the same address.
  */
 import type { IpamStore, Reservation } from '../ipam/allocator.js';
+import type { Family } from '../ipam/ip.js';
 
 export class VolatileHolds implements IpamStore {
   readonly #base: IpamStore;
@@ -17,12 +18,12 @@ export class VolatileHolds implements IpamStore {
     this.#volatile = volatile;
   }
 
-  holder(pool: string, address: number): string | undefined {
+  holder(pool: string, address: string): string | undefined {
     return this.#holds.get(`${pool}/${address}`) ?? this.#base.holder(pool, address);
   }
 
   /** Conditional across both views: an address held in either is refused to any other owner. */
-  reserve(pool: string, address: number, owner: string): Reservation {
+  reserve(pool: string, address: string, owner: string): Reservation {
     const key = `${pool}/${address}`;
     const held = this.#holds.get(key);
     if (held !== undefined) return held === owner ? { reserved: true } : { reserved: false, holder: held };
@@ -33,15 +34,15 @@ export class VolatileHolds implements IpamStore {
     return { reserved: true };
   }
 
-  release(pool: string, address: number): void {
+  release(pool: string, address: string): void {
     if (!this.#holds.delete(`${pool}/${address}`)) this.#base.release(pool, address);
   }
 
-  lastAllocated(pool: string): number | undefined {
-    return this.#base.lastAllocated(pool);
+  lastAllocated(pool: string, family: Family): string | undefined {
+    return this.#base.lastAllocated(pool, family);
   }
 
-  setLastAllocated(pool: string, address: number): void {
+  setLastAllocated(pool: string, address: string): void {
     this.#base.setLastAllocated(pool, address);
   }
 }

@@ -7,6 +7,7 @@
  * A MemoryBacking outlives close(): opening a new MemoryStore on it is a "reopen".
  */
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import { familyOfText } from '../ipam/allocator.js';
 import { checkPortClaims } from './port-claims.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
@@ -19,7 +20,8 @@ interface Tables {
   ports: Map<string, string>;
   /** `${pool} ${address}` -> owner. */
   ipam: Map<string, string>;
-  cursor: Map<string, number>;
+  /** `${pool} ${family}` -> last address handed out. */
+  cursor: Map<string, string>;
   quarantine: QuarantinedRow[];
   meta: Map<string, string>;
 }
@@ -62,7 +64,7 @@ export class MemoryBacking {
 }
 
 type Row = [PortRecord['protocol'], string, number, number];
-const ipamKey = (pool: string, address: number) => `${pool} ${address}`;
+const ipamKey = (pool: string, address: string) => `${pool} ${address}`;
 
 export class MemoryStore implements Store {
   readonly #backing: MemoryBacking;
@@ -169,8 +171,8 @@ export class MemoryStore implements Store {
         return current === undefined || current === owner ? { reserved: true } : { reserved: false, holder: current };
       },
       release: (pool, address) => void t().ipam.delete(ipamKey(pool, address)),
-      lastAllocated: (pool) => t().cursor.get(pool),
-      setLastAllocated: (pool, address) => void t().cursor.set(pool, address),
+      lastAllocated: (pool, family) => t().cursor.get(`${pool} ${family}`),
+      setLastAllocated: (pool, address) => void t().cursor.set(`${pool} ${familyOfText(address)}`, address),
       releaseOwner: (owner) => {
         const m = t().ipam;
         for (const [k, o] of m) if (o === owner) m.delete(k);
@@ -178,7 +180,8 @@ export class MemoryStore implements Store {
       dropPool: (pool) => {
         const m = t().ipam;
         for (const k of m.keys()) if (k.slice(0, k.lastIndexOf(' ')) === pool) m.delete(k);
-        t().cursor.delete(pool);
+        t().cursor.delete(`${pool} 4`);
+        t().cursor.delete(`${pool} 6`);
       },
     };
 

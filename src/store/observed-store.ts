@@ -67,10 +67,10 @@ export class ObservedStore implements Store, Versioned {
     };
     this.ipam = {
       holder: (pool, address) => inner.ipam.holder(pool, address),
-      reserve: bump((pool: string, address: number, owner: string) => inner.ipam.reserve(pool, address, owner)),
-      release: bump((pool: string, address: number) => inner.ipam.release(pool, address)),
-      lastAllocated: (pool) => inner.ipam.lastAllocated(pool),
-      setLastAllocated: bump((pool: string, address: number) => inner.ipam.setLastAllocated(pool, address)),
+      reserve: bump((pool: string, address: string, owner: string) => inner.ipam.reserve(pool, address, owner)),
+      release: bump((pool: string, address: string) => inner.ipam.release(pool, address)),
+      lastAllocated: (pool, family) => inner.ipam.lastAllocated(pool, family),
+      setLastAllocated: bump((pool: string, address: string) => inner.ipam.setLastAllocated(pool, address)),
       releaseOwner: bump((owner: string) => inner.ipam.releaseOwner(owner)),
       dropPool: bump((pool: string) => inner.ipam.dropPool(pool)),
     };

@@ -3,7 +3,7 @@
  * and how they are moved aside: dependents first (an endpoint of a quarantined network goes
  * too), their addresses freed, the rows kept in the quarantine table for a human.
  */
-import { parseIPv4 } from '../ipam/ipv4.js';
+import { canonicalIp } from '../ipam/ip.js';
 import { endpointProblem, networkProblem, portsProblem, sandboxProblem } from './record-check.js';
 import type { QuarantinedRow, Store } from './store.js';
 
@@ -73,9 +73,11 @@ export function moveAside(store: Store, rows: RawRows, found: QuarantinedRow[], 
         if (table === 'sandbox_ports') store.ports.deleteForSandbox(q.id);
         if (table === 'endpoints') {
           store.endpoints.delete(q.id);
-          const address = parseIPv4(String(docField(q.doc, 'ipv4')));
           const pool = docField(q.doc, 'networkId');
-          if (address !== undefined && typeof pool === 'string') store.ipam.release(pool, address);
+          for (const field of ['ipv4', 'ipv6']) {
+            const address = canonicalIp(String(docField(q.doc, field)));
+            if (address !== undefined && typeof pool === 'string') store.ipam.release(pool, address);
+          }
         }
         if (table === 'sandboxes') {
           store.sandboxes.delete(q.id);

@@ -7,11 +7,14 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import { familyOfText } from '../ipam/allocator.js';
+import { formatIPv4 } from '../ipam/ipv4.js';
 import { checkPortClaims } from './port-claims.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
-const SCHEMA_VERSION = 1;
+/** 2: IPAM addresses as canonical text of either family, and one allocation cursor per (pool, family). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,12 +28,34 @@ CREATE TABLE IF NOT EXISTS endpoints (
   UNIQUE (network_id, sandbox_id)
 );
 CREATE TABLE IF NOT EXISTS sandbox_ports (sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id), doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS ipam (pool TEXT NOT NULL, address INTEGER NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
-CREATE TABLE IF NOT EXISTS ipam_cursor (pool TEXT PRIMARY KEY, last INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ipam (pool TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
+CREATE TABLE IF NOT EXISTS ipam_cursor (pool TEXT NOT NULL, family INTEGER NOT NULL, last TEXT NOT NULL, PRIMARY KEY (pool, family));
 CREATE TABLE IF NOT EXISTS quarantine (tbl TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS endpoints_by_sandbox ON endpoints (sandbox_id);
 CREATE INDEX IF NOT EXISTS ipam_by_owner ON ipam (owner);
 `;
+
+/**
+ * Schema 1 (main before IPv6) kept IPAM addresses as IPv4 integers: rewrite them as dotted
+ * text, in one transaction, so an existing --root keeps every hold and cursor.
+ */
+function migrateFrom1(db: Database.Database): void {
+  db.function('bpfnet_ipv4_text', { deterministic: true }, (n: unknown) => formatIPv4(Number(n)));
+  db.transaction(() => {
+    db.exec(`
+      ALTER TABLE ipam RENAME TO ipam_v1;
+      ALTER TABLE ipam_cursor RENAME TO ipam_cursor_v1;
+      DROP INDEX IF EXISTS ipam_by_owner;
+      CREATE TABLE ipam (pool TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
+      CREATE TABLE ipam_cursor (pool TEXT NOT NULL, family INTEGER NOT NULL, last TEXT NOT NULL, PRIMARY KEY (pool, family));
+      INSERT INTO ipam (pool, address, owner) SELECT pool, bpfnet_ipv4_text(address), owner FROM ipam_v1 ORDER BY rowid;
+      INSERT INTO ipam_cursor (pool, family, last) SELECT pool, 4, bpfnet_ipv4_text(last) FROM ipam_cursor_v1 ORDER BY rowid;
+      DROP TABLE ipam_v1;
+      DROP TABLE ipam_cursor_v1;
+      UPDATE meta SET value = '2' WHERE key = 'schema';
+    `);
+  }).immediate();
+}
 
 /** Runs a write, turning SQLite's constraint failures into the store's own conflict. */
 function constrained<R>(table: string, id: string, write: () => R): R {
@@ -100,8 +125,10 @@ export class SqliteStore implements Store {
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = 5000');
-    db.exec(SCHEMA);
+    db.exec('CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)');
     this.#db = db;
+    if (this.getMeta('schema') === '1') migrateFrom1(db);
+    db.exec(SCHEMA);
     const version = this.getMeta('schema');
     if (version === undefined) this.setMeta('schema', String(SCHEMA_VERSION));
     else if (Number(version) > SCHEMA_VERSION) throw new Error(`store ${root}: schema ${version} is newer than this bpfnet (${SCHEMA_VERSION})`);
@@ -149,8 +176,8 @@ export class SqliteStore implements Store {
     const releaseOwner = db.prepare('DELETE FROM ipam WHERE owner = ?');
     const dropPool = db.prepare('DELETE FROM ipam WHERE pool = ?');
     const dropCursor = db.prepare('DELETE FROM ipam_cursor WHERE pool = ?');
-    const last = db.prepare('SELECT last FROM ipam_cursor WHERE pool = ?').pluck();
-    const setLast = db.prepare('INSERT OR REPLACE INTO ipam_cursor (pool, last) VALUES (?, ?)');
+    const last = db.prepare('SELECT last FROM ipam_cursor WHERE pool = ? AND family = ?').pluck();
+    const setLast = db.prepare('INSERT OR REPLACE INTO ipam_cursor (pool, family, last) VALUES (?, ?, ?)');
     this.ipam = {
       holder: (pool, address) => holder.get(pool, address) as string | undefined,
       reserve: (pool, address, owner) => {
@@ -159,8 +186,8 @@ export class SqliteStore implements Store {
         return current === owner ? { reserved: true } : { reserved: false, holder: current };
       },
       release: (pool, address) => void release.run(pool, address),
-      lastAllocated: (pool) => last.get(pool) as number | undefined,
-      setLastAllocated: (pool, address) => void setLast.run(pool, address),
+      lastAllocated: (pool, family) => last.get(pool, family) as string | undefined,
+      setLastAllocated: (pool, address) => void setLast.run(pool, familyOfText(address), address),
       releaseOwner: (owner) => void releaseOwner.run(owner),
       dropPool: (pool) => {
         dropPool.run(pool);

@@ -66,7 +66,8 @@ export const endpoint = (id: string, networkId: string, sandboxId: string, ipv4:
   staticIp: false,
 });
 const port = (sandboxId: string, hostPort: number, protocol: 'tcp' | 'udp' = 'tcp'): PortRecord => ({ sandboxId, protocol, hostIp: '', hostPort, containerPort: 80 });
-const A = 0x0a010005; // 10.1.0.5
+const A = '10.1.0.5';
+const A1 = '10.1.0.6';
 
 export function runStoreContract(name: string, opts: { newStore: () => StoreHarness }): void {
   describe(`store contract: ${name}`, () => {
@@ -176,17 +177,52 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
         expect(s.ipam.holder('n1', A)).toBe('sandbox c1');
         expect(s.ipam.reserve('n1', A, 'sandbox c1')).toEqual({ reserved: true });
         expect(s.ipam.reserve('n2', A, 'sandbox c2')).toEqual({ reserved: true });
-        s.ipam.reserve('n1', A + 1, 'sandbox c2');
-        s.ipam.setLastAllocated('n1', A + 1);
-        expect(s.ipam.lastAllocated('n1')).toBe(A + 1);
+        s.ipam.reserve('n1', A1, 'sandbox c2');
+        s.ipam.setLastAllocated('n1', A1);
+        expect(s.ipam.lastAllocated('n1', 4)).toBe(A1);
         s.ipam.releaseOwner('sandbox c2');
-        expect([s.ipam.holder('n1', A + 1), s.ipam.holder('n2', A)]).toEqual([undefined, undefined]);
+        expect([s.ipam.holder('n1', A1), s.ipam.holder('n2', A)]).toEqual([undefined, undefined]);
         s.ipam.release('n1', A);
         s.ipam.release('n1', A);
         expect(s.ipam.reserve('n1', A, 'sandbox c2')).toEqual({ reserved: true });
         s.ipam.dropPool('n1');
-        expect([s.ipam.holder('n1', A), s.ipam.lastAllocated('n1')]).toEqual([undefined, undefined]);
+        expect([s.ipam.holder('n1', A), s.ipam.lastAllocated('n1', 4)]).toEqual([undefined, undefined]);
       }),
+    );
+
+    it(
+      'ipam, IPv6: both families share a pool with separate cursors; reservation is conditional; release, per owner, per pool, across reopening',
+      () => {
+        const h = opts.newStore();
+        try {
+          const s = h.open();
+          const B = 'fd00:1::2';
+          expect(s.ipam.reserve('n1', B, 'sandbox c1')).toEqual({ reserved: true });
+          expect(s.ipam.reserve('n1', B, 'sandbox c2')).toEqual({ reserved: false, holder: 'sandbox c1' });
+          expect(s.ipam.reserve('n1', 'fd00:1::ffff:ffff:ffff:ffff', 'sandbox c2')).toEqual({ reserved: true });
+          expect(s.ipam.reserve('n1', A, 'sandbox c2')).toEqual({ reserved: true });
+          s.ipam.setLastAllocated('n1', A);
+          s.ipam.setLastAllocated('n1', 'fd00:1::ffff:ffff:ffff:ffff');
+          expect([s.ipam.lastAllocated('n1', 4), s.ipam.lastAllocated('n1', 6)]).toEqual([A, 'fd00:1::ffff:ffff:ffff:ffff']);
+          s.close();
+          const again = h.open();
+          expect([again.ipam.holder('n1', B), again.ipam.holder('n1', 'fd00:1::ffff:ffff:ffff:ffff'), again.ipam.lastAllocated('n1', 6)]).toEqual(['sandbox c1', 'sandbox c2', 'fd00:1::ffff:ffff:ffff:ffff']);
+          // Two writers racing for one IPv6 address: one wins, the other learns who.
+          const other = h.open();
+          expect([again.ipam.reserve('n1', 'fd00:1::9', 'host one'), other.ipam.reserve('n1', 'fd00:1::9', 'host two')]).toEqual([{ reserved: true }, { reserved: false, holder: 'host one' }]);
+          other.close();
+          again.ipam.releaseOwner('sandbox c2');
+          expect([again.ipam.holder('n1', 'fd00:1::ffff:ffff:ffff:ffff'), again.ipam.holder('n1', A), again.ipam.holder('n1', B)]).toEqual([undefined, undefined, 'sandbox c1']);
+          again.ipam.release('n1', B);
+          expect(again.ipam.holder('n1', B)).toBeUndefined();
+          again.ipam.reserve('n1', B, 'sandbox c3');
+          again.ipam.dropPool('n1');
+          expect([again.ipam.holder('n1', B), again.ipam.lastAllocated('n1', 4), again.ipam.lastAllocated('n1', 6)]).toEqual([undefined, undefined, undefined]);
+          again.close();
+        } finally {
+          h.dispose();
+        }
+      },
     );
 
     it('two writers reserving the same address: exactly one wins, the other learns who', () => {
@@ -247,7 +283,7 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
         expect(s.sandboxes.all()).toEqual([]);
         expect(s.endpoints.all()).toEqual([]);
         expect(s.ports.all()).toEqual([]);
-        expect([s.ipam.holder('n1', A), s.ipam.lastAllocated('n1')]).toEqual([undefined, undefined]);
+        expect([s.ipam.holder('n1', A), s.ipam.lastAllocated('n1', 4)]).toEqual([undefined, undefined]);
         expect(s.networks.all()).toEqual([net('n1', 'one')]);
         expect(s.getMeta('k')).toBe('before');
         // A constraint failing inside a transaction rolls back the writes before it.
@@ -296,7 +332,7 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
         expect(again.sandboxes.all()).toEqual([sandbox('s1', 'c1')]);
         expect(again.endpoints.forSandbox('s1')).toEqual([endpoint('e1', 'n1', 's1', '10.1.0.5')]);
         expect(again.ports.all()).toEqual([port('s1', 80)]);
-        expect([again.ipam.holder('n1', A), again.ipam.lastAllocated('n1')]).toEqual(['sandbox c1', A]);
+        expect([again.ipam.holder('n1', A), again.ipam.lastAllocated('n1', 4)]).toEqual(['sandbox c1', A]);
         expect(again.getMeta('schema-note')).toBe('x');
         again.close();
       } finally {
@@ -315,8 +351,8 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
           s.sandboxes.insert(sandbox('s2', 'two'));
           s.endpoints.insert(endpoint('e1', 'n1', 's1', '10.1.0.2'));
           s.endpoints.insert(endpoint('e2', 'n2', 's2', '10.2.0.2'));
-          s.ipam.reserve('n2', 0x0a020002, 'sandbox two');
-          s.ipam.reserve('n1', 0x0a010002, 'sandbox one');
+          s.ipam.reserve('n2', '10.2.0.2', 'sandbox two');
+          s.ipam.reserve('n1', '10.1.0.2', 'sandbox one');
           s.ports.setForSandbox('s1', [port('s1', 80)]);
         });
         expect(s.quarantine.sweep()).toEqual([]);
@@ -334,7 +370,7 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
         expect(again.endpoints.all().map((e) => e.id)).toEqual(['e1']);
         expect(again.sandboxes.all().map((x) => x.id)).toEqual(['s1', 's2']);
         expect(again.ports.all()).toEqual([]);
-        expect([again.ipam.holder('n2', 0x0a020002), again.ipam.holder('n1', 0x0a010002)]).toEqual([undefined, 'sandbox one']);
+        expect([again.ipam.holder('n2', '10.2.0.2'), again.ipam.holder('n1', '10.1.0.2')]).toEqual([undefined, 'sandbox one']);
         expect(again.quarantine.sweep()).toEqual([]);
         again.close();
         const third = h.open();

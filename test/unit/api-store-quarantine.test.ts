@@ -27,7 +27,7 @@ describe('store start-up quarantine', () => {
       store.endpoints.insert(endpoint('e1', 'n1', 's1', '10.1.0.2'));
       store.endpoints.insert(endpoint('e2', 'n1', 's2', '10.1.0.3'));
       store.endpoints.insert(endpoint('e3', 'n2', 's1', '10.2.0.2'));
-      store.ipam.reserve('n1', 0x0a010003, 'sandbox two');
+      store.ipam.reserve('n1', '10.1.0.3', 'sandbox two');
       store.ports.setForSandbox('s1', [{ sandboxId: 's1', protocol: 'tcp', hostIp: '', hostPort: 80, containerPort: 80 }]);
     });
     expect(store.quarantineUnusable()).toEqual([]);
@@ -52,7 +52,7 @@ describe('store start-up quarantine', () => {
     expect(again.sandboxes.all().map((s) => s.id)).toEqual(['s1', 's2']);
     expect(again.ports.all()).toEqual([]);
     // The address of the quarantined endpoint is free again.
-    expect(again.ipam.holder('n1', 0x0a010003)).toBeUndefined();
+    expect(again.ipam.holder('n1', '10.1.0.3')).toBeUndefined();
     expect(again.quarantineUnusable()).toEqual([]);
     again.close();
     const kept = new Database(join(root, 'bpfnet.db'));

@@ -8,24 +8,24 @@ import { DEFAULT_POOLS, parseAddressPool, pickSubnet } from '../../src/ipam/pool
 
 class FakeStore implements IpamStore {
   readonly held = new Map<string, string>();
-  readonly last = new Map<string, number>();
-  holder(pool: string, a: number) {
+  readonly last = new Map<string, string>();
+  holder(pool: string, a: string) {
     return this.held.get(`${pool}/${a}`);
   }
-  reserve(pool: string, a: number, owner: string): Reservation {
+  reserve(pool: string, a: string, owner: string): Reservation {
     const current = this.held.get(`${pool}/${a}`);
     if (current !== undefined && current !== owner) return { reserved: false, holder: current };
     this.held.set(`${pool}/${a}`, owner);
     return { reserved: true };
   }
-  release(pool: string, a: number) {
+  release(pool: string, a: string) {
     this.held.delete(`${pool}/${a}`);
   }
-  lastAllocated(pool: string) {
-    return this.last.get(pool);
+  lastAllocated(pool: string, family: 4 | 6) {
+    return this.last.get(`${pool} ${family}`);
   }
-  setLastAllocated(pool: string, a: number) {
-    this.last.set(pool, a);
+  setLastAllocated(pool: string, a: string) {
+    this.last.set(`${pool} ${a.includes(':') ? 6 : 4}`, a);
   }
 }
 
@@ -84,7 +84,7 @@ describe('allocator', () => {
     const p = pool('172.29.0.0/16', '172.29.5.0/24');
     expect(formatIPv4(a.allocate(p, 'a'))).toBe('172.29.5.1');
     a.reserve(p, ip('172.29.9.9'), 'static');
-    expect(store.holder('n1', ip('172.29.9.9'))).toBe('static');
+    expect(store.holder('n1', '172.29.9.9')).toBe('static');
   });
 
   it('refuses static addresses that are taken, reserved or outside the subnet', () => {
@@ -113,15 +113,15 @@ describe('allocator', () => {
       ...store,
       holder: (pl, a) => store.holder(pl, a),
       reserve: (pl, a, owner) => {
-        if (races-- > 0) store.reserve(pl, a, `other host ${a & 0xff}`);
+        if (races-- > 0) store.reserve(pl, a, `other host ${a.split('.')[3]}`);
         return store.reserve(pl, a, owner);
       },
       release: (pl, a) => store.release(pl, a),
-      lastAllocated: (pl) => store.lastAllocated(pl),
+      lastAllocated: (pl, f) => store.lastAllocated(pl, f),
       setLastAllocated: (pl, a) => store.setLastAllocated(pl, a),
     };
     expect(formatIPv4(new Ipv4Allocator(racing).allocate(p, 'mine'))).toBe('10.0.0.4');
-    expect(['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'].map((a) => store.holder('n1', ip(a)))).toEqual(['other host 1', 'other host 2', 'other host 3', 'mine']);
+    expect(['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'].map((a) => store.holder('n1', a))).toEqual(['other host 1', 'other host 2', 'other host 3', 'mine']);
   });
 
   it('gives up after a bounded number of lost races instead of spinning', () => {

@@ -2,13 +2,13 @@
 // allocator, so neither kind is handed out twice, and nothing of them reaches the store.
 import { describe, expect, it } from 'vitest';
 import { Ipv4Allocator, type IpamStore, type Pool } from '../../src/ipam/allocator.js';
-import { parseCidr, parseIPv4 } from '../../src/ipam/ipv4.js';
+import { formatIPv4, parseCidr, parseIPv4 } from '../../src/ipam/ipv4.js';
 import { VolatileHolds } from '../../src/networks/volatile-holds.js';
 
 /** The store's side, as a map (what SQLite keeps). */
 function mapStore(): IpamStore & { held: Map<string, string> } {
   const held = new Map<string, string>();
-  const last = new Map<string, number>();
+  const last = new Map<string, string>();
   return {
     held,
     holder: (pool, a) => held.get(`${pool}/${a}`),
@@ -19,8 +19,8 @@ function mapStore(): IpamStore & { held: Map<string, string> } {
       return { reserved: true };
     },
     release: (pool, a) => void held.delete(`${pool}/${a}`),
-    lastAllocated: (pool) => last.get(pool),
-    setLastAllocated: (pool, a) => void last.set(pool, a),
+    lastAllocated: (pool, family) => last.get(`${pool} ${family}`),
+    setLastAllocated: (pool, a) => void last.set(`${pool} ${a.includes(':') ? 6 : 4}`, a),
   };
 }
 
@@ -36,12 +36,12 @@ describe('volatile IPAM holds', () => {
     const sandbox = alloc.allocate(pool, 'sandbox s1');
     expect(foreign).not.toBe(sandbox);
     expect([...store.held.values()].sort()).toEqual(['sandbox s1', 'the gateway']);
-    expect(holds.holder('n1', foreign)).toBe('foreign endpoint abc');
+    expect(holds.holder('n1', formatIPv4(foreign))).toBe('foreign endpoint abc');
     expect(() => alloc.reserve(pool, foreign, 'sandbox s2')).toThrow();
-    holds.release('n1', foreign);
-    expect(holds.holder('n1', foreign)).toBeUndefined();
+    holds.release('n1', formatIPv4(foreign));
+    expect(holds.holder('n1', formatIPv4(foreign))).toBeUndefined();
     // Releasing a stored hold reaches the store.
-    holds.release('n1', sandbox);
+    holds.release('n1', formatIPv4(sandbox));
     expect([...store.held.values()]).toEqual(['the gateway']);
   });
 });
