@@ -21,6 +21,9 @@ export interface DaemonOptions {
   readonly bip?: string;
   /** `base=CIDR,size=N` entries, each already parsed once; empty: Docker's default pools. */
   readonly defaultAddressPool?: string[];
+  /** IPv6 on the default bridge, and its subnet (else one of the IPv6 pools). */
+  readonly ipv6?: boolean;
+  readonly fixedCidrV6?: string;
   /** Prefix of every kernel object this daemon creates, so several daemons can share a host. */
   readonly instance?: string;
   readonly logLevel?: LogLevel;

@@ -18,6 +18,8 @@ export const CONFIG_KEYS: Record<string, { field: keyof DaemonFlags; kind: Kind;
   uplink: { field: 'uplink', kind: 'string' },
   bip: { field: 'bip', kind: 'string' },
   'default-address-pool': { field: 'defaultAddressPool', kind: 'strings' },
+  ipv6: { field: 'ipv6', kind: 'boolean' },
+  'fixed-cidr-v6': { field: 'fixedCidrV6', kind: 'string' },
   instance: { field: 'instance', kind: 'string' },
   'log-level': { field: 'logLevel', kind: 'string', enum: ['debug', 'info', 'warn', 'error'] },
   'log-format': { field: 'logFormat', kind: 'string', enum: ['logfmt', 'json'] },

@@ -140,9 +140,9 @@ export class Daemon {
     const byName = new Map(store.networks.all().map((n) => [n.name, n]));
     const wanted = defaultBridge(this.#settings.engine);
     const current = byName.get('bridge');
-    if (current && current.subnet !== wanted.subnet) {
+    if (current && (current.subnet !== wanted.subnet || current.subnet6 !== wanted.subnet6)) {
       if (store.endpoints.forNetwork(current.id).length > 0) {
-        this.#log.warn(`--bip ${wanted.gateway} differs from the stored default bridge ${current.subnet}, which has endpoints: keeping ${current.subnet}`);
+        this.#log.warn(`--bip ${wanted.gateway} / --fixed-cidr-v6 ${wanted.subnet6 ?? '(none)'} differ from the stored default bridge ${current.subnet} ${current.subnet6 ?? ''}, which has endpoints: keeping it`);
       } else {
         store.transaction(() => {
           store.networks.delete(current.id);

@@ -2,7 +2,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatCidr, formatIPv4, isMasked, masked, parseCidr, parseIPv4 } from '../ipam/ipv4.js';
-import { DEFAULT_POOLS, parseAddressPool } from '../ipam/pools.js';
+import { firstOf, formatIp, formatPrefix, isMaskedPrefix, maskedPrefix, parsePrefix } from '../ipam/ip.js';
+import { DEFAULT_POOLS, parseIpAddressPool, pickIpSubnet, ulaPoolFor, type AddressPool } from '../ipam/pools.js';
 import type { EbpfTuning } from '../datapath/datapath.js';
 import type { EngineConfig } from '../networks/config.js';
 import { ipJson } from '../system/ip.js';
@@ -14,6 +15,9 @@ export interface DaemonFlags {
   uplink?: string;
   bip?: string;
   defaultAddressPool?: string[];
+  /** IPv6 on the default bridge (docker's --ipv6), with --fixed-cidr-v6 as its subnet (else one of the IPv6 pools). */
+  ipv6?: boolean;
+  fixedCidrV6?: string;
   instance?: string;
   logLevel?: string;
   /** ebpf tuning: connection-table entries, GC interval (s), timeouts "udp=30,tcp-established=3600". */
@@ -106,6 +110,45 @@ async function defaultUplink(): Promise<string> {
   return dev;
 }
 
+/** The uplink's global IPv6 address (the source of NAT66), '' when it has none; deprecated and tentative ones are skipped. */
+async function uplinkAddress6(ifname: string): Promise<string> {
+  type Info = { family: string; local: string; scope: string; deprecated?: boolean; tentative?: boolean; temporary?: boolean };
+  const addrs = await ipJson<Array<{ addr_info?: Info[] }>>(null, ['-6', 'addr', 'show', 'dev', ifname]).catch(() => []);
+  const a = (addrs[0]?.addr_info ?? []).find((i) => i.family === 'inet6' && i.scope === 'global' && !i.deprecated && !i.tentative && !i.temporary);
+  return a?.local ?? '';
+}
+
+/** This host's id for the default IPv6 pool: /etc/machine-id (and the instance, so daemons sharing a host differ). */
+function hostId(instance: string): string {
+  let machine = '';
+  try {
+    machine = readFileSync('/etc/machine-id', 'utf8').trim();
+  } catch {
+    /* no machine id: the instance alone */
+  }
+  return `${machine}:${instance}`;
+}
+
+/** --default-address-pool entries split by family; IPv6 defaults to a ULA /48 of this host (Docker 27+). */
+export function resolvePools(entries: readonly string[] | undefined, id: string): Pick<EngineConfig, 'pools' | 'pools6'> {
+  const parsed = (entries ?? []).map(parseIpAddressPool);
+  const four = parsed.filter((p) => p.base.family === 4).map((p): AddressPool => ({ base: { addr: Number(p.base.addr), bits: p.base.bits }, size: p.size }));
+  const six = parsed.filter((p) => p.base.family === 6);
+  return { pools: parsed.length > 0 && four.length > 0 ? four : parsed.length > 0 ? [] : DEFAULT_POOLS, pools6: six.length > 0 ? six : [ulaPoolFor(id)] };
+}
+
+/** The default bridge's IPv6 subnet and gateway (--ipv6 [--fixed-cidr-v6]); undefined without --ipv6. */
+export function resolveBridge6(flags: Pick<DaemonFlags, 'ipv6' | 'fixedCidrV6'>, pools6: EngineConfig['pools6']): EngineConfig['bridge6'] {
+  if (!flags.ipv6) {
+    if (flags.fixedCidrV6) throw new Error('--fixed-cidr-v6 needs --ipv6');
+    return undefined;
+  }
+  const given = flags.fixedCidrV6 ? parsePrefix(flags.fixedCidrV6) : pickIpSubnet(pools6, []);
+  if (!given || given.family !== 6 || given.bits > 126) throw new Error(`--fixed-cidr-v6 must be an IPv6 subnet like fd00:1::/64, not "${flags.fixedCidrV6}"`);
+  if (!isMaskedPrefix(given)) throw new Error(`--fixed-cidr-v6 ${flags.fixedCidrV6}: it should be ${formatPrefix(maskedPrefix(given))}`);
+  return { subnet: formatPrefix(given), gateway: formatIp({ family: 6, value: firstOf(given) + 1n }) };
+}
+
 async function uplinkAddress(ifname: string): Promise<string> {
   const addrs = await ipJson<Array<{ addr_info?: Array<{ family: string; local: string; scope: string }> }>>(null, ['-4', 'addr', 'show', 'dev', ifname]).catch(() => {
     throw new Error(`uplink interface "${ifname}" does not exist in this namespace`);
@@ -123,9 +166,11 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   if (!bip || bip.bits > 30 || isMasked(bip)) throw new Error(`--bip must be the bridge's gateway address with its prefix, like 172.17.0.1/16, not "${bipText}"`);
   const instance = flags.instance ?? DEFAULTS.instance;
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,31}$/.test(instance)) throw new Error(`--instance must be 1-32 characters of [a-zA-Z0-9_.-], not "${instance}"`);
-  const pools = flags.defaultAddressPool && flags.defaultAddressPool.length > 0 ? flags.defaultAddressPool.map(parseAddressPool) : DEFAULT_POOLS;
+  const { pools, pools6 } = resolvePools(flags.defaultAddressPool, hostId(instance));
+  const bridge6 = resolveBridge6(flags, pools6);
   const uplinkIf = flags.uplink ?? (await defaultUplink());
   const uplinkIp = await uplinkAddress(uplinkIf);
+  const uplinkIp6 = await uplinkAddress6(uplinkIf);
   const logLevel = (flags.logLevel ?? 'info') as DaemonSettings['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new Error(`--log-level must be debug, info, warn or error, not "${logLevel}"`);
   let resolv = '';
@@ -155,7 +200,9 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
       bip: { gateway: formatIPv4(bip.addr), subnet: formatCidr(masked(bip)) },
       defaultBridgeName: DEFAULTS.defaultBridgeName,
       pools,
-      uplink: { ifname: uplinkIf, ipv4: uplinkIp },
+      pools6,
+      ...(bridge6 ? { bridge6 } : {}),
+      uplink: { ifname: uplinkIf, ipv4: uplinkIp, ipv6: uplinkIp6 },
       hostNetnsPath: `/proc/${process.pid}/ns/net`,
       hostResolvConf: resolv,
     },

@@ -28,7 +28,8 @@ function base(name: string, driver: NetworkRecord['driver']): NetworkRecord {
 export function defaultBridge(cfg: EngineConfig): NetworkRecord {
   return {
     ...base('bridge', 'bridge'),
-    ipamConfig: [{ Subnet: cfg.bip.subnet, Gateway: cfg.bip.gateway }],
+    enableIPv6: cfg.bridge6 !== undefined,
+    ipamConfig: [{ Subnet: cfg.bip.subnet, Gateway: cfg.bip.gateway }, ...(cfg.bridge6 ? [{ Subnet: cfg.bridge6.subnet, Gateway: cfg.bridge6.gateway }] : [])],
     options: {
       [BridgeOption.defaultBridge]: 'true',
       [BridgeOption.icc]: 'true',
@@ -40,6 +41,7 @@ export function defaultBridge(cfg: EngineConfig): NetworkRecord {
     subnet: cfg.bip.subnet,
     gateway: cfg.bip.gateway,
     device: cfg.defaultBridgeName,
+    ...(cfg.bridge6 ? { subnet6: cfg.bridge6.subnet, gateway6: cfg.bridge6.gateway } : {}),
   };
 }
 

@@ -11,8 +11,9 @@ import type { Datapath } from '../datapath/datapath.js';
 import type { Driver, JoinTarget } from '../drivers/driver.js';
 import { exclusiveError, type DriverRegistry } from '../drivers/registry.js';
 import { conflict, forbidden, invalid, notFound, ServiceError } from '../errors.js';
-import { Ipv4Allocator, type Pool } from '../ipam/allocator.js';
-import { formatIPv4, parseCidr, parseIPv4 } from '../ipam/ipv4.js';
+import { IpAllocator, Ipv4Allocator, type IpPool, type Pool } from '../ipam/allocator.js';
+import { formatIp, parseIp, parsePrefix } from '../ipam/ip.js';
+import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
 import { failpoint } from '../util/failpoint.js';
 import { newId } from '../util/ids.js';
@@ -24,6 +25,8 @@ import { endpointSpec, networkSpec, portSpecs } from './spec.js';
 
 export interface AttachOptions {
   ipv4?: string;
+  /** A static IPv6 address (--ip6, IPAMConfig.IPv6Address). */
+  ipv6?: string;
   aliases?: string[];
 }
 
@@ -47,6 +50,11 @@ export class Attachments {
 
   get allocator(): Ipv4Allocator {
     return this.#allocator;
+  }
+
+  /** The same allocator for addresses of either family. */
+  get ipAllocator(): IpAllocator {
+    return this.#allocator.ip;
   }
 
   get drivers(): DriverRegistry {
@@ -75,9 +83,16 @@ export class Attachments {
     return { id: net.id, label: net.name, subnet: parseCidr(net.subnet!)!, range: net.ipRange ? parseCidr(net.ipRange) : undefined };
   }
 
-  /** The sandbox's first active endpoint with an address: default route and published ports go there. */
+  /** The network's pools, IPv4 first: one per family it has a subnet of (both share the network's IPAM pool id). */
+  static pools(net: NetworkRecord): IpPool[] {
+    const pool = (subnet: string | undefined, range: string | undefined): IpPool[] =>
+      subnet ? [{ id: net.id, label: net.name, subnet: parsePrefix(subnet)!, range: range ? parsePrefix(range) : undefined }] : [];
+    return [...pool(net.subnet, net.ipRange), ...pool(net.subnet6, net.ipRange6)];
+  }
+
+  /** The sandbox's first active endpoint with an address (of either family): default route and published ports go there. */
   primary(sandboxId: string): EndpointRecord | undefined {
-    return this.#store.endpoints.forSandbox(sandboxId).find((e) => e.state === 'active' && e.ipv4 !== undefined);
+    return this.#store.endpoints.forSandbox(sandboxId).find((e) => e.state === 'active' && (e.ipv4 !== undefined || e.ipv6 !== undefined));
   }
 
   /**
@@ -96,10 +111,13 @@ export class Attachments {
       .find((e) => e !== undefined);
     if (refusal) throw refusal;
     const problems: string[] = [];
-    if (net.predefined && opts.ipv4) problems.push('user specified IP address is supported on user defined networks only');
+    if (net.predefined && (opts.ipv4 || opts.ipv6)) problems.push('user specified IP address is supported on user defined networks only');
     if (net.predefined && opts.aliases && opts.aliases.length > 0) problems.push('network-scoped alias is supported only for containers in user defined networks');
     if (problems.length > 0) throw invalid(`invalid endpoint settings:\n${problems.join('\n')}`);
     if (opts.ipv4 !== undefined && parseIPv4(opts.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${opts.ipv4}`);
+    if (opts.ipv6 !== undefined && parseIp(opts.ipv6)?.family !== 6) throw invalid(`invalid endpoint settings:\ninvalid IPv6 address: ${opts.ipv6}`);
+    if (opts.ipv4 !== undefined && !net.subnet) throw invalid(`invalid endpoint settings:\nuser specified IPv4 address ${opts.ipv4} on network ${net.name}, which has IPv4 disabled`);
+    if (opts.ipv6 !== undefined && !net.subnet6) throw invalid(`invalid endpoint settings:\nuser specified IPv6 address ${opts.ipv6} on network ${net.name}, which has IPv6 disabled`);
     for (const a of opts.aliases ?? []) validateHostname('alias', a);
   }
 
@@ -120,21 +138,27 @@ export class Attachments {
       aliases: [...new Set(opts.aliases ?? [])],
       staticIp: opts.ipv4 !== undefined,
     };
-    if (this.driver(net).capabilities.addresses) {
-      const pool = Attachments.pool(net);
-      const owner = `sandbox ${sb.name}`;
-      let address: number;
-      if (opts.ipv4 !== undefined) {
-        address = parseIPv4(opts.ipv4)!;
-        this.#allocator.reserve(pool, address, owner);
-      } else {
-        address = this.#allocator.allocate(pool, owner);
-      }
-      ep.ipv4 = formatIPv4(address);
-      ep.prefixLength = pool.subnet.bits;
-    }
+    if (this.driver(net).capabilities.addresses) Object.assign(ep, this.allocate(net, `sandbox ${sb.name}`, opts));
     this.#store.endpoints.insert(ep);
     return ep;
+  }
+
+  /** Holds an address of each family the network has (the static one given, else the next free) for owner. */
+  allocate(net: NetworkRecord, owner: string, opts: Pick<AttachOptions, 'ipv4' | 'ipv6'>): Partial<EndpointRecord> {
+    const out: Partial<EndpointRecord> = { staticIp: opts.ipv4 !== undefined };
+    for (const pool of Attachments.pools(net)) {
+      const wanted = pool.subnet.family === 4 ? opts.ipv4 : opts.ipv6;
+      let address;
+      if (wanted !== undefined) {
+        address = parseIp(wanted)!;
+        this.#allocator.ip.reserve(pool, address, owner);
+      } else {
+        address = this.#allocator.ip.allocate(pool, owner);
+      }
+      if (pool.subnet.family === 4) Object.assign(out, { ipv4: formatIp(address), prefixLength: pool.subnet.bits });
+      else Object.assign(out, { ipv6: formatIp(address), prefixLength6: pool.subnet.bits, ...(wanted !== undefined ? { staticIp6: true } : {}) });
+    }
+    return out;
   }
 
   /** Builds the kernel side of a reserved endpoint and marks it active; undoes its own work on failure. */
@@ -170,7 +194,7 @@ export class Attachments {
     const net = this.#store.networks.get(ep.networkId);
     if (!net) return;
     const driver = this.driver(net);
-    if (driver.capabilities.datapath && ep.hostIfname && ep.ipv4 && ep.mac)
+    if (driver.capabilities.datapath && ep.hostIfname && (ep.ipv4 || ep.ipv6) && ep.mac)
       await this.#datapath.removeEndpoint(networkSpec(net), endpointSpec(ep, this.netnsPath(sb)));
     await driver.leave(net, ep, this.target(sb, ep));
     await driver.deleteEndpoint(net, ep);
@@ -179,7 +203,12 @@ export class Attachments {
   /** Deletes an endpoint record and frees its address (inside the caller's transaction). */
   forget(ep: EndpointRecord): void {
     const net = this.#store.networks.get(ep.networkId);
-    if (net && ep.ipv4) this.#allocator.release(Attachments.pool(net), parseIPv4(ep.ipv4)!);
+    if (net) {
+      for (const pool of Attachments.pools(net)) {
+        const address = pool.subnet.family === 4 ? ep.ipv4 : ep.ipv6;
+        if (address) this.#allocator.ip.release(pool, parseIp(address)!);
+      }
+    }
     this.#store.endpoints.delete(ep.id);
   }
 

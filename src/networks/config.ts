@@ -1,5 +1,5 @@
 /** The daemon's configuration as the services see it (parsed from `bpfnet daemon` flags). */
-import type { AddressPool } from '../ipam/pools.js';
+import type { AddressPool, IpAddressPool } from '../ipam/pools.js';
 
 export interface EngineConfig {
   /** State directory (SQLite store, sandbox logs). */
@@ -12,7 +12,12 @@ export interface EngineConfig {
   bip: { gateway: string; subnet: string };
   defaultBridgeName: string;
   pools: readonly AddressPool[];
-  uplink: { ifname: string; ipv4: string };
+  /** Where IPv6 subnets come from when none is given (default: the host's ULA /48 in /64s, as Docker 27+). */
+  pools6: readonly IpAddressPool[];
+  /** The default bridge's IPv6 (daemon --ipv6 --fixed-cidr-v6): its subnet, and the gateway on it. */
+  bridge6?: { subnet: string; gateway: string };
+  /** The uplink (default route), its IPv4 address and its global IPv6 address ('' or absent: none). */
+  uplink: { ifname: string; ipv4: string; ipv6?: string };
   /** The daemon's own network namespace (host-mode sandboxes live here). */
   hostNetnsPath: string;
   /** The host's resolvers, for sandboxes that do not use the embedded DNS. */

@@ -16,6 +16,8 @@ export const BridgeOption = {
   hostBinding: 'com.docker.network.bridge.host_binding_ipv4',
   defaultBridge: 'com.docker.network.bridge.default_bridge',
   mtu: 'com.docker.network.driver.mtu',
+  /** nat (default): NAT66 of IPv6 egress; routed: no NAT66 (the datapath's masquerade6 = false). */
+  gatewayModeIPv6: 'com.docker.network.bridge.gateway_mode_ipv6',
 } as const;
 
 export interface NetworkRecord {
@@ -39,11 +41,15 @@ export interface NetworkRecord {
   labels: Record<string, string>;
   /** bridge, host, none: created by the daemon, never removed. */
   predefined: boolean;
-  /** bridge networks: the IPv4 pool and the kernel device. */
+  /** Networks with addresses: the IPv4 pool (absent on an IPv6-only network) and the kernel device. */
   subnet?: string;
   ipRange?: string;
   gateway?: string;
   device?: string;
+  /** The IPv6 pool (enableIPv6): subnet, --ip-range and gateway, canonical text. */
+  subnet6?: string;
+  ipRange6?: string;
+  gateway6?: string;
 }
 
 export type SandboxState = 'creating' | 'created' | 'running' | 'exited' | 'removing';
@@ -89,8 +95,13 @@ export interface EndpointRecord {
   mac?: string;
   ipv4?: string;
   prefixLength?: number;
+  /** The endpoint's IPv6 address (canonical text) on a network with IPv6, and its prefix length. */
+  ipv6?: string;
+  prefixLength6?: number;
   aliases: string[];
+  /** The IPv4 address was given (--ip); staticIp6: the IPv6 one was (--ip6). */
   staticIp: boolean;
+  staticIp6?: boolean;
 }
 
 export interface PortRecord {

@@ -5,9 +5,9 @@
  */
 import type { Datapath } from '../datapath/datapath.js';
 import { conflict, forbidden, invalid, notFound } from '../errors.js';
-import { validateIpamConfig, type IpamConfigInput } from '../ipam/config.js';
-import { formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4, type Cidr } from '../ipam/ipv4.js';
-import { pickSubnet } from '../ipam/pools.js';
+import { validateIpamConfig, type IpamConfigInput, type PoolSpec } from '../ipam/config.js';
+import { firstOf, formatIp, formatPrefix, parseIp, parsePrefix, prefixOverlaps, type Family, type IpAddress, type IpPrefix } from '../ipam/ip.js';
+import { pickIpSubnet } from '../ipam/pools.js';
 import type { Store } from '../store/store.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
 import { failpoint } from '../util/failpoint.js';
@@ -144,17 +144,21 @@ export class NetworkService {
     const driverName = req.driver || DEFAULT_DRIVER;
     const driver = this.attachments.drivers.forNewNetwork(driverName);
     const caps = driver.capabilities;
-    if (req.enableIPv6) throw invalid('IPv6 is not supported by bpfnet yet: create the network without --ipv6');
-    if (req.enableIPv4 === false) throw invalid(`IPv4 cannot be disabled on a ${driverName} network`);
     if (req.ingress) throw invalid('ingress networks are a swarm feature and are not supported');
     if (req.configOnly || req.configFrom) throw invalid('config-only networks (--config-only, --config-from) are not supported');
     if (req.ipamDriver && req.ipamDriver !== 'default') throw invalid(`IPAM driver "${req.ipamDriver}" is not supported (only "default")`);
+    const enableIPv6 = req.enableIPv6 ?? false;
+    const enableIPv4 = req.enableIPv4 ?? true;
+    if (!enableIPv4 && !enableIPv6) throw invalid('IPv4 or IPv6 must be enabled');
     const configs = req.ipamConfig ?? [];
-    const v6 = configs.find((c) => (c.Subnet ?? '').includes(':') || (c.Gateway ?? '').includes(':') || (c.IPRange ?? '').includes(':'));
-    if (v6) throw invalid(`IPv6 is not supported by bpfnet yet: ${v6.Subnet ?? v6.Gateway ?? v6.IPRange}`);
-    const pools = validateIpamConfig(configs);
-    if (pools.length > 1) throw invalid('bpfnet supports one IPv4 subnet per network');
-    if (configs.length === 1 && !configs[0].Subnet) throw invalid('invalid network config:\nip-range, gateway and auxiliary addresses need a subnet');
+    const pools = validateIpamConfig(configs, enableIPv6);
+    const pools4 = pools.filter((p) => p.family === 4);
+    const pools6 = pools.filter((p) => p.family === 6);
+    if (pools4.length > 1) throw invalid('bpfnet supports one IPv4 subnet per network');
+    if (pools6.length > 1) throw invalid('bpfnet supports one IPv6 subnet per network');
+    if (!enableIPv4 && pools4.length > 0) throw invalid(`invalid network config:\nIPv4 is disabled but an IPv4 subnet is given: ${formatPrefix(pools4[0].subnet)}`);
+    if (configs.some((c) => !c.Subnet && (c.IPRange || c.Gateway || c.AuxiliaryAddresses)))
+      throw invalid('invalid network config:\nip-range, gateway and auxiliary addresses need a subnet');
 
     const options = { ...(req.options ?? {}) };
     // The driver owns its -o options (com.docker.network.bridge.* for bridge) and refuses bad values.
@@ -168,22 +172,14 @@ export class NetworkService {
     }
     if (!caps.addresses) throw invalid(`network driver "${driverName}" gives no addresses, and bpfnet networks need them`);
 
-    const existing = this.#store.networks.all().filter((n) => n.subnet).map((n) => parseCidr(n.subnet!)!);
-    let subnet: Cidr;
-    let ipamConfig: IpamConfigInput[];
-    let gateway: number;
-    const pool = pools[0];
-    if (pool) {
-      if (existing.some((c) => overlaps(c, pool.subnet))) throw forbidden('invalid pool request: Pool overlaps with other one on this address space');
-      subnet = pool.subnet;
-      gateway = pool.gateway ?? subnet.addr + 1;
-      ipamConfig = configs.map((c) => ({ ...c }));
-    } else {
-      const picked = pickSubnet(this.#cfg.pools, existing);
-      if (!picked) throw forbidden('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
-      subnet = picked;
-      gateway = subnet.addr + 1;
-      ipamConfig = [{ Subnet: formatCidr(subnet), Gateway: formatIPv4(gateway) }];
+    const ipamConfig: IpamConfigInput[] = [];
+    const four = enableIPv4 ? this.#pickPool(4, pools4[0]) : undefined;
+    const six = enableIPv6 ? this.#pickPool(6, pools6[0]) : undefined;
+    // Inspect shows the user's blocks as given, and auto-allocated ones as {Subnet, Gateway}, IPv4 first (moby).
+    for (const [picked, given] of [[four, pools4[0]], [six, pools6[0]]] as const) {
+      if (!picked) continue;
+      if (given) ipamConfig.push({ ...configs.find((c) => parsePrefix(c.Subnet ?? '')?.family === given.family)! });
+      else ipamConfig.push({ Subnet: formatPrefix(picked.subnet), Gateway: formatIp(picked.gateway) });
     }
     return {
       id,
@@ -195,29 +191,49 @@ export class NetworkService {
       attachable: req.attachable ?? false,
       ingress: false,
       configOnly: false,
-      enableIPv4: true,
-      enableIPv6: false,
+      enableIPv4,
+      enableIPv6,
       ipamDriver: 'default',
       ipamOptions: req.ipamOptions ?? {},
       ipamConfig,
       options,
       labels: { ...(req.labels ?? {}) },
       predefined: false,
-      subnet: formatCidr(subnet),
-      ipRange: pool?.range ? formatCidr(pool.range) : undefined,
-      gateway: formatIPv4(gateway),
+      ...(four ? { subnet: formatPrefix(four.subnet), ipRange: four.range && formatPrefix(four.range), gateway: formatIp(four.gateway) } : {}),
       device,
+      ...(six ? { subnet6: formatPrefix(six.subnet), ipRange6: six.range && formatPrefix(six.range), gateway6: formatIp(six.gateway) } : {}),
     };
   }
 
-  /** Stores a network with its reserved addresses (gateway, aux) in one transaction. */
-  insert(net: NetworkRecord, aux: Record<string, number> = {}): void {
+  /** The subnet, range and gateway of one family: the user's block, or the next free one of the default pools. */
+  #pickPool(family: Family, given: PoolSpec | undefined): { subnet: IpPrefix; range?: IpPrefix; gateway: IpAddress } {
+    const existing = this.#store.networks
+      .all()
+      .flatMap((n) => [n.subnet, n.subnet6])
+      .map((t) => (t ? parsePrefix(t) : undefined))
+      .filter((p): p is IpPrefix => p !== undefined && p.family === family);
+    const firstHost = (p: IpPrefix): IpAddress => ({ family, value: firstOf(p) + 1n });
+    if (given) {
+      if (existing.some((c) => prefixOverlaps(c, given.subnet))) throw forbidden('invalid pool request: Pool overlaps with other one on this address space');
+      return { subnet: given.subnet, range: given.range, gateway: given.gateway ?? firstHost(given.subnet) };
+    }
+    const defaults = family === 4 ? this.#cfg.pools.map((p) => ({ base: { family: 4 as const, addr: BigInt(p.base.addr), bits: p.base.bits }, size: p.size })) : this.#cfg.pools6;
+    const picked = pickIpSubnet(defaults, existing);
+    if (!picked) throw forbidden(`could not find an available, non-overlapping ${family === 4 ? 'IPv4' : 'IPv6'} address pool among the defaults to assign to the network`);
+    return { subnet: picked, gateway: firstHost(picked) };
+  }
+
+  /** Stores a network with its reserved addresses (gateway, aux of both families) in one transaction. */
+  insert(net: NetworkRecord, aux: Record<string, IpAddress> = {}): void {
     this.#store.transaction(() => {
       this.#store.networks.insert(net);
-      if (this.attachments.driver(net).capabilities.addresses && net.subnet) {
-        const pool = Attachments.pool(net);
-        this.attachments.allocator.reserve(pool, parseIPv4(net.gateway!)!, 'the gateway');
-        for (const [name, address] of Object.entries(aux)) this.attachments.allocator.reserve(pool, address, `auxiliary address ${name}`);
+      if (!this.attachments.driver(net).capabilities.addresses) return;
+      for (const pool of Attachments.pools(net)) {
+        const gateway = parseIp(pool.subnet.family === 4 ? net.gateway! : net.gateway6!)!;
+        this.attachments.ipAllocator.reserve(pool, gateway, 'the gateway');
+        for (const [name, address] of Object.entries(aux)) {
+          if (address.family === pool.subnet.family) this.attachments.ipAllocator.reserve(pool, address, `auxiliary address ${name}`);
+        }
       }
     });
   }
@@ -238,7 +254,7 @@ export class NetworkService {
     return this.#mutex.run(async () => {
       const net = this.#plan(req);
       await this.attachments.driver(net).checkNetwork?.(net);
-      const aux = validateIpamConfig(req.ipamConfig ?? [])[0]?.aux ?? {};
+      const aux = Object.assign({}, ...validateIpamConfig(req.ipamConfig ?? [], net.enableIPv6).map((p) => p.aux));
       this.insert(net, aux);
       try {
         await this.build(net);

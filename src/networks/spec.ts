@@ -8,8 +8,11 @@ export function networkSpec(net: NetworkRecord): NetworkSpec {
     id: net.id,
     name: net.name,
     device: net.device!,
-    subnet: net.subnet!,
-    gateway: net.gateway!,
+    subnet: net.subnet ?? '',
+    gateway: net.gateway ?? '',
+    subnet6: net.subnet6 ?? '',
+    gateway6: net.gateway6 ?? '',
+    masquerade6: net.options[BridgeOption.gatewayModeIPv6] !== 'routed',
     internal: net.internal,
     icc: net.options[BridgeOption.icc] !== 'false',
     masquerade: net.options[BridgeOption.masquerade] !== 'false',
@@ -25,7 +28,8 @@ export function endpointSpec(ep: EndpointRecord, netnsPath: string): EndpointSpe
     hostIfname: ep.hostIfname!,
     ifname: ep.ifname,
     netnsPath,
-    ipv4: ep.ipv4!,
+    ipv4: ep.ipv4 ?? '',
+    ipv6: ep.ipv6 ?? '',
     mac: ep.mac!,
   };
 }
@@ -39,7 +43,8 @@ export function portSpecs(ports: readonly PortRecord[], primary: EndpointRecord,
     hostPort: p.hostPort,
     endpointId: primary.id,
     networkId: primary.networkId,
-    containerIp: primary.ipv4!,
+    containerIp: primary.ipv4 ?? '',
+    containerIp6: primary.ipv6 ?? '',
     containerPort: p.containerPort,
   }));
 }

@@ -1,6 +1,7 @@
 // The tagged address type both families share, and the allocator walking IPv6 blocks.
 import { describe, expect, it } from 'vitest';
 import { IpAllocator, type IpamStore, type Reservation } from '../../src/ipam/allocator.js';
+import { parseIpAddressPool, pickIpSubnet, ulaPoolFor } from '../../src/ipam/pools.js';
 import { addIp, canonicalIp, formatIp, formatPrefix, ipBytes, ipFromBytes, isMaskedPrefix, maskedPrefix, parseIp, parsePrefix, prefixContains, prefixOverlaps, sizeOfPrefix } from '../../src/ipam/ip.js';
 
 class MapStore implements IpamStore {
@@ -70,6 +71,20 @@ describe('ip addresses of either family', () => {
     expect(addIp(parseIp('ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe')!, 1n)).toEqual(parseIp('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'));
     expect(ipBytes(parseIp('2001:db8::1')!).toString('hex')).toBe('20010db8000000000000000000000001');
     expect(ipFromBytes(ipBytes(parseIp('10.1.2.3')!))).toEqual(parseIp('10.1.2.3'));
+  });
+});
+
+describe('default IPv6 pool', () => {
+  it("derives moby's ULA /48 from the host id (moby's own test vectors) and hands out its /64s in order", () => {
+    expect(formatPrefix(ulaPoolFor('').base)).toBe('fd42:98fc:1c14::/48');
+    const pool = ulaPoolFor('499d4bc0-b0b3-416f-b1ee-cf6486315593');
+    expect([formatPrefix(pool.base), pool.size]).toEqual(['fd62:fb69:18af::/48', 64]);
+    expect(formatPrefix(pickIpSubnet([pool], [])!)).toBe('fd62:fb69:18af::/64');
+    expect(formatPrefix(pickIpSubnet([pool], [parsePrefix('fd62:fb69:18af::/64')!, parsePrefix('fd62:fb69:18af:1::/80')!])!)).toBe('fd62:fb69:18af:2::/64');
+    expect(pickIpSubnet([pool], [parsePrefix('fd00::/8')!])).toBeUndefined();
+    expect(parseIpAddressPool('base=fd00:1::/48,size=64')).toEqual({ base: parsePrefix('fd00:1::/48'), size: 64 });
+    expect(() => parseIpAddressPool('base=fd00:1::1/48,size=64')).toThrow(/base must be/);
+    expect(() => parseIpAddressPool('base=fd00:1::/48,size=40')).toThrow(/size must be/);
   });
 });
 

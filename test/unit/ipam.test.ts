@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Ipv4Allocator, MAX_RESERVE_CONFLICTS, type IpamStore, type Pool, type Reservation } from '../../src/ipam/allocator.js';
 import { validateIpamConfig } from '../../src/ipam/config.js';
+import { formatIp, formatPrefix, parseIp } from '../../src/ipam/ip.js';
 import { formatCidr, formatIPv4, overlaps, parseCidr, parseIPv4 } from '../../src/ipam/ipv4.js';
 import { DEFAULT_POOLS, parseAddressPool, pickSubnet } from '../../src/ipam/pools.js';
 
@@ -168,9 +169,9 @@ describe('validateIpamConfig (moby messages)', () => {
   };
   it('accepts a full valid config', () => {
     const [p] = validateIpamConfig([{ Subnet: '172.29.0.0/16', IPRange: '172.29.5.0/24', Gateway: '172.29.0.1', AuxiliaryAddresses: { host1: '172.29.1.5' } }]);
-    expect(formatCidr(p.subnet)).toBe('172.29.0.0/16');
-    expect(formatIPv4(p.gateway!)).toBe('172.29.0.1');
-    expect(p.aux).toEqual({ host1: ip('172.29.1.5') });
+    expect(formatPrefix(p.subnet)).toBe('172.29.0.0/16');
+    expect(formatIp(p.gateway!)).toBe('172.29.0.1');
+    expect(p.aux).toEqual({ host1: parseIp('172.29.1.5') });
   });
   it('words each problem as moby does', () => {
     expect(err({ Subnet: 'notacidr' })).toBe('invalid network config:\ninvalid subnet notacidr: invalid CIDR block notation');
@@ -183,6 +184,26 @@ describe('validateIpamConfig (moby messages)', () => {
     );
     expect(err({ Subnet: '10.9.0.0/16', AuxiliaryAddresses: { h: 'x' } })).toBe('invalid network config:\ninvalid auxiliary address h: invalid address');
     expect(err({ Subnet: '10.9.0.0/16', IPRange: '10.0.0.0/8' })).toMatch(/CIDR block is bigger than its parent subnet/);
+  });
+  it('checks IPv6 blocks with the same words when IPv6 is enabled, and skips them otherwise (as moby)', () => {
+    const err6 = (cfg: object) => {
+      try {
+        validateIpamConfig([cfg], true);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    };
+    expect(err6({ Subnet: 'fd00::1/64' })).toBe('invalid network config:\ninvalid subnet fd00::1/64: it should be fd00::/64');
+    expect(err6({ Subnet: 'fd00::/64', Gateway: '10.0.0.1' })).toBe('invalid network config:\ninvalid gateway 10.0.0.1: parent subnet is an IPv6 block');
+    expect(err6({ Subnet: '10.0.0.0/24', Gateway: 'fd00::1' })).toBe('invalid network config:\ninvalid gateway fd00::1: parent subnet is an IPv4 block');
+    expect(err6({ Subnet: 'fd00::/64', IPRange: '10.0.0.0/24' })).toBe('invalid network config:\ninvalid ip-range 10.0.0.0/24: parent subnet is an IPv6 block');
+    expect(err6({ Subnet: 'fd00::/64', IPRange: 'fd01::/80' })).toBe("invalid network config:\ninvalid ip-range fd01::/80: parent subnet fd00::/64 doesn't contain ip-range");
+    expect(err6({ Subnet: 'fd00::/64', AuxiliaryAddresses: { h: 'fd00:1::5' } })).toBe("invalid network config:\ninvalid auxiliary address h: parent subnet fd00::/64 doesn't contain this address");
+    expect(err6({ Subnet: 'fd00::/129' })).toBe('invalid network config:\ninvalid subnet fd00::/129: invalid CIDR block notation');
+    const [p] = validateIpamConfig([{ Subnet: 'fd00:1::/64', IPRange: 'fd00:1::100/120', Gateway: 'fd00:1::fe', AuxiliaryAddresses: { r: 'fd00:1::ff' } }], true);
+    expect([p.family, formatPrefix(p.subnet), formatPrefix(p.range!), formatIp(p.gateway!), formatIp(p.aux.r)]).toEqual([6, 'fd00:1::/64', 'fd00:1::100/120', 'fd00:1::fe', 'fd00:1::ff']);
+    expect(validateIpamConfig([{ Subnet: 'fd00::1/64' }], false)).toEqual([]);
   });
   it('joins several problems with bullets', () => {
     expect(err({ Subnet: '10.9.1.5/16', Gateway: '1.1.1.1' })).toBe(

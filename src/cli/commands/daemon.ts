@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isIPv4 } from '../../ipam/ipv4.js';
-import { parseAddressPool } from '../../ipam/pools.js';
+import { parseIpAddressPool } from '../../ipam/pools.js';
 import type { DaemonOptions, DatapathKind, LogLevel, RunDaemon } from '../daemon-options.js';
 import { ExitStatus } from '../errors.js';
 
@@ -25,6 +25,8 @@ interface DaemonFlags {
   uplink?: string;
   bip: string;
   defaultAddressPool: string[];
+  ipv6?: boolean;
+  fixedCidrV6?: string;
   instance: string;
   logLevel: LogLevel;
   logFormat: 'logfmt' | 'json';
@@ -49,6 +51,8 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--uplink <iface>', 'Uplink interface (default: the interface of the default route)')
     .option('--bip <cidr>', "Default bridge's gateway address and prefix", '172.17.0.1/16')
     .option('--default-address-pool <base=CIDR,size=N>', 'Default address pool for user-defined networks (repeatable)', collectPool, [])
+    .option('--ipv6', 'Enable IPv6 on the default bridge')
+    .option('--fixed-cidr-v6 <cidr>', "The default bridge's IPv6 subnet (with --ipv6; default: one of the IPv6 pools)")
     .option('--instance <name>', 'Prefix of the kernel objects this daemon creates', 'bpfnet')
     .addOption(new Option('-l, --log-level <level>', 'Set the logging level').choices(['debug', 'info', 'warn', 'error']).default('info'))
     .addOption(new Option('--log-format <format>', 'Log lines on stderr').choices(['logfmt', 'json']).default('logfmt'))
@@ -89,7 +93,7 @@ async function loadRunDaemon(load: DaemonLoader): Promise<RunDaemon> {
 /** Checked here with the daemon's own parser, so a typo fails before anything starts. */
 function collectPool(value: string, previous: readonly string[]): string[] {
   try {
-    parseAddressPool(value);
+    parseIpAddressPool(value);
   } catch (err) {
     throw new InvalidArgumentError((err as Error).message);
   }
