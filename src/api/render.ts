@@ -49,7 +49,7 @@ export function networkContainers(endpoints: readonly EndpointRecord[], sandboxN
       EndpointID: ep.id,
       MacAddress: ep.mac ?? '',
       IPv4Address: ep.ipv4 ? `${ep.ipv4}/${ep.prefixLength}` : '',
-      IPv6Address: '',
+      IPv6Address: ep.ipv6 ? `${ep.ipv6}/${ep.prefixLength6}` : '',
     };
   }
   return out;
@@ -99,9 +99,12 @@ export function sandboxInspect(v: SandboxView): SandboxInspect {
     networks[net.name] = {
       NetworkID: net.id,
       EndpointID: ep.id,
-      Gateway: net.gateway ?? '',
+      Gateway: ep.ipv4 ? (net.gateway ?? '') : '',
       IPAddress: ep.ipv4 ?? '',
       IPPrefixLen: ep.prefixLength ?? 0,
+      IPv6Gateway: ep.ipv6 ? (net.gateway6 ?? '') : '',
+      GlobalIPv6Address: ep.ipv6 ?? '',
+      GlobalIPv6PrefixLen: ep.prefixLength6 ?? 0,
       MacAddress: ep.mac ?? '',
       Aliases: ep.aliases,
       DNSNames: net.predefined ? [] : [sb.name, sb.id.slice(0, 12), ...ep.aliases],

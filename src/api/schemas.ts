@@ -64,6 +64,7 @@ export const sandboxCreateSchema = obj({
   Name: name,
   Network: opt(name),
   IPv4Address: opt(address),
+  IPv6Address: opt(address),
   Aliases: opt(aliases),
   Publish: opt(list(str({ max: 64 }), 1024)),
   Hostname: opt(str({ max: 255 })),

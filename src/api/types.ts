@@ -112,6 +112,7 @@ export interface SandboxCreateRequest {
   Network?: string;
   /** Static IPv4 on that network (user-defined networks only). */
   IPv4Address?: string;
+  IPv6Address?: string;
   /** Network-scoped aliases on that network. */
   Aliases?: string[];
   /** Docker -p syntax: [IP:]HOST[-HOST]:CONT[-CONT][/tcp|udp], or CONT[/proto] for an ephemeral host port. */
@@ -169,6 +170,9 @@ export interface SandboxEndpointJson {
   Gateway: string;
   IPAddress: string;
   IPPrefixLen: number;
+  IPv6Gateway: string;
+  GlobalIPv6Address: string;
+  GlobalIPv6PrefixLen: number;
   MacAddress: string;
   Aliases: string[];
   DNSNames: string[];

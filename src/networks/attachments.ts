@@ -115,7 +115,7 @@ export class Attachments {
     if (net.predefined && opts.aliases && opts.aliases.length > 0) problems.push('network-scoped alias is supported only for containers in user defined networks');
     if (problems.length > 0) throw invalid(`invalid endpoint settings:\n${problems.join('\n')}`);
     if (opts.ipv4 !== undefined && parseIPv4(opts.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${opts.ipv4}`);
-    if (opts.ipv6 !== undefined && parseIp(opts.ipv6)?.family !== 6) throw invalid(`invalid endpoint settings:\ninvalid IPv6 address: ${opts.ipv6}`);
+    if (opts.ipv6 !== undefined && !isUsableIPv6(opts.ipv6)) throw invalid(`invalid endpoint settings:\ninvalid IPv6 address: ${opts.ipv6}`);
     if (opts.ipv4 !== undefined && !net.subnet) throw invalid(`invalid endpoint settings:\nuser specified IPv4 address ${opts.ipv4} on network ${net.name}, which has IPv4 disabled`);
     if (opts.ipv6 !== undefined && !net.subnet6) throw invalid(`invalid endpoint settings:\nuser specified IPv6 address ${opts.ipv6} on network ${net.name}, which has IPv6 disabled`);
     for (const a of opts.aliases ?? []) validateHostname('alias', a);
@@ -265,6 +265,12 @@ export function notConnected(sb: SandboxRecord, net: NetworkRecord): ServiceErro
 
 export function noSuchSandbox(ref: string): ServiceError {
   return notFound(`No such container: ${ref}`);
+}
+
+/** moby's check of IPAMConfig.IPv6Address: an IPv6 address, not unspecified, not an IPv4-mapped one. */
+function isUsableIPv6(text: string): boolean {
+  const a = parseIp(text);
+  return a !== undefined && a.family === 6 && a.value !== 0n && a.value >> 32n !== 0xffffn;
 }
 
 /** Which exclusive rule wins when several apply: host's (forbidden) before none's (invalid), as moby checks them. */

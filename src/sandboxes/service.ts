@@ -27,6 +27,7 @@ export interface CreateSandboxRequest {
   name: string;
   network?: string;
   ipv4?: string;
+  ipv6?: string;
   aliases?: string[];
   publish?: string[];
   hostname?: string;
@@ -148,8 +149,8 @@ export class SandboxService {
     // One line per connected network, in the order they were joined, as Docker writes them; a
     // dotted hostname is listed with its first label too (moby's updateHostsFile).
     const names = sb.hostname.includes('.') ? [sb.hostname, sb.hostname.slice(0, sb.hostname.indexOf('.'))] : [sb.hostname];
-    const endpoints = this.#store.endpoints.forSandbox(sb.id).filter((e) => e.state === 'active' && e.ipv4 !== undefined);
-    for (const ep of endpoints.sort((a, b) => a.seq - b.seq)) hosts.push({ address: ep.ipv4!, names });
+    const endpoints = this.#store.endpoints.forSandbox(sb.id).filter((e) => e.state === 'active');
+    for (const ep of endpoints.sort((a, b) => a.seq - b.seq)) for (const address of [ep.ipv4, ep.ipv6]) if (address) hosts.push({ address, names });
     const host = parseResolvConf(this.#cfg.hostResolvConf);
     const embedded = this.resolverFor(sb, primaryNet);
     writeSandboxFiles(sb.netns, {
@@ -210,7 +211,7 @@ export class SandboxService {
         state: 'creating',
         netns: caps.ownNamespace ? sandboxNetnsName(this.#cfg, id) : null,
       };
-      const attach: AttachOptions = { ipv4: req.ipv4, aliases: req.aliases };
+      const attach: AttachOptions = { ipv4: req.ipv4, ipv6: req.ipv6, aliases: req.aliases };
       this.#attachments.checkAttach(sb, net, attach, true);
       const ep = this.#store.transaction(() => {
         this.#store.sandboxes.insert(sb);

@@ -1,5 +1,4 @@
 /** The Engine API's /networks endpoints. */
-import { invalid } from '../../errors.js';
 import type { NetworkService } from '../../networks/service.js';
 import type { Store } from '../../store/store.js';
 import { networkContainers, networkJson } from '../render.js';
@@ -47,8 +46,8 @@ export function networkRoutes(router: Router, networks: NetworkService, store: S
     const body = checkBody(networkConnectSchema, await req.body());
     const cfg = body.EndpointConfig ?? {};
     const ipv4 = cfg.IPAMConfig?.IPv4Address || undefined;
-    if (cfg.IPAMConfig?.IPv6Address) throw invalid('invalid endpoint settings:\nIPv6 is not supported by bpfnet yet');
-    await networks.connect(req.params.id, body.Container, { ipv4, aliases: cfg.Aliases ?? [] });
+    const ipv6 = cfg.IPAMConfig?.IPv6Address || undefined;
+    await networks.connect(req.params.id, body.Container, { ipv4, ipv6, aliases: cfg.Aliases ?? [] });
     sendEmpty(res, 200);
   });
 

@@ -56,6 +56,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
       name: body.Name,
       network: body.Network,
       ipv4: body.IPv4Address || undefined,
+      ipv6: body.IPv6Address || undefined,
       aliases: body.Aliases,
       publish: body.Publish,
       hostname: body.Hostname,

@@ -59,7 +59,7 @@ function registerCreate(network: Command, cli: CliContext): void {
     .option('--ingress', 'Create swarm routing-mesh network')
     .option('--ipv4', 'Enable IPv4 address assignment (the default)')
     .option('--no-ipv4', 'Disable IPv4 address assignment')
-    .option('--ipv6', 'Enable IPv6 address assignment (refused by the daemon for now)')
+    .option('--ipv6', 'Enable IPv6 address assignment')
     .option('--no-ipv6', 'Disable IPv6 address assignment')
     .option('--scope <scope>', "Control the network's scope", '')
     .option('--config-only', 'Create a configuration only network')

@@ -22,6 +22,7 @@ interface RunFlags {
   network?: string;
   net?: string;
   ip?: string;
+  ip6?: string;
   networkAlias: string[];
   netAlias: string[];
   publish: string[];
@@ -44,6 +45,7 @@ function registerRun(program: Command, cli: CliContext): void {
     .option('--network <network>', 'Connect the sandbox to a network ("bridge", "host", "none" or a user-defined one)')
     .addOption(new Option('--net <network>').hideHelp())
     .option('--ip <address>', 'IPv4 address (e.g., 172.30.100.104)')
+    .option('--ip6 <address>', 'IPv6 address (e.g., 2001:db8::33)')
     .option('--network-alias <alias>', 'Add network-scoped alias for the sandbox', collect, [])
     .addOption(new Option('--net-alias <alias>').argParser(collect).default([]).hideHelp())
     .option('-p, --publish <spec>', "Publish a sandbox's port(s) to the host", collect, [])
@@ -81,6 +83,7 @@ export function sandboxCreateBody(flags: RunFlags, command: readonly string[], s
     Name: flags.name,
     ...(network ? { Network: network } : {}),
     ...(flags.ip ? { IPv4Address: flags.ip } : {}),
+    ...(flags.ip6 ? { IPv6Address: flags.ip6 } : {}),
     ...(aliases.length ? { Aliases: aliases } : {}),
     ...(flags.publish.length ? { Publish: flags.publish } : {}),
     ...(flags.hostname ? { Hostname: flags.hostname } : {}),

@@ -6,14 +6,16 @@
  * Forwarding policy on top (iptables rules or BPF programs) is the datapath's.
  */
 import { conflict, invalid } from '../../errors.js';
+import { ipBytes, parseIp } from '../../ipam/ip.js';
 import { parseIPv4 } from '../../ipam/ipv4.js';
+import { writeSysctls } from '../../system/sysctl.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { BridgeOption } from '../../networks/model.js';
 import { bridgeName, hostIfname } from '../../networks/config.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
-import { DAEMON_NETNS, ipAt, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
+import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
 
 /** The daemon's own namespace: `ip` without -n. */
 const HOST: Netns | null = null;
@@ -21,6 +23,29 @@ const HOST: Netns | null = null;
 function prefixOf(net: NetworkRecord): number {
   return Number(net.subnet!.split('/')[1]);
 }
+
+function prefixOf6(net: NetworkRecord): number {
+  return Number(net.subnet6!.split('/')[1]);
+}
+
+/**
+ * An endpoint's MAC: 02:42 + its IPv4 address, as Docker derives it; on an IPv6-only network
+ * 02:42 + the last four bytes of its IPv6 address (unique inside any subnet up to a /96).
+ */
+export function macFor(ep: Pick<EndpointRecord, 'ipv4' | 'ipv6'>): string | undefined {
+  if (ep.ipv4) return macForIPv4(ep.ipv4);
+  const a = ep.ipv6 ? parseIp(ep.ipv6) : undefined;
+  if (!a) return undefined;
+  return ['02', '42', ...ipBytes(a).subarray(12).toString('hex').match(/../g)!].join(':');
+}
+
+/** The bridge's own MAC, from its gateway address of the first family it has. */
+function bridgeMac(net: NetworkRecord): string {
+  return macFor({ ipv4: net.gateway, ipv6: net.gateway6 })!;
+}
+
+/** Docker's link-local address of an IPv6 bridge (the kernel would otherwise make one from the MAC). */
+const BRIDGE_LINK_LOCAL = 'fe80::1/64';
 
 /** What `ip -d link show` says about a device that decides whether bpfnet may use it. */
 interface DeviceKind {
@@ -124,8 +149,15 @@ export class BridgeDriver implements Driver {
         // A MAC of its own, as Docker sets: a bridge without one takes the lowest MAC of its ports and
         // changes it when a port joins, and sandboxes' cached gateway MAC goes stale (the embedded
         // DNS on the gateway stops answering them until their neighbour entry is re-learnt).
-        ['link', 'set', 'dev', dev, 'addrgenmode', 'none', 'address', macForIPv4(net.gateway!), ...(mtu ? ['mtu', mtu] : [])],
-        ['addr', 'replace', `${net.gateway}/${prefixOf(net)}`, 'dev', dev],
+        ['link', 'set', 'dev', dev, 'addrgenmode', 'none', 'address', bridgeMac(net), ...(mtu ? ['mtu', mtu] : [])],
+        ...(net.gateway ? [['addr', 'replace', `${net.gateway}/${prefixOf(net)}`, 'dev', dev]] : []),
+        // IPv6: the gateway and fe80::1 without duplicate address detection, usable at once (as Docker).
+        ...(net.gateway6
+          ? [
+              ['addr', 'replace', BRIDGE_LINK_LOCAL, 'dev', dev, 'nodad'],
+              ['addr', 'replace', `${net.gateway6}/${prefixOf6(net)}`, 'dev', dev, 'nodad'],
+            ]
+          : []),
         ['link', 'set', 'dev', dev, 'up'],
       ]);
     } catch (err) {
@@ -158,7 +190,7 @@ export class BridgeDriver implements Driver {
       if (!/File exists/.test((err as Error).message)) throw new Error(`could not create veth "${hostIf}" for endpoint ${ep.id.slice(0, 12)} on ${net.name}: ${(err as Error).message}`);
       await ipBatch(HOST, hostSide);
     }
-    return { ...ep, hostIfname: hostIf, mac: ep.mac ?? (ep.ipv4 ? macForIPv4(ep.ipv4) : undefined), prefixLength: prefixOf(net) };
+    return { ...ep, hostIfname: hostIf, mac: ep.mac ?? macFor(ep), ...(net.subnet ? { prefixLength: prefixOf(net) } : {}) };
   }
 
   async join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord> {
@@ -173,19 +205,41 @@ export class BridgeDriver implements Driver {
       if (!gone || !(await linkAt(target.netnsPath, target.ifname)))
         throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} (${parked}) into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
     }
-    const mac = ep.mac ?? macForIPv4(ep.ipv4!);
+    const mac = ep.mac ?? macFor(ep)!;
+    if (ep.ipv6) {
+      // Only inside a namespace the joiner gave us for this endpoint: IPv6 on, router advertisements ignored (the route is ours).
+      await writeSysctls({ netnsPath: target.netnsPath }, {
+        'net.ipv6.conf.all.disable_ipv6': '0',
+        'net.ipv6.conf.default.disable_ipv6': '0',
+        'net.ipv6.conf.all.accept_ra': '0',
+        'net.ipv6.conf.default.accept_ra': '0',
+      }).catch((err: Error) => {
+        throw new Error(`could not enable IPv6 in ${target.netnsPath} for endpoint ${ep.id.slice(0, 12)}: ${err.message}`);
+      });
+    }
     await ipBatchAt(target.netnsPath, [
       ['link', 'set', 'dev', 'lo', 'up'],
-      ['link', 'set', 'dev', target.ifname, 'addrgenmode', 'none', ...this.#mtu(net), 'address', mac],
-      ['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', target.ifname],
+      // eui64 on an IPv6 endpoint: the kernel makes its fe80:: address from the MAC when it goes up, as in Docker.
+      ['link', 'set', 'dev', target.ifname, 'addrgenmode', ep.ipv6 ? 'eui64' : 'none', ...this.#mtu(net), 'address', mac],
+      ...(ep.ipv4 ? [['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', target.ifname]] : []),
+      ...(ep.ipv6 ? [['addr', 'replace', `${ep.ipv6}/${prefixOf6(net)}`, 'dev', target.ifname, 'nodad']] : []),
       ['link', 'set', 'dev', target.ifname, 'up'],
-      ...(target.defaultRoute ? [['route', 'replace', 'default', 'via', net.gateway!, 'dev', target.ifname]] : []),
+      ...(target.defaultRoute ? this.#defaultRoutes(net, ep, target.ifname) : []),
     ]);
-    return { ...ep, ifname: target.ifname, mac, prefixLength: prefixOf(net) };
+    return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}) };
+  }
+
+  /** A default route per family the endpoint has an address of, via that family's gateway. */
+  #defaultRoutes(net: NetworkRecord, ep: EndpointRecord, ifname: string): string[][] {
+    return [
+      ...(ep.ipv4 && net.gateway ? [['route', 'replace', 'default', 'via', net.gateway, 'dev', ifname]] : []),
+      ...(ep.ipv6 && net.gateway6 ? [['route', 'replace', 'default', 'via', net.gateway6, 'dev', ifname]] : []),
+    ];
   }
 
   async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
-    await ipAt(target.netnsPath, ['route', 'replace', 'default', 'via', net.gateway!, 'dev', target.ifname]);
+    const routes = this.#defaultRoutes(net, ep, target.ifname);
+    if (routes.length > 0) await ipBatchAt(target.netnsPath, routes);
   }
 
   async leave(_net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
