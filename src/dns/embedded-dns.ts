@@ -11,6 +11,7 @@
  * socket pair per network, not per sandbox, is also what aardvark-dns does.
  */
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
+import { canonicalIp, parseIp } from '../ipam/ip.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import type { StoreWrite } from '../store/observed-store.js';
 import { hasEmbeddedDns, LiveNameIndex, namesOf, type DnsSource } from './name-index.js';
@@ -79,6 +80,9 @@ export function parseHostResolvers(text: string): HostResolvers {
     if (key === 'nameserver' && rest[0] && isIPv4(rest[0])) {
       out.all.push(rest[0]);
       if (!rest[0].startsWith('127.')) out.reachable.push(rest[0]);
+    } else if (key === 'nameserver' && rest[0] && parseIp(rest[0])?.family === 6) {
+      // An IPv6 upstream the daemon forwards to over IPv6 (a zone-scoped fe80::%if one is not parsed, so not used).
+      out.all.push(canonicalIp(rest[0])!);
     } else if (key === 'options') out.options.push(...rest);
   }
   return out;
@@ -242,9 +246,11 @@ export class EmbeddedDns {
       .forSandbox(sb.id)
       .filter((e) => e.state === 'active')
       .sort((a, b) => a.seq - b.seq)
-      .map((e) => this.#store.networks.get(e.networkId))
-      .find((n): n is NetworkRecord => n !== undefined && hasEmbeddedDns(n));
-    if (first) return { nameservers: [first.gateway!], options: [...this.#host.options.filter((o) => !o.startsWith('ndots:')), 'ndots:0'] };
+      .map((e) => ({ e, n: this.#store.networks.get(e.networkId) }))
+      .find((x): x is { e: typeof x.e; n: NetworkRecord } => x.n !== undefined && hasEmbeddedDns(x.n));
+    // The gateway of the family the sandbox has there: IPv4 when it has it, else IPv6 (IPv6-only networks).
+    const gateway = first && (first.e.ipv4 && first.n.gateway ? first.n.gateway : first.n.gateway6);
+    if (gateway) return { nameservers: [gateway], options: [...this.#host.options.filter((o) => !o.startsWith('ndots:')), 'ndots:0'] };
     const nameservers = sb.dns.length > 0 ? sb.dns : this.#servers.length > 0 ? this.#servers : this.#host.reachable.length > 0 ? this.#host.reachable : FALLBACK_NAMESERVERS;
     return { nameservers: [...nameservers], options: [...this.#host.options] };
   }

@@ -91,15 +91,18 @@ export class KernelNames {
       else map.set(key, [entry]);
     };
     for (const net of index.networks) {
-      const gateway = net.net.gateway!;
+      // The kernel answers A queries to an IPv4 gateway only: IPv6-only networks are the daemon's.
+      if (!net.net.gateway) continue;
+      const gateway = net.net.gateway;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
-        if (targets.length > DNS_ADDRS_MAX) continue;
-        const addrs = targets.map((t) => t.ipv4).join(' ');
+        const v4 = targets.filter((t) => t.ipv4 !== '');
+        if (v4.length > DNS_ADDRS_MAX || v4.length === 0) continue;
+        const addrs = v4.map((t) => t.ipv4).join(' ');
         for (const entry of [`${gateway} ${name}`, `${gateway} ${name}${suffix}`]) {
           wanted.set(entry, addrs);
           add(byName, name, entry);
-          for (const t of targets) add(byAddr, t.ipv4, entry);
+          for (const t of v4) add(byAddr, t.ipv4, entry);
         }
       }
     }
@@ -183,11 +186,11 @@ export class KernelNames {
       let mine = sandboxes.get(at.sandbox.id);
       if (!mine) sandboxes.set(at.sandbox.id, (mine = { names: new Set(), addrs: new Set(), ifindexes: [] }));
       for (const name of namesOf(at.sandbox, at.endpoint)) mine.names.add(name);
-      mine.addrs.add(at.endpoint.ipv4!);
+      if (at.endpoint.ipv4) mine.addrs.add(at.endpoint.ipv4);
       endpointSandbox.set(at.endpoint.id, at.sandbox.id);
       const hostIfname = at.endpoint.hostIfname;
       // Only the first user-defined network's resolver, where the daemon's answer is the same.
-      if (!hostIfname || index.networksOf(at.sandbox.id)[0] !== at.network) continue;
+      if (!hostIfname || !at.endpoint.ipv4 || !at.network.net.gateway || index.networksOf(at.sandbox.id)[0] !== at.network) continue;
       const id = `${at.endpoint.id}|${hostIfname}`;
       let ifindex = this.#first ? undefined : this.#attached.get(id);
       if (ifindex === undefined) {
@@ -201,7 +204,7 @@ export class KernelNames {
       }
       attached.set(id, ifindex);
       mine.ifindexes.push(ifindex);
-      wanted.set(ifindex, { addr: at.endpoint.ipv4!, gateway: at.network.net.gateway! });
+      wanted.set(ifindex, { addr: at.endpoint.ipv4, gateway: at.network.net.gateway });
     }
     this.#attached = attached;
     this.#sandboxes = sandboxes;

@@ -3,7 +3,7 @@
  * the store's records and rebuilt whenever the store's version moves, so a query always sees
  * the current state (run, connect, disconnect, rename, rm) without a query touching SQLite.
  */
-import { contains, parseCidr, parseIPv4, type Cidr } from '../ipam/ipv4.js';
+import { canonicalIp, parseIp, parsePrefix, prefixContains, type IpPrefix } from '../ipam/ip.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
 
 /** The part of the store the resolver reads. */
@@ -16,14 +16,18 @@ export interface DnsSource {
 
 /** One address a name stands for on one network. */
 export interface Target {
+  /** '' when the endpoint has no IPv4 address (IPv6-only network). */
   readonly ipv4: string;
+  /** '' when the endpoint has no IPv6 address. */
+  readonly ipv6: string;
   readonly sandbox: SandboxRecord;
 }
 
 /** A user-defined network with the names of its sandboxes (lower case, no trailing dot). */
 export interface NetworkNames {
   readonly net: NetworkRecord;
-  readonly subnet: Cidr;
+  /** Its subnets, IPv4 first: where it is authoritative for reverse lookups. */
+  readonly subnets: readonly IpPrefix[];
   readonly names: ReadonlyMap<string, readonly Target[]>;
 }
 
@@ -36,7 +40,7 @@ export interface Attachment {
 
 /** Networks that get embedded DNS: Docker's rule, user-defined bridges (not bridge, host, none). */
 export function hasEmbeddedDns(net: NetworkRecord): boolean {
-  return !net.predefined && net.driver === 'bridge' && net.gateway !== undefined && net.subnet !== undefined;
+  return !net.predefined && net.driver === 'bridge' && ((net.gateway !== undefined && net.subnet !== undefined) || (net.gateway6 !== undefined && net.subnet6 !== undefined));
 }
 
 /** A sandbox's names on a network, as Docker's DNSNames: its name, its short id, then the endpoint's aliases. */
@@ -62,25 +66,28 @@ export class NameIndex {
   readonly #bySandbox = new Map<string, NetworkNames[]>();
 
   constructor(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], endpoints: readonly EndpointRecord[]) {
-    const nets = new Map<string, { net: NetworkRecord; subnet: Cidr; names: Map<string, Target[]> }>();
+    const nets = new Map<string, { net: NetworkRecord; subnets: IpPrefix[]; names: Map<string, Target[]> }>();
     for (const net of networks) {
       if (!hasEmbeddedDns(net)) continue;
-      const entry = { net, subnet: parseCidr(net.subnet!)!, names: new Map<string, Target[]>() };
+      const subnets = [net.subnet, net.subnet6].flatMap((t) => (t ? [parsePrefix(t)!] : []));
+      const entry = { net, subnets, names: new Map<string, Target[]>() };
       nets.set(net.id, entry);
-      this.#byGateway.set(net.gateway!, entry);
+      // The resolver listens on each gateway of the network, IPv4 and IPv6.
+      for (const gateway of [net.gateway, net.gateway6]) if (gateway) this.#byGateway.set(gateway, entry);
       if (!this.#byName.has(net.name.toLowerCase())) this.#byName.set(net.name.toLowerCase(), entry);
     }
     const boxes = new Map(sandboxes.filter((s) => VISIBLE.has(s.state)).map((s) => [s.id, s]));
-    const active = endpoints.filter((e) => e.state === 'active' && e.ipv4 !== undefined).sort((a, b) => a.seq - b.seq);
+    const active = endpoints.filter((e) => e.state === 'active' && (e.ipv4 !== undefined || e.ipv6 !== undefined)).sort((a, b) => a.seq - b.seq);
     for (const ep of active) {
       const sandbox = boxes.get(ep.sandboxId);
       const network = nets.get(ep.networkId);
       if (!sandbox || !network) continue;
-      this.#byAddress.set(ep.ipv4!, { sandbox, endpoint: ep, network });
+      for (const address of [ep.ipv4, ep.ipv6]) if (address) this.#byAddress.set(address, { sandbox, endpoint: ep, network });
+      const target: Target = { ipv4: ep.ipv4 ?? '', ipv6: ep.ipv6 ?? '', sandbox };
       for (const name of namesOf(sandbox, ep)) {
         const targets = network.names.get(name);
-        if (targets) targets.push({ ipv4: ep.ipv4!, sandbox });
-        else network.names.set(name, [{ ipv4: ep.ipv4!, sandbox }]);
+        if (targets) targets.push(target);
+        else network.names.set(name, [target]);
       }
       const list = this.#bySandbox.get(sandbox.id);
       if (list) list.push(network);
@@ -94,12 +101,12 @@ export class NameIndex {
 
   /** The networks with embedded DNS and their names, for the kernel's copy (kernel-names.ts). */
   get networks(): IterableIterator<NetworkNames> {
-    return this.#byGateway.values();
+    return new Set(this.#byGateway.values()).values();
   }
 
-  /** Every active endpoint of a visible sandbox on those networks. */
+  /** Every active endpoint of a visible sandbox on those networks (once, whatever its families). */
   get attachments(): IterableIterator<Attachment> {
-    return this.#byAddress.values();
+    return new Set(this.#byAddress.values()).values();
   }
 
   /** Gateway addresses of the networks with embedded DNS: where the resolver listens. */
@@ -112,9 +119,10 @@ export class NameIndex {
    * gateway received it (so nothing else, host or default bridge, is answered).
    */
   querier(source: string, local: string): Attachment | undefined {
-    const at = this.#byAddress.get(source);
+    // An IPv6 socket may report an address in another spelling than the stored (canonical) one.
+    const at = this.#byAddress.get(source) ?? this.#byAddress.get(canonicalIp(source) ?? '');
     if (!at) return undefined;
-    const arrived = this.#byGateway.get(local);
+    const arrived = this.#byGateway.get(local) ?? this.#byGateway.get(canonicalIp(local) ?? '');
     return arrived && arrived.net.id === at.network.net.id ? at : undefined;
   }
 
@@ -148,12 +156,12 @@ export class NameIndex {
    * on one of the querier's networks; 'unknown' when the address lies in one of those
    * networks' subnets but nothing holds it (we are authoritative there); undefined otherwise.
    */
-  reverse(sandboxId: string, ipv4: string): string | 'unknown' | undefined {
+  reverse(sandboxId: string, address: string): string | 'unknown' | undefined {
     const mine = this.networksOf(sandboxId);
-    const at = this.#byAddress.get(ipv4);
+    const at = this.#byAddress.get(address);
     if (at && mine.includes(at.network)) return `${at.sandbox.name}.${at.network.net.name}`;
-    const n = parseIPv4(ipv4);
-    if (n !== undefined && mine.some((net) => contains(net.subnet, n))) return 'unknown';
+    const a = parseIp(address);
+    if (a !== undefined && mine.some((net) => net.subnets.some((s) => prefixContains(s, a)))) return 'unknown';
     return undefined;
   }
 }

@@ -7,14 +7,16 @@
  * What it answers (Docker's embedded DNS, see DESIGN.md "Names"): for a sandbox on user-defined
  * networks, the names (sandbox name, short id, network aliases) of the sandboxes that share one
  * of those networks, with their address on the shared network, and PTR for those addresses.
- * A name it owns gets NOERROR with no records for types other than A (AAAA is empty until
- * IPv6): NODATA, not NXDOMAIN, because the name exists. Everything else is forwarded to the
+ * A and AAAA answer with the sandboxes' addresses of that family; PTR covers in-addr.arpa and
+ * ip6.arpa. A name it owns gets NOERROR with no records for other types (or for a family the
+ * sandbox has no address of): NODATA, not NXDOMAIN, because the name exists. Everything else is forwarded to the
  * sandbox's --dns servers or the daemon's upstreams, except from sandboxes only on --internal
  * networks, which get REFUSED: forwarding from the daemon would carry them out of their network.
  */
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, OptAnswer, Question } from 'dns-packet';
-import { canonical, type LiveNameIndex } from './name-index.js';
+import { formatIp } from '../ipam/ip.js';
+import { canonical, type LiveNameIndex, type Target } from './name-index.js';
 
 export const Rcode = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
 
@@ -85,9 +87,15 @@ function bare(id: number, queryFlags: number, rcode: number, question?: Question
   return dnsPacket.encode({ type: 'response', id, flags, questions: question ? [question] : [], additionals });
 }
 
-/** The reverse-zone name of an IPv4 PTR query -> the address; undefined for anything else. */
+/** The reverse-zone name of a PTR query (in-addr.arpa, or 32 nibbles of ip6.arpa) -> the address; undefined for anything else. */
 export function ptrAddress(name: string): string | undefined {
   const key = canonical(name);
+  const six = '.ip6.arpa';
+  if (key.endsWith(six)) {
+    const nibbles = key.slice(0, -six.length).split('.');
+    if (nibbles.length !== 32 || nibbles.some((n) => !/^[0-9a-f]$/.test(n))) return undefined;
+    return formatIp({ family: 6, value: BigInt(`0x${nibbles.reverse().join('')}`) });
+  }
   const suffix = '.in-addr.arpa';
   if (!key.endsWith(suffix)) return undefined;
   const labels = key.slice(0, -suffix.length).split('.');
@@ -186,8 +194,12 @@ export class Resolver {
       } else {
         const found = index.lookup(who.sandbox.id, question.name);
         if (found) {
-          const wantsA = question.type === 'A' || (question.type as string) === 'ANY';
-          const answers: Answer[] = wantsA ? this.#rotate(`${found.network.net.id}|${found.key}`, found.targets.map((t) => t.ipv4)).map((ip) => ({ type: 'A', name: question.name, class: 'IN', ttl: this.#ttl, data: ip })) : [];
+          const any = (question.type as string) === 'ANY';
+          const records = (type: 'A' | 'AAAA', field: keyof Pick<Target, 'ipv4' | 'ipv6'>): Answer[] => {
+            const ips = found.targets.map((t) => t[field]).filter((ip) => ip !== '');
+            return this.#rotate(`${found.network.net.id}|${found.key}|${type}`, ips).map((ip) => ({ type, name: question.name, class: 'IN', ttl: this.#ttl, data: ip }));
+          };
+          const answers: Answer[] = [...(question.type === 'A' || any ? records('A', 'ipv4') : []), ...(question.type === 'AAAA' || any ? records('AAAA', 'ipv6') : [])];
           return { kind: 'reply', packet: this.#local(id, flags, question, answers, edns, maxSize), cacheable: found.targets.length === 1 };
         }
       }

@@ -6,6 +6,7 @@
  * bounded (message size, queries in flight per connection, idle time, connections).
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { isIP } from 'node:net';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import type { QueryContext } from './resolver.js';
 
@@ -101,7 +102,8 @@ export class DnsServer {
   }
 
   async #open(address: string): Promise<Listener> {
-    const udp = createSocket({ type: 'udp4', reuseAddr: false });
+    // An IPv6 gateway gets an IPv6-only socket (no mapped IPv4 on it: the IPv4 gateway has its own).
+    const udp = createSocket({ type: isIP(address) === 6 ? 'udp6' : 'udp4', reuseAddr: false, ipv6Only: isIP(address) === 6 });
     udp.on('error', (err) => this.#log.warn(`dns: udp ${address}: ${err.message}`));
     udp.on('message', (msg, rinfo) => this.#serveUdp(udp, msg, rinfo.address, rinfo.port, address));
     await new Promise<void>((resolve, reject) => {

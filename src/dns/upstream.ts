@@ -7,6 +7,7 @@
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
+import { isIP } from 'node:net';
 import { connect } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { canonical } from './name-index.js';
@@ -46,7 +47,8 @@ function answers(response: Buffer, id: number, question: Question): boolean {
 
 function exchangeUdp(upstream: Upstream, query: Buffer, id: number, question: Question, timeoutMs: number): Promise<Buffer | null> {
   return new Promise((resolve) => {
-    const socket = createSocket('udp4');
+    // IPv6 upstreams are reached over IPv6 (the host's resolv.conf may list only those).
+    const socket = createSocket(isIP(upstream.address) === 6 ? 'udp6' : 'udp4');
     let done = false;
     const finish = (result: Buffer | null) => {
       if (done) return;

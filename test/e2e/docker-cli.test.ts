@@ -116,6 +116,55 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
     expect((await docker('network', 'disconnect', '-f', 'alpine-net2', 'c1')).err).toMatch(/is not connected to network alpine-net2/);
   });
 
+  it('IPv6: create --ipv6 (given subnet, default ULA pool, --ipv4=false), inspect as moby, connect --ip6, and refuses malformed IPv6', async () => {
+    const dual = await docker('network', 'create', '--ipv6', '--subnet', '172.30.0.0/24', '--subnet', 'fd00:db8:1::/64', '--ip-range', 'fd00:db8:1::100/120', '--aux-address', 'r6=fd00:db8:1::fe', 'v6dual');
+    expect(dual).toMatchObject({ code: 0, out: expect.stringMatching(/^[0-9a-f]{64}\n$/) });
+    const [net] = JSON.parse((await docker('network', 'inspect', 'v6dual')).out);
+    expect(net).toMatchObject({ EnableIPv4: true, EnableIPv6: true });
+    expect(net.IPAM.Config).toEqual([{ Subnet: '172.30.0.0/24' }, { Subnet: 'fd00:db8:1::/64', IPRange: 'fd00:db8:1::100/120', AuxiliaryAddresses: { r6: 'fd00:db8:1::fe' } }]);
+    // The IPv6 gateway is on the bridge, without duplicate address detection (usable at once).
+    const bridge = (await d.bpfnet('network', 'inspect', '-f', '{{.Id}}', 'v6dual')).trim();
+    const addrs = await runRaw('ip', ['-n', lab.host.name, '-6', '-o', 'addr', 'show']);
+    expect(addrs.stdout).toMatch(/inet6 fd00:db8:1::1\/64 scope global nodad/);
+    expect(bridge).toMatch(/^[0-9a-f]{64}$/);
+
+    expect((await docker('network', 'connect', '--ip6', 'fd00:db8:1::42', 'v6dual', 'c1')).code).toBe(0);
+    const [withC1] = JSON.parse((await docker('network', 'inspect', 'v6dual')).out);
+    expect(Object.values(withC1.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv4Address: '172.30.0.2/24', IPv6Address: 'fd00:db8:1::42/64', MacAddress: '02:42:ac:1e:00:02' })]);
+    expect((await docker('network', 'disconnect', 'v6dual', 'c1')).code).toBe(0);
+    const taken = await docker('network', 'connect', '--ip6', 'fd00:db8:1::fe', 'v6dual', 'c1');
+    expect(taken).toMatchObject({ code: 1, err: expect.stringMatching(/Address already in use: fd00:db8:1::fe on network v6dual is taken by auxiliary address r6/) });
+
+    // Without --subnet: an IPv4 pool and a /64 of this host's ULA /48, both shown as {Subnet, Gateway}.
+    expect((await docker('network', 'create', '--ipv6', 'v6auto')).code).toBe(0);
+    const [auto] = JSON.parse((await docker('network', 'inspect', 'v6auto')).out);
+    expect(auto.IPAM.Config).toEqual([
+      { Subnet: expect.stringMatching(/^172\.\d+\.0\.0\/16$/), Gateway: expect.stringMatching(/^172\.\d+\.0\.1$/) },
+      { Subnet: expect.stringMatching(/^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}::\/64$/), Gateway: expect.stringMatching(/^fd[0-9a-f:]+::1$/) },
+    ]);
+
+    // IPv6-only: no IPv4 pool, and a sandbox on it gets only an IPv6 address (the first after the gateway).
+    // --ipv4 came with the 28 CLI; 20.10's cannot send EnableIPv4, so bpfnet's CLI creates that one there.
+    const v6only = ['network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd00:db8:2::/64', 'v6only'];
+    if (clientApi === '1.41') await d.bpfnet(...v6only);
+    else expect((await docker(...v6only)).code).toBe(0);
+    await d.bpfnet('run', '-d', '--name', 'c6', '--network', 'v6only');
+    const [only] = JSON.parse((await docker('network', 'inspect', 'v6only')).out);
+    expect(only).toMatchObject({ EnableIPv4: false, EnableIPv6: true, IPAM: { Config: [{ Subnet: 'fd00:db8:2::/64' }] } });
+    expect(Object.values(only.Containers)).toEqual([expect.objectContaining({ Name: 'c6', IPv4Address: '', IPv6Address: 'fd00:db8:2::2/64', MacAddress: '02:42:00:00:00:02' })]);
+
+    // Malformed IPv6 is answered with moby's words.
+    const badIp6 = await docker('network', 'connect', '--ip6', 'fd00::zz', 'v6dual', 'c1');
+    expect(badIp6.err).toMatch(/invalid endpoint settings:\s+invalid IPv6 address: fd00::zz/);
+    const badSub = await docker('network', 'create', '--ipv6', '--subnet', 'fd00:db8:9::1/64', 'v6bad');
+    expect(badSub.err).toMatch(/invalid subnet fd00:db8:9::1\/64: it should be fd00:db8:9::\/64/);
+    const overlap = await docker('network', 'create', '--ipv6', '--subnet', 'fd00:db8:1::/80', 'v6overlap');
+    expect(overlap.err).toMatch(/Pool overlaps with other one on this address space/);
+
+    await d.bpfnet('rm', '-f', 'c6');
+    for (const n of ['v6dual', 'v6auto', 'v6only']) expect((await docker('network', 'rm', n)).code).toBe(0);
+  });
+
   it('refuses what Docker refuses, with its messages', async () => {
     const predefined = await docker('network', 'create', 'bridge');
     expect(predefined.code).toBe(1);

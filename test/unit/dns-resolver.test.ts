@@ -293,8 +293,12 @@ describe("a sandbox's resolv.conf", () => {
     expect(make([], 'nameserver 127.0.0.53\n').resolverFor(sb).nameservers).toEqual([...FALLBACK_NAMESERVERS]);
   });
 
-  it('forwards to loopback host resolvers too (the daemon forwards from the host namespace), --dns first', () => {
-    expect(make([], 'nameserver 127.0.0.53\n# x\nnameserver ::1\n').upstreams).toEqual([{ address: '127.0.0.53', port: 53 }]);
+  it('forwards to loopback host resolvers too (the daemon forwards from the host namespace), IPv6 ones over IPv6, --dns first', () => {
+    expect(make([], 'nameserver 127.0.0.53\n# x\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver 2001:DB8::53\n').upstreams).toEqual([
+      { address: '127.0.0.53', port: 53 },
+      { address: '::1', port: 53 },
+      { address: '2001:db8::53', port: 53 },
+    ]);
     expect(make(['198.18.0.2'], 'nameserver 127.0.0.53\n').upstreams).toEqual([{ address: '198.18.0.2', port: 53 }]);
     expect(make([], '').upstreams.map((u) => u.address)).toEqual([...FALLBACK_NAMESERVERS]);
     expect(parseHostResolvers('nameserver 10.0.0.1 ; comment\noptions rotate\n')).toEqual({ all: ['10.0.0.1'], reachable: ['10.0.0.1'], options: ['rotate'] });
