@@ -11,6 +11,7 @@ import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { projectRoot } from '../../src/paths.js';
 import { runRaw, stop, type RunResult } from '../../src/system/exec.js';
+import { ipBytes, parseIp } from '../../src/ipam/ip.js';
 import { ip } from '../../src/system/ip.js';
 import { sandboxIp } from '../support/traffic.js';
 
@@ -214,6 +215,45 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         expect(conf).toContain('search corp.test');
         expect(conf).toContain(`nameserver ${await gatewayOf('alpine-net')}`);
         expect(conf).not.toContain(OTHER_UPSTREAM);
+      });
+    });
+
+    describe('IPv6: AAAA and ip6.arpa on dual-stack networks', () => {
+      const v6Of = async (sandbox: string, network: string): Promise<string> => JSON.parse(await cli('inspect', sandbox))[0].NetworkSettings.Networks[network].GlobalIPv6Address;
+      const nibbles = (address: string): string => `${ipBytes(parseIp(address)!).toString('hex').split('').reverse().join('.')}.ip6.arpa`;
+      beforeAll(async () => {
+        await cli('network', 'create', '--ipv6', '--subnet', 'fd00:d5::/64', 'dual-net');
+        await cli('run', '-d', '--name', 'six1', '--network', 'dual-net');
+        await cli('run', '-d', '--name', 'six2', '--network', 'dual-net', '--ip6', 'fd00:d5::99', '--network-alias', 'svc6');
+        await cli('network', 'create', '--ipv6', '--subnet', 'fd00:d6::/64', 'other6');
+        await cli('run', '-d', '--name', 'six3', '--network', 'other6');
+      });
+
+      it('answers AAAA with the IPv6 address and A with the IPv4 one, asked over IPv4', async () => {
+        const gw = await gatewayOf('dual-net');
+        expect(await v6Of('six2', 'dual-net')).toBe('fd00:d5::99');
+        expect((await dig('six1', gw, 'six2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:d5::99'] });
+        expect((await dig('six1', gw, 'svc6.dual-net', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:d5::99'] });
+        expect((await dig('six1', gw, 'six2', 'A'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [await sandboxIp(d, 'six2', 'dual-net')] });
+        // A name on an IPv4-only network still has no AAAA (NODATA), and one elsewhere is not ours.
+        expect((await dig('alpine1', await gatewayOf('alpine-net'), 'alpine2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
+        expect((await dig('six1', gw, 'six3', 'AAAA'))[0]).toMatchObject({ rcode: 'NXDOMAIN' });
+      });
+
+      it('answers PTR for ip6.arpa names as NAME.NETWORK, NXDOMAIN for a free address of the subnet', async () => {
+        const gw = await gatewayOf('dual-net');
+        expect((await dig('six1', gw, nibbles('fd00:d5::99'), 'PTR'))[0]).toMatchObject({ rcode: 'NOERROR', answers: ['six2.dual-net'] });
+        expect((await dig('six1', gw, nibbles('fd00:d5::4242'), 'PTR'))[0]).toMatchObject({ rcode: 'NXDOMAIN', aa: true });
+      });
+
+      // Asked over IPv6 from a sandbox awaits the v6dp branch (its datapaths keep IPv6 on in sandboxes); here the
+      // host, which is no sandbox, asks the IPv6 gateways and must be refused (not left unanswered).
+      it('listens on the IPv6 gateways, refusing the host, and lists the IPv6 address in /etc/hosts', async () => {
+        for (const gw6 of ['fd00:d5::1', 'fd00:d6::1']) {
+          const r = await runRaw('ip', ['netns', 'exec', lab.host.name, process.execPath, DNS_QUERY, gw6, 'six2', 'AAAA', 'udp', '3000', '1'], { timeoutMs: 20_000 });
+          expect([gw6, JSON.parse(r.stdout.trim())]).toEqual([gw6, expect.objectContaining({ rcode: 'REFUSED' })]);
+        }
+        expect((await inside('six3', 'cat', '/etc/hosts')).stdout).toMatch(/^fd00:d6::2\s+\S+$/m);
       });
     });
 

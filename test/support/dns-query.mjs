@@ -17,7 +17,7 @@ function summary(buf, started) {
 function queryUdp(packet) {
   return new Promise((resolve) => {
     const started = performance.now();
-    const s = createSocket('udp4');
+    const s = createSocket(server.includes(':') ? 'udp6' : 'udp4');
     const timer = setTimeout(() => {
       s.close();
       resolve({ error: 'timeout', ms: timeoutMs });
