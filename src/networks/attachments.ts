@@ -200,15 +200,18 @@ export class Attachments {
     await driver.deleteEndpoint(net, ep);
   }
 
-  /** Deletes an endpoint record and frees its address (inside the caller's transaction). */
+  /** Frees the endpoint's addresses of both families. */
+  release(net: NetworkRecord, ep: EndpointRecord): void {
+    for (const pool of Attachments.pools(net)) {
+      const address = pool.subnet.family === 4 ? ep.ipv4 : ep.ipv6;
+      if (address) this.#allocator.ip.release(pool, parseIp(address)!);
+    }
+  }
+
+  /** Deletes an endpoint record and frees its addresses (inside the caller's transaction). */
   forget(ep: EndpointRecord): void {
     const net = this.#store.networks.get(ep.networkId);
-    if (net) {
-      for (const pool of Attachments.pools(net)) {
-        const address = pool.subnet.family === 4 ? ep.ipv4 : ep.ipv6;
-        if (address) this.#allocator.ip.release(pool, parseIp(address)!);
-      }
-    }
+    if (net) this.release(net, ep);
     this.#store.endpoints.delete(ep.id);
   }
 

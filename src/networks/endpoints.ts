@@ -9,7 +9,7 @@
  */
 import type { JoinTarget } from '../drivers/driver.js';
 import { conflict, invalid, notFound } from '../errors.js';
-import { formatIPv4, parseIPv4 } from '../ipam/ipv4.js';
+import { parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
 import { newId } from '../util/ids.js';
 import type { Mutex } from '../util/mutex.js';
@@ -79,13 +79,9 @@ export class ForeignEndpoints {
       if (req.ipv4 !== undefined && parseIPv4(req.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${req.ipv4}`);
       if (req.ipv4 !== undefined && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
       const id = newId();
-      const pool = Attachments.pool(net);
       const owner = foreignOwner(id);
-      const address = this.#store.transaction(() => {
-        if (req.ipv4 === undefined) return this.#att.allocator.allocate(pool, owner);
-        this.#att.allocator.reserve(pool, parseIPv4(req.ipv4)!, owner);
-        return parseIPv4(req.ipv4)!;
-      });
+      // An address of each family the network has, as for bpfnet's own sandboxes.
+      const addresses = this.#store.transaction(() => this.#att.allocate(net, owner, { ipv4: req.ipv4 }));
       const planned: EndpointRecord = {
         id,
         networkId: net.id,
@@ -93,10 +89,9 @@ export class ForeignEndpoints {
         state: 'creating',
         seq: 0,
         ifname: '',
-        ipv4: formatIPv4(address),
-        prefixLength: pool.subnet.bits,
         aliases: [],
         staticIp: req.ipv4 !== undefined,
+        ...addresses,
       };
       try {
         const endpoint = await driver.createEndpoint(net, planned);
@@ -104,7 +99,7 @@ export class ForeignEndpoints {
         return endpoint;
       } catch (err) {
         await driver.deleteEndpoint(net, planned).catch(() => undefined);
-        this.#store.transaction(() => this.#att.allocator.release(pool, address));
+        this.#store.transaction(() => this.#att.release(net, planned));
         throw err;
       }
     });
@@ -157,7 +152,7 @@ export class ForeignEndpoints {
       if (fe.joined) throw forbiddenJoined(id);
       const net = this.#network(fe);
       await this.#att.driver(net).deleteEndpoint(net, fe.endpoint);
-      this.#store.transaction(() => this.#att.allocator.release(Attachments.pool(net), parseIPv4(fe.endpoint.ipv4!)!));
+      this.#store.transaction(() => this.#att.release(net, fe.endpoint));
       this.#endpoints.delete(id);
     });
   }

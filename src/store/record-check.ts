@@ -6,6 +6,7 @@
  */
 import { ipamConfigSchema } from '../api/schemas.js';
 import { bool, dict, int, list, obj, opt, str, type Schema } from '../api/validate.js';
+import { parseIp, parsePrefix, prefixContains } from '../ipam/ip.js';
 import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
 
@@ -37,6 +38,9 @@ const networkSchema = obj({
   ipRange: opt(text),
   gateway: opt(text),
   device: opt(str({ min: 1, max: 15 })),
+  subnet6: opt(text),
+  ipRange6: opt(text),
+  gateway6: opt(text),
 });
 
 const sandboxSchema = obj({
@@ -70,6 +74,9 @@ const endpointSchema = obj({
   mac: opt(text),
   ipv4: opt(text),
   prefixLength: opt(int(0, 32)),
+  ipv6: opt(text),
+  prefixLength6: opt(int(0, 128)),
+  staticIp6: opt(bool()),
   aliases: list(str({ max: 255 }), 4096),
   staticIp: bool(),
 });
@@ -79,7 +86,7 @@ const portRow: Schema<unknown> = {
   check(value, path) {
     const [protocol, hostIp, hostPort, containerPort] = Array.isArray(value) ? value : [];
     const port = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535;
-    if (!Array.isArray(value) || value.length !== 4 || (protocol !== 'tcp' && protocol !== 'udp') || typeof hostIp !== 'string' || (hostIp !== '' && parseIPv4(hostIp) === undefined) || !port(hostPort) || !port(containerPort))
+    if (!Array.isArray(value) || value.length !== 4 || (protocol !== 'tcp' && protocol !== 'udp') || typeof hostIp !== 'string' || (hostIp !== '' && parseIp(hostIp) === undefined) || !port(hostPort) || !port(containerPort))
       throw new Error(`invalid ${path}: expected ${portRow.expected}`);
     return value;
   },
@@ -105,6 +112,14 @@ function problem<T>(doc: string, schema: Schema<unknown>, semantic: (r: T) => st
 
 export function networkProblem(doc: string): string | undefined {
   return problem<NetworkRecord>(doc, networkSchema, (n) => {
+    // An IPv6 pool, when there is one, is a valid IPv6 subnet with a gateway inside it.
+    if (n.subnet6 !== undefined || n.gateway6 !== undefined) {
+      const s6 = parsePrefix(n.subnet6 ?? '');
+      const g6 = parseIp(n.gateway6 ?? '');
+      if (!s6 || s6.family !== 6 || !g6 || !prefixContains(s6, g6)) return `invalid IPv6 pool ${JSON.stringify(n.subnet6)} / ${JSON.stringify(n.gateway6)}`;
+      if (n.ipRange6 !== undefined && parsePrefix(n.ipRange6)?.family !== 6) return `invalid IPv6 ip-range ${JSON.stringify(n.ipRange6)}`;
+      if (!n.device) return 'network with a subnet but without a device';
+    }
     // Driver-neutral: a network with addresses has a usable subnet, gateway and device.
     if (n.subnet === undefined && n.gateway === undefined) return undefined;
     if (!n.subnet || !parseCidr(n.subnet)) return `network with addresses but without a valid subnet (${JSON.stringify(n.subnet)})`;
@@ -120,7 +135,11 @@ export function sandboxProblem(doc: string): string | undefined {
 }
 
 export function endpointProblem(doc: string): string | undefined {
-  return problem<EndpointRecord>(doc, endpointSchema, (e) => (e.ipv4 !== undefined && parseIPv4(e.ipv4) === undefined ? `invalid address ${JSON.stringify(e.ipv4)}` : undefined));
+  return problem<EndpointRecord>(doc, endpointSchema, (e) => {
+    if (e.ipv4 !== undefined && parseIPv4(e.ipv4) === undefined) return `invalid address ${JSON.stringify(e.ipv4)}`;
+    if (e.ipv6 !== undefined && parseIp(e.ipv6)?.family !== 6) return `invalid IPv6 address ${JSON.stringify(e.ipv6)}`;
+    return undefined;
+  });
 }
 
 export function portsProblem(doc: string): string | undefined {
