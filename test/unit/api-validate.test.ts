@@ -20,6 +20,14 @@ describe('api validator', () => {
     rejects(() => checkBody(networkConnectSchema, { Container: 'a', EndpointConfig: { Aliases: [1, null] } }), /^invalid EndpointConfig\.Aliases\[0\]: expected a string of at most 255 characters, got number$/);
   });
 
+  it('takes IPv6 fields where moby has them and bounds them (their meaning is checked by the service: test/unit/network-ipv6.test.ts)', () => {
+    expect(checkBody(sandboxCreateSchema, { Name: 's', IPv6Address: 'fd00::5' })).toMatchObject({ IPv6Address: 'fd00::5' });
+    expect(checkBody(networkConnectSchema, { Container: 'a', EndpointConfig: { IPAMConfig: { IPv6Address: 'fd00::5' } } })).toMatchObject({ EndpointConfig: { IPAMConfig: { IPv6Address: 'fd00::5' } } });
+    rejects(() => checkBody(sandboxCreateSchema, { Name: 's', IPv6Address: 6 }), /^invalid IPv6Address: expected a string of at most 64 characters, got number$/);
+    rejects(() => checkBody(networkConnectSchema, { Container: 'a', EndpointConfig: { IPAMConfig: { IPv6Address: 'f'.repeat(65) } } }), /^invalid EndpointConfig\.IPAMConfig\.IPv6Address: .*got 65 characters$/);
+    rejects(() => checkBody(networkCreateSchema, { Name: 'n', EnableIPv6: 'yes' }), /^invalid EnableIPv6: expected a boolean/);
+  });
+
   it('refuses a numeric Subnet, naming the field', () => {
     rejects(() => checkBody(networkCreateSchema, { Name: 'n', IPAM: { Config: [{ Subnet: 12 }] } }), /^invalid IPAM\.Config\[0\]\.Subnet: expected .*got number$/);
   });
