@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONFIG_KEYS, mergeFlags, parseConfigFile, readConfigFile } from '../../src/daemon/config-file.js';
 import { createLogger, formatLine } from '../../src/daemon/log.js';
-import { parseListenAddress } from '../../src/daemon/options.js';
+import { parseListenAddress, resolveBridge6, resolvePools } from '../../src/daemon/options.js';
+import { formatPrefix } from '../../src/ipam/ip.js';
+import { DEFAULT_POOLS, ulaPoolFor } from '../../src/ipam/pools.js';
 import { buildProgram } from '../../src/cli/program.js';
 
 const F = '/etc/bpfnet/daemon.json';
@@ -77,6 +79,19 @@ describe('daemon.json', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('splits --default-address-pool by family, defaulting IPv6 to the host ULA /48, and resolves --ipv6/--fixed-cidr-v6', () => {
+    expect(resolvePools(undefined, 'h')).toEqual({ pools: DEFAULT_POOLS, pools6: [ulaPoolFor('h')] });
+    const mixed = resolvePools(['base=10.10.0.0/16,size=24', 'base=fd00:aa::/48,size=64'], 'h');
+    expect([mixed.pools.length, formatPrefix(mixed.pools6[0].base), mixed.pools6[0].size]).toEqual([1, 'fd00:aa::/48', 64]);
+    expect(resolveBridge6({}, mixed.pools6)).toBeUndefined();
+    expect(resolveBridge6({ ipv6: true, fixedCidrV6: 'fd00:17::/64' }, mixed.pools6)).toEqual({ subnet: 'fd00:17::/64', gateway: 'fd00:17::1' });
+    expect(resolveBridge6({ ipv6: true }, mixed.pools6)).toEqual({ subnet: 'fd00:aa::/64', gateway: 'fd00:aa::1' });
+    expect(() => resolveBridge6({ fixedCidrV6: 'fd00:17::/64' }, mixed.pools6)).toThrow('--fixed-cidr-v6 needs --ipv6');
+    expect(() => resolveBridge6({ ipv6: true, fixedCidrV6: 'fd00:17::1/64' }, mixed.pools6)).toThrow('--fixed-cidr-v6 fd00:17::1/64: it should be fd00:17::/64');
+    expect(() => resolveBridge6({ ipv6: true, fixedCidrV6: '10.0.0.0/8' }, mixed.pools6)).toThrow(/must be an IPv6 subnet/);
+    expect(parseConfigFile('{"ipv6": true, "fixed-cidr-v6": "fd00:17::/64"}', F)).toEqual({ ipv6: true, fixedCidrV6: 'fd00:17::/64' });
   });
 
   it('checks --metrics-addr as HOST:PORT', () => {
