@@ -141,10 +141,7 @@ int dns_answer(struct __sk_buff *skb)
 	struct dns_name_value *v = bpf_map_lookup_elem(&dns_names, &s->key);
 	if (!v)
 		goto pass;
-	/* Only A is answered here: AAAA, ANY and the rest need the daemon's IPv6 addresses. */
-	if (qtype != DNS_TYPE_A)
-		goto pass;
-	__u32 n = v->count;
+	__u32 n = (qtype == DNS_TYPE_A || qtype == DNS_TYPE_ANY) ? v->count : 0;
 	if (n > DNS_ADDRS_MAX)
 		goto pass;
 	__u32 reply_len = q_end + n * DNS_RR_A_LEN + (edns ? DNS_OPT_LEN : 0);

@@ -96,8 +96,10 @@ export class KernelNames {
       const gateway = net.net.gateway;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
+        // The kernel answers AAAA and ANY as NODATA (it holds IPv4 addresses only), so a name with an
+        // IPv6 address stays out of it and the daemon answers every type for it.
         const v4 = targets.filter((t) => t.ipv4 !== '');
-        if (v4.length > DNS_ADDRS_MAX || v4.length === 0) continue;
+        if (v4.length > DNS_ADDRS_MAX || v4.length === 0 || targets.some((t) => t.ipv6 !== '')) continue;
         const addrs = v4.map((t) => t.ipv4).join(' ');
         for (const entry of [`${gateway} ${name}`, `${gateway} ${name}${suffix}`]) {
           wanted.set(entry, addrs);
