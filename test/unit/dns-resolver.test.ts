@@ -202,6 +202,51 @@ describe('embedded resolver', () => {
     });
   });
 
+  describe('IPv6', () => {
+    // dual: six (10.5.0.2, fd00:5::2), sixonly (fd00:5::3 only); the resolver listens on both gateways.
+    let six: SandboxRecord;
+    beforeEach(() => {
+      const dual = store.network('dual', '10.5.0.0/24', { enableIPv6: true, subnet6: 'fd00:5::/64', gateway6: 'fd00:5::1' });
+      six = store.sandbox('six');
+      const only = store.sandbox('sixonly');
+      Object.assign(store.attach(six, dual, '10.5.0.2', ['both']), { ipv6: 'fd00:5::2', prefixLength6: 64 });
+      const e = store.attach(only, dual, '10.5.0.99', ['both']);
+      delete e.ipv4;
+      Object.assign(e, { ipv6: 'fd00:5::3', prefixLength6: 64 });
+    });
+    const SIX4 = () => from('10.5.0.2', '10.5.0.1');
+    const SIX6 = () => from('fd00:5::2', 'fd00:5::1');
+
+    it('answers AAAA with IPv6 addresses and A with IPv4 ones; a family a sandbox lacks is NODATA; ANY gives both', () => {
+      expect(answer(SIX4(), 'sixonly', 'AAAA')).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:5::3'], aa: true });
+      expect(answer(SIX4(), 'sixonly', 'A')).toMatchObject({ rcode: 'NOERROR', answers: [] });
+      expect(answer(SIX4(), 'six', 'A').answers).toEqual(['10.5.0.2']);
+      expect([...answer(SIX4(), 'both', 'AAAA').answers].sort()).toEqual(['fd00:5::2', 'fd00:5::3']);
+      expect(answer(SIX4(), 'both', 'A').answers).toEqual(['10.5.0.2']);
+      expect([...answer(SIX4(), 'six', 'ANY').answers].sort()).toEqual(['10.5.0.2', 'fd00:5::2']);
+      // The IPv4-only networks are unchanged: AAAA stays empty there.
+      expect(answer(WEB(), 'api', 'AAAA')).toMatchObject({ rcode: 'NOERROR', answers: [] });
+    });
+
+    it('answers a sandbox asking on the IPv6 gateway from its IPv6 address (any spelling), and refuses a stranger there', () => {
+      expect(answer(SIX6(), 'sixonly', 'AAAA').answers).toEqual(['fd00:5::3']);
+      expect(answer(from('FD00:5:0::3', 'fd00:5:0:0::1'), 'six', 'A').answers).toEqual(['10.5.0.2']);
+      expect(answer(from('fd00:5::77', 'fd00:5::1'), 'six', 'AAAA').rcode).toBe('REFUSED');
+      // An IPv6 source arriving on another network's gateway is no querier there.
+      expect(answer(from('fd00:5::2', '10.1.0.1'), 'web').rcode).toBe('REFUSED');
+    });
+
+    it('answers PTR in ip6.arpa as NAME.NETWORK, NXDOMAIN for a free address of the subnet, forwards others', () => {
+      const rev = (hex32: string) => `${hex32.split('').reverse().join('.')}.ip6.arpa`;
+      expect(ptrAddress(rev('fd000005000000000000000000000003'))).toBe('fd00:5::3');
+      expect(ptrAddress(`${rev('fd000005000000000000000000000003').slice(2)}`)).toBeUndefined();
+      expect(ptrAddress(rev('fd00000500000000000000000000000g'))).toBeUndefined();
+      expect(answer(SIX6(), rev('fd000005000000000000000000000003'), 'PTR')).toMatchObject({ rcode: 'NOERROR', answers: ['sixonly.dual'] });
+      expect(answer(SIX4(), rev('fd000005000000000000000000004242'), 'PTR')).toMatchObject({ rcode: 'NXDOMAIN', aa: true });
+      expect(ask(SIX4(), rev('20010db8000000000000000000000001'), 'PTR').kind).toBe('forward');
+    });
+  });
+
   describe('size', () => {
     beforeEach(() => {
       for (let i = 0; i < 60; i++) store.attach(store.sandbox(`many${i}`), front, `10.1.0.${100 + i}`, ['crowd']);
