@@ -47,7 +47,7 @@ import type {
   PortSpec,
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
-import { ipJson, link } from '../../system/ip.js';
+import { ipJson, link, type Netns } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
@@ -210,6 +210,11 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
+export interface EbpfDatapathOptions {
+  /** Act on this namespace instead of the daemon's own (tests aim it at a lab's host). */
+  netns?: Netns;
+}
+
 export class EbpfDatapath implements Datapath, Observable {
   readonly kind = 'ebpf' as const;
   readonly #ctx: DatapathContext;
@@ -226,8 +231,12 @@ export class EbpfDatapath implements Datapath, Observable {
   readonly #bridges = new Map<string, number>();
   readonly #ifnames = new Map<number, string>();
 
-  constructor(ctx: DatapathContext) {
+  /** The host namespace the datapath acts on (null: the process's own). */
+  readonly #ns: Netns | null;
+
+  constructor(ctx: DatapathContext, opts: EbpfDatapathOptions = {}) {
     this.#ctx = ctx;
+    this.#ns = opts.netns ?? null;
     this.#pinRoot = join('/sys/fs/bpf', ctx.instance);
   }
 
@@ -295,12 +304,12 @@ export class EbpfDatapath implements Datapath, Observable {
 
   async #configure(maps: Maps): Promise<void> {
     const t = { ...DEFAULT_TIMEOUTS, ...(this.#ctx.ebpf?.timeouts ?? {}) };
-    const uplinkKind = (await ipJson<Array<{ linkinfo?: { info_kind?: string } }>>(null, ['-d', 'link', 'show', 'dev', this.#ctx.uplink.ifname]))[0]?.linkinfo?.info_kind;
+    const uplinkKind = (await ipJson<Array<{ linkinfo?: { info_kind?: string } }>>(this.#ns, ['-d', 'link', 'show', 'dev', this.#ctx.uplink.ifname]))[0]?.linkinfo?.info_kind;
     const [ephLo, ephHi] = ephemeralRange();
     maps.cfg.set(0, {
       uplink_addr: this.#ctx.uplink.ipv4,
-      uplink_ifindex: interfaceIndex(null, this.#ctx.uplink.ifname),
-      lo_ifindex: interfaceIndex(null, 'lo'),
+      uplink_ifindex: interfaceIndex(this.#ns?.path ?? null, this.#ctx.uplink.ifname),
+      lo_ifindex: interfaceIndex(this.#ns?.path ?? null, 'lo'),
       nat_lo_min: 1024,
       nat_lo_max: Math.max(1023, ephLo - 1),
       nat_hi_min: Math.min(65535, ephHi + 1),
@@ -332,7 +341,7 @@ export class EbpfDatapath implements Datapath, Observable {
    * device, IPv6 ones under "6:device".
    */
   async #refreshLocal(maps: Maps): Promise<Map<string, string[]>> {
-    const addrs = await ipJson<Array<{ ifname?: string; addr_info?: Array<{ family: string; local: string; scope?: string }> }>>(null, ['addr', 'show']);
+    const addrs = await ipJson<Array<{ ifname?: string; addr_info?: Array<{ family: string; local: string; scope?: string }> }>>(this.#ns, ['addr', 'show']);
     const want = new Set<string>(['127.0.0.1']);
     const want6 = new Set<string>(['::1']);
     const byDevice = new Map<string, string[]>();
@@ -360,13 +369,13 @@ export class EbpfDatapath implements Datapath, Observable {
   async start(desired: DesiredState): Promise<void> {
     // Replies to host processes re-enter through lo with their original (local) addresses,
     // 127.0.0.1 included; lo must accept them without a route cached on the packet.
-    for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl({}, key, '1');
+    for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl(this.#ns ? { netnsPath: this.#ns.path } : {}, key, '1');
     const maps = this.#load();
     const progs = this.#progs!;
     this.#pinPrograms(progs);
     await this.#configure(maps);
-    this.#hooks.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
-    this.#hooks.ensure(null, 'lo', 'egress', progs.fromHost);
+    this.#hooks.ensure(this.#ns?.path ?? null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
+    this.#hooks.ensure(this.#ns?.path ?? null, 'lo', 'egress', progs.fromHost);
 
     for (const n of desired.networks) await this.ensureNetwork(n);
     const wantNets = new Set(desired.networks.filter((n) => n.subnet).map((n) => this.#bridges.get(n.id)));
@@ -499,7 +508,7 @@ export class EbpfDatapath implements Datapath, Observable {
   #ifindexOf(ifname: string): number | undefined {
     for (const [ifindex, name] of this.#ifnames) if (name === ifname) return ifindex;
     try {
-      const ifindex = interfaceIndex(null, ifname);
+      const ifindex = interfaceIndex(this.#ns?.path ?? null, ifname);
       this.#ifnames.set(ifindex, ifname);
       return ifindex;
     } catch {
@@ -509,7 +518,7 @@ export class EbpfDatapath implements Datapath, Observable {
 
   async ensureNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
-    const dev = await link(null, net.device);
+    const dev = await link(this.#ns, net.device);
     if (!dev) throw new Error(`network ${net.name}: bridge "${net.device}" does not exist`);
     if (net.subnet) {
       const cidr = parseCidr(net.subnet);
@@ -524,7 +533,7 @@ export class EbpfDatapath implements Datapath, Observable {
     } else maps.net.delete(dev.ifindex);
     if (net.subnet6) {
       // bpf_fib_lookup refuses IPv6 unless forwarding is on (in the daemon's namespace, as Docker does for --ipv6).
-      await ensureSysctl({}, 'net.ipv6.conf.all.forwarding', '1');
+      await ensureSysctl(this.#ns ? { netnsPath: this.#ns.path } : {}, 'net.ipv6.conf.all.forwarding', '1');
       const { subnet, mask } = parseCidr6(net.subnet6, net.name);
       maps.net6.set(dev.ifindex, { subnet, mask, gateway: net.gateway6 || '::', bridge_mac: dev.address!, flags: netFlags6(net) });
     } else maps.net6.delete(dev.ifindex);
@@ -534,7 +543,7 @@ export class EbpfDatapath implements Datapath, Observable {
 
   async removeNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
-    const ifindex = this.#bridges.get(net.id) ?? (await link(null, net.device))?.ifindex;
+    const ifindex = this.#bridges.get(net.id) ?? (await link(this.#ns, net.device))?.ifindex;
     if (ifindex !== undefined) {
       maps.net.delete(ifindex);
       maps.net6.delete(ifindex);
@@ -546,7 +555,7 @@ export class EbpfDatapath implements Datapath, Observable {
   async ensureEndpoint(net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     const maps = this.#load();
     if (!this.#bridges.has(net.id)) await this.ensureNetwork(net);
-    const ifindex = interfaceIndex(null, ep.hostIfname);
+    const ifindex = interfaceIndex(this.#ns?.path ?? null, ep.hostIfname);
     this.#ifnames.set(ifindex, ep.hostIfname);
     const info: EndpointInfo = {
       addr: ep.ipv4 || '0.0.0.0',
@@ -561,15 +570,15 @@ export class EbpfDatapath implements Datapath, Observable {
     maps.epIfx.set(ifindex, info);
     if (ep.ipv4) maps.ep.set(ep.ipv4, info);
     if (ep.ipv6) maps.ep6.set(ep.ipv6, info);
-    this.#hooks.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
-    this.#hooks.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+    this.#hooks.ensure(this.#ns?.path ?? null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
+    this.#hooks.ensure(this.#ns?.path ?? null, ep.hostIfname, 'egress', this.#progs!.toContainer);
     await applySandboxIPv6(ep);
   }
 
   async removeEndpoint(_net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     const maps = this.#load();
-    this.#hooks.remove(null, ep.hostIfname, 'ingress');
-    this.#hooks.remove(null, ep.hostIfname, 'egress');
+    this.#hooks.remove(this.#ns?.path ?? null, ep.hostIfname, 'ingress');
+    this.#hooks.remove(this.#ns?.path ?? null, ep.hostIfname, 'egress');
     const ifindex = (ep.ipv4 ? maps.ep.get(ep.ipv4)?.ifindex : undefined) ?? (ep.ipv6 ? maps.ep6.get(ep.ipv6)?.ifindex : undefined) ?? this.#ifindexOf(ep.hostIfname);
     if (ifindex !== undefined) {
       maps.epIfx.delete(ifindex);
@@ -633,8 +642,8 @@ export class EbpfDatapath implements Datapath, Observable {
 
   /** Everything this datapath set up, removed: its hooks on the uplink and lo, its pins. */
   async teardown(): Promise<void> {
-    this.#hooks.remove(null, this.#ctx.uplink.ifname, 'ingress');
-    this.#hooks.remove(null, 'lo', 'egress');
+    this.#hooks.remove(this.#ns?.path ?? null, this.#ctx.uplink.ifname, 'ingress');
+    this.#hooks.remove(this.#ns?.path ?? null, 'lo', 'egress');
     await this.stop();
     rmSync(this.#pinRoot, { recursive: true, force: true });
   }
