@@ -98,7 +98,7 @@ int from_host(struct __sk_buff *skb)
 		verdict = ipv6_from_host(skb, cfg, &p6);
 	else
 		return TC_PASS;
-	return tc_exit_dual(STATS_HOST, verdict, &p, &p6);
+	return tc_exit_dual(STATS_HOST, verdict, &p, &p6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 char LICENSE[] SEC("license") = "GPL";

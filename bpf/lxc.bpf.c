@@ -350,10 +350,13 @@ static __always_inline int from_container_verdict(struct __sk_buff *skb, struct 
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
-	struct pkt4 p = {};
-	struct pkt6 p6 = {};
+	/* One family per packet: sharing the storage keeps the call chain under 512 bytes of stack. */
+	union {
+		struct pkt4 v4;
+		struct pkt6 v6;
+	} pk = {};
 	__u32 ifindex = skb->ifindex;
-	return tc_exit_dual(ifindex, from_container_verdict(skb, &p, &p6), &p, &p6);
+	return tc_exit_dual(ifindex, from_container_verdict(skb, &pk.v4, &pk.v6), &pk.v4, &pk.v6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 /* Through the bridge into a sandbox: the host, or broadcast and multicast of its own network
@@ -433,7 +436,7 @@ int to_container(struct __sk_buff *skb)
 		return TC_PASS; /* not (yet) ours: ensureEndpoint fills the maps before attaching */
 	struct pkt4 p = {};
 	struct pkt6 p6 = {};
-	return tc_exit_dual(ifindex, to_container_verdict(skb, ep, &p, &p6), &p, &p6);
+	return tc_exit_dual(ifindex, to_container_verdict(skb, ep, &p, &p6), &p, &p6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -125,7 +125,7 @@ int from_uplink(struct __sk_buff *skb)
 		verdict = ipv6_from_uplink(skb, cfg, &p6);
 	else
 		return TC_PASS; /* ARP and the rest: the host's */
-	return tc_exit_dual(STATS_UPLINK, verdict, &p, &p6);
+	return tc_exit_dual(STATS_UPLINK, verdict, &p, &p6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -152,6 +152,35 @@ static __always_inline int ct6_claim_reply(struct ct_key6 *rk, struct ct_entry6 
 	return bpf_map_update_elem(&ct6_new, rk, re, BPF_ANY);
 }
 
+/* The masquerade port search as a bpf_loop callback: the verifier checks its body once rather
+ * than NAT_PORT_TRIES times at every call site (what doubled the programs' verification when
+ * IPv6 came in beside IPv4's unrolled loop). */
+struct ct6_port_search {
+	const struct dp_config *cfg;
+	struct ct_key6 *rk;
+	struct ct_entry6 *reply;
+	const struct addr6 *saddr;
+	__u64 now;
+	__u32 seed;
+	__u16 preferred;
+	__u8 proto;
+	int err;
+};
+
+static long ct6_try_port(__u64 i, void *ctx)
+{
+	struct ct6_port_search *s = ctx;
+	__u16 port = nat_port_candidate(s->cfg, s->preferred, s->seed, (__u32)i);
+	if (port == 0)
+		return 1;
+	__be16 nport = bpf_htons(port);
+	if (s->proto != IPPROTO_ICMPV6 && port_published6(s->saddr, nport, s->proto))
+		return 0;
+	s->rk->dport = nport;
+	s->err = ct6_claim_reply(s->rk, s->reply, s->now);
+	return s->err != -17;
+}
+
 static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new_flow *n, const struct dp_config *cfg, __u64 now, struct ct_entry6 *out)
 {
 	if (p->t.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) != TCP_FLAG_SYN)
@@ -171,39 +200,38 @@ static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new
 	orig->dir = 0;
 	orig->pad = 0;
 	orig->expires = expires;
-	struct ct_entry6 reply = {
-		.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
-		.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .pad = 0, .expires = expires,
+	/* The reply entry is in the table once claimed: its stack then holds the original key
+	 * (IPv6 keys and entries are large, and lxc's call chain is near the 512-byte limit). */
+	union {
+		struct ct_entry6 reply;
+		struct ct_key6 ok;
+	} u = {
+		.reply = {
+			.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
+			.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .pad = 0, .expires = expires,
+		},
 	};
 	struct ct_key6 rk = { .saddr = n->daddr, .daddr = n->saddr, .sport = n->dport, .dport = n->sport, .proto = p->t.proto, .hook = n->reply_hook, .pad = 0 };
 	int err = -17;
 	if (!n->alloc_port) {
-		err = ct6_claim_reply(&rk, &reply, now);
+		err = ct6_claim_reply(&rk, &u.reply, now);
 	} else {
-		__u32 seed = bpf_get_prandom_u32();
-		__u16 preferred = bpf_ntohs(n->sport);
-		for (__u32 i = 0; i < NAT_PORT_TRIES; i++) {
-			__u16 port = nat_port_candidate(cfg, preferred, seed, i);
-			if (port == 0)
-				break;
-			__be16 nport = bpf_htons(port);
-			if (p->t.proto != IPPROTO_ICMPV6 && port_published6(&n->saddr, nport, p->t.proto))
-				continue;
-			rk.dport = nport;
-			err = ct6_claim_reply(&rk, &reply, now);
-			if (err != -17)
-				break;
-		}
+		struct ct6_port_search search = {
+			.cfg = cfg, .rk = &rk, .reply = &u.reply, .saddr = &n->saddr, .now = now,
+			.seed = bpf_get_prandom_u32(), .preferred = bpf_ntohs(n->sport), .proto = p->t.proto, .err = -17,
+		};
+		bpf_loop(NAT_PORT_TRIES, ct6_try_port, &search, 0);
+		err = search.err;
 		orig->sport = rk.dport;
 	}
 	if (err == -17)
 		return CT_NO_PORT;
 	if (err < 0)
 		return CT_FULL;
-	struct ct_key6 ok = p->t;
-	ok.hook = n->orig_hook;
-	bpf_map_delete_elem(&ct6, &ok);
-	if (bpf_map_update_elem(&ct6_new, &ok, orig, BPF_ANY) < 0) {
+	u.ok = p->t;
+	u.ok.hook = n->orig_hook;
+	bpf_map_delete_elem(&ct6, &u.ok);
+	if (bpf_map_update_elem(&ct6_new, &u.ok, orig, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&ct6_new, &rk);
 		return CT_FULL;
 	}

@@ -20,13 +20,14 @@ static __always_inline struct port_target6 *port_lookup6(const struct addr6 *add
 	return bpf_map_lookup_elem(&ports6, &k);
 }
 
-/* The one exit of a hook that handles both families: counts a drop with what was parsed. */
-static __always_inline int tc_exit_dual(__u32 stats_slot, int verdict, const struct pkt4 *p, const struct pkt6 *p6)
+/* The one exit of a hook that handles both families: counts a drop with what was parsed
+ * (is6: the packet went to the IPv6 handler; p and p6 may share storage). */
+static __always_inline int tc_exit_dual(__u32 stats_slot, int verdict, const struct pkt4 *p, const struct pkt6 *p6, int is6)
 {
 	if (verdict > DROP_BASE)
 		return verdict;
 	struct drop_ctx d = {};
-	if (p6->l4_off) {
+	if (is6) {
 		/* drop_event carries IPv4 addresses only: an IPv6 drop reports its ports and protocol. */
 		d.sport = p6->t.sport;
 		d.dport = p6->t.dport;
