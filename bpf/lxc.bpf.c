@@ -11,6 +11,7 @@
 #include "lib/pkt.h"
 #include "lib/nat.h"
 #include "lib/nat6.h"
+#include "lib/icmp_err.h"
 
 struct arp_ipv4 {
 	__be16 htype;
@@ -147,6 +148,12 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	int verdict = ct_follow4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+	/* An error about a packet it received through a published port or hairpin: back to its sender. */
+	if (icmp4_is_error(p)) {
+		verdict = icmp_error4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1, 1);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 
 	/* A sandbox of another network: the two ends share no network here. */
 	if (!in_subnet && bpf_map_lookup_elem(&ep4, &p->t.daddr))
@@ -303,6 +310,11 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 	int verdict = ct_follow6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+	if (icmp6_is_error(p)) {
+		verdict = icmp_error6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1, 1);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 
 	if (!in_subnet && bpf_map_lookup_elem(&ep6, &p->t.daddr))
 		return DROP(DROP_ISOLATION);

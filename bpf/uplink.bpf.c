@@ -7,6 +7,7 @@
 #include "lib/pkt.h"
 #include "lib/nat.h"
 #include "lib/nat6.h"
+#include "lib/icmp_err.h"
 
 BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p)
 {
@@ -25,6 +26,12 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	int verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+	/* An error about a masqueraded, routed or published flow (PMTU, port unreachable): to its sandbox. */
+	if (icmp4_is_error(p)) {
+		verdict = icmp_error4(skb, p, CT_HOOK_UPLINK, cfg, now, 1, 0);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 	/* A sandbox's own address from outside: only replies of its flows come in (as Docker's
 	 * raw PREROUTING drop of direct access). */
 	if (!local)
@@ -79,6 +86,11 @@ BPFNET_NOINLINE int ipv6_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	int verdict = ct_follow6(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+	if (icmp6_is_error(p)) {
+		verdict = icmp_error6(skb, p, CT_HOOK_UPLINK, cfg, now, 1, 0);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 	if (!local)
 		return DROP(DROP_UNSOLICITED);
 	if (p->t.proto == IPPROTO_ICMPV6 || !p->has_ports)
