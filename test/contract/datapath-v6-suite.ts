@@ -61,11 +61,42 @@ s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))
 s.send(bytes.fromhex(sys.argv[2]))`;
 
+// A connected UDP socket: "refused" prints whether an ICMP port unreachable came back; "pmtu"
+// sends 1400-byte datagrams with DF until the path MTU an ICMP error taught it shows.
+const ICMP_PROBE = `import errno, socket, sys, time
+kind, fam, host, port = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+six = fam == '6'
+s = socket.socket(socket.AF_INET6 if six else socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.5)
+s.connect((host, port))
+if kind == 'refused':
+    s.send(b'x')
+    try:
+        s.recv(100)
+        print('answered')
+    except ConnectionRefusedError:
+        print('refused')
+    except socket.timeout:
+        print('timeout')
+else:
+    s.setsockopt(socket.IPPROTO_IPV6 if six else socket.IPPROTO_IP, 23 if six else 10, 2)  # IP(V6)_MTU_DISCOVER = PMTUDISC_DO
+    for i in range(15):
+        try:
+            s.send(b'x' * 1400)
+        except OSError as e:
+            if e.errno == errno.EMSGSIZE:
+                break
+        time.sleep(0.1)
+    print(s.getsockopt(socket.IPPROTO_IPV6 if six else socket.IPPROTO_IP, 24 if six else 14))  # IP(V6)_MTU`;
+
 const TIMEOUT_MS = 1500;
 const HOST4 = UPLINK.hostAddress;
 const EXT4 = UPLINK.externalAddress;
 const HOST6 = 'fd00:18::1';
 const EXT6 = 'fd00:18::2';
+/** A host beyond the external namespace, on a 1280-byte link: the external namespace is the router that sends PMTU errors. */
+const FAR4 = '198.19.0.2';
+const FAR6 = 'fd00:19::2';
 
 export interface V6SuiteOptions {
   /** The datapath refuses forged sources and neighbour advertisements (Docker's iptables rules do not). */
@@ -172,6 +203,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
       port('tcp', 8084, 80, '0.0.0.0'), // every IPv4 address
       port('tcp', 8081, 80, '::1'), // IPv6 loopback only
       port('udp', 5353, 53, ''),
+      port('udp', 5354, 54, ''), // nothing listens on 54: s1 answers port unreachable
     ];
 
     beforeAll(async () => {
@@ -181,6 +213,20 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
       await ip(lab.host, ['-6', 'route', 'add', 'default', 'via', EXT6]);
       // The routed network is reachable from outside by route, as gateway_mode_ipv6=routed expects.
       await ip(lab.external, ['-6', 'route', 'add', R.subnet6!, 'via', HOST6]);
+      const far = await lab.addNamespace('far');
+      ns.far = far;
+      await ensureVeth(lab.external, 'eth1', far, 'eth0');
+      for (const [where, dev, a4, a6] of [
+        [lab.external, 'eth1', '198.19.0.1', 'fd00:19::1'],
+        [far, 'eth0', FAR4, FAR6],
+      ] as const) {
+        await ip(where, ['link', 'set', dev, 'mtu', '1280', 'up']);
+        await ip(where, ['addr', 'add', `${a4}/24`, 'dev', dev]);
+        await ip(where, ['-6', 'addr', 'add', `${a6}/64`, 'dev', dev, 'nodad']);
+      }
+      await ip(far, ['route', 'add', 'default', 'via', '198.19.0.1']);
+      await ip(far, ['-6', 'route', 'add', 'default', 'via', 'fd00:19::1']);
+      await lab.exec(lab.external, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
       for (const [i, n] of NETS.entries()) {
         await ip(lab.host, ['link', 'add', 'name', n.device, 'address', `02:42:66:00:00:0${i + 1}`, 'type', 'bridge']);
         await ip(lab.host, ['-6', 'addr', 'add', `${n.gateway6}/64`, 'dev', n.device, 'nodad']);
@@ -203,6 +249,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
         serve(ns.s4, 's4', [80]),
         serve(ns.n2, 'n2', [80]),
         serve(lab.external, 'ext', [80], [53]),
+        serve(far, 'far', [], [53]),
       ]);
       const ctx = {
         linkPrefix: 'bnsix',
@@ -326,6 +373,28 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
         await dp.publish([PORTS[0]]);
       }
       await expectReplies(lab.external, [[['tcp', HOST6, 8080], `s1 ${EXT6} 80`]]);
+    });
+
+    it('delivers ICMP errors about its own flows to a sandbox behind NAT: port unreachable, fragmentation needed / packet too big', async () => {
+      const icmp = (from: Netns, kind: 'refused' | 'pmtu', fam: '4' | '6', host: string, p: number) =>
+        lab.exec(from, 'python3', ['-c', ICMP_PROBE, kind, fam, host, String(p)]).then((o) => o.trim());
+      // The far host answers through the narrow link, so the path works before its MTU is learnt.
+      await expectReplies(ns.s1, [
+        [['udp', FAR4, 53], `far ${HOST4} 53`],
+        [['udp', FAR6, 53], `far ${HOST6} 53`],
+      ]);
+      const got = await Promise.all([
+        icmp(ns.s1, 'refused', '4', EXT4, 9),
+        icmp(ns.s1, 'refused', '6', EXT6, 9),
+        icmp(ns.s2, 'pmtu', '4', FAR4, 53),
+        icmp(ns.s2, 'pmtu', '6', FAR6, 53),
+      ]);
+      expect(got).toEqual(['refused', 'refused', '1280', '1280']);
+    });
+
+    it('delivers the port unreachable a sandbox sends about a published port to the outside client', async () => {
+      const icmp = (fam: '4' | '6', host: string) => lab.exec(lab.external, 'python3', ['-c', ICMP_PROBE, 'refused', fam, host, '5354']).then((o) => o.trim());
+      expect(await Promise.all([icmp('4', HOST4), icmp('6', HOST6)])).toEqual(['refused', 'refused']);
     });
 
     if (opts.antiSpoofing) {
