@@ -10,6 +10,8 @@
 #include "lib/maps.h"
 #include "lib/pkt.h"
 #include "lib/nat.h"
+#include "lib/nat6.h"
+#include "lib/icmp_err.h"
 
 struct arp_ipv4 {
 	__be16 htype;
@@ -35,8 +37,6 @@ static __always_inline int l2_verdict(struct __sk_buff *skb, __be16 proto)
 {
 	if (skb->vlan_present || proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
 		return DROP(DROP_VLAN);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return DROP(DROP_INET_SIX);
 	return DROP(DROP_UNKNOWN_ETHERTYPE);
 }
 
@@ -105,7 +105,7 @@ static __always_inline int outbound4(struct __sk_buff *skb, const struct pkt4 *p
 	return ct_start4(skb, p, &n, cfg, now, 1);
 }
 
-static __always_inline int ipv4_from_container(struct __sk_buff *skb, const struct endpoint_info *self, const struct dp_config *cfg, struct pkt4 *p)
+BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endpoint_info *self, const struct dp_config *cfg, struct pkt4 *p)
 {
 	__u32 ifindex = self->ifindex;
 	if (pkt4_parse(skb, p) < 0)
@@ -148,6 +148,12 @@ static __always_inline int ipv4_from_container(struct __sk_buff *skb, const stru
 	int verdict = ct_follow4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+	/* An error about a packet it received through a published port or hairpin: back to its sender. */
+	if (icmp4_is_error(p)) {
+		verdict = icmp_error4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1, 1);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 
 	/* A sandbox of another network: the two ends share no network here. */
 	if (!in_subnet && bpf_map_lookup_elem(&ep4, &p->t.daddr))
@@ -169,7 +175,166 @@ static __always_inline int ipv4_from_container(struct __sk_buff *skb, const stru
 	return outbound4(skb, p, net, cfg, ifindex, now);
 }
 
-static __always_inline int from_container_verdict(struct __sk_buff *skb, struct pkt4 *p)
+/* ---- IPv6 ---- */
+
+/* fe80::/64 with the modified EUI-64 of mac: the link-local address the kernel gives the sandbox. */
+static __always_inline void linklocal_of(const __u8 *mac, struct addr6 *out)
+{
+	out->w[0] = bpf_htonl(0xfe800000);
+	out->w[1] = 0;
+	out->w[2] = bpf_htonl(((__u32)(mac[0] ^ 2) << 24) | ((__u32)mac[1] << 16) | ((__u32)mac[2] << 8) | 0xff);
+	out->w[3] = bpf_htonl(0xfe000000 | ((__u32)mac[3] << 16) | ((__u32)mac[4] << 8) | mac[5]);
+}
+
+/* Neighbour discovery from a sandbox, as ARP is judged: it answers (NA) only for its own
+ * addresses with its own MAC, asks (NS) with its own MAC, and sends no router messages. */
+BPFNET_NOINLINE int nd_from_container(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self)
+{
+	__u8 type = p->icmp_type;
+	if (type == ND_ROUTER_ADVERT || type == ND_REDIRECT)
+		return DROP(DROP_SPOOFED_ND);
+	if (type != ND_NEIGHBOR_ADVERT && type != ND_NEIGHBOR_SOLICIT)
+		return TC_PASS;
+	if (type == ND_NEIGHBOR_ADVERT) {
+		struct addr6 target, ll;
+		if (bpf_skb_load_bytes(skb, p->l4_off + 8, &target, sizeof(target)) < 0)
+			return DROP(DROP_MALFORMED);
+		linklocal_of(self->mac, &ll);
+		if (!addr6_eq(&target, &self->addr6) && !addr6_eq(&target, &ll))
+			return DROP(DROP_SPOOFED_ND);
+	}
+	/* The first option, when it is the link-layer address (source in NS, target in NA), must be its MAC. */
+	__u8 opt[8];
+	if (bpf_skb_load_bytes(skb, p->l4_off + 24, opt, sizeof(opt)) < 0)
+		return TC_PASS; /* no option */
+	__u8 want = type == ND_NEIGHBOR_ADVERT ? 2 : 1;
+	if (opt[0] == want && opt[1] == 1 && !mac_eq(&opt[2], self->mac))
+		return DROP(DROP_SPOOFED_ND);
+	return TC_PASS;
+}
+
+static __always_inline int hairpin6(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self, const struct port_target6 *t,
+				    const struct dp_config *cfg, __u64 now)
+{
+	struct endpoint_info *target = bpf_map_lookup_elem(&ep6, &t->addr);
+	if (!target)
+		return TC_PASS;
+	struct network_info6 *tnet = bpf_map_lookup_elem(&net6, &target->net_ifindex);
+	if (!tnet)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	struct ct6_new_flow n = {
+		.kind = CT_HAIRPIN,
+		.orig_hook = CT_HOOK_CONTAINER,
+		.reply_hook = CT_HOOK_CONTAINER,
+		.alloc_port = 1,
+		.orig_deliver = target->ifindex,
+		.reply_deliver = self->ifindex,
+		.saddr = tnet->gateway,
+		.daddr = t->addr,
+		.sport = p->t.sport,
+		.dport = t->port,
+	};
+	return ct_start6(skb, p, &n, cfg, now, 1);
+}
+
+/* The outside over IPv6: NAT66 to the uplink's IPv6 address, or routed as is (tracked). */
+static __always_inline int outbound6(struct __sk_buff *skb, const struct pkt6 *p, const struct network_info6 *net, const struct dp_config *cfg, __u32 ifindex, __u64 now)
+{
+	if (net->flags & NET_F_INTERNAL)
+		return DROP(DROP_INTERNAL_NETWORK);
+	if (p->hop_limit <= 1)
+		return TC_PASS; /* the stack answers with time exceeded */
+	int masquerade = net->flags & NET_F_MASQUERADE;
+	if (!p->has_ports || (p->t.proto == IPPROTO_ICMPV6 && p->icmp_type != ICMP6_ECHO_REQUEST))
+		return masquerade ? DROP(DROP_NAT_UNSUPPORTED) : TC_PASS;
+	struct dp_config6 *cfg6 = dp_config6();
+	if (masquerade && (!cfg6 || addr6_zero(&cfg6->uplink_addr)))
+		return DROP(DROP_NAT_NO_PORT); /* the uplink has no IPv6 address to masquerade to */
+	struct ct6_new_flow n = {
+		.kind = masquerade ? CT_SNAT : CT_ROUTED,
+		.orig_hook = CT_HOOK_CONTAINER,
+		.reply_hook = CT_HOOK_UPLINK,
+		.alloc_port = masquerade ? 1 : 0,
+		.orig_deliver = CT_DELIVER_ROUTE,
+		.reply_deliver = ifindex,
+		.daddr = p->t.daddr,
+		.sport = p->t.sport,
+		.dport = p->t.dport,
+	};
+	n.saddr = masquerade && cfg6 ? cfg6->uplink_addr : p->t.saddr;
+	return ct_start6(skb, p, &n, cfg, now, 1);
+}
+
+BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endpoint_info *self, const struct dp_config *cfg, struct pkt6 *p)
+{
+	if (!(self->flags & EP_F_IPV6))
+		return DROP(DROP_INET_SIX);
+	if (pkt6_parse(skb, p) < 0)
+		return DROP(DROP_MALFORMED);
+	struct network_info6 *net = bpf_map_lookup_elem(&net6, &self->net_ifindex);
+	if (!net)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	int link_msg = p->t.proto == IPPROTO_ICMPV6 && p->l4 && icmp6_link_local_type(p->icmp_type);
+	/* Its own address; link-local or unspecified (DAD) sources only for ND and MLD on the link. */
+	if (!addr6_eq(&p->t.saddr, &self->addr6) &&
+	    !(link_msg && (addr6_linklocal(&p->t.saddr) || addr6_zero(&p->t.saddr)) && (addr6_linklocal(&p->t.daddr) || addr6_multicast(&p->t.daddr))))
+		return DROP(DROP_SPOOFED_SRC_IP);
+	if (link_msg) {
+		int v = nd_from_container(skb, p, self);
+		if (v != TC_PASS)
+			return v;
+	}
+	if (addr6_loopback_or_zero(&p->t.daddr))
+		return DROP(DROP_MARTIAN_DST);
+	/* Multicast and link-local destinations take the bridge; to_container of each receiver applies icc. */
+	if (addr6_multicast(&p->t.daddr) || addr6_linklocal(&p->t.daddr))
+		return TC_PASS;
+
+	int in_subnet = addr6_in(&p->t.daddr, &net->subnet, &net->mask);
+	if (in_subnet) {
+		struct endpoint_info *dst = bpf_map_lookup_elem(&ep6, &p->t.daddr);
+		if (dst) {
+			if (!(net->flags & NET_F_ICC))
+				return DROP(DROP_ICC_DISABLED);
+			struct ethhdr *l2 = (void *)(long)skb->data;
+			if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
+				return DROP(DROP_MALFORMED);
+			if (!mac_eq(l2->h_dest, dst->mac) && bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0) < 0)
+				return DROP(DROP_MALFORMED);
+			stats_rx(dst->ifindex, skb->len);
+			return bpf_redirect_peer(dst->ifindex, 0);
+		}
+	}
+
+	__u64 now = bpf_ktime_get_ns();
+	int verdict = ct_follow6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
+	if (verdict != CT_NO_FLOW)
+		return verdict;
+	if (icmp6_is_error(p)) {
+		verdict = icmp_error6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1, 1);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
+
+	if (!in_subnet && bpf_map_lookup_elem(&ep6, &p->t.daddr))
+		return DROP(DROP_ISOLATION);
+
+	if (bpf_map_lookup_elem(&local6, &p->t.daddr)) {
+		if (p->has_ports && p->t.proto != IPPROTO_ICMPV6) {
+			struct port_target6 *t = port_lookup6(&p->t.daddr, p->t.dport, p->t.proto);
+			if (t) {
+				struct port_target6 target = *t;
+				return hairpin6(skb, p, self, &target, cfg, now);
+			}
+		}
+		return TC_PASS;
+	}
+	if (in_subnet)
+		return DROP(DROP_UNKNOWN_DEST);
+	return outbound6(skb, p, net, cfg, self->ifindex, now);
+}
+
+static __always_inline int from_container_verdict(struct __sk_buff *skb, struct pkt4 *p, struct pkt6 *p6)
 {
 	__u32 ifindex = skb->ifindex;
 	struct dp_config *cfg = dp_config();
@@ -187,6 +352,8 @@ static __always_inline int from_container_verdict(struct __sk_buff *skb, struct 
 	__be16 proto = eth->h_proto;
 	if (!skb->vlan_present && proto == bpf_htons(ETH_P_IP))
 		return ipv4_from_container(skb, self, cfg, p);
+	if (!skb->vlan_present && proto == bpf_htons(ETH_P_IPV6))
+		return ipv6_from_container(skb, self, cfg, p6);
 	if (!skb->vlan_present && proto == bpf_htons(ETH_P_ARP))
 		return arp_from_container(skb, self);
 	return l2_verdict(skb, proto);
@@ -195,9 +362,13 @@ static __always_inline int from_container_verdict(struct __sk_buff *skb, struct 
 SEC("tc")
 int from_container(struct __sk_buff *skb)
 {
-	struct pkt4 p = {};
+	/* One family per packet: sharing the storage keeps the call chain under 512 bytes of stack. */
+	union {
+		struct pkt4 v4;
+		struct pkt6 v6;
+	} pk = {};
 	__u32 ifindex = skb->ifindex;
-	return tc_exit(ifindex, from_container_verdict(skb, &p), &p);
+	return tc_exit_dual(ifindex, from_container_verdict(skb, &pk.v4, &pk.v6), &pk.v4, &pk.v6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 /* Through the bridge into a sandbox: the host, or broadcast and multicast of its own network
@@ -221,7 +392,32 @@ static __always_inline int ipv4_to_container(struct __sk_buff *skb, const struct
 	return DROP(DROP_UNSOLICITED);
 }
 
-static __always_inline int to_container_verdict(struct __sk_buff *skb, const struct endpoint_info *ep, struct pkt4 *p)
+/* IPv6 through the bridge into a sandbox: as IPv4, plus neighbour discovery and MLD from
+ * link-local sources (the link needs them whatever icc says, as ARP). */
+BPFNET_NOINLINE int ipv6_to_container(struct __sk_buff *skb, const struct endpoint_info *ep, struct pkt6 *p)
+{
+	if (!(ep->flags & EP_F_IPV6))
+		return DROP(DROP_INET_SIX);
+	if (pkt6_parse(skb, p) < 0)
+		return DROP(DROP_MALFORMED);
+	struct network_info6 *net = bpf_map_lookup_elem(&net6, &ep->net_ifindex);
+	if (!net)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	const struct addr6 *saddr = &p->t.saddr;
+	if (p->t.proto == IPPROTO_ICMPV6 && p->l4 && icmp6_link_local_type(p->icmp_type) &&
+	    (addr6_linklocal(saddr) || addr6_zero(saddr) || addr6_in(saddr, &net->subnet, &net->mask)))
+		return TC_PASS;
+	if (addr6_in(saddr, &net->subnet, &net->mask)) {
+		if (!addr6_eq(saddr, &net->gateway) && !(net->flags & NET_F_ICC))
+			return DROP(DROP_ICC_DISABLED);
+		return TC_PASS;
+	}
+	if (bpf_map_lookup_elem(&local6, saddr))
+		return TC_PASS;
+	return DROP(DROP_UNSOLICITED);
+}
+
+static __always_inline int to_container_verdict(struct __sk_buff *skb, const struct endpoint_info *ep, struct pkt4 *p, struct pkt6 *p6)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -232,6 +428,8 @@ static __always_inline int to_container_verdict(struct __sk_buff *skb, const str
 	int verdict;
 	if (!skb->vlan_present && proto == bpf_htons(ETH_P_IP))
 		verdict = ipv4_to_container(skb, ep, p);
+	else if (!skb->vlan_present && proto == bpf_htons(ETH_P_IPV6))
+		verdict = ipv6_to_container(skb, ep, p6);
 	else if (!skb->vlan_present && proto == bpf_htons(ETH_P_ARP))
 		verdict = TC_PASS;
 	else
@@ -249,7 +447,8 @@ int to_container(struct __sk_buff *skb)
 	if (!ep)
 		return TC_PASS; /* not (yet) ours: ensureEndpoint fills the maps before attaching */
 	struct pkt4 p = {};
-	return tc_exit(ifindex, to_container_verdict(skb, ep, &p), &p);
+	struct pkt6 p6 = {};
+	return tc_exit_dual(ifindex, to_container_verdict(skb, ep, &p, &p6), &p, &p6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 char LICENSE[] SEC("license") = "GPL";

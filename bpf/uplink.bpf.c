@@ -6,8 +6,10 @@
 #include "lib/maps.h"
 #include "lib/pkt.h"
 #include "lib/nat.h"
+#include "lib/nat6.h"
+#include "lib/icmp_err.h"
 
-static __always_inline int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p)
+BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p)
 {
 	if (pkt4_parse(skb, p) < 0)
 		return TC_PASS; /* the stack judges what we cannot parse */
@@ -24,6 +26,12 @@ static __always_inline int ipv4_from_uplink(struct __sk_buff *skb, const struct 
 	int verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
+	/* An error about a masqueraded, routed or published flow (PMTU, port unreachable): to its sandbox. */
+	if (icmp4_is_error(p)) {
+		verdict = icmp_error4(skb, p, CT_HOOK_UPLINK, cfg, now, 1, 0);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 	/* A sandbox's own address from outside: only replies of its flows come in (as Docker's
 	 * raw PREROUTING drop of direct access). */
 	if (!local)
@@ -57,17 +65,79 @@ static __always_inline int ipv4_from_uplink(struct __sk_buff *skb, const struct 
 	return ct_start4(skb, p, &n, cfg, now, 1);
 }
 
+/* IPv6 from outside, as IPv4: replies of NAT66 and routed flows, published ports on the
+ * host's IPv6 addresses (ports6), and nothing unsolicited to a sandbox's own address. */
+BPFNET_NOINLINE int ipv6_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt6 *p)
+{
+	if (pkt6_parse(skb, p) < 0)
+		return TC_PASS;
+	/* Link-local and multicast (neighbour discovery, router advertisements) are the host's. */
+	if (addr6_multicast(&p->t.daddr) || addr6_linklocal(&p->t.daddr))
+		return TC_PASS;
+	if (addr6_loopback_or_zero(&p->t.daddr))
+		return DROP(DROP_MARTIAN_DST);
+	int local = bpf_map_lookup_elem(&local6, &p->t.daddr) != NULL;
+	if (!local && !bpf_map_lookup_elem(&ep6, &p->t.daddr))
+		return TC_PASS;
+	if (addr6_martian_src(&p->t.saddr) || bpf_map_lookup_elem(&local6, &p->t.saddr))
+		return DROP(DROP_MARTIAN_SRC);
+	stats_rx(STATS_UPLINK, skb->len);
+	__u64 now = bpf_ktime_get_ns();
+	int verdict = ct_follow6(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
+	if (verdict != CT_NO_FLOW)
+		return verdict;
+	if (icmp6_is_error(p)) {
+		verdict = icmp_error6(skb, p, CT_HOOK_UPLINK, cfg, now, 1, 0);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
+	if (!local)
+		return DROP(DROP_UNSOLICITED);
+	if (p->t.proto == IPPROTO_ICMPV6 || !p->has_ports)
+		return TC_PASS;
+	struct port_target6 *t = port_lookup6(&p->t.daddr, p->t.dport, p->t.proto);
+	if (!t)
+		return TC_PASS;
+	if (p->frag)
+		return DROP(DROP_FRAGMENT);
+	struct port_target6 target = *t;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep6, &target.addr);
+	if (!ep)
+		return TC_PASS;
+	struct ct6_new_flow n = {
+		.kind = CT_DNAT,
+		.orig_hook = CT_HOOK_UPLINK,
+		.reply_hook = CT_HOOK_CONTAINER,
+		.alloc_port = 0,
+		.orig_deliver = ep->ifindex,
+		.reply_deliver = CT_DELIVER_ROUTE,
+		.saddr = p->t.saddr,
+		.daddr = target.addr,
+		.sport = p->t.sport,
+		.dport = target.port,
+	};
+	return ct_start6(skb, p, &n, cfg, now, 1);
+}
+
 SEC("tc")
 int from_uplink(struct __sk_buff *skb)
 {
 	struct pkt4 p = {};
+	struct pkt6 p6 = {};
 	struct dp_config *cfg = dp_config();
 	if (!cfg || !(cfg->flags & DP_F_CONFIGURED))
 		return TC_PASS;
 	struct ethhdr *eth = (void *)(long)skb->data;
-	if ((void *)(eth + 1) > (void *)(long)skb->data_end || eth->h_proto != bpf_htons(ETH_P_IP) || skb->vlan_present)
-		return TC_PASS; /* not IPv4: the host's (IPv6, ARP, its own VLANs) */
-	return tc_exit(STATS_UPLINK, ipv4_from_uplink(skb, cfg, &p), &p);
+	if ((void *)(eth + 1) > (void *)(long)skb->data_end || skb->vlan_present)
+		return TC_PASS; /* the host's own VLANs */
+	int verdict;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		verdict = ipv4_from_uplink(skb, cfg, &p);
+	else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		verdict = ipv6_from_uplink(skb, cfg, &p6);
+	else
+		return TC_PASS; /* ARP and the rest: the host's */
+	return tc_exit_dual(STATS_UPLINK, verdict, &p, &p6, skb->protocol == bpf_htons(ETH_P_IPV6));
 }
 
 char LICENSE[] SEC("license") = "GPL";

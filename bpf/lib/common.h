@@ -7,6 +7,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+/* A BPF-to-BPF call with its own stack frame: branches that never run together (the two
+ * families) then do not add their locals into one frame past the 512-byte limit. */
+#define BPFNET_NOINLINE static __attribute__((noinline))
+
 #define TC_ACT_UNSPEC (-1)
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2

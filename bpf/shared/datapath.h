@@ -29,6 +29,29 @@ struct dp_config {
 #define DP_F_DROP_EVENTS (1U << 1)
 #define DP_F_UPLINK_VETH (1U << 2) /* the uplink is a veth: packets for it can enter its peer directly */
 
+/* An IPv6 address as four network-order words (compared and hashed as 16 bytes). */
+struct addr6 {
+	__be32 w[4];
+};
+
+/* Value of cfg6[0]: the IPv6 half of the configuration (cfg4 stays as it was). */
+struct dp_config6 {
+	struct addr6 uplink_addr; /* NAT66 source; all zero: masquerade6 networks have no way out */
+	__u32 flags;              /* DP6_F_* */
+	__u32 pad;
+};
+
+#define DP6_F_CONFIGURED (1U << 0)
+
+/* net6: bridge ifindex -> the network's IPv6 side (absent: the network has no IPv6). */
+struct network_info6 {
+	struct addr6 subnet;
+	struct addr6 mask;
+	struct addr6 gateway;
+	__u8 bridge_mac[6];
+	__u16 flags;            /* NET_F_*, NET_F_MASQUERADE meaning NAT66 */
+};
+
 /* net4: bridge ifindex -> network. */
 struct network_info {
 	__be32 subnet;
@@ -42,14 +65,18 @@ struct network_info {
 #define NET_F_INTERNAL (1U << 1)
 #define NET_F_MASQUERADE (1U << 2)
 
-/* ep4: sandbox IPv4 address -> endpoint; ep_ifx: host-side veth ifindex -> endpoint. */
+/* ep4: sandbox IPv4 address -> endpoint; ep6: sandbox IPv6 address -> endpoint;
+ * ep_ifx: host-side veth ifindex -> endpoint. */
 struct endpoint_info {
-	__be32 addr;
+	__be32 addr;            /* 0: no IPv4 */
 	__u32 ifindex;          /* host side of the veth */
 	__u32 net_ifindex;      /* the network (its bridge) */
 	__u8 mac[6];
-	__u16 flags;
+	__u16 flags;            /* EP_F_* */
+	struct addr6 addr6;     /* meaningful with EP_F_IPV6 */
 };
+
+#define EP_F_IPV6 (1U << 0)
 
 /* ports4: a published port. addr 0 = every local address. */
 struct port_key {
@@ -61,6 +88,20 @@ struct port_key {
 
 struct port_target {
 	__be32 addr;            /* the sandbox's address */
+	__be16 port;
+	__u16 pad;
+};
+
+/* ports6: a published port on IPv6. addr :: = every local IPv6 address. */
+struct port_key6 {
+	struct addr6 addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct port_target6 {
+	struct addr6 addr;      /* the sandbox's IPv6 address */
 	__be16 port;
 	__u16 pad;
 };
@@ -95,6 +136,31 @@ struct ct_entry4 {
 	__u8 dir;               /* 0: the flow's original direction, 1: reply */
 	__u8 pad;
 	__u64 expires;          /* CLOCK_MONOTONIC ns */
+};
+
+/* ct6 / ct6_new: the IPv6 connection table, same design as ct4 (its own tables, so a flood
+ * of one family cannot take the other's room and IPv4 keys stay 16 bytes). */
+struct ct_key6 {
+	struct addr6 saddr;
+	struct addr6 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 hook;
+	__u16 pad;
+};
+
+struct ct_entry6 {
+	struct addr6 saddr;
+	struct addr6 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u32 deliver;
+	__u8 kind;
+	__u8 state;
+	__u8 dir;
+	__u8 pad;
+	__u64 expires;
 };
 
 #define CT_DELIVER_ROUTE 0      /* route it (FIB) out of the host */

@@ -22,11 +22,12 @@ enum drop_reason {
 	DROP_MARTIAN_SRC = 14,      /* a source no packet may carry here (loopback, 0/8, multicast, a host address from outside) */
 	DROP_MARTIAN_DST = 15,      /* a destination no packet may carry here (loopback, 0/8) */
 	DROP_VLAN = 16,             /* an 802.1Q/802.1ad tagged frame: tags are not ours to strip */
-	DROP_INET_SIX = 17,             /* IPv6 is not supported yet */
+	DROP_INET_SIX = 17,         /* IPv6 from or to an endpoint that has no IPv6 address */
 	DROP_UNKNOWN_ETHERTYPE = 18,       /* an ethertype the datapath does not understand */
 	DROP_CT_INVALID = 19,       /* a TCP segment other than a SYN that belongs to no flow */
 	DROP_FRAGMENT = 20,         /* a fragment for a published port (no reassembly before DNAT) */
-	DROP_REASONS = 21,
+	DROP_SPOOFED_ND = 21,       /* a neighbour advertisement/solicitation for an address that is not the sandbox's, or a router message */
+	DROP_REASONS = 22,
 };
 
 #endif

@@ -3,7 +3,7 @@
  * enums and map names are restated. When a header changes, change this file with it;
  * test/kernel/abi.test.ts compares both against the objects' BTF.
  */
-import { array, be16, bytes, ipv4, mac, pad, struct, u16, u32, u64, u64n, u8 } from './libbpf/codec.js';
+import { array, be16, bytes, ipv4, ipv6, mac, pad, struct, u16, u32, u64, u64n, u8 } from './libbpf/codec.js';
 
 // ---- bpf/shared/probe.h ----
 
@@ -49,6 +49,7 @@ export const DROP_REASONS = [
   'unknown-ethertype',
   'ct-invalid',
   'fragment',
+  'spoofed-neighbour-discovery',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -84,7 +85,28 @@ export const dpConfig = struct({
 
 export const networkInfo = struct({ subnet: ipv4, mask: ipv4, gateway: ipv4, bridge_mac: mac, flags: u16 });
 
-export const endpointInfo = struct({ addr: ipv4, ifindex: u32, net_ifindex: u32, mac, flags: u16 });
+/** endpoint_info.flags */
+export const EpFlags = { IPV6: 1 } as const;
+export const endpointInfo = struct({ addr: ipv4, ifindex: u32, net_ifindex: u32, mac, flags: u16, addr6: ipv6 });
+
+export const DP6_F_CONFIGURED = 1;
+export const dpConfig6 = struct({ uplink_addr: ipv6, flags: u32, pad: pad(4) });
+export const networkInfo6 = struct({ subnet: ipv6, mask: ipv6, gateway: ipv6, bridge_mac: mac, flags: u16 });
+export const portKey6 = struct({ addr: ipv6, port: be16, proto: u8, pad: pad(1) });
+export const portTarget6 = struct({ addr: ipv6, port: be16, pad: pad(2) });
+export const ctKey6 = struct({ saddr: ipv6, daddr: ipv6, sport: be16, dport: be16, proto: u8, hook: u8, pad: pad(2) });
+export const ctEntry6 = struct({
+  saddr: ipv6,
+  daddr: ipv6,
+  sport: be16,
+  dport: be16,
+  deliver: u32,
+  kind: u8,
+  state: u8,
+  dir: u8,
+  pad: pad(1),
+  expires: u64n,
+});
 
 export const portKey = struct({ addr: ipv4, port: be16, proto: u8, pad: pad(1) });
 export const portTarget = struct({ addr: ipv4, port: be16, pad: pad(2) });
@@ -160,6 +182,18 @@ export const DatapathMaps = {
   conntrackFull: 'ct_full4',
   stats: 'stats4',
   dropEvents: 'drop_events',
+} as const;
+
+/** The IPv6 tables (bpf/lib/maps.h), beside the IPv4 ones. */
+export const DatapathMaps6 = {
+  config: 'cfg6',
+  networks: 'net6',
+  endpoints: 'ep6',
+  local: 'local6',
+  ports: 'ports6',
+  conntrack: 'ct6',
+  conntrackNew: 'ct6_new',
+  conntrackFull: 'ct_full6',
 } as const;
 
 // ---- bpf/shared/dns.h ----

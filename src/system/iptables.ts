@@ -26,29 +26,33 @@ export class RestoreError extends Error {
   }
 }
 
+/** iptables (4) or ip6tables (6): the same commands, one per family. */
+export type IpFamily = 4 | 6;
+const tool = (family: IpFamily, name: string) => (family === 6 ? `ip6${name}` : `ip${name}`);
+
 /** Applies iptables-restore input without flushing anything it does not name; each table commits atomically. */
-export async function iptablesRestore(target: NetnsTarget, input: string): Promise<void> {
-  const r = await execRaw(target, 'iptables-restore', ['-w', '--noflush'], input);
+export async function iptablesRestore(target: NetnsTarget, input: string, family: IpFamily = 4): Promise<void> {
+  const r = await execRaw(target, tool(family, 'tables-restore'), ['-w', '--noflush'], input);
   if (r.code === 0) return;
   const stderr = r.stderr.trim();
   const m = /line:? (\d+)/.exec(stderr);
   const line = m ? Number(m[1]) : undefined;
   const text = line !== undefined ? input.split('\n')[line - 1] : undefined;
-  throw new RestoreError(`iptables-restore: ${stderr || `exit ${r.code}`}${text !== undefined ? ` (line ${line}: ${text})` : ''}`, line, text);
+  throw new RestoreError(`${tool(family, 'tables-restore')}: ${stderr || `exit ${r.code}`}${text !== undefined ? ` (line ${line}: ${text})` : ''}`, line, text);
 }
 
 /** iptables-save of every table, or of one. */
-export function iptablesSave(target: NetnsTarget, table?: string): Promise<string> {
-  return exec(target, 'iptables-save', table ? ['-t', table] : []);
+export function iptablesSave(target: NetnsTarget, table?: string, family: IpFamily = 4): Promise<string> {
+  return exec(target, tool(family, 'tables-save'), table ? ['-t', table] : []);
 }
 
 /** `iptables -t TABLE -S CHAIN`: the chain's rules as iptables-save writes them; undefined when the chain does not exist. */
-export async function iptablesListChain(target: NetnsTarget, table: string, chain: string): Promise<string | undefined> {
-  const r = await execRaw(target, 'iptables', ['-w', '-t', table, '-S', chain]);
+export async function iptablesListChain(target: NetnsTarget, table: string, chain: string, family: IpFamily = 4): Promise<string | undefined> {
+  const r = await execRaw(target, tool(family, 'tables'), ['-w', '-t', table, '-S', chain]);
   if (r.code === 0) return r.stdout;
   // iptables-nft reports a missing chain as "chain `X' in table `t' is incompatible".
   if (/No chain|does not exist|is incompatible/i.test(r.stderr)) return undefined;
-  throw new CommandError(`iptables -t ${table} -S ${chain}`, r.code, r.stdout, r.stderr);
+  throw new CommandError(`${tool(family, 'tables')} -t ${table} -S ${chain}`, r.code, r.stdout, r.stderr);
 }
 
 /** Turns hairpin on for bridge ports (frames may leave by the port they came in: needed for DNAT back to the sender). */

@@ -114,7 +114,7 @@ beforeAll(async () => {
   const zero = { tx_packets: 0, tx_bytes: 0, rx_packets: 0, rx_bytes: 0, drops: DROP_REASONS.map(() => 0) };
   for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST]) stats.set(slot, zero);
   for (const [name, ep] of Object.entries(TOPO.endpoints)) {
-    const info = { addr: ep.ip, ifindex: ifindex[`v${name}`], net_ifindex: ifindex[NETS[ep.net]], mac: ep.mac, flags: 0 };
+    const info = { addr: ep.ip, ifindex: ifindex[`v${name}`], net_ifindex: ifindex[NETS[ep.net]], mac: ep.mac, flags: 0, addr6: '::' };
     ep4.set(ep.ip, info);
     epIfx.set(info.ifindex, info);
     stats.set(info.ifindex, zero);

@@ -134,7 +134,7 @@ describe('iptables rules: rendering', () => {
       /tcp\/8080: already published to 172.17.0.2:80/,
     );
     expect(() => renderRules({ networks: [{ ...bridge, device: 'bad name' }], endpoints: [], ports: [] }, ctx)).toThrow(/invalid bridge device name "bad name"/);
-    expect(() => renderRules({ networks: [bridge], endpoints: [], ports: [{ ...port(c1, 'tcp', 8080, 80), hostIp: '::1' }] }, ctx)).toThrow(/not IPv4/);
+    expect(() => renderRules({ networks: [bridge], endpoints: [], ports: [{ ...port(c1, 'tcp', 8080, 80), hostIp: '::1' }] }, ctx)).toThrow(/"::1" is IPv6 and the sandbox has no IPv6 address/);
     expect(() => renderRules({ networks: [bridge], endpoints: [], ports: [port(c1, 'tcp', 70000, 80)] }, ctx)).toThrow(/invalid protocol or port/);
   });
 

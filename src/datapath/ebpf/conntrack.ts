@@ -4,8 +4,8 @@
  * treat expired entries as absent; this gives their slots back.
  */
 import type { BpfMap } from '../libbpf/bpf.js';
-import { ctEntry4, ctKey4 } from '../abi.js';
-import { ipv4Word } from '../libbpf/codec.js';
+import { ctEntry4, ctEntry6, ctKey4, ctKey6 } from '../abi.js';
+import { ipv4Word, ipv6Bytes } from '../libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
 type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
@@ -14,6 +14,14 @@ type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
 export function monotonicNs(): bigint {
   return process.hrtime.bigint();
 }
+
+/** The layout of one family's table: ct4 (default) or ct6. */
+export interface CtLayout {
+  key: typeof ctKey4 | typeof ctKey6;
+  entry: typeof ctEntry4 | typeof ctEntry6;
+}
+export const CT4: CtLayout = { key: ctKey4, entry: ctEntry4 };
+export const CT6: CtLayout = { key: ctKey6, entry: ctEntry6 };
 
 export interface GcResult {
   scanned: number;
@@ -27,11 +35,11 @@ export interface GcResult {
  * may be live by the time it is deleted: each candidate is read again and deleted only if it
  * is still expired (one lookup and one delete per expired key, never a blind batch).
  */
-export function collectExpired(ct: BpfMap<Key, Entry>, now = monotonicNs()): GcResult {
+export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4): GcResult {
   const { keys, values, count } = ct.dumpPacked();
-  const keySize = ctKey4.size;
-  const valueSize = ctEntry4.size;
-  const at = ctEntry4.offsets.expires;
+  const keySize = layout.key.size;
+  const valueSize = layout.entry.size;
+  const at = layout.entry.offsets.expires;
   let removed = 0;
   for (let i = 0; i < count; i++) {
     if (values.readBigUInt64LE(i * valueSize + at) >= now) continue;
@@ -54,6 +62,23 @@ export function forgetAddress(ct: BpfMap<Key, Entry>, addr: string): number {
   let removed = 0;
   for (let i = 0; i < count; i++) {
     const hit = kOff.some((o) => keys.readUInt32BE(i * ks + o) === a) || vOff.some((o) => values.readUInt32BE(i * vs + o) === a);
+    if (hit && ct.deleteEncoded(keys.subarray(i * ks, (i + 1) * ks))) removed++;
+  }
+  return removed;
+}
+
+/** forgetAddress for ct6: every entry whose tuples involve the IPv6 address addr. */
+export function forgetAddress6(ct: BpfMap<any, any>, addr: string): number {
+  const { keys, values, count } = ct.dumpPacked();
+  const a = ipv6Bytes(addr);
+  const ks = ctKey6.size;
+  const vs = ctEntry6.size;
+  const kOff = [ctKey6.offsets.saddr, ctKey6.offsets.daddr];
+  const vOff = [ctEntry6.offsets.saddr, ctEntry6.offsets.daddr];
+  const at = (buf: Buffer, o: number) => buf.subarray(o, o + 16).equals(a);
+  let removed = 0;
+  for (let i = 0; i < count; i++) {
+    const hit = kOff.some((o) => at(keys, i * ks + o)) || vOff.some((o) => at(values, i * vs + o));
     if (hit && ct.deleteEncoded(keys.subarray(i * ks, (i + 1) * ks))) removed++;
   }
   return removed;

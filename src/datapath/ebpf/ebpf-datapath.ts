@@ -9,23 +9,32 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  DP6_F_CONFIGURED,
   DROP_REASONS,
   DatapathMaps,
+  DatapathMaps6,
   DpFlags,
+  EpFlags,
   NetFlags,
   StatsSlot,
   ctEntry4,
+  ctEntry6,
   ctKey4,
+  ctKey6,
   dpConfig,
+  dpConfig6,
   dropEvent,
   endpointInfo,
   epStats,
   networkInfo,
+  networkInfo6,
   portKey,
+  portKey6,
   portTarget,
+  portTarget6,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { u32, u64n, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
+import { u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6, encodeAll } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -38,11 +47,12 @@ import type {
   PortSpec,
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
-import { ipJson, link } from '../../system/ip.js';
+import { ipJson, link, type Netns } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
-import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
+import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
-import { collectExpired, forgetAddress } from './conntrack.js';
+import { CT6, collectExpired, forgetAddress, forgetAddress6 } from './conntrack.js';
+import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
@@ -50,6 +60,8 @@ type NetworkInfo = Decoded<typeof networkInfo>;
 type EndpointInfo = Decoded<typeof endpointInfo>;
 type PortKey = Decoded<typeof portKey>;
 type PortTarget = Decoded<typeof portTarget>;
+type PortKey6 = Decoded<typeof portKey6>;
+type PortTarget6 = Decoded<typeof portTarget6>;
 
 /** Default timeouts (seconds), close to Linux conntrack's but shorter for established TCP. */
 export const DEFAULT_TIMEOUTS: Record<string, number> = {
@@ -78,6 +90,15 @@ interface Maps {
   /** 0 -> until when new flows are refused (ns, CLOCK_MONOTONIC). */
   ctFull: BpfMap<number, bigint>;
   stats: PerCpuMap<number, Decoded<typeof epStats>>;
+  /** The IPv6 tables, beside the IPv4 ones. */
+  cfg6: BpfMap<number, Decoded<typeof dpConfig6>>;
+  net6: BpfMap<number, Decoded<typeof networkInfo6>>;
+  ep6: BpfMap<string, EndpointInfo>;
+  local6: BpfMap<string, number>;
+  ports6: BpfMap<PortKey6, PortTarget6>;
+  ct6: BpfMap<Decoded<typeof ctKey6>, Decoded<typeof ctEntry6>>;
+  ct6New: BpfMap<Decoded<typeof ctKey6>, Decoded<typeof ctEntry6>>;
+  ctFull6: BpfMap<number, bigint>;
 }
 
 interface Programs {
@@ -93,6 +114,43 @@ function netFlags(n: NetworkSpec): number {
 
 function portKeyOf(p: PortSpec): PortKey {
   return { addr: p.hostIp || '0.0.0.0', port: p.hostPort, proto: PROTO[p.protocol] };
+}
+
+/** Which families a published port answers on: '' = both (each where the endpoint has an address), '0.0.0.0'/'::' = one, an address = its family. */
+function portFamilies(p: PortSpec): { v4: boolean; v6: boolean } {
+  if (p.hostIp === '') return { v4: !!p.containerIp, v6: !!p.containerIp6 };
+  const v6 = isIP(p.hostIp) === 6;
+  return { v4: !v6 && !!p.containerIp, v6: v6 && !!p.containerIp6 };
+}
+
+function portKey6Of(p: PortSpec): PortKey6 {
+  return { addr: p.hostIp === '' ? '::' : p.hostIp, port: p.hostPort, proto: PROTO[p.protocol] };
+}
+
+function keyString6(k: PortKey6): string {
+  return `${k.proto}/[${k.addr}]/${k.port}`;
+}
+
+function netFlags6(n: NetworkSpec): number {
+  return (n.icc ? NetFlags.ICC : 0) | (n.internal ? NetFlags.INTERNAL : 0) | (n.masquerade6 !== false ? NetFlags.MASQUERADE : 0);
+}
+
+/** The mask of an IPv6 prefix length, as text. */
+function mask6(bits: number): string {
+  const buf = Buffer.alloc(16);
+  for (let i = 0; i < 16; i++) buf[i] = bits >= (i + 1) * 8 ? 0xff : bits > i * 8 ? (0xff << (8 - (bits - i * 8))) & 0xff : 0;
+  return formatIPv6(buf);
+}
+
+/** An IPv6 CIDR -> its network address and mask; throws naming the network when it is not one. */
+function parseCidr6(cidr: string, network: string): { subnet: string; mask: string } {
+  const [addr, len] = cidr.split('/');
+  const bits = Number(len);
+  if (isIP(addr ?? '') !== 6 || !Number.isInteger(bits) || bits < 0 || bits > 128) throw new Error(`network ${network}: "${cidr}" is not an IPv6 subnet`);
+  const a = ipv6Bytes(addr);
+  const m = ipv6Bytes(mask6(bits));
+  for (let i = 0; i < 16; i++) a[i] &= m[i];
+  return { subnet: formatIPv6(a), mask: formatIPv6(m) };
 }
 
 function keyString(k: PortKey): string {
@@ -111,7 +169,8 @@ function addressWord(text: string, cache: Map<string, number>): number {
  * 10,000 ports is one batch syscall, and this loop stays cheap even before the JIT has warmed
  * up. Offsets come from the ABI mirror, so the layout has one source.
  */
-function encodePorts(ports: readonly PortSpec[]): { keys: Buffer; values: Buffer } {
+function encodePorts(all: readonly PortSpec[]): { keys: Buffer; values: Buffer } {
+  const ports = all.filter((p) => portFamilies(p).v4);
   const keys = Buffer.alloc(portKey.size * ports.length);
   const values = Buffer.alloc(portTarget.size * ports.length);
   const k = portKey.offsets;
@@ -130,6 +189,16 @@ function encodePorts(ports: readonly PortSpec[]): { keys: Buffer; values: Buffer
   return { keys, values };
 }
 
+/** ports6 keys and values (the IPv6 side of encodePorts). */
+function encodePorts6(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
+  const ports = all.filter((p) => portFamilies(p).v6);
+  return {
+    keys: encodeAll(portKey6, ports.map(portKey6Of)),
+    values: encodeAll(portTarget6, ports.map((p) => ({ addr: p.containerIp6!, port: p.containerPort }))),
+    count: ports.length,
+  };
+}
+
 /** The host's ephemeral port range: masquerade must not pick from it (host sockets use it). */
 function ephemeralRange(): [number, number] {
   try {
@@ -139,6 +208,11 @@ function ephemeralRange(): [number, number] {
     /* fall through */
   }
   return [32768, 60999];
+}
+
+export interface EbpfDatapathOptions {
+  /** Act on this namespace instead of the daemon's own (tests aim it at a lab's host). */
+  netns?: Netns;
 }
 
 export class EbpfDatapath implements Datapath, Observable {
@@ -157,8 +231,12 @@ export class EbpfDatapath implements Datapath, Observable {
   readonly #bridges = new Map<string, number>();
   readonly #ifnames = new Map<number, string>();
 
-  constructor(ctx: DatapathContext) {
+  /** The host namespace the datapath acts on (null: the process's own). */
+  readonly #ns: Netns | null;
+
+  constructor(ctx: DatapathContext, opts: EbpfDatapathOptions = {}) {
     this.#ctx = ctx;
+    this.#ns = opts.netns ?? null;
     this.#pinRoot = join('/sys/fs/bpf', ctx.instance);
   }
 
@@ -169,7 +247,7 @@ export class EbpfDatapath implements Datapath, Observable {
     // The table of flows not yet assured is as large as the assured one (at least 512), so a
     // small --ebpf-ct-max shrinks both.
     const ctMax = this.#ctx.ebpf?.ctMax;
-    const maxEntries = ctMax ? { ct4: ctMax, ct4_new: Math.max(512, ctMax) } : undefined;
+    const maxEntries = ctMax ? { ct4: ctMax, ct4_new: Math.max(512, ctMax), ct6: ctMax, ct6_new: Math.max(512, ctMax) } : undefined;
     const open = (name: string) => {
       try {
         return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries });
@@ -201,6 +279,14 @@ export class EbpfDatapath implements Datapath, Observable {
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
+      cfg6: lxc.map(DatapathMaps6.config, u32, dpConfig6),
+      net6: lxc.map(DatapathMaps6.networks, u32, networkInfo6),
+      ep6: lxc.map(DatapathMaps6.endpoints, ipv6, endpointInfo),
+      local6: lxc.map(DatapathMaps6.local, ipv6, u8),
+      ports6: lxc.map(DatapathMaps6.ports, portKey6, portTarget6),
+      ct6: lxc.map(DatapathMaps6.conntrack, ctKey6, ctEntry6),
+      ct6New: lxc.map(DatapathMaps6.conntrackNew, ctKey6, ctEntry6),
+      ctFull6: lxc.map(DatapathMaps6.conntrackFull, u32, u64n),
     };
     return this.#maps;
   }
@@ -218,12 +304,12 @@ export class EbpfDatapath implements Datapath, Observable {
 
   async #configure(maps: Maps): Promise<void> {
     const t = { ...DEFAULT_TIMEOUTS, ...(this.#ctx.ebpf?.timeouts ?? {}) };
-    const uplinkKind = (await ipJson<Array<{ linkinfo?: { info_kind?: string } }>>(null, ['-d', 'link', 'show', 'dev', this.#ctx.uplink.ifname]))[0]?.linkinfo?.info_kind;
+    const uplinkKind = (await ipJson<Array<{ linkinfo?: { info_kind?: string } }>>(this.#ns, ['-d', 'link', 'show', 'dev', this.#ctx.uplink.ifname]))[0]?.linkinfo?.info_kind;
     const [ephLo, ephHi] = ephemeralRange();
     maps.cfg.set(0, {
       uplink_addr: this.#ctx.uplink.ipv4,
-      uplink_ifindex: interfaceIndex(null, this.#ctx.uplink.ifname),
-      lo_ifindex: interfaceIndex(null, 'lo'),
+      uplink_ifindex: interfaceIndex(this.#ns?.path ?? null, this.#ctx.uplink.ifname),
+      lo_ifindex: interfaceIndex(this.#ns?.path ?? null, 'lo'),
       nat_lo_min: 1024,
       nat_lo_max: Math.max(1023, ephLo - 1),
       nat_hi_min: Math.min(65535, ephHi + 1),
@@ -237,6 +323,7 @@ export class EbpfDatapath implements Datapath, Observable {
       icmp_timeout: t.icmp,
       flags: DpFlags.CONFIGURED | DpFlags.DROP_EVENTS | (uplinkKind === 'veth' && this.#ctx.ebpf?.uplinkShortcut !== false ? DpFlags.UPLINK_VETH : 0),
     });
+    maps.cfg6.set(0, { uplink_addr: this.#ctx.uplink.ipv6 || '::', flags: DP6_F_CONFIGURED });
     for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST]) this.#ensureStats(maps, slot);
   }
 
@@ -248,37 +335,53 @@ export class EbpfDatapath implements Datapath, Observable {
     }
   }
 
-  /** local4: every IPv4 address of the host namespace, where published ports apply. Returns them by device. */
+  /**
+   * local4/local6: every address of the host namespace, where published ports apply (IPv6:
+   * global and host scope; link-local destinations are the host's anyway). Returns them by
+   * device, IPv6 ones under "6:device".
+   */
   async #refreshLocal(maps: Maps): Promise<Map<string, string[]>> {
-    const addrs = await ipJson<Array<{ ifname?: string; addr_info?: Array<{ family: string; local: string }> }>>(null, ['-4', 'addr', 'show']);
+    const addrs = await ipJson<Array<{ ifname?: string; addr_info?: Array<{ family: string; local: string; scope?: string }> }>>(this.#ns, ['addr', 'show']);
     const want = new Set<string>(['127.0.0.1']);
+    const want6 = new Set<string>(['::1']);
     const byDevice = new Map<string, string[]>();
+    const add = (key: string, addr: string) => byDevice.set(key, [...(byDevice.get(key) ?? []), addr]);
     for (const a of addrs)
-      for (const i of a.addr_info ?? [])
+      for (const i of a.addr_info ?? []) {
         if (i.family === 'inet') {
           want.add(i.local);
-          if (a.ifname) byDevice.set(a.ifname, [...(byDevice.get(a.ifname) ?? []), i.local]);
+          if (a.ifname) add(a.ifname, i.local);
+        } else if (i.family === 'inet6' && i.scope !== 'link') {
+          const text = formatIPv6(ipv6Bytes(i.local));
+          want6.add(text);
+          if (a.ifname) add(`6:${a.ifname}`, text);
         }
+      }
     for (const k of maps.local.keys()) if (!want.has(k)) maps.local.delete(k);
     const have = new Set(maps.local.keys());
     for (const k of want) if (!have.has(k)) maps.local.set(k, 1);
+    for (const k of maps.local6.keys()) if (!want6.has(k)) maps.local6.delete(k);
+    const have6 = new Set(maps.local6.keys());
+    for (const k of want6) if (!have6.has(k)) maps.local6.set(k, 1);
     return byDevice;
   }
 
   async start(desired: DesiredState): Promise<void> {
     // Replies to host processes re-enter through lo with their original (local) addresses,
     // 127.0.0.1 included; lo must accept them without a route cached on the packet.
-    for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl({}, key, '1');
+    for (const key of ['net.ipv4.ip_forward', 'net.ipv4.conf.lo.route_localnet', 'net.ipv4.conf.lo.accept_local']) await ensureSysctl(this.#ns ? { netnsPath: this.#ns.path } : {}, key, '1');
     const maps = this.#load();
     const progs = this.#progs!;
     this.#pinPrograms(progs);
     await this.#configure(maps);
-    this.#hooks.ensure(null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
-    this.#hooks.ensure(null, 'lo', 'egress', progs.fromHost);
+    this.#hooks.ensure(this.#ns?.path ?? null, this.#ctx.uplink.ifname, 'ingress', progs.fromUplink);
+    this.#hooks.ensure(this.#ns?.path ?? null, 'lo', 'egress', progs.fromHost);
 
     for (const n of desired.networks) await this.ensureNetwork(n);
-    const wantNets = new Set(desired.networks.map((n) => this.#bridges.get(n.id)));
+    const wantNets = new Set(desired.networks.filter((n) => n.subnet).map((n) => this.#bridges.get(n.id)));
     for (const k of maps.net.keys()) if (!wantNets.has(k)) maps.net.delete(k);
+    const wantNets6 = new Set(desired.networks.filter((n) => n.subnet6).map((n) => this.#bridges.get(n.id)));
+    for (const k of maps.net6.keys()) if (!wantNets6.has(k)) maps.net6.delete(k);
 
     for (const e of desired.endpoints) {
       const net = desired.networks.find((n) => n.id === e.networkId);
@@ -287,12 +390,16 @@ export class EbpfDatapath implements Datapath, Observable {
     const wantIps = new Set(desired.endpoints.map((e) => e.ipv4));
     const wantIfx = new Set(desired.endpoints.map((e) => this.#ifindexOf(e.hostIfname)).filter((x): x is number => x !== undefined));
     for (const k of maps.ep.keys()) if (!wantIps.has(k)) maps.ep.delete(k);
+    const wantIps6 = new Set(desired.endpoints.filter((e) => e.ipv6).map((e) => formatIPv6(ipv6Bytes(e.ipv6!))));
+    for (const k of maps.ep6.keys()) if (!wantIps6.has(k)) maps.ep6.delete(k);
     for (const k of maps.epIfx.keys()) if (!wantIfx.has(k)) maps.epIfx.delete(k);
     for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
     // Filters of endpoints that are gone went with their devices (reconcile deletes stray veths).
 
-    const wantPorts = new Map(desired.ports.map((p) => [keyString(portKeyOf(p)), p]));
+    const wantPorts = new Map(desired.ports.filter((p) => portFamilies(p).v4).map((p) => [keyString(portKeyOf(p)), p]));
     for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
+    const wantPorts6 = new Set(desired.ports.filter((p) => portFamilies(p).v6).map((p) => keyString6(portKey6Of(p))));
+    for (const k of maps.ports6.keys()) if (!wantPorts6.has(keyString6(k))) maps.ports6.delete(k);
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
 
@@ -320,7 +427,9 @@ export class EbpfDatapath implements Datapath, Observable {
     const assured = collectExpired(this.#maps.ct).removed;
     // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
     if (assured > 0) this.#maps.ctFull.set(0, 0n);
-    return assured + collectExpired(this.#maps.ctNew).removed;
+    const assured6 = collectExpired(this.#maps.ct6, undefined, CT6).removed;
+    if (assured6 > 0) this.#maps.ctFull6.set(0, 0n);
+    return assured + assured6 + collectExpired(this.#maps.ctNew).removed + collectExpired(this.#maps.ct6New, undefined, CT6).removed;
   }
 
   /**
@@ -348,6 +457,9 @@ export class EbpfDatapath implements Datapath, Observable {
     const cfg = maps.cfg.get(0);
     // The configured address stays while it is still on the uplink; otherwise its first one.
     if (cfg && uplink && uplink.length > 0 && !uplink.includes(cfg.uplink_addr)) maps.cfg.set(0, { ...cfg, uplink_addr: uplink[0] });
+    const uplink6 = addrs.get(`6:${this.#ctx.uplink.ifname}`);
+    const cfg6 = maps.cfg6.get(0);
+    if (cfg6 && uplink6 && uplink6.length > 0 && !uplink6.includes(cfg6.uplink_addr)) maps.cfg6.set(0, { ...cfg6, uplink_addr: uplink6[0] });
   }
 
   #startDrops(): void {
@@ -396,7 +508,7 @@ export class EbpfDatapath implements Datapath, Observable {
   #ifindexOf(ifname: string): number | undefined {
     for (const [ifindex, name] of this.#ifnames) if (name === ifname) return ifindex;
     try {
-      const ifindex = interfaceIndex(null, ifname);
+      const ifindex = interfaceIndex(this.#ns?.path ?? null, ifname);
       this.#ifnames.set(ifindex, ifname);
       return ifindex;
     } catch {
@@ -406,24 +518,36 @@ export class EbpfDatapath implements Datapath, Observable {
 
   async ensureNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
-    const dev = await link(null, net.device);
+    const dev = await link(this.#ns, net.device);
     if (!dev) throw new Error(`network ${net.name}: bridge "${net.device}" does not exist`);
-    const cidr = parseCidr(net.subnet)!;
-    maps.net.set(dev.ifindex, {
-      subnet: formatIPv4(cidr.addr),
-      mask: formatIPv4(maskOf(cidr.bits)),
-      gateway: net.gateway,
-      bridge_mac: dev.address!,
-      flags: netFlags(net),
-    });
+    if (net.subnet) {
+      const cidr = parseCidr(net.subnet);
+      if (!cidr) throw new Error(`network ${net.name}: "${net.subnet}" is not an IPv4 subnet`);
+      maps.net.set(dev.ifindex, {
+        subnet: formatIPv4(cidr.addr),
+        mask: formatIPv4(maskOf(cidr.bits)),
+        gateway: net.gateway,
+        bridge_mac: dev.address!,
+        flags: netFlags(net),
+      });
+    } else maps.net.delete(dev.ifindex);
+    if (net.subnet6) {
+      // bpf_fib_lookup refuses IPv6 unless forwarding is on (in the daemon's namespace, as Docker does for --ipv6).
+      await ensureSysctl(this.#ns ? { netnsPath: this.#ns.path } : {}, 'net.ipv6.conf.all.forwarding', '1');
+      const { subnet, mask } = parseCidr6(net.subnet6, net.name);
+      maps.net6.set(dev.ifindex, { subnet, mask, gateway: net.gateway6 || '::', bridge_mac: dev.address!, flags: netFlags6(net) });
+    } else maps.net6.delete(dev.ifindex);
     this.#bridges.set(net.id, dev.ifindex);
     await this.#refreshLocal(maps);
   }
 
   async removeNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
-    const ifindex = this.#bridges.get(net.id) ?? (await link(null, net.device))?.ifindex;
-    if (ifindex !== undefined) maps.net.delete(ifindex);
+    const ifindex = this.#bridges.get(net.id) ?? (await link(this.#ns, net.device))?.ifindex;
+    if (ifindex !== undefined) {
+      maps.net.delete(ifindex);
+      maps.net6.delete(ifindex);
+    }
     this.#bridges.delete(net.id);
     await this.#refreshLocal(maps);
   }
@@ -431,50 +555,75 @@ export class EbpfDatapath implements Datapath, Observable {
   async ensureEndpoint(net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     const maps = this.#load();
     if (!this.#bridges.has(net.id)) await this.ensureNetwork(net);
-    const ifindex = interfaceIndex(null, ep.hostIfname);
+    const ifindex = interfaceIndex(this.#ns?.path ?? null, ep.hostIfname);
     this.#ifnames.set(ifindex, ep.hostIfname);
-    const info: EndpointInfo = { addr: ep.ipv4, ifindex, net_ifindex: this.#bridges.get(net.id)!, mac: ep.mac, flags: 0 };
+    const info: EndpointInfo = {
+      addr: ep.ipv4 || '0.0.0.0',
+      ifindex,
+      net_ifindex: this.#bridges.get(net.id)!,
+      mac: ep.mac,
+      flags: ep.ipv6 ? EpFlags.IPV6 : 0,
+      addr6: ep.ipv6 || '::',
+    };
     // Map entries first: the programs must know the endpoint before its first packet.
     this.#ensureStats(maps, ifindex);
     maps.epIfx.set(ifindex, info);
-    maps.ep.set(ep.ipv4, info);
-    this.#hooks.ensure(null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
-    this.#hooks.ensure(null, ep.hostIfname, 'egress', this.#progs!.toContainer);
-    await disableSandboxIPv6(ep);
+    if (ep.ipv4) maps.ep.set(ep.ipv4, info);
+    if (ep.ipv6) maps.ep6.set(ep.ipv6, info);
+    this.#hooks.ensure(this.#ns?.path ?? null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
+    this.#hooks.ensure(this.#ns?.path ?? null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+    await applySandboxIPv6(ep);
   }
 
   async removeEndpoint(_net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     const maps = this.#load();
-    this.#hooks.remove(null, ep.hostIfname, 'ingress');
-    this.#hooks.remove(null, ep.hostIfname, 'egress');
-    const ifindex = maps.ep.get(ep.ipv4)?.ifindex ?? this.#ifindexOf(ep.hostIfname);
+    this.#hooks.remove(this.#ns?.path ?? null, ep.hostIfname, 'ingress');
+    this.#hooks.remove(this.#ns?.path ?? null, ep.hostIfname, 'egress');
+    const ifindex = (ep.ipv4 ? maps.ep.get(ep.ipv4)?.ifindex : undefined) ?? (ep.ipv6 ? maps.ep6.get(ep.ipv6)?.ifindex : undefined) ?? this.#ifindexOf(ep.hostIfname);
     if (ifindex !== undefined) {
       maps.epIfx.delete(ifindex);
       maps.stats.delete(ifindex);
       this.#ifnames.delete(ifindex);
     }
-    maps.ep.delete(ep.ipv4);
     // Flows of a gone endpoint must not reach whoever gets its address next.
-    forgetAddress(maps.ct, ep.ipv4);
-    forgetAddress(maps.ctNew, ep.ipv4);
+    if (ep.ipv4) {
+      maps.ep.delete(ep.ipv4);
+      forgetAddress(maps.ct, ep.ipv4);
+      forgetAddress(maps.ctNew, ep.ipv4);
+    }
+    if (ep.ipv6) {
+      maps.ep6.delete(ep.ipv6);
+      forgetAddress6(maps.ct6, ep.ipv6);
+      forgetAddress6(maps.ct6New, ep.ipv6);
+    }
   }
 
   async publish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
     const { keys, values } = encodePorts(ports);
-    maps.ports.setPacked(keys, values);
+    if (keys.length > 0) maps.ports.setPacked(keys, values);
+    const six = encodePorts6(ports);
+    if (six.count > 0) maps.ports6.setPacked(six.keys, six.values);
   }
 
   async unpublish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
+    const v4 = ports.filter((p) => portFamilies(p).v4);
     try {
-      maps.ports.deletePacked(encodePorts(ports).keys);
+      if (v4.length > 0) maps.ports.deletePacked(encodePorts(v4).keys);
     } catch (err) {
       // Some were never there (or are gone): remove the rest one by one.
       if (!isBpfError(err, 'ENOENT')) throw err;
-      for (const p of ports) maps.ports.delete(portKeyOf(p));
+      for (const p of v4) maps.ports.delete(portKeyOf(p));
+    }
+    const v6 = ports.filter((p) => portFamilies(p).v6);
+    try {
+      if (v6.length > 0) maps.ports6.deletePacked(encodePorts6(v6).keys);
+    } catch (err) {
+      if (!isBpfError(err, 'ENOENT')) throw err;
+      for (const p of v6) maps.ports6.delete(portKey6Of(p));
     }
   }
 
@@ -493,8 +642,8 @@ export class EbpfDatapath implements Datapath, Observable {
 
   /** Everything this datapath set up, removed: its hooks on the uplink and lo, its pins. */
   async teardown(): Promise<void> {
-    this.#hooks.remove(null, this.#ctx.uplink.ifname, 'ingress');
-    this.#hooks.remove(null, 'lo', 'egress');
+    this.#hooks.remove(this.#ns?.path ?? null, this.#ctx.uplink.ifname, 'ingress');
+    this.#hooks.remove(this.#ns?.path ?? null, 'lo', 'egress');
     await this.stop();
     rmSync(this.#pinRoot, { recursive: true, force: true });
   }

@@ -12,7 +12,7 @@
  * each bridge port (DNAT back to the sender is bridged out of the port it came in by).
  */
 import type { Datapath, DatapathContext, DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
-import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
+import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import {
   TABLES,
   chainNames,
@@ -27,6 +27,7 @@ import {
   restoreText,
   validate,
   type ChainNames,
+  type Family,
   type RestorePlan,
   type RuleSet,
   type SavedTable,
@@ -55,9 +56,10 @@ export class IptablesDatapath implements Datapath {
   readonly #target: NetnsTarget;
   readonly #names: ChainNames;
   #state: State = { networks: new Map(), endpoints: new Map(), ports: new Map() };
-  /** Per table, the owned chains' rules as last committed: a table that did not change is not sent again. */
-  readonly #committed = new Map<Table, string>();
+  /** Per family and table, the owned chains' rules as last committed: a table that did not change is not sent again. */
+  readonly #committed = new Map<string, string>();
   #forwardingReady = false;
+  #forwarding6Ready = false;
   /** Calls run one at a time, in order: each renders and applies the state the previous one left. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -72,9 +74,9 @@ export class IptablesDatapath implements Datapath {
     return this.#names;
   }
 
-  /** The rule set for the current desired state (what the kernel should hold). */
-  render(): RuleSet {
-    return renderRules(this.#desired(), { linkPrefix: this.#ctx.linkPrefix });
+  /** The rule set of one family for the current desired state (what the kernel should hold): iptables (4) or ip6tables (6). */
+  render(family: Family = 4): RuleSet {
+    return renderRules(this.#desired(), { linkPrefix: this.#ctx.linkPrefix }, family);
   }
 
   async start(desired: DesiredState): Promise<void> {
@@ -85,10 +87,13 @@ export class IptablesDatapath implements Datapath {
         ports: new Map(desired.ports.map((p) => [portKey(p), p])),
       };
       const rs = renderRules(toDesired(state), { linkPrefix: this.#ctx.linkPrefix });
+      const rs6 = renderRules(toDesired(state), { linkPrefix: this.#ctx.linkPrefix }, 6);
       this.#state = state;
       await this.#ensureForwarding(true);
       const saved = parseSave(await iptablesSave(this.#target));
-      await this.#commit(rs, planReconcile(rs, saved));
+      await this.#commit(rs, planReconcile(rs, saved), 4);
+      const saved6 = parseSave(await iptablesSave(this.#target, undefined, 6));
+      await this.#commit(rs6, planReconcile(rs6, saved6), 6);
       await this.#settle(
         [...state.networks.values()].map((n) => () => this.#ensureBridge(n)),
         [...state.endpoints.values()],
@@ -120,7 +125,7 @@ export class IptablesDatapath implements Datapath {
   async ensureEndpoint(net: NetworkSpec, ep: EndpointSpec): Promise<void> {
     validate.network(net);
     validate.endpoint(ep);
-    await disableSandboxIPv6(ep);
+    await applySandboxIPv6(ep);
     return this.#serial(() => {
       const known = this.#state.networks.has(net.id);
       return this.#change(
@@ -174,9 +179,11 @@ export class IptablesDatapath implements Datapath {
   /** Removes every chain carrying the prefix (the user's chain too) and every jump into them; forgets the state. */
   async teardown(): Promise<void> {
     return this.#serial(async () => {
-      const saved = parseSave(await iptablesSave(this.#target));
-      const plan = planTeardown(this.#names, saved);
-      if (!isEmptyPlan(plan)) await this.#restore(restoreText(this.render(), plan));
+      for (const family of [4, 6] as const) {
+        const saved = parseSave(await iptablesSave(this.#target, undefined, family));
+        const plan = planTeardown(this.#names, saved);
+        if (!isEmptyPlan(plan)) await this.#restore(restoreText(this.render(family), plan), family);
+      }
       this.#state = { networks: new Map(), endpoints: new Map(), ports: new Map() };
       this.#committed.clear();
     });
@@ -206,20 +213,24 @@ export class IptablesDatapath implements Datapath {
     if (!after && sameState(previous, next)) return;
     this.#state = next;
     let rs: RuleSet;
+    let rs6: RuleSet;
     try {
-      rs = this.render();
+      rs = this.render(4);
+      rs6 = this.render(6);
       await this.#ensureForwarding(false);
     } catch (err) {
       this.#state = previous;
       throw err;
     }
     try {
-      await this.#apply(rs);
+      await this.#apply(rs, 4);
+      await this.#apply(rs6, 6);
       if (after) await after();
     } catch (err) {
       this.#state = previous;
       try {
-        await this.#apply(this.render());
+        await this.#apply(this.render(4), 4);
+        await this.#apply(this.render(6), 6);
       } catch {
         // The original error says what went wrong; the next call or start() applies everything again.
       }
@@ -232,9 +243,9 @@ export class IptablesDatapath implements Datapath {
    * puts hooks back where they are missing (read with `iptables -S` of the hooked built-in
    * chains, which stays cheap however many rules our chains hold).
    */
-  async #apply(rs: RuleSet): Promise<void> {
+  async #apply(rs: RuleSet, family: Family): Promise<void> {
     const hooked = [...new Set(rs.hooks.map((h) => `${h.table}\0${h.chain}`))].map((k) => k.split('\0') as [Table, string]);
-    const listed = await Promise.all(hooked.map(([table, chain]) => iptablesListChain(this.#target, table, chain)));
+    const listed = await Promise.all(hooked.map(([table, chain]) => iptablesListChain(this.#target, table, chain, family)));
     const saved = new Map<string, SavedTable>();
     hooked.forEach(([table], i) => {
       const t = saved.get(table) ?? { chains: new Set<string>(), rules: [] };
@@ -246,45 +257,54 @@ export class IptablesDatapath implements Datapath {
     const { deletes, inserts } = planHooks(rs, saved);
     const bodies = tableBodies(rs);
     const touched = new Set<string>([...deletes.map((d) => d.table), ...inserts.map((h) => h.table)]);
-    const refill = TABLES.filter((t) => touched.has(t) || bodies.get(t) !== this.#committed.get(t));
+    const refill = TABLES.filter((t) => touched.has(t) || bodies.get(t) !== this.#committed.get(`${family}/${t}`));
     const createUser =
       inserts.some((h) => h.table === 'filter' && h.rule === `-j ${this.#names.user}`) &&
-      (await iptablesListChain(this.#target, 'filter', this.#names.user)) === undefined;
+      (await iptablesListChain(this.#target, 'filter', this.#names.user, family)) === undefined;
     const plan: RestorePlan = { refill, deletes, inserts, createUser, drop: [] };
     if (isEmptyPlan(plan)) return;
-    await this.#commit(rs, plan);
+    await this.#commit(rs, plan, family);
   }
 
-  async #commit(rs: RuleSet, plan: RestorePlan): Promise<void> {
+  async #commit(rs: RuleSet, plan: RestorePlan, family: Family): Promise<void> {
     const bodies = tableBodies(rs);
     try {
-      await this.#restore(restoreText(rs, plan));
+      await this.#restore(restoreText(rs, plan), family);
     } catch (err) {
       // Tables commit one by one: after a failure we no longer know which ones made it.
       this.#committed.clear();
       throw err;
     }
-    for (const t of plan.refill) this.#committed.set(t, bodies.get(t)!);
+    for (const t of plan.refill) this.#committed.set(`${family}/${t}`, bodies.get(t)!);
   }
 
-  async #restore(text: string): Promise<void> {
+  async #restore(text: string, family: Family): Promise<void> {
     if (text === '') return;
     try {
-      await iptablesRestore(this.#target, text);
+      await iptablesRestore(this.#target, text, family);
     } catch (err) {
-      throw new Error(`could not apply iptables rules of chains ${this.#names.main}*: ${(err as Error).message}`);
+      throw new Error(`could not apply ${family === 6 ? 'ip6tables' : 'iptables'} rules of chains ${this.#names.main}*: ${(err as Error).message}`);
     }
   }
 
   /** ip_forward and bridge-nf-call-iptables, once per instance (and again at every start). */
   async #ensureForwarding(force: boolean): Promise<void> {
-    if (this.#forwardingReady && !force) return;
+    if (this.#forwardingReady && !force) return this.#ensureForwarding6(false);
     if ((await readSysctl(this.#target, 'net/ipv4/ip_forward')) !== '1') await writeSysctl(this.#target, 'net/ipv4/ip_forward', '1');
     const brnf = await readSysctl(this.#target, 'net/bridge/bridge-nf-call-iptables');
     if (brnf === undefined)
       throw new Error('net.bridge.bridge-nf-call-iptables is missing: the iptables datapath needs br_netfilter (icc=false, hairpin)');
     if (brnf !== '1') await writeSysctl(this.#target, 'net/bridge/bridge-nf-call-iptables', '1');
     this.#forwardingReady = true;
+    await this.#ensureForwarding6(force);
+  }
+
+  /** IPv6 forwarding and bridge-nf-call-ip6tables, once a network has IPv6 (as Docker with --ipv6). */
+  async #ensureForwarding6(force: boolean): Promise<void> {
+    if ((this.#forwarding6Ready && !force) || ![...this.#state.networks.values()].some((n) => n.subnet6)) return;
+    if ((await readSysctl(this.#target, 'net/ipv6/conf/all/forwarding')) !== '1') await writeSysctl(this.#target, 'net/ipv6/conf/all/forwarding', '1');
+    if ((await readSysctl(this.#target, 'net/bridge/bridge-nf-call-ip6tables')) !== '1') await writeSysctl(this.#target, 'net/bridge/bridge-nf-call-ip6tables', '1');
+    this.#forwarding6Ready = true;
   }
 
   /** route_localnet on the bridge: host-originated connections to 127.0.0.1 are DNATed out of it. */

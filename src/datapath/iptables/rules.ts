@@ -21,8 +21,10 @@
  * Every rule is written in the canonical form iptables-save prints, so what is applied can
  * be compared with what the kernel reports, rule for rule.
  */
+import { isIP } from 'node:net';
 import type { DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
 import { contains, formatCidr, formatIPv4, masked, parseCidr, parseIPv4 } from '../../ipam/ipv4.js';
+import { formatIPv6, ipv6Bytes } from '../libbpf/codec.js';
 
 export type Table = 'raw' | 'filter' | 'nat';
 
@@ -101,6 +103,9 @@ export interface RenderContext {
   linkPrefix: string;
 }
 
+/** Which rule set: iptables (4) or ip6tables (6). Both have the same chains and layout, as Docker's. */
+export type Family = 4 | 6;
+
 /** A published port after defaults are applied: the host address it binds ('' = every local address). */
 interface Binding {
   protocol: 'tcp' | 'udp';
@@ -117,15 +122,18 @@ const LOOPBACK = parseCidr('127.0.0.0/8')!;
 function checkNetwork(net: NetworkSpec): void {
   const where = `network "${net.name}" (${net.id})`;
   if (!IFNAME.test(net.device)) throw new Error(`${where}: invalid bridge device name "${net.device}"`);
-  const subnet = parseCidr(net.subnet);
-  if (!subnet) throw new Error(`${where}: invalid IPv4 subnet "${net.subnet}"`);
+  if (!net.subnet && !net.subnet6) throw new Error(`${where}: neither an IPv4 nor an IPv6 subnet`);
+  if (net.subnet && !parseCidr(net.subnet)) throw new Error(`${where}: invalid IPv4 subnet "${net.subnet}"`);
+  if (net.subnet6 && !cidr6(net.subnet6)) throw new Error(`${where}: invalid IPv6 subnet "${net.subnet6}"`);
   if (net.hostBinding !== '' && parseIPv4(net.hostBinding) === undefined)
     throw new Error(`${where}: invalid host binding address "${net.hostBinding}"`);
 }
 
 function checkEndpoint(ep: EndpointSpec): void {
   if (!IFNAME.test(ep.hostIfname)) throw new Error(`endpoint ${ep.id}: invalid host interface name "${ep.hostIfname}"`);
-  if (parseIPv4(ep.ipv4) === undefined) throw new Error(`endpoint ${ep.id}: invalid IPv4 address "${ep.ipv4}"`);
+  if (!ep.ipv4 && !ep.ipv6) throw new Error(`endpoint ${ep.id}: neither an IPv4 nor an IPv6 address`);
+  if (ep.ipv4 && parseIPv4(ep.ipv4) === undefined) throw new Error(`endpoint ${ep.id}: invalid IPv4 address "${ep.ipv4}"`);
+  if (ep.ipv6 && isIP(ep.ipv6) !== 6) throw new Error(`endpoint ${ep.id}: invalid IPv6 address "${ep.ipv6}"`);
 }
 
 /** A port's identity as the host sees it: one DNAT per (protocol, host address, host port). */
@@ -139,16 +147,86 @@ function checkPort(p: PortSpec): void {
     Number.isInteger(p.hostPort) && p.hostPort >= 1 && p.hostPort <= 65535 &&
     Number.isInteger(p.containerPort) && p.containerPort >= 1 && p.containerPort <= 65535;
   if (!ok) throw new Error(`published port ${portLabel(p)} -> ${p.containerIp}:${p.containerPort}: invalid protocol or port number`);
-  if (p.hostIp !== '' && parseIPv4(p.hostIp) === undefined)
-    throw new Error(`published port ${portLabel(p)}: host address "${p.hostIp}" is not IPv4 (the iptables datapath is IPv4 only)`);
-  if (parseIPv4(p.containerIp) === undefined)
+  if (p.hostIp !== '' && isIP(p.hostIp) === 0) throw new Error(`published port ${portLabel(p)}: host address "${p.hostIp}" is not an IP address`);
+  if (isIP(p.hostIp) === 6 && !p.containerIp6) throw new Error(`published port ${portLabel(p)}: host address "${p.hostIp}" is IPv6 and the sandbox has no IPv6 address`);
+  if (isIP(p.hostIp) === 4 && !p.containerIp) throw new Error(`published port ${portLabel(p)}: host address "${p.hostIp}" is IPv4 and the sandbox has no IPv4 address`);
+  if (!p.containerIp && !p.containerIp6) throw new Error(`published port ${portLabel(p)}: the sandbox has neither an IPv4 nor an IPv6 address`);
+  if (p.containerIp && parseIPv4(p.containerIp) === undefined)
     throw new Error(`published port ${portLabel(p)}: invalid sandbox address "${p.containerIp}"`);
+  if (p.containerIp6 && isIP(p.containerIp6) !== 6)
+    throw new Error(`published port ${portLabel(p)}: invalid sandbox IPv6 address "${p.containerIp6}"`);
 }
+
+/** An IPv6 CIDR, masked and canonical ("fd00:1::/64"), or undefined. */
+function cidr6(text: string): string | undefined {
+  const [addr, len] = text.split('/');
+  const bits = Number(len);
+  if (isIP(addr ?? '') !== 6 || len === undefined || !Number.isInteger(bits) || bits < 0 || bits > 128) return undefined;
+  const b = ipv6Bytes(addr);
+  for (let i = 0; i < 16; i++) b[i] &= bits >= (i + 1) * 8 ? 0xff : bits > i * 8 ? (0xff << (8 - (bits - i * 8))) & 0xff : 0;
+  return `${formatIPv6(b)}/${bits}`;
+}
+
+const canon6 = (ip: string) => formatIPv6(ipv6Bytes(ip));
+
+/** Which families a published port answers on ('' = each where the sandbox has an address). */
+export function portFamilies(p: PortSpec): { v4: boolean; v6: boolean } {
+  if (p.hostIp === '') return { v4: !!p.containerIp, v6: !!p.containerIp6 };
+  const six = isIP(p.hostIp) === 6;
+  return { v4: !six && !!p.containerIp, v6: six && !!p.containerIp6 };
+}
+
+/**
+ * The desired state as one family sees it: networks, endpoints and ports with an address of
+ * that family, IPv6 ones restated in the IPv4 fields (subnet, gateway, ipv4, containerIp) so
+ * one renderer writes both rule sets. NAT66 follows masquerade6 (gateway_mode_ipv6).
+ */
+function familyView(state: DesiredState, family: Family): DesiredState {
+  if (family === 4)
+    return {
+      networks: state.networks.filter((n) => n.subnet),
+      endpoints: state.endpoints.filter((e) => e.ipv4),
+      ports: state.ports.filter((p) => portFamilies(p).v4).map((p) => (p.hostIp === '0.0.0.0' ? { ...p, hostIp: '' } : p)),
+    };
+  const nets = state.networks.filter((n) => n.subnet6);
+  return {
+    networks: nets.map((n) => ({ ...n, subnet: cidr6(n.subnet6!) ?? n.subnet6!, gateway: n.gateway6 ?? '', masquerade: n.masquerade6 !== false, hostBinding: '' })),
+    endpoints: state.endpoints.filter((e) => e.ipv6).map((e) => ({ ...e, ipv4: canon6(e.ipv6!) })),
+    ports: state.ports
+      .filter((p) => portFamilies(p).v6)
+      .map((p) => ({ ...p, hostIp: p.hostIp === '' || p.hostIp === '::' ? '' : canon6(p.hostIp), containerIp: canon6(p.containerIp6!) })),
+  };
+}
+
+/** How one family writes addresses in rules, as iptables-save / ip6tables-save print them. */
+interface AddressForm {
+  host(ip: string): string;
+  subnet(net: NetworkSpec): string;
+  dnatTo(ip: string, port: number): string;
+  loopback(ip: string): boolean;
+  compare(a: string, b: string): number;
+}
+
+const FORM: Record<Family, AddressForm> = {
+  4: {
+    host: (ip) => `${ip}/32`,
+    subnet: (net) => formatCidr(masked(parseCidr(net.subnet)!)),
+    dnatTo: (ip, port) => `${ip}:${port}`,
+    loopback: (ip) => contains(LOOPBACK, parseIPv4(ip) ?? 0),
+    compare: (a, b) => (parseIPv4(a) ?? 0) - (parseIPv4(b) ?? 0),
+  },
+  6: {
+    host: (ip) => `${ip}/128`,
+    subnet: (net) => net.subnet,
+    dnatTo: (ip, port) => `[${ip}]:${port}`,
+    loopback: (ip) => ip === '::1',
+    compare: (a, b) => Buffer.compare(ipv6Bytes(a || '::'), ipv6Bytes(b || '::')),
+  },
+};
 
 /** Validates one spec of each kind; renderRules checks everything, these let callers refuse one bad input early. */
 export const validate = { network: checkNetwork, endpoint: checkEndpoint, port: checkPort };
 
-const ipNum = (ip: string) => parseIPv4(ip) ?? 0;
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
@@ -157,10 +235,9 @@ const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
  * host binding, and orders the rest: by host port, protocol, then specific addresses before
  * the wildcard so that a port bound to one address is not shadowed by a wildcard rule.
  */
-function bindings(ports: readonly PortSpec[], nets: ReadonlyMap<string, NetworkSpec>): Binding[] {
+function bindings(ports: readonly PortSpec[], nets: ReadonlyMap<string, NetworkSpec>, form: AddressForm): Binding[] {
   const seen = new Map<string, Binding>();
   for (const p of ports) {
-    checkPort(p);
     const net = nets.get(p.networkId);
     if (!net || net.internal) continue;
     let hostIp = p.hostIp === '' ? net.hostBinding : p.hostIp;
@@ -179,7 +256,7 @@ function bindings(ports: readonly PortSpec[], nets: ReadonlyMap<string, NetworkS
       a.hostPort - b.hostPort ||
       byText(a.protocol, b.protocol) ||
       Number(a.hostIp === '') - Number(b.hostIp === '') ||
-      ipNum(a.hostIp) - ipNum(b.hostIp),
+      form.compare(a.hostIp, b.hostIp),
   );
 }
 
@@ -190,12 +267,15 @@ function unique(rules: string[]): string[] {
 
 const proto = (p: 'tcp' | 'udp', port: number) => `-p ${p} -m ${p} --dport ${port}`;
 
-/** The full rule set for a desired state. Throws on an invalid spec, naming it. */
-export function renderRules(state: DesiredState, ctx: RenderContext): RuleSet {
+/** The full rule set of one family (iptables: 4, ip6tables: 6) for a desired state. Throws on an invalid spec, naming it. */
+export function renderRules(full: DesiredState, ctx: RenderContext, family: Family = 4): RuleSet {
   const n = chainNames(ctx.linkPrefix);
+  full.networks.forEach(checkNetwork);
+  full.ports.forEach(checkPort);
+  const state = familyView(full, family);
+  const form = FORM[family];
 
   const nets = [...state.networks].sort((a, b) => byText(a.device, b.device) || byText(a.id, b.id));
-  nets.forEach(checkNetwork);
   const devices = new Map<string, string>();
   for (const net of nets) {
     const other = devices.get(net.device);
@@ -204,17 +284,17 @@ export function renderRules(state: DesiredState, ctx: RenderContext): RuleSet {
   }
   const netById = new Map(nets.map((net) => [net.id, net]));
   const external = nets.filter((net) => !net.internal);
-  const subnetOf = (net: NetworkSpec) => formatCidr(masked(parseCidr(net.subnet)!));
+  const subnetOf = form.subnet;
 
+  full.endpoints.filter((ep) => full.networks.some((net) => net.id === ep.networkId)).forEach(checkEndpoint);
   const endpoints = state.endpoints.filter((ep) => netById.has(ep.networkId));
-  endpoints.forEach(checkEndpoint);
-  endpoints.sort((a, b) => ipNum(a.ipv4) - ipNum(b.ipv4) || byText(a.id, b.id));
+  endpoints.sort((a, b) => form.compare(a.ipv4, b.ipv4) || byText(a.id, b.id));
 
-  const ports = bindings(state.ports, netById);
+  const ports = bindings(state.ports, netById, form);
 
   // filter
   const main = [
-    ...unique(ports.map((b) => `-d ${b.containerIp}/32 ! -i ${b.net.device} -o ${b.net.device} ${proto(b.protocol, b.containerPort)} -j ACCEPT`)),
+    ...unique(ports.map((b) => `-d ${form.host(b.containerIp)} ! -i ${b.net.device} -o ${b.net.device} ${proto(b.protocol, b.containerPort)} -j ACCEPT`)),
     ...external.map((net) => `! -i ${net.device} -o ${net.device} -j DROP`),
   ];
   const forward = [`-j ${n.ct}`, `-j ${n.isolation1}`, `-j ${n.bridge}`];
@@ -240,26 +320,29 @@ export function renderRules(state: DesiredState, ctx: RenderContext): RuleSet {
   // nat: no "-i br -j RETURN" and no "! -i br" on the DNATs (userland-proxy=false), so a
   // sandbox reaches published ports through host addresses, its own included (hairpin).
   const dnat = ports.map(
-    (b) => `${b.hostIp === '' ? '' : `-d ${b.hostIp}/32 `}${proto(b.protocol, b.hostPort)} -j DNAT --to-destination ${b.containerIp}:${b.containerPort}`,
+    (b) => `${b.hostIp === '' ? '' : `-d ${form.host(b.hostIp)} `}${proto(b.protocol, b.hostPort)} -j DNAT --to-destination ${form.dnatTo(b.containerIp, b.containerPort)}`,
   );
   const postrouting = [
     ...external.flatMap((net) => [
       `-o ${net.device} -m addrtype --src-type LOCAL -j MASQUERADE`,
       ...(net.masquerade ? [`-s ${subnetOf(net)} ! -o ${net.device} -j MASQUERADE`] : []),
     ]),
-    ...unique(ports.map((b) => `-s ${b.containerIp}/32 -d ${b.containerIp}/32 ${proto(b.protocol, b.containerPort)} -j MASQUERADE`)),
+    ...unique(ports.map((b) => `-s ${form.host(b.containerIp)} -d ${form.host(b.containerIp)} ${proto(b.protocol, b.containerPort)} -j MASQUERADE`)),
   ];
 
   // raw: with route_localnet=1 on the bridges, 127.0.0.1 is routable from them; and a
   // neighbour that routes a sandbox subnet via this host must not bypass the published ports.
+  // IPv6 in gateway mode routed (no NAT66): sandbox addresses are reachable by route, and the
+  // filter chains (published-port ACCEPTs, then DROP) decide, as Docker does.
+  const nat = (net: NetworkSpec) => family === 4 || net.masquerade;
   const prerouting = [
     ...endpoints
-      .filter((ep) => !netById.get(ep.networkId)!.internal)
-      .map((ep) => `-d ${ep.ipv4}/32 ! -i ${netById.get(ep.networkId)!.device} -j DROP`),
+      .filter((ep) => !netById.get(ep.networkId)!.internal && nat(netById.get(ep.networkId)!))
+      .map((ep) => `-d ${form.host(ep.ipv4)} ! -i ${netById.get(ep.networkId)!.device} -j DROP`),
     ...unique(
       ports
-        .filter((b) => b.hostIp !== '' && contains(LOOPBACK, ipNum(b.hostIp)))
-        .map((b) => `-d ${formatIPv4(ipNum(b.hostIp))}/32 ! -i lo ${proto(b.protocol, b.hostPort)} -j DROP`),
+        .filter((b) => b.hostIp !== '' && form.loopback(b.hostIp))
+        .map((b) => `-d ${form.host(family === 4 ? formatIPv4(parseIPv4(b.hostIp)!) : b.hostIp)} ! -i lo ${proto(b.protocol, b.hostPort)} -j DROP`),
     ),
   ];
 

@@ -3,6 +3,7 @@
  * (natural alignment, x86-64/arm64 little-endian host order), so src/datapath/abi.ts
  * can mirror bpf/shared/*.h field for field.
  */
+import { isIP } from 'node:net';
 import { parseIPv4 } from '../../ipam/ipv4.js';
 
 export interface Codec<T> {
@@ -104,6 +105,61 @@ export const ipv4: Codec<string> = {
   },
   decodeFrom(buf, off) {
     return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  },
+};
+
+/** IPv6 text (any form Node's net accepts, '' = ::) -> its 16 bytes; TypeError if it is not one. */
+export function ipv6Bytes(v: string): Buffer {
+  const text = v === '' ? '::' : v;
+  if (typeof text !== 'string' || isIP(text) !== 6) throw new TypeError(`"${v}" is not an IPv6 address`);
+  let [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const words = (part: string | undefined): string[] => (part ? part.split(':') : []);
+  let h = words(head);
+  let t = words(tail);
+  // An embedded IPv4 tail (::ffff:1.2.3.4) is two words.
+  const v4 = (list: string[]): string[] => {
+    const last = list[list.length - 1];
+    if (!last || !last.includes('.')) return list;
+    const b = last.split('.').map(Number);
+    return [...list.slice(0, -1), ((b[0] << 8) | b[1]).toString(16), ((b[2] << 8) | b[3]).toString(16)];
+  };
+  if (tail === undefined) h = v4(h);
+  else t = v4(t);
+  const all = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const buf = Buffer.alloc(16);
+  all.forEach((w, i) => buf.writeUInt16BE(parseInt(w, 16), i * 2));
+  return buf;
+}
+
+/** 16 bytes -> canonical IPv6 text (RFC 5952: lowercase, longest zero run compressed). */
+export function formatIPv6(buf: Buffer, off = 0): string {
+  const w = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(off + i * 2));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = w.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** An IPv6 address (struct addr6: 16 bytes, network order), as canonical text. */
+export const ipv6: Codec<string> = {
+  size: 16,
+  align: 4,
+  encodeInto(v, buf, off) {
+    ipv6Bytes(v).copy(buf, off);
+  },
+  decodeFrom(buf, off) {
+    return formatIPv6(buf, off);
   },
 };
 

@@ -1,0 +1,138 @@
+/* The IPv6 halves of the shared steps (nat.h, deliver.h, fib.h): find a published port in
+ * ports6 (one hash lookup, as ports4), apply a ct6 entry, deliver into a sandbox, route out. */
+#ifndef BPFNET_LIB_NAT6_H
+#define BPFNET_LIB_NAT6_H
+
+#include "nat.h"
+#include "ct6.h"
+#include "csum6.h"
+
+#define AF_INET6 10
+
+/* The published port a packet to (addr, port) reaches: an address-specific binding first, then "any". */
+static __always_inline struct port_target6 *port_lookup6(const struct addr6 *addr, __be16 port, __u8 proto)
+{
+	struct port_key6 k = { .addr = *addr, .port = port, .proto = proto, .pad = 0 };
+	struct port_target6 *t = bpf_map_lookup_elem(&ports6, &k);
+	if (t)
+		return t;
+	__builtin_memset(&k.addr, 0, sizeof(k.addr));
+	return bpf_map_lookup_elem(&ports6, &k);
+}
+
+/* The one exit of a hook that handles both families: counts a drop with what was parsed
+ * (is6: the packet went to the IPv6 handler; p and p6 may share storage). */
+static __always_inline int tc_exit_dual(__u32 stats_slot, int verdict, const struct pkt4 *p, const struct pkt6 *p6, int is6)
+{
+	if (verdict > DROP_BASE)
+		return verdict;
+	struct drop_ctx d = {};
+	if (is6) {
+		/* drop_event carries IPv4 addresses only: an IPv6 drop reports its ports and protocol. */
+		d.sport = p6->t.sport;
+		d.dport = p6->t.dport;
+		d.proto = p6->t.proto;
+	} else {
+		d.saddr = p->t.saddr;
+		d.daddr = p->t.daddr;
+		d.sport = p->t.sport;
+		d.dport = p->t.dport;
+		d.proto = p->t.proto;
+	}
+	__u32 reason = (__u32)(DROP_BASE - verdict);
+	drop_record(stats_slot, reason, &d);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int deliver_to_sandbox6(struct __sk_buff *skb, const struct pkt6 *p, __u32 ifindex, int routed, int peer)
+{
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
+	if (!ep)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	struct network_info6 *net = bpf_map_lookup_elem(&net6, &ep->net_ifindex);
+	if (!net)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	if (routed && hop_decrement6(skb, p) < 0)
+		return DROP(DROP_MALFORMED);
+	if (set_macs(skb, net->bridge_mac, ep->mac) < 0)
+		return DROP(DROP_MALFORMED);
+	stats_rx(ifindex, skb->len);
+	return peer ? bpf_redirect_peer(ifindex, 0) : bpf_redirect(ifindex, 0);
+}
+
+/* Routes an IPv6 packet (already rewritten) out of the host, as fib_redirect4. */
+static __always_inline enum fib_verdict fib_redirect6(struct __sk_buff *skb, const struct pkt6 *p, const struct addr6 *saddr, const struct addr6 *daddr, int *verdict_out)
+{
+	struct bpf_fib_lookup fib = {};
+	fib.family = AF_INET6;
+	fib.l4_protocol = p->t.proto;
+	__builtin_memcpy(fib.ipv6_src, saddr, 16);
+	__builtin_memcpy(fib.ipv6_dst, daddr, 16);
+	fib.tot_len = 0;
+	fib.ifindex = skb->ifindex;
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return FIB_FAILED;
+	__u32 out = fib.ifindex;
+	if (bpf_map_lookup_elem(&net6, &out) || bpf_map_lookup_elem(&net4, &out))
+		return FIB_TO_BRIDGE;
+	if (hop_decrement6(skb, p) < 0)
+		return FIB_FAILED;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		*verdict_out = bpf_redirect_neigh(out, NULL, 0, 0);
+		return FIB_REDIRECTED;
+	}
+	if (set_macs(skb, fib.smac, fib.dmac) < 0)
+		return FIB_FAILED;
+	struct dp_config *cfg = dp_config();
+	if (cfg && (cfg->flags & DP_F_UPLINK_VETH) && out == cfg->uplink_ifindex)
+		*verdict_out = bpf_redirect_peer(out, 0);
+	else
+		*verdict_out = bpf_redirect(out, 0);
+	return FIB_REDIRECTED;
+}
+
+static __always_inline int ct_apply6(struct __sk_buff *skb, const struct pkt6 *p, const struct ct_entry6 *e, const struct dp_config *cfg, int from_ingress)
+{
+	if (nat_rewrite6(skb, p, &e->saddr, &e->daddr, e->sport, e->dport) < 0)
+		return DROP(DROP_MALFORMED);
+	if (e->deliver == CT_DELIVER_LOCAL)
+		return deliver_local(skb, cfg);
+	if (e->deliver == CT_DELIVER_ROUTE) {
+		int verdict = TC_ACT_SHOT;
+		enum fib_verdict v = fib_redirect6(skb, p, &e->saddr, &e->daddr, &verdict);
+		if (v == FIB_TO_BRIDGE)
+			return DROP(DROP_ISOLATION);
+		if (v == FIB_FAILED)
+			return DROP(DROP_FIB_FAILED);
+		return verdict;
+	}
+	return deliver_to_sandbox6(skb, p, e->deliver, e->kind != CT_LOCAL, from_ingress);
+}
+
+BPFNET_NOINLINE int ct_follow6(struct __sk_buff *skb, const struct pkt6 *p, __u8 hook, const struct dp_config *cfg, __u64 now, int from_ingress)
+{
+	if (!p->has_ports)
+		return CT_NO_FLOW;
+	struct ct6_found f;
+	if (!ct_lookup6(p, hook, now, &f))
+		return CT_NO_FLOW;
+	struct ct_entry6 e = *f.e;
+	ct_touch6(&f, p, cfg, now, ct_twin_hook(e.kind, e.dir));
+	return ct_apply6(skb, p, &e, cfg, from_ingress);
+}
+
+BPFNET_NOINLINE int ct_start6(struct __sk_buff *skb, const struct pkt6 *p, const struct ct6_new_flow *n, const struct dp_config *cfg, __u64 now, int from_ingress)
+{
+	struct ct_entry6 e = {};
+	int rc = ct_create6(p, n, cfg, now, &e);
+	if (rc == CT_FULL)
+		return DROP(DROP_CT_FULL);
+	if (rc == CT_NO_PORT)
+		return DROP(DROP_NAT_NO_PORT);
+	if (rc == CT_INVALID)
+		return DROP(DROP_CT_INVALID);
+	return ct_apply6(skb, p, &e, cfg, from_ingress);
+}
+
+#endif
