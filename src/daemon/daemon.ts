@@ -5,12 +5,14 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { dirname } from 'node:path';
+import { endpointRoutes } from '../api/routes/endpoints.js';
 import { networkRoutes } from '../api/routes/networks.js';
 import { observeRoutes } from '../api/routes/observe.js';
 import { sandboxRoutes } from '../api/routes/sandboxes.js';
 import { BPFNET_VERSION, systemRoutes } from '../api/routes/system.js';
 import { Router } from '../api/router.js';
 import type { Datapath } from '../datapath/datapath.js';
+import { KeyedEndpoints } from '../cni/keyed-endpoints.js';
 import { createDatapath } from '../datapath/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
@@ -101,6 +103,7 @@ export class Daemon {
     networkRoutes(router, networks, store);
     sandboxRoutes(router, sandboxes, store, (netns) => (netns ? `/run/netns/${netns}` : cfg.hostNetnsPath));
     observeRoutes(router, datapath, sandboxes, store);
+    endpointRoutes(router, new KeyedEndpoints(networks, store, attachments));
     ops.routes(router);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
