@@ -5,12 +5,13 @@
 // STATUS and GC on 1.1.0, bad configurations and environments with their CNI codes, traffic
 // (same network, isolation, masquerade, portMappings from outside), and a daemon that is down.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { projectRoot } from '../../src/paths.js';
 import { ip, ipJson, links, type Netns } from '../../src/system/ip.js';
-import { pluginConfig, type CniNetworkList } from '../../bench/setups/cni-runtime.js';
+import { CniRuntime, pluginConfig, type CniNetworkList } from '../../bench/setups/cni-runtime.js';
 import { api } from '../support/api.js';
 import { echoServer, peerIp, probe } from '../support/traffic.js';
 
@@ -59,7 +60,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   beforeAll(async () => {
     lab = await Lab.create();
     d = await LabDaemon.start(lab, { datapath: 'ebpf' });
-    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2']) ns[n] = await lab.addNamespace(n);
+    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain']) ns[n] = await lab.addNamespace(n);
   });
 
   afterAll(async () => {
@@ -166,6 +167,23 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
       expect((await cni('DEL', list('1.0.0'), { id: 'ctra', netns: ns.a.path }, {}, resA)).code).toBe(0);
       expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080, 1000)).toBeNull();
     });
+  });
+
+  it('goes first in a conflist: the reference tuning plugin reads its result as prevResult, DEL runs in reverse', async () => {
+    // A plugin dir as a runtime has one: bpfnet-cni beside the reference plugins.
+    const pluginDir = join(lab.tmpDir(), 'cni-bin');
+    mkdirSync(pluginDir, { recursive: true });
+    symlinkSync(PLUGIN, join(pluginDir, 'bpfnet-cni'));
+    symlinkSync('/usr/lib/cni/tuning', join(pluginDir, 'tuning'));
+    const chain: CniNetworkList = { ...list('1.0.0'), plugins: [list('1.0.0').plugins[0], { type: 'tuning', mtu: 1400 }] };
+    const rt = new CniRuntime(chain, { pluginDir, hostNetns: lab.host.path, cacheDir: join(lab.tmpDir(), 'cni-cache') });
+    const att = { containerId: 'chained', netns: ns.chain.path, ifname: 'eth0' };
+    const res = await rt.add(att);
+    // tuning found the container interface from bpfnet-cni's result and passed the result on.
+    expect((await ipJson<Array<{ mtu: number }>>(ns.chain, ['link', 'show', 'dev', 'eth0']))[0].mtu).toBe(1400);
+    expect(res.ips?.[0].address).toMatch(/^10\.77\.0\.\d+\/24$/);
+    await rt.del(att);
+    expect((await api(d.socket, 'GET', '/endpoints/chained:eth0')).status).toBe(404);
   });
 
   it('GC (1.1.0) removes the endpoints of attachments the runtime no longer has, and only those', async () => {
