@@ -113,15 +113,19 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   describe('traffic of CNI containers on the eBPF datapath', () => {
     let resA: any;
     let resB: any;
+    let resO: any;
     beforeAll(async () => {
-      const a = await cni('ADD', list('1.0.0'), { id: 'ctra', netns: ns.a.path }, { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] });
-      const b = await cni('ADD', list('1.0.0'), { id: 'ctrb', netns: ns.b.path }, { ips: ['10.77.0.50/24'], mac: '02:aa:bb:cc:dd:ee' });
-      expect(a.code, JSON.stringify(a.out)).toBe(0);
-      expect(b.code, JSON.stringify(b.out)).toBe(0);
+      const [a, b, o] = await Promise.all([
+        cni('ADD', list('1.0.0'), { id: 'ctra', netns: ns.a.path }, { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }] }),
+        cni('ADD', list('1.0.0'), { id: 'ctrb', netns: ns.b.path }, { ips: ['10.77.0.50/24'], mac: '02:aa:bb:cc:dd:ee' }),
+        cni('ADD', list('1.0.0', 'cniother'), { id: 'ctro', netns: ns.other.path }),
+        echoServer(lab, ns.a, 'tcp', 80),
+        echoServer(lab, lab.external, 'tcp', 9000),
+      ]);
+      for (const r of [a, b, o]) expect(r.code, JSON.stringify(r.out)).toBe(0);
       resA = a.out;
       resB = b.out;
-      await echoServer(lab, ns.a, 'tcp', 80);
-      await echoServer(lab, lab.external, 'tcp', 9000);
+      resO = o.out;
     });
 
     it('honours the ips and mac capabilities', () => {
@@ -146,9 +150,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     });
 
     it('isolates a container of another CNI network', async () => {
-      const other = await cni('ADD', list('1.0.0', 'cniother'), { id: 'ctro', netns: ns.other.path });
-      expect(other.code, JSON.stringify(other.out)).toBe(0);
-      expect(other.out.ips[0].address).toMatch(/^10\.78\.0\./);
+      expect(resO.ips[0].address).toMatch(/^10\.78\.0\./);
       expect(await probe(lab, ns.other, 'tcp', resA.ips[0].address.split('/')[0], 80, 1000)).toBeNull();
       expect((await cni('DEL', list('1.0.0', 'cniother'), { id: 'ctro', netns: ns.other.path })).code).toBe(0);
     });
@@ -158,7 +160,6 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
       expect(clash.out).toMatchObject({ code: 100, msg: expect.stringContaining('already allocated') });
       expect(await api(d.socket, 'GET', '/endpoints/ctrx:eth0')).toMatchObject({ status: 404 });
 
-      expect((await cni('CHECK', list('1.0.0'), { id: 'ctrb', netns: ns.b.path }, {}, resB)).code).toBe(0);
       // CHECK compares the published ports with what the runtime asks now.
       expect((await cni('CHECK', list('1.0.0'), { id: 'ctra', netns: ns.a.path }, {}, resA)).out).toMatchObject({ code: 101, msg: expect.stringContaining('publishes') });
       await ip(ns.b, ['link', 'delete', 'eth0']);
@@ -208,21 +209,17 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   it('answers bad configurations and environments with the spec codes and a message', async () => {
     const c = { id: 'bad', netns: ns.other.path };
     const raw = (stdin: string, env: Record<string, string> = { CNI_CONTAINERID: 'bad', CNI_NETNS: ns.other.path, CNI_IFNAME: 'eth0' }, cmd = 'ADD') => exec(cmd, env, stdin);
+    // The plugin's own checks of every field are in test/unit/cni-spec.test.ts; these run the executable end to end.
     const cases: Array<[string, Promise<Call>, number]> = [
       ['not JSON', raw('{"cniVersion": '), 6],
-      ['no cniVersion', raw(JSON.stringify({ name: 'cninet', type: 'bpfnet-cni' })), 7],
       ['an unknown version', cni('ADD', list('0.2.0'), c), 1],
-      ['a version from the future', cni('ADD', list('2.0.0'), c), 1],
       ['an ipam section', cni('ADD', list('1.0.0', 'cninet', { ipam: { type: 'host-local' } }), c), 2],
       ['a missing network without subnet', cni('ADD', list('1.0.0', 'nosuch', { subnet: undefined }), c), 7],
       ['a subnet other than the network has', cni('ADD', list('1.0.0', 'cninet', { subnet: '10.99.0.0/24' }), c), 7],
       ['an sctp port mapping', cni('ADD', list('1.0.0'), c, { portMappings: [{ hostPort: 1, containerPort: 1, protocol: 'sctp' }] }), 7],
-      ['a port out of range', cni('ADD', list('1.0.0'), c, { portMappings: [{ hostPort: 70000, containerPort: 1 }] }), 7],
       ['an address outside the subnet', cni('ADD', list('1.0.0'), c, { ips: ['10.1.1.1/24'] }), 7],
       ['a multicast MAC', cni('ADD', list('1.0.0'), c, { mac: '01:00:5e:00:00:01' }), 7],
       ['no CNI_CONTAINERID', raw(JSON.stringify(list('1.0.0').plugins[0]), { CNI_NETNS: ns.other.path, CNI_IFNAME: 'eth0' }), 4],
-      ['a bad CNI_COMMAND', raw('{}', {}, 'FROB'), 4],
-      ['a CNI_IFNAME with a slash', cni('ADD', list('1.0.0'), { ...c, ifname: 'a/b' }), 4],
       ['a CNI_NETNS that does not exist', cni('ADD', list('1.0.0'), { ...c, netns: '/run/netns/does-not-exist' }), 4],
     ];
     for (const [what, call, code] of cases) {
