@@ -5,9 +5,12 @@
  * undone in reverse when a later step fails. Published ports (CNI's portMappings) go onto the
  * network's datapath aimed at the endpoint, as a sandbox's -p does.
  *
- * Kept in memory as the foreign endpoints themselves are (networks/endpoints.ts): a restarted
- * daemon sweeps their devices as strays, and a DEL for a key it does not know is success.
+ * The keys are written to a small file in the daemon's root after every change; at start the
+ * daemon adopts the keys whose foreign endpoint it still has (networks/endpoints.ts keeps them in
+ * memory today, so none survive and a DEL for a key it does not know is success; once foreign
+ * endpoints are stored, their keys and published ports come back with them).
  */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { PortSpec } from '../datapath/datapath.js';
 import { conflict, forbidden, invalid, notFound } from '../errors.js';
 import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
@@ -52,6 +55,15 @@ export interface KeyedEndpoint {
   ports: KeyedPort[];
 }
 
+interface SavedKey {
+  key: string;
+  owner: string;
+  endpointId: string;
+  netnsPath: string;
+  ifname: string;
+  ports: KeyedPort[];
+}
+
 export const KEY = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,299}$/;
 const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
@@ -63,10 +75,48 @@ export class KeyedEndpoints {
   readonly #mutex = new Mutex();
   readonly #byKey = new Map<string, KeyedEndpoint>();
 
-  constructor(networks: NetworkService, store: Store, attachments: Attachments) {
+  readonly #statePath: string | undefined;
+
+  constructor(networks: NetworkService, store: Store, attachments: Attachments, statePath?: string) {
     this.#networks = networks;
     this.#store = store;
     this.#att = attachments;
+    this.#statePath = statePath;
+  }
+
+  /** Daemon start: takes back the keys of the foreign endpoints that still exist and re-publishes their ports; forgets the rest. */
+  async adopt(): Promise<{ adopted: string[]; forgotten: string[] }> {
+    const adopted: string[] = [];
+    const forgotten: string[] = [];
+    if (!this.#statePath || !existsSync(this.#statePath)) return { adopted, forgotten };
+    let saved: SavedKey[] = [];
+    try {
+      saved = JSON.parse(readFileSync(this.#statePath, 'utf8')) as SavedKey[];
+    } catch {
+      saved = [];
+    }
+    for (const k of Array.isArray(saved) ? saved : []) {
+      const fe = this.#networks.foreign.list().find((f) => f.endpoint.id === k.endpointId);
+      const network = fe && this.#store.networks.get(fe.endpoint.networkId);
+      if (!fe || !network || typeof k.key !== 'string') {
+        forgotten.push(String(k.key));
+        continue;
+      }
+      const entry: KeyedEndpoint = { key: k.key, owner: k.owner ?? '', network, endpoint: fe.endpoint, netnsPath: k.netnsPath, ifname: k.ifname, ports: k.ports ?? [] };
+      if (entry.ports.length > 0) await this.#att.datapath.publish(portSpecs(entry));
+      this.#byKey.set(k.key, entry);
+      adopted.push(k.key);
+    }
+    this.#save();
+    return { adopted, forgotten };
+  }
+
+  #save(): void {
+    if (!this.#statePath) return;
+    const rows: SavedKey[] = [...this.#byKey.values()].map((ke) => ({ key: ke.key, owner: ke.owner, endpointId: ke.endpoint.id, netnsPath: ke.netnsPath, ifname: ke.ifname, ports: ke.ports }));
+    // Written whole and renamed: a daemon killed mid-write leaves the previous file.
+    writeFileSync(`${this.#statePath}.tmp`, JSON.stringify(rows));
+    renameSync(`${this.#statePath}.tmp`, this.#statePath);
   }
 
   get(key: string): KeyedEndpoint {
@@ -105,6 +155,7 @@ export class KeyedEndpoints {
         const entry: KeyedEndpoint = { key: req.key, owner: req.owner ?? '', network: net, endpoint, netnsPath: req.netnsPath, ifname: req.ifname, ports };
         if (ports.length > 0) await this.#att.datapath.publish(portSpecs(entry));
         this.#byKey.set(req.key, entry);
+        this.#save();
         return { entry, created: true };
       } catch (err) {
         if (joined) await foreign.leave(created.id).catch(() => undefined);
@@ -125,6 +176,7 @@ export class KeyedEndpoints {
       if (fe?.joined) await foreign.leave(ke.endpoint.id);
       if (fe) await foreign.delete(ke.endpoint.id);
       this.#byKey.delete(key);
+      this.#save();
       return true;
     });
   }

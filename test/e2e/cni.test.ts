@@ -248,6 +248,17 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
   });
 
+  it('after a daemon restart: the key file is read back, DEL of an attachment it no longer has succeeds, nothing is left', async () => {
+    const add = await cni('ADD', list('1.1.0'), { id: 'restart', netns: ns.chain.path });
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    await d.restart();
+    // Foreign endpoints are not stored yet: the restarted daemon swept the veth as a stray and forgot the key.
+    expect(d.log).toContain('CNI endpoints: adopted 0, forgot 1');
+    expect(await hostLinks()).not.toContain(add.out.interfaces[0].name);
+    expect((await cni('DEL', list('1.1.0'), { id: 'restart', netns: ns.chain.path })).code).toBe(0);
+    expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
+  });
+
   it('answers "try again later" (11) when the daemon is down, STATUS "not available" (50)', async () => {
     await d.stop();
     const c = { id: 'down', netns: ns.other.path };
