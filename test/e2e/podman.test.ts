@@ -85,7 +85,8 @@ describe('podman 4.3 (CNI backend) on a bpfnet network', () => {
     await buildBusyboxTarball(join(dir, 'busybox.tar'));
     await ok('import', join(dir, 'busybox.tar'), 'localhost/busybox:local');
     await ok('run', '-d', '--name', 'web', '--network', 'pnet', '-p', '8080:80', '-p', '8081:81', 'localhost/busybox:local', ...busyboxHttpd(80));
-    await ok('run', '-d', '--name', 'client', '--network', 'pnet', 'localhost/busybox:local', 'sleep', '600');
+    // --ip and --mac-address reach the plugin as the ips and mac capabilities.
+    await ok('run', '-d', '--name', 'client', '--network', 'pnet', '--ip', '10.79.0.77', '--mac-address', '02:00:00:aa:bb:cc', 'localhost/busybox:local', 'sleep', '600');
     await ok('run', '-d', '--name', 'stranger', '--network', 'pother', 'localhost/busybox:local', 'sleep', '600');
     for (const c of ['web', 'client', 'stranger']) ip4[c] = await ok('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', c);
     // An echo server in the web container's namespace: it tells which client address arrived.
@@ -115,7 +116,8 @@ describe('podman 4.3 (CNI backend) on a bpfnet network', () => {
 
   it('gives each container an address of its bpfnet network from the daemon', async () => {
     expect(ip4.web).toMatch(/^10\.79\.0\.\d+$/);
-    expect(ip4.client).toMatch(/^10\.79\.0\.\d+$/);
+    expect(ip4.client).toBe('10.79.0.77');
+    expect(await ok('exec', 'client', 'cat', '/sys/class/net/eth0/address')).toBe('02:00:00:aa:bb:cc');
     expect(ip4.stranger).toMatch(/^10\.80\.0\.\d+$/);
     const keys = (await api(d.socket, 'GET', '/endpoints')).json.map((e: { Owner: string }) => e.Owner).sort();
     expect(keys).toEqual(['cni:pnet', 'cni:pnet', 'cni:pother']);
