@@ -17,6 +17,7 @@ import {
   compareVersion,
   LATEST_VERSION,
   ownerOf,
+  parseCniArgs,
   parseConf,
   parseJson,
   readEnv,
@@ -85,9 +86,9 @@ async function ensureNetwork(client: Client, conf: PluginConf): Promise<void> {
   if (conf.subnet && subnet !== conf.subnet) throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has subnet ${subnet ?? 'none'}, the CNI configuration says ${conf.subnet}`);
 }
 
-function staticIpv4(conf: PluginConf): string | undefined {
-  const v4 = conf.ips.filter((a) => !a.includes(':'));
-  if (conf.ips.some((a) => a.includes(':'))) throw new CniError(CniCode.invalidConfig, 'runtimeConfig.ips: bpfnet networks have no IPv6 addresses yet');
+function staticIpv4(ips: readonly string[]): string | undefined {
+  const v4 = ips.filter((a) => !a.includes(':'));
+  if (ips.some((a) => a.includes(':'))) throw new CniError(CniCode.invalidConfig, 'runtimeConfig.ips: bpfnet networks have no IPv6 addresses yet');
   if (v4.length > 1) throw new CniError(CniCode.invalidConfig, 'runtimeConfig.ips: one IPv4 address per attachment');
   return v4[0]?.split('/')[0];
 }
@@ -95,14 +96,17 @@ function staticIpv4(conf: PluginConf): string | undefined {
 async function add(client: Client, env: CniEnv, conf: PluginConf): Promise<CniResult> {
   if (!existsSync(env.netns)) throw new CniError(CniCode.invalidEnv, `CNI_NETNS ${env.netns} does not exist`);
   await ensureNetwork(client, conf);
-  const ipv4 = staticIpv4(conf);
+  // runtimeConfig (the ips and mac capabilities) wins over CNI_ARGS (IP=, MAC=: podman 4's way).
+  const args = parseCniArgs(env.args);
+  const ipv4 = staticIpv4(conf.ips.length > 0 ? conf.ips : args.ips);
+  const mac = conf.mac ?? args.mac;
   const body = {
     Network: conf.network,
     Netns: env.netns,
     Ifname: env.ifname,
     Owner: ownerOf(conf),
     ...(ipv4 ? { IPv4Address: ipv4 } : {}),
-    ...(conf.mac ? { MacAddress: conf.mac } : {}),
+    ...(mac ? { MacAddress: mac } : {}),
     Ports: conf.portMappings.map((p) => ({ Protocol: p.protocol, HostIp: p.hostIP, HostPort: p.hostPort, ContainerPort: p.containerPort })),
   };
   const key = attachmentKey(env.containerId, env.ifname);

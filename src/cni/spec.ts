@@ -78,6 +78,35 @@ export function readEnv(env: Readonly<Record<string, string | undefined>>): CniE
   return e;
 }
 
+/** What bpfnet-cni takes from CNI_ARGS ("K=V;K=V"): IP and MAC, as podman 4 and the reference plugins pass --ip and --mac-address. */
+export interface CniArgs {
+  ips: string[];
+  mac?: string;
+}
+
+// Keys runtimes commonly send that mean nothing here; others fail unless IgnoreUnknown is set, as the reference plugins do.
+const KNOWN_ARGS = new Set(['IgnoreUnknown', 'IP', 'MAC', 'K8S_POD_NAME', 'K8S_POD_NAMESPACE', 'K8S_POD_INFRA_CONTAINER_ID', 'K8S_POD_UID']);
+
+export function parseCniArgs(text: string): CniArgs {
+  const out: CniArgs = { ips: [] };
+  if (text.trim() === '') return out;
+  if (text.length > 4096) throw new CniError(CniCode.invalidEnv, 'CNI_ARGS longer than 4096 characters');
+  const pairs = text.split(';').filter((p) => p !== '').map((p) => {
+    const eq = p.indexOf('=');
+    if (eq <= 0) throw new CniError(CniCode.invalidEnv, `invalid CNI_ARGS pair "${p.slice(0, 64)}": KEY=VALUE`);
+    return [p.slice(0, eq), p.slice(eq + 1)] as const;
+  });
+  const ignoreUnknown = pairs.some(([k, v]) => k === 'IgnoreUnknown' && ['1', 'true'].includes(v.toLowerCase()));
+  for (const [k, v] of pairs) {
+    if (k === 'IP') out.ips = v.split(',').filter(Boolean);
+    else if (k === 'MAC') out.mac = v;
+    else if (!KNOWN_ARGS.has(k) && !ignoreUnknown) throw new CniError(CniCode.invalidEnv, `unknown CNI_ARGS key "${k.slice(0, 64)}"`, 'set IgnoreUnknown=1 to pass keys bpfnet-cni does not use');
+  }
+  if (out.mac !== undefined && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(out.mac)) throw new CniError(CniCode.invalidEnv, `invalid CNI_ARGS MAC "${out.mac.slice(0, 64)}"`);
+  if (out.ips.length > 8) throw new CniError(CniCode.invalidEnv, 'CNI_ARGS IP: at most 8 addresses');
+  return out;
+}
+
 export interface PortMapping {
   hostPort: number;
   containerPort: number;

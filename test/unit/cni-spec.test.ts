@@ -1,7 +1,7 @@
 // The CNI protocol of bpfnet-cni without a daemon: environment checks, configuration parsing
 // with the spec's error codes, and the ADD result per spec version, alone and after prevResult.
 import { describe, expect, it } from 'vitest';
-import { addResult, CniError, parseConf, parseJson, readEnv, type Attachment } from '../../src/cni/spec.js';
+import { addResult, CniError, parseCniArgs, parseConf, parseJson, readEnv, type Attachment } from '../../src/cni/spec.js';
 
 const att: Attachment = { hostIfname: 'bn-1234', ifname: 'eth0', mac: '02:42:0a:4d:00:02', netns: '/run/netns/x', ipv4: '10.77.0.2/24', gateway: '10.77.0.1', ipv6: '', gateway6: '' };
 const conf = (extra: Record<string, unknown> = {}) => parseConf({ cniVersion: '1.0.0', name: 'n', type: 'bpfnet-cni', ...extra }, '/run/bpfnet.sock');
@@ -39,6 +39,15 @@ describe('bpfnet-cni protocol', () => {
     const c = conf({ network: 'bpf', runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80 }], ips: ['10.77.0.9/24'] } });
     expect(c).toMatchObject({ network: 'bpf', socket: '/run/bpfnet.sock', portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp', hostIP: '' }], ips: ['10.77.0.9/24'] });
     expect(conf().network).toBe('n');
+  });
+
+  it('reads IP and MAC from CNI_ARGS as podman 4 passes them, refusing unknown keys unless IgnoreUnknown', () => {
+    expect(parseCniArgs('IgnoreUnknown=1;K8S_POD_NAME=client;MAC=02:00:00:aa:bb:cc;IP=10.79.0.77')).toEqual({ ips: ['10.79.0.77'], mac: '02:00:00:aa:bb:cc' });
+    expect(parseCniArgs('')).toEqual({ ips: [] });
+    expect(codeOf(() => parseCniArgs('FOO=1'))).toBe(4);
+    expect(parseCniArgs('IgnoreUnknown=true;FOO=1')).toEqual({ ips: [] });
+    expect(codeOf(() => parseCniArgs('MAC=zz'))).toBe(4);
+    expect(codeOf(() => parseCniArgs('novalue'))).toBe(4);
   });
 
   it('writes the ADD result in the configuration version: ips carry "version" before 1.0.0 only', () => {
