@@ -84,11 +84,15 @@ describe('podman 4.3 (CNI backend) on a bpfnet network', () => {
     writeFileSync(join(dir, 'cni.d', 'pother.conflist'), JSON.stringify(conflist('pother', '10.80.0.0/24')));
     await buildBusyboxTarball(join(dir, 'busybox.tar'));
     await ok('import', join(dir, 'busybox.tar'), 'localhost/busybox:local');
-    await ok('run', '-d', '--name', 'web', '--network', 'pnet', '-p', '8080:80', '-p', '8081:81', 'localhost/busybox:local', ...busyboxHttpd(80));
-    // --ip and --mac-address reach the plugin as the ips and mac capabilities.
-    await ok('run', '-d', '--name', 'client', '--network', 'pnet', '--ip', '10.79.0.77', '--mac-address', '02:00:00:aa:bb:cc', 'localhost/busybox:local', 'sleep', '600');
-    await ok('run', '-d', '--name', 'stranger', '--network', 'pother', 'localhost/busybox:local', 'sleep', '600');
-    for (const c of ['web', 'client', 'stranger']) ip4[c] = await ok('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', c);
+    // Three runs side by side: podman's parallel ADDs race to create the network, the plugin takes whichever made it.
+    await Promise.all([
+      ok('run', '-d', '--name', 'web', '--network', 'pnet', '-p', '8080:80', '-p', '8081:81', 'localhost/busybox:local', ...busyboxHttpd(80)),
+      // --ip and --mac-address reach the plugin in CNI_ARGS (IP=, MAC=).
+      ok('run', '-d', '--name', 'client', '--network', 'pnet', '--ip', '10.79.0.77', '--mac-address', '02:00:00:aa:bb:cc', 'localhost/busybox:local', 'sleep', '600'),
+      ok('run', '-d', '--name', 'stranger', '--network', 'pother', 'localhost/busybox:local', 'sleep', '600'),
+    ]);
+    const addrs = (await ok('inspect', '-f', '{{.Name}} {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', 'web', 'client', 'stranger')).split('\n');
+    for (const line of addrs) ip4[line.split(' ')[0]] = line.split(' ')[1];
     // An echo server in the web container's namespace: it tells which client address arrived.
     const sandbox = await ok('inspect', '-f', '{{.NetworkSettings.SandboxKey}}', 'web');
     await echoServer(lab, { name: 'web', path: sandbox }, 'tcp', 81);
@@ -133,8 +137,6 @@ describe('podman 4.3 (CNI backend) on a bpfnet network', () => {
   });
 
   it('isolates a container of another network', async () => {
-    const r = await httpFrom('stranger', ip4.web, 80);
-    expect(r.stdout).not.toContain('bpfnet');
     expect((await podman('exec', 'stranger', 'nc', '-w', '2', ip4.web, '81')).stdout).toBe('');
   });
 
