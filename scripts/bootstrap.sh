@@ -106,3 +106,10 @@ if [[ ! -f dist/src/cli/bundle/bpfnet.js || dist/.built -nt dist/src/cli/bundle/
     --legal-comments=none --log-level=warning --outfile=dist/src/cli/bundle/bpfnet.js \
     --banner:js="import { createRequire as __bpfnetRequire } from 'node:module'; const require = __bpfnetRequire(import.meta.url);"
 fi
+
+# ---- the CNI plugin as one file: bin/bpfnet-cni loads it (a runtime starts it once per ADD/DEL) ----
+if [[ ! -f dist/src/cni/bundle/bpfnet-cni.js || dist/.built -nt dist/src/cni/bundle/bpfnet-cni.js ]]; then
+  say "bundling the CNI plugin"
+  node_modules/.bin/esbuild src/cni/main.ts --bundle --platform=node --target=node20 --format=esm --minify \
+    --legal-comments=none --log-level=warning --outfile=dist/src/cni/bundle/bpfnet-cni.js
+fi

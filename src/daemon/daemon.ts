@@ -4,13 +4,15 @@
  */
 import { chmodSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { endpointRoutes } from '../api/routes/endpoints.js';
 import { networkRoutes } from '../api/routes/networks.js';
 import { observeRoutes } from '../api/routes/observe.js';
 import { sandboxRoutes } from '../api/routes/sandboxes.js';
 import { BPFNET_VERSION, systemRoutes } from '../api/routes/system.js';
 import { Router } from '../api/router.js';
 import type { Datapath } from '../datapath/datapath.js';
+import { KeyedEndpoints } from '../cni/keyed-endpoints.js';
 import { createDatapath } from '../datapath/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
@@ -101,6 +103,10 @@ export class Daemon {
     networkRoutes(router, networks, store);
     sandboxRoutes(router, sandboxes, store, (netns) => (netns ? `/run/netns/${netns}` : cfg.hostNetnsPath));
     observeRoutes(router, datapath, sandboxes, store);
+    const keyed = new KeyedEndpoints(networks, store, attachments, join(cfg.root, 'cni-endpoints.json'));
+    const { adopted, forgotten } = await keyed.adopt();
+    if (adopted.length + forgotten.length > 0) this.#log.info(`CNI endpoints: adopted ${adopted.length}, forgot ${forgotten.length} whose endpoint is gone (${forgotten.join(', ')})`);
+    endpointRoutes(router, keyed);
     ops.routes(router);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);

@@ -23,6 +23,8 @@ export interface CreateEndpointRequest {
   network: string;
   /** A static address inside the network's subnet; otherwise IPAM picks one. */
   ipv4?: string;
+  /** A MAC for the namespace side (CNI's mac capability); otherwise the driver derives one from the address. */
+  mac?: string;
 }
 
 export interface JoinRequest {
@@ -92,6 +94,7 @@ export class ForeignEndpoints {
         aliases: [],
         staticIp: req.ipv4 !== undefined,
         ...addresses,
+        ...(req.mac !== undefined ? { mac: req.mac } : {}),
       };
       try {
         const endpoint = await driver.createEndpoint(net, planned);
