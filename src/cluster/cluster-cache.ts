@@ -4,7 +4,8 @@
  * as a loop of conditional reservations over that view. Implementations feed it with
  * apply*() as their watch reports changes and implement the writes.
  */
-import { candidates, canonicalAddress, parsePrefix } from './addresses.js';
+import { createHash } from 'node:crypto';
+import { candidates, canonicalAddress, formatAddress, parsePrefix, type Prefix } from './addresses.js';
 import {
   ClusterNotFound,
   ClusterUnavailable,
@@ -16,6 +17,8 @@ import {
   type ClusterState,
   type GlobalNetwork,
   type HostInfo,
+  type OwnedState,
+  type ReconcileReport,
   type RemoteEndpoint,
 } from './cluster.js';
 
@@ -34,6 +37,7 @@ export abstract class ClusterCache implements ClusterState {
   /** networkId/family -> the address this host allocated last (next-fit, as the local IPAM does). */
   readonly #lastAllocated = new Map<string, string>();
   readonly #listeners = new Set<ClusterListener>();
+  readonly #inflight = new Set<string>();
 
   constructor(hostId: string, advertiseAddr: string) {
     this.hostId = hostId;
@@ -85,11 +89,20 @@ export abstract class ClusterCache implements ClusterState {
     const skip = new Set(gateway ? [canonicalAddress(gateway)] : []);
     const key = `${networkId}/${family}`;
     let conflicts = 0;
-    for (const address of candidates(prefix, skip, this.#lastAllocated.get(key))) {
+    for (const address of candidates(prefix, skip, this.#lastAllocated.get(key) ?? hostStart(prefix, this.hostId))) {
       // The cache is a hint: skip what it shows taken, let the store decide the rest.
       const cached = this.reservationMap.get(networkId)?.get(address);
       if (cached !== undefined && cached !== holder) continue;
-      const r = await this.reserveAddress(networkId, address, holder);
+      // Concurrent allocations on this host try different addresses instead of racing each other.
+      const flight = `${networkId}/${address}`;
+      if (this.#inflight.has(flight)) continue;
+      this.#inflight.add(flight);
+      let r: ClusterReservation;
+      try {
+        r = await this.reserveAddress(networkId, address, holder);
+      } finally {
+        this.#inflight.delete(flight);
+      }
       if (r.reserved) {
         this.#lastAllocated.set(key, address);
         return address;
@@ -171,5 +184,18 @@ export abstract class ClusterCache implements ClusterState {
   abstract releaseAddress(networkId: string, address: string, holder: string): Promise<void>;
   abstract publishEndpoint(endpoint: Omit<RemoteEndpoint, 'hostId' | 'hostAddress'>): Promise<void>;
   abstract withdrawEndpoint(networkId: string, endpointId: string): Promise<void>;
+  abstract reconcile(owned: OwnedState): Promise<ReconcileReport>;
   abstract close(): Promise<void>;
+}
+
+/**
+ * Where a host starts looking in a subnet it has not allocated from yet: a point derived from
+ * its id, so hosts allocating at once walk different parts of the subnet instead of all
+ * racing for the first free address (each lost race is one more etcd round trip).
+ */
+export function hostStart(prefix: Prefix, hostId: string): string {
+  const width = prefix.family === 4 ? 32 : 128;
+  const size = 1n << BigInt(width - prefix.bits);
+  const h = BigInt(`0x${createHash('sha256').update(hostId).digest('hex').slice(0, 12)}`);
+  return formatAddress(prefix.family, prefix.base + (h % size));
 }

@@ -113,8 +113,32 @@ export interface ClusterState {
   /** Withdraws an endpoint of this host and releases its addresses. Withdrawing a missing one is a no-op. */
   withdrawEndpoint(networkId: string, endpointId: string): Promise<void>;
 
+  /**
+   * Makes the store hold exactly `owned` for this host, bound to the current lease: what the
+   * host's local store says it has (at start, after a crash or a lease lost to an outage).
+   * Keys of this host not in `owned` are removed; owned ones someone else took meanwhile are
+   * reported as lost.
+   */
+  reconcile(owned: OwnedState): Promise<ReconcileReport>;
+
   /** Leaves the cluster: stops the watch and revokes the lease (endpoints are withdrawn at once). */
   close(): Promise<void>;
+}
+
+/** What one host holds in the cluster. */
+export interface OwnedState {
+  endpoints: Array<Omit<RemoteEndpoint, 'hostId' | 'hostAddress'>>;
+  /** Reservations not implied by an endpoint's addresses (held before the endpoint is published). */
+  reservations: Array<{ networkId: string; address: string; holder: string }>;
+}
+
+export interface ReconcileReport {
+  /** Endpoints (network/endpoint) re-put under this host's current lease. */
+  republished: string[];
+  /** Keys of this host that `owned` did not name, removed (endpoints/NET/ID, reservations/NET/ADDRESS). */
+  withdrawn: string[];
+  /** Owned endpoints or reservations another host holds now (address taken while this host was away). */
+  lost: string[];
 }
 
 /** The store could not be reached (etcd down or partitioned): HTTP 503, retry later. */

@@ -14,6 +14,8 @@ import {
   type ClusterReservation,
   type GlobalNetwork,
   type HostInfo,
+  type OwnedState,
+  type ReconcileReport,
   type RemoteEndpoint,
 } from './cluster.js';
 
@@ -193,6 +195,43 @@ export class MemoryCluster extends ClusterCache {
     this.#broadcast({ endpointGone: [networkId, endpointId] });
     const holder = addressHolder(endpointId, this.hostId);
     for (const addr of [ep.ipv4, ep.ipv6]) if (addr !== undefined) await this.releaseAddress(networkId, addr, holder);
+  }
+
+  async reconcile(owned: OwnedState): Promise<ReconcileReport> {
+    this.#ready();
+    const b = this.#backend;
+    const report: ReconcileReport = { republished: [], withdrawn: [], lost: [] };
+    const wantedEps = new Set(owned.endpoints.map((e) => joinKey(e.networkId, e.endpointId)));
+    const wantedHolders = new Set([
+      ...owned.endpoints.map((e) => addressHolder(e.endpointId, this.hostId)),
+      ...owned.reservations.map((r) => r.holder),
+    ]);
+    for (const [key, ep] of [...b.endpoints]) {
+      if (ep.hostId !== this.hostId || wantedEps.has(key)) continue;
+      b.endpoints.delete(key);
+      this.#broadcast({ endpointGone: [ep.networkId, ep.endpointId] });
+      report.withdrawn.push(`endpoints/${ep.networkId}/${ep.endpointId}`);
+    }
+    for (const [key, r] of [...b.reservations]) {
+      if (r.hostId !== this.hostId || wantedHolders.has(r.holder)) continue;
+      b.reservations.delete(key);
+      const [n, a] = splitKey(key);
+      this.#broadcast({ reservationGone: [n, a] });
+      report.withdrawn.push(`reservations/${n}/${a}`);
+    }
+    for (const r of owned.reservations) {
+      const got = await this.reserveAddress(r.networkId, r.address, r.holder).catch(() => undefined);
+      if (!got?.reserved) report.lost.push(`${r.networkId}/${r.address}`);
+    }
+    for (const e of owned.endpoints) {
+      try {
+        await this.publishEndpoint(e);
+        report.republished.push(`${e.networkId}/${e.endpointId}`);
+      } catch (err) {
+        report.lost.push(`${e.networkId}/${e.endpointId}: ${(err as Error).message}`);
+      }
+    }
+    return report;
   }
 
   async close(): Promise<void> {
