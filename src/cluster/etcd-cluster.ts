@@ -521,10 +521,24 @@ export class EtcdCluster extends ClusterCache {
   }
 
   async close(): Promise<void> {
+    await this.#shutdown(true);
+  }
+
+  /**
+   * Stops watching and keeping the lease alive without revoking it: a daemon that stops
+   * leaves its sandboxes forwarding, so its endpoints stay published until the lease's TTL
+   * runs out; a restart within the TTL re-binds them to its new lease without a gap.
+   */
+  async detach(): Promise<void> {
+    await this.#shutdown(false);
+  }
+
+  async #shutdown(revoke: boolean): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     await this.#watcher?.cancel().catch(() => undefined);
-    await this.#lease?.revoke().catch(() => undefined);
+    if (revoke) await this.#lease?.revoke().catch(() => undefined);
+    else this.#lease?.release();
     this.#client.close();
   }
 }

@@ -30,6 +30,8 @@ import type { DaemonSettings } from './options.js';
 import { defaultBridge, hostNetwork, noneNetwork } from './predefined.js';
 import { reconcile } from './reconcile.js';
 import { claimSocketPath, releaseSocketPath } from './socket.js';
+import { ClusterService } from '../cluster/cluster-service.js';
+import { clusterRoutes } from '../api/routes/cluster.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -41,6 +43,8 @@ export class Daemon {
   #ops?: Operations;
   networks?: NetworkService;
   sandboxes?: SandboxService;
+  /** Present with --cluster-store: the global scope (etcd). */
+  cluster?: ClusterService;
 
   constructor(settings: DaemonSettings, log: Logger) {
     this.#settings = settings;
@@ -93,6 +97,12 @@ export class Daemon {
         (report.strayNamespaces.length + report.strayLinks.length > 0 ? `; removed strays ${[...report.strayNamespaces, ...report.strayLinks].join(', ')}` : ''),
     );
 
+    if (this.#settings.cluster) {
+      // Joining (and reconciling this host's global endpoints) never blocks the local daemon: it retries in the background.
+      this.cluster = new ClusterService(store, this.#settings.cluster, this.#log);
+      await this.cluster.start();
+    }
+
     await dns.sync();
     this.#log.info(`embedded DNS on ${dns.listening.map((a) => `${a}:53`).join(', ') || 'no networks yet'}, upstreams ${dns.upstreams.map((u) => u.address).join(', ')}`);
 
@@ -102,6 +112,7 @@ export class Daemon {
     sandboxRoutes(router, sandboxes, store, (netns) => (netns ? `/run/netns/${netns}` : cfg.hostNetnsPath));
     observeRoutes(router, datapath, sandboxes, store);
     ops.routes(router);
+    if (this.cluster) clusterRoutes(router, this.cluster);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {
@@ -161,6 +172,7 @@ export class Daemon {
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
     await this.#ops?.close();
+    await this.cluster?.stop();
     await this.#dns?.stop();
     await this.#datapath?.stop();
     this.#store?.close();

@@ -12,6 +12,7 @@ import { cliPath } from '../paths.js';
 import { run, runRaw, type RunResult } from '../system/exec.js';
 import { stop } from '../system/exec.js';
 import { UPLINK, type Lab } from './lab.js';
+import type { Netns } from '../system/ip.js';
 
 export interface LabDaemonOptions {
   datapath: 'iptables' | 'ebpf';
@@ -20,6 +21,10 @@ export interface LabDaemonOptions {
   extraArgs?: string[];
   /** Extra environment (e.g. BPFNET_FAILPOINTS). */
   env?: Record<string, string>;
+  /** The namespace the daemon runs in (default the lab's host): one of a cluster lab's hosts. */
+  host?: Netns;
+  /** Its uplink interface there (default UPLINK.hostIf). */
+  uplink?: string;
 }
 
 export class LabDaemon {
@@ -66,12 +71,12 @@ export class LabDaemon {
       '--datapath',
       this.opts.datapath,
       '--uplink',
-      UPLINK.hostIf,
+      this.opts.uplink ?? UPLINK.hostIf,
       '--instance',
       this.instance,
       ...(this.opts.extraArgs ?? []),
     ];
-    const child = this.lab.spawn(this.lab.host, process.execPath, args, { env: { ...process.env, ...(this.opts.env ?? {}) } });
+    const child = this.lab.spawn(this.opts.host ?? this.lab.host, process.execPath, args, { env: { ...process.env, ...(this.opts.env ?? {}) } });
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
