@@ -19,6 +19,7 @@ import {
   ClusterNotFound,
   ClusterUnavailable,
   addressHolder,
+  type ClusterListener,
   type ClusterState,
   type GlobalNetwork,
   type HostInfo,
@@ -85,6 +86,7 @@ export class ClusterService {
   #stopped = false;
   #joining?: Promise<void>;
   #lastReconcile?: ReconcileReport;
+  readonly #listeners = new Set<ClusterListener>();
 
   constructor(store: Store, settings: ClusterSettings, log: Logger) {
     this.#store = store;
@@ -141,7 +143,16 @@ export class ClusterService {
       await cluster.close();
       return;
     }
+    cluster.onChange((e) => {
+      for (const l of this.#listeners) l(e);
+    });
     this.#cluster = cluster;
+  }
+
+  /** Every change the watch sees, across re-joins; returns an unsubscribe. */
+  onChange(listener: ClusterListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   /** The journal against etcd: interrupted creations and removals are undone/finished, active endpoints re-put. */

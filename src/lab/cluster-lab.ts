@@ -108,6 +108,7 @@ export class ClusterLab {
       name: `h${h.index}`,
       host: h.ns,
       uplink: UNDERLAY.hostUplink,
+      startTimeoutMs: 90_000,
       extraArgs: [
         '--cluster-store',
         this.etcd.storeUrl,

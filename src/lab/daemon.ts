@@ -25,6 +25,8 @@ export interface LabDaemonOptions {
   host?: Netns;
   /** Its uplink interface there (default UPLINK.hostIf). */
   uplink?: string;
+  /** How long start() waits for the socket (default 30 s; several daemons starting at once on 2 vCPUs take longer). */
+  startTimeoutMs?: number;
 }
 
 export class LabDaemon {
@@ -80,10 +82,11 @@ export class LabDaemon {
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
-    const deadline = Date.now() + 30_000;
+    const timeout = this.opts.startTimeoutMs ?? 30_000;
+    const deadline = Date.now() + timeout;
     while (!(await this.#listening())) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited during start (${child.exitCode ?? child.signalCode}):\n${this.#log}`);
-      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within 30 s:\n${this.#log}`);
+      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within ${timeout / 1000} s:\n${this.#log}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }

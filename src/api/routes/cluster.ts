@@ -26,6 +26,15 @@ async function objectBody(body: Promise<unknown>): Promise<Record<string, unknow
 export function clusterRoutes(router: Router, cluster: ClusterService): void {
   router.on('GET', '/cluster', (_req, res) => sendJson(res, 200, cluster.info()));
 
+  // The watch's changes as they arrive, one JSON line each (what a host sees, when it sees it).
+  router.on('GET', '/cluster/events', (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+    res.flushHeaders();
+    const unsubscribe = cluster.onChange((e) => res.write(`${JSON.stringify({ Time: Date.now(), ...e })}\n`));
+    req.raw.once('close', unsubscribe);
+    res.once('close', unsubscribe);
+  });
+
   router.on('GET', '/cluster/networks', (_req, res) => sendJson(res, 200, cluster.networks()));
 
   router.on('POST', '/cluster/networks', async (req, res) => {
