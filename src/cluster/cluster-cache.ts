@@ -182,6 +182,7 @@ export abstract class ClusterCache implements ClusterState {
   abstract deleteNetwork(networkId: string): Promise<void>;
   abstract reserveAddress(networkId: string, address: string, holder: string): Promise<ClusterReservation>;
   abstract releaseAddress(networkId: string, address: string, holder: string): Promise<void>;
+  abstract releaseHolder(networkId: string, holder: string): Promise<string[]>;
   abstract publishEndpoint(endpoint: Omit<RemoteEndpoint, 'hostId' | 'hostAddress'>): Promise<void>;
   abstract withdrawEndpoint(networkId: string, endpointId: string): Promise<void>;
   abstract reconcile(owned: OwnedState): Promise<ReconcileReport>;

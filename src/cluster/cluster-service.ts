@@ -271,15 +271,25 @@ export class ClusterService {
       this.#editJournal((j) => (j[id] = { ...j[id]!, state: 'active', mac: endpoint.mac }));
       return { ...endpoint, hostId: this.hostId, hostAddress: c.advertiseAddr };
     } catch (err) {
-      // Undo in etcd; if etcd is unreachable the "creating" entry stays for the next join to undo.
-      try {
-        if (ipv4 !== undefined) await c.withdrawEndpoint(net.id, id);
-        if (ipv4 !== undefined) await c.releaseAddress(net.id, ipv4, holder);
-        this.#editJournal((j) => delete j[id]);
-      } catch {
-        /* left to reconcile */
-      }
+      // A write that failed as "unreachable" may still have committed (the answer was lost, not
+      // the write), and a failed allocation may hold an address we never learnt: undo until etcd says it is undone.
+      void this.#undo(net.id, id, holder);
       throw err;
+    }
+  }
+
+  /** Withdraws a failed connect's endpoint and addresses, retrying while etcd is unreachable; a re-join's reconcile also does it. */
+  async #undo(networkId: string, endpointId: string, holder: string): Promise<void> {
+    for (let delay = 250; !this.#stopped && this.#journal()[endpointId]?.state === 'creating'; delay = Math.min(delay * 2, 2000)) {
+      try {
+        const c = this.cluster;
+        await c.withdrawEndpoint(networkId, endpointId);
+        await c.releaseHolder(networkId, holder);
+        this.#editJournal((j) => delete j[endpointId]);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, delay));
+      }
     }
   }
 

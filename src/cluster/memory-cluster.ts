@@ -168,6 +168,19 @@ export class MemoryCluster extends ClusterCache {
     this.#broadcast({ reservationGone: [networkId, a] });
   }
 
+  async releaseHolder(networkId: string, holder: string): Promise<string[]> {
+    this.#ready();
+    const released: string[] = [];
+    for (const [key, r] of [...this.#backend.reservations]) {
+      const [n, a] = splitKey(key);
+      if (n !== networkId || r.holder !== holder || r.hostId !== this.hostId) continue;
+      this.#backend.reservations.delete(key);
+      this.#broadcast({ reservationGone: [n, a] });
+      released.push(a);
+    }
+    return released;
+  }
+
   async publishEndpoint(ep: Omit<RemoteEndpoint, 'hostId' | 'hostAddress'>): Promise<void> {
     this.#ready();
     if (!this.#backend.networks.has(ep.networkId)) throw new ClusterNotFound(`network ${ep.networkId} not found in the cluster`);

@@ -102,7 +102,7 @@ export class ClusterLab {
   }
 
   /** Starts (or starts again) the host's daemon, joined to the lab's etcd. */
-  async startDaemon(h: ClusterHost, env?: Record<string, string>): Promise<LabDaemon> {
+  async startDaemon(h: ClusterHost, extra: { env?: Record<string, string>; args?: string[] } = {}): Promise<LabDaemon> {
     const d = new LabDaemon(this.lab, {
       datapath: this.#opts.datapath ?? 'ebpf',
       name: `h${h.index}`,
@@ -117,8 +117,9 @@ export class ClusterLab {
         '--cluster-lease-ttl',
         String(this.#opts.leaseTtl ?? 10),
         ...(this.#opts.daemonArgs ?? []),
+        ...(extra.args ?? []),
       ],
-      env: { ...(this.#opts.env ?? {}), ...(env ?? {}) },
+      env: { ...(this.#opts.env ?? {}), ...(extra.env ?? {}) },
     });
     h.daemon = d;
     await d.start();

@@ -71,6 +71,10 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         // One address, one key: IPv6 spellings are canonical.
         expect(await a.reserveAddress('n1', 'fd00:0:0::5', 'ep1')).toEqual({ reserved: true });
         expect(await b.reserveAddress('n1', 'fd00::5', 'ep2')).toEqual({ reserved: false, holder: 'ep1' });
+        // A holder's every address, freed at once (a failed allocation whose answer was lost) — only by its host.
+        expect(await b.releaseHolder('n1', 'ep1')).toEqual([]);
+        expect(await a.releaseHolder('n1', 'ep1')).toEqual(['fd00::5']);
+        expect(await b.reserveAddress('n1', 'fd00::5', 'ep2')).toEqual({ reserved: true });
       }),
     );
 
