@@ -40,6 +40,8 @@ export interface EtcdClusterOptions {
   leaseTtl?: number;
   /** Deadline of one etcd call; past it the call fails as ClusterUnavailable (default 5000 ms). */
   callTimeoutMs?: number;
+  /** etcd exchanges in flight at once (default 16); more wait their turn. */
+  maxInFlight?: number;
   /** Key prefix (default /bpfnet/v1/). */
   prefix?: string;
   log?: (level: 'info' | 'warn', message: string) => void;
@@ -80,6 +82,9 @@ export class EtcdCluster extends ClusterCache {
   readonly #ttl: number;
   readonly #log: NonNullable<EtcdClusterOptions['log']>;
   readonly #where: string;
+  readonly #maxInFlight: number;
+  #inFlight = 0;
+  readonly #queue: Array<() => void> = [];
   #lease?: Lease;
   #leaseId?: string;
   #watcher?: Watcher;
@@ -98,6 +103,7 @@ export class EtcdCluster extends ClusterCache {
     this.#log = opts.log ?? (() => undefined);
     this.#where = opts.endpoints.join(',');
     const timeout = opts.callTimeoutMs ?? 5000;
+    this.#maxInFlight = opts.maxInFlight ?? 16;
     this.#client = new Etcd3({ hosts: opts.endpoints, defaultCallOptions: () => ({ deadline: Date.now() + timeout }) });
   }
 
@@ -181,12 +187,27 @@ export class EtcdCluster extends ClusterCache {
     return new ClusterUnavailable(`cluster store ${this.#where} unreachable: ${(err as Error).message ?? err}`);
   }
 
-  /** Runs one etcd exchange; any transport failure becomes ClusterUnavailable (503). */
+  /**
+   * Runs one etcd exchange; any transport failure becomes ClusterUnavailable (503). At most
+   * maxInFlight exchanges run at once: a burst of connects queues here instead of piling
+   * onto etcd, where every call past its deadline would fail (and trip the client's breaker).
+   */
   async #call<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#inFlight >= this.#maxInFlight) await new Promise<void>((r) => this.#queue.push(r));
+    this.#inFlight++;
     try {
       return await fn();
     } catch (err) {
+      // A write under a lease etcd already expired (an outage or a stall longer than the TTL): rejoin.
+      if (/lease not found/i.test((err as Error).message ?? '') && this.#leaseId !== undefined && !this.#closed) {
+        this.#log('warn', `cluster: lease ${this.#leaseId} expired in etcd; rejoining`);
+        this.#leaseId = undefined;
+        void this.#rejoin();
+      }
       throw this.#unavailable(err);
+    } finally {
+      this.#inFlight--;
+      this.#queue.shift()?.();
     }
   }
 
@@ -432,7 +453,7 @@ export class EtcdCluster extends ClusterCache {
   }
 
   /** One transaction: every address of the endpoint free or ours, the network there; puts them all under lease. */
-  async #publish(ep: Omit<RemoteEndpoint, 'hostId' | 'hostAddress'>, lease: string): Promise<'ok' | Error> {
+  async #publish(ep: Omit<RemoteEndpoint, 'hostId' | 'hostAddress'>, lease: string, fresh = true): Promise<'ok' | Error> {
     const k = this.#k;
     const holder = addressHolder(ep.endpointId, this.hostId);
     const mine = reservationValue({ holder, hostId: this.hostId });
@@ -440,15 +461,22 @@ export class EtcdCluster extends ClusterCache {
     if (endpoint.ipv4 !== undefined) endpoint.ipv4 = canonicalAddress(endpoint.ipv4);
     if (endpoint.ipv6 !== undefined) endpoint.ipv6 = canonicalAddress(endpoint.ipv6);
     const addresses = [endpoint.ipv4, endpoint.ipv6].filter((a): a is string => a !== undefined);
-    // Free (Version 0) and ours (Value mine) cannot be one compare: read first, compare on what we read.
-    const current = await this.#call(() => Promise.all(addresses.map((a) => this.#client.get(k.reservation(ep.networkId, a)).exec())));
+    // Free (Version 0) and ours (Value mine) cannot be one compare. The cache says which to expect
+    // (an address allocated for this endpoint a moment ago is ours); a wrong guess fails the
+    // transaction and the retry reads the truth first.
+    const current: Array<{ value: string; mod?: string } | undefined> = fresh
+      ? addresses.map((a) => (this.reservationMap.get(ep.networkId)?.get(a) === holder ? { value: mine } : undefined))
+      : (await this.#call(() => Promise.all(addresses.map((a) => this.#client.get(k.reservation(ep.networkId, a)).exec())))).map((r) =>
+          r.kvs[0] ? { value: r.kvs[0].value.toString(), mod: String(r.kvs[0].mod_revision) } : undefined,
+        );
     let txn = this.#client.if(k.network(ep.networkId), 'Version', '>', 0);
     for (const [i, a] of addresses.entries()) {
-      const kv = current[i]!.kvs[0];
-      if (kv && kv.value.toString() !== mine) {
-        return new ClusterConflict(`address ${a} of endpoint ${ep.name} is held by ${(JSON.parse(kv.value.toString()) as StoredReservation).holder}`);
+      const cur = current[i];
+      if (cur && cur.value !== mine) {
+        return new ClusterConflict(`address ${a} of endpoint ${ep.name} is held by ${(JSON.parse(cur.value) as StoredReservation).holder}`);
       }
-      txn = kv ? txn.and(k.reservation(ep.networkId, a), 'Mod', '==', kv.mod_revision) : txn.and(k.reservation(ep.networkId, a), 'Version', '==', 0);
+      const key = k.reservation(ep.networkId, a);
+      txn = !cur ? txn.and(key, 'Version', '==', 0) : cur.mod !== undefined ? txn.and(key, 'Mod', '==', cur.mod) : txn.and(key, 'Value', '==', mine);
     }
     const res = await this.#call(() =>
       txn
@@ -461,7 +489,7 @@ export class EtcdCluster extends ClusterCache {
     );
     if (!res.succeeded) {
       if (!res.responses[0]?.response_range?.kvs?.length) return new ClusterNotFound(`network ${ep.networkId} not found in the cluster`);
-      return this.#publish(ep, lease); // an address changed hands meanwhile: decide again
+      return this.#publish(ep, lease, false); // a guess was wrong or an address changed hands: read and decide again
     }
     for (const a of addresses) this.#applyOwn(res.header.revision, k.reservation(ep.networkId, a), { holder, hostId: this.hostId });
     this.#applyOwn(res.header.revision, k.endpoint(ep.networkId, ep.endpointId), endpoint);

@@ -12,7 +12,7 @@ import { ClusterLab, type ClusterHost } from '../../src/lab/cluster-lab.js';
 import { api } from '../support/api.js';
 import { requireTool } from '../support/requirements.js';
 
-const LEASE_TTL = 5;
+const LEASE_TTL = 8;
 let cl: ClusterLab;
 let netId: string;
 const streams: Array<EventStream | undefined> = [];
