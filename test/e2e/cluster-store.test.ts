@@ -263,7 +263,9 @@ describe('cluster store: five hosts, one etcd', () => {
     const info = await until('h3 re-listed', async () => {
       const r = await call(h3, 'GET', '/cluster');
       return r.json?.Stats?.relists > relists ? r.json : undefined;
-    }, 20_000);
+    }, 20_000).catch((err: Error) => {
+      throw new Error(`${err.message}\nh3 log:\n${h3.daemon!.log.split('\n').filter((l) => l.includes('cluster')).join('\n')}`);
+    });
     expect(info.Stats.watchErrors.join('\n')).toMatch(/compacted/);
     const agreed = await allAgree(cl.hosts);
     expect(agreed.some((e) => e.name === 'while-stopped1')).toBe(true);
