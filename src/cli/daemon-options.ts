@@ -45,6 +45,12 @@ export interface DaemonOptions {
   readonly metricsPerEndpoint?: boolean;
   /** Config file (default /etc/bpfnet/daemon.json, which may be absent). */
   readonly configFile?: string;
+  /** etcd://HOST:PORT[,HOST:PORT...]: join a cluster. */
+  readonly clusterStore?: string;
+  /** The address other hosts reach this one at (default: the uplink's). */
+  readonly advertiseAddr?: string;
+  /** Seconds, as typed. */
+  readonly clusterLeaseTtl?: string;
 }
 
 /** The daemon's entry point: resolves once it is serving (or, with a number, when it has stopped with that status). */

@@ -30,6 +30,9 @@ export const CONFIG_KEYS: Record<string, { field: keyof DaemonFlags; kind: Kind;
   dns: { field: 'dns', kind: 'strings' },
   'metrics-addr': { field: 'metricsAddr', kind: 'string' },
   'metrics-per-endpoint': { field: 'metricsPerEndpoint', kind: 'boolean' },
+  'cluster-store': { field: 'clusterStore', kind: 'string' },
+  'advertise-addr': { field: 'advertiseAddr', kind: 'string' },
+  'cluster-lease-ttl': { field: 'clusterLeaseTtl', kind: 'count' },
 };
 
 export class ConfigFileError extends Error {}

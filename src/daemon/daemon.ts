@@ -32,6 +32,8 @@ import type { DaemonSettings } from './options.js';
 import { defaultBridge, hostNetwork, noneNetwork } from './predefined.js';
 import { reconcile } from './reconcile.js';
 import { claimSocketPath, releaseSocketPath } from './socket.js';
+import { ClusterService } from '../cluster/cluster-service.js';
+import { clusterRoutes } from '../api/routes/cluster.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -43,6 +45,8 @@ export class Daemon {
   #ops?: Operations;
   networks?: NetworkService;
   sandboxes?: SandboxService;
+  /** Present with --cluster-store: the global scope (etcd). */
+  cluster?: ClusterService;
 
   constructor(settings: DaemonSettings, log: Logger) {
     this.#settings = settings;
@@ -95,6 +99,12 @@ export class Daemon {
         (report.strayNamespaces.length + report.strayLinks.length > 0 ? `; removed strays ${[...report.strayNamespaces, ...report.strayLinks].join(', ')}` : ''),
     );
 
+    if (this.#settings.cluster) {
+      // Joining (and reconciling this host's global endpoints) never blocks the local daemon: it retries in the background.
+      this.cluster = new ClusterService(store, this.#settings.cluster, this.#log);
+      await this.cluster.start();
+    }
+
     await dns.sync();
     this.#log.info(`embedded DNS on ${dns.listening.map((a) => `${a}:53`).join(', ') || 'no networks yet'}, upstreams ${dns.upstreams.map((u) => u.address).join(', ')}`);
 
@@ -108,6 +118,7 @@ export class Daemon {
     if (adopted.length + forgotten.length > 0) this.#log.info(`CNI endpoints: adopted ${adopted.length}, forgot ${forgotten.length} whose endpoint is gone (${forgotten.join(', ')})`);
     endpointRoutes(router, keyed);
     ops.routes(router);
+    if (this.cluster) clusterRoutes(router, this.cluster);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {
@@ -167,6 +178,7 @@ export class Daemon {
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
     await this.#ops?.close();
+    await this.cluster?.stop();
     await this.#dns?.stop();
     await this.#datapath?.stop();
     this.#store?.close();

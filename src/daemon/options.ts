@@ -7,6 +7,8 @@ import { DEFAULT_POOLS, parseIpAddressPool, pickIpSubnet, ulaPoolFor, type Addre
 import type { EbpfTuning } from '../datapath/datapath.js';
 import type { EngineConfig } from '../networks/config.js';
 import { ipJson } from '../system/ip.js';
+import { parseClusterStore } from '../cluster/etcd-cluster.js';
+import type { ClusterSettings } from '../cluster/cluster-service.js';
 
 export interface DaemonFlags {
   root?: string;
@@ -36,6 +38,12 @@ export interface DaemonFlags {
   metricsPerEndpoint?: boolean;
   /** The config file to read (default /etc/bpfnet/daemon.json, which may be absent). */
   configFile?: string;
+  /** etcd://HOST:PORT[,HOST:PORT...]: join a cluster (global-scope state in etcd). */
+  clusterStore?: string;
+  /** The address other hosts reach this one at (default: the uplink's). */
+  advertiseAddr?: string;
+  /** Seconds this host's endpoints outlive its last keepalive (default 10). */
+  clusterLeaseTtl?: string | number;
 }
 
 export interface DaemonSettings {
@@ -48,6 +56,8 @@ export interface DaemonSettings {
   dns: string[];
   logFormat: 'logfmt' | 'json';
   metrics: { address?: { host: string; port: number }; perEndpoint: boolean };
+  /** --cluster-store and friends; absent: single host. */
+  cluster?: ClusterSettings;
 }
 
 /** "HOST:PORT" or "[V6]:PORT" -> its parts; throws naming the flag. */
@@ -185,7 +195,9 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   const logFormat = (flags.logFormat ?? 'logfmt') as DaemonSettings['logFormat'];
   if (logFormat !== 'logfmt' && logFormat !== 'json') throw new Error(`--log-format must be logfmt or json, not "${flags.logFormat}"`);
   const metricsAddress = flags.metricsAddr ? parseListenAddress('metrics-addr', flags.metricsAddr) : undefined;
+  const cluster = parseClusterFlags(flags, uplinkIp);
   return {
+    ...(cluster ? { cluster } : {}),
     socket: flags.socket ?? DEFAULTS.socket,
     datapath,
     logLevel,
@@ -207,4 +219,18 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
       hostResolvConf: resolv,
     },
   };
+}
+
+/** --cluster-store, --advertise-addr, --cluster-lease-ttl -> ClusterSettings (undefined without a store). */
+export function parseClusterFlags(flags: DaemonFlags, uplinkIp: string): ClusterSettings | undefined {
+  if (flags.clusterStore === undefined) {
+    if (flags.advertiseAddr !== undefined) throw new Error('--advertise-addr needs --cluster-store');
+    return undefined;
+  }
+  const endpoints = parseClusterStore(flags.clusterStore);
+  const advertiseAddr = flags.advertiseAddr ?? uplinkIp;
+  if (parseIPv4(advertiseAddr) === undefined) throw new Error(`--advertise-addr must be an IPv4 address, not "${advertiseAddr}"`);
+  const ttl = Number(flags.clusterLeaseTtl ?? 10);
+  if (!Number.isInteger(ttl) || ttl < 2 || ttl > 3600) throw new Error(`--cluster-lease-ttl must be whole seconds between 2 and 3600, not "${flags.clusterLeaseTtl}"`);
+  return { endpoints, advertiseAddr, leaseTtl: ttl };
 }

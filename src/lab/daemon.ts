@@ -12,6 +12,7 @@ import { cliPath } from '../paths.js';
 import { run, runRaw, type RunResult } from '../system/exec.js';
 import { stop } from '../system/exec.js';
 import { UPLINK, type Lab } from './lab.js';
+import type { Netns } from '../system/ip.js';
 
 export interface LabDaemonOptions {
   datapath: 'iptables' | 'ebpf';
@@ -20,6 +21,12 @@ export interface LabDaemonOptions {
   extraArgs?: string[];
   /** Extra environment (e.g. BPFNET_FAILPOINTS). */
   env?: Record<string, string>;
+  /** The namespace the daemon runs in (default the lab's host): one of a cluster lab's hosts. */
+  host?: Netns;
+  /** Its uplink interface there (default UPLINK.hostIf). */
+  uplink?: string;
+  /** How long start() waits for the socket (default 30 s; several daemons starting at once on 2 vCPUs take longer). */
+  startTimeoutMs?: number;
 }
 
 export class LabDaemon {
@@ -66,19 +73,20 @@ export class LabDaemon {
       '--datapath',
       this.opts.datapath,
       '--uplink',
-      UPLINK.hostIf,
+      this.opts.uplink ?? UPLINK.hostIf,
       '--instance',
       this.instance,
       ...(this.opts.extraArgs ?? []),
     ];
-    const child = this.lab.spawn(this.lab.host, process.execPath, args, { env: { ...process.env, ...(this.opts.env ?? {}) } });
+    const child = this.lab.spawn(this.opts.host ?? this.lab.host, process.execPath, args, { env: { ...process.env, ...(this.opts.env ?? {}) } });
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
-    const deadline = Date.now() + 30_000;
+    const timeout = this.opts.startTimeoutMs ?? 30_000;
+    const deadline = Date.now() + timeout;
     while (!(await this.#listening())) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited during start (${child.exitCode ?? child.signalCode}):\n${this.#log}`);
-      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within 30 s:\n${this.#log}`);
+      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within ${timeout / 1000} s:\n${this.#log}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }

@@ -38,6 +38,9 @@ interface DaemonFlags {
   metricsAddr?: string;
   metricsPerEndpoint?: boolean;
   configFile?: string;
+  clusterStore?: string;
+  advertiseAddr?: string;
+  clusterLeaseTtl?: string;
 }
 
 export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
@@ -63,6 +66,9 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--dns <ip>', "DNS server for sandboxes and upstream of the embedded DNS (repeatable; default: the host's resolv.conf)", collectDns, [])
     .option('--metrics-addr <host:port>', 'Also serve GET /metrics over TCP at this address (default: only on the API socket)')
     .option('--metrics-per-endpoint', 'Add per-endpoint metric series (one per endpoint)')
+    .option('--cluster-store <etcd://host:port,...>', 'Join a cluster: global-scope state (overlay networks, addresses, endpoints) in etcd')
+    .option('--advertise-addr <ip>', 'Address other hosts reach this one at (default: the uplink address)')
+    .option('--cluster-lease-ttl <seconds>', "Seconds a host's endpoints outlive its last keepalive to etcd (default 10)")
     .action(async (flags: DaemonFlags, command: Command) => {
       // Only what was typed: the daemon puts its config file between these and the defaults.
       const typed = (key: keyof DaemonFlags) => command.getOptionValueSource(key) === 'cli';
