@@ -10,7 +10,7 @@
  * rule), and the query's source address plus the gateway it arrived on name the sandbox. One
  * socket pair per network, not per sandbox, is also what aardvark-dns does.
  */
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
+import { resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import type { StoreWrite } from '../store/observed-store.js';
 import { hasEmbeddedDns, LiveNameIndex, namesOf, type DnsSource } from './name-index.js';
@@ -244,7 +244,7 @@ export class EmbeddedDns {
       .sort((a, b) => a.seq - b.seq)
       .map((e) => this.#store.networks.get(e.networkId))
       .find((n): n is NetworkRecord => n !== undefined && hasEmbeddedDns(n));
-    if (first) return { nameservers: [first.gateway!], options: [...this.#host.options.filter((o) => !o.startsWith('ndots:')), 'ndots:0'] };
+    if (first) return { nameservers: [resolverOf(first)!], options: [...this.#host.options.filter((o) => !o.startsWith('ndots:')), 'ndots:0'] };
     const nameservers = sb.dns.length > 0 ? sb.dns : this.#servers.length > 0 ? this.#servers : this.#host.reachable.length > 0 ? this.#host.reachable : FALLBACK_NAMESERVERS;
     return { nameservers: [...nameservers], options: [...this.#host.options] };
   }

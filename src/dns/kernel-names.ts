@@ -19,6 +19,7 @@ import { DNS_FILTER_PRIORITY } from '../datapath/ebpf/hooks.js';
 import { BpfObject, isBpfError, type BpfMap, type BpfProgram, type PerCpuMap } from '../datapath/libbpf/bpf.js';
 import { encode, u32, u64 } from '../datapath/libbpf/codec.js';
 import { bpfObject } from '../paths.js';
+import { resolverOf } from '../networks/model.js';
 import { namesOf, type NameIndex } from './name-index.js';
 
 type NameValue = { count: number; turn: number; ttl: number; addrs: string[] };
@@ -91,7 +92,7 @@ export class KernelNames {
       else map.set(key, [entry]);
     };
     for (const net of index.networks) {
-      const gateway = net.net.gateway!;
+      const gateway = resolverOf(net.net)!;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
         if (targets.length > DNS_ADDRS_MAX) continue;
@@ -201,7 +202,7 @@ export class KernelNames {
       }
       attached.set(id, ifindex);
       mine.ifindexes.push(ifindex);
-      wanted.set(ifindex, { addr: at.endpoint.ipv4!, gateway: at.network.net.gateway! });
+      wanted.set(ifindex, { addr: at.endpoint.ipv4!, gateway: resolverOf(at.network.net)! });
     }
     this.#attached = attached;
     this.#sandboxes = sandboxes;

@@ -4,7 +4,7 @@
  * the current state (run, connect, disconnect, rename, rm) without a query touching SQLite.
  */
 import { contains, parseCidr, parseIPv4, type Cidr } from '../ipam/ipv4.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from '../networks/model.js';
+import { resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
 
 /** The part of the store the resolver reads. */
 export interface DnsSource {
@@ -34,9 +34,12 @@ export interface Attachment {
   readonly network: NetworkNames;
 }
 
-/** Networks that get embedded DNS: Docker's rule, user-defined bridges (not bridge, host, none). */
+/**
+ * Networks that get embedded DNS: Docker's rule, user-defined bridges (not bridge, host, none),
+ * and user-defined networks whose driver gave the resolver an address of its own (macvlan).
+ */
 export function hasEmbeddedDns(net: NetworkRecord): boolean {
-  return !net.predefined && net.driver === 'bridge' && net.gateway !== undefined && net.subnet !== undefined;
+  return !net.predefined && (net.driver === 'bridge' || net.dnsAddress !== undefined) && net.gateway !== undefined && net.subnet !== undefined;
 }
 
 /** A sandbox's names on a network, as Docker's DNSNames: its name, its short id, then the endpoint's aliases. */
@@ -67,7 +70,7 @@ export class NameIndex {
       if (!hasEmbeddedDns(net)) continue;
       const entry = { net, subnet: parseCidr(net.subnet!)!, names: new Map<string, Target[]>() };
       nets.set(net.id, entry);
-      this.#byGateway.set(net.gateway!, entry);
+      this.#byGateway.set(resolverOf(net)!, entry);
       if (!this.#byName.has(net.name.toLowerCase())) this.#byName.set(net.name.toLowerCase(), entry);
     }
     const boxes = new Map(sandboxes.filter((s) => VISIBLE.has(s.state)).map((s) => [s.id, s]));

@@ -159,7 +159,8 @@ export class NetworkService {
     const options = { ...(req.options ?? {}) };
     // The driver owns its -o options (com.docker.network.bridge.* for bridge) and refuses bad values.
     driver.validateOptions?.(options);
-    if (caps.needsParent && !options.parent) throw invalid(`network driver "${driverName}" needs a parent interface: -o parent=IFACE`);
+    // moby: an internal network of a parent driver gets an isolated segment instead of a parent.
+    if (caps.needsParent && !options.parent && !req.internal) throw invalid(`network driver "${driverName}" needs a parent interface: -o parent=IFACE`);
     const id = newId();
     const device = driver.deviceFor?.(id, options);
     if (device !== undefined) {
@@ -185,7 +186,7 @@ export class NetworkService {
       gateway = subnet.addr + 1;
       ipamConfig = [{ Subnet: formatCidr(subnet), Gateway: formatIPv4(gateway) }];
     }
-    return {
+    const net: NetworkRecord = {
       id,
       name,
       created: nowRfc3339Nano(),
@@ -208,6 +209,8 @@ export class NetworkService {
       gateway: formatIPv4(gateway),
       device,
     };
+    const dnsAddress = driver.resolverAddress?.(net);
+    return dnsAddress ? { ...net, dnsAddress } : net;
   }
 
   /** Stores a network with its reserved addresses (gateway, aux) in one transaction. */
@@ -217,6 +220,7 @@ export class NetworkService {
       if (this.attachments.driver(net).capabilities.addresses && net.subnet) {
         const pool = Attachments.pool(net);
         this.attachments.allocator.reserve(pool, parseIPv4(net.gateway!)!, 'the gateway');
+        if (net.dnsAddress) this.attachments.allocator.reserve(pool, parseIPv4(net.dnsAddress)!, 'the embedded DNS');
         for (const [name, address] of Object.entries(aux)) this.attachments.allocator.reserve(pool, address, `auxiliary address ${name}`);
       }
     });
