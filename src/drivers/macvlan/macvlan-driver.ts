@@ -46,7 +46,7 @@ async function device(ifname: string): Promise<Device | undefined> {
   }
 }
 
-const gone = (err: unknown) => /Cannot find device|does not exist|No such process|Cannot assign/.test((err as Error).message);
+const gone = (err: unknown) => /Cannot find device|does not exist|No such process|No such file or directory|Cannot assign/.test((err as Error).message);
 
 /** How a network's lower device came to be (decides what network rm takes away). */
 type LowerKind = 'parent' | 'segment' | 'kernel-vlan' | 'ebpf-vlan';
@@ -278,7 +278,8 @@ export class MacvlanDriver implements Driver {
     const passthru = modeOf(net.options) === 'passthru' && !net.internal;
     await ipBatchAt(target.netnsPath, [
       ['link', 'set', 'dev', 'lo', 'up'],
-      ['link', 'set', 'dev', target.ifname, ...(passthru ? [] : ['address', mac])],
+      // No IPv6 link-local until the network has IPv6 (Docker's IPv4-only networks; the guard would drop it).
+      ['link', 'set', 'dev', target.ifname, 'addrgenmode', 'none', ...(passthru ? [] : ['address', mac])],
       ['addr', 'replace', `${ep.ipv4}/${prefix}`, 'dev', target.ifname],
       ['link', 'set', 'dev', target.ifname, 'up'],
       // The resolver never answers ARP to a private- or vepa-mode child (their broadcasts leave the host): known in advance.
