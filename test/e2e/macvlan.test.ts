@@ -14,6 +14,7 @@ import { u32, u64 } from '../../src/datapath/libbpf/codec.js';
 import { VlanPrograms } from '../../src/drivers/macvlan/vlan-programs.js';
 import { VLAN_STATS, type VlanStat } from '../../src/drivers/macvlan/vlan-abi.js';
 import { requireTool } from '../support/requirements.js';
+import { api } from '../support/api.js';
 
 const DOCKER = requireTool('docker', 'docker.io');
 const TCPDUMP = requireTool('tcpdump', 'tcpdump');
@@ -222,26 +223,29 @@ describe.each([
   });
 
   if (extended) it('refuses bad parents, modes and overlaps with Docker\'s errors, leaving nothing behind', async () => {
-    const err = async (...args: string[]) => {
-      const r = await cli('network', 'create', '-d', 'macvlan', ...args);
-      expect(r.code).not.toBe(0);
-      return r.stderr.trim();
+    // Through the Engine API (what the CLIs send): no process per case.
+    const err = async (name: string, options: Record<string, string>, subnet = '10.90.0.0/24', driver = 'macvlan') => {
+      const r = await api(d.socket, 'POST', '/networks/create', { Name: name, Driver: driver, IPAM: { Config: [{ Subnet: subnet }] }, Options: options });
+      expect(r.status, r.text).toBeGreaterThanOrEqual(400);
+      return String(r.json?.message);
     };
     const before = await hostLinks();
     const pubId = JSON.parse(await bpfnet('network', 'inspect', 'pub'))[0].Id.slice(0, 12);
-    const cases: Array<[string[], string]> = [
-      [['-o', 'parent=nope0', 'x1'], 'invalid subinterface vlan name nope0, example formatting is eth0.10'],
-      [['-o', 'parent=nope0.5', 'x2'], '-o parent interface was not found on the host: nope0'],
-      [['-o', 'parent=up0.5000', 'x3'], 'vlan id must be between 1-4094, received: 5000'],
-      [['-o', 'parent=up0.x', 'x4'], 'unable to parse a valid vlan id from: x (ex. eth0.10 for vlan 10)'],
-      [['-o', 'parent=lo', 'x5'], 'loopback interface is not a valid macvlan parent link'],
-      [['-o', 'parent=up0', '-o', 'macvlan_mode=hub', 'x6'], "requested macvlan mode 'hub' is not valid, 'bridge' mode is the macvlan driver default"],
-      [['-o', 'parent=up0', '-o', 'macvlan_mode=passthru', 'x7'], `cannot use mode passthru, macvlan network ${pubId} is already using parent interface up0`],
-      [['x9'], 'needs a parent interface'],
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ parent: 'nope0' }, 'invalid subinterface vlan name nope0, example formatting is eth0.10'],
+      [{ parent: 'nope0.5' }, '-o parent interface was not found on the host: nope0'],
+      [{ parent: 'up0.5000' }, 'vlan id must be between 1-4094, received: 5000'],
+      [{ parent: 'up0.x' }, 'unable to parse a valid vlan id from: x (ex. eth0.10 for vlan 10)'],
+      [{ parent: 'lo' }, 'loopback interface is not a valid macvlan parent link'],
+      [{ parent: 'up0', macvlan_mode: 'hub' }, "requested macvlan mode 'hub' is not valid, 'bridge' mode is the macvlan driver default"],
+      [{ parent: 'up0', macvlan_mode: 'passthru' }, `cannot use mode passthru, macvlan network ${pubId} is already using parent interface up0`],
+      [{}, 'network driver "macvlan" needs a parent interface: -o parent=IFACE'],
     ];
-    const got = await Promise.all(cases.map(([args]) => err('--subnet', '10.90.0.0/24', ...args)));
-    cases.forEach(([, message], i) => expect(got[i]).toContain(message));
-    expect(await err('--subnet', '10.77.0.0/25', '-o', 'parent=up0', 'x8')).toContain('Pool overlaps with other one on this address space');
+    for (const [i, [options, message]] of cases.entries()) expect(await err(`x${i}`, options)).toBe(message);
+    expect(await err('x8', { parent: 'up0' }, '10.77.0.0/25')).toBe('invalid pool request: Pool overlaps with other one on this address space');
+    // And as the bpfnet CLI prints it.
+    const r = await cli('network', 'create', '-d', 'macvlan', '--subnet', '10.90.0.0/24', '-o', 'parent=nope0', 'x1');
+    expect(r).toMatchObject({ code: 1, stderr: 'Error response from daemon: invalid subinterface vlan name nope0, example formatting is eth0.10\n' });
     expect((await bpfnet('network', 'ls', '--format', '{{.Name}}')).split('\n')).not.toContain('x1');
     expect(await hostLinks()).toEqual(before);
   });
