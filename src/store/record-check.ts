@@ -37,6 +37,7 @@ const networkSchema = obj({
   ipRange: opt(text),
   gateway: opt(text),
   device: opt(str({ min: 1, max: 15 })),
+  dnsAddress: opt(text),
 });
 
 const sandboxSchema = obj({
@@ -111,6 +112,7 @@ export function networkProblem(doc: string): string | undefined {
     if (!n.gateway || parseIPv4(n.gateway) === undefined) return `network with a subnet but without a valid gateway (${JSON.stringify(n.gateway)})`;
     if (n.ipRange !== undefined && !parseCidr(n.ipRange)) return `invalid ip-range ${JSON.stringify(n.ipRange)}`;
     if (!n.device) return 'network with a subnet but without a device';
+    if (n.dnsAddress !== undefined && parseIPv4(n.dnsAddress) === undefined) return `invalid resolver address ${JSON.stringify(n.dnsAddress)}`;
     return undefined;
   });
 }

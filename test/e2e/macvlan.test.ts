@@ -259,6 +259,19 @@ describe.each([
     expect(await hostLinks()).toEqual(before);
   });
 
+  if (extended) it('keeps tagging and guarding while the daemon is down, and takes its networks back after a restart', async () => {
+    await d.kill();
+    // The trunk's filters and pinned maps outlive the daemon: VLAN 50 still reaches its far host.
+    expect(await ping('b50', '10.50.0.1')).toBe(true);
+    expect(await ping('a1', '10.77.0.100')).toBe(true);
+    await d.start();
+    expect(await resolve('a1', 'a2')).toBe('10.77.0.140');
+    expect(await ping('b60', '10.60.0.1')).toBe(true);
+    // The driver knows its networks again: passthru on a used parent is still refused.
+    const r = await cli('network', 'create', '-d', 'macvlan', '--subnet', '10.92.0.0/24', '-o', 'parent=up0', '-o', 'macvlan_mode=passthru', 'pt');
+    expect(r.stderr).toMatch(/is already using parent interface up0/);
+  });
+
   it('removes everything on sandbox and network rm: children, resolver interfaces, VLAN stand-ins, segments, filters', async () => {
     await bpfnet('rm', '-f', 'a1', 'a2', 'b50', 'b60', ...(extended ? ['c1', 'c2', 'i1', 'i2'] : []));
     await bpfnet('network', 'rm', 'pub', 'v50', 'v60', ...(extended ? ['priv', 'iso'] : []));

@@ -123,6 +123,14 @@ export class MacvlanDriver implements Driver {
   }
 
   /**
+   * The device that is this network's own (its parent is shared): the resolver interface. Its
+   * name is reserved even in passthru mode, where no resolver interface is made.
+   */
+  deviceFor(networkId: string): string {
+    return this.shimName(networkId);
+  }
+
+  /**
    * The embedded DNS's address on this network: the last address of its range (or subnet) that
    * is neither the gateway nor an auxiliary address, so sandboxes keep Docker's addresses from
    * the bottom. None in passthru mode, where the child is the only macvlan the lower may carry.
