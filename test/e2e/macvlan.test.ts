@@ -33,6 +33,7 @@ describe.each([
   /** One per far host: the programs' maps are keyed by ifindex, which each namespace numbers on its own. */
   const far: VlanPrograms[] = [];
   let client: Netns;
+  let router: Netns;
   const netnsOf = new Map<string, string>();
 
   const cli = (...args: string[]) => d.cli(args);
@@ -89,7 +90,7 @@ describe.each([
   beforeAll(async () => {
     lab = await Lab.create({ uplink: false });
     lan = await lab.addLan({ hostAddress: '10.77.0.2/24', gateway: '10.77.0.1' });
-    await lab.lanHost(lan, 'rt', ['10.77.0.1/24']);
+    router = await lab.lanHost(lan, 'rt', ['10.77.0.1/24']);
     client = await lab.lanHost(lan, 'cl', ['10.77.0.100/24']);
     await vlanHost('v50', [{ vid: 50, addresses: ['10.50.0.1/24'] }]);
     // On VLAN 60, but with an address of VLAN 50's subnet: reachable from VLAN 50 only if the VLANs leaked.
@@ -204,6 +205,11 @@ describe.each([
     expect(await ping('i1', '10.81.0.100')).toBe(false);
     expect(await ping('i1', '10.77.0.100')).toBe(false);
     expect((await inside('i1', 'ip', 'route', 'show', 'default')).stdout).toBe('');
+    // Nor through the host, even when a sandbox routes through its resolver's address itself
+    // and the LAN's router knows the way back.
+    await ip(router, ['route', 'add', '10.81.0.0/24', 'via', '10.77.0.2']);
+    await inside('i1', 'ip', 'route', 'add', 'default', 'via', '10.81.0.254');
+    expect(await ping('i1', '10.77.0.1')).toBe(false);
   });
 
   if (extended) it('drops what a child sends with another child\'s address or MAC', async () => {

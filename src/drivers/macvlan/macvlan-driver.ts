@@ -22,6 +22,7 @@ import { formatIPv4, parseCidr } from '../../ipam/ipv4.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson } from '../../system/ip.js';
+import { ensureSysctl } from '../../system/sysctl.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
 import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
 import { KernelFeatures } from './kernel-features.js';
@@ -178,6 +179,8 @@ export class MacvlanDriver implements Driver {
         ['addr', 'replace', `${net.dnsAddress}/32`, 'dev', shim],
         ['link', 'set', 'dev', shim, 'up'],
       ]);
+      // The host is never a router for its macvlan children (nor a way out of an internal network).
+      await ensureSysctl({}, `net/ipv4/conf/${shim}/forwarding`, '0');
     } catch (err) {
       throw new Error(`could not set up the resolver interface "${shim}" of network ${net.name} on ${lower}: ${(err as Error).message}`);
     }
@@ -196,6 +199,7 @@ export class MacvlanDriver implements Driver {
       ];
       try {
         await ipBatch(null, [...((await device(lower)) ? [] : [['link', 'add', 'name', lower, 'type', 'veth', 'peer', 'name', sink]]), ...setup]);
+        await ensureSysctl({}, `net/ipv4/conf/${sink}/forwarding`, '0');
       } catch (err) {
         throw new Error(`could not set up the isolated segment "${lower}" of network ${net.name}: ${(err as Error).message}`);
       }
