@@ -18,6 +18,9 @@ import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
 import { NullDriver } from '../drivers/none/null-driver.js';
 import { DriverRegistry } from '../drivers/registry.js';
+import { IpvlanRefusal } from '../drivers/ipvlan/ipvlan-refusal.js';
+import { KernelFeatures } from '../drivers/macvlan/kernel-features.js';
+import { MacvlanDriver } from '../drivers/macvlan/macvlan-driver.js';
 import { EmbeddedDns } from '../dns/embedded-dns.js';
 import { Attachments } from '../networks/attachments.js';
 import { NetworkService } from '../networks/service.js';
@@ -71,7 +74,14 @@ export class Daemon {
     });
     this.#datapath = datapath;
     const mutex = new Mutex();
-    const drivers = new DriverRegistry([new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix }), new HostDriver(), new NullDriver()]);
+    const features = new KernelFeatures();
+    const drivers = new DriverRegistry([
+      new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix }),
+      new HostDriver(),
+      new NullDriver(),
+      new MacvlanDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, features }),
+      new IpvlanRefusal(features),
+    ]);
     const attachments = new Attachments(store, drivers, datapath, cfg);
     const networks = new NetworkService(store, attachments, datapath, cfg, mutex);
     const sandboxes = new SandboxService(store, networks, cfg, mutex);

@@ -19,6 +19,7 @@ import { DNS_FILTER_PRIORITY } from '../datapath/ebpf/hooks.js';
 import { BpfObject, isBpfError, type BpfMap, type BpfProgram, type PerCpuMap } from '../datapath/libbpf/bpf.js';
 import { encode, u32, u64 } from '../datapath/libbpf/codec.js';
 import { bpfObject } from '../paths.js';
+import { resolverOf } from '../networks/model.js';
 import { namesOf, type NameIndex } from './name-index.js';
 
 type NameValue = { count: number; turn: number; ttl: number; addrs: string[] };
@@ -91,9 +92,9 @@ export class KernelNames {
       else map.set(key, [entry]);
     };
     for (const net of index.networks) {
-      // The kernel answers A queries to an IPv4 gateway only: IPv6-only networks are the daemon's.
+      // The kernel answers A queries to an IPv4 resolver address only: IPv6-only networks are the daemon's.
       if (!net.net.gateway) continue;
-      const gateway = net.net.gateway;
+      const gateway = resolverOf(net.net)!;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
         // The kernel answers AAAA and ANY as NODATA (it holds IPv4 addresses only), so a name with an
@@ -206,7 +207,7 @@ export class KernelNames {
       }
       attached.set(id, ifindex);
       mine.ifindexes.push(ifindex);
-      wanted.set(ifindex, { addr: at.endpoint.ipv4, gateway: at.network.net.gateway });
+      wanted.set(ifindex, { addr: at.endpoint.ipv4, gateway: resolverOf(at.network.net)! });
     }
     this.#attached = attached;
     this.#sandboxes = sandboxes;

@@ -51,6 +51,8 @@ export interface Driver {
   validateOptions?(options: Readonly<Record<string, string>>): void;
   /** The kernel device a new network will be made of, if it has one (the bridge), so two networks never share it. */
   deviceFor?(networkId: string, options: Readonly<Record<string, string>>): string;
+  /** The address the embedded DNS takes on a new network, when not its gateway (reserved like the gateway). */
+  resolverAddress?(net: NetworkRecord): string | undefined;
   /** Refuses, with the error moby would give, a new network whose kernel objects would clash with what exists. */
   checkNetwork?(net: NetworkRecord): Promise<void>;
   createNetwork(net: NetworkRecord): Promise<void>;

@@ -45,6 +45,13 @@ function isAlive(pid: number, startTime: string): boolean {
   return processStart(pid) === startTime;
 }
 
+/** A simulated LAN: a bridge in a switch namespace, and which namespace's interface is on which port. */
+export interface Lan {
+  switchNs: Netns;
+  bridge: string;
+  ports: Array<{ ns: string; ifname: string; port: string }>;
+}
+
 export interface LabOptions {
   /** Build the external namespace and uplink (default true). */
   uplink?: boolean;
@@ -94,6 +101,39 @@ export class Lab {
   /** Adds a bare namespace named PREFIX-name (a sandbox or an extra peer). */
   async addNamespace(name: string): Promise<Netns> {
     return ensureNetns(`${this.prefix}-${name}`);
+  }
+
+  /**
+   * A simulated LAN outside the simulated host: a "switch" namespace holding a bridge, with the
+   * host's uplink (UPLINK.hostIf, at hostAddress) as one port. Make the lab with
+   * `{ uplink: false }`; add the LAN's router and clients with lanHost().
+   */
+  async addLan(opts: { hostAddress: string; gateway: string }): Promise<Lan> {
+    const sw = await this.addNamespace('sw');
+    await ip(sw, ['link', 'add', 'name', 'br0', 'type', 'bridge']);
+    await ip(sw, ['link', 'set', 'dev', 'br0', 'addrgenmode', 'none', 'up']);
+    const lan: Lan = { switchNs: sw, bridge: 'br0', ports: [] };
+    await this.#plug(lan, this.host, UPLINK.hostIf);
+    await ensureAddress(this.host, UPLINK.hostIf, opts.hostAddress);
+    await ip(this.host, ['route', 'replace', 'default', 'via', opts.gateway]);
+    return lan;
+  }
+
+  /** A namespace PREFIX-name on the LAN: its `eth0` is a switch port, with the given addresses (none: a bare port). */
+  async lanHost(lan: Lan, name: string, addresses: readonly string[] = []): Promise<Netns> {
+    const ns = await this.addNamespace(name);
+    await this.#plug(lan, ns, 'eth0');
+    for (const a of addresses) await ensureAddress(ns, 'eth0', a);
+    return ns;
+  }
+
+  /** Joins ns:ifname to the switch; the switch-side port is named p<n> (tcpdump it to see the wire). */
+  async #plug(lan: Lan, ns: Netns, ifname: string): Promise<void> {
+    const port = `p${lan.ports.length}`;
+    await ensureVeth(ns, ifname, lan.switchNs, port);
+    await ip(lan.switchNs, ['link', 'set', 'dev', port, 'master', lan.bridge, 'up']);
+    await setUp(ns, ifname);
+    lan.ports.push({ ns: ns.name, ifname, port });
   }
 
   /** A namespace name for something else to create (the daemon's sandboxes), inside this lab's prefix. */

@@ -50,6 +50,13 @@ export interface NetworkRecord {
   subnet6?: string;
   ipRange6?: string;
   gateway6?: string;
+  /** Where the embedded DNS listens for this network when not on its gateway (macvlan: the gateway is the LAN's router). */
+  dnsAddress?: string;
+}
+
+/** The address a network's sandboxes send their queries to: its resolver's own, else its gateway. */
+export function resolverOf(net: NetworkRecord): string | undefined {
+  return net.dnsAddress ?? net.gateway;
 }
 
 export type SandboxState = 'creating' | 'created' | 'running' | 'exited' | 'removing';

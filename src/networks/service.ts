@@ -163,7 +163,8 @@ export class NetworkService {
     const options = { ...(req.options ?? {}) };
     // The driver owns its -o options (com.docker.network.bridge.* for bridge) and refuses bad values.
     driver.validateOptions?.(options);
-    if (caps.needsParent && !options.parent) throw invalid(`network driver "${driverName}" needs a parent interface: -o parent=IFACE`);
+    // moby: an internal network of a parent driver gets an isolated segment instead of a parent.
+    if (caps.needsParent && !options.parent && !req.internal) throw invalid(`network driver "${driverName}" needs a parent interface: -o parent=IFACE`);
     const id = newId();
     const device = driver.deviceFor?.(id, options);
     if (device !== undefined) {
@@ -181,7 +182,7 @@ export class NetworkService {
       if (given) ipamConfig.push({ ...configs.find((c) => parsePrefix(c.Subnet ?? '')?.family === given.family)! });
       else ipamConfig.push({ Subnet: formatPrefix(picked.subnet), Gateway: formatIp(picked.gateway) });
     }
-    return {
+    const net: NetworkRecord = {
       id,
       name,
       created: nowRfc3339Nano(),
@@ -203,6 +204,8 @@ export class NetworkService {
       device,
       ...(six ? { subnet6: formatPrefix(six.subnet), ipRange6: six.range && formatPrefix(six.range), gateway6: formatIp(six.gateway) } : {}),
     };
+    const dnsAddress = driver.resolverAddress?.(net);
+    return dnsAddress ? { ...net, dnsAddress } : net;
   }
 
   /** The subnet, range and gateway of one family: the user's block, or the next free one of the default pools. */
@@ -234,6 +237,7 @@ export class NetworkService {
         for (const [name, address] of Object.entries(aux)) {
           if (address.family === pool.subnet.family) this.attachments.ipAllocator.reserve(pool, address, `auxiliary address ${name}`);
         }
+        if (net.dnsAddress && pool.subnet.family === 4) this.attachments.ipAllocator.reserve(pool, parseIp(net.dnsAddress)!, 'the embedded DNS');
       }
     });
   }

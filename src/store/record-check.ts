@@ -41,6 +41,7 @@ const networkSchema = obj({
   subnet6: opt(text),
   ipRange6: opt(text),
   gateway6: opt(text),
+  dnsAddress: opt(text),
 });
 
 const sandboxSchema = obj({
@@ -126,6 +127,7 @@ export function networkProblem(doc: string): string | undefined {
     if (!n.gateway || parseIPv4(n.gateway) === undefined) return `network with a subnet but without a valid gateway (${JSON.stringify(n.gateway)})`;
     if (n.ipRange !== undefined && !parseCidr(n.ipRange)) return `invalid ip-range ${JSON.stringify(n.ipRange)}`;
     if (!n.device) return 'network with a subnet but without a device';
+    if (n.dnsAddress !== undefined && parseIPv4(n.dnsAddress) === undefined) return `invalid resolver address ${JSON.stringify(n.dnsAddress)}`;
     return undefined;
   });
 }

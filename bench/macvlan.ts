@@ -1,0 +1,117 @@
+/**
+ * node dist/bench/macvlan.js [--reps N]
+ *
+ * macvlan against a bridge network, and eBPF-tagged VLANs against untagged macvlan, in one lab
+ * and one daemon (eBPF datapath): a simulated LAN (a switch namespace) with a server host `cl`
+ * (10.77.0.100) and a VLAN-50 server host `v50` (10.50.0.1, whose trunk port pops and pushes
+ * tags with the same programs as the daemon's side). Sandboxes: `sm` on an untagged macvlan
+ * network of the uplink, `s50` on a macvlan network of up0.50, `sb` on a bridge network
+ * publishing 8080->80. Rows (each one client, the same parameters on both sides, interleaved
+ * A/B then B/A within every repetition, medians):
+ *   sandbox -> LAN server:  macvlan (direct) vs bridge (BPF masquerade through the uplink);
+ *   LAN client -> sandbox:  macvlan (direct) vs bridge (published port, BPF DNAT);
+ *   sandbox -> LAN server:  VLAN 50 (tagged by eBPF at both ends) vs untagged macvlan.
+ * The machine is shared: read the ratios, not the absolute numbers.
+ */
+import { Lab } from '../src/lab/lab.js';
+import { LabDaemon } from '../src/lab/daemon.js';
+import { ip, netns, type Netns } from '../src/system/ip.js';
+import { VlanPrograms } from '../src/drivers/macvlan/vlan-programs.js';
+import { mustCall } from './setups/engine-api.js';
+import { serverCommand, spawnServers, tuneClient, waitListening, SERVER_PORTS } from './setups/servers.js';
+import { median } from './stats.js';
+import { iperfWorkload } from './workloads/iperf.js';
+import { newConnectionsWorkload } from './workloads/http.js';
+import { wrkWorkload } from './workloads/wrk.js';
+import type { Target } from './setups/setup.js';
+import type { Durations, Workload } from './workloads/workload.js';
+
+const D: Durations = { iperf: 1, iperfOmit: 0, http: 1, httpWarmup: 0.3, conn: 1, connWarmup: 0.3 };
+const reps = Number(process.argv[process.argv.indexOf('--reps') + 1]) || 3;
+
+const WORKLOADS: Array<{ name: string; make: () => Workload }> = [
+  { name: 'TCP 1 stream (Gbit/s)', make: () => iperfWorkload('egress', 1, 'iperf', true) },
+  { name: 'HTTP keep-alive (req/s, wrk 50 conns)', make: () => wrkWorkload('egress', false, 'wrk', true) },
+  { name: 'new TCP connections (conn/s, connrate 32)', make: () => newConnectionsWorkload('egress', 'connrate', true) },
+];
+
+async function sandboxNs(socket: string, name: string): Promise<Netns> {
+  const key: string = (await mustCall(socket, 'GET', `/containers/${name}/json`)).NetworkSettings.SandboxKey;
+  return netns(key.slice('/run/netns/'.length));
+}
+
+async function main(): Promise<void> {
+  const lab = await Lab.create({ uplink: false });
+  const far = new VlanPrograms(null);
+  try {
+    const lan = await lab.addLan({ hostAddress: '10.77.0.2/24', gateway: '10.77.0.1' });
+    const cl = await lab.lanHost(lan, 'cl', ['10.77.0.100/24', '10.77.0.101/24']);
+    const v50 = await lab.lanHost(lan, 'v50');
+    await ip(v50, ['link', 'add', 'name', 'eth0.50', 'type', 'veth', 'peer', 'name', 't50']);
+    for (const dev of ['eth0.50', 't50']) await ip(v50, ['link', 'set', 'dev', dev, 'up']);
+    await ip(v50, ['addr', 'add', '10.50.0.1/24', 'dev', 'eth0.50']);
+    far.ensureTrunkPort({ netns: v50.path, trunk: 'eth0', standInPeer: 't50', vid: 50 });
+    spawnServers(lab, cl);
+    spawnServers(lab, v50);
+    await tuneClient(cl);
+
+    const d = await LabDaemon.start(lab, { datapath: 'ebpf' });
+    const s = d.socket;
+    await mustCall(s, 'POST', '/networks/create', { Name: 'mv', Driver: 'macvlan', IPAM: { Config: [{ Subnet: '10.77.0.0/24', Gateway: '10.77.0.1', IPRange: '10.77.0.128/25' }] }, Options: { parent: 'up0' } });
+    await mustCall(s, 'POST', '/networks/create', { Name: 'mv50', Driver: 'macvlan', IPAM: { Config: [{ Subnet: '10.50.0.0/24', Gateway: '10.50.0.1' }] }, Options: { parent: 'up0.50' } });
+    await mustCall(s, 'POST', '/networks/create', { Name: 'br', Driver: 'bridge' });
+    for (const [name, network, publish] of [['sm', 'mv', []], ['s50', 'mv50', []], ['sb', 'br', ['8080:80', '5201:5201']]] as const)
+      await mustCall(s, 'POST', '/sandboxes/create', { Name: name, Network: network, Cmd: serverCommand(), Start: true, ...(publish.length ? { Publish: publish } : {}) });
+    const sm = await sandboxNs(s, 'sm');
+    const s50 = await sandboxNs(s, 's50');
+    const sb = await sandboxNs(s, 'sb');
+    for (const ns of [sm, s50, sb]) {
+      await tuneClient(ns);
+      await waitListening(lab, ns, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+    }
+    await waitListening(lab, cl, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+    await waitListening(lab, v50, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+    const smIp: string = (await mustCall(s, 'GET', '/containers/sm/json')).NetworkSettings.Networks.mv.IPAddress;
+    const t = (client: Netns, address: string, httpPort = 80, iperfPort = 5201): Target => ({ client, address, httpPort, iperfPort });
+
+    // Each comparison gets its own client source address where TIME_WAIT could collide (toolchain.md).
+    const rows: Array<{ row: string; a: [string, Target]; b: [string, Target] }> = [
+      { row: 'sandbox -> LAN server', a: ['macvlan', t(sm, '10.77.0.100')], b: ['bridge (masquerade)', t(sb, '10.77.0.101')] },
+      { row: 'LAN client -> sandbox', a: ['macvlan', t(cl, smIp)], b: ['bridge (published port)', t(cl, '10.77.0.2', 8080, 5201)] },
+      { row: 'sandbox -> LAN server', a: ['VLAN 50, eBPF-tagged', t(s50, '10.50.0.1')], b: ['untagged macvlan', t(sm, '10.77.0.100')] },
+    ];
+    console.log(`macvlan bench: ${reps} repetitions, interleaved; shared 2-vCPU machine (load ${(await import('node:os')).loadavg()[0].toFixed(1)}): ratios, not absolutes\n`);
+    console.log('| path | workload | A | A median | B | B median | A/B |');
+    console.log('|---|---|---|---|---|---|---|');
+    for (const r of rows) {
+      for (const w of WORKLOADS) {
+        const wl = w.make();
+        const key = wl.metrics[0].key;
+        const a: number[] = [];
+        const b: number[] = [];
+        for (let i = 0; i < reps; i++) {
+          const order = i % 2 === 0 ? ['a', 'b'] : ['b', 'a'];
+          for (const which of order) {
+            const target = which === 'a' ? r.a[1] : r.b[1];
+            const sample = await wl.run(lab, target, D);
+            (which === 'a' ? a : b).push(sample.metrics[key]);
+          }
+        }
+        const ma = median(a);
+        const mb = median(b);
+        console.log(`| ${r.row} | ${w.name} | ${r.a[0]} | ${ma.toFixed(2)} | ${r.b[0]} | ${mb.toFixed(2)} | ${(ma / mb).toFixed(2)}x |`);
+      }
+    }
+    await mustCall(s, 'DELETE', '/sandboxes/sm?force=1');
+    await mustCall(s, 'DELETE', '/sandboxes/s50?force=1');
+    await mustCall(s, 'DELETE', '/sandboxes/sb?force=1');
+  } finally {
+    far.close();
+    await lab.destroy();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,357 @@
+/**
+ * The macvlan driver (moby's `-d macvlan`): each endpoint is a macvlan device on the network's
+ * lower device, with its own MAC, straight on the parent's LAN — no bridge, no NAT, the kernel's
+ * macvlan does the forwarding. The lower device is:
+ *  - the parent (`-o parent=eth0`), shared by any number of networks on different subnets;
+ *  - a VLAN of a trunk (`-o parent=eth0.50`): the kernel's VLAN device where the kernel has
+ *    8021q (as Docker); otherwise a veth pair named `eth0.50` whose other end is tagged and
+ *    untagged by eBPF on its way to and from the trunk (bpf/vlan.bpf.c, vlan-programs.ts);
+ *  - with --internal: an isolated segment, a veth pair with no address whose far end is a sink
+ *    (this kernel has no `dummy`; a bridge without ports would have no carrier, and a macvlan
+ *    on a lower without carrier cannot send at all).
+ * The embedded DNS cannot listen on the network's gateway (the LAN's router), and the host
+ * cannot reach its own macvlan children through the parent (a kernel property), so each
+ * network gets a macvlan of the daemon's own on the lower device — the usual remedy for
+ * host-to-child traffic — holding the resolver's address (the last of the network's range),
+ * with a host route to each child through it.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { conflict, invalid } from '../../errors.js';
+import { formatIPv4, parseCidr } from '../../ipam/ipv4.js';
+import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
+import { CommandError } from '../../system/exec.js';
+import { ip, ipBatch, ipJson } from '../../system/ip.js';
+import { ensureSysctl } from '../../system/sysctl.js';
+import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
+import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
+import { KernelFeatures } from './kernel-features.js';
+import { MacvlanOption, modeOf, parseVlanParent, validateMacvlanOptions } from './options.js';
+import { VlanPrograms } from './vlan-programs.js';
+
+/** What `ip -d link show` tells about a device that decides whether it is ours. */
+interface Device {
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  ifalias?: string;
+  linkinfo?: { info_kind?: string };
+}
+
+async function device(ifname: string): Promise<Device | undefined> {
+  try {
+    return (await ipJson<Device[]>(null, ['-d', 'link', 'show', 'dev', ifname]))[0];
+  } catch (err) {
+    if (err instanceof CommandError && /does not exist|Cannot find device/.test(err.stderr)) return undefined;
+    throw new Error(`could not look up interface "${ifname}": ${(err as Error).message}`);
+  }
+}
+
+const gone = (err: unknown) => /Cannot find device|does not exist|No such process|No such file or directory|Cannot assign/.test((err as Error).message);
+
+/** How a network's lower device came to be (decides what network rm takes away). */
+type LowerKind = 'parent' | 'segment' | 'kernel-vlan' | 'ebpf-vlan';
+
+export interface MacvlanDriverOptions {
+  /** The daemon's instance: markers on the devices it makes, and its bpffs directory. */
+  instance: string;
+  /** The daemon's link prefix (bnXXXX); macvlan objects use mvXXXX, which reconcile's sweep of bn* strays never takes. */
+  linkPrefix: string;
+  features?: KernelFeatures;
+  /** The programs' pin directory (default /sys/fs/bpf/<instance>/macvlan). */
+  pinDir?: string;
+}
+
+export class MacvlanDriver implements Driver {
+  readonly name = 'macvlan';
+  readonly capabilities: DriverCapabilities = {
+    datapath: false,
+    scope: 'local',
+    needsParent: true,
+    ownNamespace: true,
+    addresses: true,
+    userNetworks: true,
+    embeddedDns: true,
+    disconnect: true,
+    // moby publishes nothing on macvlan (the sandbox is on the LAN itself) and says nothing.
+    publishRefusal: '',
+  };
+  readonly #prefix: string;
+  readonly #marker: string;
+  readonly #features: KernelFeatures;
+  readonly #pinDir: string;
+  #programs?: VlanPrograms;
+  /** Networks built in this process (createNetwork runs for every stored one at start). */
+  readonly #nets = new Map<string, NetworkRecord>();
+
+  constructor(opts: MacvlanDriverOptions) {
+    this.#prefix = `mv${opts.linkPrefix.slice(2)}`;
+    this.#marker = `bpfnet:${opts.instance}:macvlan`;
+    this.#features = opts.features ?? new KernelFeatures();
+    this.#pinDir = opts.pinDir ?? join('/sys/fs/bpf', opts.instance, 'macvlan');
+  }
+
+  /** Loaded on first use: a daemon without macvlan networks never loads them. */
+  get programs(): VlanPrograms {
+    this.#programs ??= new VlanPrograms(this.#pinDir);
+    return this.#programs;
+  }
+
+  #name(kind: string, id: string): string {
+    return `${this.#prefix}${kind}${id.slice(0, 14 - this.#prefix.length)}`;
+  }
+  /** The daemon's resolver interface of a network. */
+  shimName(networkId: string): string {
+    return this.#name('d', networkId);
+  }
+  /** An endpoint's macvlan while it waits in the daemon's namespace. */
+  parkedName(endpointId: string): string {
+    return this.#name('c', endpointId);
+  }
+  #segmentName(networkId: string): string {
+    return this.#name('i', networkId);
+  }
+  #sinkName(networkId: string): string {
+    return this.#name('s', networkId);
+  }
+  /** The trunk-side end of a VLAN stand-in, named from the stand-in's own name. */
+  #standInPeer(standIn: string): string {
+    return this.#name('t', createHash('sha1').update(standIn).digest('hex'));
+  }
+
+  validateOptions(options: Readonly<Record<string, string>>): void {
+    validateMacvlanOptions(options);
+  }
+
+  /**
+   * The device that is this network's own (its parent is shared): the resolver interface. Its
+   * name is reserved even in passthru mode, where no resolver interface is made.
+   */
+  deviceFor(networkId: string): string {
+    return this.shimName(networkId);
+  }
+
+  /**
+   * The embedded DNS's address on this network: the last address of its range (or subnet) that
+   * is neither the gateway nor an auxiliary address, so sandboxes keep Docker's addresses from
+   * the bottom. None in passthru mode, where the child is the only macvlan the lower may carry.
+   */
+  resolverAddress(net: NetworkRecord): string | undefined {
+    if (modeOf(net.options) === 'passthru' && !net.internal) return undefined;
+    const pool = parseCidr(net.ipRange ?? net.subnet!)!;
+    const taken = new Set([net.gateway, ...net.ipamConfig.flatMap((c) => Object.values(c.AuxiliaryAddresses ?? {}))]);
+    const last = pool.addr + 2 ** (32 - pool.bits) - 2;
+    for (let a = last; a > pool.addr; a--) if (!taken.has(formatIPv4(a))) return formatIPv4(a);
+    return undefined;
+  }
+
+  async checkNetwork(net: NetworkRecord): Promise<void> {
+    if (net.internal) return; // moby: --internal ignores the parent and makes an isolated segment
+    const parent = net.options[MacvlanOption.parent];
+    const mode = modeOf(net.options);
+    for (const other of this.#nets.values()) {
+      if (other.internal || other.options[MacvlanOption.parent] !== parent) continue;
+      if (mode === 'passthru') throw conflict(`cannot use mode passthru, macvlan network ${other.id.slice(0, 12)} is already using parent interface ${parent}`);
+      if (modeOf(other.options) === 'passthru') throw conflict(`macvlan network ${other.id.slice(0, 12)} is already using parent interface ${parent} in mode passthru`);
+    }
+    if (await device(parent)) return;
+    if (!parent.includes('.')) throw invalid(`invalid subinterface vlan name ${parent}, example formatting is eth0.10`);
+    const { trunk, vid } = parseVlanParent(parent);
+    if (!(await device(trunk))) throw invalid(`-o parent interface was not found on the host: ${trunk}`);
+    if (vid < 1 || vid > 4094) throw invalid(`vlan id must be between 1-4094, received: ${vid}`);
+  }
+
+  /** The device a network's children hang on. */
+  lowerOf(net: NetworkRecord): string {
+    return net.internal ? this.#segmentName(net.id) : net.options[MacvlanOption.parent];
+  }
+
+  async createNetwork(net: NetworkRecord): Promise<void> {
+    const lower = await this.#ensureLower(net);
+    this.#nets.set(net.id, net);
+    if (!net.dnsAddress) return;
+    const shim = this.shimName(net.id);
+    const mac = macForIPv4(net.dnsAddress);
+    try {
+      if (!(await device(shim))) await ip(null, ['link', 'add', 'link', lower, 'name', shim, 'type', 'macvlan', 'mode', 'bridge']);
+      await ipBatch(null, [
+        ['link', 'set', 'dev', shim, 'alias', this.#marker, 'addrgenmode', 'none', 'address', mac],
+        ['addr', 'replace', `${net.dnsAddress}/32`, 'dev', shim],
+        ['link', 'set', 'dev', shim, 'up'],
+      ]);
+      // The host is never a router for its macvlan children (nor a way out of an internal network).
+      await ensureSysctl({}, `net/ipv4/conf/${shim}/forwarding`, '0');
+    } catch (err) {
+      throw new Error(`could not set up the resolver interface "${shim}" of network ${net.name} on ${lower}: ${(err as Error).message}`);
+    }
+    this.programs.ensureHairpin(null, lower, mac);
+  }
+
+  async #ensureLower(net: NetworkRecord): Promise<string> {
+    const lower = this.lowerOf(net);
+    if (net.internal) {
+      const sink = this.#sinkName(net.id);
+      // Both ends up (a macvlan on a lower without carrier cannot send), no address on either:
+      // what reaches the sink has nowhere to go.
+      const setup = [
+        ['link', 'set', 'dev', lower, 'alias', this.#marker, 'addrgenmode', 'none', 'up'],
+        ['link', 'set', 'dev', sink, 'addrgenmode', 'none', 'up'],
+      ];
+      try {
+        await ipBatch(null, [...((await device(lower)) ? [] : [['link', 'add', 'name', lower, 'type', 'veth', 'peer', 'name', sink]]), ...setup]);
+        await ensureSysctl({}, `net/ipv4/conf/${sink}/forwarding`, '0');
+      } catch (err) {
+        throw new Error(`could not set up the isolated segment "${lower}" of network ${net.name}: ${(err as Error).message}`);
+      }
+      return lower;
+    }
+    const existing = await device(lower);
+    if (existing && existing.ifalias !== this.#marker) return lower; // the user's device: used as it is
+    if (!lower.includes('.')) throw invalid(`invalid subinterface vlan name ${lower}, example formatting is eth0.10`);
+    const { trunk, vid } = parseVlanParent(lower);
+    const trunkDev = await device(trunk);
+    if (!trunkDev) throw invalid(`-o parent interface was not found on the host: ${trunk}`);
+    const kind = existing?.linkinfo?.info_kind;
+    if (kind === 'vlan' || (!existing && (await this.#features.probe('vlan')).available)) {
+      try {
+        await ipBatch(null, [
+          ...(existing ? [] : [['link', 'add', 'link', trunk, 'name', lower, 'type', 'vlan', 'id', String(vid)]]),
+          ['link', 'set', 'dev', lower, 'alias', this.#marker, 'up'],
+        ]);
+      } catch (err) {
+        throw new Error(`failed to create ${lower} vlan link: ${(err as Error).message}`);
+      }
+      return lower;
+    }
+    // No 8021q: the stand-in veth carries the VLAN's children; eBPF tags between it and the trunk.
+    const peer = this.#standInPeer(lower);
+    try {
+      await ipBatch(null, [
+        ...(existing ? [] : [['link', 'add', 'name', lower, 'type', 'veth', 'peer', 'name', peer]]),
+        ['link', 'set', 'dev', lower, 'alias', this.#marker, 'addrgenmode', 'none', 'mtu', String(trunkDev.mtu ?? 1500)],
+        ['link', 'set', 'dev', peer, 'addrgenmode', 'none', 'mtu', String(trunkDev.mtu ?? 1500), 'up'],
+        ['link', 'set', 'dev', lower, 'up'],
+      ]);
+      this.programs.ensureTrunkPort({ netns: null, trunk, standInPeer: peer, vid });
+    } catch (err) {
+      throw new Error(`could not set up VLAN ${vid} of ${trunk} as "${lower}" for network ${net.name}: ${(err as Error).message}`);
+    }
+    return lower;
+  }
+
+  async deleteNetwork(net: NetworkRecord): Promise<void> {
+    this.#nets.delete(net.id);
+    const lower = this.lowerOf(net);
+    const stillUsed = [...this.#nets.values()].some((n) => this.lowerOf(n) === lower);
+    const shim = this.shimName(net.id);
+    const shimDev = await device(shim);
+    if (shimDev) await ip(null, ['link', 'delete', shim]);
+    if (net.dnsAddress) this.programs.removeHairpin(null, stillUsed ? undefined : lower, macForIPv4(net.dnsAddress));
+    if (stillUsed) return;
+    const dev = await device(lower);
+    if (!dev || dev.ifalias !== this.#marker) return; // gone, or the user's: never ours to delete
+    if (dev.linkinfo?.info_kind === 'veth' && !net.internal) {
+      const { trunk, vid } = parseVlanParent(lower);
+      this.programs.removeTrunkPort({ netns: null, trunk, standInPeer: this.#standInPeer(lower), vid });
+    }
+    // Deleting one end of a veth takes the pair.
+    await ip(null, ['link', 'delete', lower]).catch((err: unknown) => {
+      if (!gone(err)) throw new Error(`could not delete ${lower} of network ${net.name}: ${(err as Error).message}`);
+    });
+  }
+
+  async createEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord> {
+    const parked = this.parkedName(ep.id);
+    const mode = net.internal ? 'bridge' : modeOf(net.options);
+    if (!(await device(parked))) {
+      try {
+        await ip(null, ['link', 'add', 'link', this.lowerOf(net), 'name', parked, 'type', 'macvlan', 'mode', mode]);
+      } catch (err) {
+        throw new Error(`failed to create the macvlan port: could not add "${parked}" on ${this.lowerOf(net)} for endpoint ${ep.id.slice(0, 12)}: ${(err as Error).message}`);
+      }
+    }
+    await ip(null, ['link', 'set', 'dev', parked, 'addrgenmode', 'none']);
+    // passthru: the child takes the parent's MAC and the parent keeps it (setting another would change the parent's).
+    const mac = mode === 'passthru' ? (await device(parked))?.address : (ep.mac ?? (ep.ipv4 ? macForIPv4(ep.ipv4) : undefined));
+    return { ...ep, mac, prefixLength: Number(net.subnet!.split('/')[1]) };
+  }
+
+  async join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord> {
+    if (!target.netnsPath) throw new Error(`endpoint ${ep.id.slice(0, 12)} on ${net.name} needs a namespace of its own to join`);
+    const parked = this.parkedName(ep.id);
+    try {
+      await ip(null, ['link', 'set', 'dev', parked, 'netns', target.netnsPath, 'name', target.ifname]);
+    } catch (err) {
+      if (!gone(err) || !(await linkAt(target.netnsPath, target.ifname)))
+        throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} (${parked}) into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
+    }
+    const mac = ep.mac!;
+    const prefix = Number(net.subnet!.split('/')[1]);
+    const passthru = modeOf(net.options) === 'passthru' && !net.internal;
+    await ipBatchAt(target.netnsPath, [
+      ['link', 'set', 'dev', 'lo', 'up'],
+      // No IPv6 link-local until the network has IPv6 (Docker's IPv4-only networks; the guard would drop it).
+      ['link', 'set', 'dev', target.ifname, 'addrgenmode', 'none', ...(passthru ? [] : ['address', mac])],
+      ['addr', 'replace', `${ep.ipv4}/${prefix}`, 'dev', target.ifname],
+      ['link', 'set', 'dev', target.ifname, 'up'],
+      // The resolver never answers ARP to a private- or vepa-mode child (their broadcasts leave the host): known in advance.
+      ...(net.dnsAddress ? [['neigh', 'replace', net.dnsAddress, 'lladdr', macForIPv4(net.dnsAddress), 'dev', target.ifname, 'nud', 'permanent']] : []),
+      ...(target.defaultRoute && !net.internal ? [['route', 'replace', 'default', 'via', net.gateway!, 'dev', target.ifname]] : []),
+    ]);
+    if (net.dnsAddress) await this.#hostRoute(net, ep, mac, 'replace');
+    this.programs.guard(target.netnsPath, target.ifname, { mac, ipv4: ep.ipv4 });
+    return { ...ep, ifname: target.ifname, mac, prefixLength: prefix };
+  }
+
+  /** The host's way to a child: through the resolver interface, never the parent (which cannot reach it). */
+  async #hostRoute(net: NetworkRecord, ep: EndpointRecord, mac: string, op: 'replace' | 'delete'): Promise<void> {
+    const shim = this.shimName(net.id);
+    const cmds =
+      op === 'replace'
+        ? [
+            ['route', 'replace', `${ep.ipv4}/32`, 'dev', shim, 'src', net.dnsAddress!],
+            ['neigh', 'replace', ep.ipv4!, 'lladdr', mac, 'dev', shim, 'nud', 'permanent'],
+          ]
+        : [
+            ['route', 'delete', `${ep.ipv4}/32`, 'dev', shim],
+            ['neigh', 'delete', ep.ipv4!, 'dev', shim],
+          ];
+    for (const c of cmds) {
+      await ip(null, c).catch((err: unknown) => {
+        if (op === 'replace' || !gone(err)) throw new Error(`could not ${op} the host's route to ${ep.ipv4} through ${shim}: ${(err as Error).message}`);
+      });
+    }
+  }
+
+  async setDefaultRoute(net: NetworkRecord, _ep: EndpointRecord, target: JoinTarget): Promise<void> {
+    if (net.internal) return; // moby: no gateway on an internal macvlan network
+    await ipBatchAt(target.netnsPath, [['route', 'replace', 'default', 'via', net.gateway!, 'dev', target.ifname]]);
+  }
+
+  async leave(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
+    if (net.dnsAddress && ep.ipv4 && ep.mac) await this.#hostRoute(net, ep, ep.mac, 'delete');
+    if (!target.netnsPath || !netnsExists(target.netnsPath)) return;
+    try {
+      await ipBatchAt(target.netnsPath, [
+        ['link', 'set', 'dev', target.ifname, 'down'],
+        ['addr', 'flush', 'dev', target.ifname],
+        ['link', 'set', 'dev', target.ifname, 'netns', DAEMON_NETNS, 'name', this.parkedName(ep.id)],
+      ]);
+    } catch (err) {
+      if (!gone(err)) throw new Error(`could not take ${target.ifname} of endpoint ${ep.id.slice(0, 12)} out of ${target.netnsPath}: ${(err as Error).message}`);
+    }
+  }
+
+  async deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    if (net.dnsAddress && ep.ipv4 && ep.mac) await this.#hostRoute(net, ep, ep.mac, 'delete');
+    if (ep.mac && this.#programs) this.programs.forget(ep.mac);
+    await ip(null, ['link', 'delete', this.parkedName(ep.id)]).catch((err: unknown) => {
+      if (!gone(err)) throw new Error(`could not delete ${this.parkedName(ep.id)} of endpoint ${ep.id.slice(0, 12)}: ${(err as Error).message}`);
+    });
+  }
+
+  async joined(_net: NetworkRecord, _ep: EndpointRecord, target: JoinTarget): Promise<boolean> {
+    return target.netnsPath !== null && (await linkAt(target.netnsPath, target.ifname)) !== undefined;
+  }
+}
+

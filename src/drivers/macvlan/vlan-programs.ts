@@ -1,0 +1,128 @@
+/**
+ * The macvlan driver's eBPF programs (bpf/vlan.bpf.c) and their maps: 802.1Q trunks tagged in
+ * eBPF, the anti-spoofing guard on each child, and the resolver hairpin on each lower device.
+ * Maps are pinned under the instance's bpffs directory, so trunks keep tagging and guards keep
+ * guarding while the daemon is down; filters live with their devices. The far side of a trunk
+ * in a lab (a VLAN-aware switch port) uses the same class without a pin directory.
+ */
+import { mkdirSync } from 'node:fs';
+import { BpfObject, detachTcFilter, interfaceIndex, isBpfError, type BpfMap, type BpfProgram, type PerCpuMap } from '../../datapath/libbpf/bpf.js';
+import { u32, u64 } from '../../datapath/libbpf/codec.js';
+import { bpfObject } from '../../paths.js';
+import { hairpinValue, MVG_HAS_IPV4, MVG_HAS_IPV6, mvgMac, mvgOwner, VLAN_STATS, vlanPort, vlanPortKey, type VlanStat } from './vlan-abi.js';
+
+/** Our tc filter priority: before the datapath's (0xb9f) and the in-kernel resolver's (0xb9e) on a shared uplink. */
+export const VLAN_FILTER_PRIORITY = 0xb9c;
+
+/** Where a trunk's VLAN enters and leaves: the trunk device and the stand-in's trunk-side end, by name in a namespace. */
+export interface TrunkPort {
+  /** Network namespace path (null: the caller's). */
+  netns: string | null;
+  trunk: string;
+  /** The end of the stand-in veth the trunk sends into (its other end carries the VLAN's children). */
+  standInPeer: string;
+  vid: number;
+}
+
+/** What a child may send from (per family; an absent family may not be sent at all). */
+export interface ChildAddresses {
+  mac: string;
+  ipv4?: string;
+  /** 16 bytes, once the endpoint has an IPv6 address. */
+  ipv6?: Buffer;
+}
+
+const ZERO16 = Buffer.alloc(16);
+
+export class VlanPrograms {
+  readonly #object: BpfObject;
+  readonly #ports: BpfMap<{ ifindex: number; vid: number }, { ifindex: number; vid: number }>;
+  readonly #owners: BpfMap<{ addr: string }, { flags: number; ipv4: string; ipv6: Buffer }>;
+  readonly #hairpin: BpfMap<{ addr: string }, number>;
+  readonly #stats: PerCpuMap<number, number>;
+  readonly #progs: Record<'trunkIn' | 'memberOut' | 'guard' | 'hairpin', BpfProgram>;
+
+  /** Loads the programs; with pinDir, their maps are pinned there (and taken over from an earlier daemon). */
+  constructor(pinDir: string | null) {
+    if (pinDir) mkdirSync(pinDir, { recursive: true });
+    this.#object = BpfObject.load(bpfObject('vlan'), pinDir ? { pinRoot: pinDir } : {});
+    this.#ports = this.#object.map('vlan_ports', vlanPortKey, vlanPort);
+    this.#owners = this.#object.map('mvg_owners', mvgMac, mvgOwner);
+    this.#hairpin = this.#object.map('mvg_hairpin', mvgMac, hairpinValue);
+    this.#stats = this.#object.perCpuMap('vlan_stats', u32, u64);
+    this.#progs = {
+      trunkIn: this.#object.program('vlan_trunk_in'),
+      memberOut: this.#object.program('vlan_member_out'),
+      guard: this.#object.program('macvlan_guard'),
+      hairpin: this.#object.program('macvlan_hairpin'),
+    };
+  }
+
+  /** Tags and untags one VLAN between a trunk and its stand-in (idempotent). */
+  ensureTrunkPort(p: TrunkPort): void {
+    const trunk = interfaceIndex(p.netns, p.trunk);
+    const peer = interfaceIndex(p.netns, p.standInPeer);
+    this.#ports.set({ ifindex: trunk, vid: p.vid }, { ifindex: peer, vid: 0 });
+    this.#ports.set({ ifindex: peer, vid: 0 }, { ifindex: trunk, vid: p.vid });
+    this.#progs.memberOut.attachTcFilter({ netns: p.netns, ifname: p.standInPeer }, 'ingress', VLAN_FILTER_PRIORITY);
+    this.#progs.trunkIn.attachTcFilter({ netns: p.netns, ifname: p.trunk }, 'ingress', VLAN_FILTER_PRIORITY);
+  }
+
+  /**
+   * Stops one VLAN on a trunk; when it was the trunk's last, the trunk's filter goes too (its
+   * untagged traffic was never ours). The stand-in's filter goes with the stand-in.
+   */
+  removeTrunkPort(p: TrunkPort): void {
+    let trunk: number | undefined;
+    try {
+      trunk = interfaceIndex(p.netns, p.trunk);
+    } catch (err) {
+      if (!isBpfError(err, 'ENODEV')) throw err;
+    }
+    for (const [k, v] of this.#ports.entries()) {
+      if ((trunk !== undefined && k.ifindex === trunk && k.vid === p.vid) || (k.vid === 0 && v.ifindex === trunk && v.vid === p.vid)) this.#ports.delete(k);
+    }
+    if (trunk !== undefined && !this.#ports.keys().some((k) => k.ifindex === trunk)) detachTcFilter({ netns: p.netns, ifname: p.trunk }, 'ingress', VLAN_FILTER_PRIORITY);
+  }
+
+  /** Lets a child send only from its own MAC and addresses, guarding its egress inside its namespace. */
+  guard(netns: string | null, ifname: string, child: ChildAddresses): void {
+    this.allow(child);
+    this.#progs.guard.attachTcFilter({ netns, ifname }, 'egress', VLAN_FILTER_PRIORITY);
+  }
+
+  /** The guard's entry for a child, without attaching (the filter is already there). */
+  allow(child: ChildAddresses): void {
+    const flags = (child.ipv4 ? MVG_HAS_IPV4 : 0) | (child.ipv6 ? MVG_HAS_IPV6 : 0);
+    this.#owners.set({ addr: child.mac }, { flags, ipv4: child.ipv4 ?? '0.0.0.0', ipv6: child.ipv6 ?? ZERO16 });
+  }
+
+  /** Forgets a child (its frames, if any were still sent, are dropped as spoofed). */
+  forget(mac: string): void {
+    this.#owners.delete({ addr: mac });
+  }
+
+  /** Turns frames between children and the resolver interface `mac` back in on `lower` (idempotent). */
+  ensureHairpin(netns: string | null, lower: string, mac: string): void {
+    this.#hairpin.set({ addr: mac }, 1);
+    this.#progs.hairpin.attachTcFilter({ netns, ifname: lower }, 'egress', VLAN_FILTER_PRIORITY);
+  }
+
+  /** Forgets a resolver's MAC; detaches from `lower` when asked (no network uses that lower any more). */
+  removeHairpin(netns: string | null, lower: string | undefined, mac: string): void {
+    this.#hairpin.delete({ addr: mac });
+    if (lower) detachTcFilter({ netns, ifname: lower }, 'egress', VLAN_FILTER_PRIORITY);
+  }
+
+  /** Packets counted by slot, summed over CPUs. */
+  stats(): Record<VlanStat, number> {
+    const out = {} as Record<VlanStat, number>;
+    VLAN_STATS.forEach((name, slot) => (out[name] = (this.#stats.get(slot) ?? []).reduce((a, b) => a + b, 0)));
+    return out;
+  }
+
+  /** Releases the handles; pinned maps and attached filters stay. */
+  close(): void {
+    this.#object.close();
+  }
+}
