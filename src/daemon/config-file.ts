@@ -28,6 +28,8 @@ export const CONFIG_KEYS: Record<string, { field: keyof DaemonFlags; kind: Kind;
   dns: { field: 'dns', kind: 'strings' },
   'metrics-addr': { field: 'metricsAddr', kind: 'string' },
   'metrics-per-endpoint': { field: 'metricsPerEndpoint', kind: 'boolean' },
+  'docker-plugin': { field: 'dockerPlugin', kind: 'boolean' },
+  'docker-plugin-dir': { field: 'dockerPluginDir', kind: 'string' },
 };
 
 export class ConfigFileError extends Error {}

@@ -30,6 +30,9 @@ import type { DaemonSettings } from './options.js';
 import { defaultBridge, hostNetwork, noneNetwork } from './predefined.js';
 import { reconcile } from './reconcile.js';
 import { claimSocketPath, releaseSocketPath } from './socket.js';
+import { DockerIpamDriver } from '../plugins/docker/ipam-driver.js';
+import { DockerNetworkDriver } from '../plugins/docker/network-driver.js';
+import { DockerPluginServer } from '../plugins/docker/plugin-server.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -39,6 +42,7 @@ export class Daemon {
   #server?: Server;
   #dns?: EmbeddedDns;
   #ops?: Operations;
+  #dockerPlugin?: DockerPluginServer;
   networks?: NetworkService;
   sandboxes?: SandboxService;
 
@@ -125,6 +129,12 @@ export class Daemon {
     chmodSync(socket, 0o660);
     this.#server = server;
     await ops.listen();
+    if (this.#settings.dockerPlugin) {
+      // After reconcile: dockerd's calls find every re-adopted endpoint.
+      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), new DockerIpamDriver({ store, pools: cfg.pools }), this.#log);
+      await plugin.listen();
+      this.#dockerPlugin = plugin;
+    }
     this.#log.info(`bpfnet ${BPFNET_VERSION} (${datapath.kind} datapath, instance ${cfg.instance}, uplink ${cfg.uplink.ifname} ${cfg.uplink.ipv4}) listening on ${socket}`);
   }
 
@@ -158,6 +168,7 @@ export class Daemon {
 
   /** Stops serving; the kernel state (namespaces, forwarding) stays as it is. */
   async stop(): Promise<void> {
+    await this.#dockerPlugin?.close();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
     await this.#ops?.close();

@@ -30,6 +30,10 @@ export interface DaemonFlags {
   metricsAddr?: string;
   /** Per-endpoint series (one per endpoint: more series, so off by default). */
   metricsPerEndpoint?: boolean;
+  /** Serve Docker's network and IPAM plugin protocol (dockerd's `-d bpfnet --ipam-driver bpfnet`). */
+  dockerPlugin?: boolean;
+  /** Where dockerd looks for plugin sockets (default /run/docker/plugins). */
+  dockerPluginDir?: string;
   /** The config file to read (default /etc/bpfnet/daemon.json, which may be absent). */
   configFile?: string;
 }
@@ -44,6 +48,8 @@ export interface DaemonSettings {
   dns: string[];
   logFormat: 'logfmt' | 'json';
   metrics: { address?: { host: string; port: number }; perEndpoint: boolean };
+  /** The Docker plugin socket's directory, when --docker-plugin is on. */
+  dockerPlugin?: { dir: string };
 }
 
 /** "HOST:PORT" or "[V6]:PORT" -> its parts; throws naming the flag. */
@@ -140,7 +146,9 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   const logFormat = (flags.logFormat ?? 'logfmt') as DaemonSettings['logFormat'];
   if (logFormat !== 'logfmt' && logFormat !== 'json') throw new Error(`--log-format must be logfmt or json, not "${flags.logFormat}"`);
   const metricsAddress = flags.metricsAddr ? parseListenAddress('metrics-addr', flags.metricsAddr) : undefined;
+  if (flags.dockerPluginDir !== undefined && !flags.dockerPluginDir.startsWith('/')) throw new Error(`--docker-plugin-dir must be an absolute path, not "${flags.dockerPluginDir}"`);
   return {
+    ...(flags.dockerPlugin || flags.dockerPluginDir ? { dockerPlugin: { dir: flags.dockerPluginDir ?? '/run/docker/plugins' } } : {}),
     socket: flags.socket ?? DEFAULTS.socket,
     datapath,
     logLevel,

@@ -36,6 +36,8 @@ interface DaemonFlags {
   metricsAddr?: string;
   metricsPerEndpoint?: boolean;
   configFile?: string;
+  dockerPlugin?: boolean;
+  dockerPluginDir?: string;
 }
 
 export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
@@ -59,6 +61,8 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--dns <ip>', "DNS server for sandboxes and upstream of the embedded DNS (repeatable; default: the host's resolv.conf)", collectDns, [])
     .option('--metrics-addr <host:port>', 'Also serve GET /metrics over TCP at this address (default: only on the API socket)')
     .option('--metrics-per-endpoint', 'Add per-endpoint metric series (one per endpoint)')
+    .option('--docker-plugin', "Serve Docker's network and IPAM plugin API (docker network create -d bpfnet --ipam-driver bpfnet)")
+    .option('--docker-plugin-dir <dir>', 'Directory of the plugin socket bpfnet.sock (implies --docker-plugin)', '/run/docker/plugins')
     .action(async (flags: DaemonFlags, command: Command) => {
       // Only what was typed: the daemon puts its config file between these and the defaults.
       const typed = (key: keyof DaemonFlags) => command.getOptionValueSource(key) === 'cli';
