@@ -33,6 +33,7 @@ import { claimSocketPath, releaseSocketPath } from './socket.js';
 import { DockerIpamDriver } from '../plugins/docker/ipam-driver.js';
 import { DockerNetworkDriver } from '../plugins/docker/network-driver.js';
 import { DockerPluginServer } from '../plugins/docker/plugin-server.js';
+import { foreignEndpointRoutes } from '../plugins/docker/routes.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -106,6 +107,7 @@ export class Daemon {
     sandboxRoutes(router, sandboxes, store, (netns) => (netns ? `/run/netns/${netns}` : cfg.hostNetnsPath));
     observeRoutes(router, datapath, sandboxes, store);
     ops.routes(router);
+    foreignEndpointRoutes(router, networks);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {

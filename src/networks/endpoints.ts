@@ -217,7 +217,8 @@ export class ForeignEndpoints {
       const driver = this.#att.driver(net);
       if (!driver.handOff) throw invalid(`network ${net.name} (driver "${net.driver}") cannot hand its interfaces to the caller`);
       const { endpoint, ifname } = await driver.handOff(net, fe.endpoint);
-      if (driver.capabilities.datapath) await this.#att.datapath.ensureEndpoint(networkSpec(net), endpointSpec(endpoint, netnsPath));
+      // The path is the caller's (it may be in another mount namespace, and the interface is not there yet): the datapath gets none.
+      if (driver.capabilities.datapath) await this.#att.datapath.ensureEndpoint(networkSpec(net), endpointSpec(endpoint, ''));
       this.#save({ ...fe, endpoint: { ...endpoint, state: 'active' }, joined: { netnsPath, ifname, handedOff: true } });
       return { endpoint: this.#endpoints.get(id)!.endpoint, srcName: ifname };
     });
@@ -231,7 +232,7 @@ export class ForeignEndpoints {
       const net = this.#network(fe);
       const driver = this.#att.driver(net);
       if (fe.ports?.length) await this.#att.datapath.unpublish(portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
-      if (driver.capabilities.datapath) await this.#att.datapath.removeEndpoint(networkSpec(net), endpointSpec(fe.endpoint, fe.joined.netnsPath ?? ''));
+      if (driver.capabilities.datapath) await this.#att.datapath.removeEndpoint(networkSpec(net), endpointSpec(fe.endpoint, datapathNetns(fe.joined)));
       // Handed off: the caller takes the interface back itself (dockerd moves it out when it leaves).
       if (!fe.joined.handedOff) await driver.leave(net, fe.endpoint, fe.joined);
       const { joined: _gone, ports: _ports, ...rest } = fe;
@@ -306,11 +307,16 @@ export class ForeignEndpoints {
       out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
       if (!fe.joined || !fe.endpoint.hostIfname || !driver.capabilities.datapath) continue;
       if (!(await link(null, fe.endpoint.hostIfname))) continue;
-      out.endpoints.push({ net, endpoint: fe.endpoint, netnsPath: fe.joined.netnsPath ?? '' });
+      out.endpoints.push({ net, endpoint: fe.endpoint, netnsPath: datapathNetns(fe.joined) });
       if (fe.ports?.length) out.ports.push(...portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
     }
     return out;
   }
+}
+
+/** The namespace path the datapath may enter for a joined endpoint: none when the caller moved the interface itself. */
+function datapathNetns(joined: ForeignJoin): string {
+  return joined.handedOff ? '' : (joined.netnsPath ?? '');
 }
 
 function asRecord(b: PortBinding): PortRecord {
