@@ -56,6 +56,10 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   afterAll(async () => {
+    if (process.env.DP_DEBUG) {
+      writeFileSync('/tmp/dp-debug-bpfnet.log', bpf?.log ?? '');
+      writeFileSync('/tmp/dp-debug-dockerd.log', docker?.log ?? '');
+    }
     for (const s of servers) s.kill('SIGKILL');
     await docker?.destroy();
     await lab?.destroy();
@@ -116,5 +120,143 @@ describe('Docker containers on the bpfnet plugin', () => {
     expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, ephemeral))).toBe(EXT);
     await docker.run('rm', '-f', 'web');
     expect(await probe(lab, lab.external, 'tcp', HOST, 8080, 800)).toBeNull();
+  });
+
+  it('--internal networks reach inside only (no default route, no way out)', async () => {
+    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--internal', '--subnet', '10.93.0.0/24', 'inet');
+    await Promise.all([up('i1', '--network', 'inet'), up('i2', '--network', 'inet')]);
+    await serveIn('i1', 'tcp', 7100);
+    expect(await probe(lab, await nsOf('i2'), 'tcp', await ipOf('i1', 'inet'), 7100)).not.toBeNull();
+    expect(await docker.run('exec', 'i1', 'ip', 'route')).not.toContain('default');
+    // Even with a route of its own, nothing leaves the network.
+    const i1 = await nsOf('i1');
+    await lab.exec(i1, 'ip', ['route', 'add', 'default', 'via', '10.93.0.1']);
+    expect(await probe(lab, i1, 'tcp', EXT, 7300, 800)).toBeNull();
+  });
+
+  it('icc=false keeps containers of one network apart, while egress still works', async () => {
+    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '10.94.0.0/24', 'noicc');
+    await Promise.all([up('n1', '--network', 'noicc'), up('n2', '--network', 'noicc')]);
+    await serveIn('n1', 'tcp', 7100);
+    expect(await probe(lab, await nsOf('n2'), 'tcp', await ipOf('n1', 'noicc'), 7100, 800)).toBeNull();
+    expect(peerIp(await probe(lab, await nsOf('n2'), 'tcp', EXT, 7300))).toBe(HOST);
+  });
+
+  it('drops packets whose source address is not the container\'s own (anti-spoofing)', async () => {
+    const a2 = await nsOf('a2');
+    const a1 = await ipOf('a1', 'net1');
+    const from = async (src: string) => {
+      const script = `const s=require('net').connect({host:'${a1}',port:7100,localAddress:'${src}'});s.on('data',d=>{process.stdout.write(d);process.exit(0)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(2),1500)`;
+      return (await lab.execRaw(a2, process.execPath, ['-e', script])).stdout.trim();
+    };
+    await lab.exec(a2, 'ip', ['addr', 'add', '10.91.0.200/32', 'dev', 'eth0']);
+    try {
+      expect(peerIp(await from(await ipOf('a2', 'net1')))).toBe(await ipOf('a2', 'net1'));
+      expect(await from('10.91.0.200')).toBe('');
+    } finally {
+      await lab.exec(a2, 'ip', ['addr', 'del', '10.91.0.200/32', 'dev', 'eth0']);
+    }
+  });
+
+  it('refuses a bad driver option and an address in use with the plugin\'s message, leaving nothing half made', async () => {
+    const bad = await docker.docker(['network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '-o', 'com.docker.network.bridge.enable_icc=maybe', '--subnet', '10.96.0.0/24', 'bad']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('invalid value "maybe" for option com.docker.network.bridge.enable_icc');
+    // dockerd released the pool: the same subnet is free again.
+    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--subnet', '10.96.0.0/24', 'good');
+    await docker.run('network', 'rm', 'good');
+    await up('s1', '--network', 'net1', '--ip', '10.91.0.50');
+    const taken = await docker.docker(['run', '-d', '--name', 's2', '--network', 'net1', '--ip', '10.91.0.50', BUSYBOX_IMAGE, 'sleep', '1000']);
+    expect(taken.code).not.toBe(0);
+    expect(taken.stderr).toContain('Address already in use');
+    await docker.docker(['rm', '-f', 's1', 's2']);
+    // Both endpoints are gone from bpfnet, and the address is free again.
+    await up('s3', '--network', 'net1', '--ip', '10.91.0.50');
+    await docker.run('rm', '-f', 's3');
+  });
+
+  it('docker-compose up -d / down with the ipam block (subnet, ip_range, gateway, aux_addresses), names and ports; nothing left behind', async () => {
+    const dir = lab.tmpDir();
+    const file = join(dir, 'compose.yml');
+    writeFileSync(
+      file,
+      [
+        'version: "2.4"',
+        'services:',
+        '  web: { image: "busybox:local", command: ["sleep", "100000"], ports: ["8090:80"], networks: [net1] }',
+        '  client: { image: "busybox:local", command: ["sleep", "100000"], networks: [net1] }',
+        'networks:',
+        '  net1:',
+        '    driver: bpfnet',
+        '    ipam:',
+        '      driver: bpfnet',
+        '      config:',
+        '        - { subnet: 10.95.0.0/24, ip_range: 10.95.0.128/25, gateway: 10.95.0.1, aux_addresses: { printer: 10.95.0.128 } }',
+        '',
+      ].join('\n'),
+    );
+    const linksBefore = (await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length;
+    const upR = await docker.compose(file, 'proj', ['up', '-d']);
+    expect(upR.code, upR.stderr).toBe(0);
+    const client = await ipOf('proj_client_1', 'proj_net1');
+    const web = await ipOf('proj_web_1', 'proj_net1');
+    for (const a of [client, web]) {
+      expect(a).toMatch(/^10\.95\.0\.(\d+)$/);
+      expect(Number(a.split('.')[3])).toBeGreaterThan(128);
+    }
+    expect(await docker.run('exec', 'proj_client_1', 'ip', 'route', 'show', 'default')).toContain('via 10.95.0.1');
+    expect(await execOk('proj_client_1', 'ping', '-c', '1', '-W', '2', 'web')).toBe(true);
+    await serveIn('proj_web_1', 'tcp', 80);
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8090))).toBe(EXT);
+    const downR = await docker.compose(file, 'proj', ['down']);
+    expect(downR.code, downR.stderr).toBe(0);
+    expect(await bpf.bpfnet('network', 'ls', '--format', '{{.Name}} {{.Labels}}')).not.toContain('10.95');
+    expect(await bpf.bpfnet('ps')).not.toContain('10.95.0.');
+    expect((await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length).toBe(linksBefore);
+    expect(await probe(lab, lab.external, 'tcp', HOST, 8090, 800)).toBeNull();
+  });
+
+  it('a bpfnet daemon restarted under running containers: traffic keeps flowing, endpoints are re-adopted', async () => {
+    const a1 = await ipOf('a1', 'net1');
+    await docker.run('run', '-d', '--name', 'pub', '--network', 'net1', '-p', '8081:80', BUSYBOX_IMAGE, 'sleep', '100000');
+    await serveIn('pub', 'tcp', 80);
+    await bpf.kill();
+    // Down: the pinned datapath still forwards, publishes and masquerades.
+    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100)).not.toBeNull();
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8081))).toBe(EXT);
+    expect(peerIp(await probe(lab, await nsOf('a1'), 'tcp', EXT, 7300))).toBe(HOST);
+    await bpf.start();
+    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100)).not.toBeNull();
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8081))).toBe(EXT);
+    expect(await bpf.bpfnet('ps')).toContain('8081->80/tcp');
+    // The re-adopted endpoint leaves and is deleted as usual.
+    await docker.run('rm', '-f', 'pub');
+    expect(await probe(lab, lab.external, 'tcp', HOST, 8081, 800)).toBeNull();
+    expect(await bpf.bpfnet('ps')).not.toContain('8081->80/tcp');
+  });
+
+  it('a bpfnet daemon restarted in the middle of docker run: dockerd retries and the container is served', async () => {
+    await bpf.kill();
+    const running = docker.docker(['run', '-d', '--name', 'mid', '--network', 'net1', BUSYBOX_IMAGE, 'sleep', '100000'], { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    await bpf.start();
+    const r = await running;
+    expect(r.code, r.stderr).toBe(0);
+    await serveIn('mid', 'tcp', 7100);
+    expect(await probe(lab, await nsOf('a2'), 'tcp', await ipOf('mid', 'net1'), 7100)).not.toBeNull();
+  });
+
+  it('dockerd --live-restore restarted: containers keep their traffic, and leave cleanly afterwards', async () => {
+    const a1 = await ipOf('a1', 'net1');
+    const a2 = await nsOf('a2');
+    await docker.stopDaemon();
+    expect(await probe(lab, a2, 'tcp', a1, 7100)).not.toBeNull();
+    await docker.start();
+    expect(await probe(lab, a2, 'tcp', a1, 7100)).not.toBeNull();
+    expect(await execOk('a2', 'ping', '-c', '1', '-W', '2', 'a1')).toBe(true);
+    await docker.run('rm', '-f', 'a1');
+    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100, 800)).toBeNull();
+    await up('a3', '--network', 'net1');
+    expect(await execOk('a3', 'ping', '-c', '1', '-W', '2', 'a2')).toBe(true);
   });
 });
