@@ -7,7 +7,7 @@
  * own unless asked (the "docker" bench setup). Tests and the benchmark use it.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { runRaw, stop, type RunResult } from '../system/exec.js';
 import { buildBusyboxTarball } from './busybox-image.js';
@@ -36,6 +36,7 @@ export class LabDockerd {
   /** Unique per lab: a leftover shim names it, and another lab's dockerd has its own. */
   readonly execRoot: string;
   #child?: ChildProcess;
+  #holder?: ChildProcess;
   #log = '';
 
   constructor(lab: Lab, opts: LabDockerdOptions = {}) {
@@ -75,18 +76,10 @@ export class LabDockerd {
       ...(this.opts.liveRestore ? ['--live-restore'] : []),
       ...(this.opts.extraArgs ?? []),
     ];
-    // Inside its own mount namespace: /run/docker is a private tmpfs, the plugin directory ours.
-    const script = [
-      'set -e',
-      'mkdir -p /run/docker',
-      'mount -t tmpfs -o mode=0711 bpfnet-lab /run/docker',
-      'mkdir -p /run/docker/plugins',
-      `mount --bind '${this.pluginDir}' /run/docker/plugins`,
-      'ulimit -n 20000',
-      `exec ${args.map((a) => `'${a}'`).join(' ')}`,
-    ].join('\n');
     mkdirSync(join(this.dir, 'data'), { recursive: true });
-    const child = this.lab.spawn(this.lab.host, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
+    const mountNs = await this.#mountNamespace();
+    const script = ['ulimit -n 20000', `exec ${args.map((a) => `'${a}'`).join(' ')}`].join('\n');
+    const child = this.lab.spawn(this.lab.host, 'nsenter', [`--mount=${mountNs}`, '--', 'sh', '-c', script]);
     this.#child = child;
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
@@ -97,6 +90,36 @@ export class LabDockerd {
       if (Date.now() > deadline) throw new Error(`dockerd did not answer on ${this.socket} within 60 s:\n${this.#log.slice(-3000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /**
+   * dockerd's mount namespace: a private tmpfs over /run/docker (exec root, netns files) with our
+   * plugin directory bound at /run/docker/plugins. A holder process keeps it (and so the state
+   * of running containers) across dockerd restarts, as /run survives a restart on a real host.
+   */
+  async #mountNamespace(): Promise<string> {
+    if (this.#holder && this.#holder.exitCode === null && this.#holder.signalCode === null) return `/proc/${this.#holder.pid}/ns/mnt`;
+    const ready = join(this.dir, 'mounts-ready');
+    rmSync(ready, { force: true });
+    const script = [
+      'set -e',
+      'mkdir -p /run/docker',
+      'mount -t tmpfs -o mode=0711 bpfnet-lab /run/docker',
+      'mkdir -p /run/docker/plugins',
+      `mount --bind '${this.pluginDir}' /run/docker/plugins`,
+      `touch '${ready}'`,
+      'exec sleep 2147483647',
+    ].join('\n');
+    const holder = this.lab.spawn(this.lab.host, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', script]);
+    this.#holder = holder;
+    let err = '';
+    holder.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(ready)) {
+      if (holder.exitCode !== null || Date.now() > deadline) throw new Error(`could not set up dockerd's mount namespace: ${err || 'timed out'}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return `/proc/${holder.pid}/ns/mnt`;
   }
 
   /** The docker CLI against this dockerd; resolves with its status and output. */
@@ -153,6 +176,7 @@ export class LabDockerd {
       if (ids.length > 0) await this.docker(['rm', '-f', ...ids], { timeoutMs: 60_000 });
       await this.stopDaemon();
     }
+    if (this.#holder) await stop(this.#holder);
     for (const pid of this.#leftovers()) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -162,14 +186,14 @@ export class LabDockerd {
     }
   }
 
-  /** Processes this dockerd started that outlived it: shims and their containers name our data root or exec root. */
+  /** Processes this dockerd started that outlived it (its containerd, shims): they name our data root or exec root, unique to the lab. */
   #leftovers(): number[] {
     const out: number[] = [];
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       try {
         const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-        if (cmd.includes(this.dir) || (cmd.includes('containerd-shim') && cmd.includes(`${this.execRoot}/containerd`))) out.push(Number(entry));
+        if (cmd.includes(this.dir) || cmd.includes(`${this.execRoot}/`)) out.push(Number(entry));
       } catch {
         /* exited meanwhile */
       }

@@ -49,9 +49,17 @@ describe('Docker containers on the bpfnet plugin', () => {
     bpf = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--docker-plugin-dir', docker.pluginDir, '--log-level', 'debug'] });
     await docker.start();
     await docker.importBusybox();
-    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--subnet', '10.91.0.0/24', '--gateway', '10.91.0.1', 'net1');
-    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--subnet', '10.92.0.0/24', 'net2');
-    await Promise.all([up('a1', '--network', 'net1'), up('a2', '--network', 'net1'), up('b1', '--network', 'net2')]);
+    const net = (name: string, ...args: string[]) => docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', ...args, name);
+    await Promise.all([
+      net('net1', '--subnet', '10.91.0.0/24', '--gateway', '10.91.0.1'),
+      net('net2', '--subnet', '10.92.0.0/24'),
+      net('inet', '--internal', '--subnet', '10.93.0.0/24'),
+      net('noicc', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '10.94.0.0/24'),
+    ]);
+    await Promise.all([
+      ...[['a1', 'net1'], ['a2', 'net1'], ['b1', 'net2'], ['i1', 'inet'], ['i2', 'inet'], ['n1', 'noicc'], ['n2', 'noicc']].map(([name, network]) => up(name, '--network', network)),
+      docker.run('run', '-d', '--name', 'web', '--network', 'net1', '-p', '8080:80', '-p', '9000-9005:81', '-p', '5353:53/udp', '-P', '--expose', '82', BUSYBOX_IMAGE, 'sleep', '100000'),
+    ]);
     servers.push(await echoServer(lab, lab.external, 'tcp', 7300));
   });
 
@@ -97,7 +105,6 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   it('publishes ports on the datapath: from outside with the client address kept, from the host, by hairpin; -P, ranges, udp', async () => {
-    await docker.run('run', '-d', '--name', 'web', '--network', 'net1', '-p', '8080:80', '-p', '9000-9005:81', '-p', '5353:53/udp', '-P', '--expose', '82', BUSYBOX_IMAGE, 'sleep', '100000');
     await serveIn('web', 'tcp', 80);
     await serveIn('web', 'tcp', 81);
     await serveIn('web', 'tcp', 82);
@@ -123,8 +130,6 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   it('--internal networks reach inside only (no default route, no way out)', async () => {
-    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--internal', '--subnet', '10.93.0.0/24', 'inet');
-    await Promise.all([up('i1', '--network', 'inet'), up('i2', '--network', 'inet')]);
     await serveIn('i1', 'tcp', 7100);
     expect(await probe(lab, await nsOf('i2'), 'tcp', await ipOf('i1', 'inet'), 7100)).not.toBeNull();
     expect(await docker.run('exec', 'i1', 'ip', 'route')).not.toContain('default');
@@ -135,8 +140,6 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   it('icc=false keeps containers of one network apart, while egress still works', async () => {
-    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '10.94.0.0/24', 'noicc');
-    await Promise.all([up('n1', '--network', 'noicc'), up('n2', '--network', 'noicc')]);
     await serveIn('n1', 'tcp', 7100);
     expect(await probe(lab, await nsOf('n2'), 'tcp', await ipOf('n1', 'noicc'), 7100, 800)).toBeNull();
     expect(peerIp(await probe(lab, await nsOf('n2'), 'tcp', EXT, 7300))).toBe(HOST);
@@ -208,7 +211,7 @@ describe('Docker containers on the bpfnet plugin', () => {
     expect(await execOk('proj_client_1', 'ping', '-c', '1', '-W', '2', 'web')).toBe(true);
     await serveIn('proj_web_1', 'tcp', 80);
     expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8090))).toBe(EXT);
-    const downR = await docker.compose(file, 'proj', ['down']);
+    const downR = await docker.compose(file, 'proj', ['down', '-t', '0']);
     expect(downR.code, downR.stderr).toBe(0);
     expect(await bpf.bpfnet('network', 'ls', '--format', '{{.Name}} {{.Labels}}')).not.toContain('10.95');
     expect(await bpf.bpfnet('ps')).not.toContain('10.95.0.');
