@@ -8,6 +8,7 @@
 // One lab, one bpfnet daemon and one dockerd for the whole file.
 import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
@@ -159,6 +160,36 @@ describe('Docker containers on the bpfnet plugin', () => {
     } finally {
       await lab.exec(a2, 'ip', ['addr', 'del', '10.91.0.200/32', 'dev', 'eth0']);
     }
+  });
+
+  it('answers hostile plugin requests with the protocol\'s error field and keeps serving', async () => {
+    const socket = join(docker.pluginDir, 'bpfnet.sock');
+    const post = (path: string, body: string) =>
+      new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+        const req = request({ socketPath: socket, path, method: 'POST', headers: { 'Content-Type': 'application/json' } }, (res) => {
+          let text = '';
+          res.on('data', (d: Buffer) => (text += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as Record<string, unknown> }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    expect((await post('/Plugin.Activate', '')).json).toEqual({ Implements: ['NetworkDriver', 'IpamDriver'] });
+    expect((await post('/NetworkDriver.GetCapabilities', '{}')).json).toEqual({ Scope: 'local', ConnectivityScope: 'local' });
+    expect((await post('/NetworkDriver.CreateNetwork', '{not json')).json.Err).toBe('request body is not valid JSON');
+    expect((await post('/NetworkDriver.CreateNetwork', '[1,2]')).json.Err).toBe('request body must be a JSON object');
+    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'x'.repeat(500) }))).json.Err).toMatch(/NetworkID must be an id/);
+    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: 'fd00::/64' }] }))).json.Err).toMatch(/IPv6 is not supported/);
+    expect((await post('/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Interface: { Address: '10.99.0.5/24' } }))).json.Err).toMatch(/is not a bpfnet network/);
+    expect((await post('/NetworkDriver.Join', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', SandboxKey: '../x' }))).json.Err).toBeTruthy();
+    expect((await post('/NetworkDriver.ProgramExternalConnectivity', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Options: { 'com.docker.network.portmap': [{ Proto: 6, Port: 99999 }] } }))).json.Err).toBeTruthy();
+    expect((await post('/IpamDriver.RequestPool', JSON.stringify({ Pool: '10.91.0.0/16' }))).json.Error).toMatch(/overlaps/);
+    expect((await post('/IpamDriver.RequestPool', JSON.stringify({ Pool: '10.99.0.1/24' }))).json.Error).toMatch(/host bits are set/);
+    expect((await post('/IpamDriver.RequestAddress', JSON.stringify({ PoolID: 'no-such-pool' }))).json.Error).toBe('no pool no-such-pool');
+    expect((await post('/IpamDriver.RequestAddress', JSON.stringify({ PoolID: 1 }))).json.Error).toMatch(/PoolID/);
+    expect((await post('/NetworkDriver.Bogus', '{}')).status).toBe(404);
+    // Still serving dockerd.
+    expect(await execOk('a2', 'ping', '-c', '1', '-W', '2', 'a1')).toBe(true);
   });
 
   it('refuses a bad driver option and an address in use with the plugin\'s message, leaving nothing half made', async () => {

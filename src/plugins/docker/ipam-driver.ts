@@ -119,12 +119,15 @@ export class DockerIpamDriver {
         const a = parseIPv4(wanted.split('/')[0]);
         if (a === undefined) throw new PluginError(`invalid address "${wanted}"`);
         if (!contains(pool.subnet, a)) throw new PluginError(`address ${wanted} is not in pool ${formatCidr(pool.subnet)}`);
-        const r = this.#store.ipam.reserve(pool.id, a, owner);
+        // dockerd names no owner: every hold is Docker's, so any holder means the address is taken.
+        const holder = this.#store.ipam.holder(pool.id, a);
+        const r = holder === undefined ? this.#store.ipam.reserve(pool.id, a, owner) : { reserved: false as const, holder };
         if (!r.reserved) throw new PluginError(`Address already in use: ${formatIPv4(a)} (held by ${r.holder})`);
         return a;
       }
       // The gateway is the subnet's first address when free, as Docker's default IPAM gives it.
-      if (gateway && this.#store.ipam.reserve(pool.id, pool.subnet.addr + 1, owner).reserved) return pool.subnet.addr + 1;
+      if (gateway && this.#store.ipam.holder(pool.id, pool.subnet.addr + 1) === undefined && this.#store.ipam.reserve(pool.id, pool.subnet.addr + 1, owner).reserved)
+        return pool.subnet.addr + 1;
       try {
         return this.#allocator.allocate(gateway ? { ...pool, range: undefined } : pool, owner);
       } catch (err) {
