@@ -25,6 +25,7 @@ import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample,
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { DirectVethSetup, HostNetworkSetup, RoutingSetup } from './setups/references.js';
 import { DockerRulesSetup } from './setups/docker-rules.js';
+import { DockerEngineSetup } from './setups/docker-engine.js';
 import { newSeed, runOrder } from './order.js';
 import { dropReason } from './samples.js';
 import { CniSetup, debVersion } from './setups/cni.js';
@@ -36,7 +37,7 @@ import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/wor
 import { USAGE, parseArgs, selected as wanted } from './options.js';
 
 const SWEEP_FIRST_PORT = 10000;
-const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni'];
+const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
 const PUBLISH_PORTS = 10000;
 
 async function firstLine(file: string, args: string[]): Promise<string> {
@@ -95,6 +96,9 @@ async function buildSetup(name: SetupName): Promise<Setup> {
       return DockerRulesSetup.create();
     case 'cni':
       return CniSetup.create();
+    case 'docker':
+    case 'docker+bpfnet':
+      return DockerEngineSetup.create(name);
   }
 }
 
@@ -129,7 +133,8 @@ export async function main(argv: readonly string[]): Promise<void> {
 
   const setupNames = ALL_SETUPS_ORDER.filter((s) => o.setups.includes(s));
   const sweepSetups = setupNames.filter((s) => s === 'ebpf' || s === 'iptables' || s === 'cni');
-  const controlSetups = sweepSetups;
+  // Container start time of the real engines is their control-plane row.
+  const controlSetups = [...sweepSetups, ...setupNames.filter((s) => s === 'docker' || s === 'docker+bpfnet')];
 
   // The plan, for progress: every step with its estimated seconds.
   const plan: number[] = [];

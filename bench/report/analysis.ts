@@ -7,7 +7,7 @@ import type { BenchResults, DataSample, SweepSample } from '../results-model.js'
 import { counts } from '../samples.js';
 import type { SetupName } from '../setups/setup.js';
 
-export const SETUP_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni'];
+export const SETUP_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
 
 /** The values of one metric indexed by repetition (NaN where that repetition failed, was dropped or is missing). */
 export function series(samples: readonly DataSample[], workload: string, setup: SetupName, metric: string, reps: number): number[] {

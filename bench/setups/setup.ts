@@ -12,9 +12,10 @@ import type { Netns } from '../../src/system/ip.js';
  * veth: client and server joined by one veth pair; routing: a host that only routes;
  * ebpf: bpfnet's eBPF datapath with a NIC-like uplink (no bpf_redirect_peer to the uplink's peer);
  * ebpf-shortcut: the same with that veth-only shortcut on; iptables: bpfnet's iptables datapath;
- * docker28: Docker 28's own rules on a Linux bridge; cni: the CNI reference plugins.
+ * docker28: Docker 28's own rules on a Linux bridge; cni: the CNI reference plugins;
+ * docker: a real dockerd's own bridge and iptables; docker+bpfnet: the same dockerd on bpfnet's plugin.
  */
-export type SetupName = 'host' | 'veth' | 'routing' | 'ebpf' | 'ebpf-shortcut' | 'iptables' | 'docker28' | 'cni';
+export type SetupName = 'host' | 'veth' | 'routing' | 'ebpf' | 'ebpf-shortcut' | 'iptables' | 'docker28' | 'cni' | 'docker' | 'docker+bpfnet';
 
 /** The paths the workloads measure. */
 export type PathKind =

@@ -43,6 +43,10 @@ export interface DaemonOptions {
   readonly metricsAddr?: string;
   /** Per-endpoint metric series. */
   readonly metricsPerEndpoint?: boolean;
+  /** Serve Docker's network and IPAM plugin protocol. */
+  readonly dockerPlugin?: boolean;
+  /** The plugin socket's directory (default /run/docker/plugins). */
+  readonly dockerPluginDir?: string;
   /** Config file (default /etc/bpfnet/daemon.json, which may be absent). */
   readonly configFile?: string;
   /** etcd://HOST:PORT[,HOST:PORT...]: join a cluster. */

@@ -33,6 +33,8 @@ export const CONFIG_KEYS: Record<string, { field: keyof DaemonFlags; kind: Kind;
   'cluster-store': { field: 'clusterStore', kind: 'string' },
   'advertise-addr': { field: 'advertiseAddr', kind: 'string' },
   'cluster-lease-ttl': { field: 'clusterLeaseTtl', kind: 'count' },
+  'docker-plugin': { field: 'dockerPlugin', kind: 'boolean' },
+  'docker-plugin-dir': { field: 'dockerPluginDir', kind: 'string' },
 };
 
 export class ConfigFileError extends Error {}

@@ -37,6 +37,10 @@ import { reconcile } from './reconcile.js';
 import { claimSocketPath, releaseSocketPath } from './socket.js';
 import { ClusterService } from '../cluster/cluster-service.js';
 import { clusterRoutes } from '../api/routes/cluster.js';
+import { DockerIpamDriver } from '../plugins/docker/ipam-driver.js';
+import { DockerNetworkDriver } from '../plugins/docker/network-driver.js';
+import { DockerPluginServer } from '../plugins/docker/plugin-server.js';
+import { foreignEndpointRoutes } from '../plugins/docker/routes.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -46,6 +50,7 @@ export class Daemon {
   #server?: Server;
   #dns?: EmbeddedDns;
   #ops?: Operations;
+  #dockerPlugin?: DockerPluginServer;
   networks?: NetworkService;
   sandboxes?: SandboxService;
   /** Present with --cluster-store: the global scope (etcd). */
@@ -129,6 +134,7 @@ export class Daemon {
     endpointRoutes(router, keyed);
     ops.routes(router);
     if (this.cluster) clusterRoutes(router, this.cluster);
+    foreignEndpointRoutes(router, networks);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {
@@ -152,6 +158,12 @@ export class Daemon {
     chmodSync(socket, 0o660);
     this.#server = server;
     await ops.listen();
+    if (this.#settings.dockerPlugin) {
+      // After reconcile: dockerd's calls find every re-adopted endpoint.
+      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), new DockerIpamDriver({ store, pools: cfg.pools }), this.#log);
+      await plugin.listen();
+      this.#dockerPlugin = plugin;
+    }
     this.#log.info(`bpfnet ${BPFNET_VERSION} (${datapath.kind} datapath, instance ${cfg.instance}, uplink ${cfg.uplink.ifname} ${cfg.uplink.ipv4}) listening on ${socket}`);
   }
 
@@ -185,6 +197,7 @@ export class Daemon {
 
   /** Stops serving; the kernel state (namespaces, forwarding) stays as it is. */
   async stop(): Promise<void> {
+    await this.#dockerPlugin?.close();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
     await this.#ops?.close();

@@ -36,6 +36,10 @@ export interface DaemonFlags {
   metricsAddr?: string;
   /** Per-endpoint series (one per endpoint: more series, so off by default). */
   metricsPerEndpoint?: boolean;
+  /** Serve Docker's network and IPAM plugin protocol (dockerd's `-d bpfnet --ipam-driver bpfnet`). */
+  dockerPlugin?: boolean;
+  /** Where dockerd looks for plugin sockets (default /run/docker/plugins). */
+  dockerPluginDir?: string;
   /** The config file to read (default /etc/bpfnet/daemon.json, which may be absent). */
   configFile?: string;
   /** etcd://HOST:PORT[,HOST:PORT...]: join a cluster (global-scope state in etcd). */
@@ -58,6 +62,8 @@ export interface DaemonSettings {
   metrics: { address?: { host: string; port: number }; perEndpoint: boolean };
   /** --cluster-store and friends; absent: single host. */
   cluster?: ClusterSettings;
+  /** The Docker plugin socket's directory, when --docker-plugin is on. */
+  dockerPlugin?: { dir: string };
 }
 
 /** "HOST:PORT" or "[V6]:PORT" -> its parts; throws naming the flag. */
@@ -196,8 +202,10 @@ export async function resolveDaemonSettings(flags: DaemonFlags): Promise<DaemonS
   if (logFormat !== 'logfmt' && logFormat !== 'json') throw new Error(`--log-format must be logfmt or json, not "${flags.logFormat}"`);
   const metricsAddress = flags.metricsAddr ? parseListenAddress('metrics-addr', flags.metricsAddr) : undefined;
   const cluster = parseClusterFlags(flags, uplinkIp);
+  if (flags.dockerPluginDir !== undefined && !flags.dockerPluginDir.startsWith('/')) throw new Error(`--docker-plugin-dir must be an absolute path, not "${flags.dockerPluginDir}"`);
   return {
     ...(cluster ? { cluster } : {}),
+    ...(flags.dockerPlugin || flags.dockerPluginDir ? { dockerPlugin: { dir: flags.dockerPluginDir ?? '/run/docker/plugins' } } : {}),
     socket: flags.socket ?? DEFAULTS.socket,
     datapath,
     logLevel,

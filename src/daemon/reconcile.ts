@@ -178,7 +178,9 @@ export async function reconcile(
   } catch {
     /* no /etc/netns yet */
   }
-  const knownLinks = new Set<string>();
+  // Endpoints of namespaces bpfnet does not own (dockerd's, CNI's) are re-adopted, not swept.
+  const foreign = await networks.foreign.restore();
+  const knownLinks = new Set<string>(foreign.links);
   for (const n of store.networks.all()) if (n.device) knownLinks.add(n.device);
   for (const e of store.endpoints.all()) if (e.hostIfname) knownLinks.add(e.hostIfname);
   for (const l of await links(null)) {
@@ -190,7 +192,10 @@ export async function reconcile(
   }
 
   // 5. The datapath replays everything (and removes its own strays).
-  await datapath.start(desiredState(store, networks, broken));
+  const desired = desiredState(store, networks, broken);
+  desired.endpoints.push(...foreign.endpoints.map((f) => endpointSpec(f.endpoint, f.netnsPath)));
+  desired.ports.push(...foreign.ports);
+  await datapath.start(desired);
   return report;
 }
 

@@ -69,6 +69,14 @@ export interface Driver {
   leave(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void>;
   /** Undoes createEndpoint: removes what it made (also when the namespace took the interface with it). */
   deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void>;
+  /**
+   * Join for a caller that moves the interface into its namespace itself (dockerd): readies the
+   * endpoint's interface in the daemon's namespace (MAC, MTU; the caller sets the address) and
+   * returns its name there.
+   */
+  handOff?(net: NetworkRecord, ep: EndpointRecord): Promise<{ endpoint: EndpointRecord; ifname: string }>;
+  /** Every device an endpoint may have in the daemon's namespace (so a restarted daemon does not sweep them). */
+  endpointDevices?(ep: EndpointRecord): string[];
   /** Makes ep the namespace's default route (it became the primary endpoint). */
   setDefaultRoute?(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void>;
   /** Whether the endpoint's interfaces exist as they should (reconcile at start). */

@@ -20,7 +20,6 @@ import { newId } from '../util/ids.js';
 import type { EngineConfig } from './config.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 import { validateHostname } from './names.js';
-import { VolatileHolds } from './volatile-holds.js';
 import { endpointSpec, networkSpec, portSpecs } from './spec.js';
 
 export interface AttachOptions {
@@ -44,8 +43,8 @@ export class Attachments {
     this.#drivers = drivers;
     this.#datapath = datapath;
     this.#cfg = cfg;
-    // Foreign endpoints' addresses are held in memory only, as the endpoints themselves (endpoints.ts).
-    this.#allocator = new Ipv4Allocator(new VolatileHolds(store.ipam, isForeignOwner));
+    // Foreign endpoints' addresses are stored like the others: the endpoints are too (endpoints.ts).
+    this.#allocator = new Ipv4Allocator(store.ipam);
   }
 
   get allocator(): Ipv4Allocator {
@@ -283,4 +282,3 @@ function rank(d: Driver): number {
 
 /** The IPAM owner of an endpoint of a namespace bpfnet does not own. */
 export const foreignOwner = (endpointId: string): string => `foreign endpoint ${endpointId.slice(0, 12)}`;
-const isForeignOwner = (owner: string): boolean => owner.startsWith('foreign endpoint ');

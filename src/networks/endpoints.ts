@@ -1,12 +1,18 @@
 /**
  * Endpoints for namespaces bpfnet did not create and does not own (moby's CreateEndpoint /
  * Join / Leave / DeleteEndpoint; CNI's ADD and DEL): a container engine asks for an endpoint
- * on a network, then joins it into its own namespace by path under the interface name it
- * chooses; leave and delete undo exactly that. The network's datapath forwards for them as for
- * bpfnet's own sandboxes, which are the other client of the same driver verbs (attachments.ts).
- * They live as long as the daemon: not stored, their addresses held in memory (volatile-holds.ts),
- * their devices swept as strays by a restarted daemon.
+ * on a network, then either joins it into its own namespace by path under the interface name
+ * it chooses (bpfnet moves the interface: CNI), or takes the interface and moves it itself
+ * (handOff: dockerd, which renames it and sets its address). Leave and delete undo exactly that.
+ * The network's datapath forwards for them as for bpfnet's own sandboxes, which are the other
+ * client of the same driver verbs (attachments.ts).
+ *
+ * They are stored (the store's documents, kind "foreign-endpoint", with their addresses held in
+ * IPAM like any other), so a restarted daemon re-adopts them: reconcile keeps their devices and
+ * replays them and their published ports into the datapath (restore()), while the pinned
+ * datapath kept forwarding for them in between.
  */
+import type { PortSpec } from '../datapath/datapath.js';
 import type { JoinTarget } from '../drivers/driver.js';
 import { conflict, invalid, notFound } from '../errors.js';
 import { parseIPv4 } from '../ipam/ipv4.js';
@@ -14,17 +20,29 @@ import type { Store } from '../store/store.js';
 import { newId } from '../util/ids.js';
 import type { Mutex } from '../util/mutex.js';
 import { netnsExists } from '../drivers/netns-path.js';
+import { link } from '../system/ip.js';
 import { Attachments, foreignOwner } from './attachments.js';
-import type { EndpointRecord, NetworkRecord } from './model.js';
-import { endpointSpec, networkSpec } from './spec.js';
+import type { EndpointRecord, NetworkRecord, PortRecord } from './model.js';
+import { BindingIndex, type PortBinding } from './ports.js';
+import { endpointSpec, networkSpec, portSpecs } from './spec.js';
 
 export interface CreateEndpointRequest {
   /** Network id or name. */
   network: string;
   /** A static address inside the network's subnet; otherwise IPAM picks one. */
   ipv4?: string;
-  /** A MAC for the namespace side (CNI's mac capability); otherwise the driver derives one from the address. */
+  /** A MAC the caller chose (dockerd's --mac-address); otherwise the driver's. */
   mac?: string;
+  /** Who asked, for ps/inspect and for re-adoption: e.g. { kind: 'docker', ref: <Docker's endpoint id> }. */
+  client?: EndpointClient;
+}
+
+export interface EndpointClient {
+  kind: string;
+  ref: string;
+  /** What the client calls the network and the container, when it says (shown by ps). */
+  network?: string;
+  container?: string;
 }
 
 export interface JoinRequest {
@@ -36,13 +54,29 @@ export interface JoinRequest {
   defaultRoute?: boolean;
 }
 
-/** An endpoint of a foreign namespace and where it is joined, if it is. */
+/** Where an endpoint is joined; handedOff: the caller moved the interface itself (netnsPath is informative only). */
+export type ForeignJoin = JoinTarget & { handedOff?: boolean };
+
+/** An endpoint of a foreign namespace, where it is joined if it is, and what it publishes. */
 export interface ForeignEndpoint {
   endpoint: EndpointRecord;
-  joined?: JoinTarget;
+  joined?: ForeignJoin;
+  client?: EndpointClient;
+  /** Published ports (sandboxId ''): the datapath sends them to endpoint.ipv4. */
+  ports?: PortBinding[];
 }
 
+/** What a restarted daemon must keep and replay for foreign endpoints. */
+export interface ForeignRestore {
+  /** Host-namespace devices that are theirs (not strays). */
+  links: string[];
+  endpoints: Array<{ net: NetworkRecord; endpoint: EndpointRecord; netnsPath: string }>;
+  ports: PortSpec[];
+}
+
+const KIND = 'foreign-endpoint';
 const IFNAME = /^[a-zA-Z0-9_.-]{1,15}$/;
+const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 export class ForeignEndpoints {
   readonly #store: Store;
@@ -54,6 +88,13 @@ export class ForeignEndpoints {
     this.#store = store;
     this.#att = attachments;
     this.#mutex = mutex;
+    for (const { id, doc } of store.documents.all(KIND)) {
+      try {
+        this.#endpoints.set(id, JSON.parse(doc) as ForeignEndpoint);
+      } catch {
+        /* an unreadable document: its devices are swept as strays and its address stays held until the network goes */
+      }
+    }
   }
 
   get(id: string): ForeignEndpoint {
@@ -62,8 +103,22 @@ export class ForeignEndpoints {
     return fe;
   }
 
+  find(id: string): ForeignEndpoint | undefined {
+    return this.#endpoints.get(id);
+  }
+
   list(): ForeignEndpoint[] {
     return [...this.#endpoints.values()];
+  }
+
+  /** Runs fn under the engine's mutex (for callers that compose several steps). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#mutex.run(fn);
+  }
+
+  #save(fe: ForeignEndpoint): void {
+    this.#endpoints.set(fe.endpoint.id, fe);
+    this.#store.documents.put(KIND, fe.endpoint.id, JSON.stringify(fe));
   }
 
   #network(fe: ForeignEndpoint): NetworkRecord {
@@ -80,10 +135,9 @@ export class ForeignEndpoints {
         throw invalid(`network ${net.name} (driver "${net.driver}") does not make endpoints for other namespaces`);
       if (req.ipv4 !== undefined && parseIPv4(req.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${req.ipv4}`);
       if (req.ipv4 !== undefined && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
+      if (req.mac !== undefined && !MAC.test(req.mac)) throw invalid(`invalid endpoint settings:\ninvalid MAC address: ${req.mac}`);
       const id = newId();
       const owner = foreignOwner(id);
-      // An address of each family the network has, as for bpfnet's own sandboxes.
-      const addresses = this.#store.transaction(() => this.#att.allocate(net, owner, { ipv4: req.ipv4 }));
       const planned: EndpointRecord = {
         id,
         networkId: net.id,
@@ -93,16 +147,25 @@ export class ForeignEndpoints {
         ifname: '',
         aliases: [],
         staticIp: req.ipv4 !== undefined,
-        ...addresses,
         ...(req.mac !== undefined ? { mac: req.mac } : {}),
       };
+      // Addresses (one per family the network has) and record in one transaction: a daemon killed
+      // later finds both and re-adopts or deletes them together.
+      this.#store.transaction(() => {
+        Object.assign(planned, this.#att.allocate(net, owner, { ipv4: req.ipv4 }));
+        this.#save({ endpoint: planned, ...(req.client ? { client: req.client } : {}) });
+      });
       try {
         const endpoint = await driver.createEndpoint(net, planned);
-        this.#endpoints.set(id, { endpoint });
+        this.#save({ ...this.#endpoints.get(id)!, endpoint });
         return endpoint;
       } catch (err) {
         await driver.deleteEndpoint(net, planned).catch(() => undefined);
-        this.#store.transaction(() => this.#att.release(net, planned));
+        this.#store.transaction(() => {
+          this.#att.release(net, planned);
+          this.#store.documents.delete(KIND, id);
+        });
+        this.#endpoints.delete(id);
         throw err;
       }
     });
@@ -128,9 +191,28 @@ export class ForeignEndpoints {
         await driver.leave(net, joined, target).catch(() => undefined);
         throw err;
       }
-      fe.endpoint = { ...joined, state: 'active' };
-      fe.joined = target;
-      return fe.endpoint;
+      this.#save({ ...fe, endpoint: { ...joined, state: 'active' }, joined: target });
+      return this.#endpoints.get(id)!.endpoint;
+    });
+  }
+
+  /**
+   * Join for a caller that moves the interface into its namespace itself (dockerd): the driver
+   * readies it in the daemon's namespace (MAC, MTU) and names it; the datapath forwards for the
+   * endpoint from now on. netnsPath is where the caller says it goes (shown, never entered).
+   */
+  handOff(id: string, netnsPath: string): Promise<{ endpoint: EndpointRecord; srcName: string }> {
+    return this.#mutex.run(async () => {
+      const fe = this.get(id);
+      if (fe.joined) throw conflict(`endpoint ${id.slice(0, 12)} is already joined to ${fe.joined.netnsPath}`);
+      const net = this.#network(fe);
+      const driver = this.#att.driver(net);
+      if (!driver.handOff) throw invalid(`network ${net.name} (driver "${net.driver}") cannot hand its interfaces to the caller`);
+      const { endpoint, ifname } = await driver.handOff(net, fe.endpoint);
+      // The path is the caller's (it may be in another mount namespace, and the interface is not there yet): the datapath gets none.
+      if (driver.capabilities.datapath) await this.#att.datapath.ensureEndpoint(networkSpec(net), endpointSpec(endpoint, ''));
+      this.#save({ ...fe, endpoint: { ...endpoint, state: 'active' }, joined: { netnsPath, ifname, handedOff: true } });
+      return { endpoint: this.#endpoints.get(id)!.endpoint, srcName: ifname };
     });
   }
 
@@ -141,10 +223,12 @@ export class ForeignEndpoints {
       if (!fe.joined) throw conflict(`endpoint ${id.slice(0, 12)} is not joined`);
       const net = this.#network(fe);
       const driver = this.#att.driver(net);
-      if (driver.capabilities.datapath) await this.#att.datapath.removeEndpoint(networkSpec(net), endpointSpec(fe.endpoint, fe.joined.netnsPath!));
-      await driver.leave(net, fe.endpoint, fe.joined);
-      fe.endpoint = { ...fe.endpoint, state: 'creating' };
-      fe.joined = undefined;
+      if (fe.ports?.length) await this.#att.datapath.unpublish(portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
+      if (driver.capabilities.datapath) await this.#att.datapath.removeEndpoint(networkSpec(net), endpointSpec(fe.endpoint, datapathNetns(fe.joined)));
+      // Handed off: the caller takes the interface back itself (dockerd moves it out when it leaves).
+      if (!fe.joined.handedOff) await driver.leave(net, fe.endpoint, fe.joined);
+      const { joined: _gone, ports: _ports, ...rest } = fe;
+      this.#save({ ...rest, endpoint: { ...fe.endpoint, state: 'creating' } });
     });
   }
 
@@ -155,10 +239,80 @@ export class ForeignEndpoints {
       if (fe.joined) throw forbiddenJoined(id);
       const net = this.#network(fe);
       await this.#att.driver(net).deleteEndpoint(net, fe.endpoint);
-      this.#store.transaction(() => this.#att.release(net, fe.endpoint));
+      this.#store.transaction(() => {
+        this.#att.release(net, fe.endpoint);
+        this.#store.documents.delete(KIND, id);
+      });
       this.#endpoints.delete(id);
     });
   }
+
+  /**
+   * Publishes host ports to a joined endpoint, replacing what it published. `choose` picks
+   * host ports (ephemeral, or one of a range) given what is taken; the bindings it returns are
+   * checked against every other sandbox's and endpoint's.
+   */
+  publish(id: string, plan: (isFree: (b: { protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number }) => boolean) => PortBinding[]): Promise<PortBinding[]> {
+    return this.#mutex.run(async () => {
+      const fe = this.get(id);
+      if (!fe.joined) throw conflict(`endpoint ${id.slice(0, 12)} is not joined`);
+      const net = this.#network(fe);
+      const taken = new BindingIndex<{ protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number; holder: string }>();
+      for (const p of this.#store.ports.all()) taken.add({ ...p, holder: `sandbox ${this.#store.sandboxes.get(p.sandboxId)?.name ?? p.sandboxId}` });
+      for (const other of this.#endpoints.values()) if (other !== fe) for (const p of other.ports ?? []) taken.add({ ...p, holder: `endpoint ${other.endpoint.id.slice(0, 12)}` });
+      const wanted = plan((b) => taken.clash(b) === undefined);
+      const mine = new BindingIndex<PortBinding>();
+      for (const b of wanted) {
+        const holder = taken.clash(b) ?? mine.clash(b);
+        if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
+        mine.add(b);
+      }
+      if (fe.ports?.length) await this.#att.datapath.unpublish(portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
+      this.#save({ ...fe, ports: wanted });
+      if (wanted.length > 0) await this.#att.datapath.publish(portSpecs(wanted.map(asRecord), fe.endpoint, net));
+      return wanted;
+    });
+  }
+
+  /** Withdraws every port the endpoint published (idempotent). */
+  unpublish(id: string): Promise<void> {
+    return this.#mutex.run(async () => {
+      const fe = this.get(id);
+      if (!fe.ports?.length) return;
+      await this.#att.datapath.unpublish(portSpecs(fe.ports.map(asRecord), fe.endpoint, this.#network(fe)));
+      const { ports: _gone, ...rest } = fe;
+      this.#save(rest);
+    });
+  }
+
+  /**
+   * At start (reconcile): what stays and what the datapath replays. A joined endpoint whose
+   * host device is gone (its namespace died while the daemon was down) is not replayed; its
+   * record waits for the client's leave and delete, which succeed on what is already gone.
+   */
+  async restore(): Promise<ForeignRestore> {
+    const out: ForeignRestore = { links: [], endpoints: [], ports: [] };
+    for (const fe of this.#endpoints.values()) {
+      const net = this.#store.networks.get(fe.endpoint.networkId);
+      if (!net) continue;
+      const driver = this.#att.driver(net);
+      out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
+      if (!fe.joined || !fe.endpoint.hostIfname || !driver.capabilities.datapath) continue;
+      if (!(await link(null, fe.endpoint.hostIfname))) continue;
+      out.endpoints.push({ net, endpoint: fe.endpoint, netnsPath: datapathNetns(fe.joined) });
+      if (fe.ports?.length) out.ports.push(...portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
+    }
+    return out;
+  }
+}
+
+/** The namespace path the datapath may enter for a joined endpoint: none when the caller moved the interface itself. */
+function datapathNetns(joined: ForeignJoin): string {
+  return joined.handedOff ? '' : (joined.netnsPath ?? '');
+}
+
+function asRecord(b: PortBinding): PortRecord {
+  return { sandboxId: '', ...b };
 }
 
 function forbiddenJoined(id: string): Error {

@@ -24,6 +24,8 @@ interface Tables {
   cursor: Map<string, string>;
   quarantine: QuarantinedRow[];
   meta: Map<string, string>;
+  /** `${kind} ${id}` -> doc, in insertion order. */
+  documents: Map<string, string>;
 }
 
 function copy(t: Tables): Tables {
@@ -36,6 +38,7 @@ function copy(t: Tables): Tables {
     cursor: new Map(t.cursor),
     quarantine: [...t.quarantine],
     meta: new Map(t.meta),
+    documents: new Map(t.documents),
   };
 }
 
@@ -50,6 +53,7 @@ export class MemoryBacking {
     cursor: new Map(),
     quarantine: [],
     meta: new Map(),
+    documents: new Map(),
   };
   /** Raw access for tests that corrupt a stored document the way a hand edit would. */
   setDoc(table: 'networks' | 'sandboxes' | 'endpoints' | 'sandbox_ports', id: string, doc: string): void {
@@ -76,6 +80,7 @@ export class MemoryStore implements Store {
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
   readonly quarantine: Store['quarantine'];
+  readonly documents: Store['documents'];
 
   constructor(backing: MemoryBacking = new MemoryBacking()) {
     this.#backing = backing;
@@ -197,6 +202,13 @@ export class MemoryStore implements Store {
         const rows = rawRows();
         return moveAside(this, rows, findUnusable(rows), (q) => void t().quarantine.push({ ...q }));
       },
+    };
+    const docKey = (kind: string, id: string) => `${kind} ${id}`;
+    this.documents = {
+      all: (kind) => [...t().documents].filter(([k]) => k.startsWith(`${kind} `)).map(([k, doc]) => ({ id: k.slice(kind.length + 1), doc })),
+      get: (kind, id) => t().documents.get(docKey(kind, id)),
+      put: (kind, id, doc) => void t().documents.set(docKey(kind, id), doc),
+      delete: (kind, id) => void t().documents.delete(docKey(kind, id)),
     };
   }
 

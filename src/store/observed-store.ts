@@ -28,6 +28,7 @@ export class ObservedStore implements Store, Versioned {
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
   readonly quarantine: Store['quarantine'];
+  readonly documents: Store['documents'];
 
   constructor(inner: Store) {
     this.#inner = inner;
@@ -75,6 +76,12 @@ export class ObservedStore implements Store, Versioned {
       dropPool: bump((pool: string) => inner.ipam.dropPool(pool)),
     };
     this.quarantine = { all: () => inner.quarantine.all(), sweep: bump(() => inner.quarantine.sweep()) };
+    this.documents = {
+      all: (kind) => inner.documents.all(kind),
+      get: (kind, id) => inner.documents.get(kind, id),
+      put: bump((kind: string, id: string, doc: string) => inner.documents.put(kind, id, doc)),
+      delete: bump((kind: string, id: string) => inner.documents.delete(kind, id)),
+    };
   }
 
   /** Moves on every write (also one a transaction later rolls back: a spurious rebuild is harmless). */

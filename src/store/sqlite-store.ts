@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
 CREATE TABLE IF NOT EXISTS sandbox_ports (sandbox_id TEXT PRIMARY KEY REFERENCES sandboxes(id), doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ipam (pool TEXT NOT NULL, address TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (pool, address));
 CREATE TABLE IF NOT EXISTS ipam_cursor (pool TEXT NOT NULL, family INTEGER NOT NULL, last TEXT NOT NULL, PRIMARY KEY (pool, family));
+CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (kind, id));
 CREATE TABLE IF NOT EXISTS quarantine (tbl TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS endpoints_by_sandbox ON endpoints (sandbox_id);
 CREATE INDEX IF NOT EXISTS ipam_by_owner ON ipam (owner);
@@ -116,6 +117,7 @@ export class SqliteStore implements Store {
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
   readonly quarantine: Store['quarantine'];
+  readonly documents: Store['documents'];
 
   constructor(root: string) {
     mkdirSync(root, { recursive: true });
@@ -193,6 +195,17 @@ export class SqliteStore implements Store {
         dropPool.run(pool);
         dropCursor.run(pool);
       },
+    };
+
+    const docsAll = db.prepare('SELECT id, doc FROM documents WHERE kind = ? ORDER BY rowid');
+    const docGet = db.prepare('SELECT doc FROM documents WHERE kind = ? AND id = ?').pluck();
+    const docPut = db.prepare('INSERT INTO documents (kind, id, doc) VALUES (?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc');
+    const docDelete = db.prepare('DELETE FROM documents WHERE kind = ? AND id = ?');
+    this.documents = {
+      all: (kind) => docsAll.all(kind) as Array<{ id: string; doc: string }>,
+      get: (kind, id) => docGet.get(kind, id) as string | undefined,
+      put: (kind, id, doc) => void docPut.run(kind, id, doc),
+      delete: (kind, id) => void docDelete.run(kind, id),
     };
 
     const raw = (sql: string) => () => db.prepare(sql).all() as never[];

@@ -27,6 +27,15 @@ export interface RecordTable<T extends { id: string }> {
   delete(id: string): void;
 }
 
+/** Documents keyed by (kind, id), in insertion order. */
+export interface DocumentTable {
+  all(kind: string): Array<{ id: string; doc: string }>;
+  get(kind: string, id: string): string | undefined;
+  /** Inserts or replaces. */
+  put(kind: string, id: string, doc: string): void;
+  delete(kind: string, id: string): void;
+}
+
 /** A stored row that could not be used, moved aside at start (see SqliteStore.quarantineUnusable). */
 export interface QuarantinedRow {
   table: string;
@@ -64,6 +73,11 @@ export interface Store {
     /** Checks every stored row and moves the unusable ones (and what depends on them) aside. */
     sweep(): QuarantinedRow[];
   };
+  /**
+   * Documents of front-ends kept beside the records (the Docker plugin's pools and endpoints,
+   * foreign endpoints), by kind and id: JSON text, written in the caller's transaction.
+   */
+  readonly documents: DocumentTable;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
   close(): void;

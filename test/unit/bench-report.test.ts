@@ -216,7 +216,7 @@ describe('README block', () => {
 
 describe('command line', () => {
   it('defaults to a full run of 5 repetitions on every setup, writing the README', () => {
-    expect(parseArgs([])).toEqual({ quick: false, reps: 5, setups: ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni'], help: false, readme: true, plan: false });
+    expect(parseArgs([])).toEqual({ quick: false, reps: 5, setups: ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'], help: false, readme: true, plan: false });
   });
 
   it('runs 3 repetitions with --quick, and writes the README only from a complete full run', () => {
@@ -236,7 +236,7 @@ describe('command line', () => {
 
   it('refuses what it does not know', () => {
     expect(() => parseArgs(['--reps', '0'])).toThrow(/positive integer/);
-    expect(() => parseArgs(['--setups', 'docker'])).toThrow(/unknown setup docker/);
+    expect(() => parseArgs(['--setups', 'dockerd'])).toThrow(/unknown setup dockerd/);
     expect(() => parseArgs(['--fast'])).toThrow(/unknown argument --fast/);
     expect(() => parseArgs(['--only'])).toThrow(/needs a value/);
   });

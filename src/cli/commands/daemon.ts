@@ -41,6 +41,8 @@ interface DaemonFlags {
   clusterStore?: string;
   advertiseAddr?: string;
   clusterLeaseTtl?: string;
+  dockerPlugin?: boolean;
+  dockerPluginDir?: string;
 }
 
 export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
@@ -69,6 +71,8 @@ export function registerDaemonCommand(program: Command, load: DaemonLoader = loa
     .option('--cluster-store <etcd://host:port,...>', 'Join a cluster: global-scope state (overlay networks, addresses, endpoints) in etcd')
     .option('--advertise-addr <ip>', 'Address other hosts reach this one at (default: the uplink address)')
     .option('--cluster-lease-ttl <seconds>', "Seconds a host's endpoints outlive its last keepalive to etcd (default 10)")
+    .option('--docker-plugin', "Serve Docker's network and IPAM plugin API (docker network create -d bpfnet --ipam-driver bpfnet)")
+    .option('--docker-plugin-dir <dir>', 'Directory of the plugin socket bpfnet.sock (implies --docker-plugin)', '/run/docker/plugins')
     .action(async (flags: DaemonFlags, command: Command) => {
       // Only what was typed: the daemon puts its config file between these and the defaults.
       const typed = (key: keyof DaemonFlags) => command.getOptionValueSource(key) === 'cli';

@@ -1,6 +1,7 @@
 /** `bpfnet ps`, `inspect`, `rm` and `rename`: docker's container listing, inspection, removal and renaming, for sandboxes. */
 import type { Command } from 'commander';
 import type { SandboxSummary } from '../../api/types.js';
+import type { ForeignEndpointJson } from '../../plugins/docker/routes.js';
 import { ApiError, segment } from '../client.js';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../errors.js';
@@ -90,8 +91,31 @@ function registerPs(program: Command, cli: CliContext): void {
         .sort((a, b) => b.at - a.at || a.i - b.i)
         .map(({ s }) => s);
       cli.print(renderList(newestFirst, sandboxList(cli.io.now()), { format: flags.format, quiet: flags.quiet, trunc: flags.trunc }));
+      // Containers of other engines (dockerd on the plugin, CNI) follow in their own table: docker ps cannot show their ports.
+      if (flags.format || flags.quiet) return;
+      const foreign = await cli
+        .client()
+        .json<ForeignEndpointJson[]>('GET', '/foreign-endpoints')
+        .catch(() => [] as ForeignEndpointJson[]);
+      if (foreign && foreign.length > 0) cli.print('\n' + renderList(foreign, foreignList, { trunc: flags.trunc }));
     });
 }
+
+/** The endpoints of other engines' containers (Docker's on the plugin), with their published ports. */
+const foreignList: ListSpec<ForeignEndpointJson> = {
+  table: 'table {{.ID}}\t{{.Client}}\t{{.ClientID}}\t{{.Network}}\t{{.IPv4}}\t{{.Ports}}',
+  headers: { ID: 'ENDPOINT ID', Client: 'ENGINE', ClientID: 'ENGINE ENDPOINT', Network: 'NETWORK', IPv4: 'IPV4', Ports: 'PORTS' },
+  row(e, trunc) {
+    return row({
+      ID: trunc ? truncateId(e.Id) : e.Id,
+      Client: e.Client || '-',
+      ClientID: trunc ? truncateId(e.ClientId) : e.ClientId,
+      Network: e.Network,
+      IPv4: e.IPv4Address,
+      Ports: displayablePorts(e.Ports),
+    });
+  },
+};
 
 // ---------- inspect ----------
 
@@ -103,7 +127,15 @@ function registerInspect(program: Command, cli: CliContext): void {
     .option('-f, --format <format>', "Format output using a custom template: 'json', or a Go-like template")
     .action(async (refs: string[], flags: { format?: string }) => {
       const client = cli.client();
-      await printInspect(cli, refs, flags.format, (ref) => client.text('GET', `/sandboxes/${segment(ref)}`));
+      // Not a sandbox: an endpoint of another engine's container (by bpfnet's or Docker's endpoint id).
+      await printInspect(cli, refs, flags.format, (ref) =>
+        client.text('GET', `/sandboxes/${segment(ref)}`).catch((err: unknown) => {
+          if (!(err instanceof ApiError) || err.status !== 404) throw err;
+          return client.text('GET', `/foreign-endpoints/${segment(ref)}`).catch(() => {
+            throw err;
+          });
+        }),
+      );
     });
 }
 

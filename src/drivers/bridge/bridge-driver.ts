@@ -237,6 +237,21 @@ export class BridgeDriver implements Driver {
     ];
   }
 
+  async handOff(net: NetworkRecord, ep: EndpointRecord): Promise<{ endpoint: EndpointRecord; ifname: string }> {
+    const parked = this.parkedName(ep.id);
+    const mac = ep.mac ?? macForIPv4(ep.ipv4!);
+    try {
+      await ip(HOST, ['link', 'set', 'dev', parked, 'addrgenmode', 'none', ...this.#mtu(net), 'address', mac]);
+    } catch (err) {
+      throw new Error(`could not ready ${parked} of endpoint ${ep.id.slice(0, 12)} on ${net.name}: ${(err as Error).message}`);
+    }
+    return { endpoint: { ...ep, mac, prefixLength: prefixOf(net) }, ifname: parked };
+  }
+
+  endpointDevices(ep: EndpointRecord): string[] {
+    return [ep.hostIfname ?? this.hostDevice(ep.id), this.parkedName(ep.id)];
+  }
+
   async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
     const routes = this.#defaultRoutes(net, ep, target.ifname);
     if (routes.length > 0) await ipBatchAt(target.netnsPath, routes);
