@@ -15,6 +15,8 @@ import { createDatapath } from '../datapath/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
 import { NullDriver } from '../drivers/none/null-driver.js';
+import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
+import { RemoteEndpoints } from '../drivers/overlay/remote-endpoints.js';
 import { DriverRegistry } from '../drivers/registry.js';
 import { EmbeddedDns } from '../dns/embedded-dns.js';
 import { Attachments } from '../networks/attachments.js';
@@ -41,6 +43,8 @@ export class Daemon {
   #ops?: Operations;
   networks?: NetworkService;
   sandboxes?: SandboxService;
+  /** Overlay endpoints on other hosts, as the cluster state reports them. */
+  remoteEndpoints?: RemoteEndpoints;
 
   constructor(settings: DaemonSettings, log: Logger) {
     this.#settings = settings;
@@ -64,8 +68,9 @@ export class Daemon {
       ebpf: this.#settings.ebpf,
     });
     this.#datapath = datapath;
+    this.remoteEndpoints = new RemoteEndpoints(datapath);
     const mutex = new Mutex();
-    const drivers = new DriverRegistry([new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix }), new HostDriver(), new NullDriver()]);
+    const drivers = new DriverRegistry([new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix }), new HostDriver(), new NullDriver(), new OverlayDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, uplink: cfg.uplink.ifname })]);
     const attachments = new Attachments(store, drivers, datapath, cfg);
     const networks = new NetworkService(store, attachments, datapath, cfg, mutex);
     const sandboxes = new SandboxService(store, networks, cfg, mutex);

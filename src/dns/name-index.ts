@@ -34,9 +34,9 @@ export interface Attachment {
   readonly network: NetworkNames;
 }
 
-/** Networks that get embedded DNS: Docker's rule, user-defined bridges (not bridge, host, none). */
+/** Networks that get embedded DNS: Docker's rule, user-defined bridges and overlays (not bridge, host, none). */
 export function hasEmbeddedDns(net: NetworkRecord): boolean {
-  return !net.predefined && net.driver === 'bridge' && net.gateway !== undefined && net.subnet !== undefined;
+  return !net.predefined && (net.driver === 'bridge' || net.driver === 'overlay') && net.gateway !== undefined && net.subnet !== undefined;
 }
 
 /** A sandbox's names on a network, as Docker's DNSNames: its name, its short id, then the endpoint's aliases. */

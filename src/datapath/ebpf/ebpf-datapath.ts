@@ -35,7 +35,9 @@ import type {
   EndpointSpec,
   NetworkSpec,
   Observable,
+  OverlayCapable,
   PortSpec,
+  RemoteEndpoint,
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
 import { ipJson, link } from '../../system/ip.js';
@@ -44,6 +46,7 @@ import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { collectExpired, forgetAddress } from './conntrack.js';
 import { Hooks } from './hooks.js';
+import { EbpfOverlay } from './overlay.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
 type NetworkInfo = Decoded<typeof networkInfo>;
@@ -141,7 +144,7 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
-export class EbpfDatapath implements Datapath, Observable {
+export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   readonly kind = 'ebpf' as const;
   readonly #ctx: DatapathContext;
   readonly #pinRoot: string;
@@ -156,10 +159,20 @@ export class EbpfDatapath implements Datapath, Observable {
   /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
   readonly #bridges = new Map<string, number>();
   readonly #ifnames = new Map<number, string>();
+  /** Overlay networks (VXLAN across hosts): loaded when the first one is ensured. */
+  readonly #overlay: EbpfOverlay;
+  #overlayUsed = false;
 
   constructor(ctx: DatapathContext) {
     this.#ctx = ctx;
     this.#pinRoot = join('/sys/fs/bpf', ctx.instance);
+    this.#overlay = new EbpfOverlay({
+      linkPrefix: ctx.linkPrefix,
+      pinRoot: this.#pinRoot,
+      uplink: ctx.uplink.ifname,
+      hooks: this.#hooks,
+      ensureStats: (slot) => this.#ensureStats(this.#load(), slot),
+    });
   }
 
   /** Loads the programs (reusing pinned maps) once; safe to call again. */
@@ -279,6 +292,7 @@ export class EbpfDatapath implements Datapath, Observable {
     for (const n of desired.networks) await this.ensureNetwork(n);
     const wantNets = new Set(desired.networks.map((n) => this.#bridges.get(n.id)));
     for (const k of maps.net.keys()) if (!wantNets.has(k)) maps.net.delete(k);
+    if (this.#overlayUsed) for (const k of this.#overlay.networkKeys()) if (!wantNets.has(k)) this.#overlay.removeNetwork(k);
 
     for (const e of desired.endpoints) {
       const net = desired.networks.find((n) => n.id === e.networkId);
@@ -417,6 +431,10 @@ export class EbpfDatapath implements Datapath, Observable {
       flags: netFlags(net),
     });
     this.#bridges.set(net.id, dev.ifindex);
+    if (net.vni !== undefined) {
+      this.#overlayUsed = true;
+      await this.#overlay.ensureNetwork(dev.ifindex, net.vni);
+    } else if (this.#overlayUsed) this.#overlay.removeNetwork(dev.ifindex);
     await this.#refreshLocal(maps);
   }
 
@@ -424,6 +442,7 @@ export class EbpfDatapath implements Datapath, Observable {
     const maps = this.#load();
     const ifindex = this.#bridges.get(net.id) ?? (await link(null, net.device))?.ifindex;
     if (ifindex !== undefined) maps.net.delete(ifindex);
+    if (ifindex !== undefined && net.vni !== undefined) this.#overlay.removeNetwork(ifindex);
     this.#bridges.delete(net.id);
     await this.#refreshLocal(maps);
   }
@@ -459,6 +478,21 @@ export class EbpfDatapath implements Datapath, Observable {
     forgetAddress(maps.ctNew, ep.ipv4);
   }
 
+  async ensureRemoteEndpoint(remote: RemoteEndpoint): Promise<void> {
+    this.#load();
+    this.#overlay.ensureRemote(remote);
+  }
+
+  async removeRemoteEndpoint(remote: RemoteEndpoint): Promise<void> {
+    this.#load();
+    this.#overlay.removeRemote(remote);
+  }
+
+  async replaceRemoteEndpoints(remotes: readonly RemoteEndpoint[]): Promise<void> {
+    this.#load();
+    this.#overlay.replaceRemotes(remotes);
+  }
+
   async publish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
@@ -487,6 +521,7 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#drops = undefined;
     for (const o of this.#objects) o.close();
     this.#objects = [];
+    this.#overlay.close();
     this.#maps = undefined;
     this.#progs = undefined;
   }
@@ -495,6 +530,7 @@ export class EbpfDatapath implements Datapath, Observable {
   async teardown(): Promise<void> {
     this.#hooks.remove(null, this.#ctx.uplink.ifname, 'ingress');
     this.#hooks.remove(null, 'lo', 'egress');
+    await this.#overlay.teardown();
     await this.stop();
     rmSync(this.#pinRoot, { recursive: true, force: true });
   }
