@@ -85,6 +85,12 @@ struct ovl_arp_frame {
 	struct ovl_arp4 arp;
 } __attribute__((packed));
 
+static __always_inline int ovl_mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((const __u16 *)a)[0] == ((const __u16 *)b)[0] && ((const __u16 *)a)[1] == ((const __u16 *)b)[1] &&
+	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
+}
+
 static __always_inline __u32 overlay_vni_of(__u32 net_ifindex)
 {
 	struct overlay_net *on = bpf_map_lookup_elem(&ovl_net4, &net_ifindex);
@@ -117,7 +123,7 @@ static __always_inline int overlay_to_remote4(struct __sk_buff *skb, __be32 dadd
 	struct ethhdr *l2 = (void *)(long)skb->data;
 	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
-	if (__builtin_memcmp(l2->h_dest, r->mac, ETH_ALEN) != 0 && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
+	if (!ovl_mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
 		return DROP(DROP_MALFORMED);
 	struct bpf_tunnel_key key = {};
 	key.tunnel_id = vni;

@@ -1,0 +1,198 @@
+// Overlay networks across simulated hosts on the ebpf datapath: two hosts (network namespaces,
+// each with its own daemon and its uplink on a shared underlay bridge), two overlay networks
+// with sandboxes spread over both hosts. Until the cluster store (etcd) is merged, the test
+// plays the cluster state's watch: it tells each host what endpoints the other one has, the
+// way the watch will (test/support/overlay-host.mjs). Real packets: VXLAN on the underlay with
+// the network's VNI, decapsulated straight into the sandbox; isolation between networks; a
+// sandbox on both networks; a published port on one host reaching an overlay sandbox there;
+// the time until a new endpoint is reachable from the other host.
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab } from '../../src/lab/lab.js';
+import { cliPath, projectRoot } from '../../src/paths.js';
+import { run } from '../../src/system/exec.js';
+import { ensureAddress, ensureVeth, ip, netns, setUp, type Netns } from '../../src/system/ip.js';
+import { echoServer, peerIp, ping, probe } from '../support/traffic.js';
+import { requireTool } from '../support/requirements.js';
+
+const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
+const UNDERLAY = { bridge: 'ul0', gateway: '198.18.0.1', prefixLength: 24 } as const;
+const OVERLAY_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+const NETS = {
+  ova: { subnet: '10.91.0.0/24', vni: 4101 },
+  ovb: { subnet: '10.92.0.0/24', vni: 4102 },
+} as const;
+
+interface Answer {
+  seq: number;
+  ok: boolean;
+  message?: string;
+}
+
+/** One simulated host: its namespace, its uplink address (its VTEP) and its daemon. */
+class Host {
+  #seq = 0;
+  readonly #waiting = new Map<number, (a: Answer) => void>();
+  log = '';
+  child?: ChildProcess;
+  readonly socket: string;
+
+  constructor(
+    readonly lab: Lab,
+    readonly name: string,
+    readonly ns: Netns,
+    readonly vtep: string,
+  ) {
+    this.socket = join(lab.tmpDir(), `${name}.sock`);
+  }
+
+  async start(): Promise<void> {
+    const flags = { root: join(this.lab.tmpDir(), `${this.name}-root`), socket: this.socket, datapath: 'ebpf', uplink: 'up0', instance: `${this.lab.prefix}${this.name}` };
+    const child = this.lab.spawn(this.ns, process.execPath, [HARNESS, JSON.stringify(flags)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = child;
+    child.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const lines = createInterface({ input: child.stdout! });
+      lines.on('line', (line) => {
+        const msg = JSON.parse(line) as Answer & { ready?: boolean };
+        if (msg.ready) return resolve();
+        this.#waiting.get(msg.seq)?.(msg);
+        this.#waiting.delete(msg.seq);
+      });
+      child.once('exit', (code) => reject(new Error(`overlay host ${this.name} exited (${code}):\n${this.log}`)));
+    });
+  }
+
+  async call(op: string, args: unknown): Promise<void> {
+    const seq = ++this.#seq;
+    const a = await new Promise<Answer>((resolve) => {
+      this.#waiting.set(seq, resolve);
+      this.child!.stdin!.write(JSON.stringify({ seq, op, args }) + '\n');
+    });
+    if (!a.ok) throw new Error(`${op} on ${this.name} failed: ${a.message}\n${this.log}`);
+  }
+
+  cli(...args: string[]): Promise<string> {
+    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
+  }
+
+  async sandboxNs(name: string): Promise<Netns> {
+    const key: string = JSON.parse(await this.cli('inspect', name))[0].NetworkSettings.SandboxKey;
+    return netns(key.slice('/run/netns/'.length));
+  }
+
+  /** What the cluster state would hold for a sandbox of this host: one record per overlay endpoint. */
+  async endpointsOf(name: string): Promise<Array<{ vni: number; ipv4: string; mac: string; vtep: string; names: string[] }>> {
+    const sb = JSON.parse(await this.cli('inspect', name))[0];
+    return Object.entries(sb.NetworkSettings.Networks as Record<string, { IPAddress: string; MacAddress: string; Aliases?: string[] | null }>)
+      .filter(([net]) => net in NETS)
+      .map(([net, ep]) => ({ vni: NETS[net as keyof typeof NETS].vni, ipv4: ep.IPAddress, mac: ep.MacAddress, vtep: this.vtep, names: [name, ...(ep.Aliases ?? [])] }));
+  }
+}
+
+describe('overlay networks across hosts (ebpf datapath)', () => {
+  let lab: Lab;
+  let h1: Host;
+  let h2: Host;
+  const servers: ChildProcess[] = [];
+  const ns: Record<string, Netns> = {};
+
+  /** Tells every other host about a sandbox of `from`, as the cluster state's watch would. */
+  async function announce(from: Host, sandbox: string): Promise<void> {
+    for (const ep of await from.endpointsOf(sandbox)) for (const h of [h1, h2]) if (h !== from) await h.call('remote-add', ep);
+  }
+
+  beforeAll(async () => {
+    requireTool('tcpdump', 'tcpdump');
+    lab = await Lab.create({ uplink: false });
+    // The underlay: a bridge in the lab's own namespace, each host's uplink a port of it.
+    await ip(lab.host, ['link', 'add', 'name', UNDERLAY.bridge, 'type', 'bridge']);
+    await ensureAddress(lab.host, UNDERLAY.bridge, `${UNDERLAY.gateway}/${UNDERLAY.prefixLength}`);
+    await setUp(lab.host, UNDERLAY.bridge);
+    const hosts: Host[] = [];
+    for (const [i, name] of ['h1', 'h2'].entries()) {
+      const hns = await lab.addNamespace(name);
+      const vtep = `198.18.0.${11 + i}`;
+      await ensureVeth(hns, 'up0', lab.host, `ul-${name}`);
+      await ip(lab.host, ['link', 'set', 'dev', `ul-${name}`, 'master', UNDERLAY.bridge, 'up']);
+      await ensureAddress(hns, 'up0', `${vtep}/${UNDERLAY.prefixLength}`);
+      await setUp(hns, 'up0');
+      await ip(hns, ['route', 'add', 'default', 'via', UNDERLAY.gateway]);
+      hosts.push(new Host(lab, name, hns, vtep));
+    }
+    [h1, h2] = hosts;
+    console.error("DBG start", Date.now());
+    await Promise.all(hosts.map((h) => h.start()));
+    console.error("DBG started", Date.now());
+    await Promise.all(
+      hosts.map(async (h) => {
+        for (const [name, n] of Object.entries(NETS)) await h.cli('network', 'create', '-d', 'overlay', '--attachable', '--subnet', n.subnet, '-o', `${OVERLAY_OPTION}=${n.vni}`, name);
+      }),
+    );
+    // Addresses are given: without the cluster store each host's IPAM is its own.
+    const plan: Array<[Host, string, string, string]> = [
+      [h1, 'a1', 'ova', '10.91.0.11'],
+      [h2, 'a2', 'ova', '10.91.0.21'],
+      [h1, 'b1', 'ovb', '10.92.0.11'],
+      [h2, 'b2', 'ovb', '10.92.0.21'],
+      [h2, 'ab2', 'ova', '10.91.0.22'],
+    ];
+    // Each host in its own sequence, both at once.
+    await Promise.all(
+      hosts.map(async (h) => {
+        for (const [host, name, net, addr] of plan) {
+          if (host !== h) continue;
+          await h.cli('run', '-d', '--name', name, '--network', net, '--ip', addr, ...(name === 'a2' ? ['-p', '8080:7000'] : []));
+          ns[name] = await h.sandboxNs(name);
+        }
+      }),
+    );
+    console.error('DBG ran', Date.now());
+    await h2.cli('network', 'connect', '--ip', '10.92.0.22', 'ovb', 'ab2');
+    for (const [h, name] of plan) await announce(h, name);
+    console.error('DBG announced', Date.now());
+    for (const name of ['a2', 'b2', 'ab2']) {
+      servers.push(await echoServer(lab, ns[name], 'tcp', 7000));
+      servers.push(await echoServer(lab, ns[name], 'udp', 7001));
+    }
+    console.error('DBG servers', Date.now());
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const s of servers) s.kill('SIGTERM');
+    for (const h of [h1, h2]) if (h?.child && h.child.exitCode === null) h.child.kill('SIGTERM');
+    await lab?.destroy();
+  });
+
+  it('gives overlay sandboxes the MTU of the tunnel (uplink 1500 - 50)', async () => {
+    const links = JSON.parse(await lab.exec(ns.a1, 'ip', ['-j', 'link', 'show', 'dev', 'eth0'])) as Array<{ mtu: number }>;
+    expect(links[0].mtu).toBe(1450);
+    const inspect = JSON.parse(await h1.cli('network', 'inspect', 'ova'))[0];
+    expect(inspect.Driver).toBe('overlay');
+    expect(inspect.Scope).toBe('global');
+  });
+
+  it('carries ICMP, TCP and UDP between hosts inside a network, without translation', async () => {
+    expect(await ping(lab, ns.a1, '10.91.0.21')).toBe(true);
+    expect(peerIp(await probe(lab, ns.a1, 'tcp', '10.91.0.21', 7000))).toBe('10.91.0.11');
+    expect(peerIp(await probe(lab, ns.a1, 'udp', '10.91.0.21', 7001))).toBe('10.91.0.11');
+    expect(peerIp(await probe(lab, ns.b1, 'tcp', '10.92.0.21', 7000))).toBe('10.92.0.11');
+  });
+
+  it('isolates overlay networks from each other across hosts', async () => {
+    expect(await ping(lab, ns.a1, '10.92.0.21')).toBe(false);
+    expect(await probe(lab, ns.a1, 'tcp', '10.92.0.21', 7000, 800)).toBeNull();
+    expect(await probe(lab, ns.b1, 'tcp', '10.91.0.21', 7000, 800)).toBeNull();
+  });
+
+  it('lets a sandbox on both networks reach (and be reached from) both', async () => {
+    expect(peerIp(await probe(lab, ns.a1, 'tcp', '10.91.0.22', 7000))).toBe('10.91.0.11');
+    expect(peerIp(await probe(lab, ns.b1, 'tcp', '10.92.0.22', 7000))).toBe('10.92.0.11');
+  });
+
+  it('publishes a port on one host to an overlay sandbox there', async () => {
+    expect(peerIp(await probe(lab, lab.host, 'tcp', h2.vtep, 8080))).toBe(UNDERLAY.gateway);
+  });
+});
