@@ -17,6 +17,7 @@ import { HostDriver } from '../drivers/host/host-driver.js';
 import { NullDriver } from '../drivers/none/null-driver.js';
 import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import { RemoteEndpoints } from '../drivers/overlay/remote-endpoints.js';
+import { withRemoteNames } from '../drivers/overlay/remote-names.js';
 import { DriverRegistry } from '../drivers/registry.js';
 import { EmbeddedDns } from '../dns/embedded-dns.js';
 import { Attachments } from '../networks/attachments.js';
@@ -78,11 +79,13 @@ export class Daemon {
     this.sandboxes = sandboxes;
     const ops = new Operations(this.#settings, store, datapath, this.#log);
     this.#ops = ops;
-    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns, kernel: { instance: cfg.instance } });
+    const dns = new EmbeddedDns({ store: withRemoteNames(store, this.remoteEndpoints), servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns, kernel: { instance: cfg.instance } });
     this.#dns = dns;
     ops.kernelDns = () => dns.kernelCounters;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
+    // Names of endpoints on other hosts: the kernel's copy follows at once (changes within a second).
+    this.remoteEndpoints.listeners.add(() => void dns.sync().catch((err: Error) => this.#log.warn(`dns: ${err.message}`)));
     store.writeListeners.add((write) => dns.namesChanged(write));
     ops.watch(networks, attachments);
 

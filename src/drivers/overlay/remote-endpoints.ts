@@ -9,8 +9,10 @@ import { isOverlayCapable, type Datapath, type RemoteEndpoint } from '../../data
 
 /** A remote endpoint with what the names of its network resolve to it. */
 export interface RemoteEndpointRecord extends RemoteEndpoint {
-  /** Sandbox name, short id and aliases (lower case), for the embedded DNS of its network. */
-  names: string[];
+  /** The sandbox on the other host: its id (its first 12 characters resolve too), its name, the endpoint's aliases. */
+  sandboxId: string;
+  name: string;
+  aliases: string[];
 }
 
 export class RemoteEndpoints {
@@ -18,6 +20,8 @@ export class RemoteEndpoints {
   readonly #byAddress = new Map<string, RemoteEndpointRecord>();
   /** Called after every change (the embedded DNS rebuilds its names). */
   readonly listeners = new Set<() => void>();
+  /** Moves on every change (the embedded DNS compares it, as it does the store's). */
+  version = 0;
 
   constructor(datapath: Datapath) {
     this.#datapath = datapath;
@@ -35,7 +39,7 @@ export class RemoteEndpoints {
 
   async upsert(r: RemoteEndpointRecord): Promise<void> {
     await this.#overlay().ensureRemoteEndpoint(r);
-    this.#byAddress.set(r.ipv4, { ...r, names: r.names.map((n) => n.toLowerCase()) });
+    this.#byAddress.set(r.ipv4, { ...r });
     this.#changed();
   }
 
@@ -51,11 +55,12 @@ export class RemoteEndpoints {
   async replace(all: readonly RemoteEndpointRecord[]): Promise<void> {
     await this.#overlay().replaceRemoteEndpoints(all);
     this.#byAddress.clear();
-    for (const r of all) this.#byAddress.set(r.ipv4, { ...r, names: r.names.map((n) => n.toLowerCase()) });
+    for (const r of all) this.#byAddress.set(r.ipv4, { ...r });
     this.#changed();
   }
 
   #changed(): void {
+    this.version++;
     for (const l of this.listeners) l();
   }
 }
