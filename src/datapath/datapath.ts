@@ -155,7 +155,7 @@ export interface DatapathContext {
 }
 
 /** An endpoint of an overlay network that lives on another host, as the cluster state tells it. */
-export interface RemoteEndpoint {
+export interface RemoteEndpointSpec {
   /** The overlay network's VXLAN id (the same on every host). */
   vni: number;
   ipv4: string;
@@ -166,10 +166,10 @@ export interface RemoteEndpoint {
 
 /** Optional ability: networks that span hosts (NetworkSpec.vni set), with endpoints elsewhere reached by VXLAN. */
 export interface OverlayCapable {
-  ensureRemoteEndpoint(remote: RemoteEndpoint): Promise<void>;
-  removeRemoteEndpoint(remote: RemoteEndpoint): Promise<void>;
+  ensureRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void>;
+  removeRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void>;
   /** Exactly these remote endpoints, nothing else (a re-list after a watch was lost). */
-  replaceRemoteEndpoints(remotes: readonly RemoteEndpoint[]): Promise<void>;
+  replaceRemoteEndpoints(remotes: readonly RemoteEndpointSpec[]): Promise<void>;
 }
 
 export function isOverlayCapable(d: Datapath): d is Datapath & OverlayCapable {

@@ -37,7 +37,7 @@ import type {
   Observable,
   OverlayCapable,
   PortSpec,
-  RemoteEndpoint,
+  RemoteEndpointSpec,
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
 import { ipJson, link } from '../../system/ip.js';
@@ -478,17 +478,17 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     forgetAddress(maps.ctNew, ep.ipv4);
   }
 
-  async ensureRemoteEndpoint(remote: RemoteEndpoint): Promise<void> {
+  async ensureRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void> {
     this.#load();
     this.#overlay.ensureRemote(remote);
   }
 
-  async removeRemoteEndpoint(remote: RemoteEndpoint): Promise<void> {
+  async removeRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void> {
     this.#load();
     this.#overlay.removeRemote(remote);
   }
 
-  async replaceRemoteEndpoints(remotes: readonly RemoteEndpoint[]): Promise<void> {
+  async replaceRemoteEndpoints(remotes: readonly RemoteEndpointSpec[]): Promise<void> {
     this.#load();
     this.#overlay.replaceRemotes(remotes);
   }

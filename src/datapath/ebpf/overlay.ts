@@ -6,7 +6,7 @@
  */
 import { BpfObject, interfaceIndex, isBpfError, type BpfMap, type BpfProgram } from '../libbpf/bpf.js';
 import { ipv4, ipv4Word, u32 } from '../libbpf/codec.js';
-import type { RemoteEndpoint } from '../datapath.js';
+import type { RemoteEndpointSpec } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
 import { ip, ipBatch, link } from '../../system/ip.js';
 import type { Hooks } from './hooks.js';
@@ -122,12 +122,12 @@ export class EbpfOverlay {
     return [...this.#load().nets.keys()];
   }
 
-  ensureRemote(r: RemoteEndpoint): void {
+  ensureRemote(r: RemoteEndpointSpec): void {
     const maps = this.#load();
     maps.remotes.set(r.ipv4, { vni: r.vni, vtep: ipv4Word(r.vtep) >>> 0, mac: r.mac });
   }
 
-  removeRemote(r: Pick<RemoteEndpoint, 'ipv4'>): void {
+  removeRemote(r: Pick<RemoteEndpointSpec, 'ipv4'>): void {
     const maps = this.#load();
     try {
       maps.remotes.delete(r.ipv4);
@@ -136,7 +136,7 @@ export class EbpfOverlay {
     }
   }
 
-  replaceRemotes(remotes: readonly RemoteEndpoint[]): void {
+  replaceRemotes(remotes: readonly RemoteEndpointSpec[]): void {
     const maps = this.#load();
     const want = new Set(remotes.map((r) => r.ipv4));
     for (const k of maps.remotes.keys()) if (!want.has(k)) this.removeRemote({ ipv4: k });

@@ -5,10 +5,10 @@
  * Kept in memory: the cluster state is the source of truth and a re-list replaces it whole.
  */
 import { unavailable } from '../../errors.js';
-import { isOverlayCapable, type Datapath, type RemoteEndpoint } from '../../datapath/datapath.js';
+import { isOverlayCapable, type Datapath, type RemoteEndpointSpec } from '../../datapath/datapath.js';
 
 /** A remote endpoint with what the names of its network resolve to it. */
-export interface RemoteEndpointRecord extends RemoteEndpoint {
+export interface RemoteEndpointRecord extends RemoteEndpointSpec {
   /** The sandbox on the other host: its id (its first 12 characters resolve too), its name, the endpoint's aliases. */
   sandboxId: string;
   name: string;
@@ -43,7 +43,7 @@ export class RemoteEndpoints {
     this.#changed();
   }
 
-  async remove(r: Pick<RemoteEndpoint, 'ipv4'>): Promise<void> {
+  async remove(r: Pick<RemoteEndpointSpec, 'ipv4'>): Promise<void> {
     const known = this.#byAddress.get(r.ipv4);
     if (!known) return;
     await this.#overlay().removeRemoteEndpoint(known);
