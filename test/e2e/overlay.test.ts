@@ -22,7 +22,7 @@ const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 const VXLAN_FORGE = join(projectRoot, 'test', 'support', 'vxlan-forge.py');
 /** New endpoints timed from "the cluster state tells the other host" to "answers a ping from there". */
-const PROPAGATION_ENDPOINTS = 6;
+const PROPAGATION_ENDPOINTS = 5;
 const UNDERLAY = { bridge: 'ul0', gateway: '198.18.0.1', prefixLength: 24 } as const;
 const OVERLAY_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 const NETS = {
@@ -272,7 +272,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     const forger = { vni: NETS.ova.vni, ipv4: '10.91.0.99', mac: '02:42:0a:5b:00:63', vtep: UNDERLAY.gateway, sandboxId: 'f'.repeat(64), name: 'forger', aliases: [] };
     await h1.call('remote-add', forger);
     const forge = async (vni: number, src: string, dst: string, mac: string) =>
-      (await lab.exec(lab.host, 'python3', [VXLAN_FORGE, h1.vtep, String(vni), src, dst, mac, '1'])).trim();
+      (await lab.exec(lab.host, 'python3', [VXLAN_FORGE, h1.vtep, String(vni), src, dst, mac, '0.7'])).trim();
     try {
       expect(await forge(NETS.ova.vni, '10.91.0.99', '10.91.0.11', '02:42:0a:5b:00:0b')).toBe('reply');
       // Another host's endpoint, sent from this one.
@@ -289,28 +289,36 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
   it(`makes a new endpoint reachable from the other host right after the cluster state tells it (p50/p99 over ${PROPAGATION_ENDPOINTS})`, async () => {
     const names = Array.from({ length: PROPAGATION_ENDPOINTS }, (_, i) => `p${i}`);
     await Promise.all(names.map((name, i) => h2.cli('run', '-d', '--name', name, '--network', 'ova', '--ip', `10.91.0.${100 + i}`)));
-    await lab.exec(ns.a1, 'sysctl', ['-qw', 'net.ipv4.neigh.eth0.retrans_time_ms=5', 'net.ipv4.neigh.eth0.mcast_solicit=100', 'net.ipv4.neigh.eth0.ucast_solicit=100']);
-    const ms: number[] = [];
-    for (const name of names) {
-      const [rec] = await h2.endpointsOf(name);
-      // Pings every 5 ms from the other host, started before the endpoint is known there; the
-      // pinging sandbox retries ARP every 5 ms (the default second of back-off is not ours to time).
-      const pinger = start('nsenter', [`--net=${ns.a1.path}`, 'ping', '-D', '-n', '-i', '0.005', '-W', '1', '-w', '8', rec.ipv4]);
+    /** From just before spawning ping to its first reply, to an address known for long: what spawning costs here. */
+    const firstReply = async (addr: string, t0: number): Promise<number> => {
+      const pinger = start('nsenter', [`--net=${ns.a1.path}`, 'ping', '-D', '-n', '-i', '0.005', '-W', '1', '-w', '8', addr]);
       let out = '';
       pinger.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-      while (!/^PING/m.test(out)) await new Promise((r) => setTimeout(r, 5));
-      await new Promise((r) => setTimeout(r, 50));
-      const t0 = Date.now();
-      await h1.call('remote-add', rec);
       while (!/bytes from/.test(out) && Date.now() - t0 < 8000) await new Promise((r) => setTimeout(r, 5));
       pinger.kill('SIGKILL');
       const first = /^\[(\d+\.\d+)\] \d+ bytes from/m.exec(out);
-      expect(first, `no reply from ${rec.ipv4} within 5 s`).not.toBeNull();
-      ms.push(Number(first![1]) * 1000 - t0);
+      expect(first, `no reply from ${addr} within 8 s`).not.toBeNull();
+      return Number(first![1]) * 1000 - t0;
+    };
+    const spawnMs: number[] = [];
+    for (let i = 0; i < 3; i++) spawnMs.push(await firstReply('10.91.0.21', Date.now()));
+    const ms: number[] = [];
+    for (const name of names) {
+      const [rec] = await h2.endpointsOf(name);
+      // The clock starts when the cluster state tells the other host; ping starts right after
+      // (started before, the sandbox's failed ARP backs off: not the datapath's time). Spawning
+      // nsenter + ping is counted (an upper bound); its own cost is measured above.
+      const t0 = Date.now();
+      await h1.call('remote-add', rec);
+      ms.push(await firstReply(rec.ipv4, t0));
     }
     ms.sort((a, b) => a - b);
     const p = (q: number) => ms[Math.min(ms.length - 1, Math.ceil(q * ms.length) - 1)];
-    console.log(`overlay propagation (remote-add -> first ping reply from the other host), ms: p50 ${p(0.5).toFixed(1)}, p99 ${p(0.99).toFixed(1)}, all ${ms.map((m) => m.toFixed(1)).join(' ')}`);
+    spawnMs.sort((a, b) => a - b);
+    console.log(
+      `overlay propagation (remote-add -> first ping reply from the other host), ms: p50 ${p(0.5).toFixed(1)}, p99 ${p(0.99).toFixed(1)}, all ${ms.map((m) => m.toFixed(1)).join(' ')}; ` +
+        `spawning ping to a known endpoint alone: ${spawnMs.map((m) => m.toFixed(1)).join(' ')}`,
+    );
     expect(p(0.99)).toBeLessThan(1000);
   }, 120_000);
 });
