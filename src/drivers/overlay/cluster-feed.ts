@@ -17,8 +17,11 @@ export function remoteRecord(cluster: Pick<ClusterState, 'hostId'>, net: GlobalN
   return { vni: net.vni, ipv4: ep.ipv4, mac: ep.mac, vtep: ep.hostAddress, sandboxId: ep.endpointId, name: ep.name, aliases: ep.aliases };
 }
 
+/** What the feed reads: a ClusterState, or a view over one that is (re)joined in the background (reads may throw until then). */
+export type ClusterView = Pick<ClusterState, 'hostId' | 'onChange' | 'networks' | 'network' | 'remoteEndpoints'>;
+
 /** Keeps `remotes` equal to the cluster's remote endpoints; returns the unsubscribe. */
-export function feedRemoteEndpoints(cluster: ClusterState, remotes: RemoteEndpoints, log?: FeedLog): () => void {
+export function feedRemoteEndpoints(cluster: ClusterView, remotes: RemoteEndpoints, log?: FeedLog): () => void {
   /** network/endpoint -> address, to withdraw an endpoint the delete event names by id only. */
   const addressOf = new Map<string, string>();
   let chain: Promise<void> = Promise.resolve();
@@ -41,7 +44,13 @@ export function feedRemoteEndpoints(cluster: ClusterState, remotes: RemoteEndpoi
   const onEvent = (e: ClusterEvent) => {
     switch (e.kind) {
       case 'endpoint-put': {
-        const net = cluster.network(e.endpoint.networkId);
+        let net: GlobalNetwork | undefined;
+        try {
+          net = cluster.network(e.endpoint.networkId);
+        } catch (err) {
+          log?.warn(`overlay: endpoint ${e.endpoint.endpointId}: ${(err as Error).message}`);
+          return;
+        }
         const r = net && remoteRecord(cluster, net, e.endpoint);
         if (!r) return;
         addressOf.set(`${e.endpoint.networkId}/${e.endpoint.endpointId}`, r.ipv4);
@@ -54,10 +63,8 @@ export function feedRemoteEndpoints(cluster: ClusterState, remotes: RemoteEndpoi
         addressOf.delete(key);
         return run(`endpoint ${e.endpointId} withdrawn`, () => remotes.remove({ ipv4 }));
       }
-      case 'host-up':
-        return;
       default:
-        // host-down, network-put/-delete, resync: re-read the whole view.
+        // host-up (this host's own (re)join included), host-down, network changes, resync: re-read the whole view.
         return full();
     }
   };
