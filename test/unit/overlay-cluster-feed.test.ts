@@ -10,6 +10,7 @@ import { withRemoteNames } from '../../src/drivers/overlay/remote-names.js';
 import { parseVni, vniOf } from '../../src/drivers/overlay/vni.js';
 import { NameIndex } from '../../src/dns/name-index.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { IptablesDatapath } from '../../src/datapath/iptables/iptables-datapath.js';
 import { ObservedStore } from '../../src/store/observed-store.js';
 
 /** The overlay half of a datapath as a plain table: the kernel half is test/e2e/overlay.test.ts's. */
@@ -109,5 +110,11 @@ describe('overlay control plane', () => {
     expect(vniOf({ id, options: {} })).toBe(vniOf({ id, options: {} }));
     expect(vniOf({ id, options: {} })).toBeGreaterThanOrEqual(4096);
     expect(vniOf({ id, options: { 'com.docker.network.driver.overlay.vxlanid_list': '77' } })).toBe(77);
+  });
+
+  it('is refused by the iptables datapath with a message that says what to do, before it touches the kernel', async () => {
+    const dp = new IptablesDatapath({ linkPrefix: 'bnzz', instance: 'bnzz', uplink: { ifname: 'up0', ipv4: '198.18.0.1' }, root: '/nonexistent' });
+    const net = { id: 'a'.repeat(64), name: 'ova', device: 'bnzz-x', subnet: '10.91.0.0/24', gateway: '10.91.0.1', internal: false, icc: true, masquerade: true, hostBinding: '', vni: 4200 };
+    await expect(dp.ensureNetwork(net)).rejects.toThrow(/overlay networks need the ebpf datapath.*--datapath ebpf/);
   });
 });
