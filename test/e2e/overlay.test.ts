@@ -210,8 +210,12 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     expect(peerIp(await probe(lab, ns.b1, 'tcp', '10.92.0.22', 7000))).toBe('10.92.0.11');
   });
 
-  it('publishes a port on one host to an overlay sandbox there', async () => {
+  it('publishes a port on one host to an overlay sandbox there, and masquerades egress through the sandbox\'s own host', async () => {
     expect(peerIp(await probe(lab, lab.host, 'tcp', h2.vtep, 8080))).toBe(UNDERLAY.gateway);
+    // The underlay's router plays "the outside": each sandbox leaves by its own host's address.
+    servers.push(await echoServer(lab, lab.host, 'tcp', 7100));
+    expect(peerIp(await probe(lab, ns.a1, 'tcp', UNDERLAY.gateway, 7100))).toBe(h1.vtep);
+    expect(peerIp(await probe(lab, ns.a2, 'tcp', UNDERLAY.gateway, 7100))).toBe(h2.vtep);
   });
 
   /** The embedded DNS's answer for `name`, asked from a sandbox to its network's gateway. */
