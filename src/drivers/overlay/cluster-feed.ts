@@ -72,3 +72,20 @@ export function feedRemoteEndpoints(cluster: ClusterView, remotes: RemoteEndpoin
   full();
   return off;
 }
+
+/**
+ * A ClusterView over a service that joins (and re-joins) the cluster in the background and
+ * exposes the joined state as `cluster` (throwing until joined): the feed's re-list on the
+ * host's own host-up then fills this host's view, and reads before that are logged and skipped.
+ */
+export function joinedView(svc: { readonly hostId: string; onChange: ClusterState['onChange']; readonly cluster: ClusterState }): ClusterView {
+  return {
+    get hostId() {
+      return svc.hostId;
+    },
+    onChange: (l) => svc.onChange(l),
+    networks: () => svc.cluster.networks(),
+    network: (id) => svc.cluster.network(id),
+    remoteEndpoints: (id) => svc.cluster.remoteEndpoints(id),
+  };
+}
