@@ -12,6 +12,7 @@
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
+#include "lib/overlay.h"
 
 struct arp_ipv4 {
 	__be16 htype;
@@ -76,7 +77,7 @@ static __always_inline int arp_from_container(struct __sk_buff *skb, const struc
 		return DROP(DROP_MALFORMED);
 	if (arp->spa != self->addr || !mac_eq(arp->sha, self->mac))
 		return DROP(DROP_SPOOFED_SRC_IP);
-	return TC_PASS; /* ARP takes the bridge */
+	return overlay_arp_reply4(skb, self); /* ARP takes the bridge, unless for a remote endpoint */
 }
 
 /* The outside, from a sandbox: masqueraded, or routed as is (with the flow tracked so that
@@ -156,7 +157,7 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	}
 
 	/* A sandbox of another network: the two ends share no network here. */
-	if (!in_subnet && bpf_map_lookup_elem(&ep4, &p->t.daddr))
+	if (!in_subnet && (bpf_map_lookup_elem(&ep4, &p->t.daddr) || overlay_known4(p->t.daddr)))
 		return DROP(DROP_ISOLATION);
 
 	/* The host: a published port (hairpin) or one of its own services. */
@@ -171,7 +172,7 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 		return TC_PASS;
 	}
 	if (in_subnet)
-		return DROP(DROP_UNKNOWN_DEST);
+		return overlay_to_remote4(skb, p->t.daddr, self, net); /* on another host, or unknown */
 	return outbound4(skb, p, net, cfg, ifindex, now);
 }
 

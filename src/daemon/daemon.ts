@@ -17,6 +17,9 @@ import { createDatapath } from '../datapath/factory.js';
 import { BridgeDriver } from '../drivers/bridge/bridge-driver.js';
 import { HostDriver } from '../drivers/host/host-driver.js';
 import { NullDriver } from '../drivers/none/null-driver.js';
+import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
+import { RemoteEndpoints } from '../drivers/overlay/remote-endpoints.js';
+import { withRemoteNames } from '../drivers/overlay/remote-names.js';
 import { DriverRegistry } from '../drivers/registry.js';
 import { IpvlanRefusal } from '../drivers/ipvlan/ipvlan-refusal.js';
 import { KernelFeatures } from '../drivers/macvlan/kernel-features.js';
@@ -55,6 +58,8 @@ export class Daemon {
   sandboxes?: SandboxService;
   /** Present with --cluster-store: the global scope (etcd). */
   cluster?: ClusterService;
+  /** Overlay endpoints on other hosts, as the cluster state reports them. */
+  remoteEndpoints?: RemoteEndpoints;
 
   constructor(settings: DaemonSettings, log: Logger) {
     this.#settings = settings;
@@ -78,6 +83,7 @@ export class Daemon {
       ebpf: this.#settings.ebpf,
     });
     this.#datapath = datapath;
+    this.remoteEndpoints = new RemoteEndpoints(datapath);
     const mutex = new Mutex();
     const features = new KernelFeatures();
     const drivers = new DriverRegistry([
@@ -86,6 +92,7 @@ export class Daemon {
       new NullDriver(),
       new MacvlanDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, features }),
       new IpvlanRefusal(features),
+      new OverlayDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, uplink: cfg.uplink.ifname }),
     ]);
     const attachments = new Attachments(store, drivers, datapath, cfg);
     const networks = new NetworkService(store, attachments, datapath, cfg, mutex);
@@ -94,11 +101,13 @@ export class Daemon {
     this.sandboxes = sandboxes;
     const ops = new Operations(this.#settings, store, datapath, this.#log);
     this.#ops = ops;
-    const dns = new EmbeddedDns({ store, servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns, kernel: { instance: cfg.instance } });
+    const dns = new EmbeddedDns({ store: withRemoteNames(store, this.remoteEndpoints), servers: this.#settings.dns, hostResolvConf: cfg.hostResolvConf, log: this.#log, observe: ops.observeDns, kernel: { instance: cfg.instance } });
     this.#dns = dns;
     ops.kernelDns = () => dns.kernelCounters;
     sandboxes.resolverFor = (sb) => dns.resolverFor(sb);
     networks.listeners.add(() => dns.sync());
+    // Names of endpoints on other hosts: the kernel's copy follows at once (changes within a second).
+    this.remoteEndpoints.listeners.add(() => void dns.sync().catch((err: Error) => this.#log.warn(`dns: ${err.message}`)));
     store.writeListeners.add((write) => dns.namesChanged(write));
     ops.watch(networks, attachments);
 

@@ -5,6 +5,7 @@
  * not know are removed; then the datapath replays the whole desired state. A sandbox whose
  * kernel state cannot be rebuilt is marked unusable (`problem`) and skipped, never fatal.
  */
+import { vxlanDevice } from '../datapath/ebpf/overlay.js';
 import type { Datapath, DesiredState } from '../datapath/datapath.js';
 import type { EngineConfig } from '../networks/config.js';
 import type { NetworkService } from '../networks/service.js';
@@ -183,6 +184,8 @@ export async function reconcile(
   const knownLinks = new Set<string>(foreign.links);
   for (const n of store.networks.all()) if (n.device) knownLinks.add(n.device);
   for (const e of store.endpoints.all()) if (e.hostIfname) knownLinks.add(e.hostIfname);
+  // The host's VXLAN device carries every overlay network: kept so tunnels flow through a restart.
+  if (store.networks.all().some((n) => n.scope === 'global')) knownLinks.add(vxlanDevice(cfg.linkPrefix));
   for (const l of await links(null)) {
     const name = l.ifname;
     if (name.startsWith(cfg.linkPrefix) && !knownLinks.has(name)) {

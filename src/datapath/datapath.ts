@@ -36,6 +36,8 @@ export interface NetworkSpec {
   masquerade: boolean;
   /** Default host address for published ports of this network ('' = every address). */
   hostBinding: string;
+  /** Overlay networks: the VXLAN id that carries the network between hosts (absent: the network is this host's only). */
+  vni?: number;
 }
 
 /** One endpoint joined into a namespace (a bpfnet sandbox's, or one handed in by path). */
@@ -150,4 +152,26 @@ export interface DatapathContext {
   /** Where the daemon keeps its files. */
   root: string;
   ebpf?: EbpfTuning;
+}
+
+/** An endpoint of an overlay network that lives on another host, as the cluster state tells it. */
+export interface RemoteEndpointSpec {
+  /** The overlay network's VXLAN id (the same on every host). */
+  vni: number;
+  ipv4: string;
+  mac: string;
+  /** The underlay IPv4 address of the host it lives on (that host's VXLAN tunnel endpoint). */
+  vtep: string;
+}
+
+/** Optional ability: networks that span hosts (NetworkSpec.vni set), with endpoints elsewhere reached by VXLAN. */
+export interface OverlayCapable {
+  ensureRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void>;
+  removeRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void>;
+  /** Exactly these remote endpoints, nothing else (a re-list after a watch was lost). */
+  replaceRemoteEndpoints(remotes: readonly RemoteEndpointSpec[]): Promise<void>;
+}
+
+export function isOverlayCapable(d: Datapath): d is Datapath & OverlayCapable {
+  return typeof (d as Partial<OverlayCapable>).ensureRemoteEndpoint === 'function';
 }

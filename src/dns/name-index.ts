@@ -39,11 +39,11 @@ export interface Attachment {
 }
 
 /**
- * Networks that get embedded DNS: Docker's rule, user-defined bridges (not bridge, host, none),
- * and user-defined networks whose driver gave the resolver an address of its own (macvlan).
+ * Networks that get embedded DNS: Docker's rule, user-defined bridges and overlays (not bridge,
+ * host, none), and user-defined networks whose driver gave the resolver an address of its own (macvlan).
  */
 export function hasEmbeddedDns(net: NetworkRecord): boolean {
-  return !net.predefined && (net.driver === 'bridge' || net.dnsAddress !== undefined) && ((net.gateway !== undefined && net.subnet !== undefined) || (net.gateway6 !== undefined && net.subnet6 !== undefined));
+  return !net.predefined && (net.driver === 'bridge' || net.driver === 'overlay' || net.dnsAddress !== undefined) && ((net.gateway !== undefined && net.subnet !== undefined) || (net.gateway6 !== undefined && net.subnet6 !== undefined));
 }
 
 /** A sandbox's names on a network, as Docker's DNSNames: its name, its short id, then the endpoint's aliases. */

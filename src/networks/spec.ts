@@ -1,6 +1,7 @@
 /** Records -> the kernel-facing specs the datapath takes. */
 import type { EndpointSpec, NetworkSpec, PortSpec } from '../datapath/datapath.js';
 import { BridgeOption, type EndpointRecord, type NetworkRecord, type PortRecord } from './model.js';
+import { vniOf } from '../drivers/overlay/vni.js';
 
 export function networkSpec(net: NetworkRecord): NetworkSpec {
   const binding = net.options[BridgeOption.hostBinding] ?? '';
@@ -17,6 +18,8 @@ export function networkSpec(net: NetworkRecord): NetworkSpec {
     icc: net.options[BridgeOption.icc] !== 'false',
     masquerade: net.options[BridgeOption.masquerade] !== 'false',
     hostBinding: binding === '0.0.0.0' ? '' : binding,
+    // A network that spans hosts carries its VXLAN id (the same on every host).
+    ...(net.scope === 'global' ? { vni: vniOf(net) } : {}),
   };
 }
 

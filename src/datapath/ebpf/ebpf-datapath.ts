@@ -44,7 +44,9 @@ import type {
   EndpointSpec,
   NetworkSpec,
   Observable,
+  OverlayCapable,
   PortSpec,
+  RemoteEndpointSpec,
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
 import { ipJson, link, type Netns } from '../../system/ip.js';
@@ -54,6 +56,7 @@ import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { CT6, collectExpired, forgetAddress, forgetAddress6 } from './conntrack.js';
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
+import { EbpfOverlay } from './overlay.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
 type NetworkInfo = Decoded<typeof networkInfo>;
@@ -215,7 +218,7 @@ export interface EbpfDatapathOptions {
   netns?: Netns;
 }
 
-export class EbpfDatapath implements Datapath, Observable {
+export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   readonly kind = 'ebpf' as const;
   readonly #ctx: DatapathContext;
   readonly #pinRoot: string;
@@ -230,6 +233,9 @@ export class EbpfDatapath implements Datapath, Observable {
   /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
   readonly #bridges = new Map<string, number>();
   readonly #ifnames = new Map<number, string>();
+  /** Overlay networks (VXLAN across hosts): loaded when the first one is ensured. */
+  readonly #overlay: EbpfOverlay;
+  #overlayUsed = false;
 
   /** The host namespace the datapath acts on (null: the process's own). */
   readonly #ns: Netns | null;
@@ -238,6 +244,13 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#ctx = ctx;
     this.#ns = opts.netns ?? null;
     this.#pinRoot = join('/sys/fs/bpf', ctx.instance);
+    this.#overlay = new EbpfOverlay({
+      linkPrefix: ctx.linkPrefix,
+      pinRoot: this.#pinRoot,
+      uplink: ctx.uplink.ifname,
+      hooks: this.#hooks,
+      ensureStats: (slot) => this.#ensureStats(this.#load(), slot),
+    });
   }
 
   /** Loads the programs (reusing pinned maps) once; safe to call again. */
@@ -382,6 +395,7 @@ export class EbpfDatapath implements Datapath, Observable {
     for (const k of maps.net.keys()) if (!wantNets.has(k)) maps.net.delete(k);
     const wantNets6 = new Set(desired.networks.filter((n) => n.subnet6).map((n) => this.#bridges.get(n.id)));
     for (const k of maps.net6.keys()) if (!wantNets6.has(k)) maps.net6.delete(k);
+    if (this.#overlayUsed) for (const k of this.#overlay.networkKeys()) if (!wantNets.has(k)) this.#overlay.removeNetwork(k);
 
     for (const e of desired.endpoints) {
       const net = desired.networks.find((n) => n.id === e.networkId);
@@ -538,6 +552,10 @@ export class EbpfDatapath implements Datapath, Observable {
       maps.net6.set(dev.ifindex, { subnet, mask, gateway: net.gateway6 || '::', bridge_mac: dev.address!, flags: netFlags6(net) });
     } else maps.net6.delete(dev.ifindex);
     this.#bridges.set(net.id, dev.ifindex);
+    if (net.vni !== undefined) {
+      this.#overlayUsed = true;
+      await this.#overlay.ensureNetwork(dev.ifindex, net.vni);
+    } else if (this.#overlayUsed) this.#overlay.removeNetwork(dev.ifindex);
     await this.#refreshLocal(maps);
   }
 
@@ -547,6 +565,7 @@ export class EbpfDatapath implements Datapath, Observable {
     if (ifindex !== undefined) {
       maps.net.delete(ifindex);
       maps.net6.delete(ifindex);
+      if (net.vni !== undefined) this.#overlay.removeNetwork(ifindex);
     }
     this.#bridges.delete(net.id);
     await this.#refreshLocal(maps);
@@ -598,6 +617,21 @@ export class EbpfDatapath implements Datapath, Observable {
     }
   }
 
+  async ensureRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void> {
+    this.#load();
+    this.#overlay.ensureRemote(remote);
+  }
+
+  async removeRemoteEndpoint(remote: RemoteEndpointSpec): Promise<void> {
+    this.#load();
+    this.#overlay.removeRemote(remote);
+  }
+
+  async replaceRemoteEndpoints(remotes: readonly RemoteEndpointSpec[]): Promise<void> {
+    this.#load();
+    this.#overlay.replaceRemotes(remotes);
+  }
+
   async publish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
@@ -636,6 +670,7 @@ export class EbpfDatapath implements Datapath, Observable {
     this.#drops = undefined;
     for (const o of this.#objects) o.close();
     this.#objects = [];
+    this.#overlay.close();
     this.#maps = undefined;
     this.#progs = undefined;
   }
@@ -644,6 +679,7 @@ export class EbpfDatapath implements Datapath, Observable {
   async teardown(): Promise<void> {
     this.#hooks.remove(this.#ns?.path ?? null, this.#ctx.uplink.ifname, 'ingress');
     this.#hooks.remove(this.#ns?.path ?? null, 'lo', 'egress');
+    await this.#overlay.teardown();
     await this.stop();
     rmSync(this.#pinRoot, { recursive: true, force: true });
   }

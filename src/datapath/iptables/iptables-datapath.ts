@@ -11,6 +11,7 @@
  * through br_netfilter), route_localnet on each bridge (DNAT of 127.0.0.1) and hairpin on
  * each bridge port (DNAT back to the sender is bridged out of the port it came in by).
  */
+import { refuseOverlay } from './overlay.js';
 import type { Datapath, DatapathContext, DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import {
@@ -103,6 +104,7 @@ export class IptablesDatapath implements Datapath {
 
   async ensureNetwork(net: NetworkSpec): Promise<void> {
     validate.network(net);
+    refuseOverlay(net);
     return this.#serial(() =>
       this.#change(
         (s) => void s.networks.set(net.id, net),

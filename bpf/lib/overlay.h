@@ -1,0 +1,175 @@
+/* Overlay networks (VXLAN) in the eBPF datapath: the maps that say which overlay network a
+ * local bridge carries (its VNI) and where every remote endpoint lives (its host's VTEP),
+ * and the helpers the entry programs call: encapsulation towards a remote endpoint, the
+ * local ARP answer for it, and the isolation check across networks. Decapsulation is
+ * bpf/overlay.bpf.c (TC ingress of the one collect_md VXLAN device per host).
+ * Mirrored in src/datapath/ebpf/overlay-abi.ts: both change together. */
+#ifndef BPFNET_LIB_OVERLAY_H
+#define BPFNET_LIB_OVERLAY_H
+
+#include "common.h"
+#include "maps.h"
+#include "verdict.h"
+#include "stats.h"
+
+#ifndef OVL_REMOTE_MAX
+#define OVL_REMOTE_MAX 131072
+#endif
+
+#define ARPOP_REQUEST 1
+#define ARPOP_REPLY 2
+
+/* ovl_cfg[0]: the host's VXLAN device (0: no overlay network on this host yet). */
+struct overlay_config {
+	__u32 vxlan_ifindex;
+	__u32 flags;
+};
+
+/* ovl_net4: bridge ifindex of a local overlay network -> its VNI. */
+struct overlay_net {
+	__u32 vni;
+	__u32 pad;
+};
+
+/* ovl_remote4: IPv4 address of an endpoint on another host -> its network and host.
+ * Overlay subnets never overlap (IPAM refuses it), so the address alone is the key. */
+struct overlay_remote {
+	__u32 vni;
+	__u32 vtep;             /* the remote host's underlay IPv4, HOST byte order (bpf_tunnel_key's) */
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct overlay_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ovl_cfg SEC(".maps");
+
+/* bridge ifindex -> struct overlay_net. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NET_MAX);
+	__type(key, __u32);
+	__type(value, struct overlay_net);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ovl_net4 SEC(".maps");
+
+/* remote endpoint IPv4 -> struct overlay_remote, filled from the cluster state's watch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, OVL_REMOTE_MAX);
+	__type(key, __be32);
+	__type(value, struct overlay_remote);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ovl_remote4 SEC(".maps");
+
+struct ovl_arp4 {
+	__be16 htype;
+	__be16 ptype;
+	__u8 hlen;
+	__u8 plen;
+	__be16 op;
+	__u8 sha[ETH_ALEN];
+	__be32 spa;
+	__u8 tha[ETH_ALEN];
+	__be32 tpa;
+} __attribute__((packed));
+
+struct ovl_arp_frame {
+	__u8 h_dest[ETH_ALEN];
+	__u8 h_source[ETH_ALEN];
+	__be16 h_proto;
+	struct ovl_arp4 arp;
+} __attribute__((packed));
+
+static __always_inline int ovl_mac_eq(const __u8 *a, const __u8 *b)
+{
+	return ((const __u16 *)a)[0] == ((const __u16 *)b)[0] && ((const __u16 *)a)[1] == ((const __u16 *)b)[1] &&
+	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
+}
+
+static __always_inline __u32 overlay_vni_of(__u32 net_ifindex)
+{
+	struct overlay_net *on = bpf_map_lookup_elem(&ovl_net4, &net_ifindex);
+	return on ? on->vni : 0;
+}
+
+/* A remote endpoint of any overlay network: from another network it is isolated as a local one is. */
+static __always_inline int overlay_known4(__be32 addr)
+{
+	return bpf_map_lookup_elem(&ovl_remote4, &addr) != NULL;
+}
+
+/* Inside the sender's subnet, not on this host: into the tunnel to the destination's host, or
+ * dropped (the same verdicts as on a bridge: unknown, another network, icc off). */
+static __always_inline int overlay_to_remote4(struct __sk_buff *skb, __be32 daddr, const struct endpoint_info *self, const struct network_info *net)
+{
+	__u32 vni = overlay_vni_of(self->net_ifindex);
+	struct overlay_remote *r = bpf_map_lookup_elem(&ovl_remote4, &daddr);
+	if (!vni || !r)
+		return DROP(DROP_UNKNOWN_DEST);
+	if (r->vni != vni)
+		return DROP(DROP_ISOLATION);
+	if (!(net->flags & NET_F_ICC))
+		return DROP(DROP_ICC_DISABLED);
+	__u32 zero = 0;
+	struct overlay_config *oc = bpf_map_lookup_elem(&ovl_cfg, &zero);
+	if (!oc || !oc->vxlan_ifindex)
+		return DROP(DROP_FIB_FAILED);
+	/* The sandbox learnt this MAC from overlay_arp_reply4; rewriting only a stale entry. */
+	struct ethhdr *l2 = (void *)(long)skb->data;
+	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
+		return DROP(DROP_MALFORMED);
+	if (!ovl_mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
+		return DROP(DROP_MALFORMED);
+	struct bpf_tunnel_key key = {};
+	key.tunnel_id = vni;
+	key.remote_ipv4 = r->vtep;
+	key.tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+		return DROP(DROP_MALFORMED);
+	return bpf_redirect(oc->vxlan_ifindex, 0);
+}
+
+/* An ARP request from a sandbox for an endpoint on another host of its overlay network:
+ * answered here, so no broadcast ever crosses hosts. Anything else: TC_PASS (the bridge). */
+static __always_inline int overlay_arp_reply4(struct __sk_buff *skb, const struct endpoint_info *self)
+{
+	struct ovl_arp_frame *f = (void *)(long)skb->data;
+	if ((void *)(f + 1) > (void *)(long)skb->data_end)
+		return DROP(DROP_MALFORMED);
+	if (f->arp.op != bpf_htons(ARPOP_REQUEST))
+		return TC_PASS;
+	__be32 tpa = f->arp.tpa;
+	struct overlay_remote *r = bpf_map_lookup_elem(&ovl_remote4, &tpa);
+	if (!r)
+		return TC_PASS;
+	__u32 vni = overlay_vni_of(self->net_ifindex);
+	if (!vni || r->vni != vni)
+		return DROP(DROP_ISOLATION);
+	struct ovl_arp_frame reply = {
+		.h_proto = bpf_htons(ETH_P_ARP),
+		.arp = {
+			.htype = bpf_htons(1),
+			.ptype = bpf_htons(ETH_P_IP),
+			.hlen = ETH_ALEN,
+			.plen = 4,
+			.op = bpf_htons(ARPOP_REPLY),
+			.spa = tpa,
+			.tpa = self->addr,
+		},
+	};
+	__builtin_memcpy(reply.h_dest, self->mac, ETH_ALEN);
+	__builtin_memcpy(reply.h_source, r->mac, ETH_ALEN);
+	__builtin_memcpy(reply.arp.sha, r->mac, ETH_ALEN);
+	__builtin_memcpy(reply.arp.tha, self->mac, ETH_ALEN);
+	if (bpf_skb_store_bytes(skb, 0, &reply, sizeof(reply), 0) < 0)
+		return DROP(DROP_MALFORMED);
+	/* Out of the host veth again: into the sandbox that asked. */
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+#endif

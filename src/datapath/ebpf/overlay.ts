@@ -1,0 +1,158 @@
+/**
+ * Overlay networks in the ebpf datapath: the host's one collect_md VXLAN device (its TC
+ * ingress decapsulates into sandboxes, bpf/overlay.bpf.c), the VNI of each local overlay
+ * network (ovl_net4) and where every remote endpoint lives (ovl_remote4), which the
+ * sandboxes' from_container program reads to encapsulate (bpf/lib/overlay.h).
+ */
+import { BpfObject, interfaceIndex, isBpfError, type BpfMap, type BpfProgram } from '../libbpf/bpf.js';
+import { ipv4, ipv4Word, u32 } from '../libbpf/codec.js';
+import type { RemoteEndpointSpec } from '../datapath.js';
+import { bpfObject } from '../../paths.js';
+import { ip, ipBatch, link } from '../../system/ip.js';
+import type { Hooks } from './hooks.js';
+import { OVERLAY_PROGRAM, OverlayMaps, VXLAN_OVERHEAD, VXLAN_PORT, overlayConfig, overlayNet, overlayRemote } from './overlay-abi.js';
+
+type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
+
+interface OverlayMapsOpen {
+  cfg: BpfMap<number, Decoded<typeof overlayConfig>>;
+  nets: BpfMap<number, Decoded<typeof overlayNet>>;
+  remotes: BpfMap<string, Decoded<typeof overlayRemote>>;
+}
+
+/** The VXLAN device of a daemon: its link prefix + "vx" (within IFNAMSIZ). */
+export function vxlanDevice(linkPrefix: string): string {
+  return `${linkPrefix}vx`;
+}
+
+/** The MTU sandboxes on an overlay get: the uplink's minus what VXLAN adds (1450 behind a 1500 uplink). */
+export function overlayMtu(uplinkMtu: number): number {
+  return uplinkMtu - VXLAN_OVERHEAD;
+}
+
+export interface EbpfOverlayOptions {
+  linkPrefix: string;
+  pinRoot: string;
+  uplink: string;
+  hooks: Hooks;
+  /** Makes sure the stats slot of an ifindex exists (drops on the VXLAN device are counted there). */
+  ensureStats(slot: number): void;
+}
+
+export class EbpfOverlay {
+  readonly #opts: EbpfOverlayOptions;
+  #object?: BpfObject;
+  #program?: BpfProgram;
+  #maps?: OverlayMapsOpen;
+  #device?: number;
+
+  constructor(opts: EbpfOverlayOptions) {
+    this.#opts = opts;
+  }
+
+  get device(): string {
+    return vxlanDevice(this.#opts.linkPrefix);
+  }
+
+  /** Opens bpf/overlay.bpf.o on first use; its maps are the ones lxc's programs read (pinned by name). */
+  #load(): OverlayMapsOpen {
+    if (this.#maps) return this.#maps;
+    const obj = BpfObject.load(bpfObject('overlay'), { pinRoot: this.#opts.pinRoot });
+    this.#object = obj;
+    this.#program = obj.program(OVERLAY_PROGRAM);
+    this.#maps = {
+      cfg: obj.map(OverlayMaps.config, u32, overlayConfig),
+      nets: obj.map(OverlayMaps.networks, u32, overlayNet),
+      remotes: obj.map(OverlayMaps.remotes, ipv4, overlayRemote),
+    };
+    return this.#maps;
+  }
+
+  /** The program for pinning next to the others (bpftool, the record). */
+  program(): BpfProgram {
+    this.#load();
+    return this.#program!;
+  }
+
+  /** The collect_md VXLAN device (one per host, whatever the number of overlay networks), up, with the decapsulating program. */
+  async ensureDevice(): Promise<number> {
+    const maps = this.#load();
+    const dev = this.device;
+    const uplink = await link(null, this.#opts.uplink);
+    const mtu = String(uplink?.mtu ?? 1500);
+    if (!(await link(null, dev))) {
+      try {
+        await ip(null, ['link', 'add', 'name', dev, 'type', 'vxlan', 'external', 'dstport', String(VXLAN_PORT)]);
+      } catch (err) {
+        if (!/File exists/.test((err as Error).message)) throw new Error(`could not create VXLAN device "${dev}": ${(err as Error).message}`);
+      }
+    }
+    // The device's MTU bounds the inner frame: the uplink's less the encapsulation.
+    try {
+      await ipBatch(null, [['link', 'set', 'dev', dev, 'addrgenmode', 'none', 'mtu', String(overlayMtu(Number(mtu)))], ['link', 'set', 'dev', dev, 'up']]);
+    } catch (err) {
+      throw new Error(`could not set up VXLAN device "${dev}": ${(err as Error).message}`);
+    }
+    const ifindex = interfaceIndex(null, dev);
+    this.#opts.ensureStats(ifindex);
+    this.#opts.hooks.ensure(null, dev, 'ingress', this.#program!);
+    maps.cfg.set(0, { vxlan_ifindex: ifindex, flags: 0 });
+    this.#device = ifindex;
+    return ifindex;
+  }
+
+  /** A local overlay network: its bridge carries VNI `vni` between hosts. */
+  async ensureNetwork(bridgeIfindex: number, vni: number): Promise<void> {
+    const maps = this.#load();
+    if (this.#device === undefined) await this.ensureDevice();
+    maps.nets.set(bridgeIfindex, { vni });
+  }
+
+  removeNetwork(bridgeIfindex: number): void {
+    const maps = this.#load();
+    try {
+      maps.nets.delete(bridgeIfindex);
+    } catch (err) {
+      if (!isBpfError(err, 'ENOENT')) throw err;
+    }
+  }
+
+  /** The bridges with an overlay entry (start() removes those of networks that are gone). */
+  networkKeys(): number[] {
+    return [...this.#load().nets.keys()];
+  }
+
+  ensureRemote(r: RemoteEndpointSpec): void {
+    const maps = this.#load();
+    maps.remotes.set(r.ipv4, { vni: r.vni, vtep: ipv4Word(r.vtep) >>> 0, mac: r.mac });
+  }
+
+  removeRemote(r: Pick<RemoteEndpointSpec, 'ipv4'>): void {
+    const maps = this.#load();
+    try {
+      maps.remotes.delete(r.ipv4);
+    } catch (err) {
+      if (!isBpfError(err, 'ENOENT')) throw err;
+    }
+  }
+
+  replaceRemotes(remotes: readonly RemoteEndpointSpec[]): void {
+    const maps = this.#load();
+    const want = new Set(remotes.map((r) => r.ipv4));
+    for (const k of maps.remotes.keys()) if (!want.has(k)) this.removeRemote({ ipv4: k });
+    for (const r of remotes) this.ensureRemote(r);
+  }
+
+  close(): void {
+    this.#object?.close();
+    this.#object = undefined;
+    this.#maps = undefined;
+    this.#program = undefined;
+    this.#device = undefined;
+  }
+
+  /** Removes the VXLAN device (and with it its filter). */
+  async teardown(): Promise<void> {
+    if (await link(null, this.device)) await ip(null, ['link', 'delete', this.device]).catch(() => undefined);
+  }
+}
