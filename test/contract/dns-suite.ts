@@ -228,6 +228,11 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         await cli('network', 'create', '--ipv6', '--subnet', 'fd00:d6::/64', 'other6');
         await cli('run', '-d', '--name', 'six3', '--network', 'other6');
       });
+      // Later cases restart the daemon: they find the state as it was before this block.
+      afterAll(async () => {
+        await cli('rm', '-f', 'six1', 'six2', 'six3');
+        await cli('network', 'rm', 'dual-net', 'other6');
+      });
 
       it('answers AAAA with the IPv6 address and A with the IPv4 one, asked over IPv4', async () => {
         const gw = await gatewayOf('dual-net');

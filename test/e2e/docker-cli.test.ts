@@ -39,7 +39,8 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
 
   beforeAll(async () => {
     lab = await Lab.create();
-    d = await LabDaemon.start(lab, { datapath: 'ebpf' });
+    // The default bridge with IPv6 too, as dockerd --ipv6 --fixed-cidr-v6 makes it.
+    d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ipv6', '--fixed-cidr-v6', 'fd00:17::/64'] });
     await d.bpfnet('run', '-d', '--name', 'c1');
   });
 
@@ -117,16 +118,19 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
   });
 
   it('IPv6: create --ipv6 (given subnet, default ULA pool), inspect as moby, connect --ip6, and refuses malformed IPv6 with moby\'s words', async () => {
+    const [bridge0] = JSON.parse((await docker('network', 'inspect', 'bridge')).out);
+    expect(bridge0).toMatchObject({ EnableIPv6: true, IPAM: { Config: [{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }, { Subnet: 'fd00:17::/64', Gateway: 'fd00:17::1' }] } });
+    expect(Object.values(bridge0.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv4Address: '172.17.0.2/16', IPv6Address: 'fd00:17::2/64' })]);
     const dual = await docker('network', 'create', '--ipv6', '--subnet', '172.30.0.0/24', '--subnet', 'fd00:db8:1::/64', '--ip-range', 'fd00:db8:1::100/120', '--aux-address', 'r6=fd00:db8:1::fe', 'v6dual');
     expect(dual).toMatchObject({ code: 0, out: expect.stringMatching(/^[0-9a-f]{64}\n$/) });
     const [net] = JSON.parse((await docker('network', 'inspect', 'v6dual')).out);
     expect(net).toMatchObject({ EnableIPv4: true, EnableIPv6: true });
     expect(net.IPAM.Config).toEqual([{ Subnet: '172.30.0.0/24' }, { Subnet: 'fd00:db8:1::/64', IPRange: 'fd00:db8:1::100/120', AuxiliaryAddresses: { r6: 'fd00:db8:1::fe' } }]);
     // The IPv6 gateway is on the bridge, without duplicate address detection (usable at once).
-    const bridge = (await d.bpfnet('network', 'inspect', '-f', '{{.Id}}', 'v6dual')).trim();
-    const addrs = await runRaw('ip', ['-n', lab.host.name, '-6', '-o', 'addr', 'show']);
-    expect(addrs.stdout).toMatch(/inet6 fd00:db8:1::1\/64 scope global nodad/);
-    expect(bridge).toMatch(/^[0-9a-f]{64}$/);
+    const addrs = (await runRaw('ip', ['-n', lab.host.name, '-6', '-o', 'addr', 'show'])).stdout;
+    expect(addrs).toMatch(/inet6 fd00:db8:1::1\/64 scope global nodad/);
+    expect(addrs).toMatch(/inet6 fd00:17::1\/64 scope global nodad/);
+    expect(addrs).toMatch(/inet6 fe80::1\/64 scope link nodad/);
 
     expect((await docker('network', 'connect', '--ip6', 'fd00:db8:1::42', 'v6dual', 'c1')).code).toBe(0);
     const [withC1] = JSON.parse((await docker('network', 'inspect', 'v6dual')).out);

@@ -206,17 +206,7 @@ export class BridgeDriver implements Driver {
         throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} (${parked}) into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
     }
     const mac = ep.mac ?? macFor(ep)!;
-    if (ep.ipv6) {
-      // Only inside a namespace the joiner gave us for this endpoint: IPv6 on, router advertisements ignored (the route is ours).
-      await writeSysctls({ netnsPath: target.netnsPath }, {
-        'net.ipv6.conf.all.disable_ipv6': '0',
-        'net.ipv6.conf.default.disable_ipv6': '0',
-        'net.ipv6.conf.all.accept_ra': '0',
-        'net.ipv6.conf.default.accept_ra': '0',
-      }).catch((err: Error) => {
-        throw new Error(`could not enable IPv6 in ${target.netnsPath} for endpoint ${ep.id.slice(0, 12)}: ${err.message}`);
-      });
-    }
+    if (ep.ipv6) await this.#enableIPv6(ep, target.netnsPath);
     await ipBatchAt(target.netnsPath, [
       ['link', 'set', 'dev', 'lo', 'up'],
       // eui64 on an IPv6 endpoint: the kernel makes its fe80:: address from the MAC when it goes up, as in Docker.
@@ -229,11 +219,33 @@ export class BridgeDriver implements Driver {
     return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}) };
   }
 
+  /**
+   * Only inside a namespace the joiner gave us for this endpoint: IPv6 on (a datapath or an
+   * earlier run may have switched it off, and then an IPv6 route is refused), router
+   * advertisements ignored (the route is ours).
+   */
+  async #enableIPv6(ep: EndpointRecord, netnsPath: string): Promise<void> {
+    await writeSysctls({ netnsPath }, {
+      'net.ipv6.conf.all.disable_ipv6': '0',
+      'net.ipv6.conf.default.disable_ipv6': '0',
+      'net.ipv6.conf.all.accept_ra': '0',
+      'net.ipv6.conf.default.accept_ra': '0',
+    }).catch((err: Error) => {
+      throw new Error(`could not enable IPv6 in ${netnsPath} for endpoint ${ep.id.slice(0, 12)}: ${err.message}`);
+    });
+  }
+
   /** A default route per family the endpoint has an address of, via that family's gateway. */
   #defaultRoutes(net: NetworkRecord, ep: EndpointRecord, ifname: string): string[][] {
     return [
       ...(ep.ipv4 && net.gateway ? [['route', 'replace', 'default', 'via', net.gateway, 'dev', ifname]] : []),
-      ...(ep.ipv6 && net.gateway6 ? [['route', 'replace', 'default', 'via', net.gateway6, 'dev', ifname]] : []),
+      // The address first: the gateway is reachable only through its prefix route (idempotent when it is there).
+      ...(ep.ipv6 && net.gateway6
+        ? [
+            ['addr', 'replace', `${ep.ipv6}/${prefixOf6(net)}`, 'dev', ifname, 'nodad'],
+            ['route', 'replace', 'default', 'via', net.gateway6, 'dev', ifname],
+          ]
+        : []),
     ];
   }
 
@@ -254,7 +266,9 @@ export class BridgeDriver implements Driver {
 
   async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
     const routes = this.#defaultRoutes(net, ep, target.ifname);
-    if (routes.length > 0) await ipBatchAt(target.netnsPath, routes);
+    if (routes.length === 0 || !target.netnsPath) return;
+    if (ep.ipv6) await this.#enableIPv6(ep, target.netnsPath);
+    await ipBatchAt(target.netnsPath, routes);
   }
 
   async leave(_net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
