@@ -15,9 +15,13 @@ import { callApi, mustCall } from './engine-api.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, serverCommand, spawnServers, tuneClient, waitListening } from './servers.js';
 import { median } from '../stats.js';
 import { WRK_REPORT_SCRIPT, parseWrkReport } from '../workloads/wrk.js';
-import { BASELINE_RUNS, type PublishedSweep, type Setup, type Target } from './setup.js';
+import { BASELINE_RUNS, hostPort, type PublishedSweep, type Setup, type Target } from './setup.js';
 
 const NETWORK = 'bench';
+/** IPv6 of the benchmark network and of the uplink (ULA): the IPv6 rows run beside the IPv4 ones. */
+const SUBNET6 = 'fd00:be:1::/64';
+const HOST6 = 'fd00:18::1';
+const EXT6 = 'fd00:18::2';
 
 export type BpfnetSetupName = 'ebpf' | 'ebpf-shortcut' | 'iptables';
 
@@ -36,6 +40,7 @@ export class BpfnetSetup implements Setup {
   #seq = 0;
 
   #uplinkCheck = '';
+  #ipv6 = '';
 
   private constructor(name: BpfnetSetupName, lab: Lab, daemon: LabDaemon) {
     this.name = name;
@@ -47,6 +52,10 @@ export class BpfnetSetup implements Setup {
   static async create(name: BpfnetSetupName): Promise<BpfnetSetup> {
     const lab = await Lab.create();
     try {
+      // The uplink's IPv6 (before the daemon starts, which reads its uplink's addresses): the NAT66 source and the published ports' IPv6 address.
+      await lab.exec(lab.host, 'ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
+      await lab.exec(lab.external, 'ip', ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
+      await lab.exec(lab.host, 'ip', ['-6', 'route', 'add', 'default', 'via', EXT6]);
       const datapath = name === 'iptables' ? 'iptables' : 'ebpf';
       const extraArgs = datapath === 'ebpf' ? ['--ebpf-uplink-shortcut', name === 'ebpf-shortcut' ? 'on' : 'off'] : [];
       const daemon = await LabDaemon.start(lab, { datapath, extraArgs });
@@ -66,7 +75,9 @@ export class BpfnetSetup implements Setup {
 
   async #build(): Promise<void> {
     const lab = this.lab;
-    await mustCall(this.#socket, 'POST', '/networks/create', { Name: NETWORK, Driver: 'bridge' });
+    // Dual-stack when the daemon makes IPv6 networks (Docker's EnableIPv6 and an IPAM config per family); IPv4 only otherwise, and the IPv6 rows are left out.
+    const dual = await callApi(this.#socket, 'POST', '/networks/create', { Name: NETWORK, Driver: 'bridge', EnableIPv6: true, IPAM: { Config: [{ Subnet: SUBNET6 }] } });
+    if (dual.status >= 300) await mustCall(this.#socket, 'POST', '/networks/create', { Name: NETWORK, Driver: 'bridge' });
     await this.#create('srv', [`${PUBLISHED_PORTS.http}:${SERVER_PORTS.http}`, `${PUBLISHED_PORTS.iperf}:${SERVER_PORTS.iperf}`], serverCommand());
     await this.#create('cli', [], undefined);
     const srvNs = await this.sandboxNs('srv');
@@ -82,6 +93,15 @@ export class BpfnetSetup implements Setup {
       'same-network': { client: cliNs, address: srvIp, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
       egress: { client: cliNs, address: UPLINK.externalAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
     };
+    const srvIp6 = (await this.#inspect('srv')).NetworkSettings.Networks[NETWORK].GlobalIPv6Address as string | undefined;
+    if (srvIp6) {
+      this.#ipv6 = `network ${NETWORK} dual-stack (${SUBNET6}), uplink ${HOST6}`;
+      this.targets['published6'] = { client: lab.external, address: HOST6, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf };
+      this.targets['same-network6'] = { client: cliNs, address: srvIp6, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
+      this.targets['egress6'] = { client: cliNs, address: EXT6, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
+    } else {
+      this.#ipv6 = `none: the daemon made network ${NETWORK} without IPv6 (IPv6 networks come with the model branch), so the IPv6 rows are absent`;
+    }
   }
 
   /**
@@ -96,7 +116,7 @@ export class BpfnetSetup implements Setup {
     };
     const t = this.targets.published!;
     const before = await txPackets();
-    const out = await this.lab.exec(t.client, 'wrk', ['-t', '1', '-c', '1', '-d', '1s', '-s', WRK_REPORT_SCRIPT, '-H', 'Connection: close', `http://${t.address}:${t.httpPort}/`]);
+    const out = await this.lab.exec(t.client, 'wrk', ['-t', '1', '-c', '1', '-d', '1s', '-s', WRK_REPORT_SCRIPT, '-H', 'Connection: close', `http://${hostPort(t.address, t.httpPort)}/`]);
     const moved = (await txPackets()) - before;
     const requests = parseWrkReport(out).requests;
     const shortcut = this.name === 'ebpf-shortcut';
@@ -179,6 +199,7 @@ export class BpfnetSetup implements Setup {
     const version = await mustCall(this.#socket, 'GET', '/version').then((v: { Version?: string }) => v.Version ?? 'unknown', () => 'unknown');
     const info: Record<string, string> = { bpfnet: version };
     if (this.#uplinkCheck) info.uplinkShortcut = this.#uplinkCheck;
+    if (this.#ipv6) info.ipv6 = this.#ipv6;
     if (this.name === 'iptables') info.iptables = (await this.lab.exec(this.lab.host, 'iptables', ['--version'])).trim();
     return info;
   }

@@ -24,7 +24,16 @@ export type PathKind =
   /** one sandbox to another on the same network */
   | 'same-network'
   /** a sandbox to a server in the external namespace (masquerade) */
-  | 'egress';
+  | 'egress'
+  /** the same three over IPv6 (DNAT66 to the sandbox's IPv6 address, NAT66 to the uplink's): setups with IPv6 only */
+  | 'published6'
+  | 'same-network6'
+  | 'egress6';
+
+/** The URL authority of a target: IPv6 addresses in brackets. */
+export function hostPort(address: string, port: number): string {
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
 
 /** One measurable path: the client's namespace and the server it reaches. */
 export interface Target {

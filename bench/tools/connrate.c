@@ -34,13 +34,32 @@ struct slot {
   uint64_t t0;
 };
 
-static struct sockaddr_in dst, src;
+/* IPv4 or IPv6, by the address given (-a, -b). */
+static struct sockaddr_storage dst, src;
+static socklen_t dst_len, src_len;
 static int bind_src, http_mode;
 static const char REQ[] = "GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
 
 static uint32_t *samples;
 static size_t nsamples, capsamples;
 static uint64_t errors, recording;
+
+/* text -> sockaddr (IPv6 when it has a colon). */
+static int parse_addr(const char *text, uint16_t port, struct sockaddr_storage *out, socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  if (strchr(text, ':')) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    *len = sizeof *a;
+    return inet_pton(AF_INET6, text, &a->sin6_addr) == 1 ? 0 : -1;
+  }
+  struct sockaddr_in *a = (struct sockaddr_in *)out;
+  a->sin_family = AF_INET;
+  a->sin_port = htons(port);
+  *len = sizeof *a;
+  return inet_pton(AF_INET, text, &a->sin_addr) == 1 ? 0 : -1;
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -89,7 +108,7 @@ static void fail(int ep, struct slot *s) {
 }
 
 static void begin(int ep, struct slot *s) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     perror("socket");
     exit(1);
@@ -97,7 +116,7 @@ static void begin(int ep, struct slot *s) {
   if (bind_src) {
     int one = 1;
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+    if (bind(fd, (struct sockaddr *)&src, src_len) < 0) {
       perror("bind");
       exit(1);
     }
@@ -105,7 +124,7 @@ static void begin(int ep, struct slot *s) {
   s->fd = fd;
   s->t0 = now_ns();
   s->st = CONNECTING;
-  if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0 && errno != EINPROGRESS) {
+  if (connect(fd, (struct sockaddr *)&dst, dst_len) < 0 && errno != EINPROGRESS) {
     fail(ep, s);
     return;
   }
@@ -182,13 +201,10 @@ int main(int argc, char **argv) {
   }
   if (!addr || port <= 0 || conc <= 0 || seconds <= 0) goto usage;
   signal(SIGPIPE, SIG_IGN);
-  dst.sin_family = AF_INET;
-  dst.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, addr, &dst.sin_addr) != 1) goto usage;
+  if (parse_addr(addr, (uint16_t)port, &dst, &dst_len) < 0) goto usage;
   if (source) {
     bind_src = 1;
-    src.sin_family = AF_INET;
-    if (inet_pton(AF_INET, source, &src.sin_addr) != 1) goto usage;
+    if (parse_addr(source, 0, &src, &src_len) < 0 || src.ss_family != dst.ss_family) goto usage;
   }
 
   int ep = epoll_create1(EPOLL_CLOEXEC);

@@ -23,4 +23,10 @@ export const WORKLOADS: Workload[] = [
   keepAliveWorkload('published', 'HTTP keep-alive, published port (autocannon, 50 connections) — cross-check', true),
   keepAliveWorkload('same-network', 'HTTP keep-alive, same network (autocannon, 50 connections) — cross-check', false),
   connPerRequestWorkload('published', 'HTTP, one connection per request, published port (connrate http, 32 in flight) — cross-check', false),
+  // IPv6 beside IPv4: the same clients on the same paths, for the setups that have IPv6 (bpfnet's).
+  wrkWorkload('published6', false, 'IPv6: HTTP keep-alive, published port (wrk, 50 connections)', true),
+  newConnectionsWorkload('published6', 'IPv6: new TCP connections, published port (connrate, 32 in flight)', true),
+  wrkWorkload('same-network6', false, 'IPv6: HTTP keep-alive, sandbox → sandbox, same network (wrk, 50 connections)', false),
+  newConnectionsWorkload('egress6', 'IPv6: new TCP connections, sandbox → external (NAT66) (connrate, 32 in flight)', true),
+  iperfWorkload('published6', 1, 'IPv6: TCP, external client → published port, 1 stream', false),
 ];

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Lab } from '../../src/lab/lab.js';
 import { projectRoot } from '../../src/paths.js';
 import { cpuPerUnit } from '../stats.js';
-import type { PathKind, Target } from '../setups/setup.js';
+import { hostPort, type PathKind, type Target } from '../setups/setup.js';
 import { CONNRATE } from '../setups/servers.js';
 import { execTimed } from '../clients/timed.js';
 import { cpuSeconds, type Durations, type Sample, type Workload } from './workload.js';
@@ -51,7 +51,7 @@ const latencyMetrics = [
 ];
 
 async function keepAlive(lab: Lab, target: Target, d: Durations): Promise<Sample> {
-  const opts = { url: `http://${target.address}:${target.httpPort}/`, connections: KEEPALIVE_CONNECTIONS, seconds: d.http, warmupSeconds: d.httpWarmup };
+  const opts = { url: `http://${hostPort(target.address, target.httpPort)}/`, connections: KEEPALIVE_CONNECTIONS, seconds: d.http, warmupSeconds: d.httpWarmup };
   const out = await lab.exec(target.client, process.execPath, [RUNNER, JSON.stringify(opts)], { timeoutMs: (d.http + d.httpWarmup + 30) * 1000 });
   const r = JSON.parse(out) as RunnerOutput;
   if (r.requests === 0) throw new Error(`autocannon to ${opts.url} from ${target.client.name}: no responses (errors ${r.errors}, timeouts ${r.timeouts})`);

@@ -11,7 +11,7 @@ import type { Lab } from '../../src/lab/lab.js';
 import { projectRoot } from '../../src/paths.js';
 import { busySeconds, cpuPerUnit, parseProcStat } from '../stats.js';
 import { execTimed } from '../clients/timed.js';
-import type { PathKind, Target } from '../setups/setup.js';
+import { hostPort, type PathKind, type Target } from '../setups/setup.js';
 import type { Durations, Sample, Workload } from './workload.js';
 
 export const WRK_REPORT_SCRIPT = join(projectRoot, 'bench', 'clients', 'wrk-report.lua');
@@ -47,7 +47,7 @@ export function parseWrkReport(stdout: string): WrkReport {
 const wholeSeconds = (s: number) => `${Math.max(1, Math.round(s))}s`;
 
 async function runWrk(lab: Lab, target: Target, d: Durations, close: boolean): Promise<Sample> {
-  const url = `http://${target.address}:${target.httpPort}/`;
+  const url = `http://${hostPort(target.address, target.httpPort)}/`;
   const conns = close ? WRK_CLOSE_CONNECTIONS : WRK_KEEPALIVE_CONNECTIONS;
   const base = ['-t', '1', '-c', String(conns), '--timeout', '2s', '-s', WRK_REPORT_SCRIPT, ...(close ? ['-H', 'Connection: close'] : [])];
   const timeoutMs = (d.http + d.httpWarmup + 30) * 1000;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { be16, bytes, decode, encode, encodeAll, ipv4, mac, pad, struct, u16, u32, u64, u8 } from '../../src/datapath/libbpf/codec.js';
+import { be16, bytes, decode, encode, encodeAll, formatIPv6, ipv4, ipv6, ipv6Bytes, mac, pad, struct, u16, u32, u64, u8 } from '../../src/datapath/libbpf/codec.js';
 import { probeCounter, probeEvent } from '../../src/datapath/abi.js';
 
 describe('codec', () => {
@@ -50,5 +50,27 @@ describe('codec', () => {
 
   it('refuses to decode a short buffer', () => {
     expect(() => decode(u32, Buffer.alloc(2))).toThrow(/2 bytes, expected 4/);
+  });
+});
+
+describe('IPv6 addresses (struct addr6)', () => {
+  it('encodes every text form to its 16 bytes and decodes to RFC 5952 text', () => {
+    const cases: Array<[string, string, string]> = [
+      ['::', '00000000000000000000000000000000', '::'],
+      ['', '00000000000000000000000000000000', '::'],
+      ['::1', '00000000000000000000000000000001', '::1'],
+      ['fd00:a::2', 'fd00000a000000000000000000000002', 'fd00:a::2'],
+      ['FD00:0:0:0:0:0:0:2', 'fd000000000000000000000000000002', 'fd00::2'],
+      ['2001:db8:0:0:1:0:0:1', '20010db8000000000001000000000001', '2001:db8::1:0:0:1'],
+      ['fe80::aa:bbff:fecc:ddee', 'fe8000000000000000aabbfffeccddee', 'fe80::aa:bbff:fecc:ddee'],
+      ['::ffff:10.1.2.3', '00000000000000000000ffff0a010203', '::ffff:a01:203'],
+      ['1:2:3:4:5:6:7:8', '00010002000300040005000600070008', '1:2:3:4:5:6:7:8'],
+    ];
+    for (const [text, hex, canonical] of cases) {
+      expect(ipv6Bytes(text).toString('hex')).toBe(hex);
+      expect(formatIPv6(Buffer.from(hex, 'hex'))).toBe(canonical);
+      expect(decode(ipv6, encode(ipv6, text))).toBe(canonical);
+    }
+    for (const bad of ['1.2.3.4', 'fd00::g', ':::', 'fd00::1::2']) expect(() => ipv6Bytes(bad)).toThrow(/is not an IPv6 address/);
   });
 });
