@@ -50,7 +50,7 @@ async function main(): Promise<void> {
     await ip(v50, ['link', 'add', 'name', 'eth0.50', 'type', 'veth', 'peer', 'name', 't50']);
     for (const dev of ['eth0.50', 't50']) await ip(v50, ['link', 'set', 'dev', dev, 'up']);
     await ip(v50, ['addr', 'add', '10.50.0.1/24', 'dev', 'eth0.50']);
-    far.ensureTrunkPort({ netns: v50.path, trunk: 'eth0', standInPeer: 't50', vid: 50 });
+    far.ensureTrunkPort({ netns: v50.path, trunk: 'eth0', standIn: 'eth0.50', vid: 50 });
     spawnServers(lab, cl);
     spawnServers(lab, v50);
     await tuneClient(cl);

@@ -1,9 +1,10 @@
 /* The macvlan driver's programs (the forwarding itself is the kernel's macvlan device):
- *  - vlan_trunk_in   tc ingress of a trunk (the parent named by -o parent=IF.VID): a tagged
- *                    frame is untagged and sent into its VLAN's stand-in device, on whose
- *                    other end that VLAN's macvlan children hang; an unknown VID is dropped.
- *  - vlan_member_out tc ingress of a stand-in's trunk-side end: what the VLAN's children send
- *                    is tagged with the VLAN's id and sent out of the trunk.
+ *  - vlan_trunk_in   tc ingress of a trunk (IF of -o parent=IF.VID): a tagged frame is untagged
+ *                    and received by its VLAN's stand-in device (IF.VID, on which that VLAN's
+ *                    macvlan children hang); an unknown VID is dropped.
+ *  - vlan_member_out tc egress of a stand-in: what the VLAN's children send is tagged with the
+ *                    VLAN's id and sent out of the trunk. (The stand-in is one end of a veth
+ *                    pair only so that it has a carrier: frames never cross the pair.)
  *  - macvlan_guard   tc egress of a macvlan child inside its sandbox: only its own MAC and
  *                    addresses leave it (the datapath's anti-spoofing, for macvlan).
  *  - macvlan_hairpin tc egress of a lower device: frames between a child and the daemon's
@@ -84,7 +85,7 @@ int vlan_trunk_in(struct __sk_buff *skb)
 	if (bpf_skb_vlan_pop(skb) < 0)
 		return drop(VLAN_DROP_UNKNOWN_VID);
 	count(VLAN_STAT_UNTAGGED);
-	return bpf_redirect(target, 0);
+	return bpf_redirect(target, BPF_F_INGRESS);
 }
 
 SEC("tc")

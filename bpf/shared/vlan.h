@@ -5,10 +5,10 @@
 #define BPFNET_SHARED_VLAN_H
 
 /* vlan_ports: one key per direction of a trunk.
- *   {trunk ifindex, vid}  -> {stand-in peer ifindex, 0}: a frame tagged vid arriving on the
- *                            trunk is untagged and sent into that VLAN's stand-in device;
- *   {stand-in peer ifindex, 0} -> {trunk ifindex, vid}: a frame the VLAN's children send
- *                            is tagged vid and sent out of the trunk.
+ *   {trunk ifindex, vid}  -> {stand-in ifindex, 0}: a frame tagged vid arriving on the trunk
+ *                            is untagged and received by that VLAN's stand-in device;
+ *   {stand-in ifindex, 0} -> {trunk ifindex, vid}: a frame the VLAN's children send (the
+ *                            stand-in's egress) is tagged vid and sent out of the trunk.
  * vid 0 is never a VLAN (802.1p priority tags only), so the two kinds never collide. */
 struct vlan_port_key {
 	__u32 ifindex;

@@ -82,7 +82,7 @@ describe.each([
       await ip(ns, ['link', 'add', 'name', standIn, 'type', 'veth', 'peer', 'name', peer]);
       for (const dev of [standIn, peer]) await ip(ns, ['link', 'set', 'dev', dev, 'up']);
       for (const a of v.addresses) await ip(ns, ['addr', 'add', a, 'dev', standIn]);
-      programs.ensureTrunkPort({ netns: ns.path, trunk: 'eth0', standInPeer: peer, vid: v.vid });
+      programs.ensureTrunkPort({ netns: ns.path, trunk: 'eth0', standIn, vid: v.vid });
     }
     return ns;
   };

@@ -4,8 +4,9 @@
  * macvlan does the forwarding. The lower device is:
  *  - the parent (`-o parent=eth0`), shared by any number of networks on different subnets;
  *  - a VLAN of a trunk (`-o parent=eth0.50`): the kernel's VLAN device where the kernel has
- *    8021q (as Docker); otherwise a veth pair named `eth0.50` whose other end is tagged and
- *    untagged by eBPF on its way to and from the trunk (bpf/vlan.bpf.c, vlan-programs.ts);
+ *    8021q (as Docker); otherwise `eth0.50` is one end of a veth pair (the other only keeps it
+ *    up), and eBPF tags what leaves it and untags what the trunk receives for it
+ *    (bpf/vlan.bpf.c, vlan-programs.ts);
  *  - with --internal: an isolated segment, a veth pair with no address whose far end is a sink
  *    (this kernel has no `dummy`; a bridge without ports would have no carrier, and a macvlan
  *    on a lower without carrier cannot send at all).
@@ -114,7 +115,7 @@ export class MacvlanDriver implements Driver {
   #sinkName(networkId: string): string {
     return this.#name('s', networkId);
   }
-  /** The trunk-side end of a VLAN stand-in, named from the stand-in's own name. */
+  /** The other end of a VLAN stand-in (it only gives the stand-in a carrier), named from the stand-in's own name. */
   #standInPeer(standIn: string): string {
     return this.#name('t', createHash('sha1').update(standIn).digest('hex'));
   }
@@ -232,7 +233,7 @@ export class MacvlanDriver implements Driver {
         ['link', 'set', 'dev', peer, 'addrgenmode', 'none', 'mtu', String(trunkDev.mtu ?? 1500), 'up'],
         ['link', 'set', 'dev', lower, 'up'],
       ]);
-      this.programs.ensureTrunkPort({ netns: null, trunk, standInPeer: peer, vid });
+      this.programs.ensureTrunkPort({ netns: null, trunk, standIn: lower, vid });
     } catch (err) {
       throw new Error(`could not set up VLAN ${vid} of ${trunk} as "${lower}" for network ${net.name}: ${(err as Error).message}`);
     }
@@ -252,7 +253,7 @@ export class MacvlanDriver implements Driver {
     if (!dev || dev.ifalias !== this.#marker) return; // gone, or the user's: never ours to delete
     if (dev.linkinfo?.info_kind === 'veth' && !net.internal) {
       const { trunk, vid } = parseVlanParent(lower);
-      this.programs.removeTrunkPort({ netns: null, trunk, standInPeer: this.#standInPeer(lower), vid });
+      this.programs.removeTrunkPort({ netns: null, trunk, standIn: lower, vid });
     }
     // Deleting one end of a veth takes the pair.
     await ip(null, ['link', 'delete', lower]).catch((err: unknown) => {

@@ -13,14 +13,20 @@ import { hairpinValue, MVG_HAS_IPV4, MVG_HAS_IPV6, mvgMac, mvgOwner, VLAN_STATS,
 
 /** Our tc filter priority: before the datapath's (0xb9f) and the in-kernel resolver's (0xb9e) on a shared uplink. */
 export const VLAN_FILTER_PRIORITY = 0xb9c;
+/** The hairpin's, one before: on a VLAN's stand-in it shares the egress hook with the tagging, and goes first. */
+export const HAIRPIN_FILTER_PRIORITY = VLAN_FILTER_PRIORITY - 1;
 
-/** Where a trunk's VLAN enters and leaves: the trunk device and the stand-in's trunk-side end, by name in a namespace. */
+/**
+ * Where a trunk's VLAN enters and leaves, by name in a namespace: the trunk, and the stand-in
+ * that carries the VLAN's children (one end of a veth pair whose other end only keeps it up:
+ * frames are tagged on the stand-in's egress and sent out of the trunk, and untagged on the
+ * trunk's ingress and received by the stand-in, never crossing the pair).
+ */
 export interface TrunkPort {
   /** Network namespace path (null: the caller's). */
   netns: string | null;
   trunk: string;
-  /** The end of the stand-in veth the trunk sends into (its other end carries the VLAN's children). */
-  standInPeer: string;
+  standIn: string;
   vid: number;
 }
 
@@ -61,10 +67,10 @@ export class VlanPrograms {
   /** Tags and untags one VLAN between a trunk and its stand-in (idempotent). */
   ensureTrunkPort(p: TrunkPort): void {
     const trunk = interfaceIndex(p.netns, p.trunk);
-    const peer = interfaceIndex(p.netns, p.standInPeer);
-    this.#ports.set({ ifindex: trunk, vid: p.vid }, { ifindex: peer, vid: 0 });
-    this.#ports.set({ ifindex: peer, vid: 0 }, { ifindex: trunk, vid: p.vid });
-    this.#progs.memberOut.attachTcFilter({ netns: p.netns, ifname: p.standInPeer }, 'ingress', VLAN_FILTER_PRIORITY);
+    const standIn = interfaceIndex(p.netns, p.standIn);
+    this.#ports.set({ ifindex: trunk, vid: p.vid }, { ifindex: standIn, vid: 0 });
+    this.#ports.set({ ifindex: standIn, vid: 0 }, { ifindex: trunk, vid: p.vid });
+    this.#progs.memberOut.attachTcFilter({ netns: p.netns, ifname: p.standIn }, 'egress', VLAN_FILTER_PRIORITY);
     this.#progs.trunkIn.attachTcFilter({ netns: p.netns, ifname: p.trunk }, 'ingress', VLAN_FILTER_PRIORITY);
   }
 
@@ -105,13 +111,13 @@ export class VlanPrograms {
   /** Turns frames between children and the resolver interface `mac` back in on `lower` (idempotent). */
   ensureHairpin(netns: string | null, lower: string, mac: string): void {
     this.#hairpin.set({ addr: mac }, 1);
-    this.#progs.hairpin.attachTcFilter({ netns, ifname: lower }, 'egress', VLAN_FILTER_PRIORITY);
+    this.#progs.hairpin.attachTcFilter({ netns, ifname: lower }, 'egress', HAIRPIN_FILTER_PRIORITY);
   }
 
   /** Forgets a resolver's MAC; detaches from `lower` when asked (no network uses that lower any more). */
   removeHairpin(netns: string | null, lower: string | undefined, mac: string): void {
     this.#hairpin.delete({ addr: mac });
-    if (lower) detachTcFilter({ netns, ifname: lower }, 'egress', VLAN_FILTER_PRIORITY);
+    if (lower) detachTcFilter({ netns, ifname: lower }, 'egress', HAIRPIN_FILTER_PRIORITY);
   }
 
   /** Packets counted by slot, summed over CPUs. */
