@@ -62,6 +62,9 @@ export class DockerPluginServer {
     await claimSocketPath(this.socket);
     mkdirSync(join(this.socket, '..'), { recursive: true });
     const server = createServer((req, res) => void this.#handle(req, res));
+    // dockerd's plugin client reuses idle connections and, when one was closed under it, retries
+    // the call with the body already consumed (an empty request): never close them from this side.
+    server.keepAliveTimeout = 0;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.socket, () => resolve());
