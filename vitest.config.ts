@@ -1,12 +1,23 @@
 import { defineConfig } from 'vitest/config';
+import DurationSequencer from './test/support/duration-sequencer.js';
 
 // Two projects: `unit` (pure logic, no root) and `kernel` (root: real namespaces,
 // programs and packets). Both are always configured: without root the kernel project's
 // global setup fails the run with the reason, so `npm test` can never pass having silently
 // run half the suite. The summary reporter's last line says what ran and fails any skip.
+//
+// Files run three at a time (vitest's default on 2 vCPUs is one): a kernel file mostly waits
+// on daemons, engines and packets, and every lab has its own prefix, namespaces, pins and
+// daemon, so files never share kernel state. The longest start first (DurationSequencer).
+// BPFNET_TEST_WORKERS=N overrides the count (1: one file at a time, as before).
+const workers = Number(process.env.BPFNET_TEST_WORKERS ?? 3);
+if (!Number.isInteger(workers) || workers < 1) throw new Error(`BPFNET_TEST_WORKERS must be a positive integer, not "${process.env.BPFNET_TEST_WORKERS}"`);
+
 export default defineConfig({
   test: {
     reporters: ['default', './test/support/summary-reporter.ts'],
+    maxWorkers: workers,
+    sequence: { sequencer: DurationSequencer },
     projects: [
       {
         test: {
