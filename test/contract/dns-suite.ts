@@ -218,47 +218,40 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
       });
     });
 
-    describe('IPv6: AAAA and ip6.arpa on dual-stack networks', () => {
-      const v6Of = async (sandbox: string, network: string): Promise<string> => JSON.parse(await cli('inspect', sandbox))[0].NetworkSettings.Networks[network].GlobalIPv6Address;
+    describe('IPv6: AAAA and ip6.arpa on a dual-stack network', () => {
       const nibbles = (address: string): string => `${ipBytes(parseIp(address)!).toString('hex').split('').reverse().join('.')}.ip6.arpa`;
       beforeAll(async () => {
         await cli('network', 'create', '--ipv6', '--subnet', 'fd00:d5::/64', 'dual-net');
         await cli('run', '-d', '--name', 'six1', '--network', 'dual-net');
         await cli('run', '-d', '--name', 'six2', '--network', 'dual-net', '--ip6', 'fd00:d5::99', '--network-alias', 'svc6');
-        await cli('network', 'create', '--ipv6', '--subnet', 'fd00:d6::/64', 'other6');
-        await cli('run', '-d', '--name', 'six3', '--network', 'other6');
       });
       // Later cases restart the daemon: they find the state as it was before this block.
       afterAll(async () => {
-        await cli('rm', '-f', 'six1', 'six2', 'six3');
-        await cli('network', 'rm', 'dual-net', 'other6');
+        await cli('rm', '-f', 'six1', 'six2');
+        await cli('network', 'rm', 'dual-net');
       });
 
-      it('answers AAAA with the IPv6 address and A with the IPv4 one, asked over IPv4', async () => {
+      // (A name on an IPv4-only network keeps its empty AAAA: "forwards other names" above.)
+      it('answers AAAA with the IPv6 address of a name and of an alias, asked over IPv4', async () => {
         const gw = await gatewayOf('dual-net');
-        expect(await v6Of('six2', 'dual-net')).toBe('fd00:d5::99');
-        expect((await dig('six1', gw, 'six2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:d5::99'] });
-        expect((await dig('six1', gw, 'svc6.dual-net', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:d5::99'] });
-        expect((await dig('six1', gw, 'six2', 'A'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [await sandboxIp(d, 'six2', 'dual-net')] });
-        // A name on an IPv4-only network still has no AAAA (NODATA), and one elsewhere is not ours.
-        expect((await dig('alpine1', await gatewayOf('alpine-net'), 'alpine2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
-        expect((await dig('six1', gw, 'six3', 'AAAA'))[0]).toMatchObject({ rcode: 'NXDOMAIN' });
+        const [name, alias] = await Promise.all([dig('six1', gw, 'six2', 'AAAA'), dig('six1', gw, 'svc6.dual-net', 'AAAA')]);
+        expect(name[0]).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:d5::99'] });
+        expect(alias[0]).toMatchObject({ rcode: 'NOERROR', answers: ['fd00:d5::99'] });
       });
 
       it('answers PTR for ip6.arpa names as NAME.NETWORK, NXDOMAIN for a free address of the subnet', async () => {
         const gw = await gatewayOf('dual-net');
-        expect((await dig('six1', gw, nibbles('fd00:d5::99'), 'PTR'))[0]).toMatchObject({ rcode: 'NOERROR', answers: ['six2.dual-net'] });
-        expect((await dig('six1', gw, nibbles('fd00:d5::4242'), 'PTR'))[0]).toMatchObject({ rcode: 'NXDOMAIN', aa: true });
+        const [held, free] = await Promise.all([dig('six1', gw, nibbles('fd00:d5::99'), 'PTR'), dig('six1', gw, nibbles('fd00:d5::4242'), 'PTR')]);
+        expect(held[0]).toMatchObject({ rcode: 'NOERROR', answers: ['six2.dual-net'] });
+        expect(free[0]).toMatchObject({ rcode: 'NXDOMAIN', aa: true });
       });
 
       // Asked over IPv6 from a sandbox awaits the v6dp branch (its datapaths keep IPv6 on in sandboxes); here the
-      // host, which is no sandbox, asks the IPv6 gateways and must be refused (not left unanswered).
-      it('listens on the IPv6 gateways, refusing the host, and lists the IPv6 address in /etc/hosts', async () => {
-        for (const gw6 of ['fd00:d5::1', 'fd00:d6::1']) {
-          const r = await runRaw('ip', ['netns', 'exec', lab.host.name, process.execPath, DNS_QUERY, gw6, 'six2', 'AAAA', 'udp', '3000', '1'], { timeoutMs: 20_000 });
-          expect([gw6, JSON.parse(r.stdout.trim())]).toEqual([gw6, expect.objectContaining({ rcode: 'REFUSED' })]);
-        }
-        expect((await inside('six3', 'cat', '/etc/hosts')).stdout).toMatch(/^fd00:d6::2\s+\S+$/m);
+      // host, which is no sandbox, asks the IPv6 gateway and must be refused (not left unanswered).
+      it('listens on the IPv6 gateway, refusing the host, and lists the IPv6 address in /etc/hosts', async () => {
+        const r = await runRaw('ip', ['netns', 'exec', lab.host.name, process.execPath, DNS_QUERY, 'fd00:d5::1', 'six2', 'AAAA', 'udp', '3000', '1'], { timeoutMs: 20_000 });
+        expect(JSON.parse(r.stdout.trim())).toMatchObject({ rcode: 'REFUSED' });
+        expect((await inside('six2', 'cat', '/etc/hosts')).stdout).toMatch(/^fd00:d5::99\s+\S+$/m);
       });
     });
 
