@@ -55,11 +55,12 @@ const one = (p) => new Promise((resolve) => {
 });
 Promise.all(list.map(one)).then((r) => { console.log(JSON.stringify(r)); process.exit(0); });`;
 
-// Sends one raw Ethernet frame (hex) out of an interface: what a hostile sandbox can always do.
+// Sends raw Ethernet frames (hex, one per argument) out of an interface: what a hostile sandbox can always do.
 const RAW_SEND = `import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))
-s.send(bytes.fromhex(sys.argv[2]))`;
+for f in sys.argv[2:]:
+    s.send(bytes.fromhex(f))`;
 
 // A connected UDP socket: "refused" prints whether an ICMP port unreachable came back; "pmtu"
 // sends 1400-byte datagrams with DF until the path MTU an ICMP error taught it shows.
@@ -431,7 +432,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
         ).map(([target, dstMac, dst]) =>
           buildNeighbourAdvert6({ srcMac: macs.s2, dstMac, src: six(A, 3), dst, target, targetMac: macs.s2, override: true }).toString('hex'),
         );
-        for (const f of frames) await lab.exec(ns.s2, 'python3', ['-c', RAW_SEND, 'eth0', f]);
+        await lab.exec(ns.s2, 'python3', ['-c', RAW_SEND, 'eth0', ...frames]);
         await new Promise((r) => setTimeout(r, 100));
         expect(await neighbour(lab.host, A.device, six(A, 2))).toBe(macs.s1);
         await expectReplies(lab.host, [[['tcp', six(A, 2), 80], /^s1 /]]);
