@@ -6,6 +6,7 @@
 // forged IPv6 source and a forged neighbour advertisement. Run by
 // test/kernel/datapath-v6.{ebpf,iptables}.test.ts; one lab and one datapath per file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import type { DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../../src/datapath/datapath.js';
 import { EbpfDatapath } from '../../src/datapath/ebpf/ebpf-datapath.js';
 import { IptablesDatapath } from '../../src/datapath/iptables/iptables-datapath.js';
@@ -55,11 +56,12 @@ const one = (p) => new Promise((resolve) => {
 });
 Promise.all(list.map(one)).then((r) => { console.log(JSON.stringify(r)); process.exit(0); });`;
 
-// Sends one raw Ethernet frame (hex) out of an interface: what a hostile sandbox can always do.
+// Sends raw Ethernet frames (hex, one per argument) out of an interface: what a hostile sandbox can always do.
 const RAW_SEND = `import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
 s.bind((sys.argv[1], 0))
-s.send(bytes.fromhex(sys.argv[2]))`;
+for f in sys.argv[2:]:
+    s.send(bytes.fromhex(f))`;
 
 // A connected UDP socket: "refused" prints whether an ICMP port unreachable came back; "pmtu"
 // sends 1400-byte datagrams with DF until the path MTU an ICMP error taught it shows.
@@ -90,6 +92,8 @@ else:
     print(s.getsockopt(socket.IPPROTO_IPV6 if six else socket.IPPROTO_IP, 24 if six else 14))  # IP(V6)_MTU`;
 
 const TIMEOUT_MS = 1500;
+/** Debian's python3 (bootstrap installs it) rather than whatever shim PATH finds first: a pyenv shim costs seconds per start. */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const HOST4 = UPLINK.hostAddress;
 const EXT4 = UPLINK.externalAddress;
 const HOST6 = 'fd00:18::1';
@@ -377,7 +381,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
 
     it('delivers ICMP errors about its own flows to a sandbox behind NAT: port unreachable, fragmentation needed / packet too big', async () => {
       const icmp = (from: Netns, kind: 'refused' | 'pmtu', fam: '4' | '6', host: string, p: number) =>
-        lab.exec(from, 'python3', ['-c', ICMP_PROBE, kind, fam, host, String(p)]).then((o) => o.trim());
+        lab.exec(from, PYTHON, ['-c', ICMP_PROBE, kind, fam, host, String(p)]).then((o) => o.trim());
       // The far host answers through the narrow link, so the path works before its MTU is learnt.
       await expectReplies(ns.s1, [
         [['udp', FAR4, 53], `far ${HOST4} 53`],
@@ -393,7 +397,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
     });
 
     it('delivers the port unreachable a sandbox sends about a published port to the outside client', async () => {
-      const icmp = (fam: '4' | '6', host: string) => lab.exec(lab.external, 'python3', ['-c', ICMP_PROBE, 'refused', fam, host, '5354']).then((o) => o.trim());
+      const icmp = (fam: '4' | '6', host: string) => lab.exec(lab.external, PYTHON, ['-c', ICMP_PROBE, 'refused', fam, host, '5354']).then((o) => o.trim());
       expect(await Promise.all([icmp('4', HOST4), icmp('6', HOST6)])).toEqual(['refused', 'refused']);
     });
 
@@ -431,7 +435,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
         ).map(([target, dstMac, dst]) =>
           buildNeighbourAdvert6({ srcMac: macs.s2, dstMac, src: six(A, 3), dst, target, targetMac: macs.s2, override: true }).toString('hex'),
         );
-        for (const f of frames) await lab.exec(ns.s2, 'python3', ['-c', RAW_SEND, 'eth0', f]);
+        await lab.exec(ns.s2, PYTHON, ['-c', RAW_SEND, 'eth0', ...frames]);
         await new Promise((r) => setTimeout(r, 100));
         expect(await neighbour(lab.host, A.device, six(A, 2))).toBe(macs.s1);
         await expectReplies(lab.host, [[['tcp', six(A, 2), 80], /^s1 /]]);
