@@ -62,6 +62,8 @@ describe('Docker containers on the bpfnet plugin', () => {
       docker.run('run', '-d', '--name', 'web', '--network', 'net1', '-p', '8080:80', '-p', '9000-9005:81', '-p', '5353:53/udp', '-P', '--expose', '82', BUSYBOX_IMAGE, 'sleep', '100000'),
     ]);
     servers.push(await echoServer(lab, lab.external, 'tcp', 7300));
+    // The server isolation and anti-spoofing aim at (each case runs alone too, with -t).
+    await serveIn('a1', 'tcp', 7100);
   });
 
   afterAll(async () => {
@@ -87,7 +89,6 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   it('reaches containers of the same network by address and by name (the embedded 127.0.0.11)', async () => {
-    await serveIn('a1', 'tcp', 7100);
     const a1 = await ipOf('a1', 'net1');
     const a2 = await ipOf('a2', 'net1');
     expect(peerIp(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100))).toBe(a2);
