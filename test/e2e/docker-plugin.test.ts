@@ -62,6 +62,8 @@ describe('Docker containers on the bpfnet plugin', () => {
       docker.run('run', '-d', '--name', 'web', '--network', 'net1', '-p', '8080:80', '-p', '9000-9005:81', '-p', '5353:53/udp', '-P', '--expose', '82', BUSYBOX_IMAGE, 'sleep', '100000'),
     ]);
     servers.push(await echoServer(lab, lab.external, 'tcp', 7300));
+    // The server isolation and anti-spoofing aim at (each case runs alone too, with -t).
+    await serveIn('a1', 'tcp', 7100);
   });
 
   afterAll(async () => {
@@ -87,7 +89,6 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   it('reaches containers of the same network by address and by name (the embedded 127.0.0.11)', async () => {
-    await serveIn('a1', 'tcp', 7100);
     const a1 = await ipOf('a1', 'net1');
     const a2 = await ipOf('a2', 'net1');
     expect(peerIp(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100))).toBe(a2);
@@ -253,14 +254,15 @@ describe('Docker containers on the bpfnet plugin', () => {
   it('a bpfnet daemon restarted under running containers: traffic keeps flowing, endpoints are re-adopted', async () => {
     const a1 = await ipOf('a1', 'net1');
     await docker.run('run', '-d', '--name', 'pub', '--network', 'net1', '-p', '8081:80', BUSYBOX_IMAGE, 'sleep', '100000');
-    await serveIn('pub', 'tcp', 80);
+    await Promise.all([serveIn('pub', 'tcp', 80), serveIn('a1', 'tcp', 7101)]);
+    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7101)).not.toBeNull();
     await bpf.kill();
     // Down: the pinned datapath still forwards, publishes and masquerades.
-    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100)).not.toBeNull();
+    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7101)).not.toBeNull();
     expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8081))).toBe(EXT);
     expect(peerIp(await probe(lab, await nsOf('a1'), 'tcp', EXT, 7300))).toBe(HOST);
     await bpf.start();
-    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100)).not.toBeNull();
+    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7101)).not.toBeNull();
     expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8081))).toBe(EXT);
     expect(await bpf.bpfnet('ps')).toContain('8081->80/tcp');
     // The re-adopted endpoint leaves and is deleted as usual.
@@ -283,13 +285,14 @@ describe('Docker containers on the bpfnet plugin', () => {
   it('dockerd --live-restore restarted: containers keep their traffic, and leave cleanly afterwards', async () => {
     const a1 = await ipOf('a1', 'net1');
     const a2 = await nsOf('a2');
+    await serveIn('a1', 'tcp', 7102);
     await docker.stopDaemon();
-    expect(await probe(lab, a2, 'tcp', a1, 7100)).not.toBeNull();
+    expect(await probe(lab, a2, 'tcp', a1, 7102)).not.toBeNull();
     await docker.start();
-    expect(await probe(lab, a2, 'tcp', a1, 7100)).not.toBeNull();
+    expect(await probe(lab, a2, 'tcp', a1, 7102)).not.toBeNull();
     expect(await execOk('a2', 'ping', '-c', '1', '-W', '2', 'a1')).toBe(true);
     await docker.run('rm', '-f', 'a1');
-    expect(await probe(lab, await nsOf('a2'), 'tcp', a1, 7100, 800)).toBeNull();
+    expect(await probe(lab, a2, 'tcp', a1, 7102, 800)).toBeNull();
     await up('a3', '--network', 'net1');
     expect(await execOk('a3', 'ping', '-c', '1', '-W', '2', 'a2')).toBe(true);
   });
