@@ -104,7 +104,9 @@ export class EtcdCluster extends ClusterCache {
     this.#where = opts.endpoints.join(',');
     const timeout = opts.callTimeoutMs ?? 5000;
     this.#maxInFlight = opts.maxInFlight ?? 16;
-    this.#client = new Etcd3({ hosts: opts.endpoints, defaultCallOptions: () => ({ deadline: Date.now() + timeout }) });
+    // A deadline for unary calls only: on the watch and keepalive streams it would cut them every
+    // few seconds (and each cut counts as a host failure towards the client's circuit breaker).
+    this.#client = new Etcd3({ hosts: opts.endpoints, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }) });
   }
 
   /** Joins: grants this host's lease, registers the host, lists the prefix and starts the watch. */

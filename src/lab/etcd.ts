@@ -113,7 +113,7 @@ export class LabEtcd {
   client(opts: { deadlineMs?: number } = {}): Etcd3 {
     return new Etcd3({
       hosts: this.socketHost,
-      defaultCallOptions: () => ({ deadline: Date.now() + (opts.deadlineMs ?? 5000) }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + (opts.deadlineMs ?? 5000) }),
     });
   }
 
