@@ -105,6 +105,8 @@ export interface ClusterState {
   allocateAddress(networkId: string, holder: string, family?: 4 | 6): Promise<string>;
   /** Frees address if holder holds it (a no-op otherwise). */
   releaseAddress(networkId: string, address: string, holder: string): Promise<void>;
+  /** Frees every address of the network holder holds (a failed allocation whose answer was lost); returns them. */
+  releaseHolder(networkId: string, holder: string): Promise<string[]>;
   /** Who holds address, per the cache. */
   addressHolder(networkId: string, address: string): string | undefined;
 
