@@ -171,11 +171,8 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
       }),
     );
     await h2.cli('network', 'connect', '--ip', '10.92.0.22', 'ovb', 'ab2');
-    for (const [h, name] of plan) await announce(h, name);
-    for (const name of ['a2', 'b2', 'ab2']) {
-      servers.push(await echoServer(lab, ns[name], 'tcp', 7000));
-      servers.push(await echoServer(lab, ns[name], 'udp', 7001));
-    }
+    await Promise.all(plan.map(([h, name]) => announce(h, name)));
+    servers.push(...(await Promise.all(['a2', 'b2', 'ab2'].flatMap((name) => [echoServer(lab, ns[name], 'tcp', 7000), echoServer(lab, ns[name], 'udp', 7001)]))));
   }, 180_000);
 
   afterAll(async () => {
