@@ -26,7 +26,8 @@ enum drop_reason {
 	DROP_UNKNOWN_ETHERTYPE = 18,       /* an ethertype the datapath does not understand */
 	DROP_CT_INVALID = 19,       /* a TCP segment other than a SYN that belongs to no flow */
 	DROP_FRAGMENT = 20,         /* a fragment for a published port (no reassembly before DNAT) */
-	DROP_REASONS = 21,
+	DROP_CT_QUOTA = 21,         /* the sandbox already holds its quota of assured flows: new flow refused */
+	DROP_REASONS = 22,
 };
 
 #endif

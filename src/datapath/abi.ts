@@ -49,6 +49,7 @@ export const DROP_REASONS = [
   'unknown-ethertype',
   'ct-invalid',
   'fragment',
+  'conntrack-quota',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -158,6 +159,7 @@ export const DatapathMaps = {
   conntrack: 'ct4',
   conntrackNew: 'ct4_new',
   conntrackFull: 'ct_full4',
+  conntrackOwners: 'ct_owner4',
   stats: 'stats4',
   dropEvents: 'drop_events',
 } as const;

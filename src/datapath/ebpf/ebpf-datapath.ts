@@ -25,7 +25,7 @@ import {
   portTarget,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { u32, u64n, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
+import { encode, u32, u64n, u8, ipv4, ipv4Word } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -42,7 +42,7 @@ import { ipJson, link } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { disableSandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
-import { collectExpired, forgetAddress } from './conntrack.js';
+import { collectExpired, forgetAddress, recountOwners } from './conntrack.js';
 import { Hooks } from './hooks.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
@@ -63,6 +63,17 @@ export const DEFAULT_TIMEOUTS: Record<string, number> = {
 };
 
 const PROTO = { tcp: 6, udp: 17 } as const;
+
+/** ct4's size when --ebpf-ct-max is not given (CT_MAX in bpf/lib/maps.h). */
+const CT_MAX_DEFAULT = 131072;
+
+/**
+ * The most assured flows one sandbox may hold: half of ct4's entries (a flow takes two), so no
+ * single sandbox can fill the table and the others always keep at least half of it.
+ */
+export function ctOwnerQuota(ctEntries: number): number {
+  return Math.max(1, Math.floor(ctEntries / 4));
+}
 const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
 
 interface Maps {
@@ -77,6 +88,8 @@ interface Maps {
   ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   /** 0 -> until when new flows are refused (ns, CLOCK_MONOTONIC). */
   ctFull: BpfMap<number, bigint>;
+  /** sandbox address -> assured flows charged to it (the quota). */
+  ctOwners: BpfMap<string, number>;
   stats: PerCpuMap<number, Decoded<typeof epStats>>;
 }
 
@@ -170,9 +183,10 @@ export class EbpfDatapath implements Datapath, Observable {
     // small --ebpf-ct-max shrinks both.
     const ctMax = this.#ctx.ebpf?.ctMax;
     const maxEntries = ctMax ? { ct4: ctMax, ct4_new: Math.max(512, ctMax) } : undefined;
+    const consts = { ct_owner_quota: encode(u32, ctOwnerQuota(ctMax ?? CT_MAX_DEFAULT)) };
     const open = (name: string) => {
       try {
-        return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries });
+        return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries, consts });
       } catch (err) {
         if (isBpfError(err, 'EINVAL') && /ct4|incompatible|mismatch/.test((err as Error).message))
           throw new Error(`${(err as Error).message}\n(the pinned maps under ${this.#pinRoot} were made with other sizes: remove them to change --ebpf-ct-max)`);
@@ -200,6 +214,7 @@ export class EbpfDatapath implements Datapath, Observable {
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
+      ctOwners: lxc.map(M.conntrackOwners, ipv4, u32),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
     };
     return this.#maps;
@@ -295,6 +310,8 @@ export class EbpfDatapath implements Datapath, Observable {
     for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
+    // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
+    recountOwners(maps.ct, maps.ctOwners);
 
     this.#startGc(maps);
     this.#startAddressRefresh(maps);
@@ -320,6 +337,7 @@ export class EbpfDatapath implements Datapath, Observable {
     const assured = collectExpired(this.#maps.ct).removed;
     // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
     if (assured > 0) this.#maps.ctFull.set(0, 0n);
+    recountOwners(this.#maps.ct, this.#maps.ctOwners);
     return assured + collectExpired(this.#maps.ctNew).removed;
   }
 
@@ -457,6 +475,7 @@ export class EbpfDatapath implements Datapath, Observable {
     // Flows of a gone endpoint must not reach whoever gets its address next.
     forgetAddress(maps.ct, ep.ipv4);
     forgetAddress(maps.ctNew, ep.ipv4);
+    maps.ctOwners.delete(ep.ipv4);
   }
 
   async publish(ports: readonly PortSpec[]): Promise<void> {
