@@ -75,10 +75,10 @@ export class LabDaemon {
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 60_000;
     while (!(await this.#listening())) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited during start (${child.exitCode ?? child.signalCode}):\n${this.#log}`);
-      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within 30 s:\n${this.#log}`);
+      if (Date.now() > deadline) throw new Error(`daemon did not start listening on ${this.socket} within 60 s:\n${this.#log}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
