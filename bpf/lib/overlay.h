@@ -105,7 +105,8 @@ static __always_inline int overlay_known4(__be32 addr)
 
 /* Inside the sender's subnet, not on this host: into the tunnel to the destination's host, or
  * dropped (the same verdicts as on a bridge: unknown, another network, icc off). */
-static __always_inline int overlay_to_remote4(struct __sk_buff *skb, __be32 daddr, const struct endpoint_info *self, const struct network_info *net)
+/* Its own frame: the tunnel key stays off the IPv4 handler's stack (one call chain must fit 512 bytes). */
+BPFNET_NOINLINE int overlay_to_remote4(struct __sk_buff *skb, __be32 daddr, const struct endpoint_info *self, const struct network_info *net)
 {
 	__u32 vni = overlay_vni_of(self->net_ifindex);
 	struct overlay_remote *r = bpf_map_lookup_elem(&ovl_remote4, &daddr);

@@ -13,8 +13,8 @@ import type { Lab } from '../../src/lab/lab.js';
 import type { LabDaemon } from '../../src/lab/daemon.js';
 import { listNetns, ipJson } from '../../src/system/ip.js';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
-import { DatapathMaps, ctEntry4, ctKey4, endpointInfo, networkInfo, portKey, portTarget } from '../../src/datapath/abi.js';
-import { ipv4, u32 } from '../../src/datapath/libbpf/codec.js';
+import { DatapathMaps, DatapathMaps6, ctEntry4, ctKey4, endpointInfo, networkInfo, networkInfo6, portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
+import { ipv4, ipv6, u32 } from '../../src/datapath/libbpf/codec.js';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../src/networks/model.js';
 
 /** What the iptables datapath may pin: the in-kernel resolver's maps (bpf/lib/dns.h). */
@@ -25,7 +25,8 @@ export interface StoredState {
   sandboxes: SandboxRecord[];
   endpoints: EndpointRecord[];
   ports: PortRecord[];
-  ipam: Array<{ pool: string; address: number; owner: string }>;
+  /** Addresses as canonical text, both families. */
+  ipam: Array<{ pool: string; address: string; owner: string }>;
 }
 
 /** Reads the daemon's store file directly (read-only; WAL lets it run beside the daemon). */
@@ -49,7 +50,6 @@ export function readStore(d: LabDaemon): StoredState {
 }
 
 const sorted = <T>(xs: Iterable<T>) => [...xs].map(String).sort();
-const ipText = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
 const isPrivate = (a: string) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(a);
 
 function diff(what: string, stored: Iterable<unknown>, kernel: Iterable<unknown>): string[] {
@@ -125,7 +125,7 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   const st = readStore(d);
   const problems: string[] = [];
   // A sandbox's ports are published only while it has a bridge endpoint (its primary) to send them to.
-  const published = st.ports.filter((p) => st.endpoints.some((e) => e.sandboxId === p.sandboxId && e.ipv4 !== undefined && e.state === 'active'));
+  const published = st.ports.filter((p) => st.endpoints.some((e) => e.sandboxId === p.sandboxId && (e.ipv4 || e.ipv6) && e.state === 'active'));
   const active = st.endpoints;
   const netById = new Map(st.networks.map((n) => [n.id, n]));
 
@@ -158,19 +158,21 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   // Addresses: no duplicate in a network; every one held in IPAM by its sandbox.
   const sbById = new Map(st.sandboxes.map((s) => [s.id, s]));
   const seen = new Map<string, string>();
+  const addressesOf = (e: EndpointRecord) => [e.ipv4, e.ipv6].filter((a): a is string => !!a);
   for (const e of active) {
-    if (e.ipv4 === undefined) continue;
-    const key = `${e.networkId}/${e.ipv4}`;
-    if (seen.has(key)) problems.push(`address ${e.ipv4} on network ${netById.get(e.networkId)?.name} held by endpoints ${seen.get(key)} and ${e.id}`);
-    seen.set(key, e.id);
+    for (const a of addressesOf(e)) {
+      const key = `${e.networkId}/${a}`;
+      if (seen.has(key)) problems.push(`address ${a} on network ${netById.get(e.networkId)?.name} held by endpoints ${seen.get(key)} and ${e.id}`);
+      seen.set(key, e.id);
+    }
   }
   const expectedIpam = new Set<string>();
-  for (const e of active) if (e.ipv4 !== undefined) expectedIpam.add(`${e.networkId} ${e.ipv4} sandbox ${sbById.get(e.sandboxId)?.name}`);
+  for (const e of active) for (const a of addressesOf(e)) expectedIpam.add(`${e.networkId} ${a} sandbox ${sbById.get(e.sandboxId)?.name}`);
   const storedIpam = st.ipam
-    .filter((r) => r.owner !== 'the gateway' && !r.owner.startsWith('auxiliary address '))
-    .map((r) => `${r.pool} ${ipText(r.address)} ${r.owner}`);
+    .filter((r) => r.owner !== 'the gateway' && r.owner !== 'the embedded DNS' && !r.owner.startsWith('auxiliary address '))
+    .map((r) => `${r.pool} ${r.address} ${r.owner}`);
   problems.push(...diff('IPAM allocation', expectedIpam, storedIpam).map((p) => p.replace('exists but is not in the store', 'is allocated but no endpoint holds it').replace('is in the store but missing', 'is held by an endpoint but not allocated')));
-  for (const r of st.ipam) if (!netById.has(r.pool)) problems.push(`IPAM allocation ${ipText(r.address)} (${r.owner}) in pool ${r.pool} of no network`);
+  for (const r of st.ipam) if (!netById.has(r.pool)) problems.push(`IPAM allocation ${r.address} (${r.owner}) in pool ${r.pool} of no network`);
 
   // Pinned maps (eBPF datapath; the DNS maps on both).
   const pins = `/sys/fs/bpf/${d.instance}`;
@@ -190,7 +192,8 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   } else {
     const dnat = rules.filter((r) => r.includes(' -j DNAT '));
     const endpointAddrs = new Set(active.map((e) => e.ipv4).filter(Boolean));
-    if (dnat.length !== published.length) problems.push(`${dnat.length} DNAT rules for ${published.length} published ports`);
+    const published4 = published.filter((p) => familiesOf(p, st).v4).length;
+    if (dnat.length !== published4) problems.push(`${dnat.length} DNAT rules for ${published4} ports published on IPv4`);
     for (const r of dnat) {
       const to = / --to-destination ([\d.]+):/.exec(r)?.[1];
       if (to === undefined || !endpointAddrs.has(to)) problems.push(`DNAT rule to an address no endpoint holds: ${r}`);
@@ -201,9 +204,21 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
   return problems;
 }
 
+/** The families a published port answers on: '' both, '::'/an IPv6 address IPv6, else IPv4 — each only where the sandbox has an address of it. */
+function familiesOf(p: PortRecord, st: StoredState): { v4: boolean; v6: boolean } {
+  const eps = st.endpoints.filter((e) => e.sandboxId === p.sandboxId && e.state === 'active');
+  const has4 = eps.some((e) => !!e.ipv4);
+  const has6 = eps.some((e) => !!e.ipv6);
+  if (p.hostIp === '') return { v4: has4, v6: has6 };
+  const six = p.hostIp.includes(':');
+  return { v4: !six && has4, v6: six && has6 };
+}
+
 function mapReport(pins: string, st: StoredState, published: readonly PortRecord[]): string[] {
   const problems: string[] = [];
-  const withAddr = st.endpoints.filter((e) => e.ipv4 !== undefined && e.hostIfname !== undefined);
+  const withAddr = st.endpoints.filter((e) => !!e.ipv4 && e.hostIfname !== undefined);
+  const withAddr6 = st.endpoints.filter((e) => !!e.ipv6 && e.hostIfname !== undefined);
+  const withAny = st.endpoints.filter((e) => (!!e.ipv4 || !!e.ipv6) && e.hostIfname !== undefined);
   const open = <K, V>(name: string, k: Parameters<typeof BpfMap.openPinned<K, V>>[1], v: Parameters<typeof BpfMap.openPinned<K, V>>[2]) =>
     BpfMap.openPinned<K, V>(join(pins, name), k, v);
   const ep = open(DatapathMaps.endpoints, ipv4, endpointInfo);
@@ -212,20 +227,34 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
   const nets = open(DatapathMaps.networks, u32, networkInfo);
   const ct = open(DatapathMaps.conntrack, ctKey4, ctEntry4);
   const owners = open(DatapathMaps.conntrackOwners, ipv4, u32);
+  const ep6 = open(DatapathMaps6.endpoints, ipv6, endpointInfo);
+  const ports6 = open(DatapathMaps6.ports, portKey6, portTarget6);
+  const nets6 = open(DatapathMaps6.networks, u32, networkInfo6);
   try {
+    problems.push(...diff('ep6 entry', new Set(withAddr6.map((e) => e.ipv6)), ep6.keys()));
+    problems.push(
+      ...diff(
+        'ports6 entry',
+        published.filter((p) => familiesOf(p, st).v6).map((p) => `${p.protocol === 'udp' ? 17 : 6} [${p.hostIp.includes(':') ? p.hostIp : '::'}]:${p.hostPort}`),
+        ports6.keys().map((k) => `${k.proto} [${k.addr}]:${k.port}`),
+      ),
+    );
+    const net6Count = nets6.keys().length;
+    const bridgeNets6 = st.networks.filter((n) => n.driver === 'bridge' && n.subnet6).length;
+    if (net6Count !== bridgeNets6) problems.push(`net6 has ${net6Count} entries for ${bridgeNets6} bridge networks with IPv6`);
     problems.push(...diff('ep4 entry', new Set(withAddr.map((e) => e.ipv4)), ep.keys()));
     const epxCount = epx.keys().length;
-    if (epxCount !== withAddr.length) problems.push(`ep_ifx has ${epxCount} entries for ${withAddr.length} endpoints`);
+    if (epxCount !== withAny.length) problems.push(`ep_ifx has ${epxCount} entries for ${withAny.length} endpoints`);
     problems.push(
       ...diff(
         'ports4 entry',
-        published.map((p) => `${p.protocol === 'udp' ? 17 : 6} ${p.hostIp || '0.0.0.0'}:${p.hostPort}`),
+        published.filter((p) => familiesOf(p, st).v4).map((p) => `${p.protocol === 'udp' ? 17 : 6} ${p.hostIp || '0.0.0.0'}:${p.hostPort}`),
         ports.keys().map((k) => `${k.proto} ${k.addr}:${k.port}`),
       ),
     );
     const netCount = nets.keys().length;
-    const bridgeNets = st.networks.filter((n) => n.driver === 'bridge').length;
-    if (netCount !== bridgeNets) problems.push(`net4 has ${netCount} entries for ${bridgeNets} bridge networks`);
+    const bridgeNets = st.networks.filter((n) => n.driver === 'bridge' && n.subnet).length;
+    if (netCount !== bridgeNets) problems.push(`net4 has ${netCount} entries for ${bridgeNets} bridge networks with IPv4`);
     // Connection-table entries of sandbox addresses nobody holds any more (their removal forgets them).
     const held = new Set<string>([...withAddr.map((e) => e.ipv4!), ...st.networks.map((n) => n.gateway).filter((g): g is string => typeof g === 'string')]);
     const stray = new Set<string>();
@@ -234,7 +263,7 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
     // The per-sandbox quota's counts: only for addresses an endpoint holds.
     for (const a of owners.keys()) if (!held.has(a)) problems.push(`ct_owner4 entry for ${a}, which no endpoint holds`);
   } finally {
-    for (const m of [ep, epx, ports, nets, ct, owners]) m.close();
+    for (const m of [ep, epx, ports, nets, ct, owners, ep6, ports6, nets6]) m.close();
   }
   return problems;
 }

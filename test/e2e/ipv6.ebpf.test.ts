@@ -1,0 +1,3 @@
+import { ipv6Suite } from '../contract/ipv6-suite.js';
+
+ipv6Suite('ebpf');
