@@ -171,7 +171,7 @@ describe('the ebpf connection table', () => {
     await echoServer(lab, lab.external, 'tcp', 7000);
     await echoServer(lab, lab.external, 'udp', 7001);
     await lab.exec(lab.external, 'sh', ['-c', `true`]);
-    await d.bpfnet('run', '-d', '--name', 'c1');
+    for (const name of ['c1', 'c2', 'c3']) await d.bpfnet('run', '-d', '--name', name);
   });
 
   afterAll(async () => {
@@ -202,15 +202,16 @@ describe('the ebpf connection table', () => {
     const client = lab.spawn(ns, process.execPath, [STREAM, 'send', UPLINK.externalAddress, '7300', '4']);
     const done = new Promise<number>((resolve) => client.once('exit', (code) => resolve(code ?? -1)));
     await new Promise((r) => setTimeout(r, 500));
-    // 64 entries = 32 assured flows: open 60 UDP flows from distinct ports, each assured (a
-    // datagram, the answer, and a second datagram).
-    await lab.exec(ns, process.execPath, [
-      '-e',
-      `const d=require('dgram');for(let i=0;i<60;i++){const s=d.createSocket('udp4');let open=true;const close=()=>{if(open){open=false;s.close()}};s.on('message',()=>s.send('y',7001,'${UPLINK.externalAddress}',()=>setTimeout(close,200)));s.bind(0,()=>s.send('x',7001,'${UPLINK.externalAddress}'));setTimeout(close,1500)}`,
-    ]);
-    // The table is full of assured flows: the next new flow is refused at its first packet.
-    expect(await probe(lab, ns, 'udp', UPLINK.externalAddress, 7001, 500)).toBeNull();
-    const stats = (await d.cli(['stats', 'c1'])).stdout;
+    // 64 entries = 32 assured flows, and one sandbox may hold a quarter of the entries (16 flows):
+    // c1 and c2 each open 60 UDP flows from distinct ports, each assured (a datagram, the answer,
+    // and a second datagram), so together they fill the table.
+    const flood = `const d=require('dgram');for(let i=0;i<60;i++){const s=d.createSocket('udp4');let open=true;const close=()=>{if(open){open=false;s.close()}};s.on('message',()=>s.send('y',7001,'${UPLINK.externalAddress}',()=>setTimeout(close,200)));s.bind(0,()=>s.send('x',7001,'${UPLINK.externalAddress}'));setTimeout(close,1500)}`;
+    await Promise.all([ns, await sandboxNs(d, 'c2')].map((where) => lab.exec(where, process.execPath, ['-e', flood])));
+    expect((await d.cli(['stats', 'c1'])).stdout).toMatch(/conntrack-quota/);
+    // The table is full of assured flows: a new flow of a third sandbox is refused at its first packet.
+    const c3 = await sandboxNs(d, 'c3');
+    expect(await probe(lab, c3, 'udp', UPLINK.externalAddress, 7001, 500)).toBeNull();
+    const stats = (await d.cli(['stats', 'c3'])).stdout;
     expect(stats).toMatch(/conntrack-full/);
     expect(await done).toBe(0); // the established flow carried on
     // Entries expire (6 s after their last packet), the GC frees them, and new flows get through again.
@@ -221,7 +222,7 @@ describe('the ebpf connection table', () => {
       if (n === 0) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(peerIp(await probe(lab, ns, 'udp', UPLINK.externalAddress, 7001))).toBe(UPLINK.hostAddress);
+    expect(peerIp(await probe(lab, c3, 'udp', UPLINK.externalAddress, 7001))).toBe(UPLINK.hostAddress);
     expect((await d.cli(['ps'])).code).toBe(0); // and the daemon is fine
   });
 });

@@ -118,7 +118,7 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
       await lab.exec(lab.host, 'iptables', ['-t', 'nat', '-A', 'POSTROUTING', '-o', 'nosuchdev', '-j', 'MASQUERADE']);
       const db = new Database(join(d.root, 'bpfnet.db'));
       const bridge = (db.prepare("SELECT id FROM networks WHERE name = 'bridge'").get() as { id: string }).id;
-      db.prepare('INSERT INTO ipam (pool, address, owner) VALUES (?, ?, ?)').run(bridge, 0xac1100fe, 'sandbox ghost');
+      db.prepare('INSERT INTO ipam (pool, address, owner) VALUES (?, ?, ?)').run(bridge, '172.17.0.254', 'sandbox ghost');
       // A process shaped like a sandbox's main process (its command names the daemon's root) in a namespace nobody mounted.
       const orphan = lab.spawn(lab.host, 'unshare', ['-n', process.execPath, '-e', 'setTimeout(() => {}, 60000)', `${d.root}/sandboxes/ghost`]);
       const planted = [/host veth strayv0 exists/, /host veth strayv1 exists/, /iptables rule/, /IPAM allocation .* 172\.17\.0\.254 sandbox ghost is allocated but no endpoint holds it/, /process \d+ of this daemon's sandboxes lives in a namespace that is no longer mounted/];
