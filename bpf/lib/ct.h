@@ -1,7 +1,8 @@
 /* Connection tracking for NAT: each flow is two entries (one per direction), created together;
  * the reply entry's key is the rewritten tuple turned around. A new flow lives in ct4_new (LRU)
  * until it is assured, then moves to ct4 (never evicted). Timeouts follow the protocol and the
- * TCP state; expired entries count as absent and the daemon removes them. */
+ * TCP state; expired entries count as absent and the daemon removes them. Each assured flow is
+ * charged to one sandbox (ct_owner4), and no sandbox may hold more than its quota of ct4. */
 #ifndef BPFNET_LIB_CT_H
 #define BPFNET_LIB_CT_H
 
@@ -23,6 +24,7 @@ enum ct_result {
 	CT_FULL = -1,     /* the table has no room for the flow */
 	CT_NO_PORT = -2,  /* every candidate source port is taken */
 	CT_INVALID = -3,  /* TCP that is not a SYN: no flow starts with it */
+	CT_QUOTA = -4,    /* the flow's sandbox already holds its quota of ct4 */
 };
 
 static __always_inline struct ct_key4 ct_reverse(const struct ct_key4 *k, __u8 hook)
@@ -149,8 +151,58 @@ static __always_inline int ct_refusing(__u64 now)
 	return full && now < *full;
 }
 
+/* ---- the per-sandbox quota on ct4 ----
+ * Assured flows are never evicted, so without a bound one sandbox completing many real flows
+ * (or many clients completing flows to its published ports) could fill ct4 and every new flow
+ * of every other sandbox would be refused until GC. Each flow is charged to its sandbox; at the
+ * quota that sandbox's new flows are refused (DROP_CT_QUOTA) and only its own. The programs add
+ * one at promotion; the daemon recounts from ct4 at every GC (expired flows leave, and flows
+ * whose keys the programs took over stop counting). */
+
+/* At most this many assured flows per sandbox; 0: no quota. Set by the daemon before load. */
+const volatile __u32 ct_owner_quota = 0;
+
+/* Flows a sandbox starts (its address is the original source); the other kinds come to a sandbox. */
+static __always_inline int ct_kind_from_sandbox(__u8 kind)
+{
+	return kind == CT_SNAT || kind == CT_ROUTED || kind == CT_HAIRPIN;
+}
+
+/* The sandbox a flow is charged to, from either of its entries and that entry's key. */
+static __always_inline __be32 ct_owner_of4(const struct ct_key4 *k, const struct ct_entry4 *e)
+{
+	if (ct_kind_from_sandbox(e->kind))
+		return e->dir ? e->daddr : k->saddr;
+	return e->dir ? k->saddr : e->daddr;
+}
+
+static __always_inline int ct_owner_at_quota(__be32 owner)
+{
+	if (!ct_owner_quota)
+		return 0;
+	__u32 *n = bpf_map_lookup_elem(&ct_owner4, &owner);
+	return n && *n >= ct_owner_quota;
+}
+
+static __always_inline void ct_owner_charge(__be32 owner)
+{
+	if (!ct_owner_quota)
+		return;
+	__u32 *n = bpf_map_lookup_elem(&ct_owner4, &owner);
+	if (!n) {
+		__u32 one = 1;
+		if (bpf_map_update_elem(&ct_owner4, &owner, &one, BPF_NOEXIST) != -17 /* EEXIST: another CPU was first */)
+			return;
+		n = bpf_map_lookup_elem(&ct_owner4, &owner);
+		if (!n)
+			return;
+	}
+	__sync_fetch_and_add(n, 1);
+}
+
 /* Moves an assured flow (both entries) from ct4_new to ct4. When ct4 has no room the flow
- * stays in ct4_new (it goes on working) and new flows are refused for CT_REFUSE_NS. */
+ * stays in ct4_new (it goes on working) and new flows are refused for CT_REFUSE_NS; when its
+ * sandbox is at its quota it stays there too, and nothing else is refused. */
 static __always_inline void ct_promote4(const struct ct_found *f, const struct ct_key4 *twin, __u64 now)
 {
 	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4_new, twin);
@@ -158,6 +210,9 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 		return; /* evicted half: the flow ends when its other half does */
 	struct ct_entry4 te = *t;
 	struct ct_entry4 me = *f->e;
+	__be32 owner = ct_owner_of4(&f->key, &me);
+	if (ct_owner_at_quota(owner))
+		return;
 	if (bpf_map_update_elem(&ct4, &f->key, &me, BPF_ANY) < 0) {
 		ct_refuse_new_for(now + CT_REFUSE_NS);
 		return;
@@ -169,6 +224,7 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 	}
 	bpf_map_delete_elem(&ct4_new, &f->key);
 	bpf_map_delete_elem(&ct4_new, twin);
+	ct_owner_charge(owner);
 }
 
 /* Moves a flow's state and expiry forward after a packet matched it; updates the twin too when
@@ -274,6 +330,10 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 		.saddr = n->saddr, .daddr = n->daddr, .sport = n->sport, .dport = n->dport,
 		.deliver = n->orig_deliver, .kind = n->kind, .state = state, .dir = 0, .pad = 0, .expires = expires,
 	};
+	struct ct_key4 ok = p->t;
+	ok.hook = n->orig_hook;
+	if (ct_owner_at_quota(ct_owner_of4(&ok, &orig)))
+		return CT_QUOTA;
 	struct ct_entry4 reply = {
 		.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
 		.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .pad = 0, .expires = expires,
@@ -304,8 +364,6 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 		return CT_NO_PORT;
 	if (err < 0)
 		return CT_FULL;
-	struct ct_key4 ok = p->t;
-	ok.hook = n->orig_hook;
 	/* A dead flow under this key in ct4 would shadow the new one. */
 	bpf_map_delete_elem(&ct4, &ok);
 	if (bpf_map_update_elem(&ct4_new, &ok, &orig, BPF_ANY) < 0) {

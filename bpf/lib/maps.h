@@ -104,6 +104,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct4_new SEC(".maps");
 
+/* sandbox IPv4 address -> how many assured flows (in ct4) are charged to it: the per-sandbox
+ * quota (bpf/lib/ct.h). The programs add at promotion; the daemon recounts at every GC. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX);
+	__type(key, __be32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct_owner4 SEC(".maps");
+
 /* 0 -> CLOCK_MONOTONIC ns until which new flows are refused: set when ct4 had no room to
  * assure a flow, so new flows are refused at their first packet rather than half-way. */
 struct {

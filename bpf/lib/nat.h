@@ -100,6 +100,8 @@ static __always_inline int ct_start4(struct __sk_buff *skb, const struct pkt4 *p
 		return DROP(DROP_NAT_NO_PORT);
 	if (rc == CT_INVALID)
 		return DROP(DROP_CT_INVALID);
+	if (rc == CT_QUOTA)
+		return DROP(DROP_CT_QUOTA);
 	/* The hook's device: a host veth names its sandbox; the uplink and lo name none. */
 	flowlog_new4(cfg, p, n, &e, skb->ifindex, skb->len);
 	return ct_apply4(skb, p, &e, cfg, from_ingress);

@@ -27,7 +27,8 @@ enum drop_reason {
 	DROP_CT_INVALID = 19,       /* a TCP segment other than a SYN that belongs to no flow */
 	DROP_FRAGMENT = 20,         /* a fragment for a published port (no reassembly before DNAT) */
 	DROP_SPOOFED_ND = 21,       /* a neighbour advertisement/solicitation for an address that is not the sandbox's, or a router message */
-	DROP_REASONS = 22,
+	DROP_CT_QUOTA = 22,         /* the sandbox already holds its quota of assured flows: new flow refused */
+	DROP_REASONS = 23,
 };
 
 #endif

@@ -273,6 +273,8 @@ export class ClusterService {
       const endpoint = { networkId: net.id, endpointId: id, name: req.name, aliases, ipv4, mac: macFor(ipv4) };
       await wrap(() => c.publishEndpoint(endpoint));
       await failpoint('cluster:after-publish');
+      // Per name too, so a test can arm one connect of a daemon that serves others meanwhile.
+      await failpoint(`cluster:after-publish:${req.name}`);
       this.#editJournal((j) => (j[id] = { ...j[id]!, state: 'active', mac: endpoint.mac }));
       return { ...endpoint, hostId: this.hostId, hostAddress: c.advertiseAddr };
     } catch (err) {

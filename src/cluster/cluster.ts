@@ -6,6 +6,10 @@
  * the overlay driver) and EtcdCluster (etcd 3.4, see etcd-cluster.ts and the README's
  * "Cluster store" section for the key layout).
  *
+ * In the daemon: `Daemon.cluster` (a ClusterService, present with --cluster-store) gives the
+ * joined ClusterState as `.cluster` (a 503 ServiceError while not joined) and `onChange` across
+ * re-joins; in tests: `new MemoryClusterBackend().join(hostId, vtep)`.
+ *
  * Reads are synchronous views of a cache the implementation keeps current from a watch;
  * writes are async and decide in the store (compare-and-swap), so the cache is a hint and
  * the write's answer is the truth. Every write rejects with ClusterUnavailable (HTTP 503)

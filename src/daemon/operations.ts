@@ -185,6 +185,7 @@ export class Operations {
       ['ebpf-gc-interval', cur.ebpf.gcIntervalMs, next.ebpf.gcIntervalMs],
       ['metrics-addr', cur.metrics.address, next.metrics.address],
       ['metrics-per-endpoint', cur.metrics.perEndpoint, next.metrics.perEndpoint],
+      ['cluster-store/advertise-addr/cluster-lease-ttl', cur.cluster, next.cluster],
     ];
     for (const [name, a, b] of fixed) if (!same(a, b)) needRestart.push(name);
     // What was applied is the new baseline; what needs a restart keeps being reported until then.

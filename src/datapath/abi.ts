@@ -50,6 +50,7 @@ export const DROP_REASONS = [
   'ct-invalid',
   'fragment',
   'spoofed-neighbour-discovery',
+  'conntrack-quota',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -180,6 +181,7 @@ export const DatapathMaps = {
   conntrack: 'ct4',
   conntrackNew: 'ct4_new',
   conntrackFull: 'ct_full4',
+  conntrackOwners: 'ct_owner4',
   stats: 'stats4',
   dropEvents: 'drop_events',
 } as const;

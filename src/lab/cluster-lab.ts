@@ -44,6 +44,8 @@ export interface ClusterLabOptions {
   /** Extra daemon flags / environment for every host. */
   daemonArgs?: string[];
   env?: Record<string, string>;
+  /** Per-host extra environment and flags at the first start (a failpoint armed on one host). */
+  perHost?: (index: number) => { env?: Record<string, string>; args?: string[] };
 }
 
 export class ClusterLab {
@@ -79,7 +81,7 @@ export class ClusterLab {
       const hosts = Array.from({ length: n }, (_, i) => ({ index: i + 1, ns: { name: lab.name(`h${i + 1}`), path: `/run/netns/${lab.name(`h${i + 1}`)}` }, address: `${UNDERLAY.net}.${i + 1}` }));
       const cl = new ClusterLab(lab, etcd, hosts, opts);
       for (const h of hosts) await cl.#wireHost(h);
-      if (opts.daemons !== false) await Promise.all(hosts.map((h) => cl.startDaemon(h)));
+      if (opts.daemons !== false) await Promise.all(hosts.map((h) => cl.startDaemon(h, opts.perHost?.(h.index))));
       return cl;
     } catch (err) {
       await lab.destroy();

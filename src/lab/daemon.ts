@@ -82,7 +82,7 @@ export class LabDaemon {
     this.#child = child;
     child.stderr?.on('data', (d: Buffer) => (this.#log += d.toString()));
     child.stdout?.on('data', (d: Buffer) => (this.#log += d.toString()));
-    const timeout = this.opts.startTimeoutMs ?? 30_000;
+    const timeout = this.opts.startTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeout;
     while (!(await this.#listening())) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`daemon exited during start (${child.exitCode ?? child.signalCode}):\n${this.#log}`);

@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, w
 import { type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { join } from 'node:path';
 import { run, runRaw, start, stop, type RunOptions, type RunResult } from '../system/exec.js';
-import { ensureAddress, ensureNetns, ensureVeth, ip, listNetns, removeNetns, setUp, type Netns } from '../system/ip.js';
+import { ensureAddress, ensureNetns, ensureVeth, ip, ipBatch, listNetns, removeNetns, setUp, type Netns } from '../system/ip.js';
 import { writeSysctl } from '../system/sysctl.js';
 
 const REGISTRY = '/run/bpfnet-labs';
@@ -80,17 +80,26 @@ export class Lab {
     const lab = new Lab(prefix, { name: hostName, path: `/run/netns/${hostName}` }, { name: extName, path: `/run/netns/${extName}` });
     lab.#save();
     try {
-      await ensureNetns(hostName);
-      await writeSysctl({ netnsPath: lab.host.path }, 'net.ipv4.ip_forward', '1');
-      if (opts.uplink !== false) {
-        await ensureNetns(extName);
-        await ensureVeth(lab.host, UPLINK.hostIf, lab.external, UPLINK.externalIf);
-        await ensureAddress(lab.host, UPLINK.hostIf, `${UPLINK.hostAddress}/${UPLINK.prefixLength}`);
-        await ensureAddress(lab.external, UPLINK.externalIf, `${UPLINK.externalAddress}/${UPLINK.prefixLength}`);
-        await setUp(lab.host, UPLINK.hostIf);
-        await setUp(lab.external, UPLINK.externalIf);
+      // The prefix is new, so nothing exists yet: one `ip -batch` per step and namespace instead
+      // of an `ip` process per command (a lab is made for every test file).
+      await addNetns(hostName);
+      if (opts.uplink === false) await ipBatch(lab.host, [['link', 'set', 'lo', 'up']]);
+      else {
+        await addNetns(extName);
+        await ipBatch(lab.host, [
+          ['link', 'set', 'lo', 'up'],
+          ['link', 'add', 'name', UPLINK.hostIf, 'type', 'veth', 'peer', 'name', UPLINK.externalIf, 'netns', extName],
+          ['addr', 'add', `${UPLINK.hostAddress}/${UPLINK.prefixLength}`, 'dev', UPLINK.hostIf],
+          ['link', 'set', 'dev', UPLINK.hostIf, 'up'],
+        ]);
+        await ipBatch(lab.external, [
+          ['link', 'set', 'lo', 'up'],
+          ['addr', 'add', `${UPLINK.externalAddress}/${UPLINK.prefixLength}`, 'dev', UPLINK.externalIf],
+          ['link', 'set', 'dev', UPLINK.externalIf, 'up'],
+        ]);
         await ip(lab.host, ['route', 'add', 'default', 'via', UPLINK.externalAddress]);
       }
+      await writeSysctl({ netnsPath: lab.host.path }, 'net.ipv4.ip_forward', '1');
     } catch (err) {
       await lab.destroy();
       throw err;
@@ -189,6 +198,15 @@ export class Lab {
   #save(): void {
     mkdirSync(REGISTRY, { recursive: true });
     writeFileSync(join(REGISTRY, this.prefix), JSON.stringify(this.#record));
+  }
+}
+
+/** Creates a namespace that must not exist yet (a new lab's). */
+async function addNetns(name: string): Promise<void> {
+  try {
+    await run('ip', ['netns', 'add', name]);
+  } catch (err) {
+    throw new Error(`could not create network namespace "${name}": ${(err as Error).message}`);
   }
 }
 

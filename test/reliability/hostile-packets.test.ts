@@ -11,7 +11,7 @@ import { hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { BpfMap, PerCpuMap, interfaceIndex } from '../../src/datapath/libbpf/bpf.js';
 import { DROP_REASONS, ctEntry4, ctKey4, epStats } from '../../src/datapath/abi.js';
-import { u32, u64n } from '../../src/datapath/libbpf/codec.js';
+import { ipv4, u32, u64n } from '../../src/datapath/libbpf/codec.js';
 import { ip, link } from '../../src/system/ip.js';
 import { readSysctl } from '../../src/system/sysctl.js';
 import { projectRoot } from '../../src/paths.js';
@@ -304,58 +304,118 @@ describe('hostile packets (ebpf datapath)', () => {
   });
 });
 
-describe('a full connection table (ebpf datapath, --ebpf-ct-max 16)', () => {
+// Ten flows from one sandbox, one after the other, each completed (handshake, answer, close):
+// prints "ok" or "refused" (no answer within 1.2 s) per flow.
+const SEQUENTIAL_FLOWS = (host: string, port: number, n: number) =>
+  `const net=require('net');(async()=>{const r=[];for(let i=0;i<${n};i++)r.push(await new Promise((res)=>{const s=net.connect(${port},'${host}');let d='';` +
+  `const t=setTimeout(()=>{s.destroy();res('refused')},1200);s.on('data',(x)=>(d+=x));s.on('end',()=>{clearTimeout(t);s.destroy();res(d?'ok':'empty')});` +
+  `s.on('error',(e)=>{clearTimeout(t);res(e.code)})}));console.log(JSON.stringify(r))})()`;
+
+describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8 flows, at most 4 per sandbox)', () => {
   let lab: Lab;
   let d: LabDaemon;
+  const pins = () => `/sys/fs/bpf/${d.instance}`;
+
+  /** Drops by reason at a stats slot, summed over CPUs. */
+  function dropsAt(slot: number, reason: (typeof DROP_REASONS)[number]): number {
+    const map = PerCpuMap.openPinned(`${pins()}/stats4`, u32, epStats);
+    try {
+      return (map.get(slot) ?? []).reduce((s, v) => s + v.drops[DROP_REASONS.indexOf(reason)], 0);
+    } finally {
+      map.close();
+    }
+  }
 
   beforeAll(async () => {
     lab = await Lab.create();
-    d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-ct-max', '16'] });
+    // Closed flows stay in ct4 for the whole file (no GC takes them back between the cases).
+    d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-ct-max', '16', '--ebpf-timeouts', 'tcp-closed=300,tcp-fin=300'] });
     await d.bpfnet('network', 'create', '--subnet', '10.61.0.0/24', 'tight');
-    await d.bpfnet('run', '-d', '--name', 'sink', '--network', 'tight', '-p', '7700:7700', '--', process.execPath, STREAM, 'serve', '7700');
-    await d.bpfnet('run', '-d', '--name', 'web', '--network', 'tight', '-p', '8080:80', '--', process.execPath, ECHO_SERVER, 'tcp', '80');
-    await waitPort(lab, await sandboxNs(d, 'sink'), '127.0.0.1', 7700);
-    await waitPort(lab, await sandboxNs(d, 'web'), '127.0.0.1', 80);
-  });
+    // Six sandboxes and a server at once: the CLI processes start in parallel (the daemon serializes).
+    await Promise.all([
+      ...[7700, 7701, 7702].map((port, i) =>
+        d.bpfnet('run', '-d', '--name', `sink${i}`, '--network', 'tight', '-p', `${port}:${port}`, '--', process.execPath, STREAM, 'serve', String(port)),
+      ),
+      d.bpfnet('run', '-d', '--name', 'web', '--network', 'tight', '-p', '8080:80', '--', process.execPath, ECHO_SERVER, 'tcp', '80'),
+      d.bpfnet('run', '-d', '--name', 'greedy', '--network', 'tight'),
+      d.bpfnet('run', '-d', '--name', 'other', '--network', 'tight'),
+      echoServer(lab, lab.external, 'tcp', 7000),
+    ]);
+    await Promise.all([
+      ...[7700, 7701, 7702].map(async (port, i) => waitPort(lab, await sandboxNs(d, `sink${i}`), '127.0.0.1', port)),
+      (async () => waitPort(lab, await sandboxNs(d, 'web'), '127.0.0.1', 80))(),
+    ]);
+  }, 240_000);
 
   afterAll(async () => {
     await lab?.destroy();
   });
 
-  it('refuses new flows cleanly and counts them, while the established ones finish intact', async () => {
-    const stats = () => {
-      const map = PerCpuMap.openPinned(`/sys/fs/bpf/${d.instance}/stats4`, u32, epStats);
-      const per = map.get(0) ?? [];
-      map.close();
-      return per.reduce((s, v) => s + v.drops[DROP_REASONS.indexOf('conntrack-full')], 0);
-    };
-    // Eight long transfers fill the 16 entries (2 per flow); a ninth completes its handshake,
-    // finds no room and goes on unassured, and from then on new flows are refused.
-    const transfers = Array.from({ length: 9 }, () => {
-      const c = lab.spawn(lab.external, process.execPath, [STREAM, 'send', UPLINK.hostAddress, '7700', '10']);
+  it("one sandbox completing many real flows fills only its quota: its next flows are refused and counted, everyone else's still start", async () => {
+    const inspected = JSON.parse(await d.bpfnet('inspect', 'greedy', 'other', 'web')) as Array<{ NetworkSettings: { SandboxKey: string; Networks: { tight: { IPAddress: string; EndpointID: string } } } }>;
+    const [greedy, other, web] = inspected.map((x) => ({ ...x.NetworkSettings.Networks.tight, ns: { name: 'sandbox', path: x.NetworkSettings.SandboxKey } }));
+    const slot = interfaceIndex(lab.host.path, hostIfname({ linkPrefix: linkPrefixFor(d.instance) } as never, greedy.EndpointID));
+    const quotaBefore = dropsAt(slot, 'conntrack-quota');
+    // Without the quota the first eight would fill ct4, the ninth would set off the global refusal
+    // and the tenth, the other sandbox's and the outside's flows below would be refused.
+    const flows = JSON.parse(await lab.exec(greedy.ns, process.execPath, ['-e', SEQUENTIAL_FLOWS(UPLINK.externalAddress, 7000, 10)], { timeoutMs: 60_000 }));
+    expect(flows).toEqual(['ok', 'ok', 'ok', 'ok', 'refused', 'refused', 'refused', 'refused', 'refused', 'refused']);
+    expect(dropsAt(slot, 'conntrack-quota') - quotaBefore).toBeGreaterThanOrEqual(6);
+    const owners = BpfMap.openPinned(`${pins()}/ct_owner4`, ipv4, u32);
+    const assured = BpfMap.openPinned(`${pins()}/ct4`, ctKey4, ctEntry4);
+    const full = BpfMap.openPinned(`${pins()}/ct_full4`, u32, u64n);
+    try {
+      expect(owners.get(greedy.IPAddress)).toBe(4);
+      expect(assured.keys()).toHaveLength(8);
+      // Another sandbox goes out, and the outside reaches a published port: new flows, assured.
+      expect(await probe(lab, other.ns, 'tcp', UPLINK.externalAddress, 7000)).toMatch(/^198\.18\.0\.1:\d+\n?$/);
+      expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080))).toBe(UPLINK.externalAddress);
+      expect(assured.keys()).toHaveLength(12);
+      expect(owners.get(other.IPAddress)).toBe(1);
+      expect(owners.get(web.IPAddress)).toBe(1);
+      expect(full.get(0)).toBe(0n);
+      expect(dropsAt(0, 'conntrack-full') + dropsAt(slot, 'conntrack-full')).toBe(0);
+    } finally {
+      owners.close();
+      assured.close();
+      full.close();
+    }
+  }, 180_000);
+
+  it('full from several sandboxes: refuses new flows cleanly and counts them, while the established ones finish intact', async () => {
+    // Long transfers spread over three sandboxes (none near its quota) fill what is left of
+    // ct4's 16 entries (the previous case keeps its closed flows there), plus one: that last
+    // flow finds no room and goes on unassured, and from then on new flows are refused. One
+    // more transfer than that would be refused itself and never finish.
+    const assured = BpfMap.openPinned(`${pins()}/ct4`, ctKey4, ctEntry4);
+    const n = (16 - assured.keys().length) / 2 + 1;
+    expect(n).toBeGreaterThanOrEqual(2);
+    const transfers = Array.from({ length: n }, (_, i) => {
+      const c = lab.spawn(lab.external, process.execPath, [STREAM, 'send', UPLINK.hostAddress, String(7700 + (i % 3)), '10']);
       let out = '';
       c.stdout?.on('data', (x: Buffer) => (out += x.toString()));
       return new Promise<{ code: number; out: string }>((resolve) => c.once('exit', (code) => resolve({ code: code ?? -1, out })));
     });
-    // Node starts nine clients slowly on a shared machine: wait until all eight flows are
-    // assured and the ninth has been turned away from ct4.
-    const assured = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ct4`, ctKey4, ctEntry4);
-    const full = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ct_full4`, u32, u64n);
+    // Node starts the clients slowly on a shared machine: wait until ct4 is full and a flow
+    // has been turned away from it.
+    const full = BpfMap.openPinned(`${pins()}/ct_full4`, u32, u64n);
     for (let i = 0; i < 100 && !(assured.keys().length === 16 && full.get(0)! > 0n); i++) await new Promise((r) => setTimeout(r, 100));
     expect(assured.keys()).toHaveLength(16);
     expect(full.get(0)! > 0n).toBe(true);
     assured.close();
     full.close();
-    const before = stats();
+    const uplinkDrops = () => Object.fromEntries(DROP_REASONS.map((r) => [r, dropsAt(0, r)]));
+    const before = uplinkDrops();
     expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080, 800)).toBeNull();
-    expect(stats()).toBeGreaterThan(before);
+    const after = uplinkDrops();
+    expect(Object.fromEntries(DROP_REASONS.filter((r) => after[r] !== before[r]).map((r) => [r, after[r] > before[r]]))).toEqual({ 'conntrack-full': true });
     for (const t of transfers) {
       const { code, out } = await t;
       expect(code).toBe(0);
       const result = JSON.parse(out.trim().split('\n').pop()!);
       expect(result.received).toBe(result.sent);
     }
-  });
+  }, 180_000);
 });
 
 describe('hostile packets (iptables datapath): the parts that apply', () => {

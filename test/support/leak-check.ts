@@ -211,6 +211,7 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
   const ports = open(DatapathMaps.ports, portKey, portTarget);
   const nets = open(DatapathMaps.networks, u32, networkInfo);
   const ct = open(DatapathMaps.conntrack, ctKey4, ctEntry4);
+  const owners = open(DatapathMaps.conntrackOwners, ipv4, u32);
   try {
     problems.push(...diff('ep4 entry', new Set(withAddr.map((e) => e.ipv4)), ep.keys()));
     const epxCount = epx.keys().length;
@@ -230,8 +231,10 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
     const stray = new Set<string>();
     for (const [k, v] of ct.entries()) for (const a of [k.saddr, k.daddr, v.saddr, v.daddr]) if (isPrivate(a) && !held.has(a)) stray.add(a);
     for (const a of stray) problems.push(`ct4 entries for ${a}, which no endpoint holds`);
+    // The per-sandbox quota's counts: only for addresses an endpoint holds.
+    for (const a of owners.keys()) if (!held.has(a)) problems.push(`ct_owner4 entry for ${a}, which no endpoint holds`);
   } finally {
-    for (const m of [ep, epx, ports, nets, ct]) m.close();
+    for (const m of [ep, epx, ports, nets, ct, owners]) m.close();
   }
   return problems;
 }

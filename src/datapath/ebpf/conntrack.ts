@@ -4,8 +4,8 @@
  * treat expired entries as absent; this gives their slots back.
  */
 import type { BpfMap } from '../libbpf/bpf.js';
-import { ctEntry4, ctEntry6, ctKey4, ctKey6 } from '../abi.js';
-import { ipv4Word, ipv6Bytes } from '../libbpf/codec.js';
+import { CtKind, ctEntry4, ctEntry6, ctKey4, ctKey6 } from '../abi.js';
+import { ipv4, ipv4Word, ipv6Bytes } from '../libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
 type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
@@ -49,6 +49,38 @@ export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout
     if (ct.deleteEncoded(key)) removed++;
   }
   return { scanned: count, removed };
+}
+
+/**
+ * How many flows each sandbox holds in the assured table (ct_owner4, the quota of bpf/lib/ct.h):
+ * one per flow, from its original-direction entry. The sandbox is the source of the flows it
+ * starts (masquerade, routed, hairpin) and the rewritten destination of those that come to it.
+ */
+export function countOwners(ct: BpfMap<Key, Entry>): Map<string, number> {
+  const { keys, values, count } = ct.dumpPacked();
+  const ks = ctKey4.size;
+  const vs = ctEntry4.size;
+  const counts = new Map<string, number>();
+  const fromSandbox = new Set<number>([CtKind.SNAT, CtKind.ROUTED, CtKind.HAIRPIN]);
+  for (let i = 0; i < count; i++) {
+    if (values.readUInt8(i * vs + ctEntry4.offsets.dir) !== 0) continue;
+    const owner = fromSandbox.has(values.readUInt8(i * vs + ctEntry4.offsets.kind))
+      ? ipv4.decodeFrom(keys, i * ks + ctKey4.offsets.saddr)
+      : ipv4.decodeFrom(values, i * vs + ctEntry4.offsets.daddr);
+    counts.set(owner, (counts.get(owner) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * Rewrites ct_owner4 from a count of ct4: the programs only ever add (at promotion), so expired
+ * and collected flows, and keys they took over, leave the figures here. A flow promoted between
+ * the dump and the write is missed until the next round.
+ */
+export function recountOwners(ct: BpfMap<Key, Entry>, owners: BpfMap<string, number>): void {
+  const counts = countOwners(ct);
+  for (const k of owners.keys()) if (!counts.has(k)) owners.delete(k);
+  for (const [k, n] of counts) owners.set(k, n);
 }
 
 /** Removes every entry whose tuples involve addr (an endpoint that went away); scans the packed dump. */

@@ -34,7 +34,7 @@ import {
   portTarget6,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6, encodeAll } from '../libbpf/codec.js';
+import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6, encodeAll } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -53,7 +53,7 @@ import { ipJson, link, type Netns } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
-import { CT6, collectExpired, forgetAddress, forgetAddress6 } from './conntrack.js';
+import { CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners } from './conntrack.js';
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
 import { EbpfOverlay } from './overlay.js';
@@ -78,6 +78,17 @@ export const DEFAULT_TIMEOUTS: Record<string, number> = {
 };
 
 const PROTO = { tcp: 6, udp: 17 } as const;
+
+/** ct4's size when --ebpf-ct-max is not given (CT_MAX in bpf/lib/maps.h). */
+const CT_MAX_DEFAULT = 131072;
+
+/**
+ * The most assured flows one sandbox may hold: half of ct4's entries (a flow takes two), so no
+ * single sandbox can fill the table and the others always keep at least half of it.
+ */
+export function ctOwnerQuota(ctEntries: number): number {
+  return Math.max(1, Math.floor(ctEntries / 4));
+}
 const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
 
 interface Maps {
@@ -92,6 +103,8 @@ interface Maps {
   ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   /** 0 -> until when new flows are refused (ns, CLOCK_MONOTONIC). */
   ctFull: BpfMap<number, bigint>;
+  /** sandbox address -> assured flows charged to it (the quota). */
+  ctOwners: BpfMap<string, number>;
   stats: PerCpuMap<number, Decoded<typeof epStats>>;
   /** The IPv6 tables, beside the IPv4 ones. */
   cfg6: BpfMap<number, Decoded<typeof dpConfig6>>;
@@ -261,9 +274,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     // small --ebpf-ct-max shrinks both.
     const ctMax = this.#ctx.ebpf?.ctMax;
     const maxEntries = ctMax ? { ct4: ctMax, ct4_new: Math.max(512, ctMax), ct6: ctMax, ct6_new: Math.max(512, ctMax) } : undefined;
+    const consts = { ct_owner_quota: encode(u32, ctOwnerQuota(ctMax ?? CT_MAX_DEFAULT)) };
     const open = (name: string) => {
       try {
-        return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries });
+        return BpfObject.load(bpfObject(name), { pinRoot: this.#pinRoot, maxEntries, consts });
       } catch (err) {
         if (isBpfError(err, 'EINVAL') && /ct4|incompatible|mismatch/.test((err as Error).message))
           throw new Error(`${(err as Error).message}\n(the pinned maps under ${this.#pinRoot} were made with other sizes: remove them to change --ebpf-ct-max)`);
@@ -291,6 +305,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
+      ctOwners: lxc.map(M.conntrackOwners, ipv4, u32),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
       cfg6: lxc.map(DatapathMaps6.config, u32, dpConfig6),
       net6: lxc.map(DatapathMaps6.networks, u32, networkInfo6),
@@ -416,6 +431,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.ports6.keys()) if (!wantPorts6.has(keyString6(k))) maps.ports6.delete(k);
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
+    // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
+    recountOwners(maps.ct, maps.ctOwners);
 
     this.#startGc(maps);
     this.#startAddressRefresh(maps);
@@ -441,6 +458,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     const assured = collectExpired(this.#maps.ct).removed;
     // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
     if (assured > 0) this.#maps.ctFull.set(0, 0n);
+    recountOwners(this.#maps.ct, this.#maps.ctOwners);
     const assured6 = collectExpired(this.#maps.ct6, undefined, CT6).removed;
     if (assured6 > 0) this.#maps.ctFull6.set(0, 0n);
     return assured + assured6 + collectExpired(this.#maps.ctNew).removed + collectExpired(this.#maps.ct6New, undefined, CT6).removed;
@@ -609,6 +627,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       maps.ep.delete(ep.ipv4);
       forgetAddress(maps.ct, ep.ipv4);
       forgetAddress(maps.ctNew, ep.ipv4);
+      maps.ctOwners.delete(ep.ipv4);
     }
     if (ep.ipv6) {
       maps.ep6.delete(ep.ipv6);

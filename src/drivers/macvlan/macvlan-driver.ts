@@ -162,6 +162,11 @@ export class MacvlanDriver implements Driver {
     if (vid < 1 || vid > 4094) throw invalid(`vlan id must be between 1-4094, received: ${vid}`);
   }
 
+  #needsHairpin(net: NetworkRecord): boolean {
+    const mode = modeOf(net.options);
+    return !net.internal && (mode === 'private' || mode === 'vepa');
+  }
+
   /** The device a network's children hang on. */
   lowerOf(net: NetworkRecord): string {
     return net.internal ? this.#segmentName(net.id) : net.options[MacvlanOption.parent];
@@ -185,7 +190,9 @@ export class MacvlanDriver implements Driver {
     } catch (err) {
       throw new Error(`could not set up the resolver interface "${shim}" of network ${net.name} on ${lower}: ${(err as Error).message}`);
     }
-    this.programs.ensureHairpin(null, lower, mac);
+    // Only private and vepa children need it (bridge-mode ones meet the resolver inside the
+    // kernel), and every frame leaving the lower would pay for the check.
+    if (this.#needsHairpin(net)) this.programs.ensureHairpin(null, lower, mac);
   }
 
   async #ensureLower(net: NetworkRecord): Promise<string> {
@@ -244,10 +251,11 @@ export class MacvlanDriver implements Driver {
     this.#nets.delete(net.id);
     const lower = this.lowerOf(net);
     const stillUsed = [...this.#nets.values()].some((n) => this.lowerOf(n) === lower);
+    const hairpinUsed = [...this.#nets.values()].some((n) => this.lowerOf(n) === lower && this.#needsHairpin(n));
     const shim = this.shimName(net.id);
     const shimDev = await device(shim);
     if (shimDev) await ip(null, ['link', 'delete', shim]);
-    if (net.dnsAddress) this.programs.removeHairpin(null, stillUsed ? undefined : lower, macForIPv4(net.dnsAddress));
+    if (net.dnsAddress && this.#needsHairpin(net)) this.programs.removeHairpin(null, hairpinUsed ? undefined : lower, macForIPv4(net.dnsAddress));
     if (stillUsed) return;
     const dev = await device(lower);
     if (!dev || dev.ifalias !== this.#marker) return; // gone, or the user's: never ours to delete
