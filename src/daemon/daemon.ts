@@ -135,7 +135,7 @@ export class Daemon {
       networks.global = cluster;
       attachments.global = cluster;
       // Subscribed before the join: its re-list (a resync event) fills networks and remote endpoints.
-      this.#unfeed.push(feedGlobalNetworks(joinedView(cluster), networks, this.#log));
+      this.#unfeed.push(feedGlobalNetworks(joinedView(cluster), networks, this.#log, () => this.#withdrawOrphans(cluster, store)));
       this.#unfeed.push(feedRemoteEndpoints(joinedView(cluster), this.remoteEndpoints, this.#log));
       await cluster.start();
     }
@@ -185,6 +185,17 @@ export class Daemon {
       this.#dockerPlugin = plugin;
     }
     this.#log.info(`bpfnet ${BPFNET_VERSION} (${datapath.kind} datapath, instance ${cfg.instance}, uplink ${cfg.uplink.ifname} ${cfg.uplink.ipv4}) listening on ${socket}`);
+  }
+
+  /** After a (re)join: endpoints the cluster holds for this host that the local store no longer has (removed while the cluster was out of reach) are withdrawn. */
+  async #withdrawOrphans(cluster: ClusterService, store: Store): Promise<void> {
+    const c = cluster.cluster;
+    for (const net of c.networks())
+      for (const ep of c.endpoints(net.id)) {
+        if (ep.hostId !== cluster.hostId || store.endpoints.get(ep.endpointId)) continue;
+        this.#log.info(`cluster: withdrawing endpoint ${ep.endpointId.slice(0, 12)} (${ep.name} on ${net.name}): this host no longer has it`);
+        await cluster.disconnect(net.id, ep.endpointId).catch((err: Error) => this.#log.warn(`cluster: withdrawing ${ep.endpointId.slice(0, 12)}: ${err.message}`));
+      }
   }
 
   /** SIGHUP: applies what can change live; returns what it applied and what needs a restart. */

@@ -16,7 +16,8 @@ export interface GlobalNetworkSink {
 }
 
 /** Keeps `sink`'s global networks equal to the cluster's; returns the unsubscribe. */
-export function feedGlobalNetworks(cluster: Pick<ClusterView, 'onChange' | 'networks'>, sink: GlobalNetworkSink, log: FeedLog): () => void {
+export function feedGlobalNetworks(cluster: Pick<ClusterView, 'onChange' | 'networks'>, sink: GlobalNetworkSink, log: FeedLog, afterResync?: () => Promise<void>): () => void {
+  let resynced = false;
   let running = false;
   let again = false;
   const sync = async (): Promise<void> => {
@@ -35,6 +36,10 @@ export function feedGlobalNetworks(cluster: Pick<ClusterView, 'onChange' | 'netw
           return; // not joined yet: the join's re-list brings us back
         }
         await sink.syncGlobal(list, log).catch((err: Error) => log.warn(`overlay: syncing the cluster's networks failed: ${err.message}`));
+        if (resynced && afterResync) {
+          resynced = false;
+          await afterResync().catch((err: Error) => log.warn(`overlay: checking this host's endpoints against the cluster failed: ${err.message}`));
+        }
       } while (again);
     } finally {
       running = false;
@@ -42,6 +47,7 @@ export function feedGlobalNetworks(cluster: Pick<ClusterView, 'onChange' | 'netw
   };
   const off = cluster.onChange((e) => {
     if (e.kind === 'endpoint-put' || e.kind === 'endpoint-delete' || e.kind === 'host-down') return;
+    if (e.kind === 'resync') resynced = true;
     void sync();
   });
   void sync();
