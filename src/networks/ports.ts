@@ -1,10 +1,14 @@
 /**
- * Docker's -p syntax, parsed and expanded: [IP:][HOST[-HOST]:]CONT[-CONT][/tcp|udp].
+ * Docker's -p syntax, parsed and expanded: [IP:][HOST[-HOST]:]CONT[-CONT][/tcp|udp], where IP is an
+ * IPv4 address or an IPv6 one in brackets ([::] every IPv6 address, [::1] loopback). No IP: every
+ * host address of both families, as Docker 27+ publishes (the datapath skips a family the
+ * sandbox has no address of).
  * Pure: host ports that must be chosen (ephemeral, or one out of a host range) are chosen by
  * a callback that knows what is taken.
  */
 import { invalid } from '../errors.js';
 import { isIPv4 } from '../ipam/ipv4.js';
+import { canonicalIp, parseIp } from '../ipam/ip.js';
 import type { Protocol } from './model.js';
 
 export interface PortRequest {
@@ -47,14 +51,23 @@ export function parsePortSpec(spec: string): PortRequest {
     protocol = proto;
     rest = rest.slice(0, slash);
   }
-  if (rest.startsWith('[')) throw invalid(`invalid port spec "${spec}": IPv6 host addresses are not supported yet`);
+  let ip6 = '';
+  if (rest.startsWith('[')) {
+    const close = rest.indexOf(']');
+    const inner = close > 0 ? rest.slice(1, close) : '';
+    if (close < 0 || rest[close + 1] !== ':' || parseIp(inner)?.family !== 6)
+      throw invalid(`invalid port spec "${spec}": "${rest.slice(0, close + 1)}" is not an IPv6 address in brackets`);
+    ip6 = canonicalIp(inner)!;
+    rest = `v6${rest.slice(close + 1)}`;
+  }
   const parts = rest.split(':');
   if (parts.length > 3 || parts.some((p, i) => p === '' && !(parts.length === 3 && i === 1)))
     throw invalid(`invalid port spec "${spec}": expected [IP:][HOST:]CONTAINER[/PROTO]`);
   const [ipPart, hostPart, contPart] = parts.length === 3 ? parts : parts.length === 2 ? ['', parts[0], parts[1]] : ['', '', parts[0]];
-  if (ipPart && !isIPv4(ipPart)) throw invalid(`invalid port spec "${spec}": "${ipPart}" is not an IPv4 address`);
+  if (ipPart && !ip6 && !isIPv4(ipPart)) throw invalid(`invalid port spec "${spec}": "${ipPart}" is not an IPv4 address (IPv6: in brackets, [::1])`);
   const [containerStart, containerEnd] = parseRange(spec, contPart, 'container port');
-  const req: PortRequest = { protocol, hostIp: ipPart === '0.0.0.0' ? '' : ipPart, containerStart, containerEnd };
+  const hostIp = ip6 || (ipPart === '0.0.0.0' ? '' : ipPart);
+  const req: PortRequest = { protocol, hostIp, containerStart, containerEnd };
   if (hostPart) {
     const [hostStart, hostEnd] = parseRange(spec, hostPart, 'host port');
     const hostCount = hostEnd - hostStart + 1;
@@ -122,9 +135,14 @@ export function expandPortRequest(
   return out;
 }
 
-/** Whether two bindings compete for the same host socket (an any-address binding overlaps every address). */
+/** Whether binding address a takes in b ('' every address of both families, '::' every IPv6 one). */
+function covers(a: string, b: string): boolean {
+  return a === '' || a === b || (a === '::' && b.includes(':'));
+}
+
+/** Whether two bindings compete for the same host socket (an any-address binding overlaps every address of its family). */
 export function bindingsClash(a: { protocol: Protocol; hostIp: string; hostPort: number }, b: { protocol: Protocol; hostIp: string; hostPort: number }): boolean {
-  return a.protocol === b.protocol && a.hostPort === b.hostPort && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp);
+  return a.protocol === b.protocol && a.hostPort === b.hostPort && (covers(a.hostIp, b.hostIp) || covers(b.hostIp, a.hostIp));
 }
 
 /** Published bindings indexed by (protocol, port): clash checks in O(1), not a scan of every port. */

@@ -136,6 +136,11 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
     const [withC1] = JSON.parse((await docker('network', 'inspect', 'v6dual')).out);
     expect(Object.values(withC1.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv4Address: '172.30.0.2/24', IPv6Address: 'fd00:db8:1::42/64', MacAddress: '02:42:ac:1e:00:02' })]);
     expect((await docker('network', 'disconnect', 'v6dual', 'c1')).code).toBe(0);
+    // The 20.10 CLI (API 1.41) has proven it carries the IPv6 fields; the rest is the daemon's, checked once with the 28 CLI.
+    if (clientApi === '1.41') {
+      expect((await docker('network', 'rm', 'v6dual')).code).toBe(0);
+      return;
+    }
     const taken = await docker('network', 'connect', '--ip6', 'fd00:db8:1::fe', 'v6dual', 'c1');
     expect(taken).toMatchObject({ code: 1, err: expect.stringMatching(/Address already in use: fd00:db8:1::fe on network v6dual is taken by auxiliary address r6/) });
 
@@ -149,10 +154,8 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
 
     // --ipv4=false is sent as EnableIPv4 false by the 28 CLI (an IPv6-only network needs the IPv6 datapath
     // of the v6dp branch to be built; the model side is proven in test/unit/network-ipv6.test.ts).
-    if (clientApi !== '1.41') {
-      const noFamily = await docker('network', 'create', '--ipv4=false', 'v6none');
-      expect(noFamily).toMatchObject({ code: 1, err: expect.stringMatching(/IPv4 or IPv6 must be enabled/) });
-    }
+    const noFamily = await docker('network', 'create', '--ipv4=false', 'v6none');
+    expect(noFamily).toMatchObject({ code: 1, err: expect.stringMatching(/IPv4 or IPv6 must be enabled/) });
 
     // Malformed IPv6 is answered with moby's words.
     const badIp6 = await docker('network', 'connect', '--ip6', 'fd00::zz', 'v6dual', 'c1');

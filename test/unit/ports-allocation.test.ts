@@ -63,3 +63,21 @@ describe('published port allocation', () => {
     expect(b / a).toBeLessThan(4);
   });
 });
+
+describe('IPv6 host addresses in -p', () => {
+  it('parses [::]:H:C and [::1]:H:C, canonical, and refuses unbracketed or malformed IPv6', () => {
+    expect(parsePortSpec('[::]:8080:80')).toMatchObject({ hostIp: '::', hostStart: 8080, containerStart: 80, protocol: 'tcp' });
+    expect(parsePortSpec('[0:0::1]:8081:80/udp')).toMatchObject({ hostIp: '::1', hostStart: 8081, protocol: 'udp' });
+    expect(parsePortSpec('8080:80').hostIp).toBe('');
+    for (const bad of ['[::1:8080:80', '[::1]8080:80', '[1.2.3.4]:1:2', '[fe80::zz]:1:2', '::1:8080:80'])
+      expect(() => parsePortSpec(bad), bad).toThrow(/invalid port spec/);
+  });
+
+  it('an any-IPv6 binding clashes with every IPv6 address and the all-families one, never with IPv4', () => {
+    const idx = new BindingIndex([{ protocol: 'tcp' as const, hostIp: '::', hostPort: 8080 }]);
+    expect(idx.clash({ protocol: 'tcp', hostIp: '::1', hostPort: 8080 })).toBeDefined();
+    expect(idx.clash({ protocol: 'tcp', hostIp: '', hostPort: 8080 })).toBeDefined();
+    expect(idx.clash({ protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 8080 })).toBeUndefined();
+    expect(idx.clash({ protocol: 'udp', hostIp: '::1', hostPort: 8080 })).toBeUndefined();
+  });
+});
