@@ -68,7 +68,7 @@ static __always_inline int hairpin4(struct __sk_buff *skb, const struct pkt4 *p,
 	return ct_start4(skb, p, &n, cfg, now, 1);
 }
 
-/* Its own frame, for the same reason: the overlay's ARP reply is built outside the dispatcher's stack. */
+/* Not inlined: the overlay ARP reply's buffers would otherwise sit in from_container's frame, under the IPv6 chain. */
 BPFNET_NOINLINE int arp_from_container(struct __sk_buff *skb, const struct endpoint_info *self)
 {
 	void *data = (void *)(long)skb->data;

@@ -61,6 +61,8 @@ const JOURNAL_KEY = 'cluster.endpoints';
 
 export interface ConnectRequest {
   network: string;
+  /** The local endpoint's id (the overlay driver's), else a new one. */
+  endpointId?: string;
   name: string;
   aliases?: string[];
   ipv4?: string;
@@ -147,6 +149,8 @@ export class ClusterService {
       for (const l of this.#listeners) l(e);
     });
     this.#cluster = cluster;
+    // What was listed at join came before anyone could subscribe: followers re-read the whole view.
+    for (const l of this.#listeners) l({ kind: 'resync' });
   }
 
   /** Every change the watch sees, across re-joins; returns an unsubscribe. */
@@ -250,7 +254,8 @@ export class ClusterService {
       const p = parsePrefix(net.subnet ?? '');
       if (parseAddress(req.ipv4)?.family !== 4 || !p || !prefixContains(p, req.ipv4)) throw invalid(`address ${req.ipv4} is not in network ${net.name}'s subnet ${net.subnet}`);
     }
-    const id = randomBytes(32).toString('hex');
+    const id = req.endpointId ?? randomBytes(32).toString('hex');
+    if (this.#journal()[id]) throw conflict(`endpoint ${id} is already connected on this host`);
     const holder = addressHolder(id, this.hostId);
     const aliases = req.aliases ?? [];
     this.#editJournal((j) => (j[id] = { state: 'creating', networkId: net.id, name: req.name, aliases, staticIp: req.ipv4 !== undefined }));

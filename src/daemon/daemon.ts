@@ -20,6 +20,8 @@ import { NullDriver } from '../drivers/none/null-driver.js';
 import { OverlayDriver } from '../drivers/overlay/overlay-driver.js';
 import { RemoteEndpoints } from '../drivers/overlay/remote-endpoints.js';
 import { withRemoteNames } from '../drivers/overlay/remote-names.js';
+import { feedRemoteEndpoints, joinedView } from '../drivers/overlay/cluster-feed.js';
+import { feedGlobalNetworks } from '../drivers/overlay/network-feed.js';
 import { DriverRegistry } from '../drivers/registry.js';
 import { IpvlanRefusal } from '../drivers/ipvlan/ipvlan-refusal.js';
 import { KernelFeatures } from '../drivers/macvlan/kernel-features.js';
@@ -60,6 +62,8 @@ export class Daemon {
   cluster?: ClusterService;
   /** Overlay endpoints on other hosts, as the cluster state reports them. */
   remoteEndpoints?: RemoteEndpoints;
+  /** Unsubscribes the cluster feeds. */
+  readonly #unfeed: Array<() => void> = [];
 
   constructor(settings: DaemonSettings, log: Logger) {
     this.#settings = settings;
@@ -125,8 +129,15 @@ export class Daemon {
 
     if (this.#settings.cluster) {
       // Joining (and reconciling this host's global endpoints) never blocks the local daemon: it retries in the background.
-      this.cluster = new ClusterService(store, this.#settings.cluster, this.#log);
-      await this.cluster.start();
+      const cluster = new ClusterService(store, this.#settings.cluster, this.#log);
+      this.cluster = cluster;
+      // Overlay networks and their endpoints' addresses are the cluster's from now on.
+      networks.global = cluster;
+      attachments.global = cluster;
+      // Subscribed before the join: its re-list (a resync event) fills networks and remote endpoints.
+      this.#unfeed.push(feedGlobalNetworks(joinedView(cluster), networks, this.#log, () => this.#withdrawOrphans(cluster, store)));
+      this.#unfeed.push(feedRemoteEndpoints(joinedView(cluster), this.remoteEndpoints, this.#log));
+      await cluster.start();
     }
 
     await dns.sync();
@@ -176,6 +187,17 @@ export class Daemon {
     this.#log.info(`bpfnet ${BPFNET_VERSION} (${datapath.kind} datapath, instance ${cfg.instance}, uplink ${cfg.uplink.ifname} ${cfg.uplink.ipv4}) listening on ${socket}`);
   }
 
+  /** After a (re)join: endpoints the cluster holds for this host that the local store no longer has (removed while the cluster was out of reach) are withdrawn. */
+  async #withdrawOrphans(cluster: ClusterService, store: Store): Promise<void> {
+    const c = cluster.cluster;
+    for (const net of c.networks())
+      for (const ep of c.endpoints(net.id)) {
+        if (ep.hostId !== cluster.hostId || store.endpoints.get(ep.endpointId)) continue;
+        this.#log.info(`cluster: withdrawing endpoint ${ep.endpointId.slice(0, 12)} (${ep.name} on ${net.name}): this host no longer has it`);
+        await cluster.disconnect(net.id, ep.endpointId).catch((err: Error) => this.#log.warn(`cluster: withdrawing ${ep.endpointId.slice(0, 12)}: ${err.message}`));
+      }
+  }
+
   /** SIGHUP: applies what can change live; returns what it applied and what needs a restart. */
   reload(next: DaemonSettings, log: DaemonLogger): { applied: string[]; needRestart: string[] } {
     if (!this.#ops) throw new Error('the daemon is not started');
@@ -210,6 +232,7 @@ export class Daemon {
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections?.();
     await this.#ops?.close();
+    for (const off of this.#unfeed.splice(0)) off();
     await this.cluster?.stop();
     await this.#dns?.stop();
     await this.#datapath?.stop();

@@ -21,6 +21,7 @@ import type { EngineConfig } from './config.js';
 import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 import { validateHostname } from './names.js';
 import { endpointSpec, networkSpec, portSpecs } from './spec.js';
+import { isNotFound, type GlobalScope } from './global-scope.js';
 
 export interface AttachOptions {
   ipv4?: string;
@@ -37,6 +38,10 @@ export class Attachments {
   readonly #allocator: Ipv4Allocator;
   /** Called after a sandbox's endpoints changed (files and names depend on them). */
   readonly listeners = new Set<(sb: SandboxRecord) => void>();
+  /** With --cluster-store: endpoints of global networks take their address from the cluster and are published there. */
+  global?: GlobalScope;
+  /** Static addresses asked for endpoints of global networks, between reserve() and build(). */
+  readonly #asked = new Map<string, string>();
 
   constructor(store: Store, drivers: DriverRegistry, datapath: Datapath, cfg: EngineConfig) {
     this.#store = store;
@@ -137,9 +142,30 @@ export class Attachments {
       aliases: [...new Set(opts.aliases ?? [])],
       staticIp: opts.ipv4 !== undefined,
     };
-    if (this.driver(net).capabilities.addresses) Object.assign(ep, this.allocate(net, `sandbox ${sb.name}`, opts));
+    if (this.#globalFor(net)) {
+      // The cluster allocates in build(); a static address is only remembered until then (not stored: nothing local holds it yet).
+      if (opts.ipv4 !== undefined) this.#asked.set(id, opts.ipv4);
+    } else if (this.driver(net).capabilities.addresses) Object.assign(ep, this.allocate(net, `sandbox ${sb.name}`, opts));
     this.#store.endpoints.insert(ep);
     return ep;
+  }
+
+  #globalFor(net: NetworkRecord): GlobalScope | undefined {
+    return net.scope === 'global' ? this.global : undefined;
+  }
+
+  /** The cluster half of an attach: the address by compare-and-swap in the cluster, then held locally too. */
+  async #claimGlobal(global: GlobalScope, sb: SandboxRecord, net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord> {
+    const asked = this.#asked.get(ep.id);
+    this.#asked.delete(ep.id);
+    const { ipv4 } = await global.connect({ network: net.id, endpointId: ep.id, name: sb.name, aliases: ep.aliases, ...(asked ? { ipv4: asked } : {}) });
+    if (!ipv4) throw new ServiceError('system', `cluster gave endpoint ${ep.id.slice(0, 12)} on network ${net.name} no address`);
+    const claimed: EndpointRecord = { ...ep, ipv4, prefixLength: parsePrefix(net.subnet!)!.bits };
+    this.#store.transaction(() => {
+      this.#allocator.ip.reserve(Attachments.pools(net)[0]!, parseIp(ipv4)!, `sandbox ${sb.name}`);
+      this.#store.endpoints.update(claimed);
+    });
+    return claimed;
   }
 
   /** Holds an address of each family the network has (the static one given, else the next free) for owner. */
@@ -168,7 +194,9 @@ export class Attachments {
     // The first endpoint with an address is the primary: the default route and published ports go there.
     const becomesPrimary = driver.capabilities.addresses && !this.primary(sb.id);
     try {
-      built = await driver.createEndpoint(net, ep);
+      const global = this.#globalFor(net);
+      if (global) built = await this.#claimGlobal(global, sb, net, built);
+      built = await driver.createEndpoint(net, built);
       // Stored at once: a daemon killed before join still knows the host-side device to remove.
       this.#store.endpoints.update(built);
       built = await driver.join(net, built, { ...this.target(sb, built), defaultRoute: becomesPrimary });
@@ -197,6 +225,12 @@ export class Attachments {
       await this.#datapath.removeEndpoint(networkSpec(net), endpointSpec(ep, this.netnsPath(sb)));
     await driver.leave(net, ep, this.target(sb, ep));
     await driver.deleteEndpoint(net, ep);
+    // Last: the kernel is clean even when the cluster is out of reach (its journal withdraws the endpoint at the next join).
+    await this.#globalFor(net)
+      ?.disconnect(net.id, ep.id)
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
   }
 
   /** Frees the endpoint's addresses of both families. */

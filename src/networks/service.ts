@@ -20,6 +20,9 @@ import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
 import { ForeignEndpoints, foreignOn, type CreateEndpointRequest } from './endpoints.js';
 import { validateName } from './names.js';
 import { networkSpec } from './spec.js';
+import { isNotFound, localRecordOf, type GlobalScope } from './global-scope.js';
+import type { GlobalNetwork } from '../cluster/cluster.js';
+import { parseVni, OverlayOption } from '../drivers/overlay/vni.js';
 
 export const PREDEFINED = ['bridge', 'host', 'none'] as const;
 /** The network a sandbox joins without --network (or with "default"): Docker's default bridge. */
@@ -70,6 +73,8 @@ export class NetworkService {
   readonly foreign: ForeignEndpoints;
   /** Awaited after networks were created or removed (the embedded DNS listens on their gateways). */
   readonly listeners = new Set<() => void | Promise<void>>();
+  /** With --cluster-store: global-scope networks are created, removed and addressed through the cluster. */
+  global?: GlobalScope;
 
   constructor(store: Store, attachments: Attachments, datapath: Datapath, cfg: EngineConfig, mutex: Mutex) {
     this.#store = store;
@@ -256,10 +261,17 @@ export class NetworkService {
 
   create(req: CreateNetworkRequest): Promise<{ id: string; warning: string }> {
     return this.#mutex.run(async () => {
-      const net = this.#plan(req);
+      let net = this.#plan(req);
       await this.attachments.driver(net).checkNetwork?.(net);
       const aux = Object.assign({}, ...validateIpamConfig(req.ipamConfig ?? [], net.enableIPv6).map((p) => p.aux));
-      this.insert(net, aux);
+      const global = this.#globalFor(net);
+      if (global) net = await this.#recordGlobal(global, net, aux);
+      try {
+        this.insert(net, aux);
+      } catch (err) {
+        if (global) await global.deleteNetwork(net.id).catch(() => undefined);
+        throw err;
+      }
       try {
         await this.build(net);
       } catch (err) {
@@ -268,10 +280,75 @@ export class NetworkService {
           this.#store.networks.delete(net.id);
           this.#store.ipam.dropPool(net.id);
         });
+        if (global) await global.deleteNetwork(net.id).catch(() => undefined);
         throw err;
       }
       await this.#changed();
       return { id: net.id, warning: '' };
+    });
+  }
+
+  /** The cluster, when this network's addresses and identity are the cluster's (global scope with --cluster-store). */
+  #globalFor(net: NetworkRecord): GlobalScope | undefined {
+    return net.scope === 'global' ? this.global : undefined;
+  }
+
+  /** Records a planned global network in the cluster first: the cluster decides the VNI (and refuses a taken name or VNI). */
+  async #recordGlobal(global: GlobalScope, net: NetworkRecord, aux: Record<string, IpAddress>): Promise<NetworkRecord> {
+    if (!net.subnet || net.enableIPv6) throw invalid(`network ${net.name}: overlay networks across hosts (--cluster-store) are IPv4-only for now: drop --ipv6`);
+    if (net.ipRange || Object.keys(aux).length > 0) throw invalid(`network ${net.name}: --ip-range and --aux-address are not supported on overlay networks across hosts (the cluster allocates from the whole subnet)`);
+    const first = formatIp({ family: 4, value: firstOf(parsePrefix(net.subnet)!) + 1n });
+    if (net.gateway !== first) throw invalid(`network ${net.name}: the gateway of an overlay network across hosts is its subnet's first address (${first}), not ${net.gateway}`);
+    const given = net.options[OverlayOption.vxlanIdList];
+    const g = await global.createNetwork({ id: net.id, name: net.name, subnet: net.subnet, vni: given === undefined ? undefined : parseVni(given), internal: net.internal, labels: net.labels });
+    return { ...net, options: { ...net.options, [OverlayOption.vxlanIdList]: String(g.vni) } };
+  }
+
+  /**
+   * Makes this host's global networks the cluster's (at join, after a re-list, on every network
+   * change another host made): missing ones are built with the cluster's id, name, subnet and
+   * VNI; ones the cluster no longer has are removed when no local endpoint is on them.
+   */
+  syncGlobal(networks: readonly GlobalNetwork[], log: { warn(msg: string): void }): Promise<void> {
+    return this.#mutex.run(async () => {
+      const wanted = new Map(networks.map((g) => [g.id, g]));
+      let changed = false;
+      for (const g of networks) {
+        if (this.#store.networks.get(g.id)) continue;
+        const clash = this.#store.networks.all().find((n) => n.name === g.name);
+        if (clash) {
+          log.warn(`cluster network ${g.name} (${g.id.slice(0, 12)}) not built here: this host has a network of that name (${clash.id.slice(0, 12)})`);
+          continue;
+        }
+        const driver = this.attachments.drivers.get(g.driver);
+        const net = localRecordOf(g, driver.deviceFor?.(g.id, {}));
+        try {
+          this.insert(net);
+          await this.build(net);
+          changed = true;
+        } catch (err) {
+          log.warn(`cluster network ${g.name} (${g.id.slice(0, 12)}) could not be built here: ${(err as Error).message}`);
+          await this.#unbuild(net).catch(() => undefined);
+          this.#store.transaction(() => {
+            this.#store.networks.delete(net.id);
+            this.#store.ipam.dropPool(net.id);
+          });
+        }
+      }
+      for (const net of this.#store.networks.all()) {
+        if (net.scope !== 'global' || wanted.has(net.id)) continue;
+        if ([...this.#store.endpoints.forNetwork(net.id), ...foreignOn(this.foreign, net.id)].length > 0) {
+          log.warn(`network ${net.name} left the cluster but has endpoints on this host: kept until they leave`);
+          continue;
+        }
+        await this.#unbuild(net);
+        this.#store.transaction(() => {
+          this.#store.networks.delete(net.id);
+          this.#store.ipam.dropPool(net.id);
+        });
+        changed = true;
+      }
+      if (changed) await this.#changed();
     });
   }
 
@@ -284,6 +361,12 @@ export class NetworkService {
         const who = endpoints.map((e) => `name:"${this.#store.sandboxes.get(e.sandboxId)?.name ?? '?'}" id:"${e.id.slice(0, 12)}"`).join(', ');
         throw forbidden(`error while removing network: network ${net.name} has active endpoints (${who})`);
       }
+      // The cluster first: it refuses while endpoints on other hosts are on the network.
+      await this.#globalFor(net)
+        ?.deleteNetwork(net.id)
+        .catch((err: unknown) => {
+          if (!isNotFound(err)) throw err; // already gone from the cluster: remove the local half
+        });
       await this.#unbuild(net);
       await failpoint('network:remove:after-unbuild');
       this.#store.transaction(() => {
@@ -311,6 +394,9 @@ export class NetworkService {
         if (until && !until.every((u) => Date.parse(net.created) < parseUntil(u))) continue;
         if (!(filters.get('label') ?? []).every((l) => matchLabel(net.labels, l))) continue;
         if ((filters.get('label!') ?? []).some((l) => matchLabel(net.labels, l))) continue;
+        // A global network in use on another host (or a cluster out of reach) is not pruned.
+        const global = this.#globalFor(net);
+        if (global && !(await global.deleteNetwork(net.id).then(() => true, (err: unknown) => isNotFound(err)))) continue;
         await this.#unbuild(net);
         this.#store.transaction(() => {
           this.#store.networks.delete(net.id);

@@ -21,7 +21,8 @@ const networkSchema = obj({
   created: text,
   // Any driver name: whether one is registered is the daemon's question (its registry), not the store's.
   driver: str({ min: 1, max: 64 }),
-  scope: str({ oneOf: ['local'] }),
+  // global: an overlay network whose identity is the cluster's (--cluster-store).
+  scope: str({ oneOf: ['local', 'global'] }),
   internal: bool(),
   attachable: bool(),
   ingress: bool(),

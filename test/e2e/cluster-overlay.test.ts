@@ -1,0 +1,254 @@
+// Overlay networks across five simulated hosts joined to one real etcd (src/lab/cluster-lab.ts):
+// every daemon runs with --cluster-store, so a network created on one host is recorded in the
+// cluster (which picks its VNI) and built by every other host from the watch, and every
+// sandbox's address comes from the cluster's compare-and-swap reservation (no --ip anywhere).
+// The seeds' walkthrough across hosts with real packets and the embedded DNS; disconnect and a
+// stopped host withdraw endpoints from the others; 40 concurrent runs get unique addresses.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { GlobalNetwork, RemoteEndpoint } from '../../src/cluster/cluster.js';
+import { ClusterLab, type ClusterHost } from '../../src/lab/cluster-lab.js';
+import { projectRoot } from '../../src/paths.js';
+import type { Netns } from '../../src/system/ip.js';
+import { api } from '../support/api.js';
+import { requireTool } from '../support/requirements.js';
+import { ping, sandboxNs } from '../support/traffic.js';
+
+const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
+const OVERLAY_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+/** Short, so a stopped host drops out within the test; 6 s lapsed once under this machine's load. */
+const LEASE_TTL = 10;
+const NETS = { ova: '10.81.0.0/24', ovb: '10.82.0.0/24' } as const;
+/** Sandbox -> host index and networks (ab5 joins ovb after it runs). */
+const PLAN = { a1: 1, a3: 3, b2: 2, b4: 4, ab5: 5 } as const;
+type Sb = keyof typeof PLAN;
+
+let cl: ClusterLab;
+const ns: Partial<Record<string, Netns>> = {};
+const ipOf: Record<string, Record<string, string>> = {};
+
+const host = (i: number): ClusterHost => cl.hosts[i - 1]!;
+const cli = (i: number, ...args: string[]) => host(i).daemon!.bpfnet(...args);
+const call = (i: number, method: string, path: string) => api(host(i).daemon!.socket, method, path, undefined, {}, { ownConnection: true, timeoutMs: 20_000 });
+
+async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** The embedded DNS's A answers for `name`, asked from a sandbox to its network's gateway. */
+async function resolve(from: string, gateway: string, name: string): Promise<string[]> {
+  const out = await cl.lab.exec(ns[from]!, process.execPath, [DNS_QUERY, gateway, name, 'A', 'udp', '1500']);
+  return (JSON.parse(out.trim().split('\n')[0]!) as { answers?: string[] }).answers ?? [];
+}
+
+async function addresses(i: number, name: string): Promise<Record<string, string>> {
+  const nets = JSON.parse(await cli(i, 'inspect', name))[0].NetworkSettings.Networks as Record<string, { IPAddress: string }>;
+  return Object.fromEntries(Object.entries(nets).map(([n, e]) => [n, e.IPAddress]));
+}
+
+async function clusterEndpoints(i: number, net: string): Promise<RemoteEndpoint[]> {
+  const r = await call(i, 'GET', `/cluster/endpoints?network=${net}`);
+  if (r.status !== 200) throw new Error(`cluster endpoints on h${i}: ${r.status} ${r.text}`);
+  return r.json as RemoteEndpoint[];
+}
+
+/** Every live host has the network locally (same id) — it was built from the cluster's watch. */
+async function networkEverywhere(name: string, hosts: number[]): Promise<string> {
+  return until(`network ${name} on every host`, async () => {
+    const ids = await Promise.all(hosts.map((i) => host(i).daemon!.cli(['network', 'inspect', '-f', '{{.Id}}', name]).then((r) => (r.code === 0 ? r.stdout.trim() : ''))));
+    return ids.every((id) => id !== '' && id === ids[0]) ? ids[0] : undefined;
+  });
+}
+
+beforeAll(async () => {
+  requireTool('etcd', 'etcd-server');
+  const t0 = Date.now();
+  cl = await ClusterLab.create({ hosts: 5, datapath: 'ebpf', leaseTtl: LEASE_TTL });
+  await Promise.all(cl.hosts.map((h) => until(`h${h.index} joined`, async () => (await call(h.index, 'GET', '/cluster')).json?.Joined === true, 30_000)));
+  // Two networks, each created on one host only: the others build them from the cluster.
+  await cli(1, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', NETS.ova, 'ova');
+  await cli(2, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', NETS.ovb, 'ovb');
+  await Promise.all(['ova', 'ovb'].map((n) => networkEverywhere(n, [1, 2, 3, 4, 5])));
+  const t1 = Date.now();
+  // Sandboxes spread over the hosts, at once; no --ip: the cluster allocates.
+  await Promise.all(
+    (Object.entries(PLAN) as Array<[Sb, number]>).map(async ([name, i]) => {
+      await cli(i, 'run', '-d', '--name', name, '--network', name.startsWith('b') ? 'ovb' : 'ova');
+      ns[name] = await sandboxNs(host(i).daemon!, name);
+    }),
+  );
+  await cli(5, 'network', 'connect', 'ovb', 'ab5');
+  for (const [name, i] of Object.entries(PLAN)) ipOf[name] = await addresses(i, name);
+  console.log(`[cluster-overlay] 5 hosts + etcd + 2 networks in ${t1 - t0} ms, 5 sandboxes in ${Date.now() - t1} ms; addresses ${JSON.stringify(ipOf)}`);
+}, 180_000);
+
+afterAll(async () => {
+  await cl?.destroy();
+});
+
+describe('overlay across five hosts through the cluster store (ebpf datapath)', () => {
+  it('a network created on one host is built on every host with the cluster id, subnet and VNI', async () => {
+    const global = (await call(3, 'GET', '/cluster/networks')).json as GlobalNetwork[];
+    for (const name of ['ova', 'ovb'] as const) {
+      const g = global.find((n) => n.name === name)!;
+      expect(g, `${name} in the cluster`).toBeDefined();
+      expect(g.subnet).toBe(NETS[name]);
+      for (const i of [1, 2, 3, 4, 5]) {
+        const n = JSON.parse(await cli(i, 'network', 'inspect', name))[0];
+        expect({ id: n.Id, scope: n.Scope, driver: n.Driver, subnet: n.IPAM.Config[0].Subnet, vni: n.Options[OVERLAY_OPTION] }).toEqual({
+          id: g.id,
+          scope: 'global',
+          driver: 'overlay',
+          subnet: NETS[name],
+          vni: String(g.vni),
+        });
+      }
+    }
+    // A second create of the name on another host is refused by the cluster.
+    const again = await host(4).daemon!.cli(['network', 'create', '-d', 'overlay', '--subnet', '10.83.0.0/24', 'ova']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/already exists/);
+  });
+
+  it('gives every sandbox a cluster-reserved address and publishes its endpoint with its host as VTEP', async () => {
+    const all = Object.values(ipOf).flatMap((m) => Object.values(m));
+    expect(new Set(all).size).toBe(all.length);
+    expect(Object.keys(ipOf.ab5!).sort()).toEqual(['ova', 'ovb']);
+    const seen = await clusterEndpoints(2, 'ova');
+    for (const [name, i] of Object.entries(PLAN).filter(([n]) => n !== 'b2' && n !== 'b4'))
+      expect(seen.find((e) => e.name === name)).toMatchObject({ ipv4: ipOf[name]!.ova, hostAddress: host(i).address });
+  });
+
+  it('reaches sandboxes on other hosts by address inside a network, not across networks; a sandbox on both reaches both', async () => {
+    const checks: Array<[string, string, boolean]> = [
+      ['a1', ipOf.a3!.ova!, true],
+      ['a3', ipOf.a1!.ova!, true],
+      ['a1', ipOf.ab5!.ova!, true],
+      ['b2', ipOf.b4!.ovb!, true],
+      ['b4', ipOf.ab5!.ovb!, true],
+      ['ab5', ipOf.a1!.ova!, true],
+      ['ab5', ipOf.b2!.ovb!, true],
+      ['a1', ipOf.b4!.ovb!, false],
+      ['b2', ipOf.a3!.ova!, false],
+      ['a3', ipOf.ab5!.ovb!, false],
+    ];
+    const got = await Promise.all(checks.map(([from, to]) => ping(cl.lab, ns[from]!, to)));
+    expect(checks.map(([from, to], k) => `${from}->${to}:${got[k]}`)).toEqual(checks.map(([from, to, want]) => `${from}->${to}:${want}`));
+  });
+
+  it('resolves names of sandboxes on other hosts inside a network only', async () => {
+    const gwA = '10.81.0.1';
+    const gwB = '10.82.0.1';
+    expect(await resolve('a1', gwA, 'a3')).toEqual([ipOf.a3!.ova]);
+    expect(await resolve('a1', gwA, 'ab5')).toEqual([ipOf.ab5!.ova]);
+    expect(await resolve('b2', gwB, 'ab5')).toEqual([ipOf.ab5!.ovb]);
+    expect(await resolve('b2', gwB, 'a3')).toEqual([]);
+    expect(await resolve('ab5', gwB, 'b4')).toEqual([ipOf.b4!.ovb]);
+    expect(await resolve('ab5', gwA, 'a1')).toEqual([ipOf.a1!.ova]);
+  });
+
+  it('a disconnect withdraws the endpoint from every host (name, reachability, the cluster) within a second', async () => {
+    const addr = ipOf.ab5!.ovb!;
+    await cli(5, 'network', 'disconnect', 'ovb', 'ab5');
+    const t0 = Date.now();
+    // Timed on h2's own view through its API (a DNS query is a node process in the sandbox: ~0.5 s each here).
+    await until('ab5 withdrawn on h2', async () => !(await clusterEndpoints(2, 'ovb')).some((e) => e.name === 'ab5'), 5000);
+    const ms = Date.now() - t0;
+    console.log(`[cluster-overlay] disconnect on h5 returned -> endpoint gone from h2's view in ${ms} ms`);
+    expect(ms).toBeLessThan(1000);
+    await until('ab5 gone from b2 names', async () => (await resolve('b2', '10.82.0.1', 'ab5')).length === 0, 3000);
+    expect(await ping(cl.lab, ns.b2!, addr)).toBe(false);
+    expect((await clusterEndpoints(1, 'ovb')).map((e) => e.name).sort()).toEqual(['b2', 'b4']);
+    // The address is free again: the cluster no longer holds it for anyone.
+    await cli(5, 'network', 'connect', 'ovb', 'ab5');
+    const back = (await addresses(5, 'ab5')).ovb!;
+    await until('ab5 back on h2', async () => (await resolve('b2', '10.82.0.1', 'ab5')).includes(back), 5000);
+    expect(await ping(cl.lab, ns.b2!, back)).toBe(true);
+  });
+
+  it('a stopped host is withdrawn from the others when its lease lapses, and comes back when it rejoins', async () => {
+    const h4 = host(4);
+    const addr = ipOf.b4!.ovb!;
+    await h4.daemon!.stop();
+    const t0 = Date.now();
+    await until('b4 withdrawn on h2', async () => !(await clusterEndpoints(2, 'ovb')).some((e) => e.name === 'b4'), (LEASE_TTL + 10) * 1000);
+    await until('b4 gone from b2 names', async () => (await resolve('b2', '10.82.0.1', 'b4')).length === 0, 3000);
+    console.log(`[cluster-overlay] h4 stopped -> its endpoint withdrawn on h2 after ${Date.now() - t0} ms (lease TTL ${LEASE_TTL} s)`);
+    expect(await ping(cl.lab, ns.b2!, addr)).toBe(false);
+    // Rejoin: the daemon's journal re-publishes b4 under the new lease (same address).
+    await cl.startDaemon(h4);
+    await until('b4 back on h2', async () => (await resolve('b2', '10.82.0.1', 'b4')).includes(addr), 30_000);
+    await until('b2 reaches b4 again', () => ping(cl.lab, ns.b2!, addr), 5000).catch(async (err: Error) => {
+      const back = await ping(cl.lab, ns.b4!, ipOf.b2!.ovb!);
+      const eps = await clusterEndpoints(4, 'ovb');
+      throw new Error(`${err.message}; b4 -> b2 ${back}; h4 sees ${JSON.stringify(eps)}; h4 log:\n${h4.daemon!.log.slice(-3000)}`);
+    });
+  }, 90_000);
+
+  it('40 concurrent runs spread over the five hosts get unique cluster addresses and reach each other', async () => {
+    const names = Array.from({ length: 40 }, (_, k) => `c${k}`);
+    const t0 = Date.now();
+    const failures: string[] = [];
+    const retried: string[] = [];
+    await Promise.all(
+      names.map(async (name, k) => {
+        // A 503 (a host whose lease lapsed under load, rejoining) is retried as a client would; the retries are reported.
+        for (let attempt = 1; ; attempt++) {
+          const r = await host((k % 5) + 1).daemon!.cli(['run', '-d', '--name', name, '--network', 'ova']);
+          if (r.code === 0) return;
+          if (attempt < 4 && /unreachable/.test(r.stderr)) {
+            retried.push(`${name}: ${r.stderr.trim()}`);
+            await new Promise((res) => setTimeout(res, 1000));
+            continue;
+          }
+          failures.push(`${name}: ${r.stderr.trim()}`);
+          return;
+        }
+      }),
+    );
+    console.log(`[cluster-overlay] 40 concurrent runs over 5 hosts in ${Date.now() - t0} ms; ${retried.length} retried after a 503${retried.length ? `: ${retried.join('; ')}` : ''}`);
+    expect(failures).toEqual([]);
+    const ips = await Promise.all(names.map(async (name, k) => (await addresses((k % 5) + 1, name)).ova!));
+    expect(new Set([...ips, ...Object.values(ipOf).map((m) => m.ova).filter(Boolean)]).size).toBe(ips.length + 3);
+    const inCluster = await until('40 endpoints seen by h1', async () => {
+      const eps = (await clusterEndpoints(1, 'ova')).filter((e) => /^c\d+$/.test(e.name));
+      return eps.length === 40 ? eps : undefined;
+    });
+    expect(Object.fromEntries(inCluster.map((e) => [e.name, e.ipv4]))).toEqual(Object.fromEntries(names.map((n, k) => [n, ips[k]])));
+    // A sample: one sandbox per host pings one on every other host, and resolves it by name.
+    const sample = names.slice(0, 5);
+    for (const [k, name] of sample.entries()) ns[name] = await sandboxNs(host(k + 1).daemon!, name);
+    await until('sample reaches across hosts', async () => {
+      const got = await Promise.all(sample.flatMap((from, a) => sample.map((_, b) => (a === b ? Promise.resolve(true) : ping(cl.lab, ns[from]!, ips[b]!)))));
+      return got.every(Boolean);
+    }, 10_000);
+    expect(await resolve('c0', '10.81.0.1', 'c39')).toEqual([ips[39]]);
+  }, 120_000);
+
+  it('network rm on any host removes the network from the cluster and from every host', async () => {
+    await cli(3, 'network', 'create', '-d', 'overlay', '--subnet', '10.84.0.0/24', 'ovc');
+    const id = await networkEverywhere('ovc', [1, 2, 3, 4, 5]);
+    // In use on another host: the cluster refuses the removal.
+    await cli(4, 'run', '-d', '--name', 'c-on-4', '--network', 'ovc');
+    const refused = await host(1).daemon!.cli(['network', 'rm', 'ovc']);
+    expect(refused.code).not.toBe(0);
+    await cli(4, 'rm', '-f', 'c-on-4');
+    await until('ovc removable', async () => (await host(1).daemon!.cli(['network', 'rm', 'ovc'])).code === 0, 10_000);
+    await until('ovc gone everywhere', async () => {
+      const r = await Promise.all([1, 2, 3, 4, 5].map((i) => host(i).daemon!.cli(['network', 'ls', '-q', '--no-trunc'])));
+      return r.every((x) => !x.stdout.includes(id));
+    });
+    expect(((await call(2, 'GET', '/cluster/networks')).json as GlobalNetwork[]).map((n) => n.name).sort()).toEqual(['ova', 'ovb']);
+  });
+});
