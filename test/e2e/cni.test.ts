@@ -253,14 +253,16 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
   });
 
-  it('after a daemon restart: the key file is read back, DEL of an attachment it no longer has succeeds, nothing is left', async () => {
+  it('after a daemon restart: the attachment is re-adopted (its veth kept), CHECK passes, DEL removes it and nothing is left', async () => {
     const add = await cni('ADD', list('1.1.0'), { id: 'restart', netns: ns.chain.path });
     expect(add.code, JSON.stringify(add.out)).toBe(0);
     await d.restart();
-    // Foreign endpoints are not stored yet: the restarted daemon swept the veth as a stray and forgot the key.
-    expect(d.log).toContain('CNI endpoints: adopted 0, forgot 1');
-    expect(await hostLinks()).not.toContain(add.out.interfaces[0].name);
+    // Foreign endpoints are stored: the restarted daemon keeps the veth and takes the key back.
+    expect(d.log).toContain('CNI endpoints: adopted 1, forgot 0');
+    expect(await hostLinks()).toContain(add.out.interfaces[0].name);
+    expect((await cni('CHECK', list('1.1.0'), { id: 'restart', netns: ns.chain.path }, {}, add.out)).code).toBe(0);
     expect((await cni('DEL', list('1.1.0'), { id: 'restart', netns: ns.chain.path })).code).toBe(0);
+    expect(await hostLinks()).not.toContain(add.out.interfaces[0].name);
     expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
   });
 
