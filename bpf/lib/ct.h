@@ -200,6 +200,23 @@ static __always_inline void ct_owner_charge(__be32 owner)
 	__sync_fetch_and_add(n, 1);
 }
 
+/* Removes a dead flow's entry from ct4 in-program (its key taken over by a new flow). The flow's
+ * charge goes when its original-direction entry goes (each flow has exactly one), so counts
+ * follow what ct4 holds between the daemon's recounts instead of only growing. */
+static __always_inline void ct4_remove_dead(const struct ct_key4 *k)
+{
+	struct ct_entry4 *e = bpf_map_lookup_elem(&ct4, k);
+	if (!e)
+		return;
+	if (ct_owner_quota && e->dir == 0) {
+		__be32 owner = ct_owner_of4(k, e);
+		__u32 *n = bpf_map_lookup_elem(&ct_owner4, &owner);
+		if (n && *n > 0)
+			__sync_fetch_and_add(n, (__u32)-1); /* BPF has atomic add only */
+	}
+	bpf_map_delete_elem(&ct4, k);
+}
+
 /* Moves an assured flow (both entries) from ct4_new to ct4. When ct4 has no room the flow
  * stays in ct4_new (it goes on working) and new flows are refused for CT_REFUSE_NS; when its
  * sandbox is at its quota it stays there too, and nothing else is refused. */
@@ -211,7 +228,10 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 	struct ct_entry4 te = *t;
 	struct ct_entry4 me = *f->e;
 	__be32 owner = ct_owner_of4(&f->key, &me);
-	if (ct_owner_at_quota(owner))
+	/* A key still in ct4 (an expired flow reused in place) already holds its slot and its charge:
+	 * replacing it adds nothing, so only a new key is checked against the quota and charged. */
+	int fresh = !bpf_map_lookup_elem(&ct4, &f->key);
+	if (fresh && ct_owner_at_quota(owner))
 		return;
 	if (bpf_map_update_elem(&ct4, &f->key, &me, BPF_ANY) < 0) {
 		ct_refuse_new_for(now + CT_REFUSE_NS);
@@ -224,7 +244,8 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 	}
 	bpf_map_delete_elem(&ct4_new, &f->key);
 	bpf_map_delete_elem(&ct4_new, twin);
-	ct_owner_charge(owner);
+	if (fresh)
+		ct_owner_charge(owner);
 }
 
 /* Moves a flow's state and expiry forward after a packet matched it; updates the twin too when
@@ -305,7 +326,7 @@ static __always_inline int ct_claim_reply(struct ct_key4 *rk, struct ct_entry4 *
 	if (held) {
 		if (ct_key_live(held, rk->proto, now))
 			return -17; /* EEXIST */
-		bpf_map_delete_elem(&ct4, rk);
+		ct4_remove_dead(rk);
 	}
 	int err = bpf_map_update_elem(&ct4_new, rk, re, BPF_NOEXIST);
 	if (err != -17)
@@ -365,7 +386,7 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 	if (err < 0)
 		return CT_FULL;
 	/* A dead flow under this key in ct4 would shadow the new one. */
-	bpf_map_delete_elem(&ct4, &ok);
+	ct4_remove_dead(&ok);
 	if (bpf_map_update_elem(&ct4_new, &ok, &orig, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&ct4_new, &rk);
 		return CT_FULL;
