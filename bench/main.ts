@@ -145,6 +145,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const pathOf = (s: SetupName): string[] => {
     if (s === 'routing') return o.quick ? ['egress'] : ['published', 'egress'];
     if (s === 'host' || s === 'ebpf-shortcut') return ['published', 'egress'];
+    // bpfnet's own setups also carry the IPv6 paths (their network is dual-stack).
+    if (s === 'ebpf' || s === 'iptables') return ['published', 'same-network', 'egress', 'published6', 'same-network6', 'egress6'];
     return ['published', 'same-network', 'egress'];
   };
   for (let rep = 0; rep < o.reps; rep++)
