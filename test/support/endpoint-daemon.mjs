@@ -1,40 +1,10 @@
-// A bpfnet daemon (dist/, as `bpfnet daemon` runs it) whose service layer a test drives for
-// endpoints of namespaces bpfnet does not own: one JSON request per stdin line
-// ({seq, op: create|join|leave|delete, args}), one JSON answer per stdout line. The daemon
-// also serves its socket, so the same test uses the CLI for bpfnet's own sandboxes.
-import { createInterface } from 'node:readline';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// A bpfnet daemon whose service layer a test drives for endpoints of namespaces bpfnet does
+// not own ({seq, op: create|join|leave|delete, args} per stdin line; see daemon-harness.mjs).
+import { serveDaemon } from './daemon-harness.mjs';
 
-const dist = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'dist', 'src');
-const { Daemon } = await import(join(dist, 'daemon', 'daemon.js'));
-const { resolveDaemonSettings } = await import(join(dist, 'daemon', 'options.js'));
-const { createLogger } = await import(join(dist, 'daemon', 'log.js'));
-
-const settings = await resolveDaemonSettings(JSON.parse(process.argv[2]));
-const daemon = new Daemon(settings, createLogger('info'));
-await daemon.start();
-
-const ops = {
+await serveDaemon((daemon) => ({
   create: (a) => daemon.networks.createEndpoint(a),
   join: (a) => daemon.networks.foreign.join(a.id, a),
   leave: (a) => daemon.networks.foreign.leave(a.id),
   delete: (a) => daemon.networks.foreign.delete(a.id),
-};
-
-const stop = () => daemon.stop().finally(() => process.exit(0));
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-
-const lines = createInterface({ input: process.stdin });
-lines.on('line', async (line) => {
-  const req = JSON.parse(line);
-  try {
-    const result = await ops[req.op](req.args);
-    process.stdout.write(JSON.stringify({ seq: req.seq, ok: true, result: result ?? null }) + '\n');
-  } catch (err) {
-    process.stdout.write(JSON.stringify({ seq: req.seq, ok: false, kind: err.kind ?? 'error', message: err.message }) + '\n');
-  }
-});
-lines.on('close', stop);
-process.stdout.write(JSON.stringify({ ready: true }) + '\n');
+}));
