@@ -54,6 +54,11 @@ interface JournalEntry {
   mac?: string;
   /** Asked-for address (--ip): reserved as given, never another. */
   staticIp?: boolean;
+  /**
+   * Made through the cluster API alone (POST /cluster/networks/{id}/endpoints), with no local
+   * endpoint behind it: the check for endpoints this host no longer has must leave it alone.
+   */
+  standalone?: boolean;
 }
 
 const HOST_ID_KEY = 'cluster.host-id';
@@ -258,7 +263,7 @@ export class ClusterService {
     if (this.#journal()[id]) throw conflict(`endpoint ${id} is already connected on this host`);
     const holder = addressHolder(id, this.hostId);
     const aliases = req.aliases ?? [];
-    this.#editJournal((j) => (j[id] = { state: 'creating', networkId: net.id, name: req.name, aliases, staticIp: req.ipv4 !== undefined }));
+    this.#editJournal((j) => (j[id] = { state: 'creating', networkId: net.id, name: req.name, aliases, staticIp: req.ipv4 !== undefined, ...(req.endpointId === undefined ? { standalone: true } : {}) }));
     let ipv4: string | undefined;
     try {
       if (req.ipv4 !== undefined) {
@@ -298,6 +303,12 @@ export class ClusterService {
         await new Promise((r) => setTimeout(r, delay));
       }
     }
+  }
+
+  /** Whether this host made the endpoint for a local one (an overlay connect), not through the cluster API alone. */
+  backsLocalEndpoint(endpointId: string): boolean {
+    const entry = this.#journal()[endpointId];
+    return entry !== undefined && entry.standalone !== true;
   }
 
   /** The cluster half of a disconnect: journal "removing", withdraw (which frees the address), forget. */

@@ -192,7 +192,7 @@ export class Daemon {
     const c = cluster.cluster;
     for (const net of c.networks())
       for (const ep of c.endpoints(net.id)) {
-        if (ep.hostId !== cluster.hostId || store.endpoints.get(ep.endpointId)) continue;
+        if (ep.hostId !== cluster.hostId || !cluster.backsLocalEndpoint(ep.endpointId) || store.endpoints.get(ep.endpointId)) continue;
         this.#log.info(`cluster: withdrawing endpoint ${ep.endpointId.slice(0, 12)} (${ep.name} on ${net.name}): this host no longer has it`);
         await cluster.disconnect(net.id, ep.endpointId).catch((err: Error) => this.#log.warn(`cluster: withdrawing ${ep.endpointId.slice(0, 12)}: ${err.message}`));
       }
