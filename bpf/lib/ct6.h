@@ -1,5 +1,6 @@
 /* The IPv6 connection table: ct4's design (bpf/lib/ct.h) on ct6/ct6_new — two entries per flow,
- * new flows in an LRU until assured, assured ones never evicted, refusal while full. The
+ * new flows in an LRU until assured, assured ones never evicted, refusal while full, and the
+ * same per-sandbox quota (ct_owner6, ct_owner_quota flows per sandbox address). The
  * protocol state machine and timeouts are ct.h's (family-independent); only what touches
  * keys and tables is here. */
 #ifndef BPFNET_LIB_CT6_H
@@ -73,10 +74,61 @@ static __always_inline int ct6_refusing(__u64 now)
 	return full && now < *full;
 }
 
+/* The sandbox a flow is charged to (ct_owner_of4's rule): a pointer into the key or the entry,
+ * so no IPv6 address is copied onto the stack. */
+static __always_inline const struct addr6 *ct_owner_of6(const struct ct_key6 *k, const struct ct_entry6 *e)
+{
+	if (ct_kind_from_sandbox(e->kind))
+		return e->dir ? &e->daddr : &k->saddr;
+	return e->dir ? &k->saddr : &e->daddr;
+}
+
+static __always_inline int ct6_owner_at_quota(const struct addr6 *owner)
+{
+	if (!ct_owner_quota)
+		return 0;
+	__u32 *n = bpf_map_lookup_elem(&ct_owner6, owner);
+	return n && *n >= ct_owner_quota;
+}
+
+static __always_inline void ct6_owner_charge(const struct addr6 *owner)
+{
+	if (!ct_owner_quota)
+		return;
+	__u32 *n = bpf_map_lookup_elem(&ct_owner6, owner);
+	if (!n) {
+		__u32 one = 1;
+		if (bpf_map_update_elem(&ct_owner6, owner, &one, BPF_NOEXIST) != -17 /* EEXIST: another CPU was first */)
+			return;
+		n = bpf_map_lookup_elem(&ct_owner6, owner);
+		if (!n)
+			return;
+	}
+	__sync_fetch_and_add(n, 1);
+}
+
+/* ct4_remove_dead for ct6: the flow's charge goes with its original-direction entry. */
+static __always_inline void ct6_remove_dead(const struct ct_key6 *k)
+{
+	struct ct_entry6 *e = bpf_map_lookup_elem(&ct6, k);
+	if (!e)
+		return;
+	if (ct_owner_quota && e->dir == 0) {
+		__u32 *n = bpf_map_lookup_elem(&ct_owner6, ct_owner_of6(k, e));
+		if (n && *n > 0)
+			__sync_fetch_and_add(n, (__u32)-1); /* BPF has atomic add only */
+	}
+	bpf_map_delete_elem(&ct6, k);
+}
+
 static __always_inline void ct_promote6(const struct ct6_found *f, const struct ct_key6 *twin, __u64 now)
 {
 	struct ct_entry6 *t = bpf_map_lookup_elem(&ct6_new, twin);
 	if (!t)
+		return;
+	/* As ct_promote4: a key reused in place already holds its slot and its charge. */
+	int fresh = !bpf_map_lookup_elem(&ct6, &f->key);
+	if (fresh && ct6_owner_at_quota(ct_owner_of6(&f->key, f->e)))
 		return;
 	/* Straight from one table to the other: no copy on the stack (IPv6 entries are large). */
 	if (bpf_map_update_elem(&ct6, &f->key, f->e, BPF_ANY) < 0) {
@@ -88,6 +140,8 @@ static __always_inline void ct_promote6(const struct ct6_found *f, const struct 
 		ct6_refuse_new_for(now + CT_REFUSE_NS);
 		return;
 	}
+	if (fresh)
+		ct6_owner_charge(ct_owner_of6(&f->key, f->e)); /* before f->e leaves ct6_new */
 	bpf_map_delete_elem(&ct6_new, &f->key);
 	bpf_map_delete_elem(&ct6_new, twin);
 }
@@ -142,7 +196,7 @@ static __always_inline int ct6_claim_reply(struct ct_key6 *rk, struct ct_entry6 
 	if (held) {
 		if (ct6_key_live(held, rk->proto, now))
 			return -17;
-		bpf_map_delete_elem(&ct6, rk);
+		ct6_remove_dead(rk);
 	}
 	int err = bpf_map_update_elem(&ct6_new, rk, re, BPF_NOEXIST);
 	if (err != -17)
@@ -200,6 +254,8 @@ static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new
 	orig->dir = 0;
 	orig->pad = 0;
 	orig->expires = expires;
+	if (ct6_owner_at_quota(ct_kind_from_sandbox(n->kind) ? &p->t.saddr : &n->daddr))
+		return CT_QUOTA;
 	/* The reply entry is in the table once claimed: its stack then holds the original key
 	 * (IPv6 keys and entries are large, and lxc's call chain is near the 512-byte limit). */
 	union {
@@ -230,7 +286,7 @@ static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new
 		return CT_FULL;
 	u.ok = p->t;
 	u.ok.hook = n->orig_hook;
-	bpf_map_delete_elem(&ct6, &u.ok);
+	ct6_remove_dead(&u.ok); /* a dead flow under this key in ct6 would shadow the new one */
 	if (bpf_map_update_elem(&ct6_new, &u.ok, orig, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&ct6_new, &rk);
 		return CT_FULL;

@@ -196,6 +196,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct6_new SEC(".maps");
 
+/* sandbox IPv6 address -> assured IPv6 flows (in ct6) charged to it: ct_owner4's quota for ct6. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EP_MAX);
+	__type(key, struct addr6);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct_owner6 SEC(".maps");
+
 /* 0 -> until when new IPv6 flows are refused (ct6 had no room). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -132,6 +132,8 @@ BPFNET_NOINLINE int ct_start6(struct __sk_buff *skb, const struct pkt6 *p, const
 		return DROP(DROP_NAT_NO_PORT);
 	if (rc == CT_INVALID)
 		return DROP(DROP_CT_INVALID);
+	if (rc == CT_QUOTA)
+		return DROP(DROP_CT_QUOTA);
 	return ct_apply6(skb, p, &e, cfg, from_ingress);
 }
 

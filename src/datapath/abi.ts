@@ -196,6 +196,7 @@ export const DatapathMaps6 = {
   conntrack: 'ct6',
   conntrackNew: 'ct6_new',
   conntrackFull: 'ct_full6',
+  conntrackOwners: 'ct_owner6',
 } as const;
 
 // ---- bpf/shared/dns.h ----

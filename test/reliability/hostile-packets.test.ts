@@ -11,7 +11,7 @@ import { hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { BpfMap, PerCpuMap, interfaceIndex } from '../../src/datapath/libbpf/bpf.js';
 import { DROP_REASONS, ctEntry4, ctKey4, epStats } from '../../src/datapath/abi.js';
-import { ipv4, u32, u64n } from '../../src/datapath/libbpf/codec.js';
+import { ipv4, ipv6, u32, u64n } from '../../src/datapath/libbpf/codec.js';
 import { ip, link } from '../../src/system/ip.js';
 import { readSysctl } from '../../src/system/sysctl.js';
 import { projectRoot } from '../../src/paths.js';
@@ -19,6 +19,8 @@ import { buildPacket, type PacketSpec } from '../fixtures/packets.js';
 import { ECHO_SERVER, echoServer, peerIp, probe, sandboxIp, sandboxNs, waitPort } from '../support/traffic.js';
 
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
+const HOST6 = 'fd00:198:18::1';
+const EXT6 = 'fd00:198:18::2';
 
 // The raw sender: sends the frames given in hex on IFACE, or a flood of COUNT UDP datagrams from
 // random sources (valid IPv4 checksums), while capturing for SECONDS; prints how many TCP SYN-ACKs
@@ -328,9 +330,13 @@ describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8
 
   beforeAll(async () => {
     lab = await Lab.create();
+    // IPv6 on the uplink before the daemon starts (it reads NAT66's source then): ct6 has the same quota.
+    await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
+    await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
     // Closed flows stay in ct4 for the whole file (no GC takes them back between the cases).
     d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-ct-max', '16', '--ebpf-timeouts', 'tcp-closed=300,tcp-fin=300'] });
     await d.bpfnet('network', 'create', '--subnet', '10.61.0.0/24', 'tight');
+    await d.bpfnet('network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd61::/64', 'tight6');
     // Six sandboxes and a server at once: the CLI processes start in parallel (the daemon serializes).
     await Promise.all([
       ...[7700, 7701, 7702].map((port, i) =>
@@ -339,7 +345,10 @@ describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8
       d.bpfnet('run', '-d', '--name', 'web', '--network', 'tight', '-p', '8080:80', '--', process.execPath, ECHO_SERVER, 'tcp', '80'),
       d.bpfnet('run', '-d', '--name', 'greedy', '--network', 'tight'),
       d.bpfnet('run', '-d', '--name', 'other', '--network', 'tight'),
+      d.bpfnet('run', '-d', '--name', 'greedy6', '--network', 'tight6'),
+      d.bpfnet('run', '-d', '--name', 'other6', '--network', 'tight6'),
       echoServer(lab, lab.external, 'tcp', 7000),
+      echoServer(lab, lab.external, 'tcp', 7001, '::'),
     ]);
     await Promise.all([
       ...[7700, 7701, 7702].map(async (port, i) => waitPort(lab, await sandboxNs(d, `sink${i}`), '127.0.0.1', port)),
@@ -378,6 +387,27 @@ describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8
     } finally {
       owners.close();
       assured.close();
+      full.close();
+    }
+  }, 180_000);
+
+  it('the same quota holds on ct6: a sandbox completing many IPv6 flows gets its four, another IPv6 sandbox still goes out', async () => {
+    const inspected = JSON.parse(await d.bpfnet('inspect', 'greedy6', 'other6')) as Array<{ NetworkSettings: { SandboxKey: string; Networks: { tight6: { GlobalIPv6Address: string; EndpointID: string } } } }>;
+    const [greedy, other] = inspected.map((x) => ({ ...x.NetworkSettings.Networks.tight6, ns: { name: 'sandbox', path: x.NetworkSettings.SandboxKey } }));
+    const slot = interfaceIndex(lab.host.path, hostIfname({ linkPrefix: linkPrefixFor(d.instance) } as never, greedy.EndpointID));
+    const quotaBefore = dropsAt(slot, 'conntrack-quota');
+    const flows = JSON.parse(await lab.exec(greedy.ns, process.execPath, ['-e', SEQUENTIAL_FLOWS(EXT6, 7001, 10)], { timeoutMs: 60_000 }));
+    expect(flows).toEqual(['ok', 'ok', 'ok', 'ok', 'refused', 'refused', 'refused', 'refused', 'refused', 'refused']);
+    expect(dropsAt(slot, 'conntrack-quota') - quotaBefore).toBeGreaterThanOrEqual(6);
+    const owners = BpfMap.openPinned(`${pins()}/ct_owner6`, ipv6, u32);
+    const full = BpfMap.openPinned(`${pins()}/ct_full6`, u32, u64n);
+    try {
+      expect(owners.get(greedy.GlobalIPv6Address)).toBe(4);
+      expect(peerIp(await probe(lab, other.ns, 'tcp', EXT6, 7001))).toBe(HOST6);
+      expect(owners.get(other.GlobalIPv6Address)).toBe(1);
+      expect(full.get(0)).toBe(0n);
+    } finally {
+      owners.close();
       full.close();
     }
   }, 180_000);

@@ -230,6 +230,7 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
   const ep6 = open(DatapathMaps6.endpoints, ipv6, endpointInfo);
   const ports6 = open(DatapathMaps6.ports, portKey6, portTarget6);
   const nets6 = open(DatapathMaps6.networks, u32, networkInfo6);
+  const owners6 = open(DatapathMaps6.conntrackOwners, ipv6, u32);
   try {
     problems.push(...diff('ep6 entry', new Set(withAddr6.map((e) => e.ipv6)), ep6.keys()));
     problems.push(
@@ -262,8 +263,10 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
     for (const a of stray) problems.push(`ct4 entries for ${a}, which no endpoint holds`);
     // The per-sandbox quota's counts: only for addresses an endpoint holds.
     for (const a of owners.keys()) if (!held.has(a)) problems.push(`ct_owner4 entry for ${a}, which no endpoint holds`);
+    const held6 = new Set<string>([...withAddr6.map((e) => e.ipv6!), ...st.networks.map((n) => n.gateway6).filter((g): g is string => typeof g === 'string')]);
+    for (const a of owners6.keys()) if (!held6.has(a)) problems.push(`ct_owner6 entry for ${a}, which no endpoint holds`);
   } finally {
-    for (const m of [ep, epx, ports, nets, ct, owners, ep6, ports6, nets6]) m.close();
+    for (const m of [ep, epx, ports, nets, ct, owners, ep6, ports6, nets6, owners6]) m.close();
   }
   return problems;
 }

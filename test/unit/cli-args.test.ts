@@ -145,7 +145,7 @@ describe('the bpfnet executable', () => {
     daemon.reply('GET', '/networks', 200, [{ Id: 'b'.repeat(64), Name: 'bridge', Driver: 'bridge', Scope: 'local' }]);
     const ok = await run(process.execPath, ['--import', tsx, main, 'network', 'ls'], { env: { ...process.env, BPFNET_HOST: daemon.host } });
     expect(ok.stdout).toBe('NETWORK ID     NAME      DRIVER    SCOPE\nbbbbbbbbbbbb   bridge    bridge    local\n');
-  });
+  }, 30_000); // two Node processes compiling the CLI's TypeScript: seconds on a loaded 2-vCPU machine
 
   it('runs from bin/bpfnet once built', async () => {
     expect(existsSync(cliPath), `${cliPath} is not built: run scripts/bootstrap.sh`).toBe(true);

@@ -5,7 +5,7 @@
  */
 import type { BpfMap } from '../libbpf/bpf.js';
 import { CtKind, ctEntry4, ctEntry6, ctKey4, ctKey6 } from '../abi.js';
-import { ipv4, ipv4Word, ipv6Bytes } from '../libbpf/codec.js';
+import { ipv4, ipv4Word, ipv6, ipv6Bytes } from '../libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
 type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
@@ -28,59 +28,78 @@ export interface GcResult {
   removed: number;
 }
 
+/** The sandbox address a flow's original-direction entry is charged to (bpf/lib/ct.h's ct_owner_of4). */
+const FROM_SANDBOX = new Set<number>([CtKind.SNAT, CtKind.ROUTED, CtKind.HAIRPIN]);
+function ownerAt(keys: Buffer, values: Buffer, i: number, layout: CtLayout): string {
+  const addr = layout === CT6 ? ipv6 : ipv4;
+  return FROM_SANDBOX.has(values.readUInt8(i * layout.entry.size + layout.entry.offsets.kind))
+    ? addr.decodeFrom(keys, i * layout.key.size + layout.key.offsets.saddr)
+    : addr.decodeFrom(values, i * layout.entry.size + layout.entry.offsets.daddr);
+}
+
 /**
  * Deletes every expired entry. Works on the packed dump (the expiry read in place at its ABI
  * offset), so a table of 500,000 entries is scanned without decoding one object per entry.
  * The programs reuse an expired key in place for a new flow, so a key seen expired in the dump
  * may be live by the time it is deleted: each candidate is read again and deleted only if it
  * is still expired (one lookup and one delete per expired key, never a blind batch).
+ * With `owners`, the same pass counts the flows that stay per sandbox (the quota's figures).
  */
-export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4): GcResult {
+export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4, owners?: Map<string, number>): GcResult {
   const { keys, values, count } = ct.dumpPacked();
   const keySize = layout.key.size;
   const valueSize = layout.entry.size;
   const at = layout.entry.offsets.expires;
+  const dir = layout.entry.offsets.dir;
   let removed = 0;
   for (let i = 0; i < count; i++) {
-    if (values.readBigUInt64LE(i * valueSize + at) >= now) continue;
-    const key = keys.subarray(i * keySize, (i + 1) * keySize);
-    const current = ct.getEncoded(key);
-    if (current === null || current.readBigUInt64LE(at) >= now) continue;
-    if (ct.deleteEncoded(key)) removed++;
+    if (values.readBigUInt64LE(i * valueSize + at) < now) {
+      const key = keys.subarray(i * keySize, (i + 1) * keySize);
+      const current = ct.getEncoded(key);
+      if (current === null) continue;
+      if (current.readBigUInt64LE(at) < now) {
+        if (ct.deleteEncoded(key)) removed++;
+        continue;
+      }
+    }
+    if (owners && values.readUInt8(i * valueSize + dir) === 0) {
+      const owner = ownerAt(keys, values, i, layout);
+      owners.set(owner, (owners.get(owner) ?? 0) + 1);
+    }
   }
   return { scanned: count, removed };
 }
 
 /**
- * How many flows each sandbox holds in the assured table (ct_owner4, the quota of bpf/lib/ct.h):
- * one per flow, from its original-direction entry. The sandbox is the source of the flows it
- * starts (masquerade, routed, hairpin) and the rewritten destination of those that come to it.
+ * How many flows each sandbox holds in an assured table (ct_owner4/ct_owner6, the quota of
+ * bpf/lib/ct.h): one per flow, from its original-direction entry. The sandbox is the source of
+ * the flows it starts (masquerade, routed, hairpin) and the rewritten destination of those that
+ * come to it.
  */
-export function countOwners(ct: BpfMap<Key, Entry>): Map<string, number> {
+export function countOwners(ct: BpfMap<any, any>, layout: CtLayout = CT4): Map<string, number> {
   const { keys, values, count } = ct.dumpPacked();
-  const ks = ctKey4.size;
-  const vs = ctEntry4.size;
   const counts = new Map<string, number>();
-  const fromSandbox = new Set<number>([CtKind.SNAT, CtKind.ROUTED, CtKind.HAIRPIN]);
   for (let i = 0; i < count; i++) {
-    if (values.readUInt8(i * vs + ctEntry4.offsets.dir) !== 0) continue;
-    const owner = fromSandbox.has(values.readUInt8(i * vs + ctEntry4.offsets.kind))
-      ? ipv4.decodeFrom(keys, i * ks + ctKey4.offsets.saddr)
-      : ipv4.decodeFrom(values, i * vs + ctEntry4.offsets.daddr);
+    if (values.readUInt8(i * layout.entry.size + layout.entry.offsets.dir) !== 0) continue;
+    const owner = ownerAt(keys, values, i, layout);
     counts.set(owner, (counts.get(owner) ?? 0) + 1);
   }
   return counts;
 }
 
 /**
- * Rewrites ct_owner4 from a count of ct4: the programs only ever add (at promotion), so expired
- * and collected flows, and keys they took over, leave the figures here. A flow promoted between
- * the dump and the write is missed until the next round.
+ * Rewrites a quota map from counts of its assured table: the programs add at promotion and
+ * subtract only for keys they take over, so expired and collected flows leave the figures here.
+ * A flow promoted between the dump and the write is missed until the next round.
  */
-export function recountOwners(ct: BpfMap<Key, Entry>, owners: BpfMap<string, number>): void {
-  const counts = countOwners(ct);
+export function writeOwners(owners: BpfMap<string, number>, counts: Map<string, number>): void {
   for (const k of owners.keys()) if (!counts.has(k)) owners.delete(k);
   for (const [k, n] of counts) owners.set(k, n);
+}
+
+/** countOwners then writeOwners: the figures exact again (at start, after a crash). */
+export function recountOwners(ct: BpfMap<any, any>, owners: BpfMap<string, number>, layout: CtLayout = CT4): void {
+  writeOwners(owners, countOwners(ct, layout));
 }
 
 /** Removes every entry whose tuples involve addr (an endpoint that went away); scans the packed dump. */

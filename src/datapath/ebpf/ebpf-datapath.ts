@@ -53,7 +53,7 @@ import { ipJson, link, type Netns } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
-import { CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners } from './conntrack.js';
+import { CT4, CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners, writeOwners } from './conntrack.js';
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
 import { EbpfOverlay } from './overlay.js';
@@ -115,6 +115,7 @@ interface Maps {
   ct6: BpfMap<Decoded<typeof ctKey6>, Decoded<typeof ctEntry6>>;
   ct6New: BpfMap<Decoded<typeof ctKey6>, Decoded<typeof ctEntry6>>;
   ctFull6: BpfMap<number, bigint>;
+  ctOwners6: BpfMap<string, number>;
 }
 
 interface Programs {
@@ -315,6 +316,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       ct6: lxc.map(DatapathMaps6.conntrack, ctKey6, ctEntry6),
       ct6New: lxc.map(DatapathMaps6.conntrackNew, ctKey6, ctEntry6),
       ctFull6: lxc.map(DatapathMaps6.conntrackFull, u32, u64n),
+      ctOwners6: lxc.map(DatapathMaps6.conntrackOwners, ipv6, u32),
     };
     return this.#maps;
   }
@@ -433,6 +435,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     await this.#refreshLocal(maps);
     // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
     recountOwners(maps.ct, maps.ctOwners);
+    recountOwners(maps.ct6, maps.ctOwners6, CT6);
 
     this.#startGc(maps);
     this.#startAddressRefresh(maps);
@@ -455,13 +458,18 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   /** Collects expired connection-table entries (assured and new) now; returns how many went. */
   collectGarbage(): number {
     if (!this.#maps) return 0;
-    const assured = collectExpired(this.#maps.ct).removed;
+    const m = this.#maps;
+    // One pass over each assured table: expired flows go, the others are counted for the quota.
+    const owners = new Map<string, number>();
+    const assured = collectExpired(m.ct, undefined, CT4, owners).removed;
     // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
-    if (assured > 0) this.#maps.ctFull.set(0, 0n);
-    recountOwners(this.#maps.ct, this.#maps.ctOwners);
-    const assured6 = collectExpired(this.#maps.ct6, undefined, CT6).removed;
-    if (assured6 > 0) this.#maps.ctFull6.set(0, 0n);
-    return assured + assured6 + collectExpired(this.#maps.ctNew).removed + collectExpired(this.#maps.ct6New, undefined, CT6).removed;
+    if (assured > 0) m.ctFull.set(0, 0n);
+    writeOwners(m.ctOwners, owners);
+    const owners6 = new Map<string, number>();
+    const assured6 = collectExpired(m.ct6, undefined, CT6, owners6).removed;
+    if (assured6 > 0) m.ctFull6.set(0, 0n);
+    writeOwners(m.ctOwners6, owners6);
+    return assured + assured6 + collectExpired(m.ctNew).removed + collectExpired(m.ct6New, undefined, CT6).removed;
   }
 
   /**
@@ -633,6 +641,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       maps.ep6.delete(ep.ipv6);
       forgetAddress6(maps.ct6, ep.ipv6);
       forgetAddress6(maps.ct6New, ep.ipv6);
+      maps.ctOwners6.delete(ep.ipv6);
     }
   }
 
