@@ -43,10 +43,10 @@ static __always_inline int tc_exit(__u32 stats_slot, int verdict, const struct p
 	if (verdict > DROP_BASE)
 		return verdict;
 	struct drop_ctx d = {
-		.saddr = p->t.saddr, .daddr = p->t.daddr, .sport = p->t.sport, .dport = p->t.dport, .proto = p->t.proto,
+		.saddr = p->t.saddr, .daddr = p->t.daddr, .sport = p->t.sport, .dport = p->t.dport, .proto = p->t.proto, .family = 4,
 	};
 	__u32 reason = (__u32)(DROP_BASE - verdict);
-	drop_record(stats_slot, reason, &d);
+	drop_record(stats_slot, reason, &d, NULL, NULL);
 	return TC_ACT_SHOT;
 }
 

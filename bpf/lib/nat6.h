@@ -27,20 +27,22 @@ static __always_inline int tc_exit_dual(__u32 stats_slot, int verdict, const str
 	if (verdict > DROP_BASE)
 		return verdict;
 	struct drop_ctx d = {};
+	__u32 reason = (__u32)(DROP_BASE - verdict);
 	if (is6) {
-		/* drop_event carries IPv4 addresses only: an IPv6 drop reports its ports and protocol. */
 		d.sport = p6->t.sport;
 		d.dport = p6->t.dport;
 		d.proto = p6->t.proto;
-	} else {
-		d.saddr = p->t.saddr;
-		d.daddr = p->t.daddr;
-		d.sport = p->t.sport;
-		d.dport = p->t.dport;
-		d.proto = p->t.proto;
+		d.family = 6;
+		drop_record(stats_slot, reason, &d, &p6->t.saddr, &p6->t.daddr);
+		return TC_ACT_SHOT;
 	}
-	__u32 reason = (__u32)(DROP_BASE - verdict);
-	drop_record(stats_slot, reason, &d);
+	d.saddr = p->t.saddr;
+	d.daddr = p->t.daddr;
+	d.sport = p->t.sport;
+	d.dport = p->t.dport;
+	d.proto = p->t.proto;
+	d.family = 4;
+	drop_record(stats_slot, reason, &d, NULL, NULL);
 	return TC_ACT_SHOT;
 }
 

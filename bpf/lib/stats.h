@@ -31,9 +31,12 @@ struct drop_ctx {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
+	__u8 family;            /* 4: saddr/daddr; 6: the addresses passed beside it */
 };
 
-static __always_inline void drop_record(__u32 ifindex, __u32 reason, const struct drop_ctx *d)
+/* Counts a drop and, while someone listens, reports it. s6/d6 (family 6 only) point at the
+ * parsed packet's addresses, so no IPv6 address is copied onto the caller's stack. */
+static __always_inline void drop_record(__u32 ifindex, __u32 reason, const struct drop_ctx *d, const struct addr6 *s6, const struct addr6 *d6)
 {
 	/* An out-of-table reason is a bug, counted where it shows rather than out of bounds. */
 	if (reason >= DROP_REASONS)
@@ -60,7 +63,16 @@ static __always_inline void drop_record(__u32 ifindex, __u32 reason, const struc
 	e->dport = d ? d->dport : 0;
 	e->saddr = d ? d->saddr : 0;
 	e->daddr = d ? d->daddr : 0;
+	e->family = d ? d->family : 0;
 	e->pad = 0;
+	e->pad2 = 0;
+	if (s6 && d6) {
+		e->saddr6 = *s6;
+		e->daddr6 = *d6;
+	} else {
+		__builtin_memset(&e->saddr6, 0, sizeof(e->saddr6));
+		__builtin_memset(&e->daddr6, 0, sizeof(e->daddr6));
+	}
 	bpf_ringbuf_submit(e, 0);
 }
 

@@ -198,10 +198,14 @@ struct drop_event {
 	__u8 reason;            /* enum drop_reason */
 	__u8 proto;
 	__be16 sport;
-	__be32 saddr;
+	__be32 saddr;           /* family 4 */
 	__be32 daddr;
 	__be16 dport;
-	__u16 pad;
+	__u8 family;            /* 4 or 6 (the addresses that are set); 0: not parsed as IP */
+	__u8 pad;
+	struct addr6 saddr6;    /* family 6 */
+	struct addr6 daddr6;
+	__u32 pad2;
 };
 
 /* ---- the opt-in flow log (bpf/lib/flowlog.h) ---- */

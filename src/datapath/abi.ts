@@ -143,7 +143,12 @@ export const dropEvent = struct({
   saddr: ipv4,
   daddr: ipv4,
   dport: be16,
-  pad: pad(2),
+  /** 4 or 6: which addresses are set; 0: the packet was not parsed as IP. */
+  family: u8,
+  pad: pad(1),
+  saddr6: ipv6,
+  daddr6: ipv6,
+  pad2: pad(4),
 });
 
 // ---- bpf/shared/datapath.h: the opt-in flow log (bpf/lib/flowlog.h) ----

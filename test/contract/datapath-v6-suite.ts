@@ -7,7 +7,7 @@
 // test/kernel/datapath-v6.{ebpf,iptables}.test.ts; one lab and one datapath per file.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import type { DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../../src/datapath/datapath.js';
+import type { DesiredState, DropInfo, EndpointSpec, NetworkSpec, PortSpec } from '../../src/datapath/datapath.js';
 import { EbpfDatapath } from '../../src/datapath/ebpf/ebpf-datapath.js';
 import { IptablesDatapath } from '../../src/datapath/iptables/iptables-datapath.js';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
@@ -402,8 +402,10 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
     });
 
     if (opts.antiSpoofing) {
-      it('never delivers a forged IPv6 source, and counts it', async () => {
+      it('never delivers a forged IPv6 source, and counts and reports it with its addresses', async () => {
         const forged = six(A, 0x99);
+        const reported: DropInfo[] = [];
+        const off = (dp as EbpfDatapath).onDrop((d) => reported.push(d));
         await ip(ns.s2, ['-6', 'addr', 'add', `${forged}/64`, 'dev', 'eth0', 'nodad']);
         try {
           await expectReplies(ns.s2, [
@@ -411,10 +413,13 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
             [['tcp', EXT6, 80, forged], null],
           ]);
         } finally {
+          off();
           await ip(ns.s2, ['-6', 'addr', 'del', `${forged}/64`, 'dev', 'eth0']);
         }
         const c = (dp as EbpfDatapath).counters('vs2');
         expect(c?.drops['spoofed-source-ip']).toBeGreaterThanOrEqual(2);
+        // What `bpfnet monitor` shows: the forged source and the real destination, bracketed with their ports.
+        expect(reported).toContainEqual(expect.objectContaining({ reason: 'spoofed-source-ip', protocol: 'tcp', source: expect.stringMatching(new RegExp(`^\\[${forged}\\]:\\d+$`)), destination: `[${EXT6}]:80` }));
       });
 
       it('never lets a sandbox answer neighbour discovery for another sandbox or the gateway', async () => {

@@ -89,7 +89,7 @@ const CT_MAX_DEFAULT = 131072;
 export function ctOwnerQuota(ctEntries: number): number {
   return Math.max(1, Math.floor(ctEntries / 4));
 }
-const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const PROTO_NAME: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 
 interface Maps {
   cfg: BpfMap<number, Decoded<typeof dpConfig>>;
@@ -515,8 +515,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
           time: new Date(),
           reason: DROP_REASONS[e.reason] ?? `reason-${e.reason}`,
           protocol: PROTO_NAME[e.proto] ?? (e.proto ? `proto-${e.proto}` : 'l2'),
-          source: `${e.saddr}${port(e.sport)}`,
-          destination: `${e.daddr}${port(e.dport)}`,
+          source: e.family === 6 ? `[${e.saddr6}]${port(e.sport)}` : `${e.saddr}${port(e.sport)}`,
+          destination: e.family === 6 ? `[${e.daddr6}]${port(e.dport)}` : `${e.daddr}${port(e.dport)}`,
           interface: iface,
         };
         this.#events.emit('drop', drop);
