@@ -1,30 +1,76 @@
-// IPv6 end to end through the daemon, as a user drives it (bpfnet's CLI, Docker's flags), on
-// each datapath: dual-stack and IPv6-only networks, same-network reach, isolation, NAT66 seen
-// from outside, published ports on both families and on [::] only, names answered with AAAA.
-// The datapath-level IPv6 cases (routed mode, hairpin, ICMP errors, forged sources and
-// neighbour advertisements) are in datapath-v6-suite.ts.
+// The address-family matrix through the daemon, as a user drives it (bpfnet's CLI, Docker's
+// flags), on each datapath: every packet behaviour of the behaviour and DNS suites runs on an
+// IPv4-only, a dual-stack and an IPv6-only network, once per family the network has —
+// addresses (static ones too), same-network reach, isolation, names (A/AAAA and PTR from the
+// resolver on the gateway of that family), masquerade (NAT66 for IPv6) seen from outside,
+// --internal, published TCP and UDP ports from outside keeping the client address, from the
+// host through loopback, by hairpin, and run-time connect/disconnect.
+// The datapath-level IPv6 cases (routed mode, ICMP errors, forged sources and neighbour
+// advertisements) are in datapath-v6-suite.ts; API-level cases (bad input, kills) do not
+// depend on the family and run in behaviour-suite.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
-import { ip } from '../../src/system/ip.js';
-import { expectNoLeaks } from '../support/leak-check.js';
-import { ECHO_SERVER, echoServer, peerIp, probe, sandboxIp, sandboxNs, waitPort } from '../support/traffic.js';
-import { join } from 'node:path';
+import { ip, type Netns } from '../../src/system/ip.js';
 import { projectRoot } from '../../src/paths.js';
+import { expectNoLeaks } from '../support/leak-check.js';
+import { ECHO_SERVER, echoServer, peerIp, probe, sandboxNs, waitPort } from '../support/traffic.js';
 
 /** The uplink's IPv6 addresses (a ULA pair beside the IPv4 benchmark range). */
 const HOST6 = 'fd00:198:18::1';
 const EXT6 = 'fd00:198:18::2';
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 
+type Family = 4 | 6;
+
+interface Kind {
+  name: string;
+  families: Family[];
+  /** `network create` flags for the kind's networks: n is 0 (its network), 1 (another), 2 (internal). */
+  create: (n: number) => string[];
+  /** Static addresses asked for sandbox b. */
+  staticIp: Partial<Record<Family, string>>;
+  /** Host ports published to its web sandbox (TCP, UDP). */
+  tcpPort: number;
+  udpPort: number;
+}
+
+const KINDS: Kind[] = [
+  { name: 'v4', families: [4], create: (n) => ['--subnet', `10.7${n}.1.0/24`], staticIp: { 4: '10.70.1.9' }, tcpPort: 8101, udpPort: 5301 },
+  {
+    name: 'dual',
+    families: [4, 6],
+    create: (n) => ['--ipv6', '--subnet', `10.7${n}.2.0/24`, '--subnet', `fd7${n}:2::/64`],
+    staticIp: { 4: '10.70.2.9', 6: 'fd70:2::9' },
+    tcpPort: 8102,
+    udpPort: 5302,
+  },
+  { name: 'v6only', families: [6], create: (n) => ['--ipv6', '--ipv4=false', '--subnet', `fd7${n}:3::/64`], staticIp: { 6: 'fd70:3::9' }, tcpPort: 8103, udpPort: 5303 },
+];
+
+const FAMILY_HOST: Record<Family, string> = { 4: UPLINK.hostAddress, 6: HOST6 };
+const FAMILY_EXT: Record<Family, string> = { 4: UPLINK.externalAddress, 6: EXT6 };
+const LOOPBACK: Record<Family, string> = { 4: '127.0.0.1', 6: '::1' };
+
 export function ipv6Suite(datapath: 'iptables' | 'ebpf'): void {
-  describe(`IPv6 through the daemon on the ${datapath} datapath`, () => {
+  describe(`the address-family matrix through the daemon on the ${datapath} datapath`, () => {
     let lab: Lab;
     let d: LabDaemon;
     const cli = (...args: string[]) => d.bpfnet(...args);
-    const ip6Of = async (name: string, network: string): Promise<string> =>
-      JSON.parse(await cli('inspect', name))[0].NetworkSettings.Networks[network].GlobalIPv6Address;
-    const ping6 = async (ns: Awaited<ReturnType<typeof sandboxNs>>, host: string) => (await lab.execRaw(ns, 'ping', ['-6', '-c', '1', '-W', '1', '-q', host])).code === 0;
+    const settings = async (sandbox: string) => JSON.parse(await cli('inspect', sandbox))[0].NetworkSettings;
+    /** The sandbox's address of one family on a network ('' when it has none). */
+    const addr = async (sandbox: string, network: string, f: Family): Promise<string> => {
+      const ep = (await settings(sandbox)).Networks[network];
+      return (f === 4 ? ep?.IPAddress : ep?.GlobalIPv6Address) ?? '';
+    };
+    /** The network's gateway of one family, as its sandboxes see it (inspect shows only asked-for gateways, as moby's). */
+    const gateway = async (network: string, f: Family): Promise<string> => {
+      const ep = (await settings(`${network.replace(/-net$/, '')}-a`)).Networks[network];
+      return f === 4 ? ep.Gateway : ep.IPv6Gateway;
+    };
+    const reach = async (ns: Netns, host: string) => (await lab.execRaw(ns, 'ping', [host.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', '-q', host])).code === 0;
+    const bracket = (a: string) => (a.includes(':') ? `[${a}]` : a);
 
     beforeAll(async () => {
       lab = await Lab.create();
@@ -32,18 +78,26 @@ export function ipv6Suite(datapath: 'iptables' | 'ebpf'): void {
       await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
       await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
       d = await LabDaemon.start(lab, { datapath });
-      await echoServer(lab, lab.external, 'tcp', 7000, '::');
-      await cli('network', 'create', '--ipv6', '--subnet', '10.61.0.0/24', '--subnet', 'fd61::/64', 'dual');
-      await cli('network', 'create', '--ipv6', '--subnet', '10.62.0.0/24', '--subnet', 'fd62::/64', 'other');
-      await cli('network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd63::/64', 'only6');
-      await cli('run', '-d', '--name', 'a', '--network', 'dual');
-      await cli('run', '-d', '--name', 'b', '--network', 'dual', '--ip6', 'fd61::b');
-      await cli('run', '-d', '--name', 'c', '--network', 'other');
-      await cli('run', '-d', '--name', 'x', '--network', 'only6');
-      // A server on both families, published on every address and on [::] only.
-      await cli('run', '-d', '--name', 'web', '--network', 'dual', '-p', '8080:80', '-p', '[::]:8090:81', '--', 'sh', '-c', `${process.execPath} ${ECHO_SERVER} tcp 80,81 :: & wait`);
-      await waitPort(lab, await sandboxNs(d, 'web'), '::1', 81);
-    });
+      await Promise.all([echoServer(lab, lab.external, 'tcp', 7000, '::'), echoServer(lab, lab.external, 'udp', 7001, '::')]);
+      for (const k of KINDS) {
+        await cli('network', 'create', ...k.create(0), `${k.name}-net`);
+        await cli('network', 'create', ...k.create(1), `${k.name}-other`);
+        await cli('network', 'create', '--internal', ...k.create(2), `${k.name}-int`);
+        const statics = [...(k.staticIp[4] ? ['--ip', k.staticIp[4]] : []), ...(k.staticIp[6] ? ['--ip6', k.staticIp[6]] : [])];
+        const any = k.families.includes(6) ? '::' : '0.0.0.0';
+        await Promise.all([
+          cli('run', '-d', '--name', `${k.name}-a`, '--network', `${k.name}-net`),
+          cli('run', '-d', '--name', `${k.name}-b`, '--network', `${k.name}-net`, ...statics),
+          cli('run', '-d', '--name', `${k.name}-c`, '--network', `${k.name}-other`),
+          cli('run', '-d', '--name', `${k.name}-w`, '--network', `${k.name}-int`),
+          cli(
+            'run', '-d', '--name', `${k.name}-web`, '--network', `${k.name}-net`, '-p', `${k.tcpPort}:80`, '-p', `${k.udpPort}:53/udp`, '--',
+            'sh', '-c', `${process.execPath} ${ECHO_SERVER} tcp 80 ${any} & ${process.execPath} ${ECHO_SERVER} udp 53 ${any} & wait`,
+          ),
+        ]);
+        await waitPort(lab, await sandboxNs(d, `${k.name}-web`), LOOPBACK[k.families[0]!], 80);
+      }
+    }, 240_000);
 
     afterAll(async () => {
       try {
@@ -53,44 +107,114 @@ export function ipv6Suite(datapath: 'iptables' | 'ebpf'): void {
       }
     });
 
-    it('gives dual-stack sandboxes an address of each family, --ip6 as asked, and IPv6-only ones no IPv4', async () => {
-      expect(await sandboxIp(d, 'a', 'dual')).toMatch(/^10\.61\.0\.\d+$/);
-      expect(await ip6Of('a', 'dual')).toMatch(/^fd61::/);
-      expect(await ip6Of('b', 'dual')).toBe('fd61::b');
-      expect(await sandboxIp(d, 'x', 'only6')).toBe('');
-      expect(await ip6Of('x', 'only6')).toMatch(/^fd63::/);
-      const net = JSON.parse(await cli('network', 'inspect', 'dual'))[0];
-      expect(net.EnableIPv6).toBe(true);
-      expect(net.IPAM.Config.map((c: { Subnet: string }) => c.Subnet)).toEqual(['10.61.0.0/24', 'fd61::/64']);
-    });
+    describe.each(KINDS)('on a $name network', (k) => {
+      const net = `${k.name}-net`;
+      const other = (f: Family) => (f === 4 ? 6 : 4) as Family;
 
-    it('reaches a sandbox of its network over IPv6 and none of another network', async () => {
-      const a = await sandboxNs(d, 'a');
-      expect(await ping6(a, 'fd61::b')).toBe(true);
-      const answer = await probe(lab, a, 'tcp', await ip6Of('web', 'dual'), 80);
-      expect(peerIp(answer)).toBe(await ip6Of('a', 'dual'));
-      expect(await ping6(a, await ip6Of('c', 'other'))).toBe(false);
-      expect(await probe(lab, a, 'tcp', await ip6Of('c', 'other'), 80, 800)).toBeNull();
-    });
+      it('gives every sandbox an address of each family the network has and none of the others, static ones as asked', async () => {
+        for (const f of [4, 6] as Family[]) {
+          const a = await addr(`${k.name}-a`, net, f);
+          const b = await addr(`${k.name}-b`, net, f);
+          if (k.families.includes(f)) {
+            expect(a).toMatch(f === 4 ? /^10\.70\.\d\.\d+$/ : /^fd70:/);
+            expect(b).toBe(k.staticIp[f]);
+          } else {
+            expect([a, b]).toEqual(['', '']);
+          }
+        }
+        const inspect = JSON.parse(await cli('network', 'inspect', net))[0];
+        expect(inspect.EnableIPv6).toBe(k.families.includes(6));
+        expect(inspect.IPAM.Config.map((c: { Subnet: string }) => (c.Subnet.includes(':') ? 6 : 4))).toEqual(k.families);
+      });
 
-    it('masquerades IPv6 egress to the uplink IPv6 address (NAT66), also from an IPv6-only network', async () => {
-      expect(peerIp(await probe(lab, await sandboxNs(d, 'a'), 'tcp', EXT6, 7000))).toBe(HOST6);
-      expect(peerIp(await probe(lab, await sandboxNs(d, 'x'), 'tcp', EXT6, 7000))).toBe(HOST6);
-    });
+      it('reaches sandboxes of its network (ping, TCP keeping the source) and none of another network, per family', async () => {
+        const a = await sandboxNs(d, `${k.name}-a`);
+        for (const f of k.families) {
+          expect(await reach(a, k.staticIp[f]!)).toBe(true);
+          expect(peerIp(await probe(lab, a, 'tcp', await addr(`${k.name}-web`, net, f), 80))).toBe(await addr(`${k.name}-a`, net, f));
+          const c = await addr(`${k.name}-c`, `${k.name}-other`, f);
+          expect(await reach(a, c)).toBe(false);
+          expect(await probe(lab, a, 'tcp', c, 80, 800)).toBeNull();
+        }
+      });
 
-    it('answers a port published on every address on both families, keeping the client address', async () => {
-      expect(peerIp(await probe(lab, lab.external, 'tcp', HOST6, 8080))).toBe(EXT6);
-      expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8080))).toBe(UPLINK.externalAddress);
+      it('resolves names to the records of its families from the resolver on each gateway, and addresses back to names', async () => {
+        const a = await sandboxNs(d, `${k.name}-a`);
+        const query = async (server: string, name: string, type: string) => JSON.parse((await lab.execRaw(a, process.execPath, [DNS_QUERY, server, name, type])).stdout);
+        for (const f of k.families) {
+          const server = await gateway(net, f);
+          expect(await query(server, `${k.name}-b`, f === 4 ? 'A' : 'AAAA')).toMatchObject({ rcode: 'NOERROR', answers: [k.staticIp[f]] });
+          // The family the network lacks: the name exists, with no record of that type.
+          expect(await query(server, `${k.name}-b`, other(f) === 4 ? 'A' : 'AAAA')).toMatchObject({ rcode: 'NOERROR', answers: k.families.includes(other(f)) ? [k.staticIp[other(f)]] : [] });
+          // Another network's sandbox is not a name here.
+          expect((await query(server, `${k.name}-c`, f === 4 ? 'A' : 'AAAA')).answers ?? []).toEqual([]);
+          const ptr = f === 4 ? `${k.staticIp[4]!.split('.').reverse().join('.')}.in-addr.arpa` : ptrName6(k.staticIp[6]!);
+          expect((await query(server, ptr, 'PTR')).answers).toEqual([expect.stringMatching(new RegExp(`^${k.name}-b(\\.|$)`))]);
+        }
+      });
+
+      it('masquerades TCP and UDP to the uplink address of each family, and lets nothing out of an --internal network', async () => {
+        const a = await sandboxNs(d, `${k.name}-a`);
+        const w = await sandboxNs(d, `${k.name}-w`);
+        for (const f of k.families) {
+          expect(peerIp(await probe(lab, a, 'tcp', FAMILY_EXT[f], 7000))).toBe(FAMILY_HOST[f]);
+          expect(peerIp(await probe(lab, a, 'udp', FAMILY_EXT[f], 7001))).toBe(FAMILY_HOST[f]);
+          expect(await probe(lab, w, 'tcp', FAMILY_EXT[f], 7000, 800)).toBeNull();
+          expect(await reach(w, FAMILY_EXT[f])).toBe(false);
+        }
+      });
+
+      it('answers its published TCP and UDP ports from outside on each family, keeping the client address and port', async () => {
+        for (const f of k.families) {
+          expect(await probe(lab, lab.external, 'tcp', FAMILY_HOST[f], k.tcpPort, 1500, 42000 + f)).toBe(`${FAMILY_EXT[f]}:${42000 + f}`);
+          expect(await probe(lab, lab.external, 'udp', FAMILY_HOST[f], k.udpPort, 1500, 42010 + f)).toBe(`${FAMILY_EXT[f]}:${42010 + f}`);
+        }
+      });
+
+      it('answers them from the host through loopback and from the sandbox itself through the host address (hairpin), from the gateway', async () => {
+        const web = await sandboxNs(d, `${k.name}-web`);
+        for (const f of k.families) {
+          const gw = await gateway(net, f);
+          // ip6tables cannot DNAT ::1 out of lo (Docker needs its userland proxy there): the eBPF datapath answers, the iptables one cannot.
+          const viaLoopback = f === 4 || datapath === 'ebpf' ? gw : null;
+          expect(peerIp(await probe(lab, lab.host, 'tcp', LOOPBACK[f], k.tcpPort, viaLoopback ? 1500 : 800)), `${bracket(LOOPBACK[f])}:${k.tcpPort} from the host`).toBe(viaLoopback);
+          expect(peerIp(await probe(lab, web, 'tcp', FAMILY_HOST[f], k.tcpPort)), `hairpin over IPv${f}`).toBe(gw);
+        }
+      });
+
+      it('changes reachability at once on connect (with static addresses) and disconnect', async () => {
+        const c = await sandboxNs(d, `${k.name}-c`);
+        const target = k.staticIp[k.families[0]!]!;
+        expect(await reach(c, target)).toBe(false);
+        const statics = k.families.flatMap((f) => (f === 4 ? ['--ip', target.replace(/\.9$/, '.19')] : ['--ip6', k.staticIp[6]!.replace(/::9$/, '::19')]));
+        await cli('network', 'connect', ...statics, net, `${k.name}-c`);
+        try {
+          for (const f of k.families) {
+            expect(await addr(`${k.name}-c`, net, f)).toBe(f === 4 ? k.staticIp[4]!.replace(/\.9$/, '.19') : k.staticIp[6]!.replace(/::9$/, '::19'));
+            expect(await reach(c, k.staticIp[f]!)).toBe(true);
+          }
+        } finally {
+          await cli('network', 'disconnect', net, `${k.name}-c`);
+        }
+        for (const f of k.families) expect(await reach(c, k.staticIp[f]!)).toBe(false);
+      });
     });
 
     it('answers a port published on [::] over IPv6 only', async () => {
-      expect(peerIp(await probe(lab, lab.external, 'tcp', HOST6, 8090))).toBe(EXT6);
-      expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8090, 800)).toBeNull();
-    });
-
-    it('resolves names to AAAA through the resolver on the IPv6 gateway', async () => {
-      const r = await lab.execRaw(await sandboxNs(d, 'a'), process.execPath, [DNS_QUERY, 'fd61::1', 'b', 'AAAA']);
-      expect(JSON.parse(r.stdout)).toMatchObject({ rcode: 'NOERROR', answers: ['fd61::b'] });
+      await cli('run', '-d', '--name', 'six-only-port', '--network', 'dual-net', '-p', '[::]:8190:80', '--', process.execPath, ECHO_SERVER, 'tcp', '80', '::');
+      await waitPort(lab, await sandboxNs(d, 'six-only-port'), '::1', 80);
+      expect(peerIp(await probe(lab, lab.external, 'tcp', HOST6, 8190))).toBe(EXT6);
+      expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8190, 800)).toBeNull();
     });
   });
+}
+
+/** The ip6.arpa name of an IPv6 address (nibbles, reversed). */
+function ptrName6(a: string): string {
+  const [head, tail = ''] = a.split('::');
+  const groups = (s: string) => (s ? s.split(':') : []);
+  const h = groups(head!);
+  const t = groups(tail);
+  const full = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t].map((g) => g.padStart(4, '0')).join('');
+  return `${[...full].reverse().join('.')}.ip6.arpa`;
 }

@@ -19,8 +19,9 @@ for (const port of ports) {
       })
       .listen(port, host, ready);
   } else {
-    const sock = dgram.createSocket('udp4');
-    sock.on('message', (_m, rinfo) => sock.send(`${rinfo.address}:${rinfo.port}\n`, rinfo.port, rinfo.address));
+    // On "::" one socket serves both families (IPv4 peers appear as ::ffff:a.b.c.d).
+    const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    sock.on('message', (_m, rinfo) => sock.send(`${rinfo.address.replace(/^::ffff:/, '')}:${rinfo.port}\n`, rinfo.port, rinfo.address));
     sock.bind(port, host, ready);
   }
 }

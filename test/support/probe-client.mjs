@@ -23,7 +23,7 @@ if (proto === 'tcp') {
   });
   s.on('error', (e) => fail(e.code ?? e.message));
 } else {
-  const sock = dgram.createSocket('udp4');
+  const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
   sock.on('message', (m) => {
     process.stdout.write(m.toString());
     process.exit(0);
