@@ -1,7 +1,7 @@
 /* The embedded DNS's fast path: tc ingress of a sandbox's host veth, one priority before the
  * datapath's filter. A UDP query from the sandbox to its first user-defined network's gateway,
- * for a name the daemon published in dns_names, is answered right here (A records, or NODATA
- * for other types) and sent back into the sandbox with redirect_peer; it never reaches a
+ * for a name the daemon published in dns_names, is answered right here (A and AAAA records, or
+ * NODATA for other types) and sent back into the sandbox with redirect_peer; it never reaches a
  * socket. Anything else — other names, PTR, TCP, malformed or unusual queries — falls through
  * (TC_ACT_UNSPEC) to the next filter and on to the daemon's resolver, which stays the
  * reference. The maps are pinned, so answers go on while the daemon is down. */
@@ -10,6 +10,7 @@
 #define DNS_PORT 53
 #define DNS_HDR_LEN 12
 #define DNS_TYPE_A 1
+#define DNS_TYPE_AAAA 28
 #define DNS_TYPE_OPT 41
 #define DNS_TYPE_ANY 255
 #define DNS_CLASS_IN 1
@@ -141,18 +142,23 @@ int dns_answer(struct __sk_buff *skb)
 	struct dns_name_value *v = bpf_map_lookup_elem(&dns_names, &s->key);
 	if (!v)
 		goto pass;
-	__u32 n = (qtype == DNS_TYPE_A || qtype == DNS_TYPE_ANY) ? v->count : 0;
+	/* ANY for a name with both families: the daemon's (one record set per answer here). */
+	if (qtype == DNS_TYPE_ANY && v->count6)
+		goto pass;
+	bool six = qtype == DNS_TYPE_AAAA;
+	__u32 n = (qtype == DNS_TYPE_A || qtype == DNS_TYPE_ANY) ? v->count : six ? v->count6 : 0;
 	if (n > DNS_ADDRS_MAX)
 		goto pass;
-	__u32 reply_len = q_end + n * DNS_RR_A_LEN + (edns ? DNS_OPT_LEN : 0);
+	__u32 reply_len = q_end + n * (six ? DNS_RR_AAAA_LEN : DNS_RR_A_LEN) + (edns ? DNS_OPT_LEN : 0);
 	if (reply_len > max_size)
 		goto pass;
 	__u32 turn = 0;
 	if (n > 1) {
 		/* Not atomic (clang's BPF v1 target has no fetch-and-add result): two CPUs may hand out
 		 * the same order once, which round robin tolerates. */
-		turn = v->turn;
-		v->turn = turn + 1;
+		__u32 *t = six ? &v->turn6 : &v->turn;
+		turn = *t;
+		*t = turn + 1;
 		turn %= n;
 	}
 	__u32 ttl = bpf_htonl(v->ttl);
@@ -170,7 +176,28 @@ int dns_answer(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	__u32 at = DNS_OFF + q_end;
 	__u8 *rr = s->rr;
-	for (__u32 i = 0; i < DNS_ADDRS_MAX; i++) {
+	for (__u32 i = 0; i < DNS_ADDRS_MAX && six; i++) {
+		if (i >= n)
+			break;
+		__u32 pick = turn + i;
+		if (pick >= n)
+			pick -= n;
+		/* As an A record, with type AAAA and 16 bytes of address. */
+		rr[0] = 0xc0;
+		rr[1] = DNS_HDR_LEN;
+		rr[2] = 0;
+		rr[3] = DNS_TYPE_AAAA;
+		rr[4] = 0;
+		rr[5] = DNS_CLASS_IN;
+		__builtin_memcpy(&rr[6], &ttl, 4);
+		rr[10] = 0;
+		rr[11] = 16;
+		__builtin_memcpy(&rr[12], v->addrs6[pick & (DNS_ADDRS_MAX - 1)], 16);
+		if (bpf_skb_store_bytes(skb, at, rr, DNS_RR_AAAA_LEN, 0) < 0)
+			return TC_ACT_SHOT;
+		at += DNS_RR_AAAA_LEN;
+	}
+	for (__u32 i = 0; i < DNS_ADDRS_MAX && !six; i++) {
 		if (i >= n)
 			break;
 		__u32 pick = turn + i;

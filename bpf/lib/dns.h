@@ -15,8 +15,9 @@
 
 /* Largest query handled here (a query with a name of DNS_NAME_MAX and an EDNS OPT fits). */
 #define DNS_QUERY_MAX 256
-/* Answers and OPT written after the question: DNS_ADDRS_MAX A records of 16 bytes, 11 of OPT. */
+/* Answers and OPT written after the question: DNS_ADDRS_MAX A records of 16 bytes (AAAA: 28), 11 of OPT. */
 #define DNS_RR_A_LEN 16
+#define DNS_RR_AAAA_LEN 28
 #define DNS_OPT_LEN 11
 
 struct {
@@ -47,7 +48,7 @@ struct {
 struct dns_scratch {
 	__u8 msg[DNS_QUERY_MAX];
 	struct dns_name_key key;
-	__u8 rr[DNS_RR_A_LEN];
+	__u8 rr[DNS_RR_AAAA_LEN];
 };
 
 struct {

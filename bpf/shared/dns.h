@@ -22,6 +22,10 @@ struct dns_name_value {
 	__u32 turn;
 	__u32 ttl;
 	__u32 addrs[DNS_ADDRS_MAX]; /* network byte order */
+	/* The name's IPv6 addresses (AAAA answers, asked over IPv4 on a dual-stack network). */
+	__u32 count6;
+	__u32 turn6;
+	__u8 addrs6[DNS_ADDRS_MAX][16];
 };
 
 /* dns_clients: host veth ifindex -> the sandbox behind it, for the sandbox's first user-defined

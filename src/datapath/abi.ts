@@ -211,7 +211,7 @@ export const DNS_ADDRS_MAX = 8;
 export const DnsStat = { ANSWERED: 0, PASSED: 1 } as const;
 
 export const dnsNameKey = struct({ scope: ipv4, name: bytes(DNS_NAME_MAX) });
-export const dnsNameValue = struct({ count: u32, turn: u32, ttl: u32, addrs: array(ipv4, DNS_ADDRS_MAX) });
+export const dnsNameValue = struct({ count: u32, turn: u32, ttl: u32, addrs: array(ipv4, DNS_ADDRS_MAX), count6: u32, turn6: u32, addrs6: array(ipv6, DNS_ADDRS_MAX) });
 export const dnsClient = struct({ addr: ipv4, gateway: ipv4 });
 
 export const DnsMaps = { names: 'dns_names', clients: 'dns_clients', stats: 'dns_stats' } as const;

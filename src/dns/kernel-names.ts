@@ -1,8 +1,8 @@
 /**
  * The kernel's copy of the names (bpf/dns.bpf.c): the daemon publishes, per user-defined
  * network, each name its sandboxes answer to and their addresses there, and which host veth
- * belongs to which sandbox; a filter on every such veth answers A queries for those names
- * before they reach a socket. Faster than any resolver process, and it keeps answering while
+ * belongs to which sandbox; a filter on every such veth answers A and AAAA queries for those
+ * names before they reach a socket. Faster than any resolver process, and it keeps answering while
  * the daemon is down or restarting (the maps are pinned, the filters live with the veths).
  *
  * It answers only where the daemon would answer identically: queries from a sandbox to the
@@ -22,7 +22,7 @@ import { bpfObject } from '../paths.js';
 import { resolverOf } from '../networks/model.js';
 import { namesOf, type NameIndex } from './name-index.js';
 
-type NameValue = { count: number; turn: number; ttl: number; addrs: string[] };
+type NameValue = { count: number; turn: number; ttl: number; addrs: string[]; count6: number; turn6: number; addrs6: string[] };
 type Client = { addr: string; gateway: string };
 
 /** A name in DNS wire format (length-prefixed labels, final zero), zero padded to the key's size; undefined if it does not fit. */
@@ -97,15 +97,17 @@ export class KernelNames {
       const gateway = resolverOf(net.net)!;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
-        // The kernel answers AAAA and ANY as NODATA (it holds IPv4 addresses only), so a name with an
-        // IPv6 address stays out of it and the daemon answers every type for it.
+        // A and AAAA are answered from the name's addresses of each family (ANY for a name with
+        // both goes to the daemon); a name with more than the kernel holds is the daemon's.
         const v4 = targets.filter((t) => t.ipv4 !== '');
-        if (v4.length > DNS_ADDRS_MAX || v4.length === 0 || targets.some((t) => t.ipv6 !== '')) continue;
-        const addrs = v4.map((t) => t.ipv4).join(' ');
+        const v6 = targets.filter((t) => t.ipv6 !== '');
+        if (v4.length > DNS_ADDRS_MAX || v6.length > DNS_ADDRS_MAX || v4.length === 0) continue;
+        const addrs = `${v4.map((t) => t.ipv4).join(' ')}|${v6.map((t) => t.ipv6).join(' ')}`;
         for (const entry of [`${gateway} ${name}`, `${gateway} ${name}${suffix}`]) {
           wanted.set(entry, addrs);
           add(byName, name, entry);
           for (const t of v4) add(byAddr, t.ipv4, entry);
+          for (const t of v6) add(byAddr, t.ipv6, entry);
         }
       }
     }
@@ -157,11 +159,13 @@ export class KernelNames {
       const key = this.#key(entry);
       if (!key) continue;
       if (this.#first) kept.add(key.toString('hex'));
-      const list = addrs.split(' ');
-      const count = list.length;
-      while (list.length < DNS_ADDRS_MAX) list.push('0.0.0.0');
+      const [four, six] = addrs.split('|').map((l) => (l ? l.split(' ') : []));
+      const count = four!.length;
+      const count6 = six!.length;
+      while (four!.length < DNS_ADDRS_MAX) four!.push('0.0.0.0');
+      while (six!.length < DNS_ADDRS_MAX) six!.push('::');
       keys.push(key);
-      values.push(encode(dnsNameValue, { count, turn: 0, ttl: this.#ttl, addrs: list }));
+      values.push(encode(dnsNameValue, { count, turn: 0, ttl: this.#ttl, addrs: four!, count6, turn6: 0, addrs6: six! }));
     }
     if (this.#first) {
       // What a previous daemon left and nobody wants any more.
@@ -190,6 +194,7 @@ export class KernelNames {
       if (!mine) sandboxes.set(at.sandbox.id, (mine = { names: new Set(), addrs: new Set(), ifindexes: [] }));
       for (const name of namesOf(at.sandbox, at.endpoint)) mine.names.add(name);
       if (at.endpoint.ipv4) mine.addrs.add(at.endpoint.ipv4);
+      if (at.endpoint.ipv6) mine.addrs.add(at.endpoint.ipv6);
       endpointSandbox.set(at.endpoint.id, at.sandbox.id);
       const hostIfname = at.endpoint.hostIfname;
       // Only the first user-defined network's resolver, where the daemon's answer is the same.

@@ -289,8 +289,15 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
     describe('while the daemon is down', () => {
       it('keeps answering sandbox names after SIGKILL of the daemon, and names made after its restart', async () => {
         await cli('network', 'create', 'down-net');
+        // Dual-stack names too: A and AAAA come from the kernel's copy while the daemon is down.
+        await cli('network', 'create', '--ipv6', 'down-dual');
         for (const name of ['down1', 'down2']) await cli('run', '-d', '--name', name, '--network', 'down-net');
+        for (const name of ['dual1', 'dual2']) await cli('run', '-d', '--name', name, '--network', 'down-dual');
         const [ip1, ip2, ip4, gw] = await Promise.all([sandboxIp(d, 'down1', 'down-net'), sandboxIp(d, 'down2', 'down-net'), sandboxIp(d, 'alpine4', 'alpine-net'), gatewayOf('down-net')]);
+        const dual2 = JSON.parse(await cli('inspect', 'dual2'))[0].NetworkSettings.Networks['down-dual'];
+        const gwDual = await gatewayOf('down-dual');
+        expect(dual2.GlobalIPv6Address).toMatch(/:/);
+        expect((await dig('dual1', gwDual, 'dual2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.GlobalIPv6Address] });
         // Up first (this also learns each sandbox's namespace, which takes the API).
         expect(await resolve('down1', 'down2')).toBe(ip2);
         expect(await resolve('down2', 'down1')).toBe(ip1);
@@ -309,6 +316,9 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
           expect(a[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip2] });
           expect(aaaa[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
           expect(qualified[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip2] });
+          const [a4, a6] = await Promise.all([dig('dual1', gwDual, 'dual2', 'A', 'udp', 1, 2000), dig('dual1', gwDual, 'dual2', 'AAAA', 'udp', 1, 2000)]);
+          expect(a4[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.IPAddress] });
+          expect(a6[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.GlobalIPv6Address] });
           // Not across networks: alpine1 does not see down2 (no answer at all while the daemon is down).
           expect(await resolve('alpine1', 'down2')).toBeNull();
         } finally {
