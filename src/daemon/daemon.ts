@@ -180,7 +180,7 @@ export class Daemon {
     await ops.listen();
     if (this.#settings.dockerPlugin) {
       // After reconcile: dockerd's calls find every re-adopted endpoint.
-      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), new DockerIpamDriver({ store, pools: cfg.pools }), this.#log);
+      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), new DockerIpamDriver({ store, pools: cfg.pools, pools6: cfg.pools6 }), this.#log);
       await plugin.listen();
       this.#dockerPlugin = plugin;
     }

@@ -15,6 +15,7 @@
 import type { PortSpec } from '../datapath/datapath.js';
 import type { JoinTarget } from '../drivers/driver.js';
 import { conflict, invalid, notFound } from '../errors.js';
+import { parseIp } from '../ipam/ip.js';
 import { parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
 import { newId } from '../util/ids.js';
@@ -31,6 +32,8 @@ export interface CreateEndpointRequest {
   network: string;
   /** A static address inside the network's subnet; otherwise IPAM picks one. */
   ipv4?: string;
+  /** A static IPv6 address inside the network's IPv6 subnet; otherwise IPAM picks one when the network has IPv6. */
+  ipv6?: string;
   /** A MAC the caller chose (dockerd's --mac-address); otherwise the driver's. */
   mac?: string;
   /** Who asked, for ps/inspect and for re-adoption: e.g. { kind: 'docker', ref: <Docker's endpoint id> }. */
@@ -134,7 +137,9 @@ export class ForeignEndpoints {
       if (!driver.capabilities.ownNamespace || !driver.capabilities.addresses)
         throw invalid(`network ${net.name} (driver "${net.driver}") does not make endpoints for other namespaces`);
       if (req.ipv4 !== undefined && parseIPv4(req.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${req.ipv4}`);
-      if (req.ipv4 !== undefined && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
+      if (req.ipv6 !== undefined && parseIp(req.ipv6)?.family !== 6) throw invalid(`invalid endpoint settings:\ninvalid IPv6 address: ${req.ipv6}`);
+      if (req.ipv6 !== undefined && !net.subnet6) throw invalid(`invalid endpoint settings:\nuser specified IPv6 address ${req.ipv6} on network ${net.name}, which has IPv6 disabled`);
+      if ((req.ipv4 !== undefined || req.ipv6 !== undefined) && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
       if (req.mac !== undefined && !MAC.test(req.mac)) throw invalid(`invalid endpoint settings:\ninvalid MAC address: ${req.mac}`);
       const id = newId();
       const owner = foreignOwner(id);
@@ -152,7 +157,7 @@ export class ForeignEndpoints {
       // Addresses (one per family the network has) and record in one transaction: a daemon killed
       // later finds both and re-adopts or deletes them together.
       this.#store.transaction(() => {
-        Object.assign(planned, this.#att.allocate(net, owner, { ipv4: req.ipv4 }));
+        Object.assign(planned, this.#att.allocate(net, owner, { ipv4: req.ipv4, ipv6: req.ipv6 }));
         this.#save({ endpoint: planned, ...(req.client ? { client: req.client } : {}) });
       });
       try {

@@ -24,6 +24,8 @@ export interface ForeignEndpointJson {
   Sandbox: string;
   State: 'created' | 'joined';
   IPv4Address: string;
+  /** CIDR, '' on a network without IPv6. */
+  IPv6Address: string;
   MacAddress: string;
   HostInterface: string;
   Ports: Array<{ IP: string; PrivatePort: number; PublicPort: number; Type: string }>;
@@ -41,6 +43,7 @@ export function foreignEndpointJson(fe: ForeignEndpoint, networkName: (id: strin
     Sandbox: fe.joined?.netnsPath ?? '',
     State: fe.joined ? 'joined' : 'created',
     IPv4Address: ep.ipv4 ? `${ep.ipv4}/${ep.prefixLength ?? 32}` : '',
+    IPv6Address: ep.ipv6 ? `${ep.ipv6}/${ep.prefixLength6 ?? 128}` : '',
     MacAddress: ep.mac ?? '',
     HostInterface: ep.hostIfname ?? '',
     Ports: (fe.ports ?? []).map((p) => ({ IP: p.hostIp || '0.0.0.0', PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.protocol })),
