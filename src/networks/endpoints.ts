@@ -75,6 +75,8 @@ export interface ForeignRestore {
   links: string[];
   endpoints: Array<{ net: NetworkRecord; endpoint: EndpointRecord; netnsPath: string }>;
   ports: PortSpec[];
+  /** Endpoints dropped because their namespace died while the daemon was down: one line each, for the log. */
+  dropped: string[];
 }
 
 const KIND = 'foreign-endpoint';
@@ -263,14 +265,14 @@ export class ForeignEndpoints {
       if (!fe.joined) throw conflict(`endpoint ${id.slice(0, 12)} is not joined`);
       const net = this.#network(fe);
       const taken = new BindingIndex<{ protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number; holder: string }>();
-      for (const p of this.#store.ports.all()) taken.add({ ...p, holder: `sandbox ${this.#store.sandboxes.get(p.sandboxId)?.name ?? p.sandboxId}` });
-      for (const other of this.#endpoints.values()) if (other !== fe) for (const p of other.ports ?? []) taken.add({ ...p, holder: `endpoint ${other.endpoint.id.slice(0, 12)}` });
+      for (const p of this.#store.ports.all()) taken.add({ ...p, holder: `bpfnet sandbox ${this.#store.sandboxes.get(p.sandboxId)?.name ?? p.sandboxId}` });
+      for (const other of this.#endpoints.values()) if (other !== fe) for (const p of other.ports ?? []) taken.add({ ...p, holder: describeForeign(other) });
       const wanted = plan((b) => taken.clash(b) === undefined);
-      const mine = new BindingIndex<PortBinding>();
+      const mine = new BindingIndex<PortBinding & { holder: string }>();
       for (const b of wanted) {
         const holder = taken.clash(b) ?? mine.clash(b);
-        if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
-        mine.add(b);
+        if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort}/${b.protocol} failed: port is already allocated (by ${holder.holder})`);
+        mine.add({ ...b, holder: 'another port of the same request' });
       }
       if (fe.ports?.length) await this.#att.datapath.unpublish(portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
       this.#save({ ...fe, ports: wanted });
@@ -292,23 +294,51 @@ export class ForeignEndpoints {
 
   /**
    * At start (reconcile): what stays and what the datapath replays. A joined endpoint whose
-   * host device is gone (its namespace died while the daemon was down) is not replayed; its
-   * record waits for the client's leave and delete, which succeed on what is already gone.
+   * host device is gone had its namespace die while the daemon was down (the veth went with
+   * it): its client can no longer tell us (dockerd gave up retrying, the runtime's DEL failed),
+   * so it is dropped here — record and addresses; the datapath, not given it, withdraws its
+   * entries and ports. The client's later leave, delete or DEL finds nothing and succeeds.
    */
   async restore(): Promise<ForeignRestore> {
-    const out: ForeignRestore = { links: [], endpoints: [], ports: [] };
+    const out: ForeignRestore = { links: [], endpoints: [], ports: [], dropped: [] };
+    const stale: Array<{ fe: ForeignEndpoint; net: NetworkRecord }> = [];
     for (const fe of this.#endpoints.values()) {
       const net = this.#store.networks.get(fe.endpoint.networkId);
       if (!net) continue;
       const driver = this.#att.driver(net);
-      out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
-      if (!fe.joined || !fe.endpoint.hostIfname || !driver.capabilities.datapath) continue;
-      if (!(await link(null, fe.endpoint.hostIfname))) continue;
+      if (!fe.joined || !fe.endpoint.hostIfname || !driver.capabilities.datapath) {
+        out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
+        continue;
+      }
+      if (!(await link(null, fe.endpoint.hostIfname))) {
+        stale.push({ fe, net });
+        continue;
+      }
+      out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? [fe.endpoint.hostIfname]));
       out.endpoints.push({ net, endpoint: fe.endpoint, netnsPath: datapathNetns(fe.joined) });
       if (fe.ports?.length) out.ports.push(...portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
     }
+    for (const { fe, net } of stale) {
+      this.#store.transaction(() => {
+        this.#att.release(net, fe.endpoint);
+        this.#store.documents.delete(KIND, fe.endpoint.id);
+      });
+      this.#endpoints.delete(fe.endpoint.id);
+      const addresses = [fe.endpoint.ipv4, fe.endpoint.ipv6].filter(Boolean).join(' and ');
+      const ports = (fe.ports ?? []).map((p) => `${p.hostPort}/${p.protocol}`).join(', ');
+      out.dropped.push(
+        `${describeForeign(fe)} on network ${net.name} (${fe.endpoint.id.slice(0, 12)}): its namespace ${fe.joined?.netnsPath ?? ''} is gone (device ${fe.endpoint.hostIfname} missing); freed ${addresses || 'no address'}${ports ? `, withdrew ports ${ports}` : ''}`,
+      );
+    }
     return out;
   }
+}
+
+/** Who holds a foreign endpoint, for messages: "Docker endpoint 3f2a9c01b2d4", "cni endpoint CONTAINERID:eth0". */
+export function describeForeign(fe: ForeignEndpoint): string {
+  if (!fe.client) return `endpoint ${fe.endpoint.id.slice(0, 12)}`;
+  const kind = fe.client.kind === 'docker' ? 'Docker' : fe.client.kind;
+  return `${kind} endpoint ${fe.client.kind === 'docker' ? fe.client.ref.slice(0, 12) : fe.client.ref}`;
 }
 
 /** The namespace path the datapath may enter for a joined endpoint: none when the caller moved the interface itself. */

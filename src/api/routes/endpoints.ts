@@ -19,6 +19,7 @@ export const endpointAttachSchema = obj({
   Netns: str({ min: 1, max: 4096 }),
   Ifname: str({ min: 1, max: 15 }),
   IPv4Address: opt(str({ max: 64 })),
+  IPv6Address: opt(str({ max: 64 })),
   MacAddress: opt(str({ max: 64 })),
   Owner: opt(str({ max: 64 })),
   Ports: opt(
@@ -49,7 +50,7 @@ export interface EndpointView {
   /** CIDR, '' when the endpoint has no IPv4 address. */
   IPv4Address: string;
   Gateway: string;
-  /** CIDR and gateway of IPv6, '' until networks carry IPv6. */
+  /** CIDR and gateway of IPv6, '' on a network without IPv6. */
   IPv6Address: string;
   Gateway6: string;
   Ports: Array<{ Protocol: string; HostIp: string; HostPort: number; ContainerPort: number }>;
@@ -69,8 +70,8 @@ export function endpointView(ke: KeyedEndpoint): EndpointView {
     MacAddress: ep.mac ?? '',
     IPv4Address: ep.ipv4 ? `${ep.ipv4}/${ep.prefixLength}` : '',
     Gateway: ke.network.gateway ?? '',
-    IPv6Address: '',
-    Gateway6: '',
+    IPv6Address: ep.ipv6 ? `${ep.ipv6}/${ep.prefixLength6}` : '',
+    Gateway6: ke.network.gateway6 ?? '',
     Ports: ke.ports.map((p) => ({ Protocol: p.protocol, HostIp: p.hostIp, HostPort: p.hostPort, ContainerPort: p.containerPort })),
   };
 }
@@ -92,6 +93,7 @@ export function endpointRoutes(router: Router, keyed: KeyedEndpoints): void {
       netnsPath: body.Netns,
       ifname: body.Ifname,
       ...(body.IPv4Address ? { ipv4: body.IPv4Address } : {}),
+      ...(body.IPv6Address ? { ipv6: body.IPv6Address } : {}),
       ...(body.MacAddress ? { mac: body.MacAddress } : {}),
       owner: body.Owner ?? '',
       ports: (body.Ports ?? []).map((p) => ({ protocol: (p.Protocol ?? 'tcp') as 'tcp' | 'udp', hostIp: p.HostIp ?? '', hostPort: p.HostPort, containerPort: p.ContainerPort })),
