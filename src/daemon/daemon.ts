@@ -180,7 +180,10 @@ export class Daemon {
     await ops.listen();
     if (this.#settings.dockerPlugin) {
       // After reconcile: dockerd's calls find every re-adopted endpoint.
-      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), new DockerIpamDriver({ store, pools: cfg.pools, pools6: cfg.pools6 }), this.#log);
+      const dockerIpam = new DockerIpamDriver({ store, pools: cfg.pools, pools6: cfg.pools6 });
+      const freed = dockerIpam.releaseLost(networks.foreign.droppedAtStart);
+      if (freed.length > 0) this.#log.warn(`docker plugin: freed the Docker IPAM holds of dropped endpoints: ${freed.join(', ')}`);
+      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), dockerIpam, this.#log);
       await plugin.listen();
       this.#dockerPlugin = plugin;
     }

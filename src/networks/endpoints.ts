@@ -88,6 +88,7 @@ export class ForeignEndpoints {
   readonly #att: Attachments;
   readonly #mutex: Mutex;
   readonly #endpoints = new Map<string, ForeignEndpoint>();
+  #dropped: ForeignEndpoint[] = [];
 
   constructor(store: Store, attachments: Attachments, mutex: Mutex) {
     this.#store = store;
@@ -114,6 +115,11 @@ export class ForeignEndpoints {
 
   list(): ForeignEndpoint[] {
     return [...this.#endpoints.values()];
+  }
+
+  /** The endpoints restore() dropped at this start (their clients' own bookkeeping, e.g. Docker's IPAM holds, may need the news). */
+  get droppedAtStart(): readonly ForeignEndpoint[] {
+    return this.#dropped;
   }
 
   /** Runs fn under the engine's mutex (for callers that compose several steps). */
@@ -295,7 +301,8 @@ export class ForeignEndpoints {
   /**
    * At start (reconcile): what stays and what the datapath replays. A joined endpoint whose
    * host device is gone had its namespace die while the daemon was down (the veth went with
-   * it): its client can no longer tell us (dockerd gave up retrying, the runtime's DEL failed),
+   * it), and a handed-off one whose interface is back in the daemon's namespace had its
+   * container's namespace destroyed by dockerd (which moves it back first): its client can no longer tell us (dockerd gave up retrying, the runtime's DEL failed),
    * so it is dropped here — record and addresses; the datapath, not given it, withdraws its
    * entries and ports. The client's later leave, delete or DEL finds nothing and succeeds.
    */
@@ -310,7 +317,9 @@ export class ForeignEndpoints {
         out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
         continue;
       }
-      if (!(await link(null, fe.endpoint.hostIfname))) {
+      // Gone with its namespace (CNI: the pair died with it), or given back: dockerd moves a handed-off
+      // interface back under the name it got when it destroys the container's namespace.
+      if (!(await link(null, fe.endpoint.hostIfname)) || (fe.joined.handedOff && (await link(null, fe.joined.ifname)))) {
         stale.push({ fe, net });
         continue;
       }
@@ -319,15 +328,18 @@ export class ForeignEndpoints {
       if (fe.ports?.length) out.ports.push(...portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
     }
     for (const { fe, net } of stale) {
+      // The pair, if it came back (the stray sweep would take it too).
+      await this.#att.driver(net).deleteEndpoint(net, fe.endpoint).catch(() => undefined);
       this.#store.transaction(() => {
         this.#att.release(net, fe.endpoint);
         this.#store.documents.delete(KIND, fe.endpoint.id);
       });
       this.#endpoints.delete(fe.endpoint.id);
+      this.#dropped.push(fe);
       const addresses = [fe.endpoint.ipv4, fe.endpoint.ipv6].filter(Boolean).join(' and ');
       const ports = (fe.ports ?? []).map((p) => `${p.hostPort}/${p.protocol}`).join(', ');
       out.dropped.push(
-        `${describeForeign(fe)} on network ${net.name} (${fe.endpoint.id.slice(0, 12)}): its namespace ${fe.joined?.netnsPath ?? ''} is gone (device ${fe.endpoint.hostIfname} missing); freed ${addresses || 'no address'}${ports ? `, withdrew ports ${ports}` : ''}`,
+        `${describeForeign(fe)} on network ${net.name} (${fe.endpoint.id.slice(0, 12)}): its namespace ${fe.joined?.netnsPath ?? ''} is gone (${fe.joined?.handedOff ? `interface ${fe.joined.ifname} given back` : `device ${fe.endpoint.hostIfname} missing`}); freed ${addresses || 'no address'}${ports ? `, withdrew ports ${ports}` : ''}`,
       );
     }
     return out;

@@ -7,8 +7,8 @@
 // under running containers and in the middle of `docker run`, and dockerd --live-restore.
 // One lab, one bpfnet daemon and one dockerd for the whole file.
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
@@ -286,6 +286,69 @@ describe('Docker containers on the bpfnet plugin', () => {
     expect(await bpf.bpfnet('ps')).not.toContain('10.95.0.');
     expect((await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length).toBe(linksBefore);
     expect(await probe(lab, lab.external, 'tcp', HOST, 8090, 800)).toBeNull();
+  });
+
+  it('a host port is taken whichever came first: a bpfnet sandbox\'s -p or a Docker container\'s', async () => {
+    await bpf.bpfnet('run', '-d', '--name', 'sbfirst', '-p', '8095:80');
+    const refused = await docker.docker(['run', '-d', '--name', 'dc1', '--network', 'net1', '-p', '8095:80', BUSYBOX_IMAGE, 'sleep', '1000']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('Bind for 0.0.0.0:8095/tcp failed: port is already allocated (by bpfnet sandbox sbfirst)');
+    await up('dc2', '--network', 'net1', '-p', '8096:80');
+    const ep = (await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "net1").EndpointID}}', 'dc2')).slice(0, 12);
+    const second = await bpf.cli(['run', '-d', '--name', 'sbsecond', '-p', '8096:80']);
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toContain(`Bind for 0.0.0.0:8096 failed: port is already allocated (by Docker endpoint ${ep})`);
+    // Released by either side, the port is free for the other.
+    await docker.docker(['rm', '-f', 'dc1', 'dc2']);
+    await bpf.bpfnet('run', '-d', '--name', 'sbsecond', '-p', '8096:80');
+    await bpf.bpfnet('rm', '-f', 'sbfirst', 'sbsecond');
+    await up('dc3', '--network', 'net1', '-p', '8095:80');
+    await docker.run('rm', '-f', 'dc3');
+  });
+
+  it('a container killed while bpfnet is down: at start its endpoint is dropped: addresses (bpfnet\'s and the Docker pool\'s), port, datapath, veth', async () => {
+    await up('k1', '--network', 'net6', '--ip', '10.97.0.77', '-p', '8097:80');
+    const ep = (await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "net6").EndpointID}}', 'k1')).slice(0, 12);
+    // Destroying the namespace, dockerd moves the container's interface back to the host (the veth survives).
+    const linksBefore = (await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length;
+    await bpf.kill();
+    // With bpfnet down, dockerd retries each of its five calls (Revoke, Leave, DeleteEndpoint, two
+    // ReleaseAddress) for 15 s, then gives up and removes the namespace: 75 s. A socket that refuses
+    // every call at once ends the same way (dockerd treats both as the call failing) in a second.
+    const socket = join(docker.pluginDir, 'bpfnet.sock');
+    rmSync(socket, { force: true });
+    const calls: string[] = [];
+    const refuser = createServer((req, res) => {
+      calls.push(req.url ?? '');
+      req.resume();
+      res.end(JSON.stringify({ Err: 'bpfnet is down', Error: 'bpfnet is down' }));
+    });
+    await new Promise<void>((r) => refuser.listen(socket, r));
+    try {
+      await docker.run('kill', 'k1');
+      const t0 = Date.now();
+      // dockerd is done with k1 when it has asked to release its addresses (the last of its calls).
+      while (calls.filter((c) => c === '/IpamDriver.ReleaseAddress').length < 2) {
+        if (Date.now() - t0 > 30_000) throw new Error(`dockerd did not clean up after k1 within 30 s (calls: ${calls.join(' ')})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await new Promise<void>((r) => refuser.close(() => r()));
+      rmSync(socket, { force: true });
+    }
+    expect(calls).toEqual(expect.arrayContaining(['/NetworkDriver.Leave', '/NetworkDriver.DeleteEndpoint', '/IpamDriver.ReleaseAddress']));
+    await bpf.start();
+    expect(bpf.log).toMatch(new RegExp(`reconcile: dropped foreign endpoint Docker endpoint ${ep} on network docker-\\w+ .*freed 10\\.97\\.0\\.77 and fd97::[0-9a-f:]+, withdrew ports 8097/tcp`));
+    expect(await bpf.bpfnet('ps')).not.toContain(ep);
+    // The veth pair dockerd gave back is gone.
+    expect((await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length).toBe(linksBefore - 1);
+    await docker.run('rm', '-f', 'k1');
+    // The address (in bpfnet's network and in the Docker pool dockerd could not release it from) and the port are free again, on the datapath too.
+    await up('k2', '--network', 'net6', '--ip', '10.97.0.77', '-p', '8097:80');
+    await serveIn('k2', 'tcp', 80, '::');
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8097))).toBe(EXT);
+    await docker.run('rm', '-f', 'k2');
+    expect(await probe(lab, lab.external, 'tcp', HOST, 8097, 800)).toBeNull();
   });
 
   it('a bpfnet daemon restarted under running containers: traffic keeps flowing, endpoints are re-adopted', async () => {

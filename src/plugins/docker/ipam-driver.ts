@@ -9,6 +9,7 @@
 import { IpAllocator, type IpPool } from '../../ipam/allocator.js';
 import { formatIp, formatPrefix, isMaskedPrefix, maskedPrefix, parseIp, parsePrefix, prefixContains, prefixOverlaps, type Family, type IpPrefix } from '../../ipam/ip.js';
 import { pickIpSubnet, type AddressPool, type IpAddressPool } from '../../ipam/pools.js';
+import type { ForeignEndpoint } from '../../networks/endpoints.js';
 import type { Store } from '../../store/store.js';
 import { newId } from '../../util/ids.js';
 import { Label, PluginError, body, optString, stringMap } from './protocol.js';
@@ -150,6 +151,28 @@ export class DockerIpamDriver {
       }
     });
     return { Address: `${formatIp(address)}/${pool.subnet.bits}`, Data: {} };
+  }
+
+  /**
+   * Start: frees the Docker-pool holds of Docker endpoints reconcile dropped (their namespace
+   * died while bpfnet was down). dockerd gave up on them then, its ReleaseAddress failing with
+   * the rest, and never asks again; nobody else can hold those addresses, as bpfnet still held
+   * them for the endpoint until now. Returns what it freed.
+   */
+  releaseLost(lost: readonly ForeignEndpoint[]): string[] {
+    const freed: string[] = [];
+    const pools = this.pools().map((p) => ({ id: `docker:${p.id}`, subnet: parsePrefix(p.subnet)! }));
+    for (const fe of lost) {
+      if (fe.client?.kind !== 'docker') continue;
+      for (const text of [fe.endpoint.ipv4, fe.endpoint.ipv6]) {
+        const a = text ? parseIp(text) : undefined;
+        const pool = a && pools.find((p) => prefixContains(p.subnet, a));
+        if (!a || !pool || this.#store.ipam.holder(pool.id, formatIp(a)) !== 'docker endpoint') continue;
+        this.#store.ipam.release(pool.id, formatIp(a));
+        freed.push(formatIp(a));
+      }
+    }
+    return freed;
   }
 
   releaseAddress(raw: unknown): object {
