@@ -198,17 +198,20 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   });
 
   it('a host port is taken whichever came first: a bpfnet sandbox\'s -p or a CNI portMapping', async () => {
-    await d.bpfnet('run', '-d', '--name', 'pubfirst', '--network', 'cninet', '-p', '8182:80');
-    const after = await cni('ADD', list('1.0.0'), { id: 'clash1', netns: ns.fresh.path }, { portMappings: [{ hostPort: 8182, containerPort: 80, protocol: 'tcp' }] });
-    expect(after.out).toMatchObject({ code: 100, msg: expect.stringContaining('port is already allocated (by bpfnet sandbox pubfirst)') });
-    expect(await api(d.socket, 'GET', '/endpoints/clash1:eth0')).toMatchObject({ status: 404 });
+    // CNI first (its ADD makes cninet when an earlier case has not).
     const first = await cni('ADD', list('1.0.0'), { id: 'clash2', netns: ns.fresh.path }, { portMappings: [{ hostPort: 8183, containerPort: 80, protocol: 'tcp' }] });
     expect(first.code, JSON.stringify(first.out)).toBe(0);
     const refused = await d.cli(['run', '-d', '--name', 'pubsecond', '--network', 'cninet', '-p', '8183:80']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('Bind for 0.0.0.0:8183 failed: port is already allocated (by cni endpoint clash2:eth0)');
-    // [::]:8183 is another socket than 0.0.0.0:8183 only for a binding of one family: '' takes both.
+    // A binding without host IP takes both families: [::]:8183 is taken too.
     expect((await d.cli(['run', '-d', '--name', 'pubsecond', '--network', 'cninet', '-p', '[::]:8183:80'])).code).not.toBe(0);
+    // The sandbox first.
+    await d.bpfnet('run', '-d', '--name', 'pubfirst', '--network', 'cninet', '-p', '8182:80');
+    const after = await cni('ADD', list('1.0.0'), { id: 'clash1', netns: ns.other.path }, { portMappings: [{ hostPort: 8182, containerPort: 80, protocol: 'tcp' }] });
+    expect(after.out).toMatchObject({ code: 100, msg: expect.stringContaining('port is already allocated (by bpfnet sandbox pubfirst)') });
+    expect(await api(d.socket, 'GET', '/endpoints/clash1:eth0')).toMatchObject({ status: 404 });
+    // Released by one side, the port is free for the other.
     expect((await cni('DEL', list('1.0.0'), { id: 'clash2', netns: ns.fresh.path })).code).toBe(0);
     await d.bpfnet('run', '-d', '--name', 'pubsecond', '--network', 'cninet', '-p', '8183:80');
     await d.bpfnet('rm', '-f', 'pubfirst', 'pubsecond');
