@@ -45,7 +45,6 @@ import { clusterRoutes } from '../api/routes/cluster.js';
 import { DockerIpamDriver } from '../plugins/docker/ipam-driver.js';
 import { DockerNetworkDriver } from '../plugins/docker/network-driver.js';
 import { DockerPluginServer } from '../plugins/docker/plugin-server.js';
-import { foreignEndpointRoutes } from '../plugins/docker/routes.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -151,10 +150,10 @@ export class Daemon {
     const keyed = new KeyedEndpoints(networks, store, attachments, join(cfg.root, 'cni-endpoints.json'));
     const { adopted, forgotten } = await keyed.adopt();
     if (adopted.length + forgotten.length > 0) this.#log.info(`CNI endpoints: adopted ${adopted.length}, forgot ${forgotten.length} whose endpoint is gone (${forgotten.join(', ')})`);
-    endpointRoutes(router, keyed);
+    // Docker's and CNI's endpoints: one route family (bpfnet ps/inspect, bpfnet-cni).
+    endpointRoutes(router, networks, keyed);
     ops.routes(router);
     if (this.cluster) clusterRoutes(router, this.cluster);
-    foreignEndpointRoutes(router, networks);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {

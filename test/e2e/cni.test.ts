@@ -297,6 +297,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
       expect(r.json.message).toEqual(expect.any(String));
     }
     expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
+    expect((await api(d.socket, 'GET', '/endpoints/bad%20ref')).status).toBe(400);
   });
 
   it('after a daemon restart: the attachment is re-adopted (its veth kept), CHECK passes, DEL removes it and nothing is left', async () => {
@@ -305,6 +306,12 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     await d.restart();
     // Foreign endpoints are stored: the restarted daemon keeps the veth and takes the key back.
     expect(d.log).toContain('CNI endpoints: adopted 1, forgot 0');
+    // One route family for every engine's endpoints: by key, by bpfnet's id or a prefix of it, listed by client.
+    const byKey = (await api(d.socket, 'GET', '/endpoints/restart:eth0')).json;
+    expect(byKey).toMatchObject({ Key: 'restart:eth0', Client: 'cni', Owner: 'cni:cninet', State: 'joined', Ifname: 'eth0', Netns: ns.chain.path });
+    expect((await api(d.socket, 'GET', `/endpoints/${byKey.Id.slice(0, 12)}`)).json.Key).toBe('restart:eth0');
+    expect((await api(d.socket, 'GET', '/endpoints?client=cni')).json.map((e: { Key: string }) => e.Key)).toEqual(['restart:eth0']);
+    expect(await d.bpfnet('ps')).toContain('restart:eth0');
     expect(await hostLinks()).toContain(add.out.interfaces[0].name);
     expect((await cni('CHECK', list('1.1.0'), { id: 'restart', netns: ns.chain.path }, {}, add.out)).code).toBe(0);
     expect((await cni('DEL', list('1.1.0'), { id: 'restart', netns: ns.chain.path })).code).toBe(0);
