@@ -2,23 +2,22 @@
  * Endpoints of foreign namespaces under a key the caller chooses (CNI: the container id and the
  * interface name), so a runtime that knows only its own ids can add, check and delete them, and
  * delete twice: attach = create + join + publish, detach = unpublish + leave + delete, each
- * undone in reverse when a later step fails. Published ports (CNI's portMappings) go onto the
- * network's datapath aimed at the endpoint, as a sandbox's -p does.
+ * undone in reverse when a later step fails. Published ports (CNI's portMappings) are the
+ * foreign endpoint's (networks/endpoints.ts publish): one check against every sandbox's -p and
+ * every other engine's ports, stored with the endpoint and replayed by reconcile after a restart.
  *
  * The keys are written to a small file in the daemon's root after every change; at start the
- * daemon adopts the keys whose foreign endpoint it still has (networks/endpoints.ts keeps them in
- * memory today, so none survive and a DEL for a key it does not know is success; once foreign
- * endpoints are stored, their keys and published ports come back with them).
+ * daemon adopts the keys whose foreign endpoint it still has, and forgets the others (an
+ * endpoint whose namespace died while the daemon was down is dropped by reconcile first).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { PortSpec } from '../datapath/datapath.js';
 import { conflict, forbidden, invalid, notFound } from '../errors.js';
+import { formatIp, parseIp, parsePrefix, prefixContains } from '../ipam/ip.js';
 import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import type { EndpointRecord, NetworkRecord, Protocol } from '../networks/model.js';
 import { BindingIndex } from '../networks/ports.js';
 import type { Attachments } from '../networks/attachments.js';
 import type { NetworkService } from '../networks/service.js';
-import { networkSpec } from '../networks/spec.js';
 import type { Store } from '../store/store.js';
 import { Mutex } from '../util/mutex.js';
 
@@ -39,6 +38,8 @@ export interface AttachRequest {
   netnsPath: string;
   ifname: string;
   ipv4?: string;
+  /** A static IPv6 address (the network must have IPv6). */
+  ipv6?: string;
   mac?: string;
   ports?: KeyedPort[];
   /** Who made it (e.g. "cni"), for listing and garbage collection by that owner. */
@@ -102,8 +103,10 @@ export class KeyedEndpoints {
         forgotten.push(String(k.key));
         continue;
       }
-      const entry: KeyedEndpoint = { key: k.key, owner: k.owner ?? '', network, endpoint: fe.endpoint, netnsPath: k.netnsPath, ifname: k.ifname, ports: k.ports ?? [] };
-      if (entry.ports.length > 0) await this.#att.datapath.publish(portSpecs(entry));
+      // Reconcile replayed the endpoint's ports; a file of an older daemon kept them here only.
+      let ports: KeyedPort[] = fe.ports ?? [];
+      if (ports.length === 0 && (k.ports ?? []).length > 0 && fe.joined) ports = await this.#networks.foreign.publish(fe.endpoint.id, () => k.ports);
+      const entry: KeyedEndpoint = { key: k.key, owner: k.owner ?? '', network, endpoint: fe.endpoint, netnsPath: k.netnsPath, ifname: k.ifname, ports };
       this.#byKey.set(k.key, entry);
       adopted.push(k.key);
     }
@@ -132,11 +135,12 @@ export class KeyedEndpoints {
   /** Creates, joins and publishes; the same request again returns what exists (created false). */
   attach(req: AttachRequest): Promise<{ entry: KeyedEndpoint; created: boolean }> {
     return this.#mutex.run(async () => {
-      const ports = req.ports ?? [];
+      let ports = req.ports ?? [];
       if (!KEY.test(req.key)) throw invalid(`invalid endpoint key "${req.key.slice(0, 64)}": 1-300 characters of [A-Za-z0-9_.:-], starting with a letter or digit`);
       if (req.mac !== undefined && (!MAC.test(req.mac) || (parseInt(req.mac.slice(0, 2), 16) & 1) === 1))
         throw invalid(`invalid MAC address "${req.mac}": six hex bytes, unicast`);
       for (const p of ports) checkPort(p);
+      ports = ports.map((p) => ({ ...p, hostIp: p.hostIp === '' ? '' : formatIp(parseIp(p.hostIp)!) }));
       const existing = this.#byKey.get(req.key);
       if (existing) {
         if (existing.netnsPath !== req.netnsPath || existing.ifname !== req.ifname)
@@ -145,15 +149,23 @@ export class KeyedEndpoints {
       }
       const net = this.#networks.resolve(req.network);
       if (req.ipv4 !== undefined && net.subnet && !inSubnet(req.ipv4, net.subnet)) throw invalid(`invalid endpoint settings:\naddress ${req.ipv4} is not in subnet ${net.subnet} of network ${net.name}`);
-      this.#checkPorts(req.key, ports);
+      if (req.ipv6 !== undefined && !inSubnet6(req.ipv6, net.subnet6)) throw invalid(`invalid endpoint settings:\naddress ${req.ipv6} is not in the IPv6 subnet of network ${net.name} (${net.subnet6 ?? 'none'})`);
+      this.#checkPorts(ports);
       const foreign = this.#networks.foreign;
-      const created = await this.#networks.createEndpoint({ network: net.id, ...(req.ipv4 !== undefined ? { ipv4: req.ipv4 } : {}), ...(req.mac !== undefined ? { mac: req.mac } : {}) });
+      const created = await this.#networks.createEndpoint({
+        network: net.id,
+        ...(req.ipv4 !== undefined ? { ipv4: req.ipv4 } : {}),
+        ...(req.ipv6 !== undefined ? { ipv6: req.ipv6 } : {}),
+        ...(req.mac !== undefined ? { mac: req.mac } : {}),
+        client: { kind: 'cni', ref: req.key, ...(req.owner ? { network: req.owner } : {}) },
+      });
       let joined = false;
       try {
         const endpoint = await foreign.join(created.id, { netnsPath: req.netnsPath, ifname: req.ifname });
         joined = true;
+        // Checked there against every sandbox's and every other engine's published ports, under the engine's lock.
+        if (ports.length > 0) await foreign.publish(created.id, () => ports);
         const entry: KeyedEndpoint = { key: req.key, owner: req.owner ?? '', network: net, endpoint, netnsPath: req.netnsPath, ifname: req.ifname, ports };
-        if (ports.length > 0) await this.#att.datapath.publish(portSpecs(entry));
         this.#byKey.set(req.key, entry);
         this.#save();
         return { entry, created: true };
@@ -170,9 +182,10 @@ export class KeyedEndpoints {
     return this.#mutex.run(async () => {
       const ke = this.#byKey.get(key);
       if (!ke) return false;
-      if (ke.ports.length > 0) await this.#att.datapath.unpublish(portSpecs(ke));
       const foreign = this.#networks.foreign;
-      const fe = foreign.list().find((f) => f.endpoint.id === ke.endpoint.id);
+      const fe = foreign.find(ke.endpoint.id);
+      // Leave withdraws the ports too.
+      if (fe?.ports?.length) await foreign.unpublish(ke.endpoint.id);
       if (fe?.joined) await foreign.leave(ke.endpoint.id);
       if (fe) await foreign.delete(ke.endpoint.id);
       this.#byKey.delete(key);
@@ -195,17 +208,12 @@ export class KeyedEndpoints {
     return problems;
   }
 
-  /** Another holder of a wanted host port: a sandbox's -p or another keyed endpoint. */
-  #checkPorts(key: string, ports: readonly KeyedPort[]): void {
-    if (ports.length === 0) return;
-    const taken = new BindingIndex<KeyedPort & { holder: string }>();
-    for (const p of this.#store.ports.all()) taken.add({ ...p, holder: `sandbox ${p.sandboxId.slice(0, 12)}` });
-    for (const ke of this.#byKey.values()) if (ke.key !== key) for (const p of ke.ports) taken.add({ ...p, holder: `endpoint ${ke.key}` });
-    const mine = new BindingIndex<KeyedPort & { holder: string }>();
+  /** A request that publishes one host port twice is refused before anything is built (other holders: foreign.publish). */
+  #checkPorts(ports: readonly KeyedPort[]): void {
+    const mine = new BindingIndex<KeyedPort>();
     for (const p of ports) {
-      const clash = taken.clash(p) ?? mine.clash(p);
-      if (clash) throw forbidden(`Bind for ${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol} failed: port is already allocated (by ${clash.holder})`);
-      mine.add({ ...p, holder: 'this request' });
+      if (mine.clash(p)) throw forbidden(`Bind for ${p.hostIp || '0.0.0.0'}:${p.hostPort}/${p.protocol} failed: the request publishes it twice`);
+      mine.add(p);
     }
   }
 }
@@ -214,7 +222,7 @@ function checkPort(p: KeyedPort): void {
   const ok = (n: number) => Number.isInteger(n) && n >= 1 && n <= 65535;
   if (!ok(p.hostPort) || !ok(p.containerPort)) throw invalid(`invalid port mapping ${p.hostPort}:${p.containerPort}: ports are 1-65535`);
   if (p.protocol !== 'tcp' && p.protocol !== 'udp') throw invalid(`invalid port mapping protocol "${p.protocol}": tcp or udp`);
-  if (p.hostIp !== '' && parseIPv4(p.hostIp) === undefined) throw invalid(`invalid port mapping host address "${p.hostIp}": an IPv4 address or empty`);
+  if (p.hostIp !== '' && parseIp(p.hostIp) === undefined) throw invalid(`invalid port mapping host address "${p.hostIp}": an IPv4 or IPv6 address, or empty`);
 }
 
 function inSubnet(ipv4: string, subnet: string): boolean {
@@ -225,15 +233,8 @@ function inSubnet(ipv4: string, subnet: string): boolean {
   return ((a & mask) >>> 0) === ((c.addr & mask) >>> 0);
 }
 
-function portSpecs(ke: KeyedEndpoint): PortSpec[] {
-  const binding = networkSpec(ke.network).hostBinding;
-  return ke.ports.map((p) => ({
-    protocol: p.protocol,
-    hostIp: p.hostIp || binding,
-    hostPort: p.hostPort,
-    endpointId: ke.endpoint.id,
-    networkId: ke.network.id,
-    containerIp: ke.endpoint.ipv4!,
-    containerPort: p.containerPort,
-  }));
+function inSubnet6(ipv6: string, subnet6: string | undefined): boolean {
+  const a = parseIp(ipv6);
+  const p = subnet6 ? parsePrefix(subnet6) : undefined;
+  return a !== undefined && p !== undefined && prefixContains(p, a);
 }

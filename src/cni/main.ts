@@ -71,10 +71,15 @@ async function ensureNetwork(client: Client, conf: PluginConf): Promise<void> {
   if (!net) {
     if (!conf.subnet)
       throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" does not exist`, 'create it (bpfnet network create --subnet ... NAME) or give "subnet" in the CNI configuration');
-    const ipam = { Subnet: conf.subnet, ...(conf.gateway ? { Gateway: conf.gateway } : {}), ...(conf.ipRange ? { IPRange: conf.ipRange } : {}) };
+    const ipam = [
+      { Subnet: conf.subnet, ...(conf.gateway ? { Gateway: conf.gateway } : {}), ...(conf.ipRange ? { IPRange: conf.ipRange } : {}) },
+      ...(conf.subnet6 ? [{ Subnet: conf.subnet6, ...(conf.gateway6 ? { Gateway: conf.gateway6 } : {}) }] : []),
+    ];
     try {
       await call(client, 'POST /networks/create', () =>
-        client.send('POST', '/networks/create', { body: { Name: conf.network, Driver: 'bridge', IPAM: { Driver: 'default', Config: [ipam] }, Labels: { 'dev.bpfnet.cni.network': conf.name } } }),
+        client.send('POST', '/networks/create', {
+          body: { Name: conf.network, Driver: 'bridge', EnableIPv6: conf.subnet6 !== undefined, IPAM: { Driver: 'default', Config: ipam }, Labels: { 'dev.bpfnet.cni.network': conf.name } },
+        }),
       );
     } catch (err) {
       // Another ADD made it first: use that one.
@@ -82,15 +87,20 @@ async function ensureNetwork(client: Client, conf: PluginConf): Promise<void> {
     }
     net = await call(client, 'GET /networks', get).catch((err: unknown) => Promise.reject(fromApi(err, `network ${conf.network}`)));
   }
-  const subnet = net?.IPAM?.Config?.[0]?.Subnet;
+  const subnets = (net?.IPAM?.Config ?? []).map((c) => c.Subnet ?? '');
+  const subnet = subnets.find((t) => t !== '' && !t.includes(':'));
+  const subnet6 = subnets.find((t) => t.includes(':'));
   if (conf.subnet && subnet !== conf.subnet) throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has subnet ${subnet ?? 'none'}, the CNI configuration says ${conf.subnet}`);
+  if (conf.subnet6 && subnet6 !== conf.subnet6) throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has IPv6 subnet ${subnet6 ?? 'none'}, the CNI configuration says ${conf.subnet6}`);
 }
 
-function staticIpv4(ips: readonly string[]): string | undefined {
-  const v4 = ips.filter((a) => !a.includes(':'));
-  if (ips.some((a) => a.includes(':'))) throw new CniError(CniCode.invalidConfig, 'runtimeConfig.ips: bpfnet networks have no IPv6 addresses yet');
-  if (v4.length > 1) throw new CniError(CniCode.invalidConfig, 'runtimeConfig.ips: one IPv4 address per attachment');
-  return v4[0]?.split('/')[0];
+/** The static addresses asked for (runtimeConfig.ips or CNI_ARGS IP=): at most one per family. */
+function staticIps(ips: readonly string[]): { ipv4?: string; ipv6?: string } {
+  const bare = ips.map((a) => a.split('/')[0]);
+  const v4 = bare.filter((a) => !a.includes(':'));
+  const v6 = bare.filter((a) => a.includes(':'));
+  if (v4.length > 1 || v6.length > 1) throw new CniError(CniCode.invalidConfig, 'runtimeConfig.ips: one address per family per attachment');
+  return { ...(v4[0] ? { ipv4: v4[0] } : {}), ...(v6[0] ? { ipv6: v6[0] } : {}) };
 }
 
 async function add(client: Client, env: CniEnv, conf: PluginConf): Promise<CniResult> {
@@ -98,7 +108,7 @@ async function add(client: Client, env: CniEnv, conf: PluginConf): Promise<CniRe
   await ensureNetwork(client, conf);
   // runtimeConfig (the ips and mac capabilities) wins over CNI_ARGS (IP=, MAC=: podman 4's way).
   const args = parseCniArgs(env.args);
-  const ipv4 = staticIpv4(conf.ips.length > 0 ? conf.ips : args.ips);
+  const { ipv4, ipv6 } = staticIps(conf.ips.length > 0 ? conf.ips : args.ips);
   const mac = conf.mac ?? args.mac;
   const body = {
     Network: conf.network,
@@ -106,6 +116,7 @@ async function add(client: Client, env: CniEnv, conf: PluginConf): Promise<CniRe
     Ifname: env.ifname,
     Owner: ownerOf(conf),
     ...(ipv4 ? { IPv4Address: ipv4 } : {}),
+    ...(ipv6 ? { IPv6Address: ipv6 } : {}),
     ...(mac ? { MacAddress: mac } : {}),
     Ports: conf.portMappings.map((p) => ({ Protocol: p.protocol, HostIp: p.hostIP, HostPort: p.hostPort, ContainerPort: p.containerPort })),
   };

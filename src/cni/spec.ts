@@ -135,6 +135,9 @@ export interface PluginConf {
   subnet?: string;
   gateway?: string;
   ipRange?: string;
+  /** The IPv6 subnet (and gateway) of a dual-stack network bpfnet-cni may create; when it exists, must be its IPv6 subnet. */
+  subnet6?: string;
+  gateway6?: string;
   dns?: DnsConf;
   portMappings: PortMapping[];
   /** runtimeConfig.ips: static addresses asked for (CIDR or bare). */
@@ -214,7 +217,7 @@ export function parseConf(c: Record<string, unknown>, defaultSocket: string): Pl
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw bad(`invalid "name" "${name.slice(0, 64)}": letters, digits, _ . -`);
   const type = optString(c, 'type') ?? '';
   if (isObj(c.ipam) && c.ipam.type !== undefined)
-    throw new CniError(CniCode.unsupportedField, 'bpfnet-cni does its own IPAM: remove "ipam"', 'give "subnet" (and "gateway", "ipRange") for a network bpfnet-cni may create, or create it with bpfnet network create');
+    throw new CniError(CniCode.unsupportedField, 'bpfnet-cni does its own IPAM: remove "ipam"', 'give "subnet" (and "gateway", "ipRange", "subnet6", "gateway6") for a network bpfnet-cni may create, or create it with bpfnet network create');
   const socket = optString(c, 'socket', 1024) ?? defaultSocket;
   if (!socket.startsWith('/')) throw bad(`invalid "socket" "${socket.slice(0, 64)}": an absolute path`);
   const rc = isObj(c.runtimeConfig) ? c.runtimeConfig : {};
@@ -253,6 +256,8 @@ export function parseConf(c: Record<string, unknown>, defaultSocket: string): Pl
     subnet: optString(c, 'subnet', 64),
     gateway: optString(c, 'gateway', 64),
     ipRange: optString(c, 'ipRange', 64),
+    subnet6: optString(c, 'subnet6', 64),
+    gateway6: optString(c, 'gateway6', 64),
     dns,
     portMappings: parsePortMappings(rc.portMappings),
     ips: stringList(rc.ips, 'runtimeConfig.ips', 8),

@@ -45,7 +45,6 @@ import { clusterRoutes } from '../api/routes/cluster.js';
 import { DockerIpamDriver } from '../plugins/docker/ipam-driver.js';
 import { DockerNetworkDriver } from '../plugins/docker/network-driver.js';
 import { DockerPluginServer } from '../plugins/docker/plugin-server.js';
-import { foreignEndpointRoutes } from '../plugins/docker/routes.js';
 
 export class Daemon {
   #settings: DaemonSettings;
@@ -151,10 +150,10 @@ export class Daemon {
     const keyed = new KeyedEndpoints(networks, store, attachments, join(cfg.root, 'cni-endpoints.json'));
     const { adopted, forgotten } = await keyed.adopt();
     if (adopted.length + forgotten.length > 0) this.#log.info(`CNI endpoints: adopted ${adopted.length}, forgot ${forgotten.length} whose endpoint is gone (${forgotten.join(', ')})`);
-    endpointRoutes(router, keyed);
+    // Docker's and CNI's endpoints: one route family (bpfnet ps/inspect, bpfnet-cni).
+    endpointRoutes(router, networks, keyed);
     ops.routes(router);
     if (this.cluster) clusterRoutes(router, this.cluster);
-    foreignEndpointRoutes(router, networks);
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {
@@ -180,7 +179,10 @@ export class Daemon {
     await ops.listen();
     if (this.#settings.dockerPlugin) {
       // After reconcile: dockerd's calls find every re-adopted endpoint.
-      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), new DockerIpamDriver({ store, pools: cfg.pools }), this.#log);
+      const dockerIpam = new DockerIpamDriver({ store, pools: cfg.pools, pools6: cfg.pools6 });
+      const freed = dockerIpam.releaseLost(networks.foreign.droppedAtStart);
+      if (freed.length > 0) this.#log.warn(`docker plugin: freed the Docker IPAM holds of dropped endpoints: ${freed.join(', ')}`);
+      const plugin = new DockerPluginServer(this.#settings.dockerPlugin.dir, new DockerNetworkDriver(networks, store), dockerIpam, this.#log);
       await plugin.listen();
       this.#dockerPlugin = plugin;
     }

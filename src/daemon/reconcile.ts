@@ -181,6 +181,7 @@ export async function reconcile(
   }
   // Endpoints of namespaces bpfnet does not own (dockerd's, CNI's) are re-adopted, not swept.
   const foreign = await networks.foreign.restore();
+  for (const line of foreign.dropped) log.warn(`reconcile: dropped foreign endpoint ${line}`);
   const knownLinks = new Set<string>(foreign.links);
   for (const n of store.networks.all()) if (n.device) knownLinks.add(n.device);
   for (const e of store.endpoints.all()) if (e.hostIfname) knownLinks.add(e.hostIfname);

@@ -15,6 +15,7 @@
 import type { PortSpec } from '../datapath/datapath.js';
 import type { JoinTarget } from '../drivers/driver.js';
 import { conflict, invalid, notFound } from '../errors.js';
+import { parseIp } from '../ipam/ip.js';
 import { parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
 import { newId } from '../util/ids.js';
@@ -31,6 +32,8 @@ export interface CreateEndpointRequest {
   network: string;
   /** A static address inside the network's subnet; otherwise IPAM picks one. */
   ipv4?: string;
+  /** A static IPv6 address inside the network's IPv6 subnet; otherwise IPAM picks one when the network has IPv6. */
+  ipv6?: string;
   /** A MAC the caller chose (dockerd's --mac-address); otherwise the driver's. */
   mac?: string;
   /** Who asked, for ps/inspect and for re-adoption: e.g. { kind: 'docker', ref: <Docker's endpoint id> }. */
@@ -72,6 +75,8 @@ export interface ForeignRestore {
   links: string[];
   endpoints: Array<{ net: NetworkRecord; endpoint: EndpointRecord; netnsPath: string }>;
   ports: PortSpec[];
+  /** Endpoints dropped because their namespace died while the daemon was down: one line each, for the log. */
+  dropped: string[];
 }
 
 const KIND = 'foreign-endpoint';
@@ -83,6 +88,7 @@ export class ForeignEndpoints {
   readonly #att: Attachments;
   readonly #mutex: Mutex;
   readonly #endpoints = new Map<string, ForeignEndpoint>();
+  #dropped: ForeignEndpoint[] = [];
 
   constructor(store: Store, attachments: Attachments, mutex: Mutex) {
     this.#store = store;
@@ -111,6 +117,11 @@ export class ForeignEndpoints {
     return [...this.#endpoints.values()];
   }
 
+  /** The endpoints restore() dropped at this start (their clients' own bookkeeping, e.g. Docker's IPAM holds, may need the news). */
+  get droppedAtStart(): readonly ForeignEndpoint[] {
+    return this.#dropped;
+  }
+
   /** Runs fn under the engine's mutex (for callers that compose several steps). */
   exclusive<T>(fn: () => Promise<T>): Promise<T> {
     return this.#mutex.run(fn);
@@ -134,7 +145,9 @@ export class ForeignEndpoints {
       if (!driver.capabilities.ownNamespace || !driver.capabilities.addresses)
         throw invalid(`network ${net.name} (driver "${net.driver}") does not make endpoints for other namespaces`);
       if (req.ipv4 !== undefined && parseIPv4(req.ipv4) === undefined) throw invalid(`invalid endpoint settings:\ninvalid IPv4 address: ${req.ipv4}`);
-      if (req.ipv4 !== undefined && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
+      if (req.ipv6 !== undefined && parseIp(req.ipv6)?.family !== 6) throw invalid(`invalid endpoint settings:\ninvalid IPv6 address: ${req.ipv6}`);
+      if (req.ipv6 !== undefined && !net.subnet6) throw invalid(`invalid endpoint settings:\nuser specified IPv6 address ${req.ipv6} on network ${net.name}, which has IPv6 disabled`);
+      if ((req.ipv4 !== undefined || req.ipv6 !== undefined) && net.predefined) throw invalid('invalid endpoint settings:\nuser specified IP address is supported on user defined networks only');
       if (req.mac !== undefined && !MAC.test(req.mac)) throw invalid(`invalid endpoint settings:\ninvalid MAC address: ${req.mac}`);
       const id = newId();
       const owner = foreignOwner(id);
@@ -152,7 +165,7 @@ export class ForeignEndpoints {
       // Addresses (one per family the network has) and record in one transaction: a daemon killed
       // later finds both and re-adopts or deletes them together.
       this.#store.transaction(() => {
-        Object.assign(planned, this.#att.allocate(net, owner, { ipv4: req.ipv4 }));
+        Object.assign(planned, this.#att.allocate(net, owner, { ipv4: req.ipv4, ipv6: req.ipv6 }));
         this.#save({ endpoint: planned, ...(req.client ? { client: req.client } : {}) });
       });
       try {
@@ -258,14 +271,14 @@ export class ForeignEndpoints {
       if (!fe.joined) throw conflict(`endpoint ${id.slice(0, 12)} is not joined`);
       const net = this.#network(fe);
       const taken = new BindingIndex<{ protocol: 'tcp' | 'udp'; hostIp: string; hostPort: number; holder: string }>();
-      for (const p of this.#store.ports.all()) taken.add({ ...p, holder: `sandbox ${this.#store.sandboxes.get(p.sandboxId)?.name ?? p.sandboxId}` });
-      for (const other of this.#endpoints.values()) if (other !== fe) for (const p of other.ports ?? []) taken.add({ ...p, holder: `endpoint ${other.endpoint.id.slice(0, 12)}` });
+      for (const p of this.#store.ports.all()) taken.add({ ...p, holder: `bpfnet sandbox ${this.#store.sandboxes.get(p.sandboxId)?.name ?? p.sandboxId}` });
+      for (const other of this.#endpoints.values()) if (other !== fe) for (const p of other.ports ?? []) taken.add({ ...p, holder: describeForeign(other) });
       const wanted = plan((b) => taken.clash(b) === undefined);
-      const mine = new BindingIndex<PortBinding>();
+      const mine = new BindingIndex<PortBinding & { holder: string }>();
       for (const b of wanted) {
         const holder = taken.clash(b) ?? mine.clash(b);
-        if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
-        mine.add(b);
+        if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort}/${b.protocol} failed: port is already allocated (by ${holder.holder})`);
+        mine.add({ ...b, holder: 'another port of the same request' });
       }
       if (fe.ports?.length) await this.#att.datapath.unpublish(portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
       this.#save({ ...fe, ports: wanted });
@@ -287,23 +300,57 @@ export class ForeignEndpoints {
 
   /**
    * At start (reconcile): what stays and what the datapath replays. A joined endpoint whose
-   * host device is gone (its namespace died while the daemon was down) is not replayed; its
-   * record waits for the client's leave and delete, which succeed on what is already gone.
+   * host device is gone had its namespace die while the daemon was down (the veth went with
+   * it), and a handed-off one whose interface is back in the daemon's namespace had its
+   * container's namespace destroyed by dockerd (which moves it back first): its client can no longer tell us (dockerd gave up retrying, the runtime's DEL failed),
+   * so it is dropped here — record and addresses; the datapath, not given it, withdraws its
+   * entries and ports. The client's later leave, delete or DEL finds nothing and succeeds.
    */
   async restore(): Promise<ForeignRestore> {
-    const out: ForeignRestore = { links: [], endpoints: [], ports: [] };
+    const out: ForeignRestore = { links: [], endpoints: [], ports: [], dropped: [] };
+    const stale: Array<{ fe: ForeignEndpoint; net: NetworkRecord }> = [];
     for (const fe of this.#endpoints.values()) {
       const net = this.#store.networks.get(fe.endpoint.networkId);
       if (!net) continue;
       const driver = this.#att.driver(net);
-      out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
-      if (!fe.joined || !fe.endpoint.hostIfname || !driver.capabilities.datapath) continue;
-      if (!(await link(null, fe.endpoint.hostIfname))) continue;
+      if (!fe.joined || !fe.endpoint.hostIfname || !driver.capabilities.datapath) {
+        out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? (fe.endpoint.hostIfname ? [fe.endpoint.hostIfname] : [])));
+        continue;
+      }
+      // Gone with its namespace (CNI: the pair died with it), or given back: dockerd moves a handed-off
+      // interface back under the name it got when it destroys the container's namespace.
+      if (!(await link(null, fe.endpoint.hostIfname)) || (fe.joined.handedOff && (await link(null, fe.joined.ifname)))) {
+        stale.push({ fe, net });
+        continue;
+      }
+      out.links.push(...(driver.endpointDevices?.(fe.endpoint) ?? [fe.endpoint.hostIfname]));
       out.endpoints.push({ net, endpoint: fe.endpoint, netnsPath: datapathNetns(fe.joined) });
       if (fe.ports?.length) out.ports.push(...portSpecs(fe.ports.map(asRecord), fe.endpoint, net));
     }
+    for (const { fe, net } of stale) {
+      // The pair, if it came back (the stray sweep would take it too).
+      await this.#att.driver(net).deleteEndpoint(net, fe.endpoint).catch(() => undefined);
+      this.#store.transaction(() => {
+        this.#att.release(net, fe.endpoint);
+        this.#store.documents.delete(KIND, fe.endpoint.id);
+      });
+      this.#endpoints.delete(fe.endpoint.id);
+      this.#dropped.push(fe);
+      const addresses = [fe.endpoint.ipv4, fe.endpoint.ipv6].filter(Boolean).join(' and ');
+      const ports = (fe.ports ?? []).map((p) => `${p.hostPort}/${p.protocol}`).join(', ');
+      out.dropped.push(
+        `${describeForeign(fe)} on network ${net.name} (${fe.endpoint.id.slice(0, 12)}): its namespace ${fe.joined?.netnsPath ?? ''} is gone (${fe.joined?.handedOff ? `interface ${fe.joined.ifname} given back` : `device ${fe.endpoint.hostIfname} missing`}); freed ${addresses || 'no address'}${ports ? `, withdrew ports ${ports}` : ''}`,
+      );
+    }
     return out;
   }
+}
+
+/** Who holds a foreign endpoint, for messages: "Docker endpoint 3f2a9c01b2d4", "cni endpoint CONTAINERID:eth0". */
+export function describeForeign(fe: ForeignEndpoint): string {
+  if (!fe.client) return `endpoint ${fe.endpoint.id.slice(0, 12)}`;
+  const kind = fe.client.kind === 'docker' ? 'Docker' : fe.client.kind;
+  return `${kind} endpoint ${fe.client.kind === 'docker' ? fe.client.ref.slice(0, 12) : fe.client.ref}`;
 }
 
 /** The namespace path the datapath may enter for a joined endpoint: none when the caller moved the interface itself. */

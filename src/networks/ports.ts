@@ -135,9 +135,9 @@ export function expandPortRequest(
   return out;
 }
 
-/** Whether binding address a takes in b ('' every address of both families, '::' every IPv6 one). */
+/** Whether binding address a takes in b ('' every address of both families, '0.0.0.0' every IPv4 one, '::' every IPv6 one). */
 function covers(a: string, b: string): boolean {
-  return a === '' || a === b || (a === '::' && b.includes(':'));
+  return a === '' || a === b || (a === '::' && b.includes(':')) || (a === '0.0.0.0' && !b.includes(':'));
 }
 
 /** Whether two bindings compete for the same host socket (an any-address binding overlaps every address of its family). */

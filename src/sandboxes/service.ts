@@ -13,6 +13,7 @@ import { Attachments, type AttachOptions } from '../networks/attachments.js';
 import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
 import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { validateHostname, validateName } from '../networks/names.js';
+import { describeForeign } from '../networks/endpoints.js';
 import { BindingIndex, expandPortRequest, parsePortSpec, PortCursor } from '../networks/ports.js';
 import { DEFAULT_NETWORK, type NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
@@ -121,13 +122,21 @@ export class SandboxService {
   #planPorts(sandboxId: string, specs: readonly string[]): PortRecord[] {
     if (specs.length === 0) return [];
     const all = this.#store.ports.all();
-    const taken = new BindingIndex<PortRecord>(all);
+    const taken = new BindingIndex<PortRecord & { holder?: string }>(all);
+    // Ports of other engines' containers on bpfnet (Docker's through the plugin, CNI's portMappings) are taken too.
+    let foreignPorts = 0;
+    for (const fe of this.#networks.foreign.list())
+      for (const p of fe.ports ?? []) {
+        taken.add({ sandboxId: '', ...p, holder: describeForeign(fe) });
+        foreignPorts++;
+      }
     const planned: PortRecord[] = [];
     const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
     const cursor = new PortCursor();
     for (const spec of specs) {
       for (const b of expandPortRequest(parsePortSpec(spec), free, spec, cursor)) {
-        if (taken.clash(b)) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated`);
+        const holder = taken.clash(b);
+        if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated${holder.holder ? ` (by ${holder.holder})` : ''}`);
         const record = { sandboxId, ...b };
         taken.add(record);
         planned.push(record);
@@ -136,8 +145,8 @@ export class SandboxService {
       if (planned.length > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
     }
     // Refused here, cleanly, rather than by a full kernel map halfway through the publishing.
-    if (all.length + planned.length > PORT_TABLE)
-      throw forbidden(`cannot publish ${planned.length} ports: the host's published-port table holds ${PORT_TABLE} and ${all.length} are in use`);
+    if (all.length + foreignPorts + planned.length > PORT_TABLE)
+      throw forbidden(`cannot publish ${planned.length} ports: the host's published-port table holds ${PORT_TABLE} and ${all.length + foreignPorts} are in use`);
     return planned;
   }
 

@@ -14,6 +14,7 @@ import { run } from '../../src/system/exec.js';
 import { ip, ipJson, links, type Netns } from '../../src/system/ip.js';
 import { CniRuntime, pluginConfig, type CniNetworkList } from '../../bench/setups/cni-runtime.js';
 import { api } from '../support/api.js';
+import { expectNoLeaks } from '../support/leak-check.js';
 import { echoServer, peerIp, probe } from '../support/traffic.js';
 
 const PLUGIN = join(projectRoot, 'bin', 'bpfnet-cni');
@@ -61,7 +62,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   beforeAll(async () => {
     lab = await Lab.create();
     d = await LabDaemon.start(lab, { datapath: 'ebpf' });
-    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain']) ns[n] = await lab.addNamespace(n);
+    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain', 'six1', 'six2', 'stale', 'fresh']) ns[n] = await lab.addNamespace(n);
   });
 
   afterAll(async () => {
@@ -171,6 +172,51 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     });
   });
 
+  it('dual-stack ("subnet6"): an address per family in the result, with their routes, reach over IPv6', async () => {
+    const l = list('1.0.0', 'cni6', { subnet: '10.79.0.0/24', subnet6: 'fd79::/64' });
+    const [one, two] = await Promise.all([cni('ADD', l, { id: 'six1', netns: ns.six1.path }), cni('ADD', l, { id: 'six2', netns: ns.six2.path }, { ips: ['10.79.0.20/24', 'fd79::20/64'] })]);
+    for (const r of [one, two]) expect(r.code, JSON.stringify(r.out)).toBe(0);
+    expect(one.out.ips).toEqual([
+      { address: expect.stringMatching(/^10\.79\.0\.\d+\/24$/), gateway: '10.79.0.1', interface: 1 },
+      { address: expect.stringMatching(/^fd79::[0-9a-f:]+\/64$/), gateway: 'fd79::1', interface: 1 },
+    ]);
+    expect(one.out.routes).toEqual([{ dst: '0.0.0.0/0', gw: '10.79.0.1' }, { dst: '::/0', gw: 'fd79::1' }]);
+    expect(two.out.ips.map((i: { address: string }) => i.address)).toEqual(['10.79.0.20/24', 'fd79::20/64']);
+    // 0.4.0 tags the IPv6 address with its family.
+    const old = await cni('ADD', { ...l, cniVersion: '0.4.0' }, { id: 'six1', netns: ns.six1.path });
+    expect(old.out.ips[1]).toMatchObject({ version: '6' });
+    const server = await echoServer(lab, ns.six2, 'tcp', 80, '::');
+    try {
+      const mine = one.out.ips[1].address.split('/')[0];
+      expect(peerIp(await probe(lab, ns.six1, 'tcp', 'fd79::20', 80))).toBe(mine);
+      expect((await lab.execRaw(ns.six1, 'ping', ['-6', '-c', '1', '-W', '2', 'fd79::20'])).code).toBe(0);
+      expect((await cni('CHECK', l, { id: 'six2', netns: ns.six2.path }, { ips: ['10.79.0.20/24', 'fd79::20/64'] }, two.out)).code).toBe(0);
+    } finally {
+      server.kill('SIGKILL');
+    }
+    for (const id of ['six1', 'six2']) expect((await cni('DEL', l, { id, netns: ns[id].path })).code).toBe(0);
+  });
+
+  it('a host port is taken whichever came first: a bpfnet sandbox\'s -p or a CNI portMapping', async () => {
+    // CNI first (its ADD makes cninet when an earlier case has not).
+    const first = await cni('ADD', list('1.0.0'), { id: 'clash2', netns: ns.fresh.path }, { portMappings: [{ hostPort: 8183, containerPort: 80, protocol: 'tcp' }] });
+    expect(first.code, JSON.stringify(first.out)).toBe(0);
+    const refused = await d.cli(['run', '-d', '--name', 'pubsecond', '--network', 'cninet', '-p', '8183:80']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('Bind for 0.0.0.0:8183 failed: port is already allocated (by cni endpoint clash2:eth0)');
+    // A binding without host IP takes both families: [::]:8183 is taken too.
+    expect((await d.cli(['run', '-d', '--name', 'pubsecond', '--network', 'cninet', '-p', '[::]:8183:80'])).code).not.toBe(0);
+    // The sandbox first.
+    await d.bpfnet('run', '-d', '--name', 'pubfirst', '--network', 'cninet', '-p', '8182:80');
+    const after = await cni('ADD', list('1.0.0'), { id: 'clash1', netns: ns.other.path }, { portMappings: [{ hostPort: 8182, containerPort: 80, protocol: 'tcp' }] });
+    expect(after.out).toMatchObject({ code: 100, msg: expect.stringContaining('port is already allocated (by bpfnet sandbox pubfirst)') });
+    expect(await api(d.socket, 'GET', '/endpoints/clash1:eth0')).toMatchObject({ status: 404 });
+    // Released by one side, the port is free for the other.
+    expect((await cni('DEL', list('1.0.0'), { id: 'clash2', netns: ns.fresh.path })).code).toBe(0);
+    await d.bpfnet('run', '-d', '--name', 'pubsecond', '--network', 'cninet', '-p', '8183:80');
+    await d.bpfnet('rm', '-f', 'pubfirst', 'pubsecond');
+  });
+
   it('goes first in a conflist: the reference tuning plugin reads its result as prevResult, DEL runs in reverse', async () => {
     // A plugin dir as a runtime has one: bpfnet-cni beside the reference plugins.
     const pluginDir = join(lab.tmpDir(), 'cni-bin');
@@ -251,6 +297,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
       expect(r.json.message).toEqual(expect.any(String));
     }
     expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
+    expect((await api(d.socket, 'GET', '/endpoints/bad%20ref')).status).toBe(400);
   });
 
   it('after a daemon restart: the attachment is re-adopted (its veth kept), CHECK passes, DEL removes it and nothing is left', async () => {
@@ -259,11 +306,35 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     await d.restart();
     // Foreign endpoints are stored: the restarted daemon keeps the veth and takes the key back.
     expect(d.log).toContain('CNI endpoints: adopted 1, forgot 0');
+    // One route family for every engine's endpoints: by key, by bpfnet's id or a prefix of it, listed by client.
+    const byKey = (await api(d.socket, 'GET', '/endpoints/restart:eth0')).json;
+    expect(byKey).toMatchObject({ Key: 'restart:eth0', Client: 'cni', Owner: 'cni:cninet', State: 'joined', Ifname: 'eth0', Netns: ns.chain.path });
+    expect((await api(d.socket, 'GET', `/endpoints/${byKey.Id.slice(0, 12)}`)).json.Key).toBe('restart:eth0');
+    expect((await api(d.socket, 'GET', '/endpoints?client=cni')).json.map((e: { Key: string }) => e.Key)).toEqual(['restart:eth0']);
+    expect(await d.bpfnet('ps')).toContain('restart:eth0');
     expect(await hostLinks()).toContain(add.out.interfaces[0].name);
     expect((await cni('CHECK', list('1.1.0'), { id: 'restart', netns: ns.chain.path }, {}, add.out)).code).toBe(0);
     expect((await cni('DEL', list('1.1.0'), { id: 'restart', netns: ns.chain.path })).code).toBe(0);
     expect(await hostLinks()).not.toContain(add.out.interfaces[0].name);
     expect((await api(d.socket, 'GET', '/endpoints')).json).toEqual([]);
+  });
+
+  it('a container whose namespace died while the daemon was down: dropped at start (record, address, ports), DEL succeeds, nothing leaks', async () => {
+    const add = await cni('ADD', list('1.1.0'), { id: 'stale', netns: ns.stale.path }, { ips: ['10.77.0.60/24'], portMappings: [{ hostPort: 8184, containerPort: 80, protocol: 'tcp' }] });
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    await d.stop();
+    // The runtime's DEL would fail now (daemon down); the namespace goes, and the veth with it.
+    await run('ip', ['netns', 'delete', ns.stale.name]);
+    await d.start();
+    expect(d.log).toMatch(/reconcile: dropped foreign endpoint cni endpoint stale:eth0 on network cninet .*freed 10\.77\.0\.60, withdrew ports 8184\/tcp/);
+    expect(d.log).toContain('CNI endpoints: adopted 0, forgot 1');
+    expect(await api(d.socket, 'GET', '/endpoints/stale:eth0')).toMatchObject({ status: 404 });
+    expect((await cni('DEL', list('1.1.0'), { id: 'stale', netns: ns.stale.path })).code).toBe(0);
+    // Its address and its host port are free again.
+    const again = await cni('ADD', list('1.1.0'), { id: 'fresh', netns: ns.fresh.path }, { ips: ['10.77.0.60/24'], portMappings: [{ hostPort: 8184, containerPort: 80, protocol: 'tcp' }] });
+    expect(again.code, JSON.stringify(again.out)).toBe(0);
+    expect((await cni('DEL', list('1.1.0'), { id: 'fresh', netns: ns.fresh.path })).code).toBe(0);
+    await expectNoLeaks(lab, d);
   });
 
   it('answers "try again later" (11) when the daemon is down, STATUS "not available" (50)', async () => {

@@ -7,19 +7,22 @@
 // under running containers and in the middle of `docker run`, and dockerd --live-restore.
 // One lab, one bpfnet daemon and one dockerd for the whole file.
 import type { ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createServer, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { BUSYBOX_IMAGE, LabDockerd } from '../../src/lab/dockerd.js';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
-import type { Netns } from '../../src/system/ip.js';
+import { ip, type Netns } from '../../src/system/ip.js';
 import { echoServer, peerIp, probe } from '../support/traffic.js';
 import { requireTool } from '../support/requirements.js';
 
 const HOST = UPLINK.hostAddress;
 const EXT = UPLINK.externalAddress;
+/** The uplink's IPv6 addresses (as in the IPv6 suite): NAT66's source and the published ports' address. */
+const HOST6 = 'fd00:198:18::1';
+const EXT6 = 'fd00:198:18::2';
 
 describe('Docker containers on the bpfnet plugin', () => {
   let lab: Lab;
@@ -35,8 +38,8 @@ describe('Docker containers on the bpfnet plugin', () => {
   const ipOf = async (container: string, network: string): Promise<string> =>
     docker.run('inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, container);
   /** A server of ours in the container's namespace that answers with the peer's address. */
-  const serveIn = async (container: string, proto: 'tcp' | 'udp', port: number) => {
-    servers.push(await echoServer(lab, await nsOf(container), proto, port));
+  const serveIn = async (container: string, proto: 'tcp' | 'udp', port: number, host?: string) => {
+    servers.push(await echoServer(lab, await nsOf(container), proto, port, host));
   };
   /** `docker run -d` of a container that just stays up. */
   const up = (name: string, ...args: string[]) => docker.run('run', '-d', '--name', name, ...args, BUSYBOX_IMAGE, 'sleep', '100000');
@@ -46,6 +49,9 @@ describe('Docker containers on the bpfnet plugin', () => {
     requireTool('dockerd', 'docker.io');
     requireTool('docker-compose', 'docker-compose');
     lab = await Lab.create();
+    // The daemon reads the uplink's IPv6 address at start: NAT66 and IPv6 published ports use it.
+    await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
+    await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
     docker = new LabDockerd(lab, { liveRestore: true });
     bpf = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--docker-plugin-dir', docker.pluginDir, '--log-level', 'debug'] });
     await docker.start();
@@ -56,12 +62,15 @@ describe('Docker containers on the bpfnet plugin', () => {
       net('net2', '--subnet', '10.92.0.0/24'),
       net('inet', '--internal', '--subnet', '10.93.0.0/24'),
       net('noicc', '-o', 'com.docker.network.bridge.enable_icc=false', '--subnet', '10.94.0.0/24'),
+      net('net6', '--ipv6', '--subnet', '10.97.0.0/24', '--subnet', 'fd97::/64'),
     ]);
     await Promise.all([
       ...[['a1', 'net1'], ['a2', 'net1'], ['b1', 'net2'], ['i1', 'inet'], ['i2', 'inet'], ['n1', 'noicc'], ['n2', 'noicc']].map(([name, network]) => up(name, '--network', network)),
+      up('d1', '--network', 'net6', '-p', '8086:80', '-p', '[::]:8087:81'),
+      up('d2', '--network', 'net6', '--ip6', 'fd97::d2'),
       docker.run('run', '-d', '--name', 'web', '--network', 'net1', '-p', '8080:80', '-p', '9000-9005:81', '-p', '5353:53/udp', '-P', '--expose', '82', BUSYBOX_IMAGE, 'sleep', '100000'),
     ]);
-    servers.push(await echoServer(lab, lab.external, 'tcp', 7300));
+    servers.push(await echoServer(lab, lab.external, 'tcp', 7300, '::'));
     // The server isolation and anti-spoofing aim at (each case runs alone too, with -t).
     await serveIn('a1', 'tcp', 7100);
   });
@@ -104,6 +113,31 @@ describe('Docker containers on the bpfnet plugin', () => {
 
   it('masquerades egress to the host uplink address, seen from the external namespace', async () => {
     expect(peerIp(await probe(lab, await nsOf('a1'), 'tcp', EXT, 7300))).toBe(HOST);
+  });
+
+  it('dual-stack networks (--ipv6, both pools from the plugin IPAM): IPv6 addresses, reach over -6, NAT66, ports published over IPv6', async () => {
+    const ip6Of = (c: string) => docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "net6").GlobalIPv6Address}}', c);
+    const [d1, d2] = [await ip6Of('d1'), await ip6Of('d2')];
+    expect(d1).toMatch(/^fd97::[0-9a-f:]+$/);
+    expect(d2).toBe('fd97::d2');
+    expect(await ipOf('d1', 'net6')).toMatch(/^10\.97\.0\.\d+$/);
+    expect(await docker.run('exec', 'd1', 'ip', '-o', '-6', 'addr', 'show', 'eth0')).toContain(`inet6 ${d1}/64`);
+    expect(await docker.run('exec', 'd1', 'ip', '-6', 'route', 'show', 'default')).toContain('default via fd97::1 dev eth0');
+    // bpfnet shows the endpoint's IPv6 address too (docker port cannot).
+    const bpfnetId = (await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "net6").EndpointID}}', 'd1')).slice(0, 12);
+    expect(JSON.parse(await bpf.bpfnet('inspect', bpfnetId))[0].IPv6Address).toBe(`${d1}/64`);
+    await Promise.all([serveIn('d1', 'tcp', 80, '::'), serveIn('d1', 'tcp', 81, '::')]);
+    const ns2 = await nsOf('d2');
+    expect(await execOk('d2', 'ping', '-6', '-c', '1', '-W', '2', d1)).toBe(true);
+    expect(peerIp(await probe(lab, ns2, 'tcp', d1, 80))).toBe(d2);
+    // Another network's container has no IPv6 way to it.
+    expect(await probe(lab, await nsOf('a2'), 'tcp', d1, 80, 800)).toBeNull();
+    expect(peerIp(await probe(lab, await nsOf('d1'), 'tcp', EXT6, 7300))).toBe(HOST6);
+    // -p 8086:80 publishes on both families, -p [::]:8087:81 on IPv6 only; the client's address is kept.
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST6, 8086))).toBe(EXT6);
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8086))).toBe(EXT);
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST6, 8087))).toBe(EXT6);
+    expect(await probe(lab, lab.external, 'tcp', HOST, 8087, 800)).toBeNull();
   });
 
   it('publishes ports on the datapath: from outside with the client address kept, from the host, by hairpin; -P, ranges, udp', async () => {
@@ -180,7 +214,10 @@ describe('Docker containers on the bpfnet plugin', () => {
     expect((await post('/NetworkDriver.CreateNetwork', '{not json')).json.Err).toBe('request body is not valid JSON');
     expect((await post('/NetworkDriver.CreateNetwork', '[1,2]')).json.Err).toBe('request body must be a JSON object');
     expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'x'.repeat(500) }))).json.Err).toMatch(/NetworkID must be an id/);
-    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: 'fd00::/64' }] }))).json.Err).toMatch(/IPv6 is not supported/);
+    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: '10.98.0.0/24' }] }))).json.Err).toBe('invalid IPv6 pool "10.98.0.0/24"');
+    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: 'fd98::/64' }, { Pool: 'fd99::/64' }] }))).json.Err).toMatch(/at most one IPv6 subnet/);
+    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], Options: { 'com.docker.network.enable_ipv6': true } }))).json.Err).toMatch(/--ipv6 needs an IPv6 pool/);
+    expect((await post('/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Interface: { Address: '10.99.0.5/24', AddressIPv6: 'fd99::zz/64' } }))).json.Err).toMatch(/invalid Interface.AddressIPv6/);
     expect((await post('/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Interface: { Address: '10.99.0.5/24' } }))).json.Err).toMatch(/is not a bpfnet network/);
     expect((await post('/NetworkDriver.Join', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', SandboxKey: '../x' }))).json.Err).toBeTruthy();
     expect((await post('/NetworkDriver.ProgramExternalConnectivity', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Options: { 'com.docker.network.portmap': [{ Proto: 6, Port: 99999 }] } }))).json.Err).toBeTruthy();
@@ -249,6 +286,69 @@ describe('Docker containers on the bpfnet plugin', () => {
     expect(await bpf.bpfnet('ps')).not.toContain('10.95.0.');
     expect((await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length).toBe(linksBefore);
     expect(await probe(lab, lab.external, 'tcp', HOST, 8090, 800)).toBeNull();
+  });
+
+  it('a host port is taken whichever came first: a bpfnet sandbox\'s -p or a Docker container\'s', async () => {
+    await bpf.bpfnet('run', '-d', '--name', 'sbfirst', '-p', '8095:80');
+    const refused = await docker.docker(['run', '-d', '--name', 'dc1', '--network', 'net1', '-p', '8095:80', BUSYBOX_IMAGE, 'sleep', '1000']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('Bind for 0.0.0.0:8095/tcp failed: port is already allocated (by bpfnet sandbox sbfirst)');
+    await up('dc2', '--network', 'net1', '-p', '8096:80');
+    const ep = (await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "net1").EndpointID}}', 'dc2')).slice(0, 12);
+    const second = await bpf.cli(['run', '-d', '--name', 'sbsecond', '-p', '8096:80']);
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toContain(`Bind for 0.0.0.0:8096 failed: port is already allocated (by Docker endpoint ${ep})`);
+    // Released by either side, the port is free for the other.
+    await docker.docker(['rm', '-f', 'dc1', 'dc2']);
+    await bpf.bpfnet('run', '-d', '--name', 'sbsecond', '-p', '8096:80');
+    await bpf.bpfnet('rm', '-f', 'sbfirst', 'sbsecond');
+    await up('dc3', '--network', 'net1', '-p', '8095:80');
+    await docker.run('rm', '-f', 'dc3');
+  });
+
+  it('a container killed while bpfnet is down: at start its endpoint is dropped: addresses (bpfnet\'s and the Docker pool\'s), port, datapath, veth', async () => {
+    await up('k1', '--network', 'net6', '--ip', '10.97.0.77', '-p', '8097:80');
+    const ep = (await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "net6").EndpointID}}', 'k1')).slice(0, 12);
+    // Destroying the namespace, dockerd moves the container's interface back to the host (the veth survives).
+    const linksBefore = (await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length;
+    await bpf.kill();
+    // With bpfnet down, dockerd retries each of its five calls (Revoke, Leave, DeleteEndpoint, two
+    // ReleaseAddress) for 15 s, then gives up and removes the namespace: 75 s. A socket that refuses
+    // every call at once ends the same way (dockerd treats both as the call failing) in a second.
+    const socket = join(docker.pluginDir, 'bpfnet.sock');
+    rmSync(socket, { force: true });
+    const calls: string[] = [];
+    const refuser = createServer((req, res) => {
+      calls.push(req.url ?? '');
+      req.resume();
+      res.end(JSON.stringify({ Err: 'bpfnet is down', Error: 'bpfnet is down' }));
+    });
+    await new Promise<void>((r) => refuser.listen(socket, r));
+    try {
+      await docker.run('kill', 'k1');
+      const t0 = Date.now();
+      // dockerd is done with k1 when it has asked to release its addresses (the last of its calls).
+      while (calls.filter((c) => c === '/IpamDriver.ReleaseAddress').length < 2) {
+        if (Date.now() - t0 > 30_000) throw new Error(`dockerd did not clean up after k1 within 30 s (calls: ${calls.join(' ')})`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await new Promise<void>((r) => refuser.close(() => r()));
+      rmSync(socket, { force: true });
+    }
+    expect(calls).toEqual(expect.arrayContaining(['/NetworkDriver.Leave', '/NetworkDriver.DeleteEndpoint', '/IpamDriver.ReleaseAddress']));
+    await bpf.start();
+    expect(bpf.log).toMatch(new RegExp(`reconcile: dropped foreign endpoint Docker endpoint ${ep} on network docker-\\w+ .*freed 10\\.97\\.0\\.77 and fd97::[0-9a-f:]+, withdrew ports 8097/tcp`));
+    expect(await bpf.bpfnet('ps')).not.toContain(ep);
+    // The veth pair dockerd gave back is gone.
+    expect((await lab.exec(lab.host, 'ip', ['-o', 'link'])).split('\n').length).toBe(linksBefore - 1);
+    await docker.run('rm', '-f', 'k1');
+    // The address (in bpfnet's network and in the Docker pool dockerd could not release it from) and the port are free again, on the datapath too.
+    await up('k2', '--network', 'net6', '--ip', '10.97.0.77', '-p', '8097:80');
+    await serveIn('k2', 'tcp', 80, '::');
+    expect(peerIp(await probe(lab, lab.external, 'tcp', HOST, 8097))).toBe(EXT);
+    await docker.run('rm', '-f', 'k2');
+    expect(await probe(lab, lab.external, 'tcp', HOST, 8097, 800)).toBeNull();
   });
 
   it('a bpfnet daemon restarted under running containers: traffic keeps flowing, endpoints are re-adopted', async () => {

@@ -2,7 +2,7 @@
 // pools, overlap refused, the gateway first, static and dynamic addresses, an address in use,
 // releases, and hostile bodies answered with a PluginError (the plugin's {"Error"}).
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_POOLS } from '../../src/ipam/pools.js';
+import { DEFAULT_POOLS, ulaPoolFor } from '../../src/ipam/pools.js';
 import { DockerIpamDriver } from '../../src/plugins/docker/ipam-driver.js';
 import { PluginError } from '../../src/plugins/docker/protocol.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -10,7 +10,7 @@ import { MemoryStore } from '../../src/store/memory-store.js';
 const gateway = { 'RequestAddressType': 'com.docker.network.gateway' };
 
 function driver() {
-  return new DockerIpamDriver({ store: new MemoryStore(), pools: DEFAULT_POOLS });
+  return new DockerIpamDriver({ store: new MemoryStore(), pools: DEFAULT_POOLS, pools6: [ulaPoolFor('unit-test-host')] });
 }
 
 describe('Docker IPAM driver', () => {
@@ -40,6 +40,24 @@ describe('Docker IPAM driver', () => {
     expect(first.Pool).toMatch(/^172\.\d+\.0\.0\/16$/);
   });
 
+  it('gives IPv6 pools (V6): a requested /64 with its gateway prefix::1 and static and dynamic addresses, or a /64 of the default ULA pool', () => {
+    const d = driver();
+    const pool = d.requestPool({ Pool: 'fd50::/64', V6: true }) as { PoolID: string; Pool: string };
+    expect(pool.Pool).toBe('fd50::/64');
+    expect(() => d.requestPool({ Pool: 'fd50::/48', V6: true })).toThrow(/overlaps/);
+    // The families are apart: an IPv4 pool never clashes with an IPv6 one.
+    expect((d.requestPool({ Pool: '10.50.0.0/24' }) as { Pool: string }).Pool).toBe('10.50.0.0/24');
+    expect(d.requestAddress({ PoolID: pool.PoolID, Options: gateway })).toEqual({ Address: 'fd50::1/64', Data: {} });
+    expect(d.requestAddress({ PoolID: pool.PoolID })).toEqual({ Address: 'fd50::2/64', Data: {} });
+    expect(d.requestAddress({ PoolID: pool.PoolID, Address: 'fd50::00b' })).toEqual({ Address: 'fd50::b/64', Data: {} });
+    expect(() => d.requestAddress({ PoolID: pool.PoolID, Address: 'fd50::b' })).toThrow(/Address already in use: fd50::b/);
+    expect(() => d.requestAddress({ PoolID: pool.PoolID, Address: '10.50.0.9' })).toThrow(/invalid address/);
+    d.releaseAddress({ PoolID: pool.PoolID, Address: 'fd50::b/64' });
+    expect(d.requestAddress({ PoolID: pool.PoolID, Address: 'fd50::b' })).toEqual({ Address: 'fd50::b/64', Data: {} });
+    const auto = d.requestPool({ V6: true }) as { Pool: string };
+    expect(auto.Pool).toMatch(/^fd[0-9a-f:]+\/64$/);
+  });
+
   it('answers hostile or unsupported bodies with a PluginError naming the problem', () => {
     const d = driver();
     const bad: Array<[unknown, RegExp]> = [
@@ -48,7 +66,10 @@ describe('Docker IPAM driver', () => {
       [{ Pool: '10.0.0.1/24' }, /host bits are set/],
       [{ Pool: '10.0.0.0/31' }, /\/30 or larger/],
       [{ Pool: 'nonsense' }, /invalid pool/],
-      [{ V6: true }, /IPv6 pools are not supported/],
+      [{ V6: true, Pool: '10.0.0.0/24' }, /an IPv6 subnet/],
+      [{ Pool: 'fd00::/64' }, /an IPv4 subnet/],
+      [{ V6: true, Pool: 'fd00::/127' }, /\/126 or larger/],
+      [{ V6: true, Pool: 'fd00::1/64' }, /host bits are set \(did you mean fd00::\/64\?\)/],
       [{ Pool: '10.0.0.0/24', SubPool: '10.1.0.0/25' }, /invalid sub-pool/],
       [{ SubPool: '10.1.0.0/25' }, /needs a pool/],
       [{ Options: { a: 1 } }, /must be a string/],

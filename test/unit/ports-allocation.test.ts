@@ -80,4 +80,12 @@ describe('IPv6 host addresses in -p', () => {
     expect(idx.clash({ protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 8080 })).toBeUndefined();
     expect(idx.clash({ protocol: 'udp', hostIp: '::1', hostPort: 8080 })).toBeUndefined();
   });
+
+  it('an any-IPv4 binding (0.0.0.0, as dockerd passes -p 0.0.0.0:H:C) clashes with every IPv4 address, never with IPv6', () => {
+    const idx = new BindingIndex([{ protocol: 'tcp' as const, hostIp: '0.0.0.0', hostPort: 8080 }]);
+    expect(idx.clash({ protocol: 'tcp', hostIp: '198.18.0.1', hostPort: 8080 })).toBeDefined();
+    expect(idx.clash({ protocol: 'tcp', hostIp: '', hostPort: 8080 })).toBeDefined();
+    expect(idx.clash({ protocol: 'tcp', hostIp: '::', hostPort: 8080 })).toBeUndefined();
+    expect(new BindingIndex([{ protocol: 'tcp' as const, hostIp: '198.18.0.1', hostPort: 8080 }]).clash({ protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 8080 })).toBeDefined();
+  });
 });

@@ -1,7 +1,7 @@
 /** `bpfnet ps`, `inspect`, `rm` and `rename`: docker's container listing, inspection, removal and renaming, for sandboxes. */
 import type { Command } from 'commander';
 import type { SandboxSummary } from '../../api/types.js';
-import type { ForeignEndpointJson } from '../../plugins/docker/routes.js';
+import type { EndpointView } from '../../api/routes/endpoints.js';
 import { ApiError, segment } from '../client.js';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../errors.js';
@@ -95,24 +95,24 @@ function registerPs(program: Command, cli: CliContext): void {
       if (flags.format || flags.quiet) return;
       const foreign = await cli
         .client()
-        .json<ForeignEndpointJson[]>('GET', '/foreign-endpoints')
-        .catch(() => [] as ForeignEndpointJson[]);
+        .json<EndpointView[]>('GET', '/endpoints')
+        .catch(() => [] as EndpointView[]);
       if (foreign && foreign.length > 0) cli.print('\n' + renderList(foreign, foreignList, { trunc: flags.trunc }));
     });
 }
 
 /** The endpoints of other engines' containers (Docker's on the plugin), with their published ports. */
-const foreignList: ListSpec<ForeignEndpointJson> = {
+const foreignList: ListSpec<EndpointView> = {
   table: 'table {{.ID}}\t{{.Client}}\t{{.ClientID}}\t{{.Network}}\t{{.IPv4}}\t{{.Ports}}',
   headers: { ID: 'ENDPOINT ID', Client: 'ENGINE', ClientID: 'ENGINE ENDPOINT', Network: 'NETWORK', IPv4: 'IPV4', Ports: 'PORTS' },
   row(e, trunc) {
     return row({
       ID: trunc ? truncateId(e.Id) : e.Id,
       Client: e.Client || '-',
-      ClientID: trunc ? truncateId(e.ClientId) : e.ClientId,
+      ClientID: trunc && e.Client === 'docker' ? truncateId(e.Key) : e.Key,
       Network: e.Network,
       IPv4: e.IPv4Address,
-      Ports: displayablePorts(e.Ports),
+      Ports: displayablePorts(e.Ports.map((p) => ({ IP: p.HostIp || '0.0.0.0', PrivatePort: p.ContainerPort, PublicPort: p.HostPort, Type: p.Protocol }))),
     });
   },
 };
@@ -131,7 +131,7 @@ function registerInspect(program: Command, cli: CliContext): void {
       await printInspect(cli, refs, flags.format, (ref) =>
         client.text('GET', `/sandboxes/${segment(ref)}`).catch((err: unknown) => {
           if (!(err instanceof ApiError) || err.status !== 404) throw err;
-          return client.text('GET', `/foreign-endpoints/${segment(ref)}`).catch(() => {
+          return client.text('GET', `/endpoints/${segment(ref)}`).catch(() => {
             throw err;
           });
         }),

@@ -10,9 +10,11 @@ import type { ForeignEndpoint } from '../../networks/endpoints.js';
 import type { NetworkRecord } from '../../networks/model.js';
 import type { NetworkService } from '../../networks/service.js';
 import { ServiceError } from '../../errors.js';
-import { parseCidr, parseIPv4 } from '../../ipam/ipv4.js';
+import { canonicalIp, parsePrefix, type Family } from '../../ipam/ip.js';
+import type { IpamConfigInput } from '../../ipam/config.js';
+import { parseIPv4 } from '../../ipam/ipv4.js';
 import type { Store } from '../../store/store.js';
-import { Label, PluginError, body, flag, id, ipamData, optArray, optObject, optString, portBindings, stringMap, type JoinResponse } from './protocol.js';
+import { Label, PluginError, body, flag, id, ipamData, optArray, optObject, optString, portBindings, stringMap, type IpamData, type JoinResponse } from './protocol.js';
 
 /** The label that ties a bpfnet network to Docker's network id. */
 export const DOCKER_NETWORK_LABEL = 'bpfnet.docker.network-id';
@@ -54,23 +56,22 @@ export class DockerNetworkDriver {
     const options = optObject(b, 'Options');
     const v4 = ipamData(b.IPv4Data, 'IPv4Data');
     const v6 = ipamData(b.IPv6Data, 'IPv6Data');
-    if (flag(options[Label.enableIPv6]) || v6.length > 0) throw new PluginError('IPv6 is not supported by bpfnet\'s Docker driver yet: create the network without --ipv6');
+    const enableIPv6 = flag(options[Label.enableIPv6]) || v6.length > 0;
+    // dockerd 20.10 always asks the IPAM driver for an IPv4 pool; IPv6 ones come with --ipv6.
     if (v4.length !== 1) throw new PluginError(`bpfnet networks have exactly one IPv4 subnet, not ${v4.length}`);
+    if (v6.length > 1) throw new PluginError(`bpfnet networks have at most one IPv6 subnet, not ${v6.length}`);
+    if (enableIPv6 && v6.length === 0) throw new PluginError('--ipv6 needs an IPv6 pool from the IPAM driver (--ipam-driver bpfnet gives one)');
     const generic = stringMap(options[Label.generic], `Options["${Label.generic}"]`);
     if (this.network(networkId)) return {};
-    const data = v4[0];
-    const gateway = data.Gateway?.split('/')[0];
-    if (gateway !== undefined && parseIPv4(gateway) === undefined) throw new PluginError(`invalid gateway "${data.Gateway}"`);
-    const aux: Record<string, string> = {};
-    for (const [name, cidr] of Object.entries(data.AuxAddresses ?? {})) aux[name] = cidr.split('/')[0];
-    if (!parseCidr(data.Pool)) throw new PluginError(`invalid pool "${data.Pool}"`);
+    const blocks = [...v4.map((d) => ipamBlock(d, 4)), ...v6.map((d) => ipamBlock(d, 6))];
     await this.#networks.create({
       name: `docker-${networkId.slice(0, 12)}`,
       driver: 'bridge',
       internal: flag(options[Label.internal]),
+      enableIPv6,
       options: generic,
       labels: { [DOCKER_NETWORK_LABEL]: networkId },
-      ipamConfig: [{ Subnet: data.Pool, ...(gateway ? { Gateway: gateway } : {}), ...(Object.keys(aux).length ? { AuxiliaryAddresses: aux } : {}) }],
+      ipamConfig: blocks,
     });
     return {};
   }
@@ -88,19 +89,27 @@ export class DockerNetworkDriver {
     const endpointId = id(b, 'EndpointID');
     const iface = optObject(b, 'Interface');
     const address = optString(iface, 'Address', 64);
+    const address6 = optString(iface, 'AddressIPv6', 64);
     const mac = optString(iface, 'MacAddress', 64);
-    if (optString(iface, 'AddressIPv6', 64)) throw new PluginError('IPv6 endpoints are not supported by bpfnet\'s Docker driver yet');
     if (!address) throw new PluginError('bpfnet endpoints need an IPv4 address (Interface.Address)');
     const ipv4 = address.split('/')[0];
     if (parseIPv4(ipv4) === undefined) throw new PluginError(`invalid Interface.Address "${address}"`);
+    const ipv6 = address6 === undefined ? undefined : canonicalIp(address6.split('/')[0]);
+    if (address6 !== undefined && (ipv6 === undefined || !ipv6.includes(':'))) throw new PluginError(`invalid Interface.AddressIPv6 "${address6}"`);
     if (mac !== undefined && !MAC.test(mac)) throw new PluginError(`invalid Interface.MacAddress "${mac}"`);
     const net = this.#requireNetwork(networkId);
+    if (ipv6 !== undefined && !net.subnet6) throw new PluginError(`network ${networkId.slice(0, 12)} has no IPv6 subnet: Interface.AddressIPv6 "${address6}" cannot be given`);
     const existing = this.endpoint(endpointId);
     const ep =
       existing?.endpoint ??
-      (await this.#networks.foreign.create(net, { ipv4, ...(mac ? { mac: mac.toLowerCase() } : {}), client: { kind: 'docker', ref: endpointId, network: networkId } }));
+      (await this.#networks.foreign.create(net, { ipv4, ...(ipv6 ? { ipv6 } : {}), ...(mac ? { mac: mac.toLowerCase() } : {}), client: { kind: 'docker', ref: endpointId, network: networkId } }));
+    // dockerd gives the addresses (its IPAM is ours); an IPv6 one it did not give (a network
+    // whose IPv6 came another way) goes back so dockerd sets it on the interface.
+    const out: Record<string, string> = {};
+    if (!mac) out.MacAddress = ep.mac!;
+    if (!address6 && ep.ipv6) out.AddressIPv6 = `${ep.ipv6}/${ep.prefixLength6}`;
     // The MAC goes back only when bpfnet chose it (dockerd refuses a driver that changes one it gave).
-    return mac ? {} : { Interface: { MacAddress: ep.mac } };
+    return Object.keys(out).length > 0 ? { Interface: out } : {};
   }
 
   async deleteEndpoint(raw: unknown): Promise<object> {
@@ -123,6 +132,7 @@ export class DockerNetworkDriver {
       Value: {
         id: fe.endpoint.id,
         ipv4: fe.endpoint.ipv4,
+        ...(fe.endpoint.ipv6 ? { ipv6: fe.endpoint.ipv6 } : {}),
         mac: fe.endpoint.mac,
         hostInterface: fe.endpoint.hostIfname,
         ports: (fe.ports ?? []).map((p) => `${p.hostIp || '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.protocol}`),
@@ -143,7 +153,12 @@ export class DockerNetworkDriver {
     if (fe.joined?.handedOff) srcName = fe.joined.ifname;
     else srcName = (await this.#networks.foreign.handOff(fe.endpoint.id, sandboxKey)).srcName;
     // Internal networks have no way out, and so no default route (Docker's bridge driver does the same).
-    return { InterfaceName: { SrcName: srcName, DstPrefix: 'eth' }, ...(net.internal ? {} : { Gateway: net.gateway }), StaticRoutes: [], DisableGatewayService: false };
+    return {
+      InterfaceName: { SrcName: srcName, DstPrefix: 'eth' },
+      ...(net.internal ? {} : { Gateway: net.gateway, ...(net.gateway6 ? { GatewayIPv6: net.gateway6 } : {}) }),
+      StaticRoutes: [],
+      DisableGatewayService: false,
+    };
   }
 
   async leave(raw: unknown): Promise<object> {
@@ -170,10 +185,13 @@ export class DockerNetworkDriver {
       const protocol = p.Proto === 6 ? 'tcp' : p.Proto === 17 ? 'udp' : undefined;
       if (!protocol) throw new PluginError(`protocol ${p.Proto} is not supported for published ports (tcp and udp are)`);
       const hostIp = p.HostIP === undefined || p.HostIP === '' ? '' : p.HostIP;
-      if (hostIp !== '' && parseIPv4(hostIp) === undefined) throw new PluginError(`host IP "${hostIp}" is not supported (IPv4 addresses are)`);
+      const canonical = hostIp === '' ? '' : canonicalIp(hostIp);
+      if (canonical === undefined) throw new PluginError(`invalid host IP "${hostIp.slice(0, 64)}" for published port ${p.Port}`);
+      // 0.0.0.0 is every IPv4 address and :: every IPv6 one (dockerd passes each when both are asked); '' is both.
+      if (canonical.includes(':') && !fe.endpoint.ipv6) throw new PluginError(`host IP ${canonical} is IPv6, and endpoint ${endpointId.slice(0, 12)} has no IPv6 address`);
       const first = p.HostPort ?? 0;
       const last = Math.max(first, p.HostPortEnd ?? 0);
-      return { protocol, hostIp, first, last, containerPort: p.Port } as const;
+      return { protocol, hostIp: canonical, first, last, containerPort: p.Port } as const;
     });
     try {
       await this.#networks.foreign.publish(fe.endpoint.id, (isFree) => {
@@ -206,4 +224,15 @@ export class DockerNetworkDriver {
     if (fe) await this.#networks.foreign.unpublish(fe.endpoint.id);
     return {};
   }
+}
+
+/** One pool of CreateNetwork's IPv4Data or IPv6Data as a bpfnet IPAM block (dockerd sends the gateway and aux addresses as CIDRs). */
+function ipamBlock(data: IpamData, family: Family): IpamConfigInput {
+  const pool = parsePrefix(data.Pool);
+  if (!pool || pool.family !== family) throw new PluginError(`invalid ${family === 4 ? 'IPv4' : 'IPv6'} pool "${data.Pool}"`);
+  const gateway = data.Gateway?.split('/')[0];
+  if (gateway !== undefined && canonicalIp(gateway) === undefined) throw new PluginError(`invalid gateway "${data.Gateway}"`);
+  const aux: Record<string, string> = {};
+  for (const [name, cidr] of Object.entries(data.AuxAddresses ?? {})) aux[name] = cidr.split('/')[0];
+  return { Subnet: data.Pool, ...(gateway ? { Gateway: gateway } : {}), ...(Object.keys(aux).length ? { AuxiliaryAddresses: aux } : {}) };
 }
