@@ -31,6 +31,21 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flow_stats4 SEC(".maps");
 
+/* The IPv6 half: its own ring (records of another size) and counts per ct6 key. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, FLOW_EVENTS_BYTES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_events6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FLOW_STATS_MAX);
+	__type(key, struct ct_key6);
+	__type(value, struct flow_counts);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_stats6 SEC(".maps");
+
 static __always_inline int flowlog_on(const struct dp_config *cfg)
 {
 	return cfg && (cfg->flags & DP_F_FLOW_EVENTS);

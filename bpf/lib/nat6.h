@@ -6,6 +6,7 @@
 #include "nat.h"
 #include "ct6.h"
 #include "csum6.h"
+#include "flowlog6.h"
 
 #define AF_INET6 10
 
@@ -121,6 +122,7 @@ BPFNET_NOINLINE int ct_follow6(struct __sk_buff *skb, const struct pkt6 *p, __u8
 		return CT_NO_FLOW;
 	struct ct_entry6 e = *f.e;
 	ct_touch6(&f, p, cfg, now, ct_twin_hook(e.kind, e.dir));
+	flowlog_count6(cfg, &f.key, skb->len);
 	return ct_apply6(skb, p, &e, cfg, from_ingress);
 }
 
@@ -136,6 +138,7 @@ BPFNET_NOINLINE int ct_start6(struct __sk_buff *skb, const struct pkt6 *p, const
 		return DROP(DROP_CT_INVALID);
 	if (rc == CT_QUOTA)
 		return DROP(DROP_CT_QUOTA);
+	flowlog_new6(cfg, p, n, &e, skb->ifindex, skb->len);
 	return ct_apply6(skb, p, &e, cfg, from_ingress);
 }
 

@@ -231,7 +231,24 @@ struct flow_event {
 	__u8 pad;
 };
 
-/* flow_stats4: ct4 key (one direction of a flow) -> what passed that way while someone listened. */
+/* One record in flow_events6: flow_event for an IPv6 flow. */
+struct flow_event6 {
+	__u64 ts;
+	__u32 ifindex;
+	__u32 deliver;
+	struct ct_key6 orig;
+	struct addr6 nat_saddr;
+	struct addr6 nat_daddr;
+	__be16 nat_sport;
+	__be16 nat_dport;
+	__u8 type;
+	__u8 kind;
+	__u8 reply_hook;        /* with the rewritten tuple turned around: the reply's ct6 key */
+	__u8 pad;
+};
+
+/* flow_stats4: ct4 key (one direction of a flow) -> what passed that way while someone listened
+ * (flow_stats6: the same per ct6 key). */
 struct flow_counts {
 	__u64 packets;
 	__u64 bytes;

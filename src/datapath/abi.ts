@@ -172,9 +172,25 @@ export const flowEvent = struct({
   pad: pad(1),
 });
 
+export const flowEvent6 = struct({
+  ts: u64n,
+  ifindex: u32,
+  deliver: u32,
+  orig: ctKey6,
+  nat_saddr: ipv6,
+  nat_daddr: ipv6,
+  nat_sport: be16,
+  nat_dport: be16,
+  type: u8,
+  kind: u8,
+  reply_hook: u8,
+  pad: pad(1),
+});
+
 export const flowCounts = struct({ packets: u64, bytes: u64 });
 
 export const FlowMaps = { events: 'flow_events', stats: 'flow_stats4' } as const;
+export const FlowMaps6 = { events: 'flow_events6', stats: 'flow_stats6' } as const;
 
 export const DatapathMaps = {
   config: 'cfg4',

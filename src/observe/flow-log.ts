@@ -1,14 +1,15 @@
 /**
  * The flow log behind `bpfnet monitor --flows`: new tracked flows with their NAT translation
  * (from the datapath's flow_events ring buffer), their end with per-direction packet and byte
- * counts (flow_stats4, read when the flow's connection-table entries are gone), and drops.
+ * counts (flow_stats4/flow_stats6, read when the flow's connection-table entries are gone), and
+ * drops, for both families.
  * It runs only while someone listens: the first subscriber sets DP_F_FLOW_EVENTS in cfg4 and
  * opens the ring buffer, the last one clears the flag, so with nobody listening the datapath
  * writes nothing and the daemon reads nothing.
  */
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
-import { CtKind, DP_F_FLOW_EVENTS, DatapathMaps, FlowMaps, ctEntry4, ctKey4, dpConfig, flowCounts, flowEvent } from '../datapath/abi.js';
+import { CtKind, DP_F_FLOW_EVENTS, DatapathMaps, DatapathMaps6, FlowMaps, FlowMaps6, ctEntry4, ctEntry6, ctKey4, ctKey6, dpConfig, flowCounts, flowEvent, flowEvent6 } from '../datapath/abi.js';
 import type { DropInfo } from '../datapath/datapath.js';
 import { BpfMap, RingBuffer, openPinnedRaw } from '../datapath/libbpf/bpf.js';
 import { encode, u32 } from '../datapath/libbpf/codec.js';
@@ -59,7 +60,7 @@ export interface FlowLogOptions {
   pollMs?: number;
 }
 
-const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const PROTO: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6' };
 const KIND: Record<number, string> = { [CtKind.SNAT]: 'snat', [CtKind.DNAT]: 'dnat', [CtKind.HAIRPIN]: 'hairpin', [CtKind.LOCAL]: 'local' };
 
 interface Tracked {
@@ -68,7 +69,18 @@ interface Tracked {
   replyKey: string;
 }
 
-const endpoint = (addr: string, port: number, proto: number) => (proto === 6 || proto === 17 ? `${addr}:${port}` : addr);
+const endpoint = (addr: string, port: number, proto: number) => (proto === 6 || proto === 17 ? `${addr.includes(':') ? `[${addr}]` : addr}:${port}` : addr);
+
+/** One family's tables: the new-flow ring, the per-direction counts, and the connection table whose entries say a flow lives. */
+interface FamilyTables {
+  key: typeof ctKey4 | typeof ctKey6;
+  entry: typeof ctEntry4 | typeof ctEntry6;
+  ring: RingBuffer<Decoded<typeof flowEvent> | Decoded<typeof flowEvent6>>;
+  stats: BpfMap<any, Decoded<typeof flowCounts>>;
+  ct: BpfMap<any, any>;
+  /** Flows not yet assured live in ct*_new (an LRU) before they move to ct*. */
+  ctNew: BpfMap<any, any>;
+}
 const portOf = (text: string) => Number(/:(\d+)$/.exec(text)?.[1] ?? NaN);
 
 export function matchesFlow(r: FlowRecord, f: FlowFilter, sandboxId?: string): boolean {
@@ -88,11 +100,8 @@ export class FlowLog {
   readonly #tracked = new Map<string, Tracked>();
   /** record -> owning sandbox id, for filters by id. */
   readonly #ids = new WeakMap<FlowRecord, string>();
-  #ring?: RingBuffer<Decoded<typeof flowEvent>>;
-  #stats?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof flowCounts>>;
-  #ct?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
-  /** Flows not yet assured live in ct4_new (an LRU) before they move to ct4. */
-  #ctNew?: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
+  /** IPv4's tables and IPv6's, while someone listens. */
+  #families: FamilyTables[] = [];
   #timer?: NodeJS.Timeout;
   #unsubscribeDrops?: () => void;
 
@@ -102,7 +111,7 @@ export class FlowLog {
   }
 
   get active(): boolean {
-    return this.#ring !== undefined;
+    return this.#families.length > 0;
   }
 
   /** Subscribes with a filter; the first subscriber turns the flow log on. Returns the unsubscribe. */
@@ -111,7 +120,7 @@ export class FlowLog {
       if (matchesFlow(r, filter, this.#ids.get(r))) listener(r);
     };
     this.#emitter.on('flow', wrapped);
-    if (!this.#ring) {
+    if (!this.active) {
       try {
         this.#start();
       } catch (err) {
@@ -139,14 +148,24 @@ export class FlowLog {
 
   #start(): void {
     const root = this.#opts.pinRoot;
-    this.#stats = BpfMap.openPinned(join(root, FlowMaps.stats), ctKey4, flowCounts);
-    this.#ct = BpfMap.openPinned(join(root, DatapathMaps.conntrack), ctKey4, ctEntry4);
-    this.#ctNew = BpfMap.openPinned(join(root, DatapathMaps.conntrackNew), ctKey4, ctEntry4);
-    // Counts left from an earlier listener would be added to flows they do not belong to.
-    const stale = this.#stats.dumpPacked();
-    if (stale.count > 0) this.#stats.deletePacked(stale.keys);
-    this.#ring = new RingBuffer(openPinnedRaw(join(root, FlowMaps.events)), flowEvent, (e) => this.#onNew(e), () => undefined);
-    this.#ring.ref(false);
+    const open = (maps: { events: string; stats: string }, ct: { conntrack: string; conntrackNew: string }, key: typeof ctKey4 | typeof ctKey6, entry: typeof ctEntry4 | typeof ctEntry6, event: typeof flowEvent | typeof flowEvent6): FamilyTables => {
+      const stats = BpfMap.openPinned<any, Decoded<typeof flowCounts>>(join(root, maps.stats), key as typeof ctKey4, flowCounts);
+      // Counts left from an earlier listener would be added to flows they do not belong to.
+      const stale = stats.dumpPacked();
+      if (stale.count > 0) stats.deletePacked(stale.keys);
+      const tables: FamilyTables = {
+        key,
+        entry,
+        stats,
+        ct: BpfMap.openPinned(join(root, ct.conntrack), key as typeof ctKey4, entry as typeof ctEntry4),
+        ctNew: BpfMap.openPinned(join(root, ct.conntrackNew), key as typeof ctKey4, entry as typeof ctEntry4),
+        ring: new RingBuffer(openPinnedRaw(join(root, maps.events)), event as typeof flowEvent, (e) => this.#onNew(e, key), () => undefined),
+      };
+      tables.ring.ref(false);
+      return tables;
+    };
+    this.#families.push(open(FlowMaps, DatapathMaps, ctKey4, ctEntry4, flowEvent));
+    this.#families.push(open(FlowMaps6, DatapathMaps6, ctKey6, ctEntry6, flowEvent6));
     this.#setFlag(true);
     this.#unsubscribeDrops = this.#opts.onDrop((d) => this.#onDrop(d));
     this.#timer = setInterval(() => this.#poll(), this.#opts.pollMs ?? 1000);
@@ -163,19 +182,19 @@ export class FlowLog {
     this.#timer = undefined;
     this.#unsubscribeDrops?.();
     this.#unsubscribeDrops = undefined;
-    this.#ring?.close();
-    this.#ring = undefined;
-    this.#stats?.close();
-    this.#ct?.close();
-    this.#ctNew?.close();
-    this.#stats = undefined;
-    this.#ct = undefined;
+    for (const f of this.#families) {
+      f.ring.close();
+      f.stats.close();
+      f.ct.close();
+      f.ctNew.close();
+    }
+    this.#families = [];
     this.#tracked.clear();
   }
 
   close(): void {
     this.#emitter.removeAllListeners('flow');
-    if (this.#ring) this.#stop();
+    if (this.active) this.#stop();
   }
 
   #owner(ifindex: number, deliver: number): FlowOwner | undefined {
@@ -187,7 +206,7 @@ export class FlowLog {
     this.#emitter.emit('flow', r);
   }
 
-  #onNew(e: Decoded<typeof flowEvent>): void {
+  #onNew(e: Decoded<typeof flowEvent> | Decoded<typeof flowEvent6>, key: typeof ctKey4 | typeof ctKey6): void {
     const o = e.orig;
     const owner = this.#owner(e.ifindex, e.deliver);
     const record: FlowRecord = {
@@ -201,48 +220,57 @@ export class FlowLog {
       Translated: { Source: endpoint(e.nat_saddr, e.nat_sport, o.proto), Destination: endpoint(e.nat_daddr, e.nat_dport, o.proto) },
       ...(owner ? { Sandbox: owner.sandbox, Network: owner.network } : {}),
     };
-    const origKey = encode(ctKey4, { saddr: o.saddr, daddr: o.daddr, sport: o.sport, dport: o.dport, proto: o.proto, hook: o.hook }).toString('hex');
-    const replyKey = encode(ctKey4, { saddr: e.nat_daddr, daddr: e.nat_saddr, sport: e.nat_dport, dport: e.nat_sport, proto: o.proto, hook: e.reply_hook }).toString('hex');
+    // Keys of the two families differ in length: one map tracks both.
+    const k = key as typeof ctKey4;
+    const origKey = encode(k, { saddr: o.saddr, daddr: o.daddr, sport: o.sport, dport: o.dport, proto: o.proto, hook: o.hook }).toString('hex');
+    const replyKey = encode(k, { saddr: e.nat_daddr, daddr: e.nat_saddr, sport: e.nat_dport, dport: e.nat_sport, proto: o.proto, hook: e.reply_hook }).toString('hex');
     this.#tracked.set(origKey, { record, origKey, replyKey });
     this.#emit(record, owner?.sandboxId);
   }
 
   /** Flows whose connection-table entries are gone or expired have ended: report them with their counts. */
   #poll(): void {
-    if (!this.#ct || !this.#stats || this.#tracked.size === 0) return;
-    this.#ring?.drain();
+    if (!this.active || this.#tracked.size === 0) return;
+    for (const f of this.#families) f.ring.drain();
     const now = process.hrtime.bigint();
     const live = new Set<string>();
-    for (const table of [this.#ct, this.#ctNew]) {
-      const ct = table?.dumpPacked();
-      for (let i = 0; i < (ct?.count ?? 0); i++) {
-        const expires = ct!.values.readBigUInt64LE(i * ctEntry4.size + ctEntry4.offsets.expires);
-        if (expires >= now) live.add(ct!.keys.toString('hex', i * ctKey4.size, (i + 1) * ctKey4.size));
+    for (const f of this.#families)
+      for (const table of [f.ct, f.ctNew]) {
+        const ct = table.dumpPacked();
+        for (let i = 0; i < ct.count; i++) {
+          const expires = ct.values.readBigUInt64LE(i * f.entry.size + f.entry.offsets.expires);
+          if (expires >= now) live.add(ct.keys.toString('hex', i * f.key.size, (i + 1) * f.key.size));
+        }
       }
-    }
     const ended = [...this.#tracked.values()].filter((t) => !live.has(t.origKey) && !live.has(t.replyKey));
     if (ended.length === 0) return;
-    const stats = this.#stats.dumpPacked();
     const counts = new Map<string, { packets: number; bytes: number }>();
-    for (let i = 0; i < stats.count; i++) {
-      const o = i * flowCounts.size;
-      counts.set(stats.keys.toString('hex', i * ctKey4.size, (i + 1) * ctKey4.size), {
-        packets: Number(stats.values.readBigUInt64LE(o + flowCounts.offsets.packets)),
-        bytes: Number(stats.values.readBigUInt64LE(o + flowCounts.offsets.bytes)),
-      });
+    for (const f of this.#families) {
+      const stats = f.stats.dumpPacked();
+      for (let i = 0; i < stats.count; i++) {
+        const o = i * flowCounts.size;
+        counts.set(stats.keys.toString('hex', i * f.key.size, (i + 1) * f.key.size), {
+          packets: Number(stats.values.readBigUInt64LE(o + flowCounts.offsets.packets)),
+          bytes: Number(stats.values.readBigUInt64LE(o + flowCounts.offsets.bytes)),
+        });
+      }
     }
-    const gone: Buffer[] = [];
+    const gone = new Map<FamilyTables, Buffer[]>();
     for (const t of ended) {
       this.#tracked.delete(t.origKey);
       const a = counts.get(t.origKey) ?? { packets: 0, bytes: 0 };
       const b = counts.get(t.replyKey) ?? { packets: 0, bytes: 0 };
-      for (const k of [t.origKey, t.replyKey]) if (counts.has(k)) gone.push(Buffer.from(k, 'hex'));
+      for (const k of [t.origKey, t.replyKey]) {
+        if (!counts.has(k)) continue;
+        const f = this.#families.find((x) => x.key.size * 2 === k.length);
+        if (f) gone.set(f, [...(gone.get(f) ?? []), Buffer.from(k, 'hex')]);
+      }
       const r: FlowRecord = { ...t.record, Time: new Date().toISOString(), Event: 'end', Packets: { Original: a.packets, Reply: b.packets }, Bytes: { Original: a.bytes, Reply: b.bytes } };
       this.#emit(r, this.#ids.get(t.record));
     }
-    if (gone.length > 0) {
+    for (const [f, keys] of gone) {
       try {
-        this.#stats.deletePacked(Buffer.concat(gone));
+        f.stats.deletePacked(Buffer.concat(keys));
       } catch {
         /* LRU may have evicted some already */
       }

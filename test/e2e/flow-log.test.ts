@@ -11,7 +11,11 @@ import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
 import { u32 } from '../../src/datapath/libbpf/codec.js';
 import { DP_F_FLOW_EVENTS, DatapathMaps, FlowMaps, ctKey4, dpConfig, flowCounts } from '../../src/datapath/abi.js';
 import { cliPath } from '../../src/paths.js';
+import { ip } from '../../src/system/ip.js';
 import { echoServer, probe, sandboxIp, sandboxNs } from '../support/traffic.js';
+
+const HOST6 = 'fd00:198:18::1';
+const EXT6 = 'fd00:198:18::2';
 
 describe('the flow log', () => {
   let lab: Lab;
@@ -51,11 +55,16 @@ describe('the flow log', () => {
 
   beforeAll(async () => {
     lab = await Lab.create();
+    // IPv6 on the uplink before the daemon starts (NAT66's source): IPv6 flows are logged too.
+    await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
+    await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
     d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-timeouts', 'tcp-fin=1,tcp-closed=1,tcp-established=3', '--ebpf-gc-interval', '1'] });
     await d.bpfnet('network', 'create', '--subnet', '10.45.0.0/24', 'flownet');
     await d.bpfnet('network', 'create', '--subnet', '10.46.0.0/24', 'elsewhere');
     await d.bpfnet('run', '-d', '--name', 'fa', '--network', 'flownet');
     await d.bpfnet('run', '-d', '--name', 'fb', '--network', 'elsewhere');
+    await d.bpfnet('network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd45::/64', 'flownet6');
+    await d.bpfnet('run', '-d', '--name', 'f6', '--network', 'flownet6');
   });
 
   afterAll(async () => {
@@ -121,6 +130,40 @@ describe('the flow log', () => {
       ['drop', 'dropped', 'isolation', 'fa', 'flownet'],
       ['drop', 'dropped', 'isolation', 'fa', 'flownet'],
     ]);
+  });
+
+  it('reports an IPv6 flow (NAT66) the same way, addresses bracketed', async () => {
+    const mine = monitor('--sandbox', 'f6');
+    await waitFor('the flow flag', flowFlag);
+    await new Promise((r) => setTimeout(r, 300));
+    const server = await echoServer(lab, lab.external, 'tcp', 7004, '::');
+    let answer: string | null;
+    try {
+      answer = await probe(lab, await sandboxNs(d, 'f6'), 'tcp', EXT6, 7004);
+    } finally {
+      server.kill();
+    }
+    expect(answer).toMatch(new RegExp(`^${HOST6}:\\d+$`));
+    const f6 = JSON.parse(await d.bpfnet('inspect', 'f6'))[0].NetworkSettings.Networks.flownet6.GlobalIPv6Address as string;
+    await waitFor('the new flow', () => mine.records().some((r) => r.Event === 'new'));
+    const created = mine.records().find((r) => r.Event === 'new');
+    const translatedPort = answer!.slice(answer!.lastIndexOf(':') + 1);
+    expect(created).toMatchObject({
+      Verdict: 'forwarded',
+      Protocol: 'tcp',
+      Kind: 'snat',
+      Destination: `[${EXT6}]:7004`,
+      Translated: { Source: `[${HOST6}]:${translatedPort}`, Destination: `[${EXT6}]:7004` },
+      Sandbox: 'f6',
+      Network: 'flownet6',
+    });
+    expect(created.Source).toMatch(new RegExp(`^\\[${f6}\\]:\\d+$`));
+    await waitFor('the end of the flow', () => mine.records().some((r) => r.Event === 'end'), 20_000);
+    const ended = mine.records().find((r) => r.Event === 'end');
+    expect(ended).toMatchObject({ Source: created.Source, Translated: created.Translated });
+    expect(ended.Packets.Original).toBeGreaterThanOrEqual(3);
+    expect(ended.Packets.Reply).toBeGreaterThanOrEqual(3);
+    mine.child.kill('SIGINT');
   });
 
   it('turns itself off when the last listener leaves', async () => {

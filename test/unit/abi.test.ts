@@ -30,6 +30,7 @@ const mirrored: Array<[string, string, StructCodec<any>]> = [
   ['datapath.h', 'drop_event', abi.dropEvent],
   ['datapath.h', 'flow_event', abi.flowEvent],
   ['datapath.h', 'flow_counts', abi.flowCounts],
+  ['datapath.h', 'flow_event6', abi.flowEvent6],
   ['dns.h', 'dns_name_key', abi.dnsNameKey],
   ['dns.h', 'dns_name_value', abi.dnsNameValue],
   ['dns.h', 'dns_client', abi.dnsClient],
