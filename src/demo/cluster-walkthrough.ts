@@ -67,10 +67,10 @@ export async function clusterWalkthrough(cl: ClusterLab, say: Say, opts: { reach
   say(`  ${Object.entries(PLAN).map(([n, i]) => `${n} on h${i} = ${ip[n]}`).join(', ')}`);
 
   say('\n== 4. Across hosts, by address and by name (VXLAN from the eBPF datapath; names from the embedded DNS of each host) ==');
-  const ping = async (i: number, from: string, target: string, label: string) => {
+  const ping = async (i: number, from: string, target: string, label: string, tries = 5) => {
     // Names may need the watch to have delivered the endpoint: a few tries, as a user would retry.
     let ok = false;
-    for (let k = 0; k < 5 && !ok; k++) ok = (await host(i).daemon!.cli(['exec', from, 'ping', '-c', '1', '-W', '1', '-q', target])).code === 0;
+    for (let k = 0; k < tries && !ok; k++) ok = (await host(i).daemon!.cli(['exec', from, 'ping', '-c', '1', '-W', '1', '-q', target])).code === 0;
     result.reach[`${from} -> ${label}`] = ok;
     say(`  h${i} ${from.padEnd(6)} -> ${label.padEnd(28)} ${ok ? 'reachable' : 'unreachable'}`);
   };
@@ -89,8 +89,8 @@ export async function clusterWalkthrough(cl: ClusterLab, say: Say, opts: { reach
   await on(2)('network', 'create', '-d', 'overlay', '--subnet', DEMO_NETS.other.subnet, DEMO_NETS.other.name);
   await until('other-net on h5', async () => (await host(5).daemon!.cli(['network', 'inspect', DEMO_NETS.other.name])).code === 0);
   await on(5)('run', '-d', '--name', 'intruder', '--network', DEMO_NETS.other.name);
-  await ping(5, 'intruder', ip.db!, `db ${ip.db} (h3, app-net)`);
-  await ping(5, 'intruder', 'db', 'db by name');
+  await ping(5, 'intruder', ip.db!, `db ${ip.db} (h3, app-net)`, 2);
+  await ping(5, 'intruder', 'db', 'db by name', 2);
   say('  (dropped by the eBPF datapath as isolation; the name is not served to another network)');
 
   const n = opts.reachSamples ?? 20;

@@ -7,6 +7,10 @@
 import { ClusterLab } from '../lab/cluster-lab.js';
 import { clusterWalkthrough } from './cluster-walkthrough.js';
 
+/** Set on SIGINT/SIGTERM: Ctrl-C also reaches the lab's daemons and etcd (one process group), so what fails next is the interruption's doing. */
+let interrupted = false;
+let cl: ClusterLab | undefined;
+
 function say(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
@@ -15,8 +19,6 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the demo builds network namespaces: run it as root');
   const started = Date.now();
   say('Building the lab: five host namespaces on one underlay bridge, one etcd, a bpfnet daemon per host (ebpf datapath)...');
-  let cl: ClusterLab | undefined;
-  let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
@@ -43,6 +45,9 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // ClusterLab.create() removes a half-built lab itself when a daemon dies under the signal.
+  // With the lab up, the signal handler removes it and exits.
+  if (interrupted) return void (cl ? undefined : process.exit(130));
   process.stderr.write(`demo failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });
