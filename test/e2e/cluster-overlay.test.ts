@@ -58,6 +58,11 @@ async function resolve(from: string, gateway: string, name: string): Promise<str
   return (JSON.parse(out.trim().split('\n')[0]!) as { answers?: string[] }).answers ?? [];
 }
 
+/** The MAC a sandbox's kernel holds for addr, if its ARP was answered. */
+async function neighbourMac(from: Netns, addr: string): Promise<string | undefined> {
+  return /lladdr ([0-9a-f:]+)/.exec(await cl.lab.exec(from, 'ip', ['neigh', 'show', 'to', addr]))?.[1];
+}
+
 async function addresses(i: number, name: string): Promise<Record<string, string>> {
   const nets = JSON.parse(await cli(i, 'inspect', name))[0].NetworkSettings.Networks as Record<string, { IPAddress: string }>;
   return Object.fromEntries(Object.entries(nets).map(([n, e]) => [n, e.IPAddress]));
@@ -343,6 +348,9 @@ describe('overlay across five hosts through the cluster store (ebpf datapath)', 
     const pending = h3.daemon!.cli(['run', '-d', '--name', 'half-made', '--network', 'ova']);
     const half = await until('half-made published and seen by h1', async () => (await clusterEndpoints(1, 'ova')).find((e) => e.name === 'half-made'), 15_000);
     await until('half-made seen by every other host', async () => (await Promise.all([2, 4, 5].map((i) => clusterEndpoints(i, 'ova')))).every((v) => v.some((e) => e.name === 'half-made')));
+    // h1's datapath holds it as a remote endpoint: a1's ARP for it is answered on h1 (nothing behind it answers the ping yet).
+    await ping(cl.lab, ns.a1!, half.ipv4!);
+    expect(await neighbourMac(ns.a1!, half.ipv4!)).toBe(half.mac);
     await h3.daemon!.kill();
     expect((await pending).code).not.toBe(0);
     // Existing traffic to h3's sandboxes does not need its daemon.
@@ -367,7 +375,10 @@ describe('overlay across five hosts through the cluster store (ebpf datapath)', 
     const local = await h3.daemon!.cli(['inspect', 'half-made']);
     if (local.code === 0) expect(JSON.parse(local.stdout)[0].NetworkSettings.Networks.ova?.IPAddress ?? '').toBe('');
     expect(await resolve('a1', '10.81.0.1', 'half-made')).toEqual([]);
+    // Gone from h1's map of remote endpoints: a fresh ARP for it is not answered any more.
+    await cl.lab.exec(ns.a1!, 'ip', ['neigh', 'flush', 'to', half.ipv4!]);
     expect(await ping(cl.lab, ns.a1!, half.ipv4!)).toBe(false);
+    expect(await neighbourMac(ns.a1!, half.ipv4!)).toBeUndefined();
     expect(await resolve('a1', '10.81.0.1', 'a3')).toEqual([ipOf.a3!.ova]);
     expect(await ping(cl.lab, ns.a1!, ipOf.a3!.ova!)).toBe(true);
     expect(await ping(cl.lab, ns.a3!, ipOf.ab5!.ova!)).toBe(true);
