@@ -21,7 +21,7 @@ import { run, runRaw } from '../src/system/exec.js';
 import { Progress, duration } from './progress.js';
 import { summarize } from './stats.js';
 import { writeReport } from './report/write.js';
-import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type PublishSample, type SweepSample, type UplinkXdpResults } from './results-model.js';
+import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type OverlayResults, type PublishSample, type SweepSample, type UplinkXdpResults } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { DirectVethSetup, HostNetworkSetup, RoutingSetup } from './setups/references.js';
 import { DockerRulesSetup } from './setups/docker-rules.js';
@@ -31,6 +31,7 @@ import { dropReason } from './samples.js';
 import { CniSetup, debVersion } from './setups/cni.js';
 import type { Setup, SetupName } from './setups/setup.js';
 import { measureUplinkXdp } from './uplink-xdp.js';
+import { overlayEstimate, runOverlayBenchmark } from './overlay.js';
 import { WORKLOADS } from './workloads/catalog.js';
 import { connrate, connrateSample } from './workloads/http.js';
 import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/workload.js';
@@ -138,7 +139,9 @@ export async function main(argv: readonly string[]): Promise<void> {
 
   // The plan, for progress: every step with its estimated seconds.
   const plan: number[] = [];
-  setupNames.forEach(() => plan.push(5));
+  // The overlay section builds its own five-host lab: with only it (or DNS, CLI) selected, the setups are not built.
+  const needSetups = workloads.length > 0 || doXdp || doSweep || doPublish || doControl;
+  if (needSetups) setupNames.forEach(() => plan.push(5));
   plan.push(2);
   // routing is the reference for egress (the masquerade target) and, in full runs, for published ports too;
   // host networking has no same-network path; the uplink shortcut only changes what crosses the uplink.
@@ -167,6 +170,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (dnsPresent) plan.push(o.quick ? 30 : 120);
   const doCli = wanted(o, 'cli');
   if (doCli) plan.push(o.quick ? 20 : 60);
+  const doOverlay = wanted(o, 'overlay');
+  // The overlay section reports one step per measured run (3 setups x 4 workloads per repetition) and one for propagation.
+  if (doOverlay) for (let k = 0, n = o.reps * 12 + 1; k < n; k++) plan.push(overlayEstimate(o.quick, o.reps) / n);
   plan.push(3);
   if (o.plan) {
     process.stdout.write(`${plan.length} steps, about ${duration(plan.reduce((a, b) => a + b, 0))} by the plan's estimates (a busy machine takes longer)\n`);
@@ -181,12 +187,14 @@ export async function main(argv: readonly string[]): Promise<void> {
     progress.note(`load average ${machine.loadBefore[0].toFixed(2)} on ${machine.cpus} CPUs: the machine is busy, expect noise`);
   const startedAt = new Date();
   const setups: Setup[] = [];
+  /** Labs of sections that build their own (the overlay's cluster lab), removed on a signal too. */
+  const ownLabs: Array<{ destroy(): Promise<void> }> = [];
   let interrupted = false;
   const onSignal = (sig: NodeJS.Signals) => {
     if (interrupted) return;
     interrupted = true;
     progress.note(`${sig}: removing labs`);
-    void Promise.allSettled(setups.map((s) => s.destroy())).then(() => process.exit(130));
+    void Promise.allSettled([...setups, ...ownLabs].map((s) => s.destroy())).then(() => process.exit(130));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -197,8 +205,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   const publishSamples: PublishSample[] = [];
   let dns: DnsResults | undefined;
   let uplinkXdp: UplinkXdpResults | undefined;
+  let overlay: OverlayResults | undefined;
   try {
-    for (const name of setupNames) {
+    for (const name of needSetups ? setupNames : []) {
       progress.step(`build setup ${name}`);
       try {
         setups.push(await buildSetup(name));
@@ -341,6 +350,15 @@ export async function main(argv: readonly string[]): Promise<void> {
       }
     }
 
+    if (doOverlay && !interrupted) {
+      try {
+        overlay = await runOverlayBenchmark({ quick: o.quick, reps: o.reps, onStep: (what) => progress.step(what), interrupted: () => interrupted, onLab: (cl) => ownLabs.push(cl) });
+      } catch (err) {
+        notes.push(`overlay benchmark failed: ${errorText(err)}`);
+        progress.note(`overlay benchmark FAILED: ${errorText(err)}`);
+      }
+    }
+
     progress.step('tear down labs, write results');
     await Promise.allSettled(setups.map((s) => s.destroy()));
     setups.length = 0;
@@ -374,6 +392,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       ...(publishSamples.length ? { publish: { ports: PUBLISH_PORTS, samples: publishSamples } } : {}),
       ...(dns ? { dns } : {}),
       ...(uplinkXdp ? { uplinkXdp } : {}),
+      ...(overlay ? { overlay } : {}),
       notes,
     };
     const outDir = o.out ?? join(projectRoot, 'bench', 'results', ...(o.quick ? ['quick'] : []));

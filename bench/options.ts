@@ -28,7 +28,8 @@ export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [-
   --seed N        seed of the rotated setup order (default: random, recorded in the results)
   --only LIST     comma-separated: workload ids or id prefixes (tcp, http, conn, tcp-published-1, ...),
                   and/or the sections sweep, publish (10,000 ports timed 10 times), control, dns,
-                  cli, xdp (TC vs TC + XDP on the uplink)
+                  cli, xdp (TC vs TC + XDP on the uplink), overlay (five hosts + etcd: cross-host
+                  vs same host vs Docker's way, and a new sandbox's time to be reachable)
   --setups LIST   comma-separated subset of ${ALL_SETUPS.join(',')}
   --out DIR       where results go (default bench/results, bench/results/quick with --quick)
   --plan          print how many steps and about how long the run would take, and run nothing

@@ -1,113 +1,56 @@
 /**
- * Overlay benchmark: sandbox -> sandbox on two simulated hosts over bpfnet's overlay (VXLAN
- * from the eBPF datapath), beside the same pair on one host, beside Docker's way (a kernel
- * VXLAN device enslaved to a Linux bridge on each host, bridged traffic through netfilter as
- * br_netfilter makes it) in the same lab, interleaved round by round. Workloads: iperf3 with 1
- * and 2 TCP streams, HTTP keep-alive requests/s (wrk, 50 connections), new TCP connections/s
- * (connrate, 32 in flight). The hosts' remote endpoints are told to each daemon the way the
- * cluster state's watch would (test/support/overlay-host.mjs), as in test/e2e/overlay.test.ts.
+ * The overlay section of `npm run bench` (`--only overlay`): in one ClusterLab (five host
+ * namespaces on one underlay bridge, one real etcd, a daemon per host on --cluster-store),
+ * sandbox -> sandbox on two hosts over bpfnet's overlay (VXLAN from the eBPF datapath, the
+ * endpoints learnt from etcd's watch), beside the same pair on one host, beside Docker's way
+ * (a kernel VXLAN device enslaved to a Linux bridge on each host, bridged traffic through
+ * netfilter as br_netfilter makes it) between the same two host namespaces, run in a rotated
+ * order per repetition. Workloads: iperf3 with 1 and 2 TCP streams, HTTP keep-alive requests/s
+ * (wrk, 50 connections), new TCP connections/s (connrate, 32 in flight). Then the time for a new
+ * sandbox to become reachable from every other host, by traffic (src/lab/overlay-reach.ts),
+ * over 100 sandboxes spread over the five hosts (20 with --quick).
  *
- * `node dist/bench/overlay.js [--quick]` runs it alone and prints a markdown table.
+ * `node dist/bench/overlay.js [--quick]` runs it alone and prints its markdown.
  */
-import type { ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { Lab } from '../src/lab/lab.js';
-import { cliPath, projectRoot } from '../src/paths.js';
+import { ClusterLab, type ClusterHost } from '../src/lab/cluster-lab.js';
+import { freeAddresses, percentile, timeToReach, tuneProber } from '../src/lab/overlay-reach.js';
 import { run } from '../src/system/exec.js';
 import { ensureAddress, ensureVeth, ip, netns, setUp, type Netns } from '../src/system/ip.js';
-import { writeSysctl } from '../src/system/sysctl.js';
+import type { Lab } from '../src/lab/lab.js';
+import type { OverlayResults, OverlaySetupName } from './results-model.js';
 import { CONNRATE, HTTPD, SERVER_PORTS, tuneClient, waitListening } from './setups/servers.js';
 
-const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
-const OVERLAY_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
-const VNI = 4301;
+const NET = { name: 'ov', subnet: '10.95.0.0/24', server: '10.95.0.21', remoteClient: '10.95.0.11', localClient: '10.95.0.22' } as const;
 /** Docker's way gets its own VNI and UDP port, so its kernel VXLAN device and bpfnet's collect_md one never see each other's packets. */
-const DOCKER_VNI = 4302;
-const DOCKER_PORT = 4790;
+const DOCKER = { vni: 4302, port: 4790, client: '10.96.0.11', server: '10.96.0.21' } as const;
 
 interface Plan {
-  rounds: number;
+  /** Seconds of each measured run (iperf3 also omits its first second). */
   seconds: number;
+  reachEndpoints: number;
 }
-const PLANS: Record<'quick' | 'full', Plan> = { quick: { rounds: 1, seconds: 3 }, full: { rounds: 3, seconds: 8 } };
+const PLANS: Record<'quick' | 'full', Plan> = { quick: { seconds: 1, reachEndpoints: 20 }, full: { seconds: 4, reachEndpoints: 100 } };
 
-type SetupName = 'overlay (bpfnet, 2 hosts)' | 'same host (bpfnet overlay net)' | "Docker's way (kernel vxlan + bridge, 2 hosts)";
+export const OVERLAY_SETUPS: Record<OverlaySetupName, string> = {
+  'cross-host': 'bpfnet overlay, client and server on two hosts (VXLAN from the eBPF datapath)',
+  'same-host': 'bpfnet overlay network, client and server on one host',
+  'docker-way': "Docker's way, two hosts: kernel VXLAN device + Linux bridge per host, br_netfilter",
+};
+
 interface Target {
-  setup: SetupName;
+  setup: OverlaySetupName;
   client: Netns;
   server: string;
 }
 
-interface Row {
-  setup: SetupName;
-  iperf1: number[];
-  iperf2: number[];
-  keepAlive: number[];
-  newConn: number[];
-}
-
-class BenchHost {
-  child?: ChildProcess;
-  log = '';
-  #seq = 0;
-  readonly #waiting = new Map<number, (a: { ok: boolean; message?: string }) => void>();
-  readonly socket: string;
-  constructor(
-    readonly lab: Lab,
-    readonly name: string,
-    readonly ns: Netns,
-    readonly vtep: string,
-  ) {
-    this.socket = join(lab.tmpDir(), `${name}.sock`);
-  }
-
-  async start(): Promise<void> {
-    const flags = { root: join(this.lab.tmpDir(), `${this.name}-root`), socket: this.socket, datapath: 'ebpf', uplink: 'up0', instance: `${this.lab.prefix}${this.name}` };
-    const child = this.lab.spawn(this.ns, process.execPath, [HARNESS, JSON.stringify(flags)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        const msg = JSON.parse(line) as { ready?: boolean; seq: number; ok: boolean; message?: string };
-        if (msg.ready) return resolve();
-        this.#waiting.get(msg.seq)?.(msg);
-      });
-      child.once('exit', (code) => reject(new Error(`bench host ${this.name} exited (${code}):\n${this.log}`)));
-    });
-  }
-
-  async call(op: string, args: unknown): Promise<void> {
-    const seq = ++this.#seq;
-    const a = await new Promise<{ ok: boolean; message?: string }>((resolve) => {
-      this.#waiting.set(seq, resolve);
-      this.child!.stdin!.write(JSON.stringify({ seq, op, args }) + '\n');
-    });
-    if (!a.ok) throw new Error(`${op} on ${this.name}: ${a.message}`);
-  }
-
-  cli(...args: string[]): Promise<string> {
-    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
-  }
-
-  async sandbox(name: string, addr: string): Promise<{ ns: Netns; record: Record<string, unknown> }> {
-    await this.cli('run', '-d', '--name', name, '--network', 'ov', '--ip', addr);
-    const sb = JSON.parse(await this.cli('inspect', name))[0];
-    const ep = sb.NetworkSettings.Networks.ov;
-    return {
-      ns: netns(sb.NetworkSettings.SandboxKey.slice('/run/netns/'.length)),
-      record: { vni: VNI, ipv4: ep.IPAddress, mac: ep.MacAddress, vtep: this.vtep, sandboxId: sb.Id, name, aliases: [] },
-    };
-  }
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+/** The plan's estimated seconds, for the bench's progress. */
+export function overlayEstimate(quick: boolean, reps: number): number {
+  const p = PLANS[quick ? 'quick' : 'full'];
+  return 40 + reps * 3 * (4 * (p.seconds + 2) + 1) + p.reachEndpoints * 0.8;
 }
 
 async function iperf(lab: Lab, t: Target, streams: number, seconds: number): Promise<number> {
-  const out = await lab.exec(t.client, 'iperf3', ['-c', t.server, '-p', String(SERVER_PORTS.iperf), '-t', String(seconds), '-P', String(streams), '-J'], { timeoutMs: (seconds + 30) * 1000 });
+  const out = await lab.exec(t.client, 'iperf3', ['-c', t.server, '-p', String(SERVER_PORTS.iperf), '-t', String(seconds), '-O', '1', '-P', String(streams), '-J'], { timeoutMs: (seconds + 30) * 1000 });
   return (JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
 }
 
@@ -115,6 +58,7 @@ async function wrk(lab: Lab, t: Target, seconds: number): Promise<number> {
   const out = await lab.exec(t.client, 'wrk', ['-t', '1', '-c', '50', '-d', `${seconds}s`, `http://${t.server}:${SERVER_PORTS.http}/`], { timeoutMs: (seconds + 30) * 1000 });
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!m) throw new Error(`wrk from ${t.client.name} to ${t.server}: no rate in\n${out}`);
+  if (/Non-2xx|Socket errors/.test(out)) throw new Error(`wrk from ${t.client.name} to ${t.server}: errors during the run\n${out}`);
   return Number(m[1]);
 }
 
@@ -124,14 +68,14 @@ async function connrate(lab: Lab, t: Target, seconds: number): Promise<number> {
 }
 
 /** Docker's way on one host: a kernel VXLAN device (static flood entry to the other host) enslaved to a bridge, a sandbox on a veth. */
-async function dockerWay(lab: Lab, host: BenchHost, other: BenchHost, sandboxAddr: string): Promise<Netns> {
+async function dockerWay(lab: Lab, host: ClusterHost, other: ClusterHost, sandboxAddr: string): Promise<Netns> {
   const h = host.ns;
   await ip(h, ['link', 'add', 'name', 'dkbr', 'type', 'bridge']);
-  await ip(h, ['link', 'add', 'name', 'dkvx', 'type', 'vxlan', 'id', String(DOCKER_VNI), 'local', host.vtep, 'dstport', String(DOCKER_PORT), 'nolearning']);
+  await ip(h, ['link', 'add', 'name', 'dkvx', 'type', 'vxlan', 'id', String(DOCKER.vni), 'local', host.address, 'dstport', String(DOCKER.port), 'nolearning']);
   await ip(h, ['link', 'set', 'dev', 'dkvx', 'mtu', '1450', 'master', 'dkbr', 'up']);
-  await run('nsenter', [`--net=${h.path}`, 'bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'dkvx', 'dst', other.vtep]);
+  await run('nsenter', [`--net=${h.path}`, 'bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'dkvx', 'dst', other.address]);
   await ip(h, ['link', 'set', 'dev', 'dkbr', 'mtu', '1450', 'up']);
-  const sb = await lab.addNamespace(`dk-${host.name}`);
+  const sb = await lab.addNamespace(`dk${host.index}`);
   await ensureVeth(h, 'dkv', sb, 'eth0');
   await ip(h, ['link', 'set', 'dev', 'dkv', 'mtu', '1450', 'master', 'dkbr', 'up']);
   await ip(sb, ['link', 'set', 'dev', 'eth0', 'mtu', '1450']);
@@ -141,84 +85,116 @@ async function dockerWay(lab: Lab, host: BenchHost, other: BenchHost, sandboxAdd
   return sb;
 }
 
-export async function runOverlayBenchmark(opts: { quick: boolean }): Promise<{ rows: Row[]; notes: string[] }> {
+async function sandbox(h: ClusterHost, name: string, address: string): Promise<Netns> {
+  await h.daemon!.bpfnet('run', '-d', '--name', name, '--network', NET.name, '--ip', address);
+  const key: string = JSON.parse(await h.daemon!.bpfnet('inspect', name))[0].NetworkSettings.SandboxKey;
+  return netns(key.slice('/run/netns/'.length));
+}
+
+const errorText = (err: unknown) => (err as Error)?.message?.split('\n').slice(0, 2).join(' ') ?? String(err);
+
+/**
+ * Runs the section; `onStep` reports progress (one call per measured run). A failed run is
+ * recorded as NaN with its error, so the other setups' samples of that repetition stay paired.
+ */
+export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; onStep?: (what: string) => void; interrupted?: () => boolean; onLab?: (cl: ClusterLab) => void }): Promise<OverlayResults> {
   const plan = PLANS[opts.quick ? 'quick' : 'full'];
-  const lab = await Lab.create({ uplink: false });
+  const step = opts.onStep ?? (() => undefined);
+  const stop = opts.interrupted ?? (() => false);
+  const cl = await ClusterLab.create({ hosts: 5, datapath: 'ebpf' });
+  opts.onLab?.(cl);
   try {
-    await ip(lab.host, ['link', 'add', 'name', 'ul0', 'type', 'bridge']);
-    await ensureAddress(lab.host, 'ul0', '198.18.0.1/24');
-    await setUp(lab.host, 'ul0');
-    const hosts: BenchHost[] = [];
-    for (const [i, name] of ['h1', 'h2'].entries()) {
-      const hns = await lab.addNamespace(name);
-      const vtep = `198.18.0.${11 + i}`;
-      await ensureVeth(hns, 'up0', lab.host, `ul-${name}`);
-      await ip(lab.host, ['link', 'set', 'dev', `ul-${name}`, 'master', 'ul0', 'up']);
-      await ensureAddress(hns, 'up0', `${vtep}/24`);
-      await setUp(hns, 'up0');
-      await ip(hns, ['route', 'add', 'default', 'via', '198.18.0.1']);
-      await writeSysctl({ netnsPath: hns.path }, 'net.ipv4.ip_forward', '1');
-      hosts.push(new BenchHost(lab, name, hns, vtep));
-    }
-    const [h1, h2] = hosts;
-    await Promise.all(hosts.map((h) => h.start()));
-    for (const h of hosts) await h.cli('network', 'create', '-d', 'overlay', '--subnet', '10.95.0.0/24', '-o', `${OVERLAY_OPTION}=${VNI}`, 'ov');
-    const server = await h2.sandbox('srv', '10.95.0.21');
-    const remoteClient = await h1.sandbox('cli1', '10.95.0.11');
-    const localClient = await h2.sandbox('cli2', '10.95.0.22');
-    for (const [h, rec] of [[h1, server.record], [h2, remoteClient.record]] as const) await h.call('remote-add', rec);
-    const dkClient = await dockerWay(lab, h1, h2, '10.96.0.11');
-    const dkServer = await dockerWay(lab, h2, h1, '10.96.0.21');
-    for (const ns of [server.ns, dkServer]) {
-      lab.spawn(ns, HTTPD, [String(SERVER_PORTS.http)]);
-      lab.spawn(ns, 'iperf3', ['-s', '-p', String(SERVER_PORTS.iperf)]);
-      await waitListening(lab, ns, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-    }
-    for (const ns of [remoteClient.ns, localClient.ns, dkClient]) await tuneClient(ns);
-    const targets: Target[] = [
-      { setup: 'overlay (bpfnet, 2 hosts)', client: remoteClient.ns, server: '10.95.0.21' },
-      { setup: 'same host (bpfnet overlay net)', client: localClient.ns, server: '10.95.0.21' },
-      { setup: "Docker's way (kernel vxlan + bridge, 2 hosts)", client: dkClient, server: '10.96.0.21' },
-    ];
-    const rows: Row[] = targets.map((t) => ({ setup: t.setup, iperf1: [], iperf2: [], keepAlive: [], newConn: [] }));
-    for (let round = 0; round < plan.rounds; round++) {
-      // Rotated order: no setup always runs first (or last) on a shared machine.
-      for (let k = 0; k < targets.length; k++) {
-        const i = (k + round) % targets.length;
-        const t = targets[i];
-        rows[i].iperf1.push(await iperf(lab, t, 1, plan.seconds));
-        rows[i].iperf2.push(await iperf(lab, t, 2, plan.seconds));
-        rows[i].keepAlive.push(await wrk(lab, t, plan.seconds));
-        rows[i].newConn.push(await connrate(lab, t, plan.seconds));
+    const [h1, h2, h3, h4, h5] = cl.hosts as [ClusterHost, ClusterHost, ClusterHost, ClusterHost, ClusterHost];
+    await h1.daemon!.bpfnet('network', 'create', '-d', 'overlay', '--subnet', NET.subnet, NET.name);
+    // The other hosts build it from etcd's watch; a run there fails until they have.
+    for (const h of [h2, h3, h4, h5]) {
+      for (let k = 0; (await h.daemon!.cli(['network', 'inspect', NET.name])).code !== 0; k++) {
+        if (k > 300) throw new Error(`network ${NET.name} did not reach h${h.index} within 30 s`);
+        await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const notes = [
-      `${plan.rounds} round(s) of ${plan.seconds} s per workload, on a shared 2-vCPU machine: noisy, compare within one run only.`,
-      "Docker's way here: the bridge and the kernel VXLAN device sit in each host's namespace (Docker puts them in a per-network namespace), one static flood entry per remote host, no iptables rules loaded (br_netfilter passes bridged frames through netfilter anyway).",
+    const server = await sandbox(h2, 'srv', NET.server);
+    const remoteClient = await sandbox(h1, 'cli1', NET.remoteClient);
+    const localClient = await sandbox(h2, 'cli2', NET.localClient);
+    const dkClient = await dockerWay(cl.lab, h1, h2, DOCKER.client);
+    const dkServer = await dockerWay(cl.lab, h2, h1, DOCKER.server);
+    for (const ns of [server, dkServer]) {
+      cl.lab.spawn(ns, HTTPD, [String(SERVER_PORTS.http)]);
+      cl.lab.spawn(ns, 'iperf3', ['-s', '-p', String(SERVER_PORTS.iperf)]);
+      await waitListening(cl.lab, ns, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+    }
+    for (const ns of [remoteClient, localClient, dkClient]) await tuneClient(ns);
+    const targets: Target[] = [
+      { setup: 'cross-host', client: remoteClient, server: NET.server },
+      { setup: 'same-host', client: localClient, server: NET.server },
+      { setup: 'docker-way', client: dkClient, server: DOCKER.server },
     ];
-    return { rows, notes };
+    const results: OverlayResults = {
+      setups: targets.map((t) => ({ name: t.setup, description: OVERLAY_SETUPS[t.setup], iperf1Gbps: [], iperf2Gbps: [], keepAliveRps: [], newConnPerSec: [] })),
+      reach: { hosts: cl.hosts.length, method: 'traffic', everyHostMs: [], perHostMs: [], createMs: [], errors: [] },
+      seconds: plan.seconds,
+      errors: [],
+      notes: [],
+    };
+    const measure = async (rep: number, i: number, what: string, key: 'iperf1Gbps' | 'iperf2Gbps' | 'keepAliveRps' | 'newConnPerSec', fn: () => Promise<number>) => {
+      step(`overlay: ${what} · ${targets[i]!.setup} · rep ${rep + 1}/${opts.reps}`);
+      let v = NaN;
+      try {
+        v = await fn();
+      } catch (err) {
+        results.errors.push(`${what} on ${targets[i]!.setup}, rep ${rep + 1}: ${errorText(err)}`);
+      }
+      results.setups[i]![key][rep] = v;
+    };
+    for (let rep = 0; rep < opts.reps && !stop(); rep++) {
+      // Rotated order: no setup always runs first (or last) on a shared machine.
+      for (let k = 0; k < targets.length; k++) {
+        const i = (k + rep) % targets.length;
+        const t = targets[i]!;
+        await measure(rep, i, 'TCP 1 stream', 'iperf1Gbps', () => iperf(cl.lab, t, 1, plan.seconds));
+        await measure(rep, i, 'TCP 2 streams', 'iperf2Gbps', () => iperf(cl.lab, t, 2, plan.seconds));
+        await measure(rep, i, 'HTTP keep-alive', 'keepAliveRps', () => wrk(cl.lab, t, plan.seconds));
+        await measure(rep, i, 'new connections', 'newConnPerSec', () => connrate(cl.lab, t, plan.seconds));
+      }
+    }
+
+    // Propagation: one prober sandbox per host, the new sandboxes spread over the hosts in turn.
+    step(`overlay: a new sandbox reachable from every other host · ${plan.reachEndpoints} sandboxes`);
+    const probers = [
+      { host: h1, ns: remoteClient },
+      { host: h2, ns: server },
+      { host: h3, ns: await sandbox(h3, 'p3', '10.95.0.33') },
+      { host: h4, ns: await sandbox(h4, 'p4', '10.95.0.44') },
+      { host: h5, ns: await sandbox(h5, 'p5', '10.95.0.55') },
+    ];
+    for (const p of probers) await tuneProber(cl, p.ns);
+    const free = await freeAddresses(h1, NET.name, Array.from({ length: 150 }, (_, k) => `10.95.0.${100 + k}`));
+    for (let k = 0; k < plan.reachEndpoints && !stop(); k++) {
+      const on = cl.hosts[k % cl.hosts.length]!;
+      try {
+        const s = await timeToReach(cl, { network: NET.name, on, name: `new${k}`, address: free[k]!, probers: probers.filter((p) => p.host !== on) });
+        results.reach.everyHostMs.push(s.everyHostMs);
+        results.reach.perHostMs.push(...Object.values(s.perHostMs));
+        results.reach.createMs.push(s.createMs);
+      } catch (err) {
+        results.reach.errors.push(`new${k} on h${on.index}: ${errorText(err)}`);
+      }
+    }
+    results.notes.push(
+      `${opts.reps} repetition(s) of ${plan.seconds} s per workload (iperf3 omits one more second first), setups in an order rotated by one per repetition; ratios are medians of per-repetition ratios.`,
+      'Five host namespaces on one Linux bridge (the underlay), each with its own bpfnet daemon on the cluster store, one etcd 3.4 in the lab; client on h1, server on h2 (cross-host), client and server on h2 (same host).',
+      "Docker's way: the bridge and the kernel VXLAN device sit in each host's namespace (Docker puts them in a per-network namespace), one static flood entry per remote host, no iptables rules loaded (br_netfilter passes bridged frames through netfilter anyway); its packets also cross bpfnet's programs on the host's uplink, as bpfnet's do.",
+      `New sandbox reachable from every other host: measured by traffic. Before each of ${plan.reachEndpoints} sandboxes is made (POST /sandboxes/create with --ip, on h1..h5 in turn), a sandbox on each of the four other hosts pings that address every 2 ms (ARP retried every 5 ms in the prober); the time is the first echo reply minus the create call's answer, the slowest host's per sandbox. Negative: the other hosts reached it before its own host answered the call. The create call itself: p50 ${percentile(results.reach.createMs, 50).toFixed(0)} ms, p99 ${percentile(results.reach.createMs, 99).toFixed(0)} ms.`,
+    );
+    return results;
   } finally {
-    await lab.destroy();
+    await cl.destroy();
   }
 }
 
-export function renderOverlayTable(r: { rows: Row[]; notes: string[] }): string {
-  const base = r.rows[0];
-  const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(2);
-  const lines = [
-    '| setup | TCP 1 stream Gb/s | TCP 2 streams Gb/s | HTTP keep-alive req/s | new conn/s |',
-    '|---|---|---|---|---|',
-    ...r.rows.map((x) => `| ${x.setup} | ${median(x.iperf1).toFixed(2)} | ${median(x.iperf2).toFixed(2)} | ${median(x.keepAlive).toFixed(0)} | ${median(x.newConn).toFixed(0)} |`),
-    '',
-    `overlay / same host: throughput ${ratio(base.iperf1, r.rows[1].iperf1)}x (1 stream), ${ratio(base.iperf2, r.rows[1].iperf2)}x (2 streams)`,
-    `overlay / Docker's way: keep-alive ${ratio(base.keepAlive, r.rows[2].keepAlive)}x, new connections ${ratio(base.newConn, r.rows[2].newConn)}x, throughput ${ratio(base.iperf1, r.rows[2].iperf1)}x`,
-    '',
-    ...r.notes.map((n) => `- ${n}`),
-  ];
-  return lines.join('\n');
-}
-
 if (process.argv[1] && /overlay\.(js|ts)$/.test(process.argv[1])) {
-  const r = await runOverlayBenchmark({ quick: process.argv.includes('--quick') });
-  console.log(renderOverlayTable(r));
+  const { overlayMarkdown } = await import('./report/overlay.js');
+  const quick = process.argv.includes('--quick');
+  const r = await runOverlayBenchmark({ quick, reps: quick ? 1 : 3, onStep: (s) => process.stderr.write(`${s}\n`) });
+  console.log(overlayMarkdown(r));
 }

@@ -78,6 +78,19 @@ export interface UplinkXdpResults {
   errors: string[];
 }
 
+export type OverlaySetupName = 'cross-host' | 'same-host' | 'docker-way';
+
+/** The overlay section (bench/overlay.ts): per setup, one value per repetition (NaN: that run failed, see errors). */
+export interface OverlayResults {
+  setups: Array<{ name: OverlaySetupName; description: string; iperf1Gbps: number[]; iperf2Gbps: number[]; keepAliveRps: number[]; newConnPerSec: number[] }>;
+  /** A new sandbox reachable from every other host: per sandbox the slowest host (ms after the create call answered), every host's time, the create call's wall time. */
+  reach: { hosts: number; method: 'traffic'; everyHostMs: number[]; perHostMs: number[]; createMs: number[]; errors: string[] };
+  /** Seconds of each measured run. */
+  seconds: number;
+  errors: string[];
+  notes: string[];
+}
+
 export interface BenchResults {
   schema: number;
   command: string;
@@ -97,5 +110,6 @@ export interface BenchResults {
   publish?: { ports: number; samples: PublishSample[] };
   dns?: DnsResults;
   uplinkXdp?: UplinkXdpResults;
+  overlay?: OverlayResults;
   notes: string[];
 }

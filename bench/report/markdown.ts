@@ -3,6 +3,7 @@ import { pairedRatio, summarize, type Summary } from '../stats.js';
 import type { BenchResults } from '../results-model.js';
 import { SETUP_ORDER, cells, controlRows, crossChecks, sweepRows, targets, type TargetResult } from './analysis.js';
 import { conclusions, xdpSentences } from './conclusions.js';
+import { overlayMarkdown } from './overlay.js';
 
 /** A number with about three significant digits, thousands separated. */
 export function num(x: number): string {
@@ -159,6 +160,7 @@ export function readmeBlock(r: BenchResults, resultsLink: string): string {
     `### Targets\n\n${targetsTable(targets(r))}`,
     `### Summary (medians; ratios are medians of per-repetition ratios)\n\n${summaryTable(r)}`,
     `### What this run shows\n\n${conclusions(r).map((c) => `- ${c}`).join('\n')}`,
+    ...(r.overlay ? [`### Overlay across hosts (five hosts, one etcd)\n\n${overlayMarkdown(r.overlay, { notes: false })}`] : []),
   ].join('\n\n');
 }
 
@@ -198,6 +200,7 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
   if (dns) out.push(`## DNS\n\n${dns}`);
   const xdp = uplinkXdpTable(r);
   if (xdp) out.push(`## XDP or TC on the uplink\n\n${xdp}`);
+  if (r.overlay) out.push(`## Overlay across hosts (five hosts, one etcd)\n\n${overlayMarkdown(r.overlay)}`);
   const cross = crossCheckTable(r);
   if (cross) out.push(`## Clients side by side (headline / cross-check)\n\n${cross}`);
   out.push(`## Each workload\n\n${workloadTables(r)}`);

@@ -610,13 +610,15 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       flags: ep.ipv6 ? EpFlags.IPV6 : 0,
       addr6: ep.ipv6 || '::',
     };
-    // Map entries first: the programs must know the endpoint before its first packet.
+    // The programs must know the endpoint (by its veth) before its first packet, and nothing may
+    // be delivered to it (by address) before from_container answers its ARP: a sandbox that
+    // answers an early packet and asks ARP into a bare veth hears nothing and retries 1 s later.
     this.#ensureStats(maps, ifindex);
     maps.epIfx.set(ifindex, info);
-    if (ep.ipv4) maps.ep.set(ep.ipv4, info);
-    if (ep.ipv6) maps.ep6.set(ep.ipv6, info);
     this.#hooks.ensure(this.#ns?.path ?? null, ep.hostIfname, 'ingress', this.#progs!.fromContainer);
     this.#hooks.ensure(this.#ns?.path ?? null, ep.hostIfname, 'egress', this.#progs!.toContainer);
+    if (ep.ipv4) maps.ep.set(ep.ipv4, info);
+    if (ep.ipv6) maps.ep6.set(ep.ipv6, info);
     await applySandboxIPv6(ep);
   }
 

@@ -1,0 +1,78 @@
+// The overlay section of the bench report: the issue's overlay targets from ratios paired per
+// repetition (a failed run left out, not counted as zero), the propagation percentiles, and the
+// section in latest.md and the README block only when the run had it; --only overlay selects it.
+import { describe, expect, it } from 'vitest';
+import { parseArgs, selected } from '../../bench/options.js';
+import { readmeBlock, renderMarkdown } from '../../bench/report/markdown.js';
+import { overlayMarkdown, overlayTargets } from '../../bench/report/overlay.js';
+import type { BenchResults, OverlayResults } from '../../bench/results-model.js';
+
+function overlay(): OverlayResults {
+  return {
+    setups: [
+      { name: 'cross-host', description: 'cross', iperf1Gbps: [8, 9, 10], iperf2Gbps: [7, NaN, 9], keepAliveRps: [30000, 36000, 33000], newConnPerSec: [12000, 12000, 12000] },
+      { name: 'same-host', description: 'same', iperf1Gbps: [10, 10, 10], iperf2Gbps: [10, 1, 10], keepAliveRps: [40000, 40000, 40000], newConnPerSec: [13000, 13000, 13000] },
+      { name: 'docker-way', description: 'docker', iperf1Gbps: [9, 9, 9], iperf2Gbps: [9, 9, 9], keepAliveRps: [30000, 30000, 30000], newConnPerSec: [9000, 10000, 11000] },
+    ],
+    reach: { hosts: 5, method: 'traffic', everyHostMs: [-20, 10, 50, 120], perHostMs: [-30, -20, 10, 50, 120], createMs: [500, 500, 500, 500], errors: [] },
+    seconds: 4,
+    errors: ['TCP 2 streams on cross-host, rep 2: boom'],
+    notes: ['a note'],
+  };
+}
+
+function bench(o?: OverlayResults): BenchResults {
+  return {
+    schema: 2,
+    command: 'npm run bench',
+    quick: false,
+    reps: 3,
+    orderSeed: 1,
+    startedAt: '2026-12-02T05:00:00.000Z',
+    finishedAt: '2026-12-02T05:10:00.000Z',
+    machine: { kernel: '6.18', cpus: 2, cpuModel: 't', memoryGiB: 24, node: 'v20', iperf3: 'iperf 3.12', autocannon: '9', wrk: 'wrk', iptables: 'ipt', cniPlugins: 'cni', commit: 'abc', loadBefore: [0, 0, 0], loadAfter: [0, 0, 0] },
+    setups: [],
+    workloads: [],
+    samples: [],
+    sweep: { ports: [], samples: [] },
+    controlPlane: { sandboxes: 0, samples: [] },
+    ...(o ? { overlay: o } : {}),
+    notes: [],
+  };
+}
+
+describe('overlay report', () => {
+  it('checks the targets against ratios paired per repetition, leaving a failed run out', () => {
+    const t = overlayTargets(overlay());
+    expect(t.map((x) => [x.measured, x.met])).toEqual([
+      ['0.90x (0.80–1.00)', true], // 8/10, 9/10, 10/10
+      ['0.80x (0.70–0.90)', true], // the failed repetition is not a pair
+      ['1.10x (1.00–1.20)', false], // keep-alive vs Docker's way: below 1.2x
+      ['1.20x (1.09–1.33)', true],
+      ['120.0 ms', false], // p99 of four sandboxes is the slowest
+    ]);
+  });
+
+  it('renders the rows, the ratio rows, the propagation from the answer and from the start, and the failures', () => {
+    const md = overlayMarkdown(overlay());
+    expect(md).toContain('| cross | 9.00 (8.00–10.0) | 8.00 (7.00–9.00) | 33,000 (30,000–36,000) | 12,000 |');
+    expect(md).toContain("| cross-host ÷ Docker's way | 1.00x (0.89–1.11) |");
+    expect(md).toContain('p50 10.0, p99 120.0, max 120.0');
+    expect(md).toContain('Counted from the create call\'s start instead');
+    expect(md).toContain('p50 510.0, p99 620.0');
+    expect(md).toContain('- failed: TCP 2 streams on cross-host, rep 2: boom');
+  });
+
+  it('is in latest.md and the README block only when the run had it', () => {
+    expect(renderMarkdown(bench(overlay()))).toContain('## Overlay across hosts (five hosts, one etcd)');
+    expect(readmeBlock(bench(overlay()), 'x.md')).toContain('### Overlay across hosts (five hosts, one etcd)');
+    expect(renderMarkdown(bench())).not.toContain('Overlay across hosts');
+    expect(readmeBlock(bench(), 'x.md')).not.toContain('Overlay across hosts');
+  });
+
+  it('is a section --only selects, and part of a run without --only', () => {
+    expect(selected(parseArgs(['--only', 'overlay']), 'overlay')).toBe(true);
+    expect(selected(parseArgs(['--only', 'overlay']), 'tcp-published-1')).toBe(false);
+    expect(selected(parseArgs([]), 'overlay')).toBe(true);
+  });
+});
