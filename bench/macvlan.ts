@@ -1,5 +1,5 @@
 /**
- * node dist/bench/macvlan.js [--reps N]
+ * node dist/bench/macvlan.js [--reps N] [--only iperf,wrk,conn]
  *
  * macvlan against a bridge network, and eBPF-tagged VLANs against untagged macvlan, in one lab
  * and one daemon (eBPF datapath): a simulated LAN (a switch namespace) with a server host `cl`
@@ -36,11 +36,13 @@ import type { Durations, Workload } from './workloads/workload.js';
 const D: Durations = { iperf: 1, iperfOmit: 0, http: 1, httpWarmup: 0.3, conn: 1, connWarmup: 0.3 };
 const reps = Number(process.argv[process.argv.indexOf('--reps') + 1]) || 3;
 
-const WORKLOADS: Array<{ name: string; make: () => Workload }> = [
-  { name: 'TCP 1 stream (Gbit/s)', make: () => iperfWorkload('egress', 1, 'iperf', true) },
-  { name: 'HTTP keep-alive (req/s, wrk 50 conns)', make: () => wrkWorkload('egress', false, 'wrk', true) },
-  { name: 'new TCP connections (conn/s, connrate 32)', make: () => newConnectionsWorkload('egress', 'connrate', true) },
+const ALL_WORKLOADS: Array<{ id: string; name: string; make: () => Workload }> = [
+  { id: 'iperf', name: 'TCP 1 stream (Gbit/s)', make: () => iperfWorkload('egress', 1, 'iperf', true) },
+  { id: 'wrk', name: 'HTTP keep-alive (req/s, wrk 50 conns)', make: () => wrkWorkload('egress', false, 'wrk', true) },
+  { id: 'conn', name: 'new TCP connections (conn/s, connrate 32)', make: () => newConnectionsWorkload('egress', 'connrate', true) },
 ];
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : undefined;
+const WORKLOADS = ALL_WORKLOADS.filter((w) => !only || only.includes(w.id));
 
 async function sandboxNs(socket: string, name: string): Promise<Netns> {
   const key: string = (await mustCall(socket, 'GET', `/containers/${name}/json`)).NetworkSettings.SandboxKey;

@@ -52,7 +52,9 @@ enum vlan_stat {
 	MVG_DROP_IPV6 = 8,          /* ... with an IPv6 source not its own */
 	MVG_DROP_ETHERTYPE = 9,     /* ... a frame that is neither IPv4, ARP nor IPv6 */
 	MVG_DROP_MALFORMED = 10,    /* ... a frame too short for its own headers */
-	VLAN_STAT_MAX = 11,
+	MVG_DROP_ND = 11,           /* ... a neighbour advertisement for an address not its own, an ND
+	                             * option with another MAC, or a router message (DROP_SPOOFED_ND) */
+	VLAN_STAT_MAX = 12,
 };
 
 #endif

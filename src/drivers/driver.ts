@@ -53,6 +53,8 @@ export interface Driver {
   deviceFor?(networkId: string, options: Readonly<Record<string, string>>): string;
   /** The address the embedded DNS takes on a new network, when not its gateway (reserved like the gateway). */
   resolverAddress?(net: NetworkRecord): string | undefined;
+  /** The same on the network's IPv6 subnet (reserved like its IPv6 gateway). */
+  resolverAddress6?(net: NetworkRecord): string | undefined;
   /** Refuses, with the error moby would give, a new network whose kernel objects would clash with what exists. */
   checkNetwork?(net: NetworkRecord): Promise<void>;
   createNetwork(net: NetworkRecord): Promise<void>;
