@@ -19,6 +19,7 @@
  * EUI-64 link-local one and a default route via the IPv6 gateway (the LAN's router).
  */
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflict, invalid } from '../../errors.js';
 import { formatIPv4, parseCidr } from '../../ipam/ipv4.js';
@@ -26,6 +27,7 @@ import { formatIp, ipBytes, lastOf, parseIp, parsePrefix } from '../../ipam/ip.j
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson } from '../../system/ip.js';
+import { failpoint } from '../../util/failpoint.js';
 import { ensureSysctl, writeSysctls } from '../../system/sysctl.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
 import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
@@ -156,7 +158,13 @@ export class MacvlanDriver implements Driver {
   /**
    * The embedded DNS's address on this network: the last address of its range (or subnet) that
    * is neither the gateway nor an auxiliary address, so sandboxes keep Docker's addresses from
-   * the bottom. None in passthru mode, where the child is the only macvlan the lower may carry.
+   * the bottom. None in passthru mode: the kernel refuses any second macvlan on a passthru lower
+   * (EINVAL, whatever its mode), so there is no resolver interface to hold it; and the host
+   * cannot reach the child through the parent either (in passthru every unicast frame the parent
+   * receives goes to the child, and what the host sends out of the parent goes to the wire).
+   * Docker's answer, 127.0.0.11 inside the sandbox, is not how bpfnet's resolver listens (one
+   * process in the daemon's namespace). The sandboxes get the host's nameservers (as on the
+   * default bridge) and the create answer says so (warningFor).
    */
   resolverAddress(net: NetworkRecord): string | undefined {
     if ((modeOf(net.options) === 'passthru' && !net.internal) || !net.subnet) return undefined;
@@ -165,6 +173,11 @@ export class MacvlanDriver implements Driver {
     const last = pool.addr + 2 ** (32 - pool.bits) - 2;
     for (let a = last; a > pool.addr; a--) if (!taken.has(formatIPv4(a))) return formatIPv4(a);
     return undefined;
+  }
+
+  warningFor(net: NetworkRecord): string | undefined {
+    if (modeOf(net.options) !== 'passthru' || net.internal) return undefined;
+    return `macvlan network ${net.name} is in passthru mode: its sandboxes cannot reach the embedded DNS (the kernel allows no second macvlan on a passthru parent to hold the resolver's address), so they resolve no container names and use the host's nameservers`;
   }
 
   /** The same on the IPv6 subnet: the last address of its range (or subnet) nothing else holds. */
@@ -293,6 +306,7 @@ export class MacvlanDriver implements Driver {
     const shim = this.shimName(net.id);
     const shimDev = await device(shim);
     if (shimDev) await ip(null, ['link', 'delete', shim]);
+    await failpoint('macvlan:remove:after-shim');
     if (shimMac(net) && this.#needsHairpin(net)) this.programs.removeHairpin(null, hairpinUsed ? undefined : lower, shimMac(net)!);
     if (stillUsed) return;
     const dev = await device(lower);
@@ -427,10 +441,66 @@ export class MacvlanDriver implements Driver {
 
   async deleteEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<void> {
     if (ep.mac) await this.#hostRoute(net, ep, ep.mac, 'delete');
-    if (ep.mac && this.#programs) this.programs.forget(ep.mac);
+    // Also when this process has not loaded the programs yet (a restarted daemon undoing a half-made endpoint).
+    if (ep.mac && (this.#programs || this.#pinned())) this.programs.forget(ep.mac);
     await ip(null, ['link', 'delete', this.parkedName(ep.id)]).catch((err: unknown) => {
       if (!gone(err)) throw new Error(`could not delete ${this.parkedName(ep.id)} of endpoint ${ep.id.slice(0, 12)}: ${(err as Error).message}`);
     });
+  }
+
+  /** Every device name these networks and endpoints may have in the daemon's namespace. */
+  knownDevices(networks: readonly NetworkRecord[], endpoints: readonly EndpointRecord[]): Set<string> {
+    const known = new Set<string>();
+    for (const net of networks) {
+      const lower = this.lowerOf(net);
+      known.add(this.shimName(net.id)).add(lower);
+      if (net.internal) known.add(this.#sinkName(net.id));
+      else if (lower.includes('.')) known.add(this.#standInPeer(lower));
+    }
+    for (const ep of endpoints) known.add(this.parkedName(ep.id));
+    return known;
+  }
+
+  /** A device this daemon's macvlan driver made: under its prefix, or carrying its marker. */
+  isOurs(dev: { ifname: string; ifalias?: string }): boolean {
+    return dev.ifname.startsWith(this.#prefix) || dev.ifalias === this.#marker;
+  }
+
+  /** Whether an earlier daemon of this instance pinned the programs' maps. */
+  #pinned(): boolean {
+    return existsSync(join(this.#pinDir, 'mvg_owners'));
+  }
+
+  /**
+   * What a daemon killed in the middle of an operation may leave that no stored network or
+   * endpoint accounts for (reconcile calls this after rebuilding the stored ones): devices under
+   * the macvlan prefix or with our marker (children, resolver interfaces, VLAN stand-ins and
+   * their peers, isolated segments and their sinks), a removed stand-in's trunk entries, and the
+   * guard's and hairpin's entries of MACs nobody holds. The bn* sweep never sees mv* names, and
+   * a parent that is the user's (no marker) is never touched. Returns the devices removed.
+   */
+  async sweep(networks: readonly NetworkRecord[], endpoints: readonly EndpointRecord[]): Promise<string[]> {
+    const known = this.knownDevices(networks, endpoints);
+    const removed: string[] = [];
+    for (const dev of await ipJson<Device[]>(null, ['-d', 'link', 'show'])) {
+      if (!this.isOurs(dev) || known.has(dev.ifname)) continue;
+      if (dev.ifalias === this.#marker && dev.linkinfo?.info_kind === 'veth' && dev.ifname.includes('.')) {
+        const { trunk, vid } = parseVlanParent(dev.ifname);
+        this.programs.removeTrunkPort({ netns: null, trunk, standIn: dev.ifname, vid });
+      }
+      // One end of a veth takes its peer: the peer, met later in the list, is already gone.
+      try {
+        await ip(null, ['link', 'delete', dev.ifname]);
+        removed.push(dev.ifname);
+      } catch (err) {
+        if (!gone(err)) throw new Error(`could not remove the stray macvlan device "${dev.ifname}": ${(err as Error).message}`);
+      }
+    }
+    if (this.#programs || this.#pinned()) {
+      const resolvers = new Set(networks.map(shimMac).filter((m): m is string => m !== undefined));
+      this.programs.sweepEntries(new Set(endpoints.map((e) => e.mac).filter((m): m is string => m !== undefined)), resolvers);
+    }
+    return removed;
   }
 
   async joined(_net: NetworkRecord, _ep: EndpointRecord, target: JoinTarget): Promise<boolean> {

@@ -108,6 +108,17 @@ export class VlanPrograms {
     this.#owners.delete({ addr: mac });
   }
 
+  /**
+   * Drops the guard's entries of MACs no child holds and the hairpin's of MACs no resolver
+   * interface holds (left by a daemon killed before it forgot them). Returns how many went.
+   */
+  sweepEntries(children: ReadonlySet<string>, resolvers: ReadonlySet<string>): number {
+    let n = 0;
+    for (const k of this.#owners.keys()) if (!children.has(k.addr) && this.#owners.delete(k)) n++;
+    for (const k of this.#hairpin.keys()) if (!resolvers.has(k.addr) && this.#hairpin.delete(k)) n++;
+    return n;
+  }
+
   /** Turns frames between children and the resolver interface `mac` back in on `lower` (idempotent). */
   ensureHairpin(netns: string | null, lower: string, mac: string): void {
     this.#hairpin.set({ addr: mac }, 1);
