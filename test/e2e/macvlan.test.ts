@@ -383,7 +383,9 @@ describe.each([
     expect(await hostLinks()).toEqual(before);
   });
 
-  if (extended) it('after a daemon killed mid connect and mid network rm, a restart leaves nothing unaccounted for, and the network can be removed and made again', async () => {
+  // On the iptables datapath only: the driver's sweep does not depend on the datapath, and this
+  // daemon restarts three times with fewer sandboxes to reconcile.
+  if (!extended) it('after a daemon killed mid connect and mid network rm, a restart leaves nothing unaccounted for, and the network can be removed and made again', async () => {
     const mvLinks = async () => (await hostLinks()).filter((l) => l.startsWith('mv') || l.startsWith('up0.7'));
     const macvlanLeaks = async () => (await leakReport(lab, d)).filter((p) => /macvlan|veth|pin directory/.test(p));
     const before = await mvLinks();
