@@ -54,6 +54,23 @@ describe('macvlan driver', () => {
     expect(driver.resolverAddress(net({ options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toBeUndefined();
   });
 
+  it('puts the IPv6 resolver on the last but one address of the IPv6 range the gateway and aux addresses leave free', () => {
+    const six = { enableIPv6: true, subnet6: 'fd00:1::/64', gateway6: 'fd00:1::1' };
+    expect(driver.resolverAddress6(net(six))).toBe('fd00:1::ffff:ffff:ffff:fffe');
+    expect(driver.resolverAddress6(net({ ...six, ipRange6: 'fd00:1::100/120' }))).toBe('fd00:1::1fe');
+    expect(driver.resolverAddress6(net({ ...six, ipamConfig: [{ Subnet: 'fd00:1::/64', AuxiliaryAddresses: { a: 'fd00:1:0:0:ffff:ffff:ffff:fffe' } }] }))).toBe('fd00:1::ffff:ffff:ffff:fffd');
+    expect(driver.resolverAddress6(net({}))).toBeUndefined();
+    // IPv6-only: no IPv4 resolver address, an IPv6 one.
+    expect(driver.resolverAddress(net({ ...six, subnet: undefined, gateway: undefined }))).toBeUndefined();
+    expect(driver.resolverAddress6(net({ ...six, options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toBeUndefined();
+  });
+
+  it('warns at create that a passthru network\'s sandboxes cannot reach the resolver, and only then', () => {
+    expect(driver.warningFor(net({ options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toMatch(/passthru mode: its sandboxes cannot reach the embedded DNS/);
+    expect(driver.warningFor(net({}))).toBeUndefined();
+    expect(driver.warningFor(net({ internal: true, options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toBeUndefined();
+  });
+
   it('names its links within IFNAMSIZ, apart from the bn* links reconcile sweeps', () => {
     const id = 'f'.repeat(64);
     for (const name of [driver.shimName(id), driver.parkedName(id)]) {
