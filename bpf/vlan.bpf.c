@@ -9,7 +9,10 @@
  *                    addresses leave it (the datapath's anti-spoofing, for macvlan).
  *  - macvlan_hairpin tc egress of a lower device: frames between a child and the daemon's
  *                    resolver interface are turned back in (private/vepa children never meet
- *                    a sibling inside the kernel, and the resolver is one).
+ *                    a sibling inside the kernel, and the resolver is one); on a passthru
+ *                    parent, a child's frames to its resolver leave by the resolver's veth.
+ *  - macvlan_passthru_in tc ingress of that veth's peer: the resolver's frames are received
+ *                    by the passthru parent, which hands them to its child.
  * Used where the kernel has no 8021q; the daemon otherwise makes a kernel VLAN device as Docker. */
 #include "lib/common.h"
 #include "shared/vlan.h"
@@ -47,6 +50,26 @@ struct {
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } mvg_hairpin SEC(".maps");
+
+/* passthru: resolver interface MAC -> the ifindex of its veth peer (frames from the child to the
+ * resolver leave the parent by that peer, arriving on the resolver interface). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VLAN_PORTS);
+	__type(key, struct mvg_mac);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mvg_passthru_out SEC(".maps");
+
+/* passthru: veth peer ifindex -> the parent's ifindex (what the resolver sends the child is
+ * received by the parent, whose passthru macvlan hands everything to the child). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VLAN_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mvg_passthru_in SEC(".maps");
 
 /* enum vlan_stat -> packets. */
 struct {
@@ -254,12 +277,32 @@ int macvlan_hairpin(struct __sk_buff *skb)
 	struct mvg_mac dst = {}, src = {};
 	__builtin_memcpy(dst.addr, eth->h_dest, 6);
 	__builtin_memcpy(src.addr, eth->h_source, 6);
+	/* passthru: a child's frame to its resolver leaves by the resolver's veth peer instead. */
+	__u32 *peer = bpf_map_lookup_elem(&mvg_passthru_out, &dst);
+	if (peer && bpf_map_lookup_elem(&mvg_owners, &src)) {
+		count(VLAN_STAT_HAIRPIN);
+		return bpf_redirect(*peer, 0);
+	}
 	/* Only unicast between a child of ours and a resolver: everything else goes on the wire. */
 	if (!((bpf_map_lookup_elem(&mvg_hairpin, &dst) && bpf_map_lookup_elem(&mvg_owners, &src)) ||
 	      (bpf_map_lookup_elem(&mvg_hairpin, &src) && bpf_map_lookup_elem(&mvg_owners, &dst))))
 		return TC_PASS;
 	count(VLAN_STAT_HAIRPIN);
 	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
+}
+
+/* tc ingress of a passthru resolver's veth peer: what the resolver sends (to the child, by the
+ * host's /32 route and a permanent neighbour entry) is received by the parent, whose passthru
+ * macvlan hands every frame to its one child. */
+SEC("tc")
+int macvlan_passthru_in(struct __sk_buff *skb)
+{
+	__u32 key = skb->ifindex;
+	__u32 *parent = bpf_map_lookup_elem(&mvg_passthru_in, &key);
+	if (!parent)
+		return drop(VLAN_DROP_NO_PORT);
+	count(VLAN_STAT_HAIRPIN);
+	return bpf_redirect(*parent, BPF_F_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -40,6 +40,10 @@ struct mvg_owner {
 /* mvg_hairpin: MACs of the daemon's resolver interfaces; a frame to or from one that leaves a
  * lower device is turned back in, so private- and vepa-mode children reach their resolver. */
 
+/* mvg_passthru_out: a passthru network's resolver MAC -> ifindex of its veth peer (u32);
+ * mvg_passthru_in: that peer's ifindex -> the passthru parent's ifindex (u32). The kernel allows
+ * no second macvlan on a passthru parent, so the resolver sits on a veth pair instead. */
+
 enum vlan_stat {
 	VLAN_STAT_TAGGED = 0,       /* frames tagged and sent out of a trunk */
 	VLAN_STAT_UNTAGGED = 1,     /* frames untagged and delivered into a VLAN */

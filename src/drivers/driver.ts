@@ -55,8 +55,6 @@ export interface Driver {
   resolverAddress?(net: NetworkRecord): string | undefined;
   /** The same on the network's IPv6 subnet (reserved like its IPv6 gateway). */
   resolverAddress6?(net: NetworkRecord): string | undefined;
-  /** What a created network cannot do that its users would expect (the API's Warning on create), if anything. */
-  warningFor?(net: NetworkRecord): string | undefined;
   /** Refuses, with the error moby would give, a new network whose kernel objects would clash with what exists. */
   checkNetwork?(net: NetworkRecord): Promise<void>;
   createNetwork(net: NetworkRecord): Promise<void>;

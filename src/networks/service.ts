@@ -286,7 +286,7 @@ export class NetworkService {
         throw err;
       }
       await this.#changed();
-      return { id: net.id, warning: this.attachments.driver(net).warningFor?.(net) ?? '' };
+      return { id: net.id, warning: '' };
     });
   }
 

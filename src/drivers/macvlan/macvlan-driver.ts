@@ -138,6 +138,13 @@ export class MacvlanDriver implements Driver {
   #sinkName(networkId: string): string {
     return this.#name('s', networkId);
   }
+  /** passthru: the other end of the resolver's veth pair (the resolver interface is the one end). */
+  #passthruPeer(networkId: string): string {
+    return this.#name('e', networkId);
+  }
+  #isPassthru(net: NetworkRecord): boolean {
+    return modeOf(net.options) === 'passthru' && !net.internal;
+  }
   /** The other end of a VLAN stand-in (it only gives the stand-in a carrier), named from the stand-in's own name. */
   #standInPeer(standIn: string): string {
     return this.#name('t', createHash('sha1').update(standIn).digest('hex'));
@@ -147,10 +154,7 @@ export class MacvlanDriver implements Driver {
     validateMacvlanOptions(options);
   }
 
-  /**
-   * The device that is this network's own (its parent is shared): the resolver interface. Its
-   * name is reserved even in passthru mode, where no resolver interface is made.
-   */
+  /** The device that is this network's own (its parent is shared): the resolver interface. */
   deviceFor(networkId: string): string {
     return this.shimName(networkId);
   }
@@ -158,16 +162,14 @@ export class MacvlanDriver implements Driver {
   /**
    * The embedded DNS's address on this network: the last address of its range (or subnet) that
    * is neither the gateway nor an auxiliary address, so sandboxes keep Docker's addresses from
-   * the bottom. None in passthru mode: the kernel refuses any second macvlan on a passthru lower
-   * (EINVAL, whatever its mode), so there is no resolver interface to hold it; and the host
-   * cannot reach the child through the parent either (in passthru every unicast frame the parent
-   * receives goes to the child, and what the host sends out of the parent goes to the wire).
-   * Docker's answer, 127.0.0.11 inside the sandbox, is not how bpfnet's resolver listens (one
-   * process in the daemon's namespace). The sandboxes get the host's nameservers (as on the
-   * default bridge) and the create answer says so (warningFor).
+   * the bottom. In passthru mode too, though the kernel refuses any second macvlan on a passthru
+   * lower (EINVAL, whatever its mode) and the host cannot reach the child through the parent (in
+   * passthru every unicast frame the parent receives goes to the child, and what the host sends
+   * out of the parent goes to the wire): there the resolver interface is one end of a veth pair
+   * and eBPF joins the pair to the parent (ensurePassthru in vlan-programs.ts).
    */
   resolverAddress(net: NetworkRecord): string | undefined {
-    if ((modeOf(net.options) === 'passthru' && !net.internal) || !net.subnet) return undefined;
+    if (!net.subnet) return undefined;
     const pool = parseCidr(net.ipRange ?? net.subnet)!;
     const taken = new Set([net.gateway, ...net.ipamConfig.flatMap((c) => Object.values(c.AuxiliaryAddresses ?? {}))]);
     const last = pool.addr + 2 ** (32 - pool.bits) - 2;
@@ -175,14 +177,9 @@ export class MacvlanDriver implements Driver {
     return undefined;
   }
 
-  warningFor(net: NetworkRecord): string | undefined {
-    if (modeOf(net.options) !== 'passthru' || net.internal) return undefined;
-    return `macvlan network ${net.name} is in passthru mode: its sandboxes cannot reach the embedded DNS (the kernel allows no second macvlan on a passthru parent to hold the resolver's address), so they resolve no container names and use the host's nameservers`;
-  }
-
   /** The same on the IPv6 subnet: the last address of its range (or subnet) nothing else holds. */
   resolverAddress6(net: NetworkRecord): string | undefined {
-    if ((modeOf(net.options) === 'passthru' && !net.internal) || !net.subnet6) return undefined;
+    if (!net.subnet6) return undefined;
     const pool = parsePrefix(net.ipRange6 ?? net.subnet6)!;
     const taken = new Set([net.gateway6, ...net.ipamConfig.flatMap((c) => Object.values(c.AuxiliaryAddresses ?? {}))].map((a) => a && formatIp(parseIp(a) ?? { family: 4, value: 0n })));
     // The last but one, as on IPv4 (the all-ones address is valid on IPv6, but some LANs' routers take it).
@@ -225,9 +222,15 @@ export class MacvlanDriver implements Driver {
     const mac = shimMac(net);
     if (!mac) return;
     const shim = this.shimName(net.id);
+    const passthru = this.#isPassthru(net);
+    const peer = this.#passthruPeer(net.id);
     try {
-      if (!(await device(shim))) await ip(null, ['link', 'add', 'link', lower, 'name', shim, 'type', 'macvlan', 'mode', 'bridge']);
-      await ipBatch(null, [['link', 'set', 'dev', shim, 'alias', this.#marker, 'addrgenmode', 'none', 'address', mac]]);
+      if (!(await device(shim)))
+        await ip(null, passthru ? ['link', 'add', 'name', shim, 'type', 'veth', 'peer', 'name', peer] : ['link', 'add', 'link', lower, 'name', shim, 'type', 'macvlan', 'mode', 'bridge']);
+      await ipBatch(null, [
+        ['link', 'set', 'dev', shim, 'alias', this.#marker, 'addrgenmode', 'none', 'address', mac],
+        ...(passthru ? [['link', 'set', 'dev', peer, 'addrgenmode', 'none', 'up']] : []),
+      ]);
       // IPv6 on the shim alone (the daemon's namespace may have it off by default); no router advertisements taken.
       if (net.dnsAddress6) await writeSysctls({}, { [`net.ipv6.conf.${shim}.disable_ipv6`]: '0', [`net.ipv6.conf.${shim}.accept_ra`]: '0', [`net.ipv6.conf.${shim}.forwarding`]: '0' });
       await ipBatch(null, [
@@ -244,6 +247,13 @@ export class MacvlanDriver implements Driver {
     // Only private and vepa children need it (bridge-mode ones meet the resolver inside the
     // kernel), and every frame leaving the lower would pay for the check.
     if (this.#needsHairpin(net)) this.programs.ensureHairpin(null, lower, mac);
+    if (passthru) {
+      try {
+        this.programs.ensurePassthru(null, lower, peer, mac);
+      } catch (err) {
+        throw new Error(`could not join the resolver interface "${shim}" of passthru network ${net.name} to ${lower}: ${(err as Error).message}`);
+      }
+    }
   }
 
   async #ensureLower(net: NetworkRecord): Promise<string> {
@@ -304,6 +314,7 @@ export class MacvlanDriver implements Driver {
     const stillUsed = [...this.#nets.values()].some((n) => this.lowerOf(n) === lower);
     const hairpinUsed = [...this.#nets.values()].some((n) => this.lowerOf(n) === lower && this.#needsHairpin(n));
     const shim = this.shimName(net.id);
+    if (this.#isPassthru(net) && shimMac(net) && (this.#programs || this.#pinned())) this.programs.removePassthru(null, lower, shimMac(net)!);
     const shimDev = await device(shim);
     if (shimDev) await ip(null, ['link', 'delete', shim]);
     await failpoint('macvlan:remove:after-shim');
@@ -455,6 +466,7 @@ export class MacvlanDriver implements Driver {
       const lower = this.lowerOf(net);
       known.add(this.shimName(net.id)).add(lower);
       if (net.internal) known.add(this.#sinkName(net.id));
+      if (this.#isPassthru(net)) known.add(this.#passthruPeer(net.id));
       else if (lower.includes('.')) known.add(this.#standInPeer(lower));
     }
     for (const ep of endpoints) known.add(this.parkedName(ep.id));
