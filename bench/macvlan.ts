@@ -21,7 +21,7 @@ import { Lab } from '../src/lab/lab.js';
 import { LabDaemon } from '../src/lab/daemon.js';
 import { ip, netns, type Netns } from '../src/system/ip.js';
 import { VlanPrograms } from '../src/drivers/macvlan/vlan-programs.js';
-import { MVG_HAS_IPV4, mvgMac, mvgOwner } from '../src/drivers/macvlan/vlan-abi.js';
+import { MVG_HAS_IPV4, MVG_HAS_IPV6, mvgMac, mvgOwner } from '../src/drivers/macvlan/vlan-abi.js';
 import { BpfObject } from '../src/datapath/libbpf/bpf.js';
 import { bpfObject } from '../src/paths.js';
 import { callApi, mustCall } from './setups/engine-api.js';
@@ -155,10 +155,39 @@ function frame(): Buffer {
   return b;
 }
 
+/** The same child (fd77::2) sending IPv6: a TCP SYN to fd77::100, or a neighbour advertisement for target. */
+function frame6(kind: 'tcp' | 'na', target = 'fd77::2'): Buffer {
+  const addr = (last: number) => Buffer.from([0xfd, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+  const l4 = kind === 'tcp' ? Buffer.alloc(20) : Buffer.alloc(32);
+  if (kind === 'tcp') {
+    l4.writeUInt16BE(40000, 0);
+    l4.writeUInt16BE(80, 2);
+    l4[12] = 0x50;
+    l4[13] = 0x02;
+  } else {
+    l4[0] = 136;
+    l4[4] = 0x20;
+    addr(Number.parseInt(target.split('::')[1], 16)).copy(l4, 8);
+    Buffer.from([2, 1, 0x02, 0x42, 0x0a, 0x4d, 0x00, 0x82]).copy(l4, 24);
+  }
+  const b = Buffer.alloc(14 + 40 + l4.length);
+  Buffer.from([0x02, 0x42, 0x0a, 0x4d, 0x00, 0x64, 0x02, 0x42, 0x0a, 0x4d, 0x00, 0x82]).copy(b, 0);
+  b.writeUInt16BE(0x86dd, 12);
+  b[14] = 0x60;
+  b.writeUInt16BE(l4.length, 18);
+  b[20] = kind === 'tcp' ? 6 : 58;
+  b[21] = 64;
+  addr(2).copy(b, 22);
+  addr(0x100).copy(b, 38);
+  l4.copy(b, 54);
+  return b;
+}
+
 function progCost(): void {
   const obj = BpfObject.load(bpfObject('vlan'));
   try {
-    obj.map('mvg_owners', mvgMac, mvgOwner).set({ addr: '02:42:0a:4d:00:82' }, { flags: MVG_HAS_IPV4, ipv4: '10.77.0.130', ipv6: Buffer.alloc(16) });
+    const own6 = Buffer.from([0xfd, 0x77, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    obj.map('mvg_owners', mvgMac, mvgOwner).set({ addr: '02:42:0a:4d:00:82' }, { flags: MVG_HAS_IPV4 | MVG_HAS_IPV6, ipv4: '10.77.0.130', ipv6: own6 });
     const data = frame();
     console.log(`| program | verdict | ns per packet (least of 9 x 1e6) |\n|---|---|---|`);
     const spoofed = Buffer.from(data);
@@ -166,6 +195,9 @@ function progCost(): void {
     const cases: Array<[string, string, Buffer]> = [
       ['macvlan_guard', 'own address', data],
       ['macvlan_guard', 'spoofed address', spoofed],
+      ['macvlan_guard', 'own IPv6 address', frame6('tcp')],
+      ['macvlan_guard', 'NA for its own IPv6 address', frame6('na')],
+      ['macvlan_guard', 'NA for another\'s IPv6 address', frame6('na', 'fd77::3')],
       ['macvlan_hairpin', 'not the resolver', data],
     ];
     for (const [name, what, packet] of cases) {
