@@ -201,7 +201,9 @@ export async function reconcile(
     const nets = store.networks.all().filter((n) => n.driver === name);
     const ids = new Set(nets.map((n) => n.id));
     try {
-      report.strayLinks.push(...(await driver.sweep(nets, store.endpoints.all().filter((e) => ids.has(e.networkId)))));
+      // Foreign endpoints (CNI's, dockerd's) too: their devices and guard entries are theirs, not strays.
+      const eps = [...store.endpoints.all(), ...networks.foreign.list().map((fe) => fe.endpoint)].filter((e) => ids.has(e.networkId));
+      report.strayLinks.push(...(await driver.sweep(nets, eps)));
     } catch (err) {
       log.error(`reconcile: the ${name} driver's strays could not be removed: ${(err as Error).message}`);
     }
