@@ -385,8 +385,8 @@ describe.each([
   });
 
   // On the iptables datapath only: the driver's sweep does not depend on the datapath, and this
-  // daemon restarts three times with fewer sandboxes to reconcile.
-  if (!extended) it('after a daemon killed mid connect and mid network rm, a restart leaves nothing unaccounted for, and the network can be removed and made again', async () => {
+  // daemon restarts twice with fewer sandboxes to reconcile.
+  if (!extended) it('after a daemon killed mid network rm, a restart leaves nothing unaccounted for, and the network can be removed and made again', async () => {
     const mvLinks = async () => (await hostLinks()).filter((l) => l.startsWith('mv') || l.startsWith('up0.7'));
     const macvlanLeaks = async () => (await leakReport(lab, d)).filter((p) => /macvlan|veth|pin directory/.test(p));
     const before = await mvLinks();
@@ -394,15 +394,14 @@ describe.each([
     await bpfnet('network', 'create', '-d', 'macvlan', '--subnet', '10.70.0.0/24', '-o', 'parent=up0.70', 'k70');
     await bpfnet('network', 'create', '-d', 'macvlan', '--internal', '--subnet', '10.71.0.0/24', '-o', 'parent=up0', 'k71');
     const k71 = JSON.parse(await bpfnet('network', 'inspect', 'k71'))[0].Id;
-    // Killed (not stopped: a crash) and started with both failpoints; a start passes neither.
+    // Killed (not stopped: a crash), then started with the failpoints given (a start passes none of them).
     const restartWith = async (env: Record<string, string>) => {
       await d.kill();
       d.opts.env = env;
       await d.start();
     };
-    await restartWith({ BPFNET_FAILPOINTS: 'attach:after-join=kill,macvlan:remove:after-shim=kill' });
-    expect((await cli('network', 'connect', 'k70', 'a2')).code).not.toBe(0); // the daemon died after moving the child in
-    await d.start();
+    // (A kill mid connect is undone by reconcile's half-made endpoint path; one restart fewer here.)
+    await restartWith({ BPFNET_FAILPOINTS: 'macvlan:remove:after-shim=kill' });
     expect((await cli('network', 'rm', 'k70')).code).not.toBe(0); // died with the resolver interface gone, the stand-in still there
     // While it is down the store loses k71 (its row unreadable, as after a bad hand edit): its devices are the kind of
     // leftover only the driver's sweep can recognise (mv* names, our marker), never the bn* sweep.
@@ -414,14 +413,14 @@ describe.each([
     }
     expect((await mvLinks()).length).toBeGreaterThan(before.length);
     await restartWith({});
-    // The interrupted connect is undone, the interrupted rm rolled back (k70 is whole again), k71's devices swept.
-    expect((await inside('a2', 'ip', '-o', 'link', 'show')).stdout).not.toMatch(/eth1/);
+    // The interrupted rm rolled back (k70 is whole again: its stand-in, and its resolver interface per the leak check), k71's devices swept.
+    expect(await mvLinks()).toContain('up0.70');
     expect(await macvlanLeaks()).toEqual([]);
     expect((await bpfnet('network', 'ls', '--format', '{{.Name}}')).split('\n')).not.toContain('k71');
     await bpfnet('network', 'rm', 'k70');
     expect(await mvLinks()).toEqual(before);
     expect(await macvlanLeaks()).toEqual([]);
-    // Made again on the same VLAN and segment names, then removed.
+    // k70 made again on the same VLAN, beside a new internal network, then both removed.
     await bpfnet('network', 'create', '-d', 'macvlan', '--subnet', '10.70.0.0/24', '-o', 'parent=up0.70', 'k70');
     await bpfnet('network', 'create', '-d', 'macvlan', '--internal', '--subnet', '10.72.0.0/24', '-o', 'parent=up0', 'k72');
     await bpfnet('network', 'rm', 'k70', 'k72');
