@@ -40,6 +40,10 @@ struct mvg_owner {
 /* mvg_hairpin: MACs of the daemon's resolver interfaces; a frame to or from one that leaves a
  * lower device is turned back in, so private- and vepa-mode children reach their resolver. */
 
+/* mvg_passthru_out: a passthru network's resolver MAC -> ifindex of its veth peer (u32);
+ * mvg_passthru_in: that peer's ifindex -> the passthru parent's ifindex (u32). The kernel allows
+ * no second macvlan on a passthru parent, so the resolver sits on a veth pair instead. */
+
 enum vlan_stat {
 	VLAN_STAT_TAGGED = 0,       /* frames tagged and sent out of a trunk */
 	VLAN_STAT_UNTAGGED = 1,     /* frames untagged and delivered into a VLAN */
@@ -52,7 +56,9 @@ enum vlan_stat {
 	MVG_DROP_IPV6 = 8,          /* ... with an IPv6 source not its own */
 	MVG_DROP_ETHERTYPE = 9,     /* ... a frame that is neither IPv4, ARP nor IPv6 */
 	MVG_DROP_MALFORMED = 10,    /* ... a frame too short for its own headers */
-	VLAN_STAT_MAX = 11,
+	MVG_DROP_ND = 11,           /* ... a neighbour advertisement for an address not its own, an ND
+	                             * option with another MAC, or a router message (DROP_SPOOFED_ND) */
+	VLAN_STAT_MAX = 12,
 };
 
 #endif

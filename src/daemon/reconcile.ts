@@ -195,6 +195,21 @@ export async function reconcile(
     }
   }
 
+  // Drivers whose devices live outside the link prefix (macvlan's mv*) sweep their own strays.
+  for (const name of att.drivers.names()) {
+    const driver = att.drivers.get(name);
+    if (!driver.sweep) continue;
+    const nets = store.networks.all().filter((n) => n.driver === name);
+    const ids = new Set(nets.map((n) => n.id));
+    try {
+      // Foreign endpoints (CNI's, dockerd's) too: their devices and guard entries are theirs, not strays.
+      const eps = [...store.endpoints.all(), ...networks.foreign.list().map((fe) => fe.endpoint)].filter((e) => ids.has(e.networkId));
+      report.strayLinks.push(...(await driver.sweep(nets, eps)));
+    } catch (err) {
+      log.error(`reconcile: the ${name} driver's strays could not be removed: ${(err as Error).message}`);
+    }
+  }
+
   // 5. The datapath replays everything (and removes its own strays).
   const desired = desiredState(store, networks, broken);
   desired.endpoints.push(...foreign.endpoints.map((f) => endpointSpec(f.endpoint, f.netnsPath)));

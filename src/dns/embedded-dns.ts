@@ -10,7 +10,7 @@
  * rule), and the query's source address plus the gateway it arrived on name the sandbox. One
  * socket pair per network, not per sandbox, is also what aardvark-dns does.
  */
-import { resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
+import { resolver6Of, resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
 import { canonicalIp, parseIp } from '../ipam/ip.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import type { StoreWrite } from '../store/observed-store.js';
@@ -249,7 +249,7 @@ export class EmbeddedDns {
       .map((e) => ({ e, n: this.#store.networks.get(e.networkId) }))
       .find((x): x is { e: typeof x.e; n: NetworkRecord } => x.n !== undefined && hasEmbeddedDns(x.n));
     // The gateway of the family the sandbox has there: IPv4 when it has it, else IPv6 (IPv6-only networks).
-    const gateway = first && (first.e.ipv4 && first.n.gateway ? resolverOf(first.n) : first.n.gateway6);
+    const gateway = first && (first.e.ipv4 && first.n.gateway ? resolverOf(first.n) : resolver6Of(first.n));
     if (gateway) return { nameservers: [gateway], options: [...this.#host.options.filter((o) => !o.startsWith('ndots:')), 'ndots:0'] };
     const nameservers = sb.dns.length > 0 ? sb.dns : this.#servers.length > 0 ? this.#servers : this.#host.reachable.length > 0 ? this.#host.reachable : FALLBACK_NAMESERVERS;
     return { nameservers: [...nameservers], options: [...this.#host.options] };

@@ -4,7 +4,7 @@
  * the current state (run, connect, disconnect, rename, rm) without a query touching SQLite.
  */
 import { canonicalIp, parseIp, parsePrefix, prefixContains, type IpPrefix } from '../ipam/ip.js';
-import { resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
+import { resolver6Of, resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
 
 /** The part of the store the resolver reads. */
 export interface DnsSource {
@@ -43,7 +43,7 @@ export interface Attachment {
  * host, none), and user-defined networks whose driver gave the resolver an address of its own (macvlan).
  */
 export function hasEmbeddedDns(net: NetworkRecord): boolean {
-  return !net.predefined && (net.driver === 'bridge' || net.driver === 'overlay' || net.dnsAddress !== undefined) && ((net.gateway !== undefined && net.subnet !== undefined) || (net.gateway6 !== undefined && net.subnet6 !== undefined));
+  return !net.predefined && (net.driver === 'bridge' || net.driver === 'overlay' || net.dnsAddress !== undefined || net.dnsAddress6 !== undefined) && ((net.gateway !== undefined && net.subnet !== undefined) || (net.gateway6 !== undefined && net.subnet6 !== undefined));
 }
 
 /** A sandbox's names on a network, as Docker's DNSNames: its name, its short id, then the endpoint's aliases. */
@@ -76,7 +76,7 @@ export class NameIndex {
       const entry = { net, subnets, names: new Map<string, Target[]>() };
       nets.set(net.id, entry);
       // The resolver listens on each of the network's resolver addresses, IPv4 and IPv6.
-      for (const gateway of [resolverOf(net), net.gateway6]) if (gateway) this.#byGateway.set(gateway, entry);
+      for (const gateway of [resolverOf(net), resolver6Of(net)]) if (gateway) this.#byGateway.set(gateway, entry);
       if (!this.#byName.has(net.name.toLowerCase())) this.#byName.set(net.name.toLowerCase(), entry);
     }
     const boxes = new Map(sandboxes.filter((s) => VISIBLE.has(s.state)).map((s) => [s.id, s]));

@@ -53,6 +53,8 @@ export interface Driver {
   deviceFor?(networkId: string, options: Readonly<Record<string, string>>): string;
   /** The address the embedded DNS takes on a new network, when not its gateway (reserved like the gateway). */
   resolverAddress?(net: NetworkRecord): string | undefined;
+  /** The same on the network's IPv6 subnet (reserved like its IPv6 gateway). */
+  resolverAddress6?(net: NetworkRecord): string | undefined;
   /** Refuses, with the error moby would give, a new network whose kernel objects would clash with what exists. */
   checkNetwork?(net: NetworkRecord): Promise<void>;
   createNetwork(net: NetworkRecord): Promise<void>;
@@ -79,6 +81,12 @@ export interface Driver {
   endpointDevices?(ep: EndpointRecord): string[];
   /** Makes ep the namespace's default route (it became the primary endpoint). */
   setDefaultRoute?(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void>;
+  /**
+   * Removes kernel objects of this driver that the given stored networks and endpoints (this
+   * driver's) do not account for, left by a daemon killed mid-operation; returns the devices
+   * removed (reconcile at start, for devices outside the daemon's link prefix).
+   */
+  sweep?(networks: readonly NetworkRecord[], endpoints: readonly EndpointRecord[]): Promise<string[]>;
   /** Whether the endpoint's interfaces exist as they should (reconcile at start). */
   joined?(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<boolean>;
 }

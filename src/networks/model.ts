@@ -52,11 +52,18 @@ export interface NetworkRecord {
   gateway6?: string;
   /** Where the embedded DNS listens for this network when not on its gateway (macvlan: the gateway is the LAN's router). */
   dnsAddress?: string;
+  /** The same for IPv6 (macvlan with --ipv6: the IPv6 gateway is the LAN's router too). */
+  dnsAddress6?: string;
 }
 
 /** The address a network's sandboxes send their queries to: its resolver's own, else its gateway. */
 export function resolverOf(net: NetworkRecord): string | undefined {
   return net.dnsAddress ?? net.gateway;
+}
+
+/** The IPv6 address a network's sandboxes reach the resolver at: its resolver's own, else its IPv6 gateway. */
+export function resolver6Of(net: NetworkRecord): string | undefined {
+  return net.dnsAddress6 ?? net.gateway6;
 }
 
 export type SandboxState = 'creating' | 'created' | 'running' | 'exited' | 'removing';

@@ -210,7 +210,8 @@ export class NetworkService {
       ...(six ? { subnet6: formatPrefix(six.subnet), ipRange6: six.range && formatPrefix(six.range), gateway6: formatIp(six.gateway) } : {}),
     };
     const dnsAddress = driver.resolverAddress?.(net);
-    return dnsAddress ? { ...net, dnsAddress } : net;
+    const dnsAddress6 = driver.resolverAddress6?.(net);
+    return { ...net, ...(dnsAddress ? { dnsAddress } : {}), ...(dnsAddress6 ? { dnsAddress6 } : {}) };
   }
 
   /** The subnet, range and gateway of one family: the user's block, or the next free one of the default pools. */
@@ -242,7 +243,8 @@ export class NetworkService {
         for (const [name, address] of Object.entries(aux)) {
           if (address.family === pool.subnet.family) this.attachments.ipAllocator.reserve(pool, address, `auxiliary address ${name}`);
         }
-        if (net.dnsAddress && pool.subnet.family === 4) this.attachments.ipAllocator.reserve(pool, parseIp(net.dnsAddress)!, 'the embedded DNS');
+        const dns = pool.subnet.family === 4 ? net.dnsAddress : net.dnsAddress6;
+        if (dns) this.attachments.ipAllocator.reserve(pool, parseIp(dns)!, 'the embedded DNS');
       }
     });
   }

@@ -43,6 +43,7 @@ const networkSchema = obj({
   ipRange6: opt(text),
   gateway6: opt(text),
   dnsAddress: opt(text),
+  dnsAddress6: opt(text),
 });
 
 const sandboxSchema = obj({
@@ -121,6 +122,7 @@ export function networkProblem(doc: string): string | undefined {
       if (!s6 || s6.family !== 6 || !g6 || !prefixContains(s6, g6)) return `invalid IPv6 pool ${JSON.stringify(n.subnet6)} / ${JSON.stringify(n.gateway6)}`;
       if (n.ipRange6 !== undefined && parsePrefix(n.ipRange6)?.family !== 6) return `invalid IPv6 ip-range ${JSON.stringify(n.ipRange6)}`;
       if (!n.device) return 'network with a subnet but without a device';
+      if (n.dnsAddress6 !== undefined && (parseIp(n.dnsAddress6)?.family !== 6 || !prefixContains(s6, parseIp(n.dnsAddress6)!))) return `invalid IPv6 resolver address ${JSON.stringify(n.dnsAddress6)}`;
     }
     // Driver-neutral: a network with addresses has a usable subnet, gateway and device.
     if (n.subnet === undefined && n.gateway === undefined) return undefined;

@@ -16,9 +16,12 @@ import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
 import { DatapathMaps, DatapathMaps6, ctEntry4, ctKey4, endpointInfo, networkInfo, networkInfo6, portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
 import { ipv4, ipv6, u32 } from '../../src/datapath/libbpf/codec.js';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../src/networks/model.js';
+import { MacvlanDriver } from '../../src/drivers/macvlan/macvlan-driver.js';
+import { linkPrefixFor } from '../../src/daemon/options.js';
+import { mvgMac, mvgOwner } from '../../src/drivers/macvlan/vlan-abi.js';
 
 /** What the iptables datapath may pin: the in-kernel resolver's maps (bpf/lib/dns.h). */
-const IPTABLES_DATAPATH_PINS = new Set(['dns_names', 'dns_clients', 'dns_stats', 'dns_scratch']);
+const IPTABLES_DATAPATH_PINS = new Set(['dns_names', 'dns_clients', 'dns_stats', 'dns_scratch', 'macvlan']);
 
 export interface StoredState {
   networks: NetworkRecord[];
@@ -64,6 +67,7 @@ function diff(what: string, stored: Iterable<unknown>, kernel: Iterable<unknown>
 interface LinkDetail {
   ifname: string;
   ifindex: number;
+  ifalias?: string;
   linkinfo?: { info_kind?: string };
 }
 
@@ -148,7 +152,24 @@ export async function leakReport(lab: Lab, d: LabDaemon, seenPids: ReadonlyMap<s
 
   // Links in the lab host: one host veth per endpoint, one bridge per bridge network.
   const hostLinks = await ipJson<LinkDetail[]>(lab.host, ['-d', 'link', 'show']);
-  const veths = hostLinks.filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'up0');
+  // macvlan's devices (children, resolver interfaces, VLAN stand-ins, segments): only those its stored networks and endpoints account for.
+  const macvlan = new MacvlanDriver({ instance: d.instance, linkPrefix: linkPrefixFor(d.instance) });
+  const mvNets = st.networks.filter((n) => n.driver === 'macvlan');
+  const mvEps = st.endpoints.filter((e) => mvNets.some((n) => n.id === e.networkId));
+  const mvKnown = macvlan.knownDevices(mvNets, mvEps);
+  for (const l of hostLinks) if (macvlan.isOurs(l) && !mvKnown.has(l.ifname)) problems.push(`macvlan device ${l.ifname} exists but no stored network or endpoint has it`);
+  for (const n of mvNets) if ((n.dnsAddress || n.dnsAddress6) && !hostLinks.some((l) => l.ifname === macvlan.shimName(n.id))) problems.push(`resolver interface of macvlan network ${n.name} is missing`);
+  const mvOwners = join('/sys/fs/bpf', d.instance, 'macvlan', 'mvg_owners');
+  if (existsSync(mvOwners)) {
+    const m = BpfMap.openPinned(mvOwners, mvgMac, mvgOwner);
+    try {
+      const macs = new Set(mvEps.map((e) => e.mac));
+      for (const k of m.keys()) if (!macs.has(k.addr)) problems.push(`macvlan guard entry for ${k.addr}, which no endpoint holds`);
+    } finally {
+      m.close();
+    }
+  }
+  const veths = hostLinks.filter((l) => l.linkinfo?.info_kind === 'veth' && l.ifname !== 'up0' && !macvlan.isOurs(l));
   problems.push(...diff('host veth', active.map((e) => e.hostIfname).filter(Boolean), veths.map((l) => l.ifname)));
   const bridges = hostLinks.filter((l) => l.linkinfo?.info_kind === 'bridge');
   const bridgeNetworks = st.networks.filter((n) => n.driver === 'bridge');

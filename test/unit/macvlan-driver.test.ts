@@ -50,8 +50,19 @@ describe('macvlan driver', () => {
     expect(driver.resolverAddress(net({}))).toBe('10.1.0.254');
     expect(driver.resolverAddress(net({ ipRange: '10.1.0.128/26' }))).toBe('10.1.0.190');
     expect(driver.resolverAddress(net({ ipamConfig: [{ Subnet: '10.1.0.0/24', AuxiliaryAddresses: { a: '10.1.0.254', b: '10.1.0.253' } }] }))).toBe('10.1.0.252');
-    // passthru: the child is the only macvlan its lower may carry, so no resolver interface.
-    expect(driver.resolverAddress(net({ options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toBeUndefined();
+    // passthru too: the resolver interface is then a veth pair joined to the parent by eBPF.
+    expect(driver.resolverAddress(net({ options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toBe('10.1.0.254');
+  });
+
+  it('puts the IPv6 resolver on the last but one address of the IPv6 range the gateway and aux addresses leave free', () => {
+    const six = { enableIPv6: true, subnet6: 'fd00:1::/64', gateway6: 'fd00:1::1' };
+    expect(driver.resolverAddress6(net(six))).toBe('fd00:1::ffff:ffff:ffff:fffe');
+    expect(driver.resolverAddress6(net({ ...six, ipRange6: 'fd00:1::100/120' }))).toBe('fd00:1::1fe');
+    expect(driver.resolverAddress6(net({ ...six, ipamConfig: [{ Subnet: 'fd00:1::/64', AuxiliaryAddresses: { a: 'fd00:1:0:0:ffff:ffff:ffff:fffe' } }] }))).toBe('fd00:1::ffff:ffff:ffff:fffd');
+    expect(driver.resolverAddress6(net({}))).toBeUndefined();
+    // IPv6-only: no IPv4 resolver address, an IPv6 one.
+    expect(driver.resolverAddress(net({ ...six, subnet: undefined, gateway: undefined }))).toBeUndefined();
+    expect(driver.resolverAddress6(net({ ...six, options: { parent: 'eth0', macvlan_mode: 'passthru' } }))).toBe('fd00:1::ffff:ffff:ffff:fffe');
   });
 
   it('names its links within IFNAMSIZ, apart from the bn* links reconcile sweeps', () => {

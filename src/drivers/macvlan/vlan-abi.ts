@@ -23,5 +23,6 @@ export const VLAN_STATS = [
   'drop_spoofed_ipv6',
   'drop_ethertype',
   'drop_malformed',
+  'drop_spoofed_nd',
 ] as const;
 export type VlanStat = (typeof VLAN_STATS)[number];

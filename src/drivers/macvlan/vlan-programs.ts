@@ -45,8 +45,10 @@ export class VlanPrograms {
   readonly #ports: BpfMap<{ ifindex: number; vid: number }, { ifindex: number; vid: number }>;
   readonly #owners: BpfMap<{ addr: string }, { flags: number; ipv4: string; ipv6: Buffer }>;
   readonly #hairpin: BpfMap<{ addr: string }, number>;
+  readonly #passthruOut: BpfMap<{ addr: string }, number>;
+  readonly #passthruIn: BpfMap<number, number>;
   readonly #stats: PerCpuMap<number, number>;
-  readonly #progs: Record<'trunkIn' | 'memberOut' | 'guard' | 'hairpin', BpfProgram>;
+  readonly #progs: Record<'trunkIn' | 'memberOut' | 'guard' | 'hairpin' | 'passthruIn', BpfProgram>;
 
   /** Loads the programs; with pinDir, their maps are pinned there (and taken over from an earlier daemon). */
   constructor(pinDir: string | null) {
@@ -55,12 +57,15 @@ export class VlanPrograms {
     this.#ports = this.#object.map('vlan_ports', vlanPortKey, vlanPort);
     this.#owners = this.#object.map('mvg_owners', mvgMac, mvgOwner);
     this.#hairpin = this.#object.map('mvg_hairpin', mvgMac, hairpinValue);
+    this.#passthruOut = this.#object.map('mvg_passthru_out', mvgMac, u32);
+    this.#passthruIn = this.#object.map('mvg_passthru_in', u32, u32);
     this.#stats = this.#object.perCpuMap('vlan_stats', u32, u64);
     this.#progs = {
       trunkIn: this.#object.program('vlan_trunk_in'),
       memberOut: this.#object.program('vlan_member_out'),
       guard: this.#object.program('macvlan_guard'),
       hairpin: this.#object.program('macvlan_hairpin'),
+      passthruIn: this.#object.program('macvlan_passthru_in'),
     };
   }
 
@@ -108,6 +113,23 @@ export class VlanPrograms {
     this.#owners.delete({ addr: mac });
   }
 
+  /**
+   * Drops the guard's entries of MACs no child holds and the hairpin's of MACs no resolver
+   * interface holds (left by a daemon killed before it forgot them). Returns how many went.
+   */
+  sweepEntries(children: ReadonlySet<string>, resolvers: ReadonlySet<string>): number {
+    let n = 0;
+    for (const k of this.#owners.keys()) if (!children.has(k.addr) && this.#owners.delete(k)) n++;
+    for (const k of this.#hairpin.keys()) if (!resolvers.has(k.addr) && this.#hairpin.delete(k)) n++;
+    for (const [k, peer] of this.#passthruOut.entries()) {
+      if (resolvers.has(k.addr)) continue;
+      this.#passthruOut.delete(k);
+      this.#passthruIn.delete(peer);
+      n++;
+    }
+    return n;
+  }
+
   /** Turns frames between children and the resolver interface `mac` back in on `lower` (idempotent). */
   ensureHairpin(netns: string | null, lower: string, mac: string): void {
     this.#hairpin.set({ addr: mac }, 1);
@@ -118,6 +140,28 @@ export class VlanPrograms {
   removeHairpin(netns: string | null, lower: string | undefined, mac: string): void {
     this.#hairpin.delete({ addr: mac });
     if (lower) detachTcFilter({ netns, ifname: lower }, 'egress', HAIRPIN_FILTER_PRIORITY);
+  }
+
+  /**
+   * passthru: joins the resolver's veth pair to the parent (idempotent). The child's frames to
+   * `mac` leave the parent by `peer` (arriving on the resolver interface); what the resolver
+   * sends comes out of `peer` and is received by the parent, which hands it to the child.
+   */
+  ensurePassthru(netns: string | null, parent: string, peer: string, mac: string): void {
+    const parentIdx = interfaceIndex(netns, parent);
+    const peerIdx = interfaceIndex(netns, peer);
+    this.#passthruIn.set(peerIdx, parentIdx);
+    this.#passthruOut.set({ addr: mac }, peerIdx);
+    this.#progs.passthruIn.attachTcFilter({ netns, ifname: peer }, 'ingress', VLAN_FILTER_PRIORITY);
+    this.#progs.hairpin.attachTcFilter({ netns, ifname: parent }, 'egress', HAIRPIN_FILTER_PRIORITY);
+  }
+
+  /** Undoes ensurePassthru (the peer's filter goes with the pair); the parent's filter goes when no private/vepa resolver needs it. */
+  removePassthru(netns: string | null, parent: string | undefined, mac: string): void {
+    const peer = this.#passthruOut.get({ addr: mac });
+    this.#passthruOut.delete({ addr: mac });
+    if (peer !== undefined) this.#passthruIn.delete(peer);
+    if (parent) detachTcFilter({ netns, ifname: parent }, 'egress', HAIRPIN_FILTER_PRIORITY);
   }
 
   /** Packets counted by slot, summed over CPUs. */
