@@ -176,48 +176,33 @@ int dns_answer(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	__u32 at = DNS_OFF + q_end;
 	__u8 *rr = s->rr;
-	for (__u32 i = 0; i < DNS_ADDRS_MAX && six; i++) {
+	/* The record's fixed part, the same for every answer: a pointer to the question's name
+	 * (offset 12), the type, class IN, the ttl, the address's length. */
+	__u32 rr_len = six ? DNS_RR_AAAA_LEN : DNS_RR_A_LEN;
+	rr[0] = 0xc0;
+	rr[1] = DNS_HDR_LEN;
+	rr[2] = 0;
+	rr[3] = six ? DNS_TYPE_AAAA : DNS_TYPE_A;
+	rr[4] = 0;
+	rr[5] = DNS_CLASS_IN;
+	__builtin_memcpy(&rr[6], &ttl, 4);
+	rr[10] = 0;
+	rr[11] = six ? 16 : 4;
+	for (__u32 i = 0; i < DNS_ADDRS_MAX; i++) {
 		if (i >= n)
 			break;
 		__u32 pick = turn + i;
 		if (pick >= n)
 			pick -= n;
-		/* As an A record, with type AAAA and 16 bytes of address. */
-		rr[0] = 0xc0;
-		rr[1] = DNS_HDR_LEN;
-		rr[2] = 0;
-		rr[3] = DNS_TYPE_AAAA;
-		rr[4] = 0;
-		rr[5] = DNS_CLASS_IN;
-		__builtin_memcpy(&rr[6], &ttl, 4);
-		rr[10] = 0;
-		rr[11] = 16;
-		__builtin_memcpy(&rr[12], v->addrs6[pick & (DNS_ADDRS_MAX - 1)], 16);
-		if (bpf_skb_store_bytes(skb, at, rr, DNS_RR_AAAA_LEN, 0) < 0)
+		if (six) {
+			__builtin_memcpy(&rr[12], v->addrs6[pick & (DNS_ADDRS_MAX - 1)], 16);
+		} else {
+			__u32 addr = v->addrs[pick & (DNS_ADDRS_MAX - 1)];
+			__builtin_memcpy(&rr[12], &addr, 4);
+		}
+		if (bpf_skb_store_bytes(skb, at, rr, rr_len, 0) < 0)
 			return TC_ACT_SHOT;
-		at += DNS_RR_AAAA_LEN;
-	}
-	for (__u32 i = 0; i < DNS_ADDRS_MAX && !six; i++) {
-		if (i >= n)
-			break;
-		__u32 pick = turn + i;
-		if (pick >= n)
-			pick -= n;
-		/* A pointer to the question's name (offset 12), type A, class IN, ttl, 4 bytes of address. */
-		rr[0] = 0xc0;
-		rr[1] = DNS_HDR_LEN;
-		rr[2] = 0;
-		rr[3] = DNS_TYPE_A;
-		rr[4] = 0;
-		rr[5] = DNS_CLASS_IN;
-		__builtin_memcpy(&rr[6], &ttl, 4);
-		rr[10] = 0;
-		rr[11] = 4;
-		__u32 addr = v->addrs[pick & (DNS_ADDRS_MAX - 1)];
-		__builtin_memcpy(&rr[12], &addr, 4);
-		if (bpf_skb_store_bytes(skb, at, rr, DNS_RR_A_LEN, 0) < 0)
-			return TC_ACT_SHOT;
-		at += DNS_RR_A_LEN;
+		at += rr_len;
 	}
 	if (edns) {
 		/* Our OPT, as the daemon writes it: payload size 1232, version 0, no options. */
