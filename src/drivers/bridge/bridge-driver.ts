@@ -8,7 +8,6 @@
 import { conflict, invalid } from '../../errors.js';
 import { ipBytes, parseIp } from '../../ipam/ip.js';
 import { parseIPv4 } from '../../ipam/ipv4.js';
-import { writeSysctls } from '../../system/sysctl.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
@@ -16,6 +15,7 @@ import { BridgeOption } from '../../networks/model.js';
 import { bridgeName, hostIfname } from '../../networks/config.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
 import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
+import { enableJoinIPv6 } from '../join-ipv6.js';
 
 /** The daemon's own namespace: `ip` without -n. */
 const HOST: Netns | null = null;
@@ -206,7 +206,7 @@ export class BridgeDriver implements Driver {
         throw new Error(`could not move endpoint ${ep.id.slice(0, 12)} (${parked}) into ${target.netnsPath} as ${target.ifname}: ${(err as Error).message}`);
     }
     const mac = ep.mac ?? macFor(ep)!;
-    if (ep.ipv6) await this.#enableIPv6(ep, target.netnsPath);
+    if (ep.ipv6) await enableJoinIPv6(ep.id, target.netnsPath);
     await ipBatchAt(target.netnsPath, [
       ['link', 'set', 'dev', 'lo', 'up'],
       // eui64 on an IPv6 endpoint: the kernel makes its fe80:: address from the MAC when it goes up, as in Docker.
@@ -219,21 +219,7 @@ export class BridgeDriver implements Driver {
     return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}) };
   }
 
-  /**
-   * Only inside a namespace the joiner gave us for this endpoint: IPv6 on (a datapath or an
-   * earlier run may have switched it off, and then an IPv6 route is refused), router
-   * advertisements ignored (the route is ours).
-   */
-  async #enableIPv6(ep: EndpointRecord, netnsPath: string): Promise<void> {
-    await writeSysctls({ netnsPath }, {
-      'net.ipv6.conf.all.disable_ipv6': '0',
-      'net.ipv6.conf.default.disable_ipv6': '0',
-      'net.ipv6.conf.all.accept_ra': '0',
-      'net.ipv6.conf.default.accept_ra': '0',
-    }).catch((err: Error) => {
-      throw new Error(`could not enable IPv6 in ${netnsPath} for endpoint ${ep.id.slice(0, 12)}: ${err.message}`);
-    });
-  }
+
 
   /** A default route per family the endpoint has an address of, via that family's gateway. */
   #defaultRoutes(net: NetworkRecord, ep: EndpointRecord, ifname: string): string[][] {
@@ -267,7 +253,7 @@ export class BridgeDriver implements Driver {
   async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
     const routes = this.#defaultRoutes(net, ep, target.ifname);
     if (routes.length === 0 || !target.netnsPath) return;
-    if (ep.ipv6) await this.#enableIPv6(ep, target.netnsPath);
+    if (ep.ipv6) await enableJoinIPv6(ep.id, target.netnsPath);
     await ipBatchAt(target.netnsPath, routes);
   }
 

@@ -34,6 +34,7 @@ import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
 import { KernelFeatures } from './kernel-features.js';
 import { MacvlanOption, modeOf, parseVlanParent, validateMacvlanOptions } from './options.js';
 import { VlanPrograms } from './vlan-programs.js';
+import { enableJoinIPv6 } from '../join-ipv6.js';
 
 /** What `ip -d link show` tells about a device that decides whether it is ours. */
 interface Device {
@@ -359,7 +360,7 @@ export class MacvlanDriver implements Driver {
     }
     const mac = ep.mac!;
     const passthru = modeOf(net.options) === 'passthru' && !net.internal;
-    if (ep.ipv6) await this.#enableIPv6(ep, target.netnsPath);
+    if (ep.ipv6) await enableJoinIPv6(ep.id, target.netnsPath);
     const resolverMac = shimMac(net);
     await ipBatchAt(target.netnsPath, [
       ['link', 'set', 'dev', 'lo', 'up'],
@@ -379,20 +380,7 @@ export class MacvlanDriver implements Driver {
     return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net) } : {}) };
   }
 
-  /**
-   * Only inside a namespace the joiner gave us for this endpoint: IPv6 on (an earlier network
-   * or run may have switched it off), router advertisements ignored (the routes are ours).
-   */
-  async #enableIPv6(ep: EndpointRecord, netnsPath: string): Promise<void> {
-    await writeSysctls({ netnsPath }, {
-      'net.ipv6.conf.all.disable_ipv6': '0',
-      'net.ipv6.conf.default.disable_ipv6': '0',
-      'net.ipv6.conf.all.accept_ra': '0',
-      'net.ipv6.conf.default.accept_ra': '0',
-    }).catch((err: Error) => {
-      throw new Error(`could not enable IPv6 in ${netnsPath} for endpoint ${ep.id.slice(0, 12)}: ${err.message}`);
-    });
-  }
+
 
   /** A default route per family the endpoint has an address of, via that family's gateway (none on an internal network). */
   #defaultRoutes(net: NetworkRecord, ep: EndpointRecord, ifname: string): string[][] {
@@ -432,7 +420,7 @@ export class MacvlanDriver implements Driver {
   async setDefaultRoute(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<void> {
     const routes = this.#defaultRoutes(net, ep, target.ifname);
     if (routes.length === 0 || !target.netnsPath) return;
-    if (ep.ipv6) await this.#enableIPv6(ep, target.netnsPath);
+    if (ep.ipv6) await enableJoinIPv6(ep.id, target.netnsPath);
     await ipBatchAt(target.netnsPath, routes);
   }
 
