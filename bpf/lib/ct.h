@@ -1,6 +1,7 @@
 /* Connection tracking for NAT: each flow is two entries (one per direction), created together;
  * the reply entry's key is the rewritten tuple turned around. A new flow lives in ct4_new (LRU)
- * until it is assured, then moves to ct4 (never evicted). Timeouts follow the protocol and the
+ * until it is assured, then moves to ct4 (never evicted), and back to ct4_new once it has closed
+ * (TCP: RST, or FIN both ways). Timeouts follow the protocol and the
  * TCP state; expired entries count as absent and the daemon removes them. Each assured flow is
  * charged to one sandbox (ct_owner4), and no sandbox may hold more than its quota of ct4. */
 #ifndef BPFNET_LIB_CT_H
@@ -248,15 +249,32 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 		ct_owner_charge(owner);
 }
 
+/* A flow that has closed (RST, or FIN both ways) leaves ct4 for the LRU with both its entries,
+ * and its charge goes: it lingers only for late packets (the tcp-closed timeout), and a sandbox
+ * that opens and closes connections fast must fill neither the never-evicted table nor its own
+ * quota with flows that are over. Each entry is copied straight from one table to the other. */
+static __always_inline void ct_demote4(const struct ct_found *f, const struct ct_key4 *twin)
+{
+	if (bpf_map_update_elem(&ct4_new, &f->key, f->e, BPF_ANY) < 0)
+		return; /* stays in ct4 until it expires: the GC takes it */
+	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4, twin);
+	if (t)
+		bpf_map_update_elem(&ct4_new, twin, t, BPF_ANY);
+	/* The one of the two that is the original direction gives the charge back. */
+	ct4_remove_dead(&f->key);
+	ct4_remove_dead(twin);
+}
+
 /* Moves a flow's state and expiry forward after a packet matched it; updates the twin too when
  * the state changed or the expiry is more than a second stale, so per-packet writes stay rare.
  * A flow that becomes assured moves to ct4. */
 static __always_inline void ct_touch4(const struct ct_found *f, const struct pkt4 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
 {
 	struct ct_entry4 *e = f->e;
-	__u8 state = ct_advance(e->state, p->t.proto, p->tcp_flags, e->dir);
+	__u8 was = e->state;
+	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, e->dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
-	if (state == e->state && expires < e->expires + NSEC_PER_SEC)
+	if (state == was && expires < e->expires + NSEC_PER_SEC)
 		return;
 	e->state = state;
 	e->expires = expires;
@@ -266,8 +284,12 @@ static __always_inline void ct_touch4(const struct ct_found *f, const struct pkt
 		t->state = state;
 		t->expires = expires;
 	}
-	if (f->unconfirmed && (state & CT_S_ASSURED))
-		ct_promote4(f, &twin, now);
+	if (f->unconfirmed) {
+		if ((state & CT_S_ASSURED) && !ct_closed(state))
+			ct_promote4(f, &twin, now);
+	} else if (p->t.proto == IPPROTO_TCP && ct_closed(state) && !ct_closed(was)) {
+		ct_demote4(f, &twin);
+	}
 }
 
 struct ct_new {

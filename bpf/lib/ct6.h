@@ -146,12 +146,25 @@ static __always_inline void ct_promote6(const struct ct6_found *f, const struct 
 	bpf_map_delete_elem(&ct6_new, twin);
 }
 
+/* ct_demote4 for ct6. */
+static __always_inline void ct_demote6(const struct ct6_found *f, const struct ct_key6 *twin)
+{
+	if (bpf_map_update_elem(&ct6_new, &f->key, f->e, BPF_ANY) < 0)
+		return;
+	struct ct_entry6 *t = bpf_map_lookup_elem(&ct6, twin);
+	if (t)
+		bpf_map_update_elem(&ct6_new, twin, t, BPF_ANY);
+	ct6_remove_dead(&f->key);
+	ct6_remove_dead(twin);
+}
+
 static __always_inline void ct_touch6(const struct ct6_found *f, const struct pkt6 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
 {
 	struct ct_entry6 *e = f->e;
-	__u8 state = ct_advance(e->state, p->t.proto, p->tcp_flags, e->dir);
+	__u8 was = e->state;
+	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, e->dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
-	if (state == e->state && expires < e->expires + NSEC_PER_SEC)
+	if (state == was && expires < e->expires + NSEC_PER_SEC)
 		return;
 	e->state = state;
 	e->expires = expires;
@@ -161,8 +174,12 @@ static __always_inline void ct_touch6(const struct ct6_found *f, const struct pk
 		t->state = state;
 		t->expires = expires;
 	}
-	if (f->unconfirmed && (state & CT_S_ASSURED))
-		ct_promote6(f, &twin, now);
+	if (f->unconfirmed) {
+		if ((state & CT_S_ASSURED) && !ct_closed(state))
+			ct_promote6(f, &twin, now);
+	} else if (p->t.proto == IPPROTO_TCP && ct_closed(state) && !ct_closed(was)) {
+		ct_demote6(f, &twin);
+	}
 }
 
 struct ct6_new_flow {
