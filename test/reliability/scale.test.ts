@@ -1,5 +1,5 @@
 // Scale: many sandboxes on one network of one host (1,000 with BPFNET_RELIABILITY_FULL=1, under
-// the Linux bridge's 1,024 ports; 100 in the quick form of `npm test`, since one creation costs
+// the Linux bridge's 1,024 ports; 64 in the quick form of `npm test`, since one creation costs
 // ~0.1-1 s on this shared 2-vCPU machine), on both datapaths: every address distinct, sampled
 // pairs reachable by real traffic (ping, and TCP to an echo server), outbound masquerade works
 // from sampled sandboxes, then all removed leaving nothing (namespaces, links, map entries,
@@ -13,7 +13,7 @@ import { leakReport } from '../support/leak-check.js';
 import { echoServer, peerIp, ping, probe } from '../support/traffic.js';
 
 const FULL = process.env.BPFNET_RELIABILITY_FULL === '1';
-const COUNT = FULL ? 1000 : 100;
+const COUNT = FULL ? 1000 : 64;
 const SAMPLES = FULL ? 20 : 8;
 const SEED = Number(process.env.BPFNET_RELIABILITY_SEED ?? Date.now() % 2 ** 31);
 const CONCURRENCY = 8;
