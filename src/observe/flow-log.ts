@@ -67,6 +67,8 @@ interface Tracked {
   record: FlowRecord;
   origKey: string;
   replyKey: string;
+  /** The family's tables, whose counts the two keys index. */
+  tables: FamilyTables;
 }
 
 const endpoint = (addr: string, port: number, proto: number) => (proto === 6 || proto === 17 ? `${addr.includes(':') ? `[${addr}]` : addr}:${port}` : addr);
@@ -159,7 +161,8 @@ export class FlowLog {
         stats,
         ct: BpfMap.openPinned(join(root, ct.conntrack), key as typeof ctKey4, entry as typeof ctEntry4),
         ctNew: BpfMap.openPinned(join(root, ct.conntrackNew), key as typeof ctKey4, entry as typeof ctEntry4),
-        ring: new RingBuffer(openPinnedRaw(join(root, maps.events)), event as typeof flowEvent, (e) => this.#onNew(e, key), () => undefined),
+        // Records name their family's tables (their keys index its counts).
+        ring: new RingBuffer(openPinnedRaw(join(root, maps.events)), event as typeof flowEvent, (e) => this.#onNew(e, tables), () => undefined),
       };
       tables.ring.ref(false);
       return tables;
@@ -206,7 +209,7 @@ export class FlowLog {
     this.#emitter.emit('flow', r);
   }
 
-  #onNew(e: Decoded<typeof flowEvent> | Decoded<typeof flowEvent6>, key: typeof ctKey4 | typeof ctKey6): void {
+  #onNew(e: Decoded<typeof flowEvent> | Decoded<typeof flowEvent6>, tables: FamilyTables): void {
     const o = e.orig;
     const owner = this.#owner(e.ifindex, e.deliver);
     const record: FlowRecord = {
@@ -221,10 +224,10 @@ export class FlowLog {
       ...(owner ? { Sandbox: owner.sandbox, Network: owner.network } : {}),
     };
     // Keys of the two families differ in length: one map tracks both.
-    const k = key as typeof ctKey4;
+    const k = tables.key as typeof ctKey4;
     const origKey = encode(k, { saddr: o.saddr, daddr: o.daddr, sport: o.sport, dport: o.dport, proto: o.proto, hook: o.hook }).toString('hex');
     const replyKey = encode(k, { saddr: e.nat_daddr, daddr: e.nat_saddr, sport: e.nat_dport, dport: e.nat_sport, proto: o.proto, hook: e.reply_hook }).toString('hex');
-    this.#tracked.set(origKey, { record, origKey, replyKey });
+    this.#tracked.set(origKey, { record, origKey, replyKey, tables });
     this.#emit(record, owner?.sandboxId);
   }
 
@@ -262,8 +265,9 @@ export class FlowLog {
       const b = counts.get(t.replyKey) ?? { packets: 0, bytes: 0 };
       for (const k of [t.origKey, t.replyKey]) {
         if (!counts.has(k)) continue;
-        const f = this.#families.find((x) => x.key.size * 2 === k.length);
-        if (f) gone.set(f, [...(gone.get(f) ?? []), Buffer.from(k, 'hex')]);
+        let keys = gone.get(t.tables);
+        if (!keys) gone.set(t.tables, (keys = []));
+        keys.push(Buffer.from(k, 'hex'));
       }
       const r: FlowRecord = { ...t.record, Time: new Date().toISOString(), Event: 'end', Packets: { Original: a.packets, Reply: b.packets }, Bytes: { Original: a.bytes, Reply: b.bytes } };
       this.#emit(r, this.#ids.get(t.record));

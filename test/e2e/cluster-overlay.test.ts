@@ -18,6 +18,10 @@ import type { Netns } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
 import { requireTool } from '../support/requirements.js';
 import { ping, sandboxNs } from '../support/traffic.js';
+import { until as untilEvery } from '../support/until.js';
+
+/** Polls every 100 ms. */
+const until = <T>(what: string, fn: () => Promise<T | undefined | false>, ms?: number) => untilEvery(what, fn, ms, 100);
 
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
@@ -36,21 +40,6 @@ const ipOf: Record<string, Record<string, string>> = {};
 const host = (i: number): ClusterHost => cl.hosts[i - 1]!;
 const cli = (i: number, ...args: string[]) => host(i).daemon!.bpfnet(...args);
 const call = (i: number, method: string, path: string) => api(host(i).daemon!.socket, method, path, undefined, {}, { ownConnection: true, timeoutMs: 20_000 });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The embedded DNS's A answers for `name`, asked from a sandbox to its network's gateway. */
 async function resolve(from: string, gateway: string, name: string): Promise<string[]> {

@@ -12,6 +12,7 @@ import { ClusterLab, UNDERLAY, type ClusterHost } from '../../src/lab/cluster-la
 import { ip } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
 import { requireTool } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const LEASE_TTL = 8;
 let cl: ClusterLab;
@@ -67,21 +68,6 @@ async function etcdKeys(kind: 'endpoints' | 'reservations'): Promise<Record<stri
     return await c.getAll().prefix(`/bpfnet/v1/${kind}/${netId}/`).strings();
   } finally {
     c.close();
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${last ? ` (${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

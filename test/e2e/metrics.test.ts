@@ -9,7 +9,7 @@ import { projectRoot } from '../../src/paths.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { link } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
-import { sandboxIp, sandboxNs } from '../support/traffic.js';
+import { holdFlows, holdServer, sandboxIp, sandboxNs } from '../support/traffic.js';
 
 /** Prometheus text -> "name{labels}" -> value (labels as printed, in prom-client's order). */
 function parse(text: string): Map<string, number> {
@@ -106,18 +106,17 @@ describe('GET /metrics', () => {
     expect(m.get('bpfnet_conntrack_capacity')).toBeGreaterThan(0);
     // A server that keeps the connection open, and a client that holds it: a closed flow leaves
     // the assured table (for the evictable one), so the figures are read while it lives.
-    const server = lab.spawn(lab.external, process.execPath, ['-e', `require('net').createServer((s)=>{s.on('error',()=>{});s.write('hi\\n')}).listen(7001,()=>console.log('ready'))`]);
-    await new Promise<void>((resolve) => server.stdout?.on('data', (x: Buffer) => x.toString().includes('ready') && resolve()));
-    const client = lab.spawn(await sandboxNs(d, 'ma'), process.execPath, ['-e', `const s=require('net').connect(7001,'${UPLINK.externalAddress}');s.once('data',()=>console.log('held'));setInterval(()=>{},1e6)`]);
+    const server = await holdServer(lab, lab.external, 7001);
+    const held = await holdFlows(lab, await sandboxNs(d, 'ma'), UPLINK.externalAddress, 7001, 1);
     try {
-      await new Promise<void>((resolve) => client.stdout?.on('data', (x: Buffer) => x.toString().includes('held') && resolve()));
+      expect(held.flows).toEqual(['ok']);
       const after = await scrape();
       // One masqueraded flow: an entry per direction, one NAT port.
       expect(after.get('bpfnet_conntrack_entries{kind="snat"}')).toBeGreaterThanOrEqual(2);
       expect(after.get('bpfnet_nat_ports_in_use')).toBeGreaterThanOrEqual(1);
       expect(after.get('bpfnet_nat_ports_in_use')).toBeLessThanOrEqual((after.get('bpfnet_conntrack_entries{kind="snat"}') ?? 0) / 2);
     } finally {
-      client.kill('SIGKILL');
+      await held.close();
       server.kill('SIGKILL');
     }
   });

@@ -16,7 +16,7 @@ import { ip, link } from '../../src/system/ip.js';
 import { readSysctl } from '../../src/system/sysctl.js';
 import { projectRoot } from '../../src/paths.js';
 import { buildPacket, type PacketSpec } from '../fixtures/packets.js';
-import { ECHO_SERVER, echoServer, peerIp, probe, sandboxIp, sandboxNs, waitPort } from '../support/traffic.js';
+import { ECHO_SERVER, echoServer, holdFlows, holdServer, peerIp, probe, sandboxIp, sandboxNs, waitPort } from '../support/traffic.js';
 
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
 const HOST6 = 'fd00:198:18::1';
@@ -306,37 +306,6 @@ describe('hostile packets (ebpf datapath)', () => {
   });
 });
 
-// Flows from one sandbox, one after the other, each held open once the server has spoken
-// (a closed flow leaves ct4 and gives its charge back at once): prints "ok" or "refused" (no
-// answer within 1.2 s) per flow as one JSON line, then holds them until killed.
-const HELD_FLOWS = (host: string, port: number, n: number) =>
-  `const net=require('net');const held=[];(async()=>{const r=[];for(let i=0;i<${n};i++)r.push(await new Promise((res)=>{const s=net.connect(${port},'${host}');held.push(s);` +
-  `const t=setTimeout(()=>{s.destroy();res('refused')},1200);s.once('data',()=>{clearTimeout(t);res('ok')});` +
-  `s.on('error',(e)=>{clearTimeout(t);res(e.code)})}));console.log(JSON.stringify(r));setInterval(()=>{},1e6)})()`;
-
-/** A server that greets every connection and keeps it open (both families). */
-const HOLD_SERVER = (port: number) => `require('net').createServer((s)=>{s.on('error',()=>{});s.write('hi\\n')}).listen(${port},'::',()=>console.log('ready'))`;
-
-/** Runs HELD_FLOWS in ns; resolves with the verdicts and a way to close the flows. */
-async function holdFlows(lab: Lab, ns: { name: string; path: string }, host: string, port: number, n: number): Promise<{ flows: string[]; close: () => Promise<void> }> {
-  const child = lab.spawn(ns, process.execPath, ['-e', HELD_FLOWS(host, port, n)]);
-  const flows = await new Promise<string[]>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (x: Buffer) => {
-      out += x.toString();
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
-    });
-    child.once('exit', (code) => reject(new Error(`held flows exited (${code}) before reporting`)));
-  });
-  const close = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const gone = new Promise((r) => child.once('exit', r));
-    child.kill('SIGTERM');
-    await gone;
-  };
-  return { flows, close };
-}
-
 describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8 flows, at most 4 per sandbox)', () => {
   let lab: Lab;
   let d: LabDaemon;
@@ -373,11 +342,7 @@ describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8
       d.bpfnet('run', '-d', '--name', 'other6', '--network', 'tight6'),
       echoServer(lab, lab.external, 'tcp', 7000),
       echoServer(lab, lab.external, 'tcp', 7001, '::'),
-      new Promise<void>((resolve, reject) => {
-        const c = lab.spawn(lab.external, process.execPath, ['-e', HOLD_SERVER(7010)]);
-        c.stdout?.on('data', (x: Buffer) => x.toString().includes('ready') && resolve());
-        c.once('exit', (code) => reject(new Error(`hold server exited (${code})`)));
-      }),
+      holdServer(lab, lab.external, 7010),
     ]);
     await Promise.all([
       ...[7700, 7701, 7702].map(async (port, i) => waitPort(lab, await sandboxNs(d, `sink${i}`), '127.0.0.1', port)),

@@ -60,3 +60,41 @@ export async function waitPort(lab: Lab, ns: Netns, host: string, port: number, 
   }
   throw new Error(`nothing listens on ${host}:${port} in ${ns.name}`);
 }
+
+// Flows from one sandbox, one after the other, each held open once the server has spoken (a
+// closed flow leaves the assured connection table): prints "ok" or "refused" (no answer within
+// 1.2 s) per flow as one JSON line, then holds them until killed.
+const HELD_FLOWS = (host: string, port: number, n: number) =>
+  `const net=require('net');const held=[];(async()=>{const r=[];for(let i=0;i<${n};i++)r.push(await new Promise((res)=>{const s=net.connect(${port},'${host}');held.push(s);` +
+  `const t=setTimeout(()=>{s.destroy();res('refused')},1200);s.once('data',()=>{clearTimeout(t);res('ok')});` +
+  `s.on('error',(e)=>{clearTimeout(t);res(e.code)})}));console.log(JSON.stringify(r));setInterval(()=>{},1e6)})()`;
+
+/** Starts, in ns, a server that greets every connection and keeps it open (both families); resolves once it listens. */
+export async function holdServer(lab: Lab, ns: Netns, port: number): Promise<ChildProcess> {
+  const child = lab.spawn(ns, process.execPath, ['-e', `require('net').createServer((s)=>{s.on('error',()=>{});s.write('hi\\n')}).listen(${port},'::',()=>console.log('ready'))`]);
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (x: Buffer) => x.toString().includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`hold server ${port} in ${ns.name} exited (${code})`)));
+  });
+  return child;
+}
+
+/** Opens n flows from ns to a holdServer, one after the other; resolves with the verdicts and a way to close them. */
+export async function holdFlows(lab: Lab, ns: Netns, host: string, port: number, n: number): Promise<{ flows: string[]; close: () => Promise<void> }> {
+  const child = lab.spawn(ns, process.execPath, ['-e', HELD_FLOWS(host, port, n)]);
+  const flows = await new Promise<string[]>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (x: Buffer) => {
+      out += x.toString();
+      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
+    });
+    child.once('exit', (code) => reject(new Error(`held flows exited (${code}) before reporting`)));
+  });
+  const close = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  };
+  return { flows, close };
+}
