@@ -148,7 +148,7 @@ export function bindingsClash(a: { protocol: Protocol; hostIp: string; hostPort:
 /** Published bindings indexed by (protocol, port): clash checks in O(1), not a scan of every port. */
 export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPort: number }> {
   // A number per (protocol, port), not a string: 10,000 ports are indexed without 10,000 strings.
-  readonly #byPort = new Map<number, B[]>();
+  readonly #byPort = new Map<number, B | B[]>();
 
   constructor(bindings: Iterable<B> = []) {
     for (const b of bindings) this.add(b);
@@ -160,13 +160,18 @@ export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPo
 
   add(b: B): void {
     const key = BindingIndex.#key(b);
-    const list = this.#byPort.get(key);
-    if (list) list.push(b);
-    else this.#byPort.set(key, [b]);
+    const held = this.#byPort.get(key);
+    // One binding per port is the rule: an array only where addresses share a port.
+    if (held === undefined) this.#byPort.set(key, b);
+    else if (Array.isArray(held)) held.push(b);
+    else this.#byPort.set(key, [held, b]);
   }
 
   /** The binding already holding what b asks for, if any. */
   clash(b: { protocol: Protocol; hostIp: string; hostPort: number }): B | undefined {
-    return this.#byPort.get(BindingIndex.#key(b))?.find((x) => bindingsClash(x, b));
+    const held = this.#byPort.get(BindingIndex.#key(b));
+    if (held === undefined) return undefined;
+    if (Array.isArray(held)) return held.find((x) => bindingsClash(x, b));
+    return bindingsClash(held, b) ? held : undefined;
   }
 }

@@ -133,12 +133,15 @@ export class SandboxService {
     const planned: PortRecord[] = [];
     const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
     const cursor = new PortCursor();
-    for (const spec of specs) {
+    for (const [i, spec] of specs.entries()) {
+      // Later specs must see this one's ports; one spec never clashes with itself (expandPortRequest
+      // keeps its own choices apart), so the last (often the only: a 10,000-port range) is not indexed.
+      const later = i < specs.length - 1;
       for (const b of expandPortRequest(parsePortSpec(spec), free, spec, cursor)) {
         const holder = taken.clash(b);
         if (holder) throw conflict(`Bind for ${b.hostIp || '0.0.0.0'}:${b.hostPort} failed: port is already allocated${holder.holder ? ` (by ${holder.holder})` : ''}`);
-        const record = { sandboxId, ...b };
-        taken.add(record);
+        const record: PortRecord = { sandboxId, protocol: b.protocol, hostIp: b.hostIp, hostPort: b.hostPort, containerPort: b.containerPort };
+        if (later) taken.add(record);
         planned.push(record);
       }
       // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.

@@ -9,6 +9,7 @@
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { familyOfText } from '../ipam/allocator.js';
 import { checkPortClaims } from './port-claims.js';
+import { decodePortRuns, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
@@ -16,7 +17,7 @@ interface Tables {
   networks: Map<string, { name: string; doc: string }>;
   sandboxes: Map<string, { name: string; doc: string }>;
   endpoints: Map<string, { networkId: string; sandboxId: string; doc: string }>;
-  /** sandbox id -> [protocol, hostIp, hostPort, containerPort] tuples, as SQLite stores them. */
+  /** sandbox id -> its ports as runs (port-rows.ts), as SQLite stores them. */
   ports: Map<string, string>;
   /** `${pool} ${address}` -> owner. */
   ipam: Map<string, string>;
@@ -67,7 +68,6 @@ export class MemoryBacking {
   }
 }
 
-type Row = [PortRecord['protocol'], string, number, number];
 const ipamKey = (pool: string, address: string) => `${pool} ${address}`;
 
 export class MemoryStore implements Store {
@@ -147,8 +147,7 @@ export class MemoryStore implements Store {
       forSandbox: (id) => endpointsOf((e) => e.sandboxId === id).sort((a, b) => a.seq - b.seq),
     };
 
-    const decode = (sandboxId: string, doc: string): PortRecord[] =>
-      (JSON.parse(doc) as Row[]).map(([protocol, hostIp, hostPort, containerPort]) => ({ sandboxId, protocol, hostIp, hostPort, containerPort }));
+    const decode = decodePortRuns;
     this.ports = {
       all: () => [...t().ports].flatMap(([id, doc]) => decode(id, doc)),
       forSandbox: (id) => {
@@ -162,7 +161,7 @@ export class MemoryStore implements Store {
         m.delete(id);
         if (ports.length === 0) return;
         if (!t().sandboxes.has(id)) throw conflict(`sandbox_ports record ${id}: no sandbox ${id}`);
-        m.set(id, JSON.stringify(ports.map((p): Row => [p.protocol, p.hostIp, p.hostPort, p.containerPort])));
+        m.set(id, encodePortRuns(ports));
       },
       deleteForSandbox: (id) => void t().ports.delete(id),
     };

@@ -84,12 +84,23 @@ const endpointSchema = obj({
   staticIp: bool(),
 });
 
+/** A run of bindings (port-rows.ts): [protocol, hostIp, hostPort, containerPort, count?]. */
 const portRow: Schema<unknown> = {
-  expected: '[protocol, hostIp, hostPort, containerPort]',
+  expected: '[protocol, hostIp, hostPort, containerPort, count?]',
   check(value, path) {
-    const [protocol, hostIp, hostPort, containerPort] = Array.isArray(value) ? value : [];
-    const port = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) <= 65535;
-    if (!Array.isArray(value) || value.length !== 4 || (protocol !== 'tcp' && protocol !== 'udp') || typeof hostIp !== 'string' || (hostIp !== '' && parseIp(hostIp) === undefined) || !port(hostPort) || !port(containerPort))
+    const [protocol, hostIp, hostPort, containerPort, count = 1] = Array.isArray(value) ? value : [];
+    const run = (p: unknown) => Number.isInteger(p) && (p as number) >= 1 && (p as number) + (count as number) - 1 <= 65535;
+    if (
+      !Array.isArray(value) ||
+      (value.length !== 4 && value.length !== 5) ||
+      (protocol !== 'tcp' && protocol !== 'udp') ||
+      typeof hostIp !== 'string' ||
+      (hostIp !== '' && parseIp(hostIp) === undefined) ||
+      !Number.isInteger(count) ||
+      count < 1 ||
+      !run(hostPort) ||
+      !run(containerPort)
+    )
       throw new Error(`invalid ${path}: expected ${portRow.expected}`);
     return value;
   },

@@ -10,6 +10,7 @@ import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '.
 import { familyOfText } from '../ipam/allocator.js';
 import { formatIPv4 } from '../ipam/ipv4.js';
 import { checkPortClaims } from './port-claims.js';
+import { decodePortRuns, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
@@ -149,10 +150,8 @@ export class SqliteStore implements Store {
       forSandbox: (id: string) => docs(bySandbox.all(id)).sort((a, b) => a.seq - b.seq),
     });
 
-    // Each sandbox's ports as one compact row: [protocol, hostIp, hostPort, containerPort] tuples.
-    type Row = [PortRecord['protocol'], string, number, number];
-    const decode = (sandboxId: string, doc: string): PortRecord[] =>
-      (JSON.parse(doc) as Row[]).map(([protocol, hostIp, hostPort, containerPort]) => ({ sandboxId, protocol, hostIp, hostPort, containerPort }));
+    // Each sandbox's ports as one compact row of runs (port-rows.ts).
+    const decode = decodePortRuns;
     const allPorts = db.prepare('SELECT sandbox_id, doc FROM sandbox_ports ORDER BY rowid');
     const portsFor = db.prepare('SELECT doc FROM sandbox_ports WHERE sandbox_id = ?').pluck();
     const setPorts = db.prepare('INSERT OR REPLACE INTO sandbox_ports (sandbox_id, doc) VALUES (?, ?)');
@@ -166,7 +165,7 @@ export class SqliteStore implements Store {
       setForSandbox: (id, ports) => {
         if (ports.length > 0) checkPortClaims(id, this.ports.all(), ports);
         if (ports.length === 0) deletePorts.run(id);
-        else constrained('sandbox_ports', id, () => setPorts.run(id, JSON.stringify(ports.map((p): Row => [p.protocol, p.hostIp, p.hostPort, p.containerPort]))));
+        else constrained('sandbox_ports', id, () => setPorts.run(id, encodePortRuns(ports)));
       },
       deleteForSandbox: (id) => void deletePorts.run(id),
     };

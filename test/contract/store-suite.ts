@@ -170,6 +170,22 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
     );
 
     it(
+      'ports: a 10,000-port range and ports that break its runs read back exactly, in order',
+      withStore((s) => {
+        s.sandboxes.insert(sandbox('s1', 'c1'));
+        const range = Array.from({ length: 10_000 }, (_, i) => ({ sandboxId: 's1', protocol: 'tcp' as const, hostIp: '', hostPort: 10_000 + i, containerPort: 10_000 + i }));
+        // A gap, a step in one column only, another address, another protocol, a port before the last.
+        const odd = [port('s1', 30_000), { ...port('s1', 30_001), containerPort: 81 }, { ...port('s1', 30_002), hostIp: '127.0.0.1' }, port('s1', 30_003, 'udp'), port('s1', 29_999)];
+        const all = [...range, ...odd];
+        s.ports.setForSandbox('s1', all);
+        expect(s.ports.forSandbox('s1')).toEqual(all);
+        expect(s.ports.all()).toEqual(all);
+        s.ports.deleteForSandbox('s1');
+        s.sandboxes.delete('s1');
+      }),
+    );
+
+    it(
       'ipam: reserve is conditional (a holder keeps its address, re-reserving your own is a win); release, per owner, per pool',
       withStore((s) => {
         expect(s.ipam.reserve('n1', A, 'sandbox c1')).toEqual({ reserved: true });

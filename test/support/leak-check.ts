@@ -19,6 +19,7 @@ import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '.
 import { MacvlanDriver } from '../../src/drivers/macvlan/macvlan-driver.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { mvgMac, mvgOwner } from '../../src/drivers/macvlan/vlan-abi.js';
+import { decodePortRuns } from '../../src/store/port-rows.js';
 
 /** What the iptables datapath may pin: the in-kernel resolver's maps (bpf/lib/dns.h). */
 const IPTABLES_DATAPATH_PINS = new Set(['dns_names', 'dns_clients', 'dns_stats', 'dns_scratch', 'macvlan']);
@@ -37,9 +38,7 @@ export function readStore(d: LabDaemon): StoredState {
   const db = new Database(join(d.root, 'bpfnet.db'), { readonly: true, fileMustExist: true });
   try {
     const docs = <T>(table: string) => (db.prepare(`SELECT doc FROM ${table}`).all() as Array<{ doc: string }>).map((r) => JSON.parse(r.doc) as T);
-    const ports = (db.prepare('SELECT sandbox_id, doc FROM sandbox_ports').all() as Array<{ sandbox_id: string; doc: string }>).flatMap((r) =>
-      (JSON.parse(r.doc) as Array<[PortRecord['protocol'], string, number, number]>).map(([protocol, hostIp, hostPort, containerPort]) => ({ sandboxId: r.sandbox_id, protocol, hostIp, hostPort, containerPort })),
-    );
+    const ports = (db.prepare('SELECT sandbox_id, doc FROM sandbox_ports').all() as Array<{ sandbox_id: string; doc: string }>).flatMap((r) => decodePortRuns(r.sandbox_id, r.doc));
     return {
       networks: docs<NetworkRecord>('networks'),
       sandboxes: docs<SandboxRecord>('sandboxes'),

@@ -45,7 +45,7 @@ describe('store start-up quarantine', () => {
       ['networks', 'n2', 'invalid subnet: expected a string of at most 4096 characters, got number'],
       ['endpoints', 'e2', 'invalid aliases[0]: expected a string of at most 255 characters, got number'],
       ['endpoints', 'e3', 'its network n2 is missing or quarantined'],
-      ['sandbox_ports', 's1', 'invalid document: expected a list of at most 131072 items ([protocol, hostIp, hostPort, containerPort]), got object'],
+      ['sandbox_ports', 's1', 'invalid document: expected a list of at most 131072 items ([protocol, hostIp, hostPort, containerPort, count?]), got object'],
     ]);
     expect(again.networks.all().map((n) => n.id)).toEqual(['n1']);
     expect(again.endpoints.all().map((e) => e.id)).toEqual(['e1']);

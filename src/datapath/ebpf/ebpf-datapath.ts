@@ -34,7 +34,7 @@ import {
   portTarget6,
 } from '../abi.js';
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
-import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6, encodeAll } from '../libbpf/codec.js';
+import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6 } from '../libbpf/codec.js';
 import type {
   Datapath,
   DatapathContext,
@@ -206,14 +206,32 @@ function encodePorts(all: readonly PortSpec[]): { keys: Buffer; values: Buffer }
   return { keys, values };
 }
 
-/** ports6 keys and values (the IPv6 side of encodePorts). */
+/** ipv6Bytes, remembered (as addressWord). */
+function addressBytes6(text: string, cache: Map<string, Buffer>): Buffer {
+  let bytes = cache.get(text);
+  if (bytes === undefined) cache.set(text, (bytes = ipv6Bytes(text)));
+  return bytes;
+}
+
+/** ports6 keys and values: the IPv6 side of encodePorts, packed the same way. */
 function encodePorts6(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
   const ports = all.filter((p) => portFamilies(p).v6);
-  return {
-    keys: encodeAll(portKey6, ports.map(portKey6Of)),
-    values: encodeAll(portTarget6, ports.map((p) => ({ addr: p.containerIp6!, port: p.containerPort }))),
-    count: ports.length,
-  };
+  const keys = Buffer.alloc(portKey6.size * ports.length);
+  const values = Buffer.alloc(portTarget6.size * ports.length);
+  const k = portKey6.offsets;
+  const v = portTarget6.offsets;
+  const cache = new Map<string, Buffer>();
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i];
+    const ko = i * portKey6.size;
+    addressBytes6(p.hostIp === '' ? '::' : p.hostIp, cache).copy(keys, ko + k.addr);
+    keys.writeUInt16BE(p.hostPort, ko + k.port);
+    keys.writeUInt8(PROTO[p.protocol], ko + k.proto);
+    const vo = i * portTarget6.size;
+    addressBytes6(p.containerIp6!, cache).copy(values, vo + v.addr);
+    values.writeUInt16BE(p.containerPort, vo + v.port);
+  }
+  return { keys, values, count: ports.length };
 }
 
 /** The host's ephemeral port range: masquerade must not pick from it (host sockets use it). */
