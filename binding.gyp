@@ -9,7 +9,8 @@
         "native/map.cc",
         "native/program.cc",
         "native/link.cc",
-        "native/ringbuf.cc"
+        "native/ringbuf.cc",
+        "native/netlink.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS"],

@@ -55,6 +55,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("detachTcFilter", Napi::Function::New(env, DetachTcFilter));
   exports.Set("numPossibleCpus", Napi::Function::New(env, NumPossibleCpus));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
+  InitNetlink(env, exports);
   exports.Set("BpfObject", ObjectHandle::Init(env));
   exports.Set("BpfMap", MapHandle::Init(env));
   exports.Set("BpfProgram", ProgramHandle::Init(env));

@@ -37,6 +37,9 @@ int RunOnQuietThread(const std::function<int()>& fn);
 // a negative errno; the result is returned to the caller.
 int RunInNetns(const std::string& netnsPath, const std::function<int()>& fn, std::string* detail);
 
+// rtnetlink, named namespaces and /proc/sys writes (netlink.cc).
+void InitNetlink(Napi::Env env, Napi::Object exports);
+
 // What a BPF file descriptor holds, from /proc/self/fdinfo: "map", "prog", "link" or "".
 std::string FdKind(int fd);
 

@@ -2,9 +2,10 @@
  * iproute2 and sysctl, always aimed at a named network namespace. Steps are
  * idempotent `ensure`/`remove` calls: an object already in the wanted state is success.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { CommandError, run, runRaw } from './exec.js';
+import { addNetnsFile, deleteNetnsFile, netnsDirReady, rtnlBatch } from './rtnl.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -20,7 +21,14 @@ export function netns(name: string): Netns {
 
 /** `ip` in namespace ns (null: the caller's own). */
 export function ip(ns: Netns | null, args: readonly string[]): Promise<string> {
-  return run('ip', ns ? ['-n', ns.name, ...args] : [...args]);
+  const argv = ns ? ['-n', ns.name, ...args] : [...args];
+  // Changes bpfnet makes go over rtnetlink from the addon (rtnl.ts); queries and the rest run ip.
+  try {
+    if (rtnlBatch(ns?.path ?? null, [args], `ip ${argv.join(' ')}`)) return Promise.resolve('');
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return run('ip', argv);
 }
 
 /**
@@ -30,6 +38,11 @@ export function ip(ns: Netns | null, args: readonly string[]): Promise<string> {
 export function ipBatch(ns: Netns | null, commands: ReadonlyArray<readonly string[]>): Promise<string> {
   if (commands.length === 0) return Promise.resolve('');
   const input = commands.map((c) => c.join(' ')).join('\n') + '\n';
+  try {
+    if (rtnlBatch(ns?.path ?? null, commands, `ip ${ns ? `-n ${ns.name} ` : ''}-batch: ${input.trim().replaceAll('\n', '; ')}`)) return Promise.resolve('');
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return run('ip', [...(ns ? ['-n', ns.name] : []), '-batch', '-'], { input });
 }
 
@@ -57,7 +70,9 @@ export async function ensureNetns(name: string): Promise<Netns> {
 /** A fresh named namespace, loopback still down (the caller's first batch brings it up): one process. */
 export async function createNetns(name: string): Promise<Netns> {
   try {
-    await run('ip', ['netns', 'add', name]);
+    // Natively once ip has made /run/netns the shared mount it needs (the first one here does).
+    if (netnsDirReady(() => readFileSync('/proc/self/mountinfo', 'utf8'))) addNetnsFile(netns(name).path);
+    else await run('ip', ['netns', 'add', name]);
   } catch (err) {
     throw new Error(`could not create network namespace "${name}": ${(err as Error).message}`);
   }
@@ -66,9 +81,11 @@ export async function createNetns(name: string): Promise<Netns> {
 
 export async function removeNetns(name: string): Promise<void> {
   if (!existsSync(`${NETNS_DIR}/${name}`)) return;
-  const r = await runRaw('ip', ['netns', 'delete', name]);
-  if (r.code !== 0 && existsSync(`${NETNS_DIR}/${name}`))
-    throw new Error(`could not remove network namespace "${name}": ${r.stderr.trim()}`);
+  try {
+    deleteNetnsFile(`${NETNS_DIR}/${name}`);
+  } catch (err) {
+    if (existsSync(`${NETNS_DIR}/${name}`)) throw new Error(`could not remove network namespace "${name}": ${(err as Error).message}`);
+  }
 }
 
 /** Names of the namespaces under /run/netns. */

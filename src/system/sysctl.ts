@@ -1,5 +1,6 @@
 /** Kernel parameters of a network namespace (net.* sysctls are per namespace). */
-import { runIn, runRawIn, type NetnsTarget } from './exec.js';
+import { runRawIn, type NetnsTarget } from './exec.js';
+import { writeProcSys } from './rtnl.js';
 
 /** A sysctl by dotted name or slash-separated path under /proc/sys (so interface names with dots stay intact); undefined if absent. */
 export async function readSysctl(target: NetnsTarget, key: string): Promise<string | undefined> {
@@ -8,7 +9,7 @@ export async function readSysctl(target: NetnsTarget, key: string): Promise<stri
 }
 
 export async function writeSysctl(target: NetnsTarget, key: string, value: string): Promise<void> {
-  await runIn(target, 'sysctl', ['-q', '-w', `${key}=${value}`]);
+  writeProcSys(target.netnsPath ?? null, { [key]: value });
 }
 
 /** Writes key only when it differs (avoids needless writes on every start). */
@@ -17,7 +18,7 @@ export async function ensureSysctl(target: NetnsTarget, key: string, value: stri
 }
 
 
-/** Writes several sysctls with one process. */
+/** Writes several sysctls from one thread inside the namespace (no process). */
 export async function writeSysctls(target: NetnsTarget, values: Record<string, string>): Promise<void> {
-  await runIn(target, 'sysctl', ['-q', '-w', ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
+  writeProcSys(target.netnsPath ?? null, values);
 }

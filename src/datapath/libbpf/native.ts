@@ -100,12 +100,30 @@ export interface NativeRingBuffer {
   unref(): void;
 }
 
+export interface NativeRtnlOutcome {
+  /** 0, or the errno of the first refused request. */
+  error: number;
+  /** Its position in the batch. */
+  failed: number;
+  /** The kernel's extended acknowledgement, if any. */
+  message: string;
+  /** strerror(error). */
+  text: string;
+  /** What a dump answered. */
+  replies: Buffer;
+}
+
 export interface NativeAddon {
   setErrorClass(ctor: typeof BpfError): void;
   ifindex(netns: string | null, ifname: string): number;
   detachTcFilter(netns: string | null, ifname: string, direction: 'ingress' | 'egress', priority: number): boolean;
   numPossibleCpus(): number;
   libbpfVersion(): string;
+  /** rtnetlink requests sent in order inside a namespace, each acknowledged, stopping at the first refusal (src/system/rtnl.ts builds them). */
+  rtnetlink(netns: string | null, requests: Buffer, patches: Array<[number, number, string]>): NativeRtnlOutcome;
+  addNamedNetns(path: string): void;
+  deleteNamedNetns(path: string): void;
+  writeProcSys(netns: string | null, paths: string[], values: string[]): void;
   BpfObject: new (path: string, pinRoot?: string) => NativeObject;
   BpfMap: { openPinned(path: string): NativeMap };
   BpfProgram: { openPinned(path: string): NativeProgram };
