@@ -1,7 +1,8 @@
 /* Overlay networks (VXLAN) in the eBPF datapath: the maps that say which overlay network a
  * local bridge carries (its VNI) and where every remote endpoint lives (its host's VTEP),
  * and the helpers the entry programs call: encapsulation towards a remote endpoint, the
- * local ARP answer for it, and the isolation check across networks. Decapsulation is
+ * local ARP and neighbour-advertisement answers for it, and the isolation check across
+ * networks, per family. Decapsulation is
  * bpf/overlay.bpf.c (TC ingress of the one collect_md VXLAN device per host).
  * Mirrored in src/datapath/ebpf/overlay-abi.ts: both change together. */
 #ifndef BPFNET_LIB_OVERLAY_H
@@ -114,9 +115,31 @@ static __always_inline int overlay_known4(__be32 addr)
 	return bpf_map_lookup_elem(&ovl_remote4, &addr) != NULL;
 }
 
+/* Into the tunnel to r's host: its MAC as destination (the sandbox learnt it from the local ARP/ND
+ * answer; rewriting only a stale entry), the VNI and VTEP as tunnel key, out of the VXLAN device.
+ * Its own frame: the tunnel key stays off the per-family handlers' stacks (one chain fits 512 bytes). */
+BPFNET_NOINLINE int overlay_encap(struct __sk_buff *skb, const struct overlay_remote *r)
+{
+	__u32 zero = 0;
+	struct overlay_config *oc = bpf_map_lookup_elem(&ovl_cfg, &zero);
+	if (!oc || !oc->vxlan_ifindex)
+		return DROP(DROP_FIB_FAILED);
+	struct ethhdr *l2 = (void *)(long)skb->data;
+	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
+		return DROP(DROP_MALFORMED);
+	if (!ovl_mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
+		return DROP(DROP_MALFORMED);
+	struct bpf_tunnel_key key = {};
+	key.tunnel_id = r->vni;
+	key.remote_ipv4 = r->vtep;
+	key.tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+		return DROP(DROP_MALFORMED);
+	return bpf_redirect(oc->vxlan_ifindex, 0);
+}
+
 /* Inside the sender's subnet, not on this host: into the tunnel to the destination's host, or
  * dropped (the same verdicts as on a bridge: unknown, another network, icc off). */
-/* Its own frame: the tunnel key stays off the IPv4 handler's stack (one call chain must fit 512 bytes). */
 BPFNET_NOINLINE int overlay_to_remote4(struct __sk_buff *skb, __be32 daddr, const struct endpoint_info *self, const struct network_info *net)
 {
 	__u32 vni = overlay_vni_of(self->net_ifindex);
@@ -127,23 +150,8 @@ BPFNET_NOINLINE int overlay_to_remote4(struct __sk_buff *skb, __be32 daddr, cons
 		return DROP(DROP_ISOLATION);
 	if (!(net->flags & NET_F_ICC))
 		return DROP(DROP_ICC_DISABLED);
-	__u32 zero = 0;
-	struct overlay_config *oc = bpf_map_lookup_elem(&ovl_cfg, &zero);
-	if (!oc || !oc->vxlan_ifindex)
-		return DROP(DROP_FIB_FAILED);
-	/* The sandbox learnt this MAC from overlay_arp_reply4; rewriting only a stale entry. */
-	struct ethhdr *l2 = (void *)(long)skb->data;
-	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
-		return DROP(DROP_MALFORMED);
-	if (!ovl_mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
-		return DROP(DROP_MALFORMED);
-	struct bpf_tunnel_key key = {};
-	key.tunnel_id = vni;
-	key.remote_ipv4 = r->vtep;
-	key.tunnel_ttl = 64;
-	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
-		return DROP(DROP_MALFORMED);
-	return bpf_redirect(oc->vxlan_ifindex, 0);
+	struct overlay_remote copy = *r;
+	return overlay_encap(skb, &copy);
 }
 
 /* An ARP request from a sandbox for an endpoint on another host of its overlay network:
@@ -184,30 +192,10 @@ static __always_inline int overlay_arp_reply4(struct __sk_buff *skb, const struc
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* overlay_known4 for IPv6. */
 static __always_inline int overlay_known6(const struct addr6 *addr)
 {
 	return bpf_map_lookup_elem(&ovl_remote6, addr) != NULL;
-}
-
-/* The tunnel key and the redirect to the VXLAN device, shared by both families. */
-BPFNET_NOINLINE int overlay_encap(struct __sk_buff *skb, const struct overlay_remote *r)
-{
-	__u32 zero = 0;
-	struct overlay_config *oc = bpf_map_lookup_elem(&ovl_cfg, &zero);
-	if (!oc || !oc->vxlan_ifindex)
-		return DROP(DROP_FIB_FAILED);
-	struct ethhdr *l2 = (void *)(long)skb->data;
-	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
-		return DROP(DROP_MALFORMED);
-	if (!ovl_mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
-		return DROP(DROP_MALFORMED);
-	struct bpf_tunnel_key key = {};
-	key.tunnel_id = r->vni;
-	key.remote_ipv4 = r->vtep;
-	key.tunnel_ttl = 64;
-	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
-		return DROP(DROP_MALFORMED);
-	return bpf_redirect(oc->vxlan_ifindex, 0);
 }
 
 /* IPv6 inside the sender's subnet, not on this host: the same verdicts as overlay_to_remote4. */
