@@ -239,7 +239,7 @@ export class ClusterService {
       labels: req.labels ?? {},
       created: new Date().toISOString(),
     };
-    await wrap(() => c.createNetwork(network));
+    await wrap(() => createPickingVni(c, network, req.vni === undefined));
     return network;
   }
 
@@ -371,6 +371,27 @@ export function macFor(address: string): string {
   if (!a) throw new Error(`"${address}" is not an IP address`);
   const low = Number(a.value & 0xffffffffn);
   return ['02', '42', ...[24, 16, 8, 0].map((s) => ((low >>> s) & 0xff).toString(16).padStart(2, '0'))].join(':');
+}
+
+/**
+ * Creates network in the cluster. A VNI this host picked from its cache (none was asked for)
+ * that a network another host created at the same moment took is replaced by the next free
+ * one: two hosts creating networks at once both succeed. A conflict on the id or name stands.
+ */
+async function createPickingVni(c: ClusterState, network: GlobalNetwork, picked: boolean): Promise<void> {
+  const tried = new Set<number>();
+  for (;;) {
+    try {
+      return await c.createNetwork(network);
+    } catch (err) {
+      const vniTaken = err instanceof ClusterConflict && err.message.startsWith(`VXLAN id ${network.vni} `);
+      if (!picked || !vniTaken || tried.size >= 8) throw err;
+      tried.add(network.vni);
+      let next = c.freeVni(); // the cache may not show the winner yet: skip what lost already
+      while (tried.has(next)) next++;
+      network.vni = next;
+    }
+  }
 }
 
 /** Cluster errors as the API's kinds: unreachable 503, conflict 409, missing 404. */
