@@ -68,10 +68,15 @@ async function clusterEndpoints(i: number, net: string): Promise<RemoteEndpoint[
 }
 
 /** Every live host has the network locally (same id) — it was built from the cluster's watch. */
-async function networkEverywhere(name: string, hosts: number[]): Promise<string> {
+async function networkEverywhere(name: string, hosts: number[], ms?: number): Promise<string> {
+  let ids: string[] = [];
   return until(`network ${name} on every host`, async () => {
-    const ids = await Promise.all(hosts.map((i) => host(i).daemon!.cli(['network', 'inspect', '-f', '{{.Id}}', name]).then((r) => (r.code === 0 ? r.stdout.trim() : ''))));
+    ids = await Promise.all(hosts.map((i) => host(i).daemon!.cli(['network', 'inspect', '-f', '{{.Id}}', name]).then((r) => (r.code === 0 ? r.stdout.trim() : ''))));
     return ids.every((id) => id !== '' && id === ids[0]) ? ids[0] : undefined;
+  }, ms).catch((err: Error) => {
+    // Which hosts lack it, and what their daemons said.
+    const missing = hosts.filter((_, k) => ids[k] === '');
+    throw new Error(`${err.message}; missing on ${missing.map((i) => `h${i}`).join(', ')}:\n${missing.map((i) => host(i).daemon!.log.slice(-2000)).join('\n---\n')}`);
   });
 }
 
@@ -116,7 +121,8 @@ beforeAll(async () => {
     cli(3, 'network', 'create', '-d', 'overlay', '--attachable', '--ipv6', '--subnet', V6.ov6.subnet, '--subnet', V6.ov6.subnet6, '-o', `${OVERLAY_OPTION}=${V6.ov6.vni}`, 'ov6'),
     cli(4, 'network', 'create', '-d', 'overlay', '--attachable', '--ipv4=false', '--ipv6', '--subnet', V6.ov6o.subnet6, 'ov6o'),
   ]);
-  await Promise.all(['ova', 'ovb', 'ov6', 'ov6o'].map((n) => networkEverywhere(n, [1, 2, 3, 4, 5])));
+  // Four at once: every host builds three networks another host made, one after another.
+  await Promise.all(['ova', 'ovb', 'ov6', 'ov6o'].map((n) => networkEverywhere(n, [1, 2, 3, 4, 5], 30_000)));
   const t1 = Date.now();
   // Sandboxes spread over the hosts, at once; no --ip: the cluster allocates.
   // The IPv6 ones at the same time: concurrent IPv6 connects on four hosts, and one --ip6 raced from two.
