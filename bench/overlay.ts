@@ -6,7 +6,8 @@
  * (a kernel VXLAN device enslaved to a Linux bridge on each host, bridged traffic through
  * netfilter as br_netfilter makes it) between the same two host namespaces, run in a rotated
  * order per repetition. Workloads: iperf3 with 1 and 2 TCP streams, HTTP keep-alive requests/s
- * (wrk, 50 connections), new TCP connections/s (connrate, 32 in flight). Then the time for a new
+ * (wrk, 50 connections), new TCP connections/s (connrate, 32 in flight); the cross-host pair's
+ * request rates over IPv6 too (the network is dual-stack). Then the time for a new
  * sandbox to become reachable from every other host, by traffic (src/lab/overlay-reach.ts),
  * over 100 sandboxes spread over the five hosts (20 with --quick).
  *
@@ -20,7 +21,7 @@ import type { Lab } from '../src/lab/lab.js';
 import type { OverlayResults, OverlaySetupName } from './results-model.js';
 import { CONNRATE, HTTPD, SERVER_PORTS, tuneClient, waitListening } from './setups/servers.js';
 
-const NET = { name: 'ov', subnet: '10.95.0.0/24', server: '10.95.0.21', remoteClient: '10.95.0.11', localClient: '10.95.0.22' } as const;
+const NET = { name: 'ov', subnet: '10.95.0.0/24', subnet6: 'fd95::/64', server: '10.95.0.21', remoteClient: '10.95.0.11', localClient: '10.95.0.22', server6: 'fd95::21', remoteClient6: 'fd95::11' } as const;
 /** Docker's way gets its own VNI and UDP port, so its kernel VXLAN device and bpfnet's collect_md one never see each other's packets. */
 const DOCKER = { vni: 4302, port: 4790, client: '10.96.0.11', server: '10.96.0.21' } as const;
 
@@ -35,18 +36,24 @@ export const OVERLAY_SETUPS: Record<OverlaySetupName, string> = {
   'cross-host': 'bpfnet overlay, client and server on two hosts (VXLAN from the eBPF datapath)',
   'same-host': 'bpfnet overlay network, client and server on one host',
   'docker-way': "Docker's way, two hosts: kernel VXLAN device + Linux bridge per host, br_netfilter",
+  'cross-host-v6': 'bpfnet overlay over IPv6, client and server on two hosts (same pair, dual-stack network)',
 };
 
 interface Target {
   setup: OverlaySetupName;
   client: Netns;
   server: string;
+  /** Request rates only (the IPv6 pair): no iperf3 runs. */
+  ratesOnly?: boolean;
 }
+
+/** The server's address in a URL (IPv6 in brackets). */
+const urlHost = (addr: string) => (addr.includes(':') ? `[${addr}]` : addr);
 
 /** The plan's estimated seconds, for the bench's progress. */
 export function overlayEstimate(quick: boolean, reps: number): number {
   const p = PLANS[quick ? 'quick' : 'full'];
-  return 40 + reps * 3 * (4 * (p.seconds + 2) + 1) + p.reachEndpoints * 0.8;
+  return 40 + reps * (3 * (4 * (p.seconds + 2) + 1) + 2 * (p.seconds + 2)) + p.reachEndpoints * 0.8;
 }
 
 async function iperf(lab: Lab, t: Target, streams: number, seconds: number): Promise<number> {
@@ -55,7 +62,7 @@ async function iperf(lab: Lab, t: Target, streams: number, seconds: number): Pro
 }
 
 async function wrk(lab: Lab, t: Target, seconds: number): Promise<number> {
-  const out = await lab.exec(t.client, 'wrk', ['-t', '1', '-c', '50', '-d', `${seconds}s`, `http://${t.server}:${SERVER_PORTS.http}/`], { timeoutMs: (seconds + 30) * 1000 });
+  const out = await lab.exec(t.client, 'wrk', ['-t', '1', '-c', '50', '-d', `${seconds}s`, `http://${urlHost(t.server)}:${SERVER_PORTS.http}/`], { timeoutMs: (seconds + 30) * 1000 });
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   if (!m) throw new Error(`wrk from ${t.client.name} to ${t.server}: no rate in\n${out}`);
   if (/Non-2xx|Socket errors/.test(out)) throw new Error(`wrk from ${t.client.name} to ${t.server}: errors during the run\n${out}`);
@@ -85,8 +92,8 @@ async function dockerWay(lab: Lab, host: ClusterHost, other: ClusterHost, sandbo
   return sb;
 }
 
-async function sandbox(h: ClusterHost, name: string, address: string): Promise<Netns> {
-  await h.daemon!.bpfnet('run', '-d', '--name', name, '--network', NET.name, '--ip', address);
+async function sandbox(h: ClusterHost, name: string, address: string, address6?: string): Promise<Netns> {
+  await h.daemon!.bpfnet('run', '-d', '--name', name, '--network', NET.name, '--ip', address, ...(address6 ? ['--ip6', address6] : []));
   const key: string = JSON.parse(await h.daemon!.bpfnet('inspect', name))[0].NetworkSettings.SandboxKey;
   return netns(key.slice('/run/netns/'.length));
 }
@@ -105,7 +112,7 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
   opts.onLab?.(cl);
   try {
     const [h1, h2, h3, h4, h5] = cl.hosts as [ClusterHost, ClusterHost, ClusterHost, ClusterHost, ClusterHost];
-    await h1.daemon!.bpfnet('network', 'create', '-d', 'overlay', '--subnet', NET.subnet, NET.name);
+    await h1.daemon!.bpfnet('network', 'create', '-d', 'overlay', '--ipv6', '--subnet', NET.subnet, '--subnet', NET.subnet6, NET.name);
     // The other hosts build it from etcd's watch; a run there fails until they have.
     for (const h of [h2, h3, h4, h5]) {
       for (let k = 0; (await h.daemon!.cli(['network', 'inspect', NET.name])).code !== 0; k++) {
@@ -113,8 +120,8 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    const server = await sandbox(h2, 'srv', NET.server);
-    const remoteClient = await sandbox(h1, 'cli1', NET.remoteClient);
+    const server = await sandbox(h2, 'srv', NET.server, NET.server6);
+    const remoteClient = await sandbox(h1, 'cli1', NET.remoteClient, NET.remoteClient6);
     const localClient = await sandbox(h2, 'cli2', NET.localClient);
     const dkClient = await dockerWay(cl.lab, h1, h2, DOCKER.client);
     const dkServer = await dockerWay(cl.lab, h2, h1, DOCKER.server);
@@ -128,6 +135,7 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
       { setup: 'cross-host', client: remoteClient, server: NET.server },
       { setup: 'same-host', client: localClient, server: NET.server },
       { setup: 'docker-way', client: dkClient, server: DOCKER.server },
+      { setup: 'cross-host-v6', client: remoteClient, server: NET.server6, ratesOnly: true },
     ];
     const results: OverlayResults = {
       setups: targets.map((t) => ({ name: t.setup, description: OVERLAY_SETUPS[t.setup], iperf1Gbps: [], iperf2Gbps: [], keepAliveRps: [], newConnPerSec: [] })),
@@ -151,8 +159,10 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
       for (let k = 0; k < targets.length; k++) {
         const i = (k + rep) % targets.length;
         const t = targets[i]!;
-        await measure(rep, i, 'TCP 1 stream', 'iperf1Gbps', () => iperf(cl.lab, t, 1, plan.seconds));
-        await measure(rep, i, 'TCP 2 streams', 'iperf2Gbps', () => iperf(cl.lab, t, 2, plan.seconds));
+        if (!t.ratesOnly) {
+          await measure(rep, i, 'TCP 1 stream', 'iperf1Gbps', () => iperf(cl.lab, t, 1, plan.seconds));
+          await measure(rep, i, 'TCP 2 streams', 'iperf2Gbps', () => iperf(cl.lab, t, 2, plan.seconds));
+        }
         await measure(rep, i, 'HTTP keep-alive', 'keepAliveRps', () => wrk(cl.lab, t, plan.seconds));
         await measure(rep, i, 'new connections', 'newConnPerSec', () => connrate(cl.lab, t, plan.seconds));
       }
@@ -182,6 +192,7 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
     }
     results.notes.push(
       `${opts.reps} repetition(s) of ${plan.seconds} s per workload (iperf3 omits one more second first), setups in an order rotated by one per repetition; ratios are medians of per-repetition ratios.`,
+      'The overlay network is dual-stack; the IPv6 row is the same client and server sandboxes over their IPv6 addresses (VXLAN over the IPv4 underlay as for IPv4), request rates only.',
       'Five host namespaces on one Linux bridge (the underlay), each with its own bpfnet daemon on the cluster store, one etcd 3.4 in the lab; client on h1, server on h2 (cross-host), client and server on h2 (same host).',
       "Docker's way: the bridge and the kernel VXLAN device sit in each host's namespace (Docker puts them in a per-network namespace), one static flood entry per remote host, no iptables rules loaded (br_netfilter passes bridged frames through netfilter anyway); its packets also cross bpfnet's programs on the host's uplink, as bpfnet's do.",
       `New sandbox reachable from every other host: measured by traffic. Before each of ${plan.reachEndpoints} sandboxes is made (POST /sandboxes/create with --ip, on h1..h5 in turn), a sandbox on each of the four other hosts pings that address every 2 ms (ARP retried every 5 ms in the prober); the time is the first echo reply minus the create call's answer, the slowest host's per sandbox. Negative: the other hosts reached it before its own host answered the call. The create call itself: p50 ${percentile(results.reach.createMs, 50).toFixed(0)} ms, p99 ${percentile(results.reach.createMs, 99).toFixed(0)} ms.`,

@@ -283,6 +283,8 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 		return DROP(DROP_SPOOFED_SRC_IP);
 	if (link_msg) {
 		int v = nd_from_container(skb, p, self);
+		if (v == TC_PASS)
+			v = overlay_nd_reply6(skb, p, self); /* answered here when for a remote endpoint */
 		if (v != TC_PASS)
 			return v;
 	}
@@ -318,7 +320,7 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 			return verdict;
 	}
 
-	if (!in_subnet && bpf_map_lookup_elem(&ep6, &p->t.daddr))
+	if (!in_subnet && (bpf_map_lookup_elem(&ep6, &p->t.daddr) || overlay_known6(&p->t.daddr)))
 		return DROP(DROP_ISOLATION);
 
 	if (bpf_map_lookup_elem(&local6, &p->t.daddr)) {
@@ -332,7 +334,7 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 		return TC_PASS;
 	}
 	if (in_subnet)
-		return DROP(DROP_UNKNOWN_DEST);
+		return overlay_to_remote6(skb, &p->t.daddr, self, net->flags); /* on another host, or unknown */
 	return outbound6(skb, p, net, cfg, self->ifindex, now);
 }
 

@@ -69,10 +69,12 @@ function table(header: string[], rows: string[][]): string {
 export function overlayMarkdown(r: OverlayResults, opts: { notes?: boolean } = {}): string {
   const rows = r.setups.map((s) => [s.description, ...COLUMNS.map((c) => cell(summarize(s[c.key])))]);
   const cross = r.setups.find((s) => s.name === 'cross-host');
-  for (const base of r.setups.filter((s) => s !== cross)) {
+  const v6 = r.setups.find((s) => s.name === 'cross-host-v6');
+  for (const base of r.setups.filter((s) => s !== cross && s !== v6)) {
     if (!cross) break;
     rows.push([`cross-host ÷ ${base.name === 'same-host' ? 'same host' : "Docker's way"}`, ...COLUMNS.map((c) => ratioCell(pairedRatio(cross[c.key], base[c.key])))]);
   }
+  if (cross && v6) rows.push(['cross-host IPv6 ÷ IPv4', ...COLUMNS.map((c) => ratioCell(pairedRatio(v6[c.key], cross[c.key])))]);
   const e = r.reach.everyHostMs;
   // Samples are pushed together (a failed one adds to neither), so the indexes pair up.
   const fromStart = e.map((x, i) => x + (r.reach.createMs[i] ?? NaN));

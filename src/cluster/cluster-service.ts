@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { ServiceError, conflict, invalid, notFound, unavailable } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { failpoint } from '../util/failpoint.js';
-import { canonicalAddress, parseAddress, parsePrefix, prefixContains } from './addresses.js';
+import { canonicalAddress, formatAddress, parseAddress, parsePrefix, prefixContains } from './addresses.js';
 import {
   ClusterConflict,
   ClusterNotFound,
@@ -51,6 +51,7 @@ interface JournalEntry {
   name: string;
   aliases: string[];
   ipv4?: string;
+  ipv6?: string;
   mac?: string;
   /** Asked-for address (--ip): reserved as given, never another. */
   staticIp?: boolean;
@@ -71,6 +72,8 @@ export interface ConnectRequest {
   name: string;
   aliases?: string[];
   ipv4?: string;
+  /** A static IPv6 address (--ip6) on a network with an IPv6 subnet. */
+  ipv6?: string;
 }
 
 export interface ClusterInfo {
@@ -168,8 +171,16 @@ export class ClusterService {
   async #reconcile(cluster: EtcdCluster): Promise<ReconcileReport> {
     const journal = this.#journal();
     const owned = Object.entries(journal)
-      .filter(([, e]) => e.state === 'active' && e.ipv4 !== undefined)
-      .map(([id, e]) => ({ networkId: e.networkId, endpointId: id, name: e.name, aliases: e.aliases, ipv4: e.ipv4, mac: e.mac ?? macFor(e.ipv4!) }));
+      .filter(([, e]) => e.state === 'active' && (e.ipv4 !== undefined || e.ipv6 !== undefined))
+      .map(([id, e]) => ({
+        networkId: e.networkId,
+        endpointId: id,
+        name: e.name,
+        aliases: e.aliases,
+        ...(e.ipv4 !== undefined ? { ipv4: e.ipv4 } : {}),
+        ...(e.ipv6 !== undefined ? { ipv6: e.ipv6 } : {}),
+        mac: e.mac ?? macFor(e.ipv4 ?? e.ipv6!),
+      }));
     const report = await cluster.reconcile({ endpoints: owned, reservations: [] });
     const lost = new Set(report.lost.map((l) => l.split(':')[0]));
     this.#editJournal((j) => {
@@ -205,28 +216,30 @@ export class ClusterService {
     return this.cluster.networks();
   }
 
-  async createNetwork(req: { name: string; subnet: string; vni?: number; id?: string; internal?: boolean; labels?: Record<string, string> }): Promise<GlobalNetwork> {
-    const prefix = parsePrefix(req.subnet);
-    if (!prefix || prefix.family !== 4 || prefix.bits > 30) throw invalid(`invalid subnet "${req.subnet}": an IPv4 CIDR of /30 or larger`);
+  /** A network with an IPv4 subnet, an IPv6 one or both; each family's gateway is its subnet's first address. */
+  async createNetwork(req: { name: string; subnet?: string; subnet6?: string; vni?: number; id?: string; internal?: boolean; labels?: Record<string, string> }): Promise<GlobalNetwork> {
+    const prefix = req.subnet === undefined ? undefined : parsePrefix(req.subnet);
+    if (req.subnet !== undefined && (!prefix || prefix.family !== 4 || prefix.bits > 30)) throw invalid(`invalid subnet "${req.subnet}": an IPv4 CIDR of /30 or larger`);
+    const prefix6 = req.subnet6 === undefined ? undefined : parsePrefix(req.subnet6);
+    if (req.subnet6 !== undefined && (!prefix6 || prefix6.family !== 6 || prefix6.bits > 126)) throw invalid(`invalid subnet "${req.subnet6}": an IPv6 CIDR of /126 or larger`);
+    if (!prefix && !prefix6) throw invalid(`network ${req.name}: an IPv4 or an IPv6 subnet is needed`);
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(req.name)) throw invalid(`invalid network name "${req.name}"`);
     const c = this.cluster;
     if (req.vni !== undefined && !(Number.isInteger(req.vni) && req.vni >= 1 && req.vni <= 0xffffff)) throw invalid(`invalid VXLAN id ${req.vni}: 1 to 16777215`);
-    const base = prefix.base;
-    const gateway = `${[24n, 16n, 8n, 0n].map((s) => String(((base + 1n) >> s) & 0xffn)).join('.')}`;
     const network: GlobalNetwork = {
       id: req.id ?? randomBytes(32).toString('hex'),
       name: req.name,
       driver: 'overlay',
       vni: req.vni ?? c.freeVni(),
-      subnet: `${canonicalAddress(req.subnet.split('/')[0]!)}/${prefix.bits}`,
-      gateway,
+      ...(prefix ? { subnet: `${formatAddress(4, prefix.base)}/${prefix.bits}`, gateway: formatAddress(4, prefix.base + 1n) } : {}),
+      ...(prefix6 ? { subnet6: `${formatAddress(6, prefix6.base)}/${prefix6.bits}`, gateway6: formatAddress(6, prefix6.base + 1n) } : {}),
       internal: req.internal ?? false,
       attachable: true,
       options: {},
       labels: req.labels ?? {},
       created: new Date().toISOString(),
     };
-    await wrap(() => c.createNetwork(network));
+    await wrap(() => createPickingVni(c, network, req.vni === undefined));
     return network;
   }
 
@@ -259,23 +272,29 @@ export class ClusterService {
       const p = parsePrefix(net.subnet ?? '');
       if (parseAddress(req.ipv4)?.family !== 4 || !p || !prefixContains(p, req.ipv4)) throw invalid(`address ${req.ipv4} is not in network ${net.name}'s subnet ${net.subnet}`);
     }
+    if (req.ipv6 !== undefined) {
+      const p = parsePrefix(net.subnet6 ?? '');
+      if (parseAddress(req.ipv6)?.family !== 6 || !p || !prefixContains(p, req.ipv6)) throw invalid(`address ${req.ipv6} is not in network ${net.name}'s IPv6 subnet ${net.subnet6 ?? '(none)'}`);
+    }
     const id = req.endpointId ?? randomBytes(32).toString('hex');
     if (this.#journal()[id]) throw conflict(`endpoint ${id} is already connected on this host`);
     const holder = addressHolder(id, this.hostId);
     const aliases = req.aliases ?? [];
     this.#editJournal((j) => (j[id] = { state: 'creating', networkId: net.id, name: req.name, aliases, staticIp: req.ipv4 !== undefined, ...(req.endpointId === undefined ? { standalone: true } : {}) }));
-    let ipv4: string | undefined;
+    // One address per family the network has: the asked one (compare-and-swap), else a free one.
+    const claim = async (family: 4 | 6, asked: string | undefined): Promise<string> => {
+      if (asked === undefined) return wrap(() => c.allocateAddress(net.id, holder, family));
+      const r = await wrap(() => c.reserveAddress(net.id, asked, holder));
+      if (!r.reserved) throw conflict(`address ${asked} is already in use on network ${net.name} (held by ${r.holder})`);
+      return canonicalAddress(asked);
+    };
     try {
-      if (req.ipv4 !== undefined) {
-        const r = await wrap(() => c.reserveAddress(net.id, req.ipv4!, holder));
-        if (!r.reserved) throw conflict(`address ${req.ipv4} is already in use on network ${net.name} (held by ${r.holder})`);
-        ipv4 = canonicalAddress(req.ipv4);
-      } else {
-        ipv4 = await wrap(() => c.allocateAddress(net.id, holder));
-      }
-      this.#editJournal((j) => (j[id] = { ...j[id]!, ipv4 }));
+      const ipv4 = net.subnet ? await claim(4, req.ipv4) : undefined;
+      if (ipv4) this.#editJournal((j) => (j[id] = { ...j[id]!, ipv4 }));
+      const ipv6 = net.subnet6 ? await claim(6, req.ipv6) : undefined;
+      if (ipv6) this.#editJournal((j) => (j[id] = { ...j[id]!, ipv6 }));
       await failpoint('cluster:after-reserve');
-      const endpoint = { networkId: net.id, endpointId: id, name: req.name, aliases, ipv4, mac: macFor(ipv4) };
+      const endpoint = { networkId: net.id, endpointId: id, name: req.name, aliases, ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), mac: macFor(ipv4 ?? ipv6!) };
       await wrap(() => c.publishEndpoint(endpoint));
       await failpoint('cluster:after-publish');
       // Per name too, so a test can arm one connect of a daemon that serves others meanwhile.
@@ -346,9 +365,33 @@ export class ClusterService {
   }
 }
 
-/** Docker's MAC for an IPv4 endpoint: 02:42 and the address's four bytes. */
-export function macFor(ipv4: string): string {
-  return ['02', '42', ...ipv4.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+/** Docker's MAC for an IPv4 endpoint: 02:42 and the address's four bytes; for an IPv6-only one the last four (as the bridge driver's). */
+export function macFor(address: string): string {
+  const a = parseAddress(address);
+  if (!a) throw new Error(`"${address}" is not an IP address`);
+  const low = Number(a.value & 0xffffffffn);
+  return ['02', '42', ...[24, 16, 8, 0].map((s) => ((low >>> s) & 0xff).toString(16).padStart(2, '0'))].join(':');
+}
+
+/**
+ * Creates network in the cluster. A VNI this host picked from its cache (none was asked for)
+ * that a network another host created at the same moment took is replaced by the next free
+ * one: two hosts creating networks at once both succeed. A conflict on the id or name stands.
+ */
+async function createPickingVni(c: ClusterState, network: GlobalNetwork, picked: boolean): Promise<void> {
+  const tried = new Set<number>();
+  for (;;) {
+    try {
+      return await c.createNetwork(network);
+    } catch (err) {
+      const vniTaken = err instanceof ClusterConflict && err.message.startsWith(`VXLAN id ${network.vni} `);
+      if (!picked || !vniTaken || tried.size >= 8) throw err;
+      tried.add(network.vni);
+      let next = c.freeVni(); // the cache may not show the winner yet: skip what lost already
+      while (tried.has(next)) next++;
+      network.vni = next;
+    }
+  }
 }
 
 /** Cluster errors as the API's kinds: unreachable 503, conflict 409, missing 404. */

@@ -158,7 +158,10 @@ export interface DatapathContext {
 export interface RemoteEndpointSpec {
   /** The overlay network's VXLAN id (the same on every host). */
   vni: number;
+  /** '' on an IPv6-only network. */
   ipv4: string;
+  /** '' or absent: the endpoint has no IPv6 address. */
+  ipv6?: string;
   mac: string;
   /** The underlay IPv4 address of the host it lives on (that host's VXLAN tunnel endpoint). */
   vtep: string;

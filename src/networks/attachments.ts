@@ -41,7 +41,7 @@ export class Attachments {
   /** With --cluster-store: endpoints of global networks take their address from the cluster and are published there. */
   global?: GlobalScope;
   /** Static addresses asked for endpoints of global networks, between reserve() and build(). */
-  readonly #asked = new Map<string, string>();
+  readonly #asked = new Map<string, Pick<AttachOptions, 'ipv4' | 'ipv6'>>();
 
   constructor(store: Store, drivers: DriverRegistry, datapath: Datapath, cfg: EngineConfig) {
     this.#store = store;
@@ -144,7 +144,7 @@ export class Attachments {
     };
     if (this.#globalFor(net)) {
       // The cluster allocates in build(); a static address is only remembered until then (not stored: nothing local holds it yet).
-      if (opts.ipv4 !== undefined) this.#asked.set(id, opts.ipv4);
+      if (opts.ipv4 !== undefined || opts.ipv6 !== undefined) this.#asked.set(id, { ipv4: opts.ipv4, ipv6: opts.ipv6 });
     } else if (this.driver(net).capabilities.addresses) Object.assign(ep, this.allocate(net, `sandbox ${sb.name}`, opts));
     this.#store.endpoints.insert(ep);
     return ep;
@@ -158,11 +158,25 @@ export class Attachments {
   async #claimGlobal(global: GlobalScope, sb: SandboxRecord, net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord> {
     const asked = this.#asked.get(ep.id);
     this.#asked.delete(ep.id);
-    const { ipv4 } = await global.connect({ network: net.id, endpointId: ep.id, name: sb.name, aliases: ep.aliases, ...(asked ? { ipv4: asked } : {}) });
-    if (!ipv4) throw new ServiceError('system', `cluster gave endpoint ${ep.id.slice(0, 12)} on network ${net.name} no address`);
-    const claimed: EndpointRecord = { ...ep, ipv4, prefixLength: parsePrefix(net.subnet!)!.bits };
+    const { ipv4, ipv6 } = await global.connect({
+      network: net.id,
+      endpointId: ep.id,
+      name: sb.name,
+      aliases: ep.aliases,
+      ...(asked?.ipv4 !== undefined ? { ipv4: asked.ipv4 } : {}),
+      ...(asked?.ipv6 !== undefined ? { ipv6: asked.ipv6 } : {}),
+    });
+    if ((net.subnet && !ipv4) || (net.subnet6 && !ipv6)) throw new ServiceError('system', `cluster gave endpoint ${ep.id.slice(0, 12)} on network ${net.name} no address of each of its families`);
+    const claimed: EndpointRecord = {
+      ...ep,
+      ...(ipv4 ? { ipv4, prefixLength: parsePrefix(net.subnet!)!.bits } : {}),
+      ...(ipv6 ? { ipv6, prefixLength6: parsePrefix(net.subnet6!)!.bits, ...(asked?.ipv6 !== undefined ? { staticIp6: true } : {}) } : {}),
+    };
     this.#store.transaction(() => {
-      this.#allocator.ip.reserve(Attachments.pools(net)[0]!, parseIp(ipv4)!, `sandbox ${sb.name}`);
+      for (const pool of Attachments.pools(net)) {
+        const address = pool.subnet.family === 4 ? ipv4 : ipv6;
+        if (address) this.#allocator.ip.reserve(pool, parseIp(address)!, `sandbox ${sb.name}`);
+      }
       this.#store.endpoints.update(claimed);
     });
     return claimed;

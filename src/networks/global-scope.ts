@@ -11,10 +11,10 @@ import { OverlayOption } from '../drivers/overlay/vni.js';
 import type { DriverName, NetworkRecord } from './model.js';
 
 export interface GlobalScope {
-  createNetwork(req: { id: string; name: string; subnet: string; vni?: number; internal?: boolean; labels?: Record<string, string> }): Promise<GlobalNetwork>;
+  createNetwork(req: { id: string; name: string; subnet?: string; subnet6?: string; vni?: number; internal?: boolean; labels?: Record<string, string> }): Promise<GlobalNetwork>;
   deleteNetwork(id: string): Promise<void>;
-  /** Reserves the endpoint's address in the cluster (the given one, else a free one) and publishes it; returns the address. */
-  connect(req: { network: string; endpointId: string; name: string; aliases?: string[]; ipv4?: string }): Promise<{ ipv4?: string }>;
+  /** Reserves the endpoint's address of each family in the cluster (the given one, else a free one) and publishes it; returns them. */
+  connect(req: { network: string; endpointId: string; name: string; aliases?: string[]; ipv4?: string; ipv6?: string }): Promise<{ ipv4?: string; ipv6?: string }>;
   /** Withdraws the endpoint and frees its address; one this host does not hold is a no-op. */
   disconnect(networkId: string, endpointId: string): Promise<void>;
 }
@@ -32,15 +32,16 @@ export function localRecordOf(g: GlobalNetwork, device: string | undefined): Net
     ingress: false,
     configOnly: false,
     enableIPv4: g.subnet !== undefined,
-    enableIPv6: false,
+    enableIPv6: g.subnet6 !== undefined,
     ipamDriver: 'default',
     ipamOptions: {},
-    ipamConfig: g.subnet ? [{ Subnet: g.subnet, Gateway: g.gateway }] : [],
+    ipamConfig: [...(g.subnet ? [{ Subnet: g.subnet, Gateway: g.gateway }] : []), ...(g.subnet6 ? [{ Subnet: g.subnet6, Gateway: g.gateway6 }] : [])],
     options: { ...g.options, [OverlayOption.vxlanIdList]: String(g.vni) },
     labels: { ...g.labels },
     predefined: false,
     ...(g.subnet ? { subnet: g.subnet, gateway: g.gateway } : {}),
     device,
+    ...(g.subnet6 ? { subnet6: g.subnet6, gateway6: g.gateway6 } : {}),
   };
 }
 

@@ -297,12 +297,24 @@ export class NetworkService {
 
   /** Records a planned global network in the cluster first: the cluster decides the VNI (and refuses a taken name or VNI). */
   async #recordGlobal(global: GlobalScope, net: NetworkRecord, aux: Record<string, IpAddress>): Promise<NetworkRecord> {
-    if (!net.subnet || net.enableIPv6) throw invalid(`network ${net.name}: overlay networks across hosts (--cluster-store) are IPv4-only for now: drop --ipv6`);
-    if (net.ipRange || Object.keys(aux).length > 0) throw invalid(`network ${net.name}: --ip-range and --aux-address are not supported on overlay networks across hosts (the cluster allocates from the whole subnet)`);
-    const first = formatIp({ family: 4, value: firstOf(parsePrefix(net.subnet)!) + 1n });
-    if (net.gateway !== first) throw invalid(`network ${net.name}: the gateway of an overlay network across hosts is its subnet's first address (${first}), not ${net.gateway}`);
+    if (net.ipRange || net.ipRange6 || Object.keys(aux).length > 0) throw invalid(`network ${net.name}: --ip-range and --aux-address are not supported on overlay networks across hosts (the cluster allocates from the whole subnet)`);
+    // Every host derives the gateways from the subnets: each family's first address.
+    for (const [subnet, gateway] of [[net.subnet, net.gateway], [net.subnet6, net.gateway6]]) {
+      if (!subnet) continue;
+      const p = parsePrefix(subnet)!;
+      const first = formatIp({ family: p.family, value: firstOf(p) + 1n });
+      if (gateway !== first) throw invalid(`network ${net.name}: the gateway of an overlay network across hosts is its subnet's first address (${first}), not ${gateway}`);
+    }
     const given = net.options[OverlayOption.vxlanIdList];
-    const g = await global.createNetwork({ id: net.id, name: net.name, subnet: net.subnet, vni: given === undefined ? undefined : parseVni(given), internal: net.internal, labels: net.labels });
+    const g = await global.createNetwork({
+      id: net.id,
+      name: net.name,
+      ...(net.subnet ? { subnet: net.subnet } : {}),
+      ...(net.subnet6 ? { subnet6: net.subnet6 } : {}),
+      vni: given === undefined ? undefined : parseVni(given),
+      internal: net.internal,
+      labels: net.labels,
+    });
     return { ...net, options: { ...net.options, [OverlayOption.vxlanIdList]: String(g.vni) } };
   }
 

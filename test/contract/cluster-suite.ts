@@ -115,6 +115,25 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
     );
 
     it(
+      'IPv6 as IPv4: concurrent allocations on several hosts get unique addresses of the IPv6 subnet (never its gateway), one raced address goes to one host',
+      withCluster(async (h) => {
+        const hosts = await Promise.all([1, 2, 3].map((i) => h.join(`host-${i}`, `192.0.2.${i}`)));
+        // A dual-stack network: each family allocates from its own subnet.
+        await hosts[0]!.createNetwork({ ...overlay('n1', 'one', 4096), subnet6: 'fd00:30::/120', gateway6: 'fd00:30::1' });
+        await eventually(() => hosts.forEach((c) => expect(c.network('n1')?.subnet6).toBe('fd00:30::/120')));
+        const winners = (await Promise.all(hosts.map((c, i) => c.reserveAddress('n1', 'fd00:30:0::ff', `race-${i}`)))).filter((r) => r.reserved);
+        expect(winners).toHaveLength(1);
+        const got = await Promise.all(hosts.flatMap((c, i) => Array.from({ length: 20 }, (_, j) => c.allocateAddress('n1', `ep-${i}-${j}`, 6))));
+        expect(new Set(got).size).toBe(60);
+        for (const a of got) {
+          expect(a).toMatch(/^fd00:30::[0-9a-f]{1,2}$/);
+          expect(['fd00:30::1', 'fd00:30::ff']).not.toContain(a);
+        }
+        expect(await hosts[0]!.allocateAddress('n1', 'ep-v4')).toMatch(/^10\.10\.0\.\d+$/);
+      }),
+    );
+
+    it(
       'network ids, names and VNIs are unique in the cluster; a network with endpoints cannot be removed',
       withCluster(async (h) => {
         const a = await h.join('host-a', '192.0.2.1');

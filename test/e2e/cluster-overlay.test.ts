@@ -5,6 +5,9 @@
 // The seeds' walkthrough across hosts with real packets and the embedded DNS; disconnect and a
 // stopped host withdraw endpoints from the others; 40 concurrent runs get unique addresses; a new
 // sandbox is reachable from every other host by the time its run answers.
+// Dual-stack (and IPv6-only) overlay networks across hosts: ping -6 and TCP over IPv6 by
+// address and by name (AAAA), isolation and anti-spoofing over IPv6, VXLAN on the underlay with
+// the network's VNI carrying IPv6 and no neighbour discovery, one IPv6 address per race winner.
 // Faults with overlay traffic flowing: etcd restarted under a running ping and TCP stream across
 // hosts (nothing lost; runs answer 503 meanwhile and succeed after), and a daemon SIGKILLed in
 // the middle of an overlay run reconciling at start.
@@ -17,7 +20,8 @@ import { projectRoot } from '../../src/paths.js';
 import type { Netns } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
 import { requireTool } from '../support/requirements.js';
-import { ping, sandboxNs } from '../support/traffic.js';
+import { echoServer, peerIp, ping, probe, sandboxNs } from '../support/traffic.js';
+import { start, stop } from '../../src/system/exec.js';
 import { until as untilEvery } from '../support/until.js';
 
 /** Polls every 100 ms. */
@@ -41,9 +45,9 @@ const host = (i: number): ClusterHost => cl.hosts[i - 1]!;
 const cli = (i: number, ...args: string[]) => host(i).daemon!.bpfnet(...args);
 const call = (i: number, method: string, path: string) => api(host(i).daemon!.socket, method, path, undefined, {}, { ownConnection: true, timeoutMs: 20_000 });
 
-/** The embedded DNS's A answers for `name`, asked from a sandbox to its network's gateway. */
-async function resolve(from: string, gateway: string, name: string): Promise<string[]> {
-  const out = await cl.lab.exec(ns[from]!, process.execPath, [DNS_QUERY, gateway, name, 'A', 'udp', '1500']);
+/** The embedded DNS's A (or AAAA) answers for `name`, asked from a sandbox to its network's gateway. */
+async function resolve(from: string, gateway: string, name: string, type: 'A' | 'AAAA' = 'A'): Promise<string[]> {
+  const out = await cl.lab.exec(ns[from]!, process.execPath, [DNS_QUERY, gateway, name, type, 'udp', '1500']);
   return (JSON.parse(out.trim().split('\n')[0]!) as { answers?: string[] }).answers ?? [];
 }
 
@@ -64,11 +68,38 @@ async function clusterEndpoints(i: number, net: string): Promise<RemoteEndpoint[
 }
 
 /** Every live host has the network locally (same id) — it was built from the cluster's watch. */
-async function networkEverywhere(name: string, hosts: number[]): Promise<string> {
+async function networkEverywhere(name: string, hosts: number[], ms?: number): Promise<string> {
+  let ids: string[] = [];
   return until(`network ${name} on every host`, async () => {
-    const ids = await Promise.all(hosts.map((i) => host(i).daemon!.cli(['network', 'inspect', '-f', '{{.Id}}', name]).then((r) => (r.code === 0 ? r.stdout.trim() : ''))));
+    ids = await Promise.all(hosts.map((i) => host(i).daemon!.cli(['network', 'inspect', '-f', '{{.Id}}', name]).then((r) => (r.code === 0 ? r.stdout.trim() : ''))));
     return ids.every((id) => id !== '' && id === ids[0]) ? ids[0] : undefined;
+  }, ms).catch((err: Error) => {
+    // Which hosts lack it, and what their daemons said.
+    const missing = hosts.filter((_, k) => ids[k] === '');
+    throw new Error(`${err.message}; missing on ${missing.map((i) => `h${i}`).join(', ')}:\n${missing.map((i) => host(i).daemon!.log.slice(-2000)).join('\n---\n')}`);
   });
+}
+
+/** Dual-stack ov6 (fixed VNI) and IPv6-only ov6o: sandbox -> host index and network. */
+const V6 = { ov6: { subnet: '10.85.0.0/24', subnet6: 'fd85::/64', vni: 4242 }, ov6o: { subnet6: 'fd86::/64' } } as const;
+const PLAN6 = { d1: [1, 'ov6'], d2: [2, 'ov6'], o3: [3, 'ov6o'], o4: [4, 'ov6o'] } as const;
+const ip6Of: Record<string, string> = {};
+/** One static IPv6 address asked for on two hosts at once (h1, h5): exactly one run may get it. */
+const RACED6 = 'fd86::77';
+const raced: Record<string, { code: number; stderr: string }> = {};
+
+async function ipv6Of(i: number, name: string, net: string): Promise<string> {
+  return JSON.parse(await cli(i, 'inspect', name))[0].NetworkSettings.Networks[net].GlobalIPv6Address as string;
+}
+
+/** ping -6 from a sandbox; true when answered. */
+async function ping6(from: Netns, to: string): Promise<boolean> {
+  return (await cl.lab.execRaw(from, 'ping', ['-6', '-c', '1', '-W', '1', '-q', to])).code === 0;
+}
+
+/** Echo requests a sandbox's kernel received over IPv6 (/proc/net/snmp6). */
+async function inEchos6(at: Netns): Promise<number> {
+  return Number(/^Icmp6InEchos\s+(\d+)/m.exec(await cl.lab.exec(at, 'cat', ['/proc/net/snmp6']))![1]);
 }
 
 beforeAll(async () => {
@@ -83,25 +114,152 @@ beforeAll(async () => {
     perHost: (i) => (i === 3 ? { env: { BPFNET_FAILPOINTS: 'cluster:after-publish:half-made=hang' }, args: ['--cluster-lease-ttl', '300'] } : {}),
   });
   await Promise.all(cl.hosts.map((h) => until(`h${h.index} joined`, async () => (await call(h.index, 'GET', '/cluster')).json?.Joined === true, 30_000)));
-  // Two networks, each created on one host only: the others build them from the cluster.
-  await cli(1, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', NETS.ova, 'ova');
-  await cli(2, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', NETS.ovb, 'ovb');
-  await Promise.all(['ova', 'ovb'].map((n) => networkEverywhere(n, [1, 2, 3, 4, 5])));
+  // Two IPv4 networks, a dual-stack and an IPv6-only one, each created on one host only: the others build them from the cluster.
+  await Promise.all([
+    cli(1, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', NETS.ova, 'ova'),
+    cli(2, 'network', 'create', '-d', 'overlay', '--attachable', '--subnet', NETS.ovb, 'ovb'),
+    cli(3, 'network', 'create', '-d', 'overlay', '--attachable', '--ipv6', '--subnet', V6.ov6.subnet, '--subnet', V6.ov6.subnet6, '-o', `${OVERLAY_OPTION}=${V6.ov6.vni}`, 'ov6'),
+    cli(4, 'network', 'create', '-d', 'overlay', '--attachable', '--ipv4=false', '--ipv6', '--subnet', V6.ov6o.subnet6, 'ov6o'),
+  ]);
+  // Four at once: every host builds three networks another host made, one after another.
+  await Promise.all(['ova', 'ovb', 'ov6', 'ov6o'].map((n) => networkEverywhere(n, [1, 2, 3, 4, 5], 30_000)));
   const t1 = Date.now();
   // Sandboxes spread over the hosts, at once; no --ip: the cluster allocates.
-  await Promise.all(
-    (Object.entries(PLAN) as Array<[Sb, number]>).map(async ([name, i]) => {
+  // The IPv6 ones at the same time: concurrent IPv6 connects on four hosts, and one --ip6 raced from two.
+  await Promise.all([
+    ...(Object.entries(PLAN) as Array<[Sb, number]>).map(async ([name, i]) => {
       await cli(i, 'run', '-d', '--name', name, '--network', name.startsWith('b') ? 'ovb' : 'ova');
       ns[name] = await sandboxNs(host(i).daemon!, name);
     }),
-  );
+    ...Object.entries(PLAN6).map(async ([name, [i, net]]) => {
+      await cli(i, 'run', '-d', '--name', name, '--network', net);
+      ns[name] = await sandboxNs(host(i).daemon!, name);
+      ip6Of[name] = await ipv6Of(i, name, net);
+    }),
+    ...[1, 5].map(async (i) => (raced[`race${i}`] = await host(i).daemon!.cli(['run', '-d', '--name', `race${i}`, '--network', 'ov6o', '--ip6', RACED6]))),
+  ]);
   await cli(5, 'network', 'connect', 'ovb', 'ab5');
   for (const [name, i] of Object.entries(PLAN)) ipOf[name] = await addresses(i, name);
-  console.log(`[cluster-overlay] 5 hosts + etcd + 2 networks in ${t1 - t0} ms, 5 sandboxes in ${Date.now() - t1} ms; addresses ${JSON.stringify(ipOf)}`);
+  console.log(`[cluster-overlay] 5 hosts + etcd + 4 networks in ${t1 - t0} ms, 11 sandboxes in ${Date.now() - t1} ms; addresses ${JSON.stringify(ipOf)} ${JSON.stringify(ip6Of)}`);
 }, 180_000);
 
 afterAll(async () => {
   await cl?.destroy();
+});
+
+describe('IPv6 on overlay networks across hosts (dual-stack and IPv6-only, ebpf datapath)', () => {
+  it('records both subnets in the cluster, builds them on every host, and publishes each endpoint with its IPv6 address', async () => {
+    const global = (await call(3, 'GET', '/cluster/networks')).json as GlobalNetwork[];
+    expect(global.find((n) => n.name === 'ov6')).toMatchObject({ subnet: V6.ov6.subnet, subnet6: V6.ov6.subnet6, gateway6: 'fd85::1', vni: V6.ov6.vni });
+    const only = global.find((n) => n.name === 'ov6o')!;
+    expect({ subnet: only.subnet, subnet6: only.subnet6, gateway6: only.gateway6 }).toEqual({ subnet: undefined, subnet6: V6.ov6o.subnet6, gateway6: 'fd86::1' });
+    const n = JSON.parse(await cli(5, 'network', 'inspect', 'ov6'))[0];
+    expect({ v6: n.EnableIPv6, subnets: n.IPAM.Config.map((c: { Subnet: string }) => c.Subnet) }).toEqual({ v6: true, subnets: [V6.ov6.subnet, V6.ov6.subnet6] });
+    for (const [name, [i, net]] of Object.entries(PLAN6)) {
+      expect(ip6Of[name], name).toMatch(net === 'ov6' ? /^fd85::/ : /^fd86::/);
+      const seen = (await clusterEndpoints(5, net)).find((e) => e.name === name);
+      expect(seen, `${name} seen by h5`).toMatchObject({ ipv6: ip6Of[name], hostAddress: host(i).address });
+      if (net === 'ov6o') expect(seen!.ipv4).toBeUndefined();
+    }
+  });
+
+  it('ping -6 and TCP over IPv6 across hosts, by address and by name (AAAA), on dual-stack and IPv6-only networks', async () => {
+    const pairs: Array<[string, string]> = [['d1', 'd2'], ['d2', 'd1'], ['o3', 'o4'], ['o4', 'o3']];
+    // Side by side (each is a process in a sandbox): pings, the embedded DNS's AAAA answers (over
+    // IPv4 on the dual-stack network, over IPv6 on the IPv6-only one), a ping by name through the
+    // sandbox's own resolver, and a full-size frame (1450 = 1402 + ICMPv6 8 + IPv6 40) with DF.
+    const [got, aaaa, byName, full, over] = await Promise.all([
+      Promise.all(pairs.map(([a, b]) => ping6(ns[a]!, ip6Of[b]!))),
+      Promise.all([resolve('d1', '10.85.0.1', 'd2', 'AAAA'), resolve('o3', 'fd86::1', 'o4', 'AAAA'), resolve('d1', '10.85.0.1', 'o4', 'AAAA')]),
+      host(1).daemon!.cli(['exec', 'd1', 'ping', '-6', '-c', '1', '-W', '2', 'd2']),
+      cl.lab.execRaw(ns.d1!, 'ping', ['-6', '-c', '1', '-W', '1', '-q', '-M', 'do', '-s', '1402', ip6Of.d2!]),
+      cl.lab.execRaw(ns.d1!, 'ping', ['-6', '-c', '1', '-W', '1', '-q', '-M', 'do', '-s', '1403', ip6Of.d2!]),
+    ]);
+    expect(pairs.map(([a, b], k) => `${a}->${b}:${got[k]}`)).toEqual(pairs.map(([a, b]) => `${a}->${b}:true`));
+    expect(aaaa).toEqual([[ip6Of.d2], [ip6Of.o4], []]);
+    expect(byName.code, byName.stdout + byName.stderr).toBe(0);
+    expect(byName.stdout).toContain(ip6Of.d2);
+    expect(full.code, full.stdout + full.stderr).toBe(0);
+    expect(over.code).not.toBe(0);
+    const servers = await Promise.all([echoServer(cl.lab, ns.d2!, 'tcp', 7200, '::'), echoServer(cl.lab, ns.o4!, 'tcp', 7200, '::')]);
+    try {
+      expect(peerIp(await probe(cl.lab, ns.d1!, 'tcp', ip6Of.d2!, 7200))).toBe(ip6Of.d1);
+      expect(peerIp(await probe(cl.lab, ns.o3!, 'tcp', ip6Of.o4!, 7200))).toBe(ip6Of.o3);
+      // Across networks: nothing, whatever the host.
+      expect(await probe(cl.lab, ns.d1!, 'tcp', ip6Of.o4!, 7200, 800)).toBeNull();
+    } finally {
+      for (const s of servers) s.kill('SIGKILL');
+    }
+  });
+
+  it('isolates overlay networks over IPv6, and drops a forged IPv6 source before it leaves its host', async () => {
+    const cross: Array<[string, string]> = [['d1', 'o3'], ['o3', 'd2'], ['d2', 'o4']];
+    const got = await Promise.all(cross.map(([a, b]) => ping6(ns[a]!, ip6Of[b]!)));
+    expect(cross.map(([a, b], k) => `${a}->${b}:${got[k]}`)).toEqual(cross.map(([a, b]) => `${a}->${b}:false`));
+    // d1 claims an address of its subnet that is not its own: d2 never sees the echo request.
+    const forged = 'fd85::99';
+    await cl.lab.exec(ns.d1!, 'ip', ['-6', 'addr', 'add', `${forged}/64`, 'dev', 'eth0', 'nodad']);
+    try {
+      const before = await inEchos6(ns.d2!);
+      const r = await cl.lab.execRaw(ns.d1!, 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '1', '-q', '-I', forged, ip6Of.d2!]);
+      expect(r.code).not.toBe(0);
+      expect((await inEchos6(ns.d2!)) - before).toBe(0);
+      // The control: from its own address the same ping arrives.
+      expect((await cl.lab.execRaw(ns.d1!, 'ping', ['-6', '-c', '1', '-W', '1', '-q', '-I', ip6Of.d1!, ip6Of.d2!])).code).toBe(0);
+      expect((await inEchos6(ns.d2!)) - before).toBe(1);
+    } finally {
+      await cl.lab.exec(ns.d1!, 'ip', ['-6', 'addr', 'del', `${forged}/64`, 'dev', 'eth0']);
+    }
+  });
+
+  it("carries IPv6 on the underlay only inside VXLAN with the network's VNI; neighbour solicitations are answered on the sender's host", async () => {
+    const d2 = (await clusterEndpoints(1, 'ov6')).find((e) => e.name === 'd2')!;
+    const dump = start('nsenter', [`--net=${cl.underlay.path}`, 'tcpdump', '-i', 'ul0', '-nn', '-l', 'not', 'tcp', 'port', '2379']);
+    try {
+      let err = '';
+      dump.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+      let out = '';
+      dump.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+      for (let i = 0; i < 100 && !/listening on/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(err).toMatch(/listening on/);
+      // A fresh neighbour: d1 must solicit d2's MAC again, and gets it from its own host.
+      await cl.lab.exec(ns.d1!, 'ip', ['-6', 'neigh', 'flush', 'all']);
+      expect(await ping6(ns.d1!, ip6Of.d2!)).toBe(true);
+      expect(/lladdr ([0-9a-f:]+)/.exec(await cl.lab.exec(ns.d1!, 'ip', ['-6', 'neigh', 'show', 'to', ip6Of.d2!]))?.[1]).toBe(d2.mac);
+      await new Promise((r) => setTimeout(r, 300));
+      await stop(dump, 2000);
+      const lines = out.split('\n').filter((l) => l.trim() !== '');
+      const vxlan = lines.filter((l) => /VXLAN/.test(l));
+      expect(vxlan.length).toBeGreaterThanOrEqual(2);
+      expect(vxlan.filter((l) => !/\.4789: VXLAN, flags \[I\] \(0x08\), vni \d+$/.test(l))).toEqual([]);
+      expect(lines.some((l) => l.startsWith(`IP6 ${ip6Of.d1} > ${ip6Of.d2}: ICMP6, echo request`))).toBe(true);
+      expect(lines.some((l) => l.startsWith(`IP6 ${ip6Of.d2} > ${ip6Of.d1}: ICMP6, echo reply`))).toBe(true);
+      // The VXLAN line right before each inner IPv6 packet of ov6 names its VNI.
+      const inner = lines.flatMap((l, k) => (/^IP6 fd85:/.test(l) ? [lines[k - 1] ?? ''] : []));
+      expect(inner.length).toBeGreaterThanOrEqual(2);
+      for (const l of inner) expect(l).toMatch(new RegExp(` vni ${V6.ov6.vni}$`));
+      // Nothing of the overlay outside the tunnel, and no neighbour discovery inside it.
+      const outer = lines.filter((l) => /^\d\d:\d\d:/.test(l));
+      expect(outer.filter((l) => /fd8[56]:/.test(l))).toEqual([]);
+      expect(lines.filter((l) => /neighbor (solicitation|advertisement)/.test(l) && /fd8[56]:/.test(l))).toEqual([]);
+    } finally {
+      if (dump.exitCode === null) dump.kill('SIGKILL');
+    }
+  });
+
+  it('concurrent IPv6 connects on four hosts got unique addresses, and one static IPv6 address raced from two hosts went to exactly one', async () => {
+    const all = Object.values(ip6Of);
+    expect(all).toHaveLength(4);
+    expect(new Set(all).size).toBe(4);
+    expect(Object.values(raced).filter((r) => r.code === 0)).toHaveLength(1);
+    expect(Object.values(raced).find((r) => r.code !== 0)?.stderr).toMatch(/fd86::77 is already in use/);
+    const eps = await clusterEndpoints(3, 'ov6o');
+    expect(eps.filter((e) => e.ipv6 === RACED6).map((e) => e.name)).toEqual(Object.keys(raced).filter((k) => raced[k]!.code === 0));
+    // The winner is reachable across hosts at the raced address.
+    const winner = Object.keys(raced).find((k) => raced[k]!.code === 0)!;
+    expect(eps.find((e) => e.name === winner)?.hostAddress).not.toBe(host(3).address);
+    await until(`o3 (h3) reaches ${winner}`, () => ping6(ns.o3!, RACED6), 5000);
+  });
 });
 
 describe('overlay across five hosts through the cluster store (ebpf datapath)', () => {
@@ -272,7 +430,7 @@ describe('overlay across five hosts through the cluster store (ebpf datapath)', 
       const r = await Promise.all([1, 2, 3, 4, 5].map((i) => host(i).daemon!.cli(['network', 'ls', '-q', '--no-trunc'])));
       return r.every((x) => !x.stdout.includes(id));
     });
-    expect(((await call(2, 'GET', '/cluster/networks')).json as GlobalNetwork[]).map((n) => n.name).sort()).toEqual(['ova', 'ovb']);
+    expect(((await call(2, 'GET', '/cluster/networks')).json as GlobalNetwork[]).map((n) => n.name).sort()).toEqual(['ov6', 'ov6o', 'ova', 'ovb']);
   });
   it('etcd restarted while overlay traffic flows: the ping and TCP stream across hosts lose nothing; runs answer 503 meanwhile and succeed after; nothing lost or duplicated', async () => {
     const before = await clusterEndpoints(1, 'ova');

@@ -63,6 +63,16 @@ describe('overlay report', () => {
     expect(md).toContain('- failed: TCP 2 streams on cross-host, rep 2: boom');
   });
 
+  it('pairs the IPv6 cross-host rates with the IPv4 ones, and leaves them out of the other ratio rows', () => {
+    const o = overlay();
+    o.setups.push({ name: 'cross-host-v6', description: 'cross v6', iperf1Gbps: [], iperf2Gbps: [], keepAliveRps: [27000, 36000, NaN], newConnPerSec: [12000, 10800, 13200] });
+    const md = overlayMarkdown(o);
+    expect(md).toContain('| cross v6 | — | — | 31,500 (27,000–36,000) | 12,000 (10,800–13,200) |');
+    expect(md).toContain('| cross-host IPv6 ÷ IPv4 | — | — | 0.95x (0.90–1.00) | 1.00x (0.90–1.10) |');
+    expect(md.match(/^\| cross-host ÷/gm)).toHaveLength(2);
+    expect(overlayTargets(o)).toHaveLength(5);
+  });
+
   it('is in latest.md and the README block only when the run had it', () => {
     expect(renderMarkdown(bench(overlay()))).toContain('## Overlay across hosts (five hosts, one etcd)');
     expect(readmeBlock(bench(overlay()), 'x.md')).toContain('### Overlay across hosts (five hosts, one etcd)');

@@ -85,6 +85,38 @@ describe('overlay control plane', () => {
     off();
   });
 
+  it('carries IPv6: dual-stack and IPv6-only remote endpoints in, out by id, AAAA names on an IPv6-only overlay network', async () => {
+    const cluster = new ScriptedCluster();
+    const { datapath, table } = tableDatapath();
+    const remotes = new RemoteEndpoints(datapath);
+    const off = feedRemoteEndpoints(cluster as unknown as ClusterState, remotes);
+    const dual = { ...endpoint('d', '10.91.0.41', 'h2', '198.18.0.12'), ipv6: 'fd91::41' };
+    const only6: RemoteEndpoint = { networkId: NET.id, endpointId: 'o', name: 'sb-o', aliases: [], ipv6: 'fd91::51', mac: '02:42:00:00:00:51', hostId: 'h3', hostAddress: '198.18.0.13' };
+    for (const e of [dual, only6]) {
+      cluster.eps.set(e.endpointId, e);
+      cluster.emit({ kind: 'endpoint-put', endpoint: e });
+    }
+    await settle();
+    expect(remotes.all().map((r) => [r.ipv4, r.ipv6 ?? ''])).toEqual([
+      ['10.91.0.41', 'fd91::41'],
+      ['', 'fd91::51'],
+    ]);
+    expect(table.get('')).toMatchObject({ ipv6: 'fd91::51', vtep: '198.18.0.13' });
+    cluster.eps.delete('o');
+    cluster.emit({ kind: 'endpoint-delete', networkId: NET.id, endpointId: 'o' });
+    await settle();
+    expect(remotes.all().map((r) => r.name)).toEqual(['sb-d']);
+    off();
+
+    const store = new ObservedStore(new MemoryStore());
+    const base = { created: '', scope: 'global' as const, internal: false, attachable: true, ingress: false, configOnly: false, ipamDriver: 'default', ipamOptions: {}, ipamConfig: [], labels: {}, predefined: false, driver: 'overlay' };
+    store.networks.insert({ ...base, id: 'cc'.repeat(32), name: 'ov6', enableIPv4: false, enableIPv6: true, options: { 'com.docker.network.driver.overlay.vxlanid_list': '4300' }, subnet6: 'fd93::/64', gateway6: 'fd93::1', device: 'x3' });
+    const six = new RemoteEndpoints(tableDatapath().datapath);
+    await six.upsert({ vni: 4300, ipv4: '', ipv6: 'fd93::21', mac: '02:42:00:00:00:21', vtep: '198.18.0.12', sandboxId: 'e'.repeat(64), name: 'db', aliases: [] });
+    const ov6 = [...NameIndex.from(withRemoteNames(store, six)).networks].find((n) => n.net.name === 'ov6')!;
+    expect(ov6.names.get('db')?.map((t) => [t.ipv4, t.ipv6])).toEqual([['', 'fd93::21']]);
+  });
+
   it('answers names of remote endpoints on the overlay network that carries their VNI only', async () => {
     const store = new ObservedStore(new MemoryStore());
     const base = { created: '', scope: 'global' as const, internal: false, attachable: true, ingress: false, configOnly: false, enableIPv4: true, enableIPv6: false, ipamDriver: 'default', ipamOptions: {}, ipamConfig: [], labels: {}, predefined: false, driver: 'overlay' };

@@ -8,7 +8,8 @@ export const overlayNet = struct({ vni: u32, pad: pad(4) });
 /** vtep: the remote host's underlay IPv4 as a host-byte-order number (bpf_tunnel_key's remote_ipv4). */
 export const overlayRemote = struct({ vni: u32, vtep: u32, mac, pad: pad(2) });
 
-export const OverlayMaps = { config: 'ovl_cfg', networks: 'ovl_net4', remotes: 'ovl_remote4' } as const;
+/** remotes6: the same value keyed by the endpoint's IPv6 address. */
+export const OverlayMaps = { config: 'ovl_cfg', networks: 'ovl_net4', remotes: 'ovl_remote4', remotes6: 'ovl_remote6' } as const;
 
 /** The one program of bpf/overlay.bpf.c, on the VXLAN device's TC ingress. */
 export const OVERLAY_PROGRAM = 'from_overlay';

@@ -1,11 +1,11 @@
 /**
  * Overlay networks in the ebpf datapath: the host's one collect_md VXLAN device (its TC
  * ingress decapsulates into sandboxes, bpf/overlay.bpf.c), the VNI of each local overlay
- * network (ovl_net4) and where every remote endpoint lives (ovl_remote4), which the
+ * network (ovl_net4) and where every remote endpoint lives (ovl_remote4, ovl_remote6), which the
  * sandboxes' from_container program reads to encapsulate (bpf/lib/overlay.h).
  */
 import { BpfObject, interfaceIndex, isBpfError, type BpfMap, type BpfProgram } from '../libbpf/bpf.js';
-import { ipv4, ipv4Word, u32 } from '../libbpf/codec.js';
+import { formatIPv6, ipv4, ipv4Word, ipv6, ipv6Bytes, u32 } from '../libbpf/codec.js';
 import type { RemoteEndpointSpec } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
 import { ip, ipBatch, link } from '../../system/ip.js';
@@ -18,7 +18,11 @@ interface OverlayMapsOpen {
   cfg: BpfMap<number, Decoded<typeof overlayConfig>>;
   nets: BpfMap<number, Decoded<typeof overlayNet>>;
   remotes: BpfMap<string, Decoded<typeof overlayRemote>>;
+  remotes6: BpfMap<string, Decoded<typeof overlayRemote>>;
 }
+
+/** One spelling per IPv6 address (the map's keys come back in formatIPv6's). */
+const canonical6 = (a: string): string => formatIPv6(ipv6Bytes(a));
 
 /** The VXLAN device of a daemon: its link prefix + "vx" (within IFNAMSIZ). */
 export function vxlanDevice(linkPrefix: string): string {
@@ -64,6 +68,7 @@ export class EbpfOverlay {
       cfg: obj.map(OverlayMaps.config, u32, overlayConfig),
       nets: obj.map(OverlayMaps.networks, u32, overlayNet),
       remotes: obj.map(OverlayMaps.remotes, ipv4, overlayRemote),
+      remotes6: obj.map(OverlayMaps.remotes6, ipv6, overlayRemote),
     };
     return this.#maps;
   }
@@ -122,24 +127,33 @@ export class EbpfOverlay {
     return [...this.#load().nets.keys()];
   }
 
+  /** One entry per address the endpoint has (IPv4, IPv6 or both), with the same VNI, VTEP and MAC. */
   ensureRemote(r: RemoteEndpointSpec): void {
     const maps = this.#load();
-    maps.remotes.set(r.ipv4, { vni: r.vni, vtep: ipv4Word(r.vtep) >>> 0, mac: r.mac });
+    const value = { vni: r.vni, vtep: ipv4Word(r.vtep) >>> 0, mac: r.mac };
+    if (r.ipv4) maps.remotes.set(r.ipv4, value);
+    if (r.ipv6) maps.remotes6.set(r.ipv6, value);
   }
 
-  removeRemote(r: Pick<RemoteEndpointSpec, 'ipv4'>): void {
+  removeRemote(r: Pick<RemoteEndpointSpec, 'ipv4' | 'ipv6'>): void {
     const maps = this.#load();
-    try {
-      maps.remotes.delete(r.ipv4);
-    } catch (err) {
-      if (!isBpfError(err, 'ENOENT')) throw err;
-    }
+    const drop = <K>(m: BpfMap<K, unknown>, k: K) => {
+      try {
+        m.delete(k);
+      } catch (err) {
+        if (!isBpfError(err, 'ENOENT')) throw err;
+      }
+    };
+    if (r.ipv4) drop(maps.remotes, r.ipv4);
+    if (r.ipv6) drop(maps.remotes6, r.ipv6);
   }
 
   replaceRemotes(remotes: readonly RemoteEndpointSpec[]): void {
     const maps = this.#load();
-    const want = new Set(remotes.map((r) => r.ipv4));
-    for (const k of maps.remotes.keys()) if (!want.has(k)) this.removeRemote({ ipv4: k });
+    const want4 = new Set(remotes.map((r) => r.ipv4).filter(Boolean));
+    const want6 = new Set(remotes.flatMap((r) => (r.ipv6 ? [canonical6(r.ipv6)] : [])));
+    for (const k of maps.remotes.keys()) if (!want4.has(k)) this.removeRemote({ ipv4: k });
+    for (const k of maps.remotes6.keys()) if (!want6.has(canonical6(k))) this.removeRemote({ ipv4: '', ipv6: k });
     for (const r of remotes) this.ensureRemote(r);
   }
 

@@ -5,16 +5,16 @@
  * host going down, a network change or a re-list (`resync`) replaces the whole view.
  */
 import type { ClusterEvent, ClusterState, GlobalNetwork, RemoteEndpoint } from '../../cluster/cluster.js';
-import type { RemoteEndpointRecord, RemoteEndpoints } from './remote-endpoints.js';
+import { remoteKey, type RemoteEndpointRecord, type RemoteEndpoints } from './remote-endpoints.js';
 
 interface FeedLog {
   warn(msg: string): void;
 }
 
-/** The record this host keeps for an endpoint elsewhere; undefined for this host's own or one without IPv4. */
+/** The record this host keeps for an endpoint elsewhere; undefined for this host's own or one without an address. */
 export function remoteRecord(cluster: Pick<ClusterState, 'hostId'>, net: GlobalNetwork, ep: RemoteEndpoint): RemoteEndpointRecord | undefined {
-  if (ep.hostId === cluster.hostId || !ep.ipv4) return undefined;
-  return { vni: net.vni, ipv4: ep.ipv4, mac: ep.mac, vtep: ep.hostAddress, sandboxId: ep.endpointId, name: ep.name, aliases: ep.aliases };
+  if (ep.hostId === cluster.hostId || (!ep.ipv4 && !ep.ipv6)) return undefined;
+  return { vni: net.vni, ipv4: ep.ipv4 ?? '', ...(ep.ipv6 ? { ipv6: ep.ipv6 } : {}), mac: ep.mac, vtep: ep.hostAddress, sandboxId: ep.endpointId, name: ep.name, aliases: ep.aliases };
 }
 
 /** What the feed reads: a ClusterState, or a view over one that is (re)joined in the background (reads may throw until then). */
@@ -22,8 +22,8 @@ export type ClusterView = Pick<ClusterState, 'hostId' | 'onChange' | 'networks' 
 
 /** Keeps `remotes` equal to the cluster's remote endpoints; returns the unsubscribe. */
 export function feedRemoteEndpoints(cluster: ClusterView, remotes: RemoteEndpoints, log?: FeedLog): () => void {
-  /** network/endpoint -> address, to withdraw an endpoint the delete event names by id only. */
-  const addressOf = new Map<string, string>();
+  /** network/endpoint -> addresses, to withdraw an endpoint the delete event names by id only. */
+  const addressOf = new Map<string, { ipv4: string; ipv6?: string }>();
   let chain: Promise<void> = Promise.resolve();
   const run = (what: string, step: () => Promise<void>) => {
     chain = chain.then(step).catch((err: Error) => log?.warn(`overlay: applying ${what} failed: ${err.message}`));
@@ -36,7 +36,7 @@ export function feedRemoteEndpoints(cluster: ClusterView, remotes: RemoteEndpoin
         for (const ep of cluster.remoteEndpoints(net.id)) {
           const r = remoteRecord(cluster, net, ep);
           if (!r) continue;
-          addressOf.set(`${ep.networkId}/${ep.endpointId}`, r.ipv4);
+          addressOf.set(`${ep.networkId}/${ep.endpointId}`, { ipv4: r.ipv4, ipv6: r.ipv6 });
           view.push(r);
         }
       await remotes.replace(view);
@@ -53,15 +53,15 @@ export function feedRemoteEndpoints(cluster: ClusterView, remotes: RemoteEndpoin
         }
         const r = net && remoteRecord(cluster, net, e.endpoint);
         if (!r) return;
-        addressOf.set(`${e.endpoint.networkId}/${e.endpoint.endpointId}`, r.ipv4);
+        addressOf.set(`${e.endpoint.networkId}/${e.endpoint.endpointId}`, { ipv4: r.ipv4, ipv6: r.ipv6 });
         return run(`endpoint ${e.endpoint.endpointId}`, () => remotes.upsert(r));
       }
       case 'endpoint-delete': {
         const key = `${e.networkId}/${e.endpointId}`;
-        const ipv4 = addressOf.get(key);
-        if (!ipv4) return;
+        const addrs = addressOf.get(key);
+        if (!addrs || !remoteKey(addrs)) return;
         addressOf.delete(key);
-        return run(`endpoint ${e.endpointId} withdrawn`, () => remotes.remove({ ipv4 }));
+        return run(`endpoint ${e.endpointId} withdrawn`, () => remotes.remove(addrs));
       }
       default:
         // host-up (this host's own (re)join included), host-down, network changes, resync: re-read the whole view.

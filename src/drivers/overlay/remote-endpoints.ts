@@ -15,6 +15,9 @@ export interface RemoteEndpointRecord extends RemoteEndpointSpec {
   aliases: string[];
 }
 
+/** The one key of a remote endpoint here: its IPv4 address, or its IPv6 one on an IPv6-only network. */
+export const remoteKey = (r: Pick<RemoteEndpointSpec, 'ipv4' | 'ipv6'>): string => r.ipv4 || r.ipv6 || '';
+
 export class RemoteEndpoints {
   readonly #datapath: Datapath;
   readonly #byAddress = new Map<string, RemoteEndpointRecord>();
@@ -38,16 +41,19 @@ export class RemoteEndpoints {
   }
 
   async upsert(r: RemoteEndpointRecord): Promise<void> {
+    // A re-publish may change the endpoint's other family: the old entries go first.
+    const known = this.#byAddress.get(remoteKey(r));
+    if (known && (known.ipv6 ?? '') !== (r.ipv6 ?? '')) await this.#overlay().removeRemoteEndpoint(known);
     await this.#overlay().ensureRemoteEndpoint(r);
-    this.#byAddress.set(r.ipv4, { ...r });
+    this.#byAddress.set(remoteKey(r), { ...r });
     this.#changed();
   }
 
-  async remove(r: Pick<RemoteEndpointSpec, 'ipv4'>): Promise<void> {
-    const known = this.#byAddress.get(r.ipv4);
+  async remove(r: Pick<RemoteEndpointSpec, 'ipv4' | 'ipv6'>): Promise<void> {
+    const known = this.#byAddress.get(remoteKey(r));
     if (!known) return;
     await this.#overlay().removeRemoteEndpoint(known);
-    this.#byAddress.delete(r.ipv4);
+    this.#byAddress.delete(remoteKey(r));
     this.#changed();
   }
 
@@ -55,7 +61,7 @@ export class RemoteEndpoints {
   async replace(all: readonly RemoteEndpointRecord[]): Promise<void> {
     await this.#overlay().replaceRemoteEndpoints(all);
     this.#byAddress.clear();
-    for (const r of all) this.#byAddress.set(r.ipv4, { ...r });
+    for (const r of all) this.#byAddress.set(remoteKey(r), { ...r });
     this.#changed();
   }
 

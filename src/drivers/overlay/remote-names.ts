@@ -19,7 +19,7 @@ const REMOTE_SEQ = 1 << 30;
 
 function remoteRecords(networks: readonly NetworkRecord[], remotes: readonly RemoteEndpointRecord[]): Remote {
   const byVni = new Map<number, NetworkRecord>();
-  for (const n of networks) if (n.scope === 'global' && n.subnet) byVni.set(vniOf(n), n);
+  for (const n of networks) if (n.scope === 'global' && (n.subnet || n.subnet6)) byVni.set(vniOf(n), n);
   const sandboxes = new Map<string, SandboxRecord>();
   const endpoints: EndpointRecord[] = [];
   for (const r of remotes) {
@@ -40,14 +40,15 @@ function remoteRecords(networks: readonly NetworkRecord[], remotes: readonly Rem
         netns: null,
       });
     endpoints.push({
-      id: `remote:${r.vtep}:${r.ipv4}`,
+      id: `remote:${r.vtep}:${r.ipv4 || r.ipv6}`,
       networkId: net.id,
       sandboxId: r.sandboxId,
       state: 'active',
       seq: REMOTE_SEQ,
       ifname: '',
       mac: r.mac,
-      ipv4: r.ipv4,
+      ...(r.ipv4 ? { ipv4: r.ipv4 } : {}),
+      ...(r.ipv6 ? { ipv6: r.ipv6 } : {}),
       aliases: r.aliases,
       staticIp: true,
     });
