@@ -224,10 +224,12 @@ export const DatapathMaps6 = {
 
 export const DNS_NAME_MAX = 128;
 export const DNS_ADDRS_MAX = 8;
-export const DnsStat = { ANSWERED: 0, PASSED: 1 } as const;
+export const DnsStat = { ANSWERED: 0, PASSED: 1, ANSWERED6: 2 } as const;
+export const DNS_STAT_MAX = 3;
 
-export const dnsNameKey = struct({ scope: ipv4, name: bytes(DNS_NAME_MAX) });
+export const dnsNameKey = struct({ scope: ipv6, name: bytes(DNS_NAME_MAX) });
 export const dnsNameValue = struct({ count: u32, turn: u32, ttl: u32, addrs: array(ipv4, DNS_ADDRS_MAX), count6: u32, turn6: u32, addrs6: array(ipv6, DNS_ADDRS_MAX) });
-export const dnsClient = struct({ addr: ipv4, gateway: ipv4 });
+export const DnsClientFlag = { V4: 1, V6: 2 } as const;
+export const dnsClient = struct({ addr: ipv4, gateway: ipv4, addr6: ipv6, gateway6: ipv6, scope: ipv6, flags: u32 });
 
 export const DnsMaps = { names: 'dns_names', clients: 'dns_clients', stats: 'dns_stats' } as const;
