@@ -179,7 +179,8 @@ export class NetworkService {
 
     const ipamConfig: IpamConfigInput[] = [];
     const four = enableIPv4 ? this.#pickPool(4, pools4[0]) : undefined;
-    // Several IPv6 subnets (moby's IPAM.Config list): none may overlap another, of this network or any other.
+    // Several IPv6 subnets (moby's IPAM.Config list): drivers that route per subnet; none may overlap another.
+    if (pools6.length > 1 && enableIPv6 && !caps.severalSubnets6) throw invalid(`network driver "${driverName}" takes one IPv6 subnet per network`);
     for (const [i, p] of pools6.entries())
       if (pools6.slice(0, i).some((q) => prefixOverlaps(q.subnet, p.subnet))) throw forbidden('invalid pool request: Pool overlaps with other one on this address space');
     const sixes = enableIPv6 ? (pools6.length > 0 ? pools6.map((p) => this.#pickPool(6, p)) : [this.#pickPool(6, undefined)]) : [];

@@ -22,7 +22,7 @@ import { sandbox } from '../contract/store-suite.js';
 class MemoryDriver implements Driver {
   readonly name = 'mem';
   readonly made: string[] = [];
-  readonly capabilities: DriverCapabilities = { datapath: false, scope: 'local', needsParent: false, ownNamespace: true, addresses: true, userNetworks: true, embeddedDns: true, disconnect: true };
+  readonly capabilities: DriverCapabilities = { datapath: false, scope: 'local', needsParent: false, ownNamespace: true, addresses: true, userNetworks: true, embeddedDns: true, disconnect: true, severalSubnets6: true };
   async createNetwork(net: { name: string }): Promise<void> {
     this.made.push(`network ${net.name}`);
   }

@@ -87,6 +87,7 @@ export class BridgeDriver implements Driver {
     userNetworks: true,
     embeddedDns: true,
     disconnect: true,
+    severalSubnets6: true,
   };
   /** Every bridge this daemon makes carries `<markerPrefix><network id>` as its alias (ifalias). */
   readonly #markerPrefix: string;
