@@ -226,6 +226,18 @@ static __always_inline int net6_holds(const struct network_info6 *net, __u32 net
 	return bpf_map_lookup_elem(&net6_more, &k) != NULL;
 }
 
+/* Whether a is one of the network's IPv6 gateways (the host, not a sandbox: icc does not apply). */
+static __always_inline int net6_gateway(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
+{
+	if (addr6_eq(a, &net->gateway))
+		return 1;
+	if (!(net->flags & NET_F_MORE_SUBNETS6))
+		return 0;
+	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
+	struct addr6 *gw = bpf_map_lookup_elem(&net6_more, &k);
+	return gw && addr6_eq(a, gw);
+}
+
 static __always_inline int hairpin6(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self, const struct port_target6 *t,
 				    const struct dp_config *cfg, __u64 now)
 {
@@ -421,7 +433,7 @@ BPFNET_NOINLINE int ipv6_to_container(struct __sk_buff *skb, const struct endpoi
 	    (addr6_linklocal(saddr) || addr6_zero(saddr) || net6_holds(net, ep->net_ifindex, saddr)))
 		return TC_PASS;
 	if (net6_holds(net, ep->net_ifindex, saddr)) {
-		if (!addr6_eq(saddr, &net->gateway) && !(net->flags & NET_F_ICC))
+		if (!(net->flags & NET_F_ICC) && !net6_gateway(net, ep->net_ifindex, saddr))
 			return DROP(DROP_ICC_DISABLED);
 		return TC_PASS;
 	}
