@@ -7,7 +7,9 @@
  * namespace on the same gateway address, port 5353, answering the same names with the same
  * addresses from an addn-hosts file (no upstream: --no-resolv). The load generator is dnsperf
  * in a client sandbox on that network, so both servers see the same path, the same client and
- * the same queries (A for every name, in turn). Per repetition, each setup in turn:
+ * the same queries (A for every name, in turn). The network is dual-stack: each server is asked
+ * over IPv4 (its IPv4 gateway) and over IPv6 (its IPv6 gateway), the same A queries, as four
+ * setups. Per repetition, each setup in turn:
  *   - queries/s: dnsperf at saturation (100 queries outstanding) for a few seconds;
  *   - latency: dnsperf at a fixed rate well below both capacities, each query's latency
  *     recorded (-v), p50 and p99 — the unloaded latency a sandbox sees.
@@ -63,12 +65,13 @@ function api(socket: string, method: string, path: string, body?: unknown): Prom
   });
 }
 
-async function createSandbox(d: LabDaemon, name: string, network: string): Promise<{ ns: Netns; ipv4: string }> {
+async function createSandbox(d: LabDaemon, name: string, network: string): Promise<{ ns: Netns; ipv4: string; gateway6: string }> {
   const created = await api(d.socket, 'POST', '/sandboxes/create', { Name: name, Network: network, Start: false });
   if (created.status !== 201) throw new Error(`creating sandbox ${name}: ${JSON.stringify(created.json)}`);
   const inspect = await api(d.socket, 'GET', `/sandboxes/${name}`);
   const key: string = inspect.json.NetworkSettings.SandboxKey;
-  return { ns: netns(key.slice('/run/netns/'.length)), ipv4: inspect.json.NetworkSettings.Networks[network].IPAddress };
+  const ep = inspect.json.NetworkSettings.Networks[network];
+  return { ns: netns(key.slice('/run/netns/'.length)), ipv4: ep.IPAddress, gateway6: ep.IPv6Gateway };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -78,6 +81,8 @@ function percentile(sorted: number[], p: number): number {
 
 interface PerfRun {
   qps: number;
+  /** Answers with rcode NOERROR. */
+  noerror: number;
   lost: number;
   sent: number;
   latenciesMs: number[];
@@ -96,7 +101,13 @@ async function dnsperf(lab: Lab, client: Netns, server: string, port: number, qu
       const m = /^> NOERROR .* (\d+\.\d+)$/.exec(line);
       if (m) latenciesMs.push(Number(m[1]) * 1000);
     }
-  return { qps: num(/Queries per second:\s+([\d.]+)/), sent: num(/Queries sent:\s+(\d+)/), lost: num(/Queries lost:\s+(\d+)/), latenciesMs: latenciesMs.sort((a, b) => a - b) };
+  return {
+    qps: num(/Queries per second:\s+([\d.]+)/),
+    sent: num(/Queries sent:\s+(\d+)/),
+    lost: num(/Queries lost:\s+(\d+)/),
+    noerror: num(/NOERROR (\d+)/),
+    latenciesMs: latenciesMs.sort((a, b) => a - b),
+  };
 }
 
 export async function runDnsBenchmark(opts: { quick: boolean }): Promise<DnsBenchResult> {
@@ -106,7 +117,7 @@ export async function runDnsBenchmark(opts: { quick: boolean }): Promise<DnsBenc
   try {
     // --dns at the lab's external side: nothing in this benchmark is forwarded, and nothing could leave the lab.
     const d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--dns', UPLINK.externalAddress] });
-    await d.bpfnet('network', 'create', 'dnsbench');
+    await d.bpfnet('network', 'create', '--ipv6', '--subnet', 'fd00:db::/64', 'dnsbench');
     const gateway: string = JSON.parse(await d.bpfnet('network', 'inspect', 'dnsbench'))[0].IPAM.Config[0].Gateway;
     const names: Array<{ name: string; ipv4: string }> = [];
     for (let i = 0; i < plan.names; i++) {
@@ -127,6 +138,7 @@ export async function runDnsBenchmark(opts: { quick: boolean }): Promise<DnsBenc
       '--no-hosts',
       `--addn-hosts=${hostsFile}`,
       `--listen-address=${gateway}`,
+      `--listen-address=${client.gateway6}`,
       '--bind-interfaces',
       `--port=${DNSMASQ_PORT}`,
       '--local-ttl=5',
@@ -139,11 +151,14 @@ export async function runDnsBenchmark(opts: { quick: boolean }): Promise<DnsBenc
     const version = (await runRaw('dnsmasq', ['--version'])).stdout.split('\n')[0];
 
     // Both must answer the same names the same way before anything is measured.
+    const gateway6 = client.gateway6;
     const servers = [
-      { name: 'bpfnet', port: 53 },
-      { name: 'dnsmasq', port: DNSMASQ_PORT },
+      { name: 'bpfnet', address: gateway, port: 53 },
+      { name: 'dnsmasq', address: gateway, port: DNSMASQ_PORT },
+      { name: 'bpfnet (IPv6)', address: gateway6, port: 53 },
+      { name: 'dnsmasq (IPv6)', address: gateway6, port: DNSMASQ_PORT },
     ];
-    for (const s of servers) {
+    for (const s of servers.filter((x) => x.address === gateway)) {
       let ok = false;
       for (let attempt = 0; attempt < 50 && !ok; attempt++) {
         const r = await lab.execRaw(client.ns, 'busybox', ['nslookup', '-type=a', `${names[0].name}`, `${gateway}:${s.port}`], { timeoutMs: 5000 });
@@ -152,17 +167,22 @@ export async function runDnsBenchmark(opts: { quick: boolean }): Promise<DnsBenc
       }
       if (!ok) throw new Error(`${s.name} does not answer ${names[0].name} on ${gateway}:${s.port}${s.name === 'dnsmasq' ? `: ${dnsmasqLog}` : ''}`);
     }
+    // Over IPv6 the same servers must answer every query of a short run (busybox nslookup takes no IPv6 server with a port).
+    for (const s of servers.filter((x) => x.address === gateway6)) {
+      const r = await dnsperf(lab, client.ns, s.address, s.port, queries, 1);
+      if (!(r.noerror > 0 && r.lost === 0)) throw new Error(`${s.name} does not answer on [${s.address}]:${s.port} (${r.noerror} answered, ${r.lost} lost)${s.name.startsWith('dnsmasq') ? `: ${dnsmasqLog}` : ''}`);
+    }
 
     const results = servers.map((s) => ({ name: s.name, qps: [] as number[], p50Ms: [] as number[], p99Ms: [] as number[] }));
     // Warm both up (JIT, caches) with one short unmeasured run each.
-    for (const s of servers) await dnsperf(lab, client.ns, gateway, s.port, queries, 1);
+    for (const s of servers) await dnsperf(lab, client.ns, s.address, s.port, queries, 1);
     for (let rep = 0; rep < plan.reps; rep++) {
-      // Interleaved, and alternating which goes first, so drift on a shared machine hits both alike.
-      const order = rep % 2 === 0 ? [0, 1] : [1, 0];
+      // Interleaved, and rotating which goes first, so drift on a shared machine hits all alike.
+      const order = servers.map((_, k) => (k + rep) % servers.length);
       for (const i of order) {
         const s = servers[i];
-        const load = await dnsperf(lab, client.ns, gateway, s.port, queries, plan.saturateSeconds);
-        const lat = await dnsperf(lab, client.ns, gateway, s.port, queries, plan.latencySeconds, plan.latencyRate);
+        const load = await dnsperf(lab, client.ns, s.address, s.port, queries, plan.saturateSeconds);
+        const lat = await dnsperf(lab, client.ns, s.address, s.port, queries, plan.latencySeconds, plan.latencyRate);
         results[i].qps.push(Math.round(load.qps));
         results[i].p50Ms.push(Number(percentile(lat.latenciesMs, 50).toFixed(3)));
         results[i].p99Ms.push(Number(percentile(lat.latenciesMs, 99).toFixed(3)));
@@ -174,11 +194,12 @@ export async function runDnsBenchmark(opts: { quick: boolean }): Promise<DnsBenc
     const total = (slot: number) => (stats.get(slot) ?? []).reduce((a, b) => a + b, 0);
     const answered = total(DnsStat.ANSWERED);
     const passed = total(DnsStat.PASSED);
+    const answered6 = total(DnsStat.ANSWERED6);
     stats.close();
     notes.unshift(
-      `${plan.names} names (A queries in turn) on one user-defined network, from dnsperf in a sandbox on it (1 socket, 100 outstanding); ` +
+      `${plan.names} names (A queries in turn) on one dual-stack user-defined network, from dnsperf in a sandbox on it (1 socket, 100 outstanding), over IPv4 and over IPv6; ` +
         `queries/s at saturation over ${plan.saturateSeconds} s, p50/p99 at a fixed ${plan.latencyRate} queries/s over ${plan.latencySeconds} s; ` +
-        `${plan.reps} interleaved repetitions. bpfnet: embedded DNS on ${gateway}:53 (ebpf datapath): ${answered} queries answered in the kernel (bpf/dns.bpf.c), ${passed} handed to the daemon's resolver; ` +
+        `${plan.reps} interleaved repetitions. bpfnet: embedded DNS on ${gateway}:53 and [${gateway6}]:53 (ebpf datapath): ${answered} queries answered in the kernel (bpf/dns.bpf.c), ${answered6} of them over IPv6, ${passed} handed to the daemon's resolver; ` +
         `dnsmasq: ${version.replace(/\s+Copyright.*$/, '')}, addn-hosts, same address, port ${DNSMASQ_PORT}.`,
     );
     return { setups: results, notes };
@@ -200,8 +221,9 @@ async function main(): Promise<void> {
   for (const s of r.setups) rows.push([s.name, String(median(s.qps)), median(s.p50Ms).toFixed(3), median(s.p99Ms).toFixed(3), s.qps.join(' ')]);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   for (const row of rows) process.stdout.write(`${row.map((cell, c) => cell.padEnd(widths[c])).join('  ')}\n`);
-  const [a, b] = r.setups;
-  if (a && b) process.stdout.write(`\n${a.name} / ${b.name} queries/s: ${(median(a.qps) / median(b.qps)).toFixed(2)}\n`);
+  for (const [a, b] of [r.setups.slice(0, 2), r.setups.slice(2, 4)])
+    if (a && b) process.stdout.write(`\n${a.name} / ${b.name} queries/s: ${(median(a.qps) / median(b.qps)).toFixed(2)}`);
+  process.stdout.write('\n');
   for (const n of r.notes) process.stdout.write(`- ${n}\n`);
 }
 

@@ -215,6 +215,29 @@ BPFNET_NOINLINE int nd_from_container(struct __sk_buff *skb, const struct pkt6 *
 	return TC_PASS;
 }
 
+/* Whether a is in one of the network's IPv6 subnets: its first (net6), or a further one (net6_more). */
+static __always_inline int net6_holds(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
+{
+	if (addr6_in(a, &net->subnet, &net->mask))
+		return 1;
+	if (!(net->flags & NET_F_MORE_SUBNETS6))
+		return 0;
+	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
+	return bpf_map_lookup_elem(&net6_more, &k) != NULL;
+}
+
+/* Whether a is one of the network's IPv6 gateways (the host, not a sandbox: icc does not apply). */
+static __always_inline int net6_gateway(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
+{
+	if (addr6_eq(a, &net->gateway))
+		return 1;
+	if (!(net->flags & NET_F_MORE_SUBNETS6))
+		return 0;
+	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
+	struct addr6 *gw = bpf_map_lookup_elem(&net6_more, &k);
+	return gw && addr6_eq(a, gw);
+}
+
 static __always_inline int hairpin6(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self, const struct port_target6 *t,
 				    const struct dp_config *cfg, __u64 now)
 {
@@ -294,7 +317,7 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 	if (addr6_multicast(&p->t.daddr) || addr6_linklocal(&p->t.daddr))
 		return TC_PASS;
 
-	int in_subnet = addr6_in(&p->t.daddr, &net->subnet, &net->mask);
+	int in_subnet = net6_holds(net, self->net_ifindex, &p->t.daddr);
 	if (in_subnet) {
 		struct endpoint_info *dst = bpf_map_lookup_elem(&ep6, &p->t.daddr);
 		if (dst) {
@@ -409,10 +432,10 @@ BPFNET_NOINLINE int ipv6_to_container(struct __sk_buff *skb, const struct endpoi
 		return DROP(DROP_UNKNOWN_ENDPOINT);
 	const struct addr6 *saddr = &p->t.saddr;
 	if (p->t.proto == IPPROTO_ICMPV6 && p->l4 && icmp6_link_local_type(p->icmp_type) &&
-	    (addr6_linklocal(saddr) || addr6_zero(saddr) || addr6_in(saddr, &net->subnet, &net->mask)))
+	    (addr6_linklocal(saddr) || addr6_zero(saddr) || net6_holds(net, ep->net_ifindex, saddr)))
 		return TC_PASS;
-	if (addr6_in(saddr, &net->subnet, &net->mask)) {
-		if (!addr6_eq(saddr, &net->gateway) && !(net->flags & NET_F_ICC))
+	if (net6_holds(net, ep->net_ifindex, saddr)) {
+		if (!(net->flags & NET_F_ICC) && !net6_gateway(net, ep->net_ifindex, saddr))
 			return DROP(DROP_ICC_DISABLED);
 		return TC_PASS;
 	}

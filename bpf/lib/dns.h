@@ -19,6 +19,10 @@
 #define DNS_RR_A_LEN 16
 #define DNS_RR_AAAA_LEN 28
 #define DNS_OPT_LEN 11
+/* Largest answer written here: the largest query and DNS_ADDRS_MAX AAAA records fit. */
+#define DNS_REPLY_MAX 512
+/* The IPv6 checksum's copy of an answer (pseudo-header addresses, UDP header, reply, padding). */
+#define DNS_OUT_MAX 1024
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -49,6 +53,7 @@ struct dns_scratch {
 	__u8 msg[DNS_QUERY_MAX];
 	struct dns_name_key key;
 	__u8 rr[DNS_RR_AAAA_LEN];
+	__u8 out[DNS_OUT_MAX];
 };
 
 struct {

@@ -148,6 +148,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } net6 SEC(".maps");
 
+/* (bridge ifindex, further IPv6 subnet) -> its gateway: networks with several IPv6 subnets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, NET_MAX * 4);
+	__type(key, struct net6_more_key);
+	__type(value, struct addr6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} net6_more SEC(".maps");
+
+
 /* sandbox IPv6 address -> struct endpoint_info. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

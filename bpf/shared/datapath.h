@@ -64,6 +64,16 @@ struct network_info {
 #define NET_F_ICC (1U << 0)
 #define NET_F_INTERNAL (1U << 1)
 #define NET_F_MASQUERADE (1U << 2)
+/* net6 only: the network has further IPv6 subnets, in net6_more. */
+#define NET_F_MORE_SUBNETS6 (1U << 3)
+
+/* net6_more (LPM trie): (bridge ifindex, a further IPv6 subnet of that network) -> its gateway.
+ * prefixlen counts net_ifindex's 32 bits and the subnet's. */
+struct net6_more_key {
+	__u32 prefixlen;
+	__u32 net_ifindex;
+	struct addr6 addr;
+};
 
 /* ep4: sandbox IPv4 address -> endpoint; ep6: sandbox IPv6 address -> endpoint;
  * ep_ifx: host-side veth ifindex -> endpoint. */

@@ -9,10 +9,11 @@
 /* Addresses one name stands for at most in the kernel; names with more are the daemon's. */
 #define DNS_ADDRS_MAX 8
 
-/* dns_names key: a name as seen from one network, whose gateway (network byte order) is the
- * resolver the sandbox queries. */
+/* dns_names key: a name as seen from one network. The scope is the network's resolver address:
+ * its IPv4 one as ::ffff:a.b.c.d when it has one, else its IPv6 one (an IPv6-only network);
+ * a query over either family to that network's resolver looks up the same scope. */
 struct dns_name_key {
-	__u32 scope;
+	__u8 scope[16];
 	__u8 name[DNS_NAME_MAX];
 };
 
@@ -28,18 +29,30 @@ struct dns_name_value {
 	__u8 addrs6[DNS_ADDRS_MAX][16];
 };
 
+/* dns_client flags: which families' queries the kernel answers for this sandbox. */
+#define DNS_CLIENT_V4 1
+#define DNS_CLIENT_V6 2
+
 /* dns_clients: host veth ifindex -> the sandbox behind it, for the sandbox's first user-defined
- * network only (where its resolv.conf points and where the daemon would answer the same way). */
+ * network only (where its resolv.conf points and where the daemon would answer the same way).
+ * A query is answered only from the sandbox's own address to its resolver of that family. */
 struct dns_client {
-	__u32 addr;
-	__u32 gateway;
+	__u32 addr;    /* network byte order */
+	__u32 gateway; /* the IPv4 resolver address */
+	__u8 addr6[16];
+	__u8 gateway6[16]; /* the IPv6 resolver address */
+	__u8 scope[16];    /* the network's dns_name_key scope */
+	__u32 flags;       /* DNS_CLIENT_V4 | DNS_CLIENT_V6 */
 };
 
 enum dns_stat {
+	/* Every query answered here, either family. */
 	DNS_STAT_ANSWERED = 0,
 	/* Queries to the resolver handed to the daemon: unknown names, PTR, TCP, EDNS options we do not keep... */
 	DNS_STAT_PASSED = 1,
-	DNS_STAT_MAX = 2,
+	/* Of the answered ones, those asked over IPv6. */
+	DNS_STAT_ANSWERED6 = 2,
+	DNS_STAT_MAX = 3,
 };
 
 #endif

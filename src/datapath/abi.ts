@@ -57,7 +57,7 @@ export type DropReason = (typeof DROP_REASONS)[number];
 // ---- bpf/shared/datapath.h ----
 
 export const DpFlags = { CONFIGURED: 1, DROP_EVENTS: 2, UPLINK_VETH: 4 } as const;
-export const NetFlags = { ICC: 1, INTERNAL: 2, MASQUERADE: 4 } as const;
+export const NetFlags = { ICC: 1, INTERNAL: 2, MASQUERADE: 4, MORE_SUBNETS6: 8 } as const;
 export const CtHook = { CONTAINER: 1, UPLINK: 2, LOCAL: 3 } as const;
 export const CtKind = { SNAT: 1, DNAT: 2, HAIRPIN: 3, LOCAL: 4, ROUTED: 5 } as const;
 /** ct_entry4.state bits. */
@@ -93,6 +93,7 @@ export const endpointInfo = struct({ addr: ipv4, ifindex: u32, net_ifindex: u32,
 export const DP6_F_CONFIGURED = 1;
 export const dpConfig6 = struct({ uplink_addr: ipv6, flags: u32, pad: pad(4) });
 export const networkInfo6 = struct({ subnet: ipv6, mask: ipv6, gateway: ipv6, bridge_mac: mac, flags: u16 });
+export const net6MoreKey = struct({ prefixlen: u32, net_ifindex: u32, addr: ipv6 });
 export const portKey6 = struct({ addr: ipv6, port: be16, proto: u8, pad: pad(1) });
 export const portTarget6 = struct({ addr: ipv6, port: be16, pad: pad(2) });
 export const ctKey6 = struct({ saddr: ipv6, daddr: ipv6, sport: be16, dport: be16, proto: u8, hook: u8, pad: pad(2) });
@@ -211,6 +212,7 @@ export const DatapathMaps = {
 export const DatapathMaps6 = {
   config: 'cfg6',
   networks: 'net6',
+  moreSubnets: 'net6_more',
   endpoints: 'ep6',
   local: 'local6',
   ports: 'ports6',
@@ -224,10 +226,12 @@ export const DatapathMaps6 = {
 
 export const DNS_NAME_MAX = 128;
 export const DNS_ADDRS_MAX = 8;
-export const DnsStat = { ANSWERED: 0, PASSED: 1 } as const;
+export const DnsStat = { ANSWERED: 0, PASSED: 1, ANSWERED6: 2 } as const;
+export const DNS_STAT_MAX = 3;
 
-export const dnsNameKey = struct({ scope: ipv4, name: bytes(DNS_NAME_MAX) });
+export const dnsNameKey = struct({ scope: ipv6, name: bytes(DNS_NAME_MAX) });
 export const dnsNameValue = struct({ count: u32, turn: u32, ttl: u32, addrs: array(ipv4, DNS_ADDRS_MAX), count6: u32, turn6: u32, addrs6: array(ipv6, DNS_ADDRS_MAX) });
-export const dnsClient = struct({ addr: ipv4, gateway: ipv4 });
+export const DnsClientFlag = { V4: 1, V6: 2 } as const;
+export const dnsClient = struct({ addr: ipv4, gateway: ipv4, addr6: ipv6, gateway6: ipv6, scope: ipv6, flags: u32 });
 
 export const DnsMaps = { names: 'dns_names', clients: 'dns_clients', stats: 'dns_stats' } as const;

@@ -27,6 +27,8 @@ export interface NetworkSpec {
   subnet6?: string;
   /** IPv6 gateway address on `device` ('' or absent: no IPv6). */
   gateway6?: string;
+  /** Further IPv6 subnets of the network, each with its gateway on `device` too (absent: one subnet). */
+  moreSubnets6?: Array<{ subnet: string; gateway: string }>;
   /** NAT66 of IPv6 egress to the uplink's IPv6 address (Docker's default); false = gateway_mode_ipv6=routed. Absent = true. */
   masquerade6?: boolean;
   internal: boolean;

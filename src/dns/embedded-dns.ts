@@ -121,6 +121,7 @@ export class EmbeddedDns {
     if (opts.kernel) {
       try {
         this.#kernel = new KernelNames({ instance: opts.kernel.instance, ttl: opts.ttl ?? DEFAULT_TTL });
+        if (this.#kernel.replacedPins.length > 0) opts.log?.warn(`dns: replaced pinned maps of an older layout: ${this.#kernel.replacedPins.join(', ')}`);
       } catch (err) {
         // The daemon's resolver answers everything then; only the kernel's speed and its answers while the daemon is down are lost.
         opts.log?.warn(`dns: cannot load the in-kernel resolver (${(err as Error).message}); names are answered by the daemon only`);

@@ -6,24 +6,65 @@
  * the daemon is down or restarting (the maps are pinned, the filters live with the veths).
  *
  * It answers only where the daemon would answer identically: queries from a sandbox to the
- * gateway of its first user-defined network (where its resolv.conf points), for names on that
- * network (plain, or NAME.NETWORK), with at most DNS_ADDRS_MAX addresses. Everything else
- * falls through to the daemon's resolver, which remains the reference.
+ * resolver of its first user-defined network (its IPv4 or its IPv6 gateway, over that family),
+ * for names on that network (plain, or NAME.NETWORK), with at most DNS_ADDRS_MAX addresses.
+ * Everything else falls through to the daemon's resolver, which remains the reference.
  *
  * Writes are diffs against what this daemon wrote last; the first sync after a start also
  * removes whatever a previous daemon left that is no longer wanted.
  */
+import { existsSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { DNS_ADDRS_MAX, DNS_NAME_MAX, DnsMaps, DnsStat, dnsClient, dnsNameKey, dnsNameValue } from '../datapath/abi.js';
+import { DNS_ADDRS_MAX, DNS_NAME_MAX, DNS_STAT_MAX, DnsClientFlag, DnsMaps, DnsStat, dnsClient, dnsNameKey, dnsNameValue } from '../datapath/abi.js';
 import { DNS_FILTER_PRIORITY } from '../datapath/ebpf/hooks.js';
-import { BpfObject, isBpfError, type BpfMap, type BpfProgram, type PerCpuMap } from '../datapath/libbpf/bpf.js';
+import { BpfObject, isBpfError, openPinnedRaw, type BpfMap, type BpfProgram, type PerCpuMap } from '../datapath/libbpf/bpf.js';
 import { encode, u32, u64 } from '../datapath/libbpf/codec.js';
 import { bpfObject } from '../paths.js';
-import { resolverOf } from '../networks/model.js';
+import { resolver6Of, resolverOf, type NetworkRecord } from '../networks/model.js';
 import { namesOf, type NameIndex } from './name-index.js';
 
 type NameValue = { count: number; turn: number; ttl: number; addrs: string[]; count6: number; turn6: number; addrs6: string[] };
-type Client = { addr: string; gateway: string };
+type Client = { addr: string; gateway: string; addr6: string; gateway6: string; scope: string; flags: number };
+
+/**
+ * A network's scope in dns_names: its IPv4 resolver as ::ffff:a.b.c.d when it has one, else its
+ * IPv6 resolver (an IPv6-only network); undefined for a network without either.
+ */
+export function scopeOf(net: NetworkRecord): string | undefined {
+  const v4 = net.gateway ? resolverOf(net) : undefined;
+  return v4 ? `::ffff:${v4}` : resolver6Of(net);
+}
+
+/** The key and value sizes (and entries) the pins must have: older layouts are replaced, not reused. */
+const PINNED_LAYOUT: Record<string, { keySize: number; valueSize: number; maxEntries?: number }> = {
+  [DnsMaps.names]: { keySize: dnsNameKey.size, valueSize: dnsNameValue.size },
+  [DnsMaps.clients]: { keySize: u32.size, valueSize: dnsClient.size },
+  [DnsMaps.stats]: { keySize: u32.size, valueSize: u64.size, maxEntries: DNS_STAT_MAX },
+};
+
+/**
+ * Removes the pins a daemon with another layout left (an upgrade): libbpf would refuse to reuse
+ * them and the in-kernel resolver would not load. The filters still attached keep the old maps
+ * alive until the first sync replaces them; the new maps start empty and are filled by that sync.
+ */
+function dropStalePins(pinRoot: string): string[] {
+  const dropped: string[] = [];
+  for (const [name, want] of Object.entries(PINNED_LAYOUT)) {
+    const path = join(pinRoot, name);
+    if (!existsSync(path)) continue;
+    const raw = openPinnedRaw(path);
+    let info;
+    try {
+      info = raw.info();
+    } finally {
+      raw.close();
+    }
+    if (info.keySize === want.keySize && info.valueSize === want.valueSize && (want.maxEntries === undefined || info.maxEntries === want.maxEntries)) continue;
+    unlinkSync(path);
+    dropped.push(`${name} (key ${info.keySize}, value ${info.valueSize}, ${info.maxEntries} entries)`);
+  }
+  return dropped;
+}
 
 /** A name in DNS wire format (length-prefixed labels, final zero), zero padded to the key's size; undefined if it does not fit. */
 export function wireName(name: string): Buffer | undefined {
@@ -48,6 +89,8 @@ export interface KernelNamesOptions {
 export interface KernelNameCounters {
   answered: number;
   passed: number;
+  /** Of the answered ones, those asked over IPv6. */
+  answered6: number;
 }
 
 export class KernelNames {
@@ -59,7 +102,7 @@ export class KernelNames {
   readonly #ttl: number;
   /** What this daemon wrote: "gateway name" -> its addresses, space separated. */
   #written = new Map<string, string>();
-  /** host veth ifindex -> "addr gateway". */
+  /** host veth ifindex -> its client, as text. */
   #clientsWritten = new Map<number, string>();
   /** endpoint id + host veth -> its ifindex, once our filter is on it. */
   #attached = new Map<string, number>();
@@ -69,9 +112,13 @@ export class KernelNames {
   #entriesByName = new Map<string, string[]>();
   #entriesByAddr = new Map<string, string[]>();
   #first = true;
+  /** Pins of an older layout this daemon replaced at start (said once in the log by the caller). */
+  readonly replacedPins: string[];
 
   constructor(opts: KernelNamesOptions) {
-    this.#object = BpfObject.load(bpfObject('dns'), { pinRoot: join('/sys/fs/bpf', opts.instance) });
+    const pinRoot = join('/sys/fs/bpf', opts.instance);
+    this.replacedPins = dropStalePins(pinRoot);
+    this.#object = BpfObject.load(bpfObject('dns'), { pinRoot });
     this.#program = this.#object.program('dns_answer');
     this.#names = this.#object.map(DnsMaps.names, dnsNameKey, dnsNameValue);
     this.#clients = this.#object.map(DnsMaps.clients, u32, dnsClient);
@@ -92,18 +139,17 @@ export class KernelNames {
       else map.set(key, [entry]);
     };
     for (const net of index.networks) {
-      // The kernel answers A queries to an IPv4 resolver address only: IPv6-only networks are the daemon's.
-      if (!net.net.gateway) continue;
-      const gateway = resolverOf(net.net)!;
+      const scope = scopeOf(net.net);
+      if (!scope) continue;
       const suffix = `.${net.net.name.toLowerCase()}`;
       for (const [name, targets] of net.names) {
         // A and AAAA are answered from the name's addresses of each family (ANY for a name with
         // both goes to the daemon); a name with more than the kernel holds is the daemon's.
         const v4 = targets.filter((t) => t.ipv4 !== '');
         const v6 = targets.filter((t) => t.ipv6 !== '');
-        if (v4.length > DNS_ADDRS_MAX || v6.length > DNS_ADDRS_MAX || v4.length === 0) continue;
+        if (v4.length > DNS_ADDRS_MAX || v6.length > DNS_ADDRS_MAX) continue;
         const addrs = `${v4.map((t) => t.ipv4).join(' ')}|${v6.map((t) => t.ipv6).join(' ')}`;
-        for (const entry of [`${gateway} ${name}`, `${gateway} ${name}${suffix}`]) {
+        for (const entry of [`${scope} ${name}`, `${scope} ${name}${suffix}`]) {
           wanted.set(entry, addrs);
           add(byName, name, entry);
           for (const t of v4) add(byAddr, t.ipv4, entry);
@@ -142,7 +188,7 @@ export class KernelNames {
     return this.#endpointSandbox.get(endpointId);
   }
 
-  /** The map key of "gateway name"; undefined for a name the kernel cannot hold. */
+  /** The map key of "scope name"; undefined for a name the kernel cannot hold. */
   #key(entry: string): Buffer | undefined {
     const space = entry.indexOf(' ');
     const wire = wireName(entry.slice(space + 1));
@@ -197,8 +243,13 @@ export class KernelNames {
       if (at.endpoint.ipv6) mine.addrs.add(at.endpoint.ipv6);
       endpointSandbox.set(at.endpoint.id, at.sandbox.id);
       const hostIfname = at.endpoint.hostIfname;
-      // Only the first user-defined network's resolver, where the daemon's answer is the same.
-      if (!hostIfname || !at.endpoint.ipv4 || !at.network.net.gateway || index.networksOf(at.sandbox.id)[0] !== at.network) continue;
+      // Only the first user-defined network's resolver, where the daemon's answer is the same;
+      // per family, only when the sandbox has an address of it and the network a resolver there.
+      const net = at.network.net;
+      const scope = scopeOf(net);
+      const v4 = at.endpoint.ipv4 && net.gateway ? resolverOf(net) : undefined;
+      const v6 = at.endpoint.ipv6 ? resolver6Of(net) : undefined;
+      if (!hostIfname || !scope || (!v4 && !v6) || index.networksOf(at.sandbox.id)[0] !== at.network) continue;
       const id = `${at.endpoint.id}|${hostIfname}`;
       let ifindex = this.#first ? undefined : this.#attached.get(id);
       if (ifindex === undefined) {
@@ -212,7 +263,14 @@ export class KernelNames {
       }
       attached.set(id, ifindex);
       mine.ifindexes.push(ifindex);
-      wanted.set(ifindex, { addr: at.endpoint.ipv4, gateway: resolverOf(at.network.net)! });
+      wanted.set(ifindex, {
+        addr: (v4 && at.endpoint.ipv4) || '0.0.0.0',
+        gateway: v4 ?? '0.0.0.0',
+        addr6: (v6 && at.endpoint.ipv6) || '::',
+        gateway6: v6 ?? '::',
+        scope,
+        flags: (v4 ? DnsClientFlag.V4 : 0) | (v6 ? DnsClientFlag.V6 : 0),
+      });
     }
     this.#attached = attached;
     this.#sandboxes = sandboxes;
@@ -221,7 +279,7 @@ export class KernelNames {
     for (const k of this.#clientsWritten.keys()) if (!wanted.has(k)) this.#clients.delete(k);
     const written = new Map<number, string>();
     for (const [ifindex, client] of wanted) {
-      const text = `${client.addr} ${client.gateway}`;
+      const text = `${client.addr} ${client.gateway} ${client.addr6} ${client.gateway6} ${client.scope} ${client.flags}`;
       written.set(ifindex, text);
       if (this.#clientsWritten.get(ifindex) !== text) this.#clients.set(ifindex, client);
     }
@@ -231,7 +289,7 @@ export class KernelNames {
   /** Queries answered in the kernel, and those handed to the daemon, since the maps were made. */
   counters(): KernelNameCounters {
     const sum = (slot: number) => (this.#stats.get(slot) ?? []).reduce((a, b) => a + b, 0);
-    return { answered: sum(DnsStat.ANSWERED), passed: sum(DnsStat.PASSED) };
+    return { answered: sum(DnsStat.ANSWERED), passed: sum(DnsStat.PASSED), answered6: sum(DnsStat.ANSWERED6) };
   }
 
   /** Daemon exit: handles go, the maps and filters stay (names keep resolving). */

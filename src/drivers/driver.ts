@@ -32,6 +32,8 @@ export interface DriverCapabilities {
   exclusive?: { status: 'forbidden' | 'invalid'; message: string };
   /** When -p is given for a sandbox on this network and it cannot publish: moby's warning, or '' to drop the ports silently. */
   publishRefusal?: string;
+  /** Its networks may have more than one IPv6 subnet (gateway, prefix and route per subnet). */
+  severalSubnets6?: boolean;
 }
 
 /** Where an endpoint is joined: a namespace given by path, that bpfnet need not have created nor own. */

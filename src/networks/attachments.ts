@@ -12,13 +12,13 @@ import type { Driver, JoinTarget } from '../drivers/driver.js';
 import { exclusiveError, type DriverRegistry } from '../drivers/registry.js';
 import { conflict, forbidden, invalid, notFound, ServiceError } from '../errors.js';
 import { IpAllocator, Ipv4Allocator, type IpPool, type Pool } from '../ipam/allocator.js';
-import { formatIp, parseIp, parsePrefix } from '../ipam/ip.js';
+import { formatIp, parseIp, parsePrefix, prefixContains, type IpAddress } from '../ipam/ip.js';
 import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
 import type { Store } from '../store/store.js';
 import { failpoint } from '../util/failpoint.js';
 import { newId } from '../util/ids.js';
 import type { EngineConfig } from './config.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import { subnets6Of, type EndpointRecord, type NetworkRecord, type SandboxRecord } from './model.js';
 import { validateHostname } from './names.js';
 import { endpointSpec, networkSpec, portSpecs } from './spec.js';
 import { isNotFound, type GlobalScope } from './global-scope.js';
@@ -87,11 +87,11 @@ export class Attachments {
     return { id: net.id, label: net.name, subnet: parseCidr(net.subnet!)!, range: net.ipRange ? parseCidr(net.ipRange) : undefined };
   }
 
-  /** The network's pools, IPv4 first: one per family it has a subnet of (both share the network's IPAM pool id). */
+  /** The network's pools, IPv4 first, then each IPv6 subnet in order (all share the network's IPAM pool id). */
   static pools(net: NetworkRecord): IpPool[] {
     const pool = (subnet: string | undefined, range: string | undefined): IpPool[] =>
       subnet ? [{ id: net.id, label: net.name, subnet: parsePrefix(subnet)!, range: range ? parsePrefix(range) : undefined }] : [];
-    return [...pool(net.subnet, net.ipRange), ...pool(net.subnet6, net.ipRange6)];
+    return [...pool(net.subnet, net.ipRange), ...subnets6Of(net).flatMap((s) => pool(s.subnet, s.ipRange))];
   }
 
   /** The sandbox's first active endpoint with an address (of either family): default route and published ports go there. */
@@ -185,19 +185,41 @@ export class Attachments {
   /** Holds an address of each family the network has (the static one given, else the next free) for owner. */
   allocate(net: NetworkRecord, owner: string, opts: Pick<AttachOptions, 'ipv4' | 'ipv6'>): Partial<EndpointRecord> {
     const out: Partial<EndpointRecord> = { staticIp: opts.ipv4 !== undefined };
-    for (const pool of Attachments.pools(net)) {
+    const pools = Attachments.pools(net);
+    const six = pools.filter((p) => p.subnet.family === 6);
+    const asked6 = opts.ipv6 !== undefined ? parseIp(opts.ipv6) : undefined;
+    // One pool per family: IPv6 from the subnet holding a static --ip6, else the first subnet with room.
+    const chosen = [...pools.filter((p) => p.subnet.family === 4), ...(six.length > 0 ? [asked6 ? (six.find((p) => prefixContains(p.subnet, asked6)) ?? six[0]!) : six[0]!] : [])];
+    for (const pool of chosen) {
       const wanted = pool.subnet.family === 4 ? opts.ipv4 : opts.ipv6;
       let address;
       if (wanted !== undefined) {
         address = parseIp(wanted)!;
         this.#allocator.ip.reserve(pool, address, owner);
+      } else if (pool.subnet.family === 6) {
+        address = this.#allocateFirstWithRoom(six, owner);
       } else {
         address = this.#allocator.ip.allocate(pool, owner);
       }
       if (pool.subnet.family === 4) Object.assign(out, { ipv4: formatIp(address), prefixLength: pool.subnet.bits });
-      else Object.assign(out, { ipv6: formatIp(address), prefixLength6: pool.subnet.bits, ...(wanted !== undefined ? { staticIp6: true } : {}) });
+      else {
+        const holding = six.find((p) => prefixContains(p.subnet, address)) ?? pool;
+        Object.assign(out, { ipv6: formatIp(address), prefixLength6: holding.subnet.bits, ...(wanted !== undefined ? { staticIp6: true } : {}) });
+      }
     }
     return out;
+  }
+
+  /** The next free address of the first IPv6 subnet that has one (moby: the next pool when one is full). */
+  #allocateFirstWithRoom(pools: IpPool[], owner: string): IpAddress {
+    for (const [i, pool] of pools.entries()) {
+      try {
+        return this.#allocator.ip.allocate(pool, owner);
+      } catch (err) {
+        if (i === pools.length - 1 || !(err instanceof ServiceError) || !/no available/.test(err.message)) throw err;
+      }
+    }
+    throw new ServiceError('system', 'no IPv6 subnet to allocate from');
   }
 
   /** Builds the kernel side of a reserved endpoint and marks it active; undoes its own work on failure. */
@@ -250,8 +272,10 @@ export class Attachments {
   /** Frees the endpoint's addresses of both families. */
   release(net: NetworkRecord, ep: EndpointRecord): void {
     for (const pool of Attachments.pools(net)) {
-      const address = pool.subnet.family === 4 ? ep.ipv4 : ep.ipv6;
-      if (address) this.#allocator.ip.release(pool, parseIp(address)!);
+      const text = pool.subnet.family === 4 ? ep.ipv4 : ep.ipv6;
+      const address = text ? parseIp(text) : undefined;
+      // The IPv6 address is held in the one subnet that contains it.
+      if (address && (pool.subnet.family === 4 || prefixContains(pool.subnet, address))) this.#allocator.ip.release(pool, address);
     }
   }
 

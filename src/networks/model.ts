@@ -3,6 +3,7 @@
  * from these in api/; kernel specs for drivers and datapaths are derived in spec.ts.
  */
 import type { IpamConfigInput } from '../ipam/config.js';
+import { parseIp, parsePrefix, prefixContains } from '../ipam/ip.js';
 
 /** A registered driver's name (src/drivers/registry.ts): bridge, host, null, and whatever registers next. */
 export type DriverName = string;
@@ -50,10 +51,31 @@ export interface NetworkRecord {
   subnet6?: string;
   ipRange6?: string;
   gateway6?: string;
+  /** Further IPv6 subnets after the first (several --subnet of IPv6), in the order given. */
+  moreSubnets6?: Subnet6[];
   /** Where the embedded DNS listens for this network when not on its gateway (macvlan: the gateway is the LAN's router). */
   dnsAddress?: string;
   /** The same for IPv6 (macvlan with --ipv6: the IPv6 gateway is the LAN's router too). */
   dnsAddress6?: string;
+}
+
+/** One IPv6 subnet of a network with its --ip-range and gateway (canonical text). */
+export interface Subnet6 {
+  subnet: string;
+  ipRange?: string;
+  gateway: string;
+}
+
+/** Every IPv6 subnet of a network, the first (subnet6) first; none without IPv6. */
+export function subnets6Of(net: Pick<NetworkRecord, 'subnet6' | 'ipRange6' | 'gateway6' | 'moreSubnets6'>): Subnet6[] {
+  if (!net.subnet6) return [];
+  return [{ subnet: net.subnet6, ...(net.ipRange6 ? { ipRange: net.ipRange6 } : {}), gateway: net.gateway6 ?? '' }, ...(net.moreSubnets6 ?? [])];
+}
+
+/** The IPv6 subnet of a network that holds `address`; undefined when none does. */
+export function subnet6Holding(net: NetworkRecord, address: string): Subnet6 | undefined {
+  const a = parseIp(address);
+  return a && subnets6Of(net).find((s) => prefixContains(parsePrefix(s.subnet)!, a));
 }
 
 /** The address a network's sandboxes send their queries to: its resolver's own, else its gateway. */

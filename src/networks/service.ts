@@ -6,7 +6,7 @@
 import type { Datapath } from '../datapath/datapath.js';
 import { conflict, forbidden, invalid, notFound } from '../errors.js';
 import { validateIpamConfig, type IpamConfigInput, type PoolSpec } from '../ipam/config.js';
-import { firstOf, formatIp, formatPrefix, parseIp, parsePrefix, prefixOverlaps, type Family, type IpAddress, type IpPrefix } from '../ipam/ip.js';
+import { firstOf, formatIp, formatPrefix, parseIp, parsePrefix, prefixContains, prefixOverlaps, type Family, type IpAddress, type IpPrefix } from '../ipam/ip.js';
 import { pickIpSubnet } from '../ipam/pools.js';
 import type { Store } from '../store/store.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
@@ -16,7 +16,7 @@ import { Attachments, noSuchSandbox, notConnected, type AttachOptions } from './
 import type { EngineConfig } from './config.js';
 import { exclusiveError } from '../drivers/registry.js';
 import { matchLabel, matchPattern, parseFilters, parseUntil } from './filters.js';
-import type { EndpointRecord, NetworkRecord, SandboxRecord } from './model.js';
+import { subnets6Of, type EndpointRecord, type NetworkRecord, type SandboxRecord } from './model.js';
 import { ForeignEndpoints, foreignOn, type CreateEndpointRequest } from './endpoints.js';
 import { validateName } from './names.js';
 import { networkSpec } from './spec.js';
@@ -160,7 +160,6 @@ export class NetworkService {
     const pools4 = pools.filter((p) => p.family === 4);
     const pools6 = pools.filter((p) => p.family === 6);
     if (pools4.length > 1) throw invalid('bpfnet supports one IPv4 subnet per network');
-    if (pools6.length > 1) throw invalid('bpfnet supports one IPv6 subnet per network');
     if (!enableIPv4 && pools4.length > 0) throw invalid(`invalid network config:\nIPv4 is disabled but an IPv4 subnet is given: ${formatPrefix(pools4[0].subnet)}`);
     if (configs.some((c) => !c.Subnet && (c.IPRange || c.Gateway || c.AuxiliaryAddresses)))
       throw invalid('invalid network config:\nip-range, gateway and auxiliary addresses need a subnet');
@@ -180,11 +179,17 @@ export class NetworkService {
 
     const ipamConfig: IpamConfigInput[] = [];
     const four = enableIPv4 ? this.#pickPool(4, pools4[0]) : undefined;
-    const six = enableIPv6 ? this.#pickPool(6, pools6[0]) : undefined;
+    // Several IPv6 subnets (moby's IPAM.Config list): drivers that route per subnet; none may overlap another.
+    if (pools6.length > 1 && enableIPv6 && !caps.severalSubnets6) throw invalid(`network driver "${driverName}" takes one IPv6 subnet per network`);
+    for (const [i, p] of pools6.entries())
+      if (pools6.slice(0, i).some((q) => prefixOverlaps(q.subnet, p.subnet))) throw forbidden('invalid pool request: Pool overlaps with other one on this address space');
+    const sixes = enableIPv6 ? (pools6.length > 0 ? pools6.map((p) => this.#pickPool(6, p)) : [this.#pickPool(6, undefined)]) : [];
+    const six = sixes[0];
     // Inspect shows the user's blocks as given, and auto-allocated ones as {Subnet, Gateway}, IPv4 first (moby).
-    for (const [picked, given] of [[four, pools4[0]], [six, pools6[0]]] as const) {
+    const v6Configs = configs.filter((c) => parsePrefix(c.Subnet ?? '')?.family === 6);
+    for (const [picked, given, config] of [[four, pools4[0], configs.find((c) => parsePrefix(c.Subnet ?? '')?.family === 4)] as const, ...sixes.map((p, i) => [p, pools6[i], v6Configs[i]] as const)]) {
       if (!picked) continue;
-      if (given) ipamConfig.push({ ...configs.find((c) => parsePrefix(c.Subnet ?? '')?.family === given.family)! });
+      if (given) ipamConfig.push({ ...config! });
       else ipamConfig.push({ Subnet: formatPrefix(picked.subnet), Gateway: formatIp(picked.gateway) });
     }
     const net: NetworkRecord = {
@@ -208,6 +213,9 @@ export class NetworkService {
       ...(four ? { subnet: formatPrefix(four.subnet), ipRange: four.range && formatPrefix(four.range), gateway: formatIp(four.gateway) } : {}),
       device,
       ...(six ? { subnet6: formatPrefix(six.subnet), ipRange6: six.range && formatPrefix(six.range), gateway6: formatIp(six.gateway) } : {}),
+      ...(sixes.length > 1
+        ? { moreSubnets6: sixes.slice(1).map((p) => ({ subnet: formatPrefix(p.subnet), ...(p.range ? { ipRange: formatPrefix(p.range) } : {}), gateway: formatIp(p.gateway) })) }
+        : {}),
     };
     const dnsAddress = driver.resolverAddress?.(net);
     const dnsAddress6 = driver.resolverAddress6?.(net);
@@ -218,7 +226,7 @@ export class NetworkService {
   #pickPool(family: Family, given: PoolSpec | undefined): { subnet: IpPrefix; range?: IpPrefix; gateway: IpAddress } {
     const existing = this.#store.networks
       .all()
-      .flatMap((n) => [n.subnet, n.subnet6])
+      .flatMap((n) => [n.subnet, ...subnets6Of(n).map((s) => s.subnet)])
       .map((t) => (t ? parsePrefix(t) : undefined))
       .filter((p): p is IpPrefix => p !== undefined && p.family === family);
     const firstHost = (p: IpPrefix): IpAddress => ({ family, value: firstOf(p) + 1n });
@@ -238,13 +246,15 @@ export class NetworkService {
       this.#store.networks.insert(net);
       if (!this.attachments.driver(net).capabilities.addresses) return;
       for (const pool of Attachments.pools(net)) {
-        const gateway = parseIp(pool.subnet.family === 4 ? net.gateway! : net.gateway6!)!;
+        // Each IPv6 subnet has its own gateway; addresses are held in the subnet that contains them.
+        const gateway = parseIp(pool.subnet.family === 4 ? net.gateway! : subnets6Of(net).find((s) => parsePrefix(s.subnet)!.addr === pool.subnet.addr)!.gateway)!;
         this.attachments.ipAllocator.reserve(pool, gateway, 'the gateway');
         for (const [name, address] of Object.entries(aux)) {
-          if (address.family === pool.subnet.family) this.attachments.ipAllocator.reserve(pool, address, `auxiliary address ${name}`);
+          if (address.family === pool.subnet.family && prefixContains(pool.subnet, address)) this.attachments.ipAllocator.reserve(pool, address, `auxiliary address ${name}`);
         }
-        const dns = pool.subnet.family === 4 ? net.dnsAddress : net.dnsAddress6;
-        if (dns) this.attachments.ipAllocator.reserve(pool, parseIp(dns)!, 'the embedded DNS');
+        const dnsText = pool.subnet.family === 4 ? net.dnsAddress : net.dnsAddress6;
+        const dns = dnsText ? parseIp(dnsText) : undefined;
+        if (dns && prefixContains(pool.subnet, dns)) this.attachments.ipAllocator.reserve(pool, dns, 'the embedded DNS');
       }
     });
   }

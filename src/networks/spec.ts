@@ -13,6 +13,7 @@ export function networkSpec(net: NetworkRecord): NetworkSpec {
     gateway: net.gateway ?? '',
     subnet6: net.subnet6 ?? '',
     gateway6: net.gateway6 ?? '',
+    ...(net.moreSubnets6?.length ? { moreSubnets6: net.moreSubnets6.map((s) => ({ subnet: s.subnet, gateway: s.gateway })) } : {}),
     masquerade6: net.options[BridgeOption.gatewayModeIPv6] !== 'routed',
     internal: net.internal,
     icc: net.options[BridgeOption.icc] !== 'false',

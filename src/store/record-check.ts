@@ -42,6 +42,7 @@ const networkSchema = obj({
   subnet6: opt(text),
   ipRange6: opt(text),
   gateway6: opt(text),
+  moreSubnets6: opt(list(obj({ subnet: text, ipRange: opt(text), gateway: text }), 15)),
   dnsAddress: opt(text),
   dnsAddress6: opt(text),
 });
@@ -134,6 +135,12 @@ export function networkProblem(doc: string): string | undefined {
       if (n.ipRange6 !== undefined && parsePrefix(n.ipRange6)?.family !== 6) return `invalid IPv6 ip-range ${JSON.stringify(n.ipRange6)}`;
       if (!n.device) return 'network with a subnet but without a device';
       if (n.dnsAddress6 !== undefined && (parseIp(n.dnsAddress6)?.family !== 6 || !prefixContains(s6, parseIp(n.dnsAddress6)!))) return `invalid IPv6 resolver address ${JSON.stringify(n.dnsAddress6)}`;
+    }
+    for (const more of n.moreSubnets6 ?? []) {
+      const s = parsePrefix(more.subnet);
+      const g = parseIp(more.gateway);
+      if (!n.subnet6 || !s || s.family !== 6 || !g || !prefixContains(s, g)) return `invalid further IPv6 pool ${JSON.stringify(more.subnet)} / ${JSON.stringify(more.gateway)}`;
+      if (more.ipRange !== undefined && parsePrefix(more.ipRange)?.family !== 6) return `invalid IPv6 ip-range ${JSON.stringify(more.ipRange)}`;
     }
     // Driver-neutral: a network with addresses has a usable subnet, gateway and device.
     if (n.subnet === undefined && n.gateway === undefined) return undefined;

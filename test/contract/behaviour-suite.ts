@@ -204,7 +204,7 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         ['predefined name', 'POST', '/networks/create', { Name: 'host' }, 403, /^operation is not permitted on predefined host network $/],
         ['invalid network name', 'POST', '/networks/create', { Name: 'bad name!' }, 400, /invalid network name "bad name!"/],
         ['IPv6 subnet not on its boundary', 'POST', '/networks/create', { Name: 'v6', EnableIPv6: true, IPAM: { Config: [{ Subnet: 'fd00:9::5/64' }] } }, 400, /invalid subnet fd00:9::5\/64: it should be fd00:9::\/64/],
-        ['two IPv6 subnets', 'POST', '/networks/create', { Name: 'v6', EnableIPv6: true, IPAM: { Config: [{ Subnet: 'fd00:9::/64' }, { Subnet: 'fd00:a::/64' }] } }, 400, /one IPv6 subnet per network/],
+        ['two IPv4 subnets', 'POST', '/networks/create', { Name: 'v4x2', IPAM: { Config: [{ Subnet: '10.91.0.0/24' }, { Subnet: '10.92.0.0/24' }] } }, 400, /one IPv4 subnet per network/],
         ['static IP in use', 'POST', '/networks/static-net/connect', { Container: 'alpine2', EndpointConfig: { IPAMConfig: { IPv4Address: '10.55.0.129' } } }, 403, /Address already in use/],
         ['static IP reserved (aux)', 'POST', '/networks/static-net/connect', { Container: 'alpine2', EndpointConfig: { IPAMConfig: { IPv4Address: '10.55.0.2' } } }, 403, /auxiliary address router/],
         ['static IP is the gateway', 'POST', '/networks/static-net/connect', { Container: 'alpine2', EndpointConfig: { IPAMConfig: { IPv4Address: '10.55.0.1' } } }, 403, /the gateway/],

@@ -13,6 +13,9 @@ import { projectRoot } from '../../src/paths.js';
 import { runRaw, stop, type RunResult } from '../../src/system/exec.js';
 import { ipBytes, parseIp } from '../../src/ipam/ip.js';
 import { ip } from '../../src/system/ip.js';
+import { DnsMaps, DnsStat } from '../../src/datapath/abi.js';
+import { PerCpuMap } from '../../src/datapath/libbpf/bpf.js';
+import { u32, u64 } from '../../src/datapath/libbpf/codec.js';
 import { sandboxIp } from '../support/traffic.js';
 
 const DNS_SERVER = join(projectRoot, 'test', 'support', 'dns-server.mjs');
@@ -80,6 +83,18 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
       return r.code === 0 ? r.stdout.trim().split(/\s+/)[0] : null;
     };
     const gatewayOf = async (network: string): Promise<string> => JSON.parse(await cli('network', 'inspect', network))[0].IPAM.Config[0].Gateway;
+    /** A network's IPv6 gateway as one of its sandboxes sees it (inspect lists only gateways asked for, as moby's). */
+    const gateway6Of = async (sandbox: string, network: string): Promise<string> => JSON.parse(await cli('inspect', sandbox))[0].NetworkSettings.Networks[network].IPv6Gateway;
+    /** The in-kernel resolver's counters (pinned dns_stats, summed over CPUs): readable while the daemon is down. */
+    const kernelStats = (): { answered: number; answered6: number } => {
+      const stats = PerCpuMap.openPinned(join('/sys/fs/bpf', d.instance, DnsMaps.stats), u32, u64);
+      try {
+        const sum = (slot: number) => (stats.get(slot) ?? []).reduce((a, b) => a + b, 0);
+        return { answered: sum(DnsStat.ANSWERED), answered6: sum(DnsStat.ANSWERED6) };
+      } finally {
+        stats.close();
+      }
+    };
     /** Raw queries from inside a sandbox to its resolver, to see rcodes, TC and order. */
     const dig = async (sandbox: string, server: string, name: string, type = 'A', transport = 'udp', count = 1, timeoutMs = 5000): Promise<QueryResult[]> => {
       const r = await inside(sandbox, process.execPath, DNS_QUERY, server, name, type, transport, String(timeoutMs), String(count));
@@ -92,7 +107,19 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
       await ip(lab.external, ['addr', 'add', `${OTHER_UPSTREAM}/${UPLINK.prefixLength}`, 'dev', UPLINK.externalIf]);
       upstream = await startUpstream(lab, UPLINK.externalAddress, RECORDS);
       await startUpstream(lab, OTHER_UPSTREAM, { 'which.test': ['192.0.2.2'] });
-      d = await LabDaemon.start(lab, { datapath, extraArgs: ['--dns', UPLINK.externalAddress] });
+      d = new LabDaemon(lab, { datapath, extraArgs: ['--dns', UPLINK.externalAddress] });
+      // An upgrade: the pins as the previous layout made them (IPv4-only clients, IPv4 scopes, two counters).
+      const pins = join('/sys/fs/bpf', d.instance);
+      await runRaw('mkdir', ['-p', pins]);
+      for (const [name, type, key, value, entries] of [
+        ['dns_names', 'hash', 132, 180, 65536],
+        ['dns_clients', 'hash', 4, 8, 65536],
+        ['dns_stats', 'percpu_array', 4, 8, 2],
+      ] as const) {
+        const r = await runRaw('bpftool', ['map', 'create', join(pins, name), 'type', type, 'key', String(key), 'value', String(value), 'entries', String(entries), 'name', name]);
+        if (r.code !== 0) throw new Error(`bpftool map create ${name}: ${r.stderr}`);
+      }
+      await d.start();
       await cli('network', 'create', 'alpine-net');
       for (const [name, net] of [
         ['alpine1', 'alpine-net'],
@@ -106,6 +133,11 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
 
     afterAll(async () => {
       await lab?.destroy();
+    });
+
+    it('replaced the pinned maps a daemon with the previous layout left, and answers from the new ones', () => {
+      expect(d.log).toMatch(/replaced pinned maps of an older layout: dns_names \(key 132, value 180.*dns_clients \(key 4, value 8.*dns_stats/);
+      expect(d.log).not.toContain('cannot load the in-kernel resolver');
     });
 
     describe("Docker's walkthrough, by name", () => {
@@ -293,9 +325,15 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         await cli('network', 'create', '--ipv6', 'down-dual');
         for (const name of ['down1', 'down2']) await cli('run', '-d', '--name', name, '--network', 'down-net');
         for (const name of ['dual1', 'dual2']) await cli('run', '-d', '--name', name, '--network', 'down-dual');
+        // IPv6-only: its sandboxes' resolv.conf names the IPv6 gateway, the only way to ask.
+        await cli('network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd00:d6::/64', 'down-six');
+        await Promise.all([cli('run', '-d', '--name', 'v6a', '--network', 'down-six'), cli('run', '-d', '--name', 'v6b', '--network', 'down-six', '--network-alias', 'svc-six')]);
         const [ip1, ip2, ip4, gw] = await Promise.all([sandboxIp(d, 'down1', 'down-net'), sandboxIp(d, 'down2', 'down-net'), sandboxIp(d, 'alpine4', 'alpine-net'), gatewayOf('down-net')]);
         const dual2 = JSON.parse(await cli('inspect', 'dual2'))[0].NetworkSettings.Networks['down-dual'];
-        const gwDual = await gatewayOf('down-dual');
+        const v6b: string = JSON.parse(await cli('inspect', 'v6b'))[0].NetworkSettings.Networks['down-six'].GlobalIPv6Address;
+        const [gwDual, gwDual6, gwSix] = await Promise.all([gatewayOf('down-dual'), gateway6Of('dual1', 'down-dual'), gateway6Of('v6a', 'down-six')]);
+        expect(v6b).toMatch(/^fd00:d6::/);
+        expect((await inside('v6a', 'cat', '/etc/resolv.conf')).stdout).toContain(`nameserver ${gwSix}\n`);
         expect(dual2.GlobalIPv6Address).toMatch(/:/);
         expect((await dig('dual1', gwDual, 'dual2', 'AAAA'))[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.GlobalIPv6Address] });
         // Up first (this also learns each sandbox's namespace, which takes the API).
@@ -303,6 +341,7 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         expect(await resolve('down2', 'down1')).toBe(ip1);
         expect(await resolve('alpine1', 'alpine4')).toBe(ip4);
         await d.kill();
+        const before = kernelStats();
         try {
           // getent asks through the sandbox's resolv.conf (its network's gateway), as any program would.
           expect(await resolve('down1', 'down2')).toBe(ip2);
@@ -319,6 +358,26 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
           const [a4, a6] = await Promise.all([dig('dual1', gwDual, 'dual2', 'A', 'udp', 1, 2000), dig('dual1', gwDual, 'dual2', 'AAAA', 'udp', 1, 2000)]);
           expect(a4[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.IPAddress] });
           expect(a6[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.GlobalIPv6Address] });
+          // Over IPv6: the IPv6-only network through its resolv.conf (getent hosts asks AAAA),
+          // an alias as NAME.NETWORK in any case, NODATA for A, and the dual-stack network's IPv6
+          // gateway answering both families: 5 queries answered over IPv6 at least.
+          expect(await resolve('v6a', 'v6b')).toBe(v6b);
+          const [alias, sixA, dual6a, dual6aaaa, foreign] = await Promise.all([
+            dig('v6a', gwSix, 'SVC-six.down-six', 'AAAA', 'udp', 1, 2000),
+            dig('v6a', gwSix, 'v6b', 'A', 'udp', 1, 2000),
+            dig('dual1', gwDual6, 'dual2', 'A', 'udp', 1, 2000),
+            dig('dual1', gwDual6, 'dual2', 'AAAA', 'udp', 1, 2000),
+            // Not across networks over IPv6 either: v6a's resolver has no down2 (no answer at all).
+            dig('v6a', gwSix, 'down2', 'A', 'udp', 1, 1000),
+          ]);
+          expect(alias[0]).toMatchObject({ rcode: 'NOERROR', answers: [v6b] });
+          expect(sixA[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
+          expect(dual6a[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.IPAddress] });
+          expect(dual6aaaa[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.GlobalIPv6Address] });
+          expect(foreign[0]).toMatchObject({ error: 'timeout' });
+          const after = kernelStats();
+          expect(after.answered6 - before.answered6).toBeGreaterThanOrEqual(5);
+          expect(after.answered - before.answered).toBeGreaterThanOrEqual(after.answered6 - before.answered6);
           // Not across networks: alpine1 does not see down2 (no answer at all while the daemon is down).
           expect(await resolve('alpine1', 'down2')).toBeNull();
         } finally {
@@ -330,7 +389,8 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         expect(await resolve('down3', 'down2')).toBe(ip2);
         await cli('rm', '-f', 'down3');
         expect(await resolve('down1', 'down3')).toBeNull();
-      });
+        // A daemon kill and restart with two dozen processes started in sandboxes: 33-48 s here at a load of 12-16, past the 60 s default once.
+      }, 120_000);
     });
 
     describe('robustness', () => {

@@ -206,6 +206,36 @@ export function ipv6Suite(datapath: 'iptables' | 'ebpf'): void {
       expect(peerIp(await probe(lab, lab.external, 'tcp', HOST6, 8190))).toBe(EXT6);
       expect(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8190, 800)).toBeNull();
     });
+
+    it('carries several IPv6 subnets on one network: a sandbox in each reaches the other and the outside, another network neither', async () => {
+      await cli('network', 'create', '--ipv6', '--subnet', 'fd7a:1::/64', '--subnet', 'fd7a:2::/64', 'multi6');
+      try {
+        const config = JSON.parse(await cli('network', 'inspect', 'multi6'))[0].IPAM.Config as Array<{ Subnet: string }>;
+        expect(config.filter((c) => c.Subnet.includes(':'))).toEqual([{ Subnet: 'fd7a:1::/64' }, { Subnet: 'fd7a:2::/64' }]);
+        await Promise.all([
+          cli('run', '-d', '--name', 'multi-1', '--network', 'multi6', '--ip6', 'fd7a:1::10', '--', process.execPath, ECHO_SERVER, 'tcp', '80', '::'),
+          cli('run', '-d', '--name', 'multi-2', '--network', 'multi6', '--ip6', 'fd7a:2::10'),
+        ]);
+        // Automatic addresses come from the first subnet with room.
+        await cli('run', '-d', '--name', 'multi-3', '--network', 'multi6');
+        expect(await addr('multi-3', 'multi6', 6)).toMatch(/^fd7a:1::/);
+        const second = (await settings('multi-2')).Networks.multi6;
+        expect([second.GlobalIPv6Address, second.GlobalIPv6PrefixLen, second.IPv6Gateway]).toEqual(['fd7a:2::10', 64, 'fd7a:2::1']);
+        const [m1, m2] = await Promise.all([sandboxNs(d, 'multi-1'), sandboxNs(d, 'multi-2')]);
+        await waitPort(lab, m1, '::1', 80);
+        expect(await reach(m2, 'fd7a:1::10')).toBe(true);
+        expect(await reach(m1, 'fd7a:2::10')).toBe(true);
+        expect(peerIp(await probe(lab, m2, 'tcp', 'fd7a:1::10', 80))).toBe('fd7a:2::10');
+        // Out through NAT66 from the second subnet, as from the first.
+        expect(peerIp(await probe(lab, m2, 'tcp', EXT6, 7000))).toBe(HOST6);
+        const c = await sandboxNs(d, 'dual-c');
+        for (const target of ['fd7a:1::10', 'fd7a:2::10']) expect(await reach(c, target), `dual-c to ${target}`).toBe(false);
+        expect(await probe(lab, c, 'tcp', 'fd7a:1::10', 80, 800)).toBeNull();
+      } finally {
+        await cli('rm', '-f', 'multi-1', 'multi-2', 'multi-3');
+        await cli('network', 'rm', 'multi6');
+      }
+    });
   });
 }
 

@@ -356,6 +356,36 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
       }
     });
 
+    it('several IPv6 subnets: kept across reopening with their gateways and held addresses; a further subnet without a valid gateway is quarantined', () => {
+      const h = opts.newStore();
+      try {
+        const multi: NetworkRecord = {
+          ...net('m1', 'multi'),
+          enableIPv6: true,
+          ipamConfig: [{ Subnet: '10.1.0.0/24' }, { Subnet: 'fd00:1::/64' }, { Subnet: 'fd00:2::/64', Gateway: 'fd00:2::fe' }],
+          subnet6: 'fd00:1::/64',
+          gateway6: 'fd00:1::1',
+          moreSubnets6: [{ subnet: 'fd00:2::/64', gateway: 'fd00:2::fe' }],
+        };
+        const s = h.open();
+        s.transaction(() => {
+          s.networks.insert(multi);
+          s.networks.insert({ ...multi, id: 'm2', name: 'bad', subnet: '10.2.0.0/24', gateway: '10.2.0.1', device: 'br-m2', subnet6: 'fd00:3::/64', gateway6: 'fd00:3::1', moreSubnets6: [{ subnet: 'fd00:4::/64', gateway: 'fd00:5::1' }] });
+          s.ipam.reserve('m1', 'fd00:1::1', 'the gateway');
+          s.ipam.reserve('m1', 'fd00:2::fe', 'the gateway');
+          s.ipam.reserve('m1', 'fd00:2::9', 'sandbox c1');
+        });
+        s.close();
+        const again = h.open();
+        expect(again.quarantine.sweep().map((q) => [q.table, q.id, q.reason])).toEqual([['networks', 'm2', 'invalid further IPv6 pool "fd00:4::/64" / "fd00:5::1"']]);
+        expect(again.networks.all()).toEqual([multi]);
+        expect(['fd00:1::1', 'fd00:2::fe', 'fd00:2::9'].map((a) => again.ipam.holder('m1', a))).toEqual(['the gateway', 'the gateway', 'sandbox c1']);
+        again.close();
+      } finally {
+        h.dispose();
+      }
+    });
+
     it('quarantine: unusable rows and their dependents are moved aside with a reason, their addresses freed, kept across reopening', () => {
       const h = opts.newStore();
       try {

@@ -136,6 +136,25 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
     const [withC1] = JSON.parse((await docker('network', 'inspect', 'v6dual')).out);
     expect(Object.values(withC1.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv4Address: '172.30.0.2/24', IPv6Address: 'fd00:db8:1::42/64', MacAddress: '02:42:ac:1e:00:02' })]);
     expect((await docker('network', 'disconnect', 'v6dual', 'c1')).code).toBe(0);
+
+    // Several IPv6 subnets: one IPAM.Config entry each, a gateway for each on the bridge, --ip6 from the second.
+    expect((await docker('network', 'create', '--ipv6', '--subnet', 'fd00:db8:a1::/64', '--subnet', 'fd00:db8:a2::/64', 'v6multi')).code).toBe(0);
+    const [multi] = JSON.parse((await docker('network', 'inspect', 'v6multi')).out);
+    expect(multi.IPAM.Config).toEqual([
+      { Subnet: expect.stringMatching(/^172\.\d+\.0\.0\/16$/), Gateway: expect.stringMatching(/^172\.\d+\.0\.1$/) },
+      { Subnet: 'fd00:db8:a1::/64' },
+      { Subnet: 'fd00:db8:a2::/64' },
+    ]);
+    const multiAddrs = (await runRaw('ip', ['-n', lab.host.name, '-6', '-o', 'addr', 'show'])).stdout;
+    expect(multiAddrs).toMatch(/inet6 fd00:db8:a1::1\/64 scope global nodad/);
+    expect(multiAddrs).toMatch(/inet6 fd00:db8:a2::1\/64 scope global nodad/);
+    expect((await docker('network', 'connect', '--ip6', 'fd00:db8:a2::42', 'v6multi', 'c1')).code).toBe(0);
+    const [multiC1] = JSON.parse((await docker('network', 'inspect', 'v6multi')).out);
+    expect(Object.values(multiC1.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv6Address: 'fd00:db8:a2::42/64' })]);
+    const c1Net = JSON.parse((await docker('container', 'inspect', 'c1')).out)[0].NetworkSettings.Networks.v6multi;
+    expect([c1Net.GlobalIPv6Address, c1Net.IPv6Gateway]).toEqual(['fd00:db8:a2::42', 'fd00:db8:a2::1']);
+    expect((await docker('network', 'disconnect', 'v6multi', 'c1')).code).toBe(0);
+    expect((await docker('network', 'rm', 'v6multi')).code).toBe(0);
     // The 20.10 CLI (API 1.41) has proven it carries the IPv6 fields; the rest is the daemon's, checked once with the 28 CLI.
     if (clientApi === '1.41') {
       expect((await docker('network', 'rm', 'v6dual')).code).toBe(0);

@@ -22,6 +22,7 @@ const mirrored: Array<[string, string, StructCodec<any>]> = [
   ['datapath.h', 'ct_entry4', abi.ctEntry4],
   ['datapath.h', 'dp_config6', abi.dpConfig6],
   ['datapath.h', 'network_info6', abi.networkInfo6],
+  ['datapath.h', 'net6_more_key', abi.net6MoreKey],
   ['datapath.h', 'port_key6', abi.portKey6],
   ['datapath.h', 'port_target6', abi.portTarget6],
   ['datapath.h', 'ct_key6', abi.ctKey6],

@@ -22,7 +22,7 @@ import { sandbox } from '../contract/store-suite.js';
 class MemoryDriver implements Driver {
   readonly name = 'mem';
   readonly made: string[] = [];
-  readonly capabilities: DriverCapabilities = { datapath: false, scope: 'local', needsParent: false, ownNamespace: true, addresses: true, userNetworks: true, embeddedDns: true, disconnect: true };
+  readonly capabilities: DriverCapabilities = { datapath: false, scope: 'local', needsParent: false, ownNamespace: true, addresses: true, userNetworks: true, embeddedDns: true, disconnect: true, severalSubnets6: true };
   async createNetwork(net: { name: string }): Promise<void> {
     this.made.push(`network ${net.name}`);
   }
@@ -93,6 +93,36 @@ describe('networks of both families (service on the memory store)', () => {
     expect([store.ipam.holder(net.id, 'fd00:1::7'), store.ipam.holder(net.id, '172.17.0.3')]).toEqual([undefined, undefined]);
   });
 
+  it('several IPv6 subnets: one IPAM.Config entry and gateway each, --ip6 from any, automatic from the first with room, freed where held', async () => {
+    const { store, service } = setup();
+    await service.create({ name: 'multi', driver: 'mem', enableIPv6: true, ipamConfig: [{ Subnet: 'fd00:1::/126' }, { Subnet: 'fd00:2::/64', Gateway: 'fd00:2::fe' }] });
+    const net = service.resolve('multi');
+    expect(net).toMatchObject({ subnet6: 'fd00:1::/126', gateway6: 'fd00:1::1', moreSubnets6: [{ subnet: 'fd00:2::/64', gateway: 'fd00:2::fe' }] });
+    expect(net.ipamConfig).toEqual([{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }, { Subnet: 'fd00:1::/126' }, { Subnet: 'fd00:2::/64', Gateway: 'fd00:2::fe' }]);
+    expect([store.ipam.holder(net.id, 'fd00:1::1'), store.ipam.holder(net.id, 'fd00:2::fe')]).toEqual(['the gateway', 'the gateway']);
+    expect(networkSpec(net)).toMatchObject({ subnet6: 'fd00:1::/126', gateway6: 'fd00:1::1', moreSubnets6: [{ subnet: 'fd00:2::/64', gateway: 'fd00:2::fe' }] });
+    // fd00:1::/126 has two host addresses (::1 the gateway, ::2 and ::3): the third sandbox goes to the second subnet.
+    await service.connect('multi', 'c1', { ipv6: 'fd00:2::9' });
+    await service.connect('multi', 'c2', {});
+    store.sandboxes.insert({ ...sandbox('s3', 'c3'), networkMode: 'default' });
+    store.sandboxes.insert({ ...sandbox('s4', 'c4'), networkMode: 'default' });
+    await service.connect('multi', 'c3', {});
+    await service.connect('multi', 'c4', {});
+    const byName = (s: string) => store.endpoints.forNetwork(net.id).find((e) => e.sandboxId === s)!;
+    expect(['s1', 's2', 's3', 's4'].map((s) => [byName(s).ipv6, byName(s).prefixLength6])).toEqual([
+      ['fd00:2::9', 64],
+      ['fd00:1::2', 126],
+      ['fd00:1::3', 126],
+      ['fd00:2::1', 64],
+    ]);
+    // A static address must be in one of the subnets.
+    store.sandboxes.insert({ ...sandbox('s5', 'c5'), networkMode: 'default' });
+    expect(await refusal(service.connect('multi', 'c5', { ipv6: 'fd00:3::9' }))).toEqual({ kind: 'invalid', message: 'invalid endpoint settings:\nno configured subnet or ip-range contain the IP address fd00:3::9' });
+    await service.disconnect('multi', 'c1', false);
+    expect(store.ipam.holder(net.id, 'fd00:2::9')).toBeUndefined();
+    expect(store.ipam.holder(net.id, 'fd00:1::2')).toBe('sandbox c2');
+  });
+
   it('IPv6-only: no IPv4 pool, endpoints with an IPv6 address only, the default ULA /64 when no subnet is given, routed mode', async () => {
     const { store, service } = setup();
     await service.create({ name: 'six', driver: 'mem', enableIPv4: false, enableIPv6: true, options: { 'com.docker.network.bridge.gateway_mode_ipv6': 'routed' } });
@@ -116,7 +146,8 @@ describe('networks of both families (service on the memory store)', () => {
     expect(await create({ enableIPv4: false })).toEqual({ kind: 'invalid', message: 'IPv4 or IPv6 must be enabled' });
     expect(await create({ enableIPv6: true, ipamConfig: [{ Subnet: 'fd00::1/64' }] })).toEqual({ kind: 'invalid', message: 'invalid network config:\ninvalid subnet fd00::1/64: it should be fd00::/64' });
     expect(await create({ enableIPv6: true, ipamConfig: [{ Subnet: 'fd00::/64', Gateway: '10.0.0.1' }] })).toEqual({ kind: 'invalid', message: 'invalid network config:\ninvalid gateway 10.0.0.1: parent subnet is an IPv6 block' });
-    expect(await create({ enableIPv6: true, ipamConfig: [{ Subnet: 'fd00::/64' }, { Subnet: 'fd01::/64' }] })).toEqual({ kind: 'invalid', message: 'bpfnet supports one IPv6 subnet per network' });
+    expect(await create({ enableIPv6: true, ipamConfig: [{ Subnet: 'fd00::/64' }, { Subnet: 'fd00::/56' }] })).toEqual({ kind: 'forbidden', message: 'invalid pool request: Pool overlaps with other one on this address space' });
+    expect(await create({ ipamConfig: [{ Subnet: '10.1.0.0/24' }, { Subnet: '10.2.0.0/24' }] })).toEqual({ kind: 'invalid', message: 'bpfnet supports one IPv4 subnet per network' });
     expect(await create({ enableIPv6: true, ipamConfig: [{ Subnet: 'fd00::zz/64' }] })).toEqual({ kind: 'invalid', message: 'invalid network config:\ninvalid subnet fd00::zz/64: invalid CIDR block notation' });
     await service.create({ name: 'taken', driver: 'mem', enableIPv6: true, ipamConfig: [{ Subnet: 'fd00:9::/64' }] });
     expect(await create({ enableIPv6: true, ipamConfig: [{ Subnet: 'fd00:9::/56' }] })).toEqual({ kind: 'forbidden', message: 'invalid pool request: Pool overlaps with other one on this address space' });

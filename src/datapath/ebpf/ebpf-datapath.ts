@@ -28,6 +28,7 @@ import {
   epStats,
   networkInfo,
   networkInfo6,
+  net6MoreKey,
   portKey,
   portKey6,
   portTarget,
@@ -109,6 +110,8 @@ interface Maps {
   /** The IPv6 tables, beside the IPv4 ones. */
   cfg6: BpfMap<number, Decoded<typeof dpConfig6>>;
   net6: BpfMap<number, Decoded<typeof networkInfo6>>;
+  /** (bridge ifindex, further IPv6 subnet) -> its gateway (LPM). */
+  net6More: BpfMap<Decoded<typeof net6MoreKey>, string>;
   ep6: BpfMap<string, EndpointInfo>;
   local6: BpfMap<string, number>;
   ports6: BpfMap<PortKey6, PortTarget6>;
@@ -328,6 +331,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       stats: lxc.perCpuMap(M.stats, u32, epStats),
       cfg6: lxc.map(DatapathMaps6.config, u32, dpConfig6),
       net6: lxc.map(DatapathMaps6.networks, u32, networkInfo6),
+      net6More: lxc.map(DatapathMaps6.moreSubnets, net6MoreKey, ipv6),
       ep6: lxc.map(DatapathMaps6.endpoints, ipv6, endpointInfo),
       local6: lxc.map(DatapathMaps6.local, ipv6, u8),
       ports6: lxc.map(DatapathMaps6.ports, portKey6, portTarget6),
@@ -430,6 +434,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.net.keys()) if (!wantNets.has(k)) maps.net.delete(k);
     const wantNets6 = new Set(desired.networks.filter((n) => n.subnet6).map((n) => this.#bridges.get(n.id)));
     for (const k of maps.net6.keys()) if (!wantNets6.has(k)) maps.net6.delete(k);
+    for (const k of maps.net6More.keys()) if (!wantNets6.has(k.net_ifindex)) maps.net6More.delete(k);
     if (this.#overlayUsed) for (const k of this.#overlay.networkKeys()) if (!wantNets.has(k)) this.#overlay.removeNetwork(k);
 
     for (const e of desired.endpoints) {
@@ -593,8 +598,14 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       // bpf_fib_lookup refuses IPv6 unless forwarding is on (in the daemon's namespace, as Docker does for --ipv6).
       await ensureSysctl(this.#ns ? { netnsPath: this.#ns.path } : {}, 'net.ipv6.conf.all.forwarding', '1');
       const { subnet, mask } = parseCidr6(net.subnet6, net.name);
-      maps.net6.set(dev.ifindex, { subnet, mask, gateway: net.gateway6 || '::', bridge_mac: dev.address!, flags: netFlags6(net) });
-    } else maps.net6.delete(dev.ifindex);
+      // Further subnets first, so that the flag never points at entries not there yet.
+      this.#ensureMoreSubnets6(maps, dev.ifindex, net);
+      const more = (net.moreSubnets6?.length ?? 0) > 0 ? NetFlags.MORE_SUBNETS6 : 0;
+      maps.net6.set(dev.ifindex, { subnet, mask, gateway: net.gateway6 || '::', bridge_mac: dev.address!, flags: netFlags6(net) | more });
+    } else {
+      maps.net6.delete(dev.ifindex);
+      this.#ensureMoreSubnets6(maps, dev.ifindex, { ...net, moreSubnets6: [] });
+    }
     this.#bridges.set(net.id, dev.ifindex);
     if (net.vni !== undefined) {
       this.#overlayUsed = true;
@@ -603,12 +614,25 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     await this.#refreshLocal(maps);
   }
 
+  /** net6_more holds exactly the network's further IPv6 subnets (the first is in net6). */
+  #ensureMoreSubnets6(maps: Maps, ifindex: number, net: NetworkSpec): void {
+    const wanted = new Map<string, { key: Decoded<typeof net6MoreKey>; gateway: string }>();
+    for (const s of net.moreSubnets6 ?? []) {
+      const { subnet } = parseCidr6(s.subnet, net.name);
+      const key = { prefixlen: 32 + Number(s.subnet.split('/')[1]), net_ifindex: ifindex, addr: subnet };
+      wanted.set(`${key.prefixlen} ${subnet}`, { key, gateway: s.gateway });
+    }
+    for (const k of maps.net6More.keys()) if (k.net_ifindex === ifindex && !wanted.has(`${k.prefixlen} ${k.addr}`)) maps.net6More.delete(k);
+    for (const { key, gateway } of wanted.values()) maps.net6More.set(key, gateway);
+  }
+
   async removeNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
     const ifindex = this.#bridges.get(net.id) ?? (await link(this.#ns, net.device))?.ifindex;
     if (ifindex !== undefined) {
       maps.net.delete(ifindex);
       maps.net6.delete(ifindex);
+      this.#ensureMoreSubnets6(maps, ifindex, { ...net, moreSubnets6: [] });
       if (net.vni !== undefined) this.#overlay.removeNetwork(ifindex);
     }
     this.#bridges.delete(net.id);

@@ -285,6 +285,8 @@ export function renderRules(full: DesiredState, ctx: RenderContext, family: Fami
   const netById = new Map(nets.map((net) => [net.id, net]));
   const external = nets.filter((net) => !net.internal);
   const subnetOf = form.subnet;
+  // Every subnet of a network of this family: IPv6 networks may have several.
+  const subnetsOf = (net: NetworkSpec): string[] => [subnetOf(net), ...(family === 6 ? (net.moreSubnets6 ?? []).map((s) => cidr6(s.subnet) ?? s.subnet) : [])];
 
   full.endpoints.filter((ep) => full.networks.some((net) => net.id === ep.networkId)).forEach(checkEndpoint);
   const endpoints = state.endpoints.filter((ep) => netById.has(ep.networkId));
@@ -309,7 +311,12 @@ export function renderRules(full: DesiredState, ctx: RenderContext, family: Fami
   const isolation1 = [
     ...nets
       .filter((net) => net.internal)
-      .flatMap((net) => [`! -s ${subnetOf(net)} -o ${net.device} -j DROP`, `! -d ${subnetOf(net)} -i ${net.device} -j DROP`]),
+      .flatMap((net) =>
+        subnetsOf(net).length === 1
+          ? [`! -s ${subnetOf(net)} -o ${net.device} -j DROP`, `! -d ${subnetOf(net)} -i ${net.device} -j DROP`]
+          : // Several subnets: by device, as one "! -s" per subnet would drop the others.
+            [`! -i ${net.device} -o ${net.device} -j DROP`, `-i ${net.device} ! -o ${net.device} -j DROP`],
+      ),
     // A published port is the sanctioned way across networks (Docker 28, moby #49310): a
     // connection DNATed to it skips isolation; the target's own address stays blocked.
     ...(external.length > 0 ? ['-m conntrack --ctstate DNAT -j RETURN'] : []),
@@ -325,7 +332,7 @@ export function renderRules(full: DesiredState, ctx: RenderContext, family: Fami
   const postrouting = [
     ...external.flatMap((net) => [
       `-o ${net.device} -m addrtype --src-type LOCAL -j MASQUERADE`,
-      ...(net.masquerade ? [`-s ${subnetOf(net)} ! -o ${net.device} -j MASQUERADE`] : []),
+      ...(net.masquerade ? subnetsOf(net).map((s) => `-s ${s} ! -o ${net.device} -j MASQUERADE`) : []),
     ]),
     ...unique(ports.map((b) => `-s ${form.host(b.containerIp)} -d ${form.host(b.containerIp)} ${proto(b.protocol, b.containerPort)} -j MASQUERADE`)),
   ];

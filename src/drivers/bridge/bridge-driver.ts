@@ -11,7 +11,7 @@ import { parseIPv4 } from '../../ipam/ipv4.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
-import { BridgeOption } from '../../networks/model.js';
+import { BridgeOption, subnet6Holding, subnets6Of } from '../../networks/model.js';
 import { bridgeName, hostIfname } from '../../networks/config.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
 import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
@@ -26,6 +26,12 @@ function prefixOf(net: NetworkRecord): number {
 
 function prefixOf6(net: NetworkRecord): number {
   return Number(net.subnet6!.split('/')[1]);
+}
+
+/** An endpoint's IPv6 address with the prefix of the subnet it is in (a network may have several). */
+function address6(net: NetworkRecord, ep: EndpointRecord): string {
+  const s = subnet6Holding(net, ep.ipv6!);
+  return `${ep.ipv6}/${s ? s.subnet.split('/')[1] : prefixOf6(net)}`;
 }
 
 /**
@@ -81,6 +87,7 @@ export class BridgeDriver implements Driver {
     userNetworks: true,
     embeddedDns: true,
     disconnect: true,
+    severalSubnets6: true,
   };
   /** Every bridge this daemon makes carries `<markerPrefix><network id>` as its alias (ifalias). */
   readonly #markerPrefix: string;
@@ -155,7 +162,8 @@ export class BridgeDriver implements Driver {
         ...(net.gateway6
           ? [
               ['addr', 'replace', BRIDGE_LINK_LOCAL, 'dev', dev, 'nodad'],
-              ['addr', 'replace', `${net.gateway6}/${prefixOf6(net)}`, 'dev', dev, 'nodad'],
+              // One gateway address per IPv6 subnet.
+              ...subnets6Of(net).map((s) => ['addr', 'replace', `${s.gateway}/${s.subnet.split('/')[1]}`, 'dev', dev, 'nodad']),
             ]
           : []),
         ['link', 'set', 'dev', dev, 'up'],
@@ -212,7 +220,7 @@ export class BridgeDriver implements Driver {
       // eui64 on an IPv6 endpoint: the kernel makes its fe80:: address from the MAC when it goes up, as in Docker.
       ['link', 'set', 'dev', target.ifname, 'addrgenmode', ep.ipv6 ? 'eui64' : 'none', ...this.#mtu(net), 'address', mac],
       ...(ep.ipv4 ? [['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', target.ifname]] : []),
-      ...(ep.ipv6 ? [['addr', 'replace', `${ep.ipv6}/${prefixOf6(net)}`, 'dev', target.ifname, 'nodad']] : []),
+      ...(ep.ipv6 ? [['addr', 'replace', address6(net, ep), 'dev', target.ifname, 'nodad']] : []),
       ['link', 'set', 'dev', target.ifname, 'up'],
       ...(target.defaultRoute ? this.#defaultRoutes(net, ep, target.ifname) : []),
     ]);
@@ -226,10 +234,11 @@ export class BridgeDriver implements Driver {
     return [
       ...(ep.ipv4 && net.gateway ? [['route', 'replace', 'default', 'via', net.gateway, 'dev', ifname]] : []),
       // The address first: the gateway is reachable only through its prefix route (idempotent when it is there).
+      // Via the gateway of the endpoint's own IPv6 subnet.
       ...(ep.ipv6 && net.gateway6
         ? [
-            ['addr', 'replace', `${ep.ipv6}/${prefixOf6(net)}`, 'dev', ifname, 'nodad'],
-            ['route', 'replace', 'default', 'via', net.gateway6, 'dev', ifname],
+            ['addr', 'replace', address6(net, ep), 'dev', ifname, 'nodad'],
+            ['route', 'replace', 'default', 'via', subnet6Holding(net, ep.ipv6)?.gateway ?? net.gateway6, 'dev', ifname],
           ]
         : []),
     ];
