@@ -123,6 +123,8 @@ interface Programs {
   toContainer: BpfProgram;
   fromUplink: BpfProgram;
   fromHost: BpfProgram;
+  /** tc egress of every network's bridge: the host's traffic into the network (bpf/bridge.bpf.c). */
+  fromGateway: BpfProgram;
 }
 
 function netFlags(n: NetworkSpec): number {
@@ -234,6 +236,8 @@ export interface EbpfDatapathOptions {
 
 export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   readonly kind = 'ebpf' as const;
+  /** ARP, neighbour discovery and the host's traffic are the programs' (bpf/lib/neigh.h, bpf/bridge.bpf.c): no bridge port per sandbox. */
+  readonly portless = true;
   readonly #ctx: DatapathContext;
   readonly #pinRoot: string;
   readonly #events = new EventEmitter();
@@ -288,12 +292,14 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     const lxc = open('lxc');
     const uplink = open('uplink');
     const host = open('host');
-    this.#objects = [lxc, uplink, host];
+    const bridge = open('bridge');
+    this.#objects = [lxc, uplink, host, bridge];
     this.#progs = {
       fromContainer: lxc.program('from_container'),
       toContainer: lxc.program('to_container'),
       fromUplink: uplink.program('from_uplink'),
       fromHost: host.program('from_host'),
+      fromGateway: bridge.program('from_gateway'),
     };
     const M = DatapathMaps;
     this.#maps = {
@@ -424,6 +430,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     const wantIps6 = new Set(desired.endpoints.filter((e) => e.ipv6).map((e) => formatIPv6(ipv6Bytes(e.ipv6!))));
     for (const k of maps.ep6.keys()) if (!wantIps6.has(k)) maps.ep6.delete(k);
     for (const k of maps.epIfx.keys()) if (!wantIfx.has(k)) maps.epIfx.delete(k);
+    for (const ifindex of this.#bridges.values()) wantIfx.add(ifindex);
     for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
     // Filters of endpoints that are gone went with their devices (reconcile deletes stray veths).
 
@@ -578,6 +585,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       maps.net6.set(dev.ifindex, { subnet, mask, gateway: net.gateway6 || '::', bridge_mac: dev.address!, flags: netFlags6(net) });
     } else maps.net6.delete(dev.ifindex);
     this.#bridges.set(net.id, dev.ifindex);
+    // The host's traffic into the network: the bridge has no sandbox ports to flood it to.
+    this.#ensureStats(maps, dev.ifindex);
+    this.#ifnames.set(dev.ifindex, net.device);
+    this.#hooks.ensure(this.#ns?.path ?? null, net.device, 'egress', this.#progs!.fromGateway);
     if (net.vni !== undefined) {
       this.#overlayUsed = true;
       await this.#overlay.ensureNetwork(dev.ifindex, net.vni);
@@ -588,9 +599,12 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   async removeNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
     const ifindex = this.#bridges.get(net.id) ?? (await link(this.#ns, net.device))?.ifindex;
+    this.#hooks.remove(this.#ns?.path ?? null, net.device, 'egress');
     if (ifindex !== undefined) {
       maps.net.delete(ifindex);
       maps.net6.delete(ifindex);
+      maps.stats.delete(ifindex);
+      this.#ifnames.delete(ifindex);
       if (net.vni !== undefined) this.#overlay.removeNetwork(ifindex);
     }
     this.#bridges.delete(net.id);
