@@ -375,18 +375,21 @@ export function behaviourSuite(datapath: 'iptables' | 'ebpf'): void {
         const rec = await recordUdp(await sandboxNs(d, 'h2'), 6000);
         const send = (ns: Awaited<ReturnType<typeof sandboxNs>>) =>
           lab.exec(ns, process.execPath, ['-e', "const s=require('dgram').createSocket('udp4');s.bind(()=>{s.setBroadcast(true);s.send('x',6000,'10.73.0.255',()=>s.close())})"]);
-        await send(await sandboxNs(d, 'h1'));
-        await new Promise((r) => setTimeout(r, 300));
-        expect(rec.heard()).toEqual([]);
-        await send(lab.host);
-        if (datapath === 'ebpf') {
+        try {
+          await send(await sandboxNs(d, 'h1'));
           await new Promise((r) => setTimeout(r, 300));
           expect(rec.heard()).toEqual([]);
-        } else {
-          for (let i = 0; i < 50 && rec.heard().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-          expect(rec.heard()).toEqual(['10.73.0.1']);
+          await send(lab.host);
+          if (datapath === 'ebpf') {
+            await new Promise((r) => setTimeout(r, 300));
+            expect(rec.heard()).toEqual([]);
+          } else {
+            for (let i = 0; i < 50 && rec.heard().length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+            expect(rec.heard()).toEqual(['10.73.0.1']);
+          }
+        } finally {
+          rec.child.kill();
         }
-        rec.child.kill();
       });
 
       it('drops unsolicited inbound on a network without masquerade', async () => {
