@@ -6,7 +6,7 @@
  * No iptables or nftables rule is involved.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DP6_F_CONFIGURED,
@@ -33,7 +33,7 @@ import {
   portTarget,
   portTarget6,
 } from '../abi.js';
-import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
+import { BpfObject, PerCpuMap, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram } from '../libbpf/bpf.js';
 import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6, encodeAll } from '../libbpf/codec.js';
 import type {
   Datapath,
@@ -229,6 +229,22 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
+/**
+ * stats4's value grows with the table of drop reasons: counters pinned by an older daemon (another
+ * layout) would make every object fail to load, so they are unpinned and start again from zero.
+ * The programs still attached keep their map until the new ones replace them.
+ */
+function dropStaleStats(pinRoot: string): void {
+  const path = join(pinRoot, DatapathMaps.stats);
+  if (!existsSync(path)) return;
+  try {
+    PerCpuMap.openPinned(path, u32, epStats).close();
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    rmSync(path, { force: true });
+  }
+}
+
 export interface EbpfDatapathOptions {
   /** Act on this namespace instead of the daemon's own (tests aim it at a lab's host). */
   netns?: Netns;
@@ -275,6 +291,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   #load(): Maps {
     if (this.#maps) return this.#maps;
     mkdirSync(this.#pinRoot, { recursive: true });
+    dropStaleStats(this.#pinRoot);
     // The table of flows not yet assured is as large as the assured one (at least 512), so a
     // small --ebpf-ct-max shrinks both.
     const ctMax = this.#ctx.ebpf?.ctMax;
