@@ -149,7 +149,7 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	struct network_info *net = bpf_map_lookup_elem(&net4, &self->net_ifindex);
 	if (!net)
 		return DROP(DROP_UNKNOWN_ENDPOINT);
-	/* Broadcast and multicast: the host hears them (to_host); no other sandbox does. */
+	/* Broadcast and multicast: the host hears them (into the bridge, from_container_verdict); no other sandbox does. */
 	if (is_multicast_or_broadcast4(p->t.daddr) || p->t.daddr == (net->subnet | ~net->mask))
 		return TC_PASS;
 
@@ -347,7 +347,7 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 	}
 	if (addr6_loopback_or_zero(&p->t.daddr))
 		return DROP(DROP_MARTIAN_DST);
-	/* Multicast: the host hears it (to_host); no other sandbox does. Link-local unicast reaches
+	/* Multicast: the host hears it (into the bridge); no other sandbox does. Link-local unicast reaches
 	 * the host only (the gateway's MAC): another sandbox's would need a shared link. */
 	if (addr6_multicast(&p->t.daddr))
 		return TC_PASS;
