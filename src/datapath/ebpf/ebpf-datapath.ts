@@ -33,7 +33,7 @@ import {
   portTarget,
   portTarget6,
 } from '../abi.js';
-import { BpfObject, PerCpuMap, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram } from '../libbpf/bpf.js';
+import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
 import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6, encodeAll } from '../libbpf/codec.js';
 import type {
   Datapath,
@@ -53,6 +53,7 @@ import { ipJson, link, type Netns } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
+import { PerCpuMap as PinnedCounters } from '../libbpf/bpf.js';
 import { CT4, CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners, writeOwners } from './conntrack.js';
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
@@ -238,7 +239,7 @@ function dropStaleStats(pinRoot: string): void {
   const path = join(pinRoot, DatapathMaps.stats);
   if (!existsSync(path)) return;
   try {
-    PerCpuMap.openPinned(path, u32, epStats).close();
+    PinnedCounters.openPinned(path, u32, epStats).close();
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
     rmSync(path, { force: true });
