@@ -173,6 +173,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const doOverlay = wanted(o, 'overlay');
   // The overlay section reports one step per measured run (3 setups x 4 workloads per repetition) and one for propagation.
   if (doOverlay) for (let k = 0, n = o.reps * 12 + 1; k < n; k++) plan.push(overlayEstimate(o.quick, o.reps) / n);
+  // ~0.15 s per sandbox on this shared machine, plus the req/s rounds.
+  if (o.scale) plan.push(o.scale * 0.15 + 30);
   plan.push(3);
   if (o.plan) {
     process.stdout.write(`${plan.length} steps, about ${duration(plan.reduce((a, b) => a + b, 0))} by the plan's estimates (a busy machine takes longer)\n`);
@@ -359,6 +361,19 @@ export async function main(argv: readonly string[]): Promise<void> {
       }
     }
 
+    let scale: BenchResults['scale'];
+    if (o.scale && !interrupted) {
+      progress.step(`scale: ${o.scale} sandboxes on one network (bench/scale.ts)`);
+      try {
+        const { runScaleBenchmark, scaleTable } = await import('./scale.js');
+        scale = await runScaleBenchmark({ count: o.scale, rounds: o.quick ? 1 : 3, onProgress: (w) => progress.note(`scale: ${w}`) });
+        notes.push(`Scale (bench/scale.ts):\n\n${scaleTable(scale)}\n`);
+      } catch (err) {
+        notes.push(`scale benchmark failed: ${errorText(err)}`);
+        progress.note(`scale benchmark FAILED: ${errorText(err)}`);
+      }
+    }
+
     progress.step('tear down labs, write results');
     await Promise.allSettled(setups.map((s) => s.destroy()));
     setups.length = 0;
@@ -393,6 +408,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       ...(dns ? { dns } : {}),
       ...(uplinkXdp ? { uplinkXdp } : {}),
       ...(overlay ? { overlay } : {}),
+      ...(scale ? { scale } : {}),
       notes,
     };
     const outDir = o.out ?? join(projectRoot, 'bench', 'results', ...(o.quick ? ['quick'] : []));

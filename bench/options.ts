@@ -20,6 +20,8 @@ export interface Options {
   help: boolean;
   /** Print the plan's step count and estimated duration, and stop. */
   plan: boolean;
+  /** The scale section's sandbox count (--scale: 4,000; never in the default run, it takes ~10-15 min). */
+  scale?: number;
 }
 
 export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [--only LIST] [--setups LIST] [--out DIR] [--plan] [--no-readme]
@@ -32,6 +34,9 @@ export const USAGE = `usage: npm run bench -- [--quick] [--reps N] [--seed N] [-
                   vs same host vs Docker's way, and a new sandbox's time to be reachable)
   --setups LIST   comma-separated subset of ${ALL_SETUPS.join(',')}
   --out DIR       where results go (default bench/results, bench/results/quick with --quick)
+  --scale [N]     also run the scale section (bench/scale.ts): N sandboxes on one network (default
+                  4000; minutes) with attach latency, keep-alive req/s, RSS, inspect/ps latency;
+                  --only scale runs it alone
   --plan          print how many steps and about how long the run would take, and run nothing
   --no-readme     do not write README.md's generated Performance block (a full run without --out
                   and without --only/--setups writes it)`;
@@ -55,6 +60,10 @@ export function parseArgs(argv: readonly string[]): Options {
       if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed >= 2 ** 32) throw new Error(`--seed must be an integer from 0 to 2^32-1\n${USAGE}`);
     } else if (a === '--no-readme') o.readme = false;
     else if (a === '--plan') o.plan = true;
+    else if (a === '--scale') {
+      const n = Number(argv[i + 1]);
+      o.scale = Number.isInteger(n) && n > 2 ? (i++, n) : 4000;
+    }
     else if (a === '--only') o.only = value().split(',').filter(Boolean);
     else if (a === '--setups') {
       const s = value().split(',').filter(Boolean);
@@ -65,6 +74,7 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--help' || a === '-h') o.help = true;
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
+  if (o.only?.includes('scale') && o.scale === undefined) o.scale = 4000;
   if (Number.isNaN(o.reps)) o.reps = o.quick ? DEFAULT_QUICK_REPS : DEFAULT_REPS;
   // Only a complete, full run may replace the README's numbers.
   o.readme = o.readme && !o.quick && o.out === undefined && o.only === undefined && o.setups.length === ALL_SETUPS.length;

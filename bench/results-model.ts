@@ -112,5 +112,7 @@ export interface BenchResults {
   dns?: DnsResults;
   uplinkXdp?: UplinkXdpResults;
   overlay?: OverlayResults;
+  /** The scale section (bench/scale.ts), when --scale ran it. */
+  scale?: import('./scale.js').ScaleResults;
   notes: string[];
 }

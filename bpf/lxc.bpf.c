@@ -3,8 +3,12 @@
  * network goes straight into the peer's namespace (redirect_peer: no bridge, no netfilter),
  * isolation and icc policy, published ports through a host address (hairpin, from any network),
  * masquerade to the outside with a FIB redirect out of the uplink, and replies of NATed flows.
- * to_container (tc egress): what reaches the sandbox through the bridge (the slow path) is
- * only ARP, the host, and broadcast or multicast of its own network (when icc allows).
+ * ARP and neighbour solicitations for the gateway and the network's sandboxes are answered
+ * here, and what is for the host enters the bridge device's ingress: the host veth is no
+ * bridge port (a bridge takes 1,024 at most), so broadcast reaches the host only.
+ * to_container (tc egress): what reaches the sandbox other than straight from a peer: the
+ * host (bridge.bpf.c sends it here), answers built above, and (on a veth that an older
+ * daemon enslaved) broadcast of its own network when icc allows.
  * Both are dispatchers by ethertype: what they do not understand is dropped and counted. */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -13,6 +17,7 @@
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
 #include "lib/overlay.h"
+#include "lib/neigh.h"
 
 struct arp_ipv4 {
 	__be16 htype;
@@ -68,7 +73,10 @@ static __always_inline int hairpin4(struct __sk_buff *skb, const struct pkt4 *p,
 	return ct_start4(skb, p, &n, cfg, now, 1);
 }
 
-/* Not inlined: the overlay ARP reply's buffers would otherwise sit in from_container's frame, under the IPv6 chain. */
+/* Not inlined: the ARP replies' buffers would otherwise sit in from_container's frame, under the IPv6 chain.
+ * A request for the gateway or a sandbox of its network is answered here (with icc off too:
+ * the IP packets are judged as before); one for an endpoint on another host by the overlay;
+ * anything else goes to the host, which answers for its own addresses as it did on the bridge. */
 BPFNET_NOINLINE int arp_from_container(struct __sk_buff *skb, const struct endpoint_info *self)
 {
 	void *data = (void *)(long)skb->data;
@@ -78,7 +86,27 @@ BPFNET_NOINLINE int arp_from_container(struct __sk_buff *skb, const struct endpo
 		return DROP(DROP_MALFORMED);
 	if (arp->spa != self->addr || !mac_eq(arp->sha, self->mac))
 		return DROP(DROP_SPOOFED_SRC_IP);
-	return overlay_arp_reply4(skb, self); /* ARP takes the bridge, unless for a remote endpoint */
+	__be32 tpa = arp->tpa;
+	/* Gratuitous (its own address) and replies: the host's business. */
+	if (arp->op != bpf_htons(ARP_OP_REQUEST) || tpa == self->addr)
+		return TC_PASS;
+	struct network_info *net = bpf_map_lookup_elem(&net4, &self->net_ifindex);
+	if (!net)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	const __u8 *mac = 0;
+	if (tpa == net->gateway) {
+		mac = net->bridge_mac;
+	} else {
+		struct endpoint_info *peer = bpf_map_lookup_elem(&ep4, &tpa);
+		if (peer && peer->net_ifindex == self->net_ifindex)
+			mac = peer->mac;
+	}
+	if (!mac)
+		return overlay_arp_reply4(skb, self);
+	if (neigh_arp_reply(skb, mac, tpa, self->mac, self->addr) < 0)
+		return DROP(DROP_MALFORMED);
+	/* Out of the host veth again: into the sandbox that asked. */
+	return bpf_redirect(skb->ifindex, 0);
 }
 
 /* The outside, from a sandbox: masqueraded, or routed as is (with the flow tracked so that
@@ -121,7 +149,7 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	struct network_info *net = bpf_map_lookup_elem(&net4, &self->net_ifindex);
 	if (!net)
 		return DROP(DROP_UNKNOWN_ENDPOINT);
-	/* Broadcast and multicast take the bridge; to_container of each receiver applies icc. */
+	/* Broadcast and multicast: the host hears them (into the bridge, from_container_verdict); no other sandbox does. */
 	if (is_multicast_or_broadcast4(p->t.daddr) || p->t.daddr == (net->subnet | ~net->mask))
 		return TC_PASS;
 
@@ -188,6 +216,35 @@ static __always_inline void linklocal_of(const __u8 *mac, struct addr6 *out)
 	out->w[3] = bpf_htonl(0xfe000000 | ((__u32)mac[3] << 16) | ((__u32)mac[4] << 8) | mac[5]);
 }
 
+/* A solicitation for the gateway (its address or fe80::1) or a sandbox of the network:
+ * answered here with an advertisement into the sandbox that asked (a router's for the
+ * gateway, so the sandbox keeps it as its default router). Anything else: the host's. */
+BPFNET_NOINLINE int nd_answer(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self)
+{
+	struct neigh_answer a = {};
+	if (bpf_skb_load_bytes(skb, p->l4_off + 8, &a.target, sizeof(a.target)) < 0)
+		return DROP(DROP_MALFORMED);
+	struct network_info6 *net = bpf_map_lookup_elem(&net6, &self->net_ifindex);
+	if (!net)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	const struct addr6 *t = &a.target;
+	int gw_ll = t->w[0] == bpf_htonl(0xfe800000) && t->w[1] == 0 && t->w[2] == 0 && t->w[3] == bpf_htonl(1);
+	if (gw_ll || addr6_eq(t, &net->gateway)) {
+		__builtin_memcpy(a.mac, net->bridge_mac, ETH_ALEN);
+		a.router = 1;
+	} else {
+		struct endpoint_info *peer = addr6_eq(t, &self->addr6) ? NULL : bpf_map_lookup_elem(&ep6, t);
+		if (!peer || peer->net_ifindex != self->net_ifindex)
+			return TC_PASS;
+		__builtin_memcpy(a.mac, peer->mac, ETH_ALEN);
+	}
+	a.asker = p->t.saddr;
+	__builtin_memcpy(a.asker_mac, self->mac, ETH_ALEN);
+	if (neigh_advert6(skb, &a) < 0)
+		return DROP(DROP_MALFORMED);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 /* Neighbour discovery from a sandbox, as ARP is judged: it answers (NA) only for its own
  * addresses with its own MAC, asks (NS) with its own MAC, and sends no router messages. */
 BPFNET_NOINLINE int nd_from_container(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self)
@@ -207,11 +264,13 @@ BPFNET_NOINLINE int nd_from_container(struct __sk_buff *skb, const struct pkt6 *
 	}
 	/* The first option, when it is the link-layer address (source in NS, target in NA), must be its MAC. */
 	__u8 opt[8];
-	if (bpf_skb_load_bytes(skb, p->l4_off + 24, opt, sizeof(opt)) < 0)
-		return TC_PASS; /* no option */
-	__u8 want = type == ND_NEIGHBOR_ADVERT ? 2 : 1;
-	if (opt[0] == want && opt[1] == 1 && !mac_eq(&opt[2], self->mac))
-		return DROP(DROP_SPOOFED_ND);
+	if (bpf_skb_load_bytes(skb, p->l4_off + 24, opt, sizeof(opt)) == 0) {
+		__u8 want = type == ND_NEIGHBOR_ADVERT ? 2 : 1;
+		if (opt[0] == want && opt[1] == 1 && !mac_eq(&opt[2], self->mac))
+			return DROP(DROP_SPOOFED_ND);
+	}
+	if (type == ND_NEIGHBOR_SOLICIT)
+		return nd_answer(skb, p, self);
 	return TC_PASS;
 }
 
@@ -313,9 +372,16 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 	}
 	if (addr6_loopback_or_zero(&p->t.daddr))
 		return DROP(DROP_MARTIAN_DST);
-	/* Multicast and link-local destinations take the bridge; to_container of each receiver applies icc. */
-	if (addr6_multicast(&p->t.daddr) || addr6_linklocal(&p->t.daddr))
+	/* Multicast: the host hears it (into the bridge); no other sandbox does. Link-local unicast reaches
+	 * the host only (the gateway's MAC): another sandbox's would need a shared link. */
+	if (addr6_multicast(&p->t.daddr))
 		return TC_PASS;
+	if (addr6_linklocal(&p->t.daddr)) {
+		struct ethhdr *l2 = (void *)(long)skb->data;
+		if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
+			return DROP(DROP_MALFORMED);
+		return mac_eq(l2->h_dest, net->bridge_mac) ? TC_PASS : DROP(DROP_NO_SHARED_LINK);
+	}
 
 	int in_subnet = net6_holds(net, self->net_ifindex, &p->t.daddr);
 	if (in_subnet) {
@@ -377,13 +443,18 @@ static __always_inline int from_container_verdict(struct __sk_buff *skb, struct 
 	if (!mac_eq(eth->h_source, self->mac))
 		return DROP(DROP_SPOOFED_SRC_MAC);
 	__be16 proto = eth->h_proto;
+	int verdict;
 	if (!skb->vlan_present && proto == bpf_htons(ETH_P_IP))
-		return ipv4_from_container(skb, self, cfg, p);
-	if (!skb->vlan_present && proto == bpf_htons(ETH_P_IPV6))
-		return ipv6_from_container(skb, self, cfg, p6);
-	if (!skb->vlan_present && proto == bpf_htons(ETH_P_ARP))
-		return arp_from_container(skb, self);
-	return l2_verdict(skb, proto);
+		verdict = ipv4_from_container(skb, self, cfg, p);
+	else if (!skb->vlan_present && proto == bpf_htons(ETH_P_IPV6))
+		verdict = ipv6_from_container(skb, self, cfg, p6);
+	else if (!skb->vlan_present && proto == bpf_htons(ETH_P_ARP))
+		verdict = arp_from_container(skb, self);
+	else
+		return l2_verdict(skb, proto);
+	/* What the host handles (its addresses, forwarding it leaves to the stack, broadcast):
+	 * into the bridge device, as if it had come through a bridge port. */
+	return verdict == TC_PASS ? bpf_redirect(self->net_ifindex, BPF_F_INGRESS) : verdict;
 }
 
 SEC("tc")

@@ -28,7 +28,8 @@ enum drop_reason {
 	DROP_FRAGMENT = 20,         /* a fragment for a published port (no reassembly before DNAT) */
 	DROP_SPOOFED_ND = 21,       /* a neighbour advertisement/solicitation for an address that is not the sandbox's, or a router message */
 	DROP_CT_QUOTA = 22,         /* the sandbox already holds its quota of assured flows: new flow refused */
-	DROP_REASONS = 23,
+	DROP_NO_SHARED_LINK = 23,   /* broadcast, multicast or link-local unicast that only a shared link would carry: sandboxes are no bridge's ports (only the host hears a sandbox's) */
+	DROP_REASONS = 24,
 };
 
 #endif

@@ -90,7 +90,7 @@ export class Daemon {
     const mutex = new Mutex();
     const features = new KernelFeatures();
     const drivers = new DriverRegistry([
-      new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix }),
+      new BridgeDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, portless: datapath.portless }),
       new HostDriver(),
       new NullDriver(),
       new MacvlanDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, features }),

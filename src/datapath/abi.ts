@@ -51,6 +51,7 @@ export const DROP_REASONS = [
   'fragment',
   'spoofed-neighbour-discovery',
   'conntrack-quota',
+  'no-shared-link',
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

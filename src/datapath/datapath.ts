@@ -85,6 +85,12 @@ export interface DesiredState {
 
 export interface Datapath {
   readonly kind: 'iptables' | 'ebpf';
+  /**
+   * The datapath answers ARP and neighbour discovery and carries the host's traffic itself, so
+   * a network's host veths need not be ports of its kernel bridge (which takes 1,024 at most).
+   * Absent or false: every host veth is a bridge port, Docker's way.
+   */
+  readonly portless?: boolean;
   /** Per-daemon set-up (chains, programs, pins) and a full replay of the desired state; removes strays carrying the instance prefix. */
   start(desired: DesiredState): Promise<void>;
   ensureNetwork(net: NetworkSpec): Promise<void>;

@@ -121,7 +121,8 @@ export class EngineMetrics {
     const networkOf = (s: DatapathSnapshot, names: Map<number, string>, slot: number): string => {
       if (slot === StatsSlot.UPLINK) return 'uplink';
       if (slot === StatsSlot.HOST) return 'host';
-      const bridge = s.endpointNetwork.get(slot);
+      // A bridge's own slot (bpf/bridge.bpf.c: the host's traffic into its network) is its network's.
+      const bridge = s.endpointNetwork.get(slot) ?? (names.has(slot) ? slot : undefined);
       return (bridge !== undefined ? names.get(bridge) : undefined) ?? 'unknown';
     };
     // Every datapath series is rebuilt from the scrape's one snapshot: reset, then filled if the maps could be read.

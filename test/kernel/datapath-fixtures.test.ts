@@ -38,6 +38,7 @@ function resolveMacs<T extends object>(x: T): T {
 function hookIfindex(h: Hook): number {
   if (h.program === 'from_uplink') return ifindex.up0;
   if (h.program === 'from_host') return ifindex.lo;
+  if (h.program === 'from_gateway') return ifindex[NETS[h.network]];
   return ifindex[`v${h.endpoint}`];
 }
 
@@ -78,13 +79,14 @@ beforeAll(async () => {
 
   const pinRoot = join(lab.pinDir(), 'fx');
   mkdirSync(pinRoot, { recursive: true });
-  objects = ['lxc', 'uplink', 'host'].map((n) => BpfObject.load(bpfObject(n), { pinRoot }));
-  const [lxc, up, hostObj] = objects;
+  objects = ['lxc', 'uplink', 'host', 'bridge'].map((n) => BpfObject.load(bpfObject(n), { pinRoot }));
+  const [lxc, up, hostObj, bridgeObj] = objects;
   programs = {
     from_container: lxc.program('from_container'),
     to_container: lxc.program('to_container'),
     from_uplink: up.program('from_uplink'),
     from_host: hostObj.program('from_host'),
+    from_gateway: bridgeObj.program('from_gateway'),
   };
   lxc.map(DatapathMaps.config, u32, dpConfig).set(0, {
     uplink_addr: TOPO.uplink,
@@ -112,7 +114,7 @@ beforeAll(async () => {
   const epIfx = lxc.map(DatapathMaps.endpointsByIfindex, u32, endpointInfo);
   stats = lxc.perCpuMap(DatapathMaps.stats, u32, epStats);
   const zero = { tx_packets: 0, tx_bytes: 0, rx_packets: 0, rx_bytes: 0, drops: DROP_REASONS.map(() => 0) };
-  for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST]) stats.set(slot, zero);
+  for (const slot of [StatsSlot.UPLINK, StatsSlot.HOST, ...Object.values(NETS).map((dev) => ifindex[dev])]) stats.set(slot, zero);
   for (const [name, ep] of Object.entries(TOPO.endpoints)) {
     const info = { addr: ep.ip, ifindex: ifindex[`v${name}`], net_ifindex: ifindex[NETS[ep.net]], mac: ep.mac, flags: 0, addr6: '::' };
     ep4.set(ep.ip, info);

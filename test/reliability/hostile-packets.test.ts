@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
-import { hostIfname } from '../../src/networks/config.js';
+import { bridgeName, hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { BpfMap, PerCpuMap, interfaceIndex } from '../../src/datapath/libbpf/bpf.js';
 import { DROP_REASONS, ctEntry4, ctKey4, epStats } from '../../src/datapath/abi.js';
@@ -133,7 +133,8 @@ describe('hostile packets (ebpf datapath)', () => {
     attackerIp = await sandboxIp(d, 'attacker', 'front');
     const attackerNs = await sandboxNs(d, 'attacker');
     attackerMac = (await link(attackerNs, 'eth0'))!.address!;
-    gatewayMac = (await link(lab.host, (await link(lab.host, hostIfname({ linkPrefix: linkPrefixFor(d.instance) } as never, JSON.parse(await d.bpfnet('inspect', 'web'))[0].NetworkSettings.Networks.front.EndpointID)))!.master!))!.address!;
+    // The network's bridge (host veths are no ports of it on the eBPF datapath).
+    gatewayMac = (await link(lab.host, bridgeName({ linkPrefix: linkPrefixFor(d.instance) }, JSON.parse(await d.bpfnet('network', 'inspect', 'front'))[0].Id)))!.address!;
     await waitPort(lab, await sandboxNs(d, 'web'), '127.0.0.1', 80);
     // The host's own processes reach the loopback-bound port: the baseline the attacks must not match.
     expect(peerIp(await probe(lab, lab.host, 'tcp', '127.0.0.1', 8081))).not.toBeNull();

@@ -6,7 +6,7 @@
  * No iptables or nftables rule is involved.
  */
 import { EventEmitter } from 'node:events';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DP6_F_CONFIGURED,
@@ -54,6 +54,7 @@ import { ipJson, link, type Netns } from '../../system/ip.js';
 import { ensureSysctl } from '../../system/sysctl.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
+import { PerCpuMap as PinnedCounters } from '../libbpf/bpf.js';
 import { CT4, CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners, writeOwners } from './conntrack.js';
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
@@ -126,6 +127,8 @@ interface Programs {
   toContainer: BpfProgram;
   fromUplink: BpfProgram;
   fromHost: BpfProgram;
+  /** tc egress of every network's bridge: the host's traffic into the network (bpf/bridge.bpf.c). */
+  fromGateway: BpfProgram;
 }
 
 function netFlags(n: NetworkSpec): number {
@@ -248,6 +251,22 @@ function ephemeralRange(): [number, number] {
   return [32768, 60999];
 }
 
+/**
+ * stats4's value grows with the table of drop reasons: counters pinned by an older daemon (another
+ * layout) would make every object fail to load, so they are unpinned and start again from zero.
+ * The programs still attached keep their map until the new ones replace them.
+ */
+function dropStaleStats(pinRoot: string): void {
+  const path = join(pinRoot, DatapathMaps.stats);
+  if (!existsSync(path)) return;
+  try {
+    PinnedCounters.openPinned(path, u32, epStats).close();
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    rmSync(path, { force: true });
+  }
+}
+
 export interface EbpfDatapathOptions {
   /** Act on this namespace instead of the daemon's own (tests aim it at a lab's host). */
   netns?: Netns;
@@ -255,6 +274,8 @@ export interface EbpfDatapathOptions {
 
 export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   readonly kind = 'ebpf' as const;
+  /** ARP, neighbour discovery and the host's traffic are the programs' (bpf/lib/neigh.h, bpf/bridge.bpf.c): no bridge port per sandbox. */
+  readonly portless = true;
   readonly #ctx: DatapathContext;
   readonly #pinRoot: string;
   readonly #events = new EventEmitter();
@@ -292,6 +313,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   #load(): Maps {
     if (this.#maps) return this.#maps;
     mkdirSync(this.#pinRoot, { recursive: true });
+    dropStaleStats(this.#pinRoot);
     // The table of flows not yet assured is as large as the assured one (at least 512), so a
     // small --ebpf-ct-max shrinks both.
     const ctMax = this.#ctx.ebpf?.ctMax;
@@ -309,12 +331,14 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     const lxc = open('lxc');
     const uplink = open('uplink');
     const host = open('host');
-    this.#objects = [lxc, uplink, host];
+    const bridge = open('bridge');
+    this.#objects = [lxc, uplink, host, bridge];
     this.#progs = {
       fromContainer: lxc.program('from_container'),
       toContainer: lxc.program('to_container'),
       fromUplink: uplink.program('from_uplink'),
       fromHost: host.program('from_host'),
+      fromGateway: bridge.program('from_gateway'),
     };
     const M = DatapathMaps;
     this.#maps = {
@@ -447,6 +471,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     const wantIps6 = new Set(desired.endpoints.filter((e) => e.ipv6).map((e) => formatIPv6(ipv6Bytes(e.ipv6!))));
     for (const k of maps.ep6.keys()) if (!wantIps6.has(k)) maps.ep6.delete(k);
     for (const k of maps.epIfx.keys()) if (!wantIfx.has(k)) maps.epIfx.delete(k);
+    for (const ifindex of this.#bridges.values()) wantIfx.add(ifindex);
     for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
     // Filters of endpoints that are gone went with their devices (reconcile deletes stray veths).
 
@@ -607,6 +632,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       this.#ensureMoreSubnets6(maps, dev.ifindex, { ...net, moreSubnets6: [] });
     }
     this.#bridges.set(net.id, dev.ifindex);
+    // The host's traffic into the network: the bridge has no sandbox ports to flood it to.
+    this.#ensureStats(maps, dev.ifindex);
+    this.#ifnames.set(dev.ifindex, net.device);
+    this.#hooks.ensure(this.#ns?.path ?? null, net.device, 'egress', this.#progs!.fromGateway);
     if (net.vni !== undefined) {
       this.#overlayUsed = true;
       await this.#overlay.ensureNetwork(dev.ifindex, net.vni);
@@ -629,10 +658,13 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   async removeNetwork(net: NetworkSpec): Promise<void> {
     const maps = this.#load();
     const ifindex = this.#bridges.get(net.id) ?? (await link(this.#ns, net.device))?.ifindex;
+    this.#hooks.remove(this.#ns?.path ?? null, net.device, 'egress');
     if (ifindex !== undefined) {
       maps.net.delete(ifindex);
       maps.net6.delete(ifindex);
       this.#ensureMoreSubnets6(maps, ifindex, { ...net, moreSubnets6: [] });
+      maps.stats.delete(ifindex);
+      this.#ifnames.delete(ifindex);
       if (net.vni !== undefined) this.#overlay.removeNetwork(ifindex);
     }
     this.#bridges.delete(net.id);

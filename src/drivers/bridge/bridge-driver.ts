@@ -1,6 +1,7 @@
 /**
  * The bridge driver: a Linux bridge per network carrying the gateway address, and a veth
- * pair per endpoint (host side on the bridge; the other end waits in the daemon's namespace
+ * pair per endpoint (host side on the bridge, unless the datapath is portless: then the
+ * bridge holds only the gateway and no port per sandbox; the other end waits in the daemon's namespace
  * under a temporary name until it joins a namespace, given by path, under the caller's name,
  * with the endpoint's address, a MAC derived from it, and optionally the default route).
  * Forwarding policy on top (iptables rules or BPF programs) is the datapath's.
@@ -74,6 +75,8 @@ export interface BridgeDriverOptions {
   instance: string;
   /** Prefix of every link this daemon makes in its namespace (bridges, veths). */
   linkPrefix: string;
+  /** The datapath switches ARP, ND and the host's traffic itself (Datapath.portless): host veths are no bridge ports. */
+  portless?: boolean;
 }
 
 export class BridgeDriver implements Driver {
@@ -92,10 +95,12 @@ export class BridgeDriver implements Driver {
   /** Every bridge this daemon makes carries `<markerPrefix><network id>` as its alias (ifalias). */
   readonly #markerPrefix: string;
   readonly #linkPrefix: string;
+  readonly #portless: boolean;
 
   constructor(opts: BridgeDriverOptions) {
     this.#markerPrefix = `bpfnet:${opts.instance}:`;
     this.#linkPrefix = opts.linkPrefix;
+    this.#portless = opts.portless ?? false;
   }
 
   #marker(net: NetworkRecord): string {
@@ -189,7 +194,8 @@ export class BridgeDriver implements Driver {
     // made at up time), so nothing but IPv4 flows. One process for the whole host side.
     const hostSide = [
       ['link', 'set', 'dev', hostIf, 'addrgenmode', 'none', ...mtu],
-      ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
+      // Portless: a bridge takes 1,024 ports at most, and the datapath needs none.
+      this.#portless ? ['link', 'set', 'dev', hostIf, 'up'] : ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
     ];
     try {
       await ipBatch(HOST, [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', parked], ...hostSide]);
@@ -296,7 +302,8 @@ export class BridgeDriver implements Driver {
 
   async joined(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<boolean> {
     const host = ep.hostIfname ? await link(HOST, ep.hostIfname) : undefined;
-    if (!host || host.master !== net.device) return false;
+    // Portless: a veth an older daemon enslaved stays a port and keeps working (the programs never use the bridge to switch).
+    if (!host || (host.master !== net.device && !(this.#portless && host.master === undefined))) return false;
     if (!target.netnsPath) return false;
     return (await linkAt(target.netnsPath, target.ifname)) !== undefined;
   }
