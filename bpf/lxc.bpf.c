@@ -216,7 +216,30 @@ static __always_inline void linklocal_of(const __u8 *mac, struct addr6 *out)
 	out->w[3] = bpf_htonl(0xfe000000 | ((__u32)mac[3] << 16) | ((__u32)mac[4] << 8) | mac[5]);
 }
 
-/* A solicitation for the gateway (its address or fe80::1) or a sandbox of the network:
+/* Whether a is in one of the network's IPv6 subnets: its first (net6), or a further one (net6_more). */
+static __always_inline int net6_holds(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
+{
+	if (addr6_in(a, &net->subnet, &net->mask))
+		return 1;
+	if (!(net->flags & NET_F_MORE_SUBNETS6))
+		return 0;
+	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
+	return bpf_map_lookup_elem(&net6_more, &k) != NULL;
+}
+
+/* Whether a is one of the network's IPv6 gateways (the host, not a sandbox: icc does not apply). */
+static __always_inline int net6_gateway(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
+{
+	if (addr6_eq(a, &net->gateway))
+		return 1;
+	if (!(net->flags & NET_F_MORE_SUBNETS6))
+		return 0;
+	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
+	struct addr6 *gw = bpf_map_lookup_elem(&net6_more, &k);
+	return gw && addr6_eq(a, gw);
+}
+
+/* A solicitation for a gateway (one per subnet, or fe80::1) or a sandbox of the network:
  * answered here with an advertisement into the sandbox that asked (a router's for the
  * gateway, so the sandbox keeps it as its default router). Anything else: the host's. */
 BPFNET_NOINLINE int nd_answer(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self)
@@ -229,7 +252,7 @@ BPFNET_NOINLINE int nd_answer(struct __sk_buff *skb, const struct pkt6 *p, const
 		return DROP(DROP_UNKNOWN_ENDPOINT);
 	const struct addr6 *t = &a.target;
 	int gw_ll = t->w[0] == bpf_htonl(0xfe800000) && t->w[1] == 0 && t->w[2] == 0 && t->w[3] == bpf_htonl(1);
-	if (gw_ll || addr6_eq(t, &net->gateway)) {
+	if (gw_ll || net6_gateway(net, self->net_ifindex, t)) {
 		__builtin_memcpy(a.mac, net->bridge_mac, ETH_ALEN);
 		a.router = 1;
 	} else {
@@ -272,29 +295,6 @@ BPFNET_NOINLINE int nd_from_container(struct __sk_buff *skb, const struct pkt6 *
 	if (type == ND_NEIGHBOR_SOLICIT)
 		return nd_answer(skb, p, self);
 	return TC_PASS;
-}
-
-/* Whether a is in one of the network's IPv6 subnets: its first (net6), or a further one (net6_more). */
-static __always_inline int net6_holds(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
-{
-	if (addr6_in(a, &net->subnet, &net->mask))
-		return 1;
-	if (!(net->flags & NET_F_MORE_SUBNETS6))
-		return 0;
-	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
-	return bpf_map_lookup_elem(&net6_more, &k) != NULL;
-}
-
-/* Whether a is one of the network's IPv6 gateways (the host, not a sandbox: icc does not apply). */
-static __always_inline int net6_gateway(const struct network_info6 *net, __u32 net_ifindex, const struct addr6 *a)
-{
-	if (addr6_eq(a, &net->gateway))
-		return 1;
-	if (!(net->flags & NET_F_MORE_SUBNETS6))
-		return 0;
-	struct net6_more_key k = {.prefixlen = 32 + 128, .net_ifindex = net_ifindex, .addr = *a};
-	struct addr6 *gw = bpf_map_lookup_elem(&net6_more, &k);
-	return gw && addr6_eq(a, gw);
 }
 
 static __always_inline int hairpin6(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *self, const struct port_target6 *t,

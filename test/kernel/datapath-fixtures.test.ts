@@ -39,6 +39,7 @@ function hookIfindex(h: Hook): number {
   if (h.program === 'from_uplink') return ifindex.up0;
   if (h.program === 'from_host') return ifindex.lo;
   if (h.program === 'from_gateway') return ifindex[NETS[h.network]];
+  if (!('endpoint' in h)) throw new Error(`hook ${h.program} names no endpoint`);
   return ifindex[`v${h.endpoint}`];
 }
 
