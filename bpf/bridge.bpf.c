@@ -11,18 +11,6 @@
 #include "lib/nat6.h"
 #include "lib/neigh.h"
 
-struct gw_arp {
-	__be16 htype;
-	__be16 ptype;
-	__u8 hlen;
-	__u8 plen;
-	__be16 op;
-	__u8 sha[ETH_ALEN];
-	__be32 spa;
-	__u8 tha[ETH_ALEN];
-	__be32 tpa;
-} __attribute__((packed));
-
 /* A sandbox of the network whose bridge this is, by address (NULL: none). */
 static __always_inline struct endpoint_info *member4(__be32 addr, __u32 bridge)
 {
@@ -42,7 +30,7 @@ static __always_inline int to_member(struct __sk_buff *skb, const struct endpoin
 	struct ethhdr *l2 = (void *)(long)skb->data;
 	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
-	if (!neigh_mac_eq(l2->h_dest, ep->mac) && bpf_skb_store_bytes(skb, 0, ep->mac, ETH_ALEN, 0) < 0)
+	if (!mac_eq(l2->h_dest, ep->mac) && bpf_skb_store_bytes(skb, 0, ep->mac, ETH_ALEN, 0) < 0)
 		return DROP(DROP_MALFORMED);
 	return bpf_redirect(ep->ifindex, 0);
 }
@@ -51,7 +39,7 @@ BPFNET_NOINLINE int arp_from_gateway(struct __sk_buff *skb, __u32 bridge)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct gw_arp *arp = data + ETH_HLEN;
+	struct arp_ipv4 *arp = data + ETH_HLEN;
 	if ((void *)(arp + 1) > data_end)
 		return DROP(DROP_MALFORMED);
 	struct endpoint_info *ep;

@@ -19,24 +19,6 @@
 #include "lib/overlay.h"
 #include "lib/neigh.h"
 
-struct arp_ipv4 {
-	__be16 htype;
-	__be16 ptype;
-	__u8 hlen;
-	__u8 plen;
-	__be16 op;
-	__u8 sha[ETH_ALEN];
-	__be32 spa;
-	__u8 tha[ETH_ALEN];
-	__be32 tpa;
-} __attribute__((packed));
-
-static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
-{
-	return ((const __u16 *)a)[0] == ((const __u16 *)b)[0] && ((const __u16 *)a)[1] == ((const __u16 *)b)[1] &&
-	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
-}
-
 /* What every dispatcher refuses before looking at the payload: a frame with a VLAN tag, in
  * the frame or already stripped into the skb by the receiving device (VID 0 included). */
 static __always_inline int l2_verdict(struct __sk_buff *skb, __be16 proto)

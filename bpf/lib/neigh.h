@@ -7,49 +7,27 @@
 
 #include "common.h"
 #include "pkt6.h"
-
-static __always_inline int neigh_mac_eq(const __u8 *a, const __u8 *b)
-{
-	return ((const __u16 *)a)[0] == ((const __u16 *)b)[0] && ((const __u16 *)a)[1] == ((const __u16 *)b)[1] &&
-	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
-}
-
-#define ARP_OP_REQUEST 1
-#define ARP_OP_REPLY 2
-
-/* An Ethernet frame carrying an IPv4-over-Ethernet ARP message (42 bytes). */
-struct neigh_arp_frame {
-	__u8 h_dest[ETH_ALEN];
-	__u8 h_source[ETH_ALEN];
-	__be16 h_proto;
-	__be16 htype;
-	__be16 ptype;
-	__u8 hlen;
-	__u8 plen;
-	__be16 op;
-	__u8 sha[ETH_ALEN];
-	__be32 spa;
-	__u8 tha[ETH_ALEN];
-	__be32 tpa;
-} __attribute__((packed));
+#include "arp.h"
 
 /* Rewrites the request in skb into the reply "spa is at sha", addressed to (tha, tpa). */
 static __always_inline int neigh_arp_reply(struct __sk_buff *skb, const __u8 *sha, __be32 spa, const __u8 *tha, __be32 tpa)
 {
-	struct neigh_arp_frame r = {
+	struct arp_frame r = {
 		.h_proto = bpf_htons(ETH_P_ARP),
-		.htype = bpf_htons(1),
-		.ptype = bpf_htons(ETH_P_IP),
-		.hlen = ETH_ALEN,
-		.plen = 4,
-		.op = bpf_htons(ARP_OP_REPLY),
-		.spa = spa,
-		.tpa = tpa,
+		.arp = {
+			.htype = bpf_htons(1),
+			.ptype = bpf_htons(ETH_P_IP),
+			.hlen = ETH_ALEN,
+			.plen = 4,
+			.op = bpf_htons(ARP_OP_REPLY),
+			.spa = spa,
+			.tpa = tpa,
+		},
 	};
 	__builtin_memcpy(r.h_dest, tha, ETH_ALEN);
 	__builtin_memcpy(r.h_source, sha, ETH_ALEN);
-	__builtin_memcpy(r.sha, sha, ETH_ALEN);
-	__builtin_memcpy(r.tha, tha, ETH_ALEN);
+	__builtin_memcpy(r.arp.sha, sha, ETH_ALEN);
+	__builtin_memcpy(r.arp.tha, tha, ETH_ALEN);
 	return bpf_skb_store_bytes(skb, 0, &r, sizeof(r), 0);
 }
 

@@ -13,13 +13,12 @@
 #include "verdict.h"
 #include "stats.h"
 #include "pkt6.h"
+#include "neigh.h"
 
 #ifndef OVL_REMOTE_MAX
 #define OVL_REMOTE_MAX 131072
 #endif
 
-#define ARPOP_REQUEST 1
-#define ARPOP_REPLY 2
 
 /* ovl_cfg[0]: the host's VXLAN device (0: no overlay network on this host yet). */
 struct overlay_config {
@@ -78,31 +77,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ovl_remote6 SEC(".maps");
 
-struct ovl_arp4 {
-	__be16 htype;
-	__be16 ptype;
-	__u8 hlen;
-	__u8 plen;
-	__be16 op;
-	__u8 sha[ETH_ALEN];
-	__be32 spa;
-	__u8 tha[ETH_ALEN];
-	__be32 tpa;
-} __attribute__((packed));
-
-struct ovl_arp_frame {
-	__u8 h_dest[ETH_ALEN];
-	__u8 h_source[ETH_ALEN];
-	__be16 h_proto;
-	struct ovl_arp4 arp;
-} __attribute__((packed));
-
-static __always_inline int ovl_mac_eq(const __u8 *a, const __u8 *b)
-{
-	return ((const __u16 *)a)[0] == ((const __u16 *)b)[0] && ((const __u16 *)a)[1] == ((const __u16 *)b)[1] &&
-	       ((const __u16 *)a)[2] == ((const __u16 *)b)[2];
-}
-
 static __always_inline __u32 overlay_vni_of(__u32 net_ifindex)
 {
 	struct overlay_net *on = bpf_map_lookup_elem(&ovl_net4, &net_ifindex);
@@ -127,7 +101,7 @@ BPFNET_NOINLINE int overlay_encap(struct __sk_buff *skb, const struct overlay_re
 	struct ethhdr *l2 = (void *)(long)skb->data;
 	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
-	if (!ovl_mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
+	if (!mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
 		return DROP(DROP_MALFORMED);
 	struct bpf_tunnel_key key = {};
 	key.tunnel_id = r->vni;
@@ -158,10 +132,10 @@ BPFNET_NOINLINE int overlay_to_remote4(struct __sk_buff *skb, __be32 daddr, cons
  * answered here, so no broadcast ever crosses hosts. Anything else: TC_PASS (the bridge). */
 static __always_inline int overlay_arp_reply4(struct __sk_buff *skb, const struct endpoint_info *self)
 {
-	struct ovl_arp_frame *f = (void *)(long)skb->data;
+	struct arp_frame *f = (void *)(long)skb->data;
 	if ((void *)(f + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
-	if (f->arp.op != bpf_htons(ARPOP_REQUEST))
+	if (f->arp.op != bpf_htons(ARP_OP_REQUEST))
 		return TC_PASS;
 	__be32 tpa = f->arp.tpa;
 	struct overlay_remote *r = bpf_map_lookup_elem(&ovl_remote4, &tpa);
@@ -170,23 +144,7 @@ static __always_inline int overlay_arp_reply4(struct __sk_buff *skb, const struc
 	__u32 vni = overlay_vni_of(self->net_ifindex);
 	if (!vni || r->vni != vni)
 		return DROP(DROP_ISOLATION);
-	struct ovl_arp_frame reply = {
-		.h_proto = bpf_htons(ETH_P_ARP),
-		.arp = {
-			.htype = bpf_htons(1),
-			.ptype = bpf_htons(ETH_P_IP),
-			.hlen = ETH_ALEN,
-			.plen = 4,
-			.op = bpf_htons(ARPOP_REPLY),
-			.spa = tpa,
-			.tpa = self->addr,
-		},
-	};
-	__builtin_memcpy(reply.h_dest, self->mac, ETH_ALEN);
-	__builtin_memcpy(reply.h_source, r->mac, ETH_ALEN);
-	__builtin_memcpy(reply.arp.sha, r->mac, ETH_ALEN);
-	__builtin_memcpy(reply.arp.tha, self->mac, ETH_ALEN);
-	if (bpf_skb_store_bytes(skb, 0, &reply, sizeof(reply), 0) < 0)
+	if (neigh_arp_reply(skb, r->mac, tpa, self->mac, self->addr) < 0)
 		return DROP(DROP_MALFORMED);
 	/* Out of the host veth again: into the sandbox that asked. */
 	return bpf_redirect(skb->ifindex, 0);
