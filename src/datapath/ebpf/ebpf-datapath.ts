@@ -180,64 +180,61 @@ function keyString(k: PortKey): string {
   return `${k.proto}/${k.addr}/${k.port}`;
 }
 
-/** ipv4Word, remembered: the ports of one sandbox share a handful of addresses. */
-function addressWord(text: string, cache: Map<string, number>): number {
-  let word = cache.get(text);
-  if (word === undefined) cache.set(text, (word = ipv4Word(text)));
-  return word;
+/** f, remembered: the ports of one sandbox share a handful of addresses. */
+function remembered<T>(f: (text: string) => T): (text: string) => T {
+  const cache = new Map<string, T>();
+  return (text) => {
+    let v = cache.get(text);
+    if (v === undefined) cache.set(text, (v = f(text)));
+    return v;
+  };
 }
+
+/** How one family's address goes into a packed key or value. */
+type AddressWriter = (buf: Buffer, text: string, offset: number) => void;
 
 /**
- * ports4 keys and values for many published ports, packed back to back in one pass: a range of
- * 10,000 ports is one batch syscall, and this loop stays cheap even before the JIT has warmed
- * up. Offsets come from the ABI mirror, so the layout has one source.
+ * Keys and values for many published ports of one family, packed back to back in one pass: a
+ * range of 10,000 ports is one batch syscall, and this loop stays cheap even before the JIT has
+ * warmed up. Offsets come from the ABI mirror, so the layout has one source.
  */
-function encodePorts(all: readonly PortSpec[]): { keys: Buffer; values: Buffer } {
-  const ports = all.filter((p) => portFamilies(p).v4);
-  const keys = Buffer.alloc(portKey.size * ports.length);
-  const values = Buffer.alloc(portTarget.size * ports.length);
-  const k = portKey.offsets;
-  const v = portTarget.offsets;
-  const cache = new Map<string, number>();
+function packPorts(
+  ports: readonly PortSpec[],
+  key: { size: number; offsets: { addr: number; port: number; proto: number } },
+  target: { size: number; offsets: { addr: number; port: number } },
+  hostAddress: (p: PortSpec) => string,
+  containerAddress: (p: PortSpec) => string,
+  write: AddressWriter,
+): { keys: Buffer; values: Buffer; count: number } {
+  const keys = Buffer.alloc(key.size * ports.length);
+  const values = Buffer.alloc(target.size * ports.length);
+  const k = key.offsets;
+  const v = target.offsets;
   for (let i = 0; i < ports.length; i++) {
     const p = ports[i];
-    const ko = i * portKey.size;
-    keys.writeUInt32BE(addressWord(p.hostIp || '0.0.0.0', cache), ko + k.addr);
+    const ko = i * key.size;
+    write(keys, hostAddress(p), ko + k.addr);
     keys.writeUInt16BE(p.hostPort, ko + k.port);
     keys.writeUInt8(PROTO[p.protocol], ko + k.proto);
-    const vo = i * portTarget.size;
-    values.writeUInt32BE(addressWord(p.containerIp, cache), vo + v.addr);
-    values.writeUInt16BE(p.containerPort, vo + v.port);
-  }
-  return { keys, values };
-}
-
-/** ipv6Bytes, remembered (as addressWord). */
-function addressBytes6(text: string, cache: Map<string, Buffer>): Buffer {
-  let bytes = cache.get(text);
-  if (bytes === undefined) cache.set(text, (bytes = ipv6Bytes(text)));
-  return bytes;
-}
-
-/** ports6 keys and values: the IPv6 side of encodePorts, packed the same way. */
-function encodePorts6(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
-  const ports = all.filter((p) => portFamilies(p).v6);
-  const keys = Buffer.alloc(portKey6.size * ports.length);
-  const values = Buffer.alloc(portTarget6.size * ports.length);
-  const k = portKey6.offsets;
-  const v = portTarget6.offsets;
-  const cache = new Map<string, Buffer>();
-  for (let i = 0; i < ports.length; i++) {
-    const p = ports[i];
-    const ko = i * portKey6.size;
-    addressBytes6(p.hostIp === '' ? '::' : p.hostIp, cache).copy(keys, ko + k.addr);
-    keys.writeUInt16BE(p.hostPort, ko + k.port);
-    keys.writeUInt8(PROTO[p.protocol], ko + k.proto);
-    const vo = i * portTarget6.size;
-    addressBytes6(p.containerIp6!, cache).copy(values, vo + v.addr);
+    const vo = i * target.size;
+    write(values, containerAddress(p), vo + v.addr);
     values.writeUInt16BE(p.containerPort, vo + v.port);
   }
   return { keys, values, count: ports.length };
+}
+
+/** ports4 keys and values. */
+function encodePorts(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
+  const word = remembered(ipv4Word);
+  const write: AddressWriter = (buf, text, off) => void buf.writeUInt32BE(word(text), off);
+  return packPorts(all.filter((p) => portFamilies(p).v4), portKey, portTarget, (p) => p.hostIp || '0.0.0.0', (p) => p.containerIp, write);
+}
+
+/** ports6 keys and values. */
+function encodePorts6(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
+  const bytes = remembered(ipv6Bytes);
+  const write: AddressWriter = (buf, text, off) => void bytes(text).copy(buf, off);
+  return packPorts(all.filter((p) => portFamilies(p).v6), portKey6, portTarget6, (p) => (p.hostIp === '' ? '::' : p.hostIp), (p) => p.containerIp6!, write);
 }
 
 /** The host's ephemeral port range: masquerade must not pick from it (host sockets use it). */
