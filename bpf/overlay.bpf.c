@@ -10,6 +10,26 @@
 #include "lib/nat.h"
 #include "lib/overlay.h"
 
+/* What both families check and do once the destination endpoint is found: the inner source is
+ * an endpoint the sending host published on this VNI, the network exists and allows icc; then
+ * into the sandbox, from the remote endpoint's MAC. */
+static __always_inline int deliver_from_tunnel(struct __sk_buff *skb, const struct bpf_tunnel_key *key, const struct endpoint_info *ep, __u32 vni,
+					       const struct overlay_remote *r, const __u16 *net_flags)
+{
+	if (!r || r->vni != vni || r->vtep != key->remote_ipv4)
+		return DROP(DROP_SPOOFED_SRC_IP);
+	if (!net_flags)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	if (!(*net_flags & NET_F_ICC))
+		return DROP(DROP_ICC_DISABLED);
+	__u8 src[ETH_ALEN];
+	__builtin_memcpy(src, r->mac, ETH_ALEN);
+	if (set_macs(skb, src, ep->mac) < 0)
+		return DROP(DROP_MALFORMED);
+	stats_rx(ep->ifindex, skb->len);
+	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
 static __always_inline int ipv4_from_tunnel(struct __sk_buff *skb, const struct bpf_tunnel_key *key, struct pkt4 *p)
 {
 	if (pkt4_parse(skb, p) < 0)
@@ -21,20 +41,8 @@ static __always_inline int ipv4_from_tunnel(struct __sk_buff *skb, const struct 
 	if (!vni || vni != key->tunnel_id)
 		return DROP(DROP_ISOLATION);
 	__be32 saddr = p->t.saddr;
-	struct overlay_remote *r = bpf_map_lookup_elem(&ovl_remote4, &saddr);
-	if (!r || r->vni != vni || r->vtep != key->remote_ipv4)
-		return DROP(DROP_SPOOFED_SRC_IP);
 	struct network_info *net = bpf_map_lookup_elem(&net4, &ep->net_ifindex);
-	if (!net)
-		return DROP(DROP_UNKNOWN_ENDPOINT);
-	if (!(net->flags & NET_F_ICC))
-		return DROP(DROP_ICC_DISABLED);
-	__u8 src[ETH_ALEN];
-	__builtin_memcpy(src, r->mac, ETH_ALEN);
-	if (set_macs(skb, src, ep->mac) < 0)
-		return DROP(DROP_MALFORMED);
-	stats_rx(ep->ifindex, skb->len);
-	return bpf_redirect_peer(ep->ifindex, 0);
+	return deliver_from_tunnel(skb, key, ep, vni, bpf_map_lookup_elem(&ovl_remote4, &saddr), net ? &net->flags : NULL);
 }
 
 /* IPv6 as IPv4: unicast to a local endpoint of the VNI's network, from the endpoint the
@@ -50,20 +58,8 @@ BPFNET_NOINLINE int ipv6_from_tunnel(struct __sk_buff *skb, const struct bpf_tun
 	__u32 vni = overlay_vni_of(ep->net_ifindex);
 	if (!vni || vni != key->tunnel_id)
 		return DROP(DROP_ISOLATION);
-	struct overlay_remote *r = bpf_map_lookup_elem(&ovl_remote6, &p6.t.saddr);
-	if (!r || r->vni != vni || r->vtep != key->remote_ipv4)
-		return DROP(DROP_SPOOFED_SRC_IP);
 	struct network_info6 *net = bpf_map_lookup_elem(&net6, &ep->net_ifindex);
-	if (!net)
-		return DROP(DROP_UNKNOWN_ENDPOINT);
-	if (!(net->flags & NET_F_ICC))
-		return DROP(DROP_ICC_DISABLED);
-	__u8 src[ETH_ALEN];
-	__builtin_memcpy(src, r->mac, ETH_ALEN);
-	if (set_macs(skb, src, ep->mac) < 0)
-		return DROP(DROP_MALFORMED);
-	stats_rx(ep->ifindex, skb->len);
-	return bpf_redirect_peer(ep->ifindex, 0);
+	return deliver_from_tunnel(skb, key, ep, vni, bpf_map_lookup_elem(&ovl_remote6, &p6.t.saddr), net ? &net->flags : NULL);
 }
 
 static __always_inline int from_tunnel_verdict(struct __sk_buff *skb, struct pkt4 *p)
