@@ -21,7 +21,7 @@ import type { Netns } from '../../src/system/ip.js';
 import { api } from '../support/api.js';
 import { requireTool } from '../support/requirements.js';
 import { echoServer, peerIp, ping, probe, sandboxNs } from '../support/traffic.js';
-import { start, stop } from '../../src/system/exec.js';
+import { startCapture } from '../support/capture.js';
 import { until as untilEvery } from '../support/until.js';
 
 /** Polls every 100 ms. */
@@ -214,21 +214,13 @@ describe('IPv6 on overlay networks across hosts (dual-stack and IPv6-only, ebpf 
 
   it("carries IPv6 on the underlay only inside VXLAN with the network's VNI; neighbour solicitations are answered on the sender's host", async () => {
     const d2 = (await clusterEndpoints(1, 'ov6')).find((e) => e.name === 'd2')!;
-    const dump = start('nsenter', [`--net=${cl.underlay.path}`, 'tcpdump', '-i', 'ul0', '-nn', '-l', 'not', 'tcp', 'port', '2379']);
+    const dump = await startCapture(cl.underlay.path, ['-i', 'ul0', 'not', 'tcp', 'port', '2379']);
     try {
-      let err = '';
-      dump.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-      let out = '';
-      dump.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-      for (let i = 0; i < 100 && !/listening on/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(err).toMatch(/listening on/);
       // A fresh neighbour: d1 must solicit d2's MAC again, and gets it from its own host.
       await cl.lab.exec(ns.d1!, 'ip', ['-6', 'neigh', 'flush', 'all']);
       expect(await ping6(ns.d1!, ip6Of.d2!)).toBe(true);
       expect(/lladdr ([0-9a-f:]+)/.exec(await cl.lab.exec(ns.d1!, 'ip', ['-6', 'neigh', 'show', 'to', ip6Of.d2!]))?.[1]).toBe(d2.mac);
-      await new Promise((r) => setTimeout(r, 300));
-      await stop(dump, 2000);
-      const lines = out.split('\n').filter((l) => l.trim() !== '');
+      const lines = await dump.finish();
       const vxlan = lines.filter((l) => /VXLAN/.test(l));
       expect(vxlan.length).toBeGreaterThanOrEqual(2);
       expect(vxlan.filter((l) => !/\.4789: VXLAN, flags \[I\] \(0x08\), vni \d+$/.test(l))).toEqual([]);
@@ -243,7 +235,7 @@ describe('IPv6 on overlay networks across hosts (dual-stack and IPv6-only, ebpf 
       expect(outer.filter((l) => /fd8[56]:/.test(l))).toEqual([]);
       expect(lines.filter((l) => /neighbor (solicitation|advertisement)/.test(l) && /fd8[56]:/.test(l))).toEqual([]);
     } finally {
-      if (dump.exitCode === null) dump.kill('SIGKILL');
+      dump.kill();
     }
   });
 

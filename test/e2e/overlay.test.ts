@@ -15,7 +15,8 @@ import { cliPath, projectRoot } from '../../src/paths.js';
 import { run } from '../../src/system/exec.js';
 import { ensureAddress, ensureVeth, ip, netns, setUp, type Netns } from '../../src/system/ip.js';
 import { echoServer, peerIp, ping, probe } from '../support/traffic.js';
-import { start, stop } from '../../src/system/exec.js';
+import { start } from '../../src/system/exec.js';
+import { startCapture } from '../support/capture.js';
 import { requireTool } from '../support/requirements.js';
 
 const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
@@ -237,21 +238,13 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
   });
 
   it('puts only VXLAN with the network\'s VNI on the underlay: no inner address, no ARP of the overlay', async () => {
-    const dump = start('nsenter', [`--net=${lab.host.path}`, 'tcpdump', '-i', UNDERLAY.bridge, '-nn', '-l', 'not', 'ip6']);
+    const dump = await startCapture(lab.host.path, ['-i', UNDERLAY.bridge, 'not', 'ip6']);
     try {
-      let err = '';
-      dump.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-      let out = '';
-      dump.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-      for (let i = 0; i < 100 && !/listening on/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
-      expect(err).toMatch(/listening on/);
       // A fresh neighbour: the sandbox must ask for the remote MAC again, and gets it from its own host.
       await lab.exec(ns.a1, 'ip', ['neigh', 'flush', 'all']);
       expect(await ping(lab, ns.a1, '10.91.0.21')).toBe(true);
       expect(peerIp(await probe(lab, ns.b1, 'tcp', '10.92.0.21', 7000))).toBe('10.92.0.11');
-      await new Promise((r) => setTimeout(r, 300));
-      await stop(dump, 2000);
-      const lines = out.split('\n').filter((l) => l.trim() !== '');
+      const lines = await dump.finish();
       const vxlan = lines.filter((l) => /VXLAN/.test(l));
       expect(vxlan.length).toBeGreaterThanOrEqual(4);
       for (const l of vxlan) expect(l).toMatch(/\.4789: VXLAN, flags \[I\] \(0x08\), vni (4101|4102)$/);
@@ -264,7 +257,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
       expect(lines.filter((l) => /ARP/.test(l) && /10\.9[12]\./.test(l))).toEqual([]);
       expect(lines.some((l) => /^IP 10\.91\.0\.11 > 10\.91\.0\.21: ICMP echo request/.test(l))).toBe(true);
     } finally {
-      if (dump.exitCode === null) dump.kill('SIGKILL');
+      dump.kill();
     }
   });
 
