@@ -4,31 +4,21 @@
  */
 import { existsSync } from 'node:fs';
 import { run, runRaw } from '../system/exec.js';
-import { rtnlBatch } from '../system/rtnl.js';
+import { viaRtnl } from '../system/rtnl.js';
 
 /** The daemon's own namespace, as a path another namespace's `ip` can move an interface to. */
 export const DAEMON_NETNS = `/proc/${process.pid}/ns/net`;
 
 /** `ip ARGS` in the namespace at path (null: the daemon's own). */
 export function ipAt(path: string | null, args: readonly string[]): Promise<string> {
-  try {
-    if (rtnlBatch(path, [args], `ip ${args.join(' ')}${path ? ` (in ${path})` : ''}`)) return Promise.resolve('');
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return path ? run('nsenter', [`--net=${path}`, '--', 'ip', ...args]) : run('ip', [...args]);
+  return viaRtnl(path, [args], `ip ${args.join(' ')}${path ? ` (in ${path})` : ''}`) ?? (path ? run('nsenter', [`--net=${path}`, '--', 'ip', ...args]) : run('ip', [...args]));
 }
 
 /** Several `ip` commands in one process inside the namespace at path, stopping at the first failure. */
 export function ipBatchAt(path: string | null, commands: ReadonlyArray<readonly string[]>): Promise<string> {
   if (commands.length === 0) return Promise.resolve('');
   const input = commands.map((c) => c.join(' ')).join('\n') + '\n';
-  try {
-    if (rtnlBatch(path, commands, `ip -batch${path ? ` (in ${path})` : ''}: ${input.trim().replaceAll('\n', '; ')}`)) return Promise.resolve('');
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return path ? run('nsenter', [`--net=${path}`, '--', 'ip', '-batch', '-'], { input }) : run('ip', ['-batch', '-'], { input });
+  return viaRtnl(path, commands, `ip -batch${path ? ` (in ${path})` : ''}: ${input.trim().replaceAll('\n', '; ')}`) ?? (path ? run('nsenter', [`--net=${path}`, '--', 'ip', '-batch', '-'], { input }) : run('ip', ['-batch', '-'], { input }));
 }
 
 /** `ip -j ARGS` in the namespace at path, parsed. */

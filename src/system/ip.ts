@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { CommandError, run, runRaw } from './exec.js';
-import { addNetnsFile, deleteNetnsFile, netnsDirReady, rtnlBatch } from './rtnl.js';
+import { addNetnsFile, deleteNetnsFile, netnsDirReady, viaRtnl } from './rtnl.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -23,12 +23,7 @@ export function netns(name: string): Netns {
 export function ip(ns: Netns | null, args: readonly string[]): Promise<string> {
   const argv = ns ? ['-n', ns.name, ...args] : [...args];
   // Changes bpfnet makes go over rtnetlink from the addon (rtnl.ts); queries and the rest run ip.
-  try {
-    if (rtnlBatch(ns?.path ?? null, [args], `ip ${argv.join(' ')}`)) return Promise.resolve('');
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return run('ip', argv);
+  return viaRtnl(ns?.path ?? null, [args], `ip ${argv.join(' ')}`) ?? run('ip', argv);
 }
 
 /**
@@ -38,12 +33,7 @@ export function ip(ns: Netns | null, args: readonly string[]): Promise<string> {
 export function ipBatch(ns: Netns | null, commands: ReadonlyArray<readonly string[]>): Promise<string> {
   if (commands.length === 0) return Promise.resolve('');
   const input = commands.map((c) => c.join(' ')).join('\n') + '\n';
-  try {
-    if (rtnlBatch(ns?.path ?? null, commands, `ip ${ns ? `-n ${ns.name} ` : ''}-batch: ${input.trim().replaceAll('\n', '; ')}`)) return Promise.resolve('');
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  return run('ip', [...(ns ? ['-n', ns.name] : []), '-batch', '-'], { input });
+  return viaRtnl(ns?.path ?? null, commands, `ip ${ns ? `-n ${ns.name} ` : ''}-batch: ${input.trim().replaceAll('\n', '; ')}`) ?? run('ip', [...(ns ? ['-n', ns.name] : []), '-batch', '-'], { input });
 }
 
 /** `ip -j` in namespace ns, parsed. */

@@ -255,8 +255,10 @@ function routeAdd(replace: boolean, a: Args, out: Requests): void {
   let dev: string | undefined;
   while (!a.done) {
     const w = a.need();
-    if (w === 'via') via = addressBytes(a.need()) ?? (() => { throw new Untranslatable(); })();
-    else if (w === 'dev') dev = a.need();
+    if (w === 'via') {
+      via = addressBytes(a.need());
+      if (!via) throw new Untranslatable();
+    } else if (w === 'dev') dev = a.need();
     else throw new Untranslatable();
   }
   if (!dev) throw new Untranslatable();
@@ -372,6 +374,18 @@ export function rtnlBatch(netnsPath: string | null, commands: ReadonlyArray<read
     for (const s of steps) if (s.kind === 'requests') for (const fd of s.fds) closeSync(fd);
   }
   return true;
+}
+
+/**
+ * rtnlBatch as the callers of `ip` want it: a promise of ip's (empty) output or of its error, or
+ * undefined when the batch is not one this module translates (run ip then).
+ */
+export function viaRtnl(netnsPath: string | null, commands: ReadonlyArray<readonly string[]>, describe: string): Promise<string> | undefined {
+  try {
+    return rtnlBatch(netnsPath, commands, describe) ? Promise.resolve('') : undefined;
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 /** Whether /run/netns is already the shared mount `ip netns add` makes of it the first time. */
