@@ -1,13 +1,13 @@
 /**
  * The CLI benchmark: how long a user waits for `bpfnet network ls` and `bpfnet ps` (the whole
  * process, start to exit), next to Node starting and doing nothing (`node -e ''`, the floor of
- * any Node CLI), the same commands from the unbundled module tree (dist/src/cli/main.js, what
- * bin/bpfnet ran before the bundle), and `docker network ls` against the same daemon (the
- * docker CLI, a Go binary, speaking the Engine API to bpfnet's socket).
+ * any Node CLI), the same commands through the Node CLI the thin client falls back to
+ * (BPFNET_NODE_CLI=1, what bin/bpfnet ran before the thin client), and `docker network ls`
+ * against the same daemon (the docker CLI, a Go binary, speaking the Engine API to bpfnet's socket).
  *
  * One lab: a bpfnet daemon (ebpf datapath), one user-defined network and a few sandboxes, so
- * the lists are not empty. Every command runs as a user would run it (bin/bpfnet through its
- * #!/usr/bin/env node line), in rounds that run each command once in a rotating order, so drift
+ * the lists are not empty. Every command runs as a user would run it (bin/bpfnet, its #!/bin/sh
+ * line and then the thin client), in rounds that run each command once in a rotating order, so drift
  * on a shared machine hits all alike. Wall time of each run from spawn to exit; a run that
  * fails or prints nothing is an error, and the command's samples are not reported.
  * Exported for `npm run bench` (bench/main.ts); `node dist/bench/cli.js [--quick]` runs it alone.
@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LabDaemon } from '../src/lab/daemon.js';
 import { Lab } from '../src/lab/lab.js';
-import { cliPath, projectRoot } from '../src/paths.js';
+import { projectRoot } from '../src/paths.js';
 import { runRaw } from '../src/system/exec.js';
 
 export interface CliBenchResult {
@@ -50,12 +50,13 @@ export async function runCliBenchmark(opts: { quick: boolean }): Promise<CliBenc
     for (let i = 0; i < plan.sandboxes; i++) await d.bpfnet('run', '-d', '--name', `cli${i}`, '--network', 'clibench');
     const host = `unix://${d.socket}`;
     const bin = join(projectRoot, 'bin', 'bpfnet');
+    const nodeCli = { ...process.env, BPFNET_NODE_CLI: '1' };
     const commands: Command[] = [
       { name: "node -e ''", file: process.execPath, args: ['-e', ''], prints: false },
       { name: 'bpfnet network ls', file: bin, args: ['-H', host, 'network', 'ls'], prints: true },
       { name: 'bpfnet ps', file: bin, args: ['-H', host, 'ps'], prints: true },
-      { name: 'bpfnet network ls (unbundled dist/src/cli/main.js)', file: process.execPath, args: [cliPath, '-H', host, 'network', 'ls'], prints: true },
-      { name: 'bpfnet ps (unbundled dist/src/cli/main.js)', file: process.execPath, args: [cliPath, '-H', host, 'ps'], prints: true },
+      { name: 'bpfnet network ls (Node CLI, BPFNET_NODE_CLI=1)', file: bin, args: ['-H', host, 'network', 'ls'], env: nodeCli, prints: true },
+      { name: 'bpfnet ps (Node CLI, BPFNET_NODE_CLI=1)', file: bin, args: ['-H', host, 'ps'], env: nodeCli, prints: true },
     ];
     const notes: string[] = [];
     const docker = await runRaw('docker', ['--version']).catch(() => undefined);
@@ -81,7 +82,7 @@ export async function runCliBenchmark(opts: { quick: boolean }): Promise<CliBenc
     const load = (await runRaw('cat', ['/proc/loadavg'])).stdout.trim().split(/\s+/)[0];
     notes.unshift(
       `Wall time from spawn to exit, ${plan.rounds} rounds of every command in rotating order after one unmeasured run each; ${plan.sandboxes} sandboxes on one user-defined network; ` +
-        `bpfnet through bin/bpfnet (#!/usr/bin/env node, the esbuild bundle); ${process.version}; 1-minute load average at the end ${load} (the machine is shared: expect noise).`,
+        `bpfnet through bin/bpfnet, as a user runs it: the thin client (client/bpfnet.c; the daemon runs the command with the TypeScript CLI), and with BPFNET_NODE_CLI=1 the Node CLI (the esbuild bundle) it falls back to; ${process.version}; 1-minute load average at the end ${load} (the machine is shared: expect noise).`,
     );
     return {
       commands: commands.map((c, i) => {

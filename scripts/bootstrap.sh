@@ -78,6 +78,9 @@ make -s -C bpf
 # ---- the benchmark's C tools (httpd, connrate) into build/bench/ ----
 make -s -C bench/tools
 
+# ---- the thin client (bin/bpfnet starts it) into build/bin/ ----
+make -s -C client
+
 # ---- native addon: configure once, then make's own incremental build ----
 NODE_GYP="$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")/node_modules/node-gyp/bin/node-gyp.js"
 [[ -f "$NODE_GYP" ]] || NODE_GYP="$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js"

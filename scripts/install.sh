@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs bpfnet from this clone's built artefacts (run scripts/bootstrap.sh first):
-#   PREFIX/lib/bpfnet/          the program: dist/src, build/bpf, the addon, production node_modules
+#   PREFIX/lib/bpfnet/          the program: dist/src, build/bpf, the addon, the thin client, production node_modules
 #   PREFIX/bin/bpfnet           the command
 #   PREFIX/lib/systemd/system/bpfnet.service
 #   SYSCONFDIR/bpfnet/daemon.json   only when absent (an existing one is the admin's and stays)
@@ -83,6 +83,7 @@ say "installing to $DESTDIR$PREFIX"
 put package.json "$L/package.json"
 put README.md "$L/README.md"
 put bin/bpfnet "$L/bin/bpfnet"
+put build/bin/bpfnet "$L/build/bin/bpfnet"
 put dist/src "$L/dist/src"
 put build/bpf "$L/build/bpf"
 put build/Release/bpfnet.node "$L/build/Release/bpfnet.node"
@@ -94,7 +95,8 @@ done < <(npm ls --omit=dev --parseable --all 2>/dev/null)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-printf '#!/bin/sh\n# bpfnet, installed by scripts/install.sh from %s\nexec %s %s/bin/bpfnet "$@"\n' "$SRC" "$NODE" "$L" > "$tmp/bpfnet"
+# The Node the thin client falls back to is the one installed with.
+printf '#!/bin/sh\n# bpfnet, installed by scripts/install.sh from %s\nBPFNET_NODE=%s exec %s/bin/bpfnet "$@"\n' "$SRC" "$NODE" "$L" > "$tmp/bpfnet"
 chmod 0755 "$tmp/bpfnet"
 put "$tmp/bpfnet" "$PREFIX/bin/bpfnet"
 sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@SYSCONFDIR@|$SYSCONFDIR|g" packaging/bpfnet.service.in > "$tmp/bpfnet.service"

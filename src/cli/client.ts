@@ -69,9 +69,13 @@ export class Client {
   readonly #address: DaemonAddress;
   readonly #userAgent: string;
 
-  constructor(address: DaemonAddress, userAgent = 'bpfnet-cli') {
+  readonly #ended: AbortSignal | undefined;
+
+  /** ended: when it aborts, every request of this client ends (the daemon's thin-client commands, when their client left). */
+  constructor(address: DaemonAddress, userAgent = 'bpfnet-cli', ended?: AbortSignal) {
     this.#address = address;
     this.#userAgent = userAgent;
+    this.#ended = ended;
   }
 
   get address(): DaemonAddress {
@@ -153,11 +157,13 @@ export class Client {
     return new Promise((resolve, reject) => {
       // agent:false: one connection per request, closed with it, so nothing keeps the CLI alive.
       const req = request({ socketPath: this.#address.socketPath, method, path: url, headers, agent: false });
+      const signal = options.signal && this.#ended ? AbortSignal.any([options.signal, this.#ended]) : (options.signal ?? this.#ended);
       const onAbort = () => req.destroy();
-      options.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('close', () => options.signal?.removeEventListener('abort', onAbort));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) req.destroy();
+      req.on('close', () => signal?.removeEventListener('abort', onAbort));
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (options.signal?.aborted) return reject(new Error('aborted'));
+        if (signal?.aborted) return reject(new Error('aborted'));
         reject(this.#connectionError(err));
       });
       req.on('response', (res) => {

@@ -12,6 +12,20 @@ const GO_BOOLS: Record<string, boolean> = {
 
 export class CliCommand extends Command {
   #passThrough = false;
+  #local = false;
+
+  /**
+   * This command needs the user's own process (it becomes the daemon, or asks a question on the
+   * terminal): the daemon never runs it for the thin client (src/cli/remote.ts).
+   */
+  runsLocally(): this {
+    this.#local = true;
+    return this;
+  }
+
+  get local(): boolean {
+    return this.#local;
+  }
 
   override createCommand(name?: string): CliCommand {
     return new CliCommand(name);

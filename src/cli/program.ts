@@ -3,7 +3,7 @@
  * exit status and stderr docker would give (1 for daemon errors, 125 for usage errors).
  */
 import { CommanderError } from 'commander';
-import { errorText } from './client.js';
+import { errorText, type Client } from './client.js';
 import { CliCommand } from './command.js';
 import { registerDaemonCommand, type DaemonLoader } from './commands/daemon.js';
 import { registerEventsCommand } from './commands/events.js';
@@ -21,11 +21,13 @@ import { CLI_VERSION } from './version.js';
 export interface CliDeps {
   /** Loads src/daemon/main.js for `bpfnet daemon`. */
   readonly loadDaemon?: DaemonLoader;
+  /** Makes the client for the daemon from the -H value (default: resolveHost with the environment). */
+  readonly connect?: (host: string | undefined) => Client;
 }
 
 export function buildProgram(io: Io, deps: CliDeps = {}): CliCommand {
   const program = new CliCommand('bpfnet');
-  const cli = new CliContext(io, () => program.opts<{ host?: string }>().host);
+  const cli = new CliContext(io, () => program.opts<{ host?: string }>().host, deps.connect);
   program
     .description('A Docker-compatible container network engine on an eBPF datapath')
     .usage('[OPTIONS] COMMAND')
@@ -75,6 +77,30 @@ function report(err: unknown, io: Io): number {
   }
   io.stderr.write(`${errorText(err)}\n`);
   return err instanceof UsageError ? EXIT_USAGE : 1;
+}
+
+/**
+ * The command a command line names, found as commander would (global options and their values
+ * skipped, subcommands by name or alias), without running it; the root for none.
+ */
+export function commandOf(program: CliCommand, argv: readonly string[]): CliCommand {
+  let command = program;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') break;
+    if (arg.startsWith('-') && arg.length > 1) {
+      const flag = arg.startsWith('--') ? arg.split('=')[0] : arg.slice(0, 2);
+      const option = command.options.find((o) => o.long === flag || o.short === flag);
+      // A value in the same word (--host=x, -Hx) or the next one.
+      const inline = arg.startsWith('--') ? arg.includes('=') : arg.length > 2;
+      if (option && (option.required || option.optional) && !inline) i++;
+      continue;
+    }
+    const sub = command.commands.find((c) => c.name() === arg || c.aliases().includes(arg)) as CliCommand | undefined;
+    if (!sub) break;
+    command = sub;
+  }
+  return command;
 }
 
 function* walk(command: CliCommand): Generator<CliCommand> {

@@ -9,6 +9,7 @@ import { endpointRoutes } from '../api/routes/endpoints.js';
 import { networkRoutes } from '../api/routes/networks.js';
 import { observeRoutes } from '../api/routes/observe.js';
 import { sandboxRoutes } from '../api/routes/sandboxes.js';
+import { cliRoutes } from '../api/routes/cli.js';
 import { BPFNET_VERSION, systemRoutes } from '../api/routes/system.js';
 import { Router } from '../api/router.js';
 import type { Datapath } from '../datapath/datapath.js';
@@ -154,6 +155,7 @@ export class Daemon {
     endpointRoutes(router, networks, keyed);
     ops.routes(router);
     if (this.cluster) clusterRoutes(router, this.cluster);
+    cliRoutes(router, { socketPath: socket, url: `unix://${socket}` });
     const server = createServer((req, res) => {
       ops.countRequest(req, res);
       router.handle(req, res).catch((err: unknown) => {

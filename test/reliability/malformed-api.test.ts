@@ -184,6 +184,16 @@ function bodyRoutes(w: World, rnd: () => number): Array<{ method: string; path: 
         [['Env'], 'strings', false],
       ],
     },
+    {
+      // The thin client's call (src/api/routes/cli.ts): a read-only command line.
+      method: 'POST',
+      path: () => '/bpfnet/cli',
+      base: () => ({ Args: ['network', 'ls'], Env: ['A=b'] }),
+      fields: [
+        [['Args'], 'strings', true],
+        [['Env'], 'strings', false],
+      ],
+    },
   ];
 }
 

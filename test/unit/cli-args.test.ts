@@ -1,7 +1,8 @@
 // Command-line parsing: global flags, docker's --flag=bool spelling, usage errors (125), the
 // daemon subcommand's options, and the real entry point as a process.
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -129,10 +130,29 @@ describe('daemon', () => {
 describe('the bpfnet executable', () => {
   const run = promisify(execFile);
 
-  it('is a node shim that loads the bundled CLI', () => {
+  it('is a shell shim that starts the thin client, or the bundled Node CLI before it is built', async () => {
     const shim = join(projectRoot, 'bin', 'bpfnet');
     accessSync(shim, constants.X_OK);
-    expect(readFileSync(shim, 'utf8')).toBe("#!/usr/bin/env node\nimport('../dist/src/cli/bundle/bpfnet.js');\n");
+    // A copy of the tree around the shim, with stand-ins that say which one ran and with what.
+    const root = mkdtempSync(join(tmpdir(), 'bpfnet-shim-'));
+    try {
+      mkdirSync(join(root, 'bin'));
+      copyFileSync(shim, join(root, 'bin', 'bpfnet'));
+      chmodSync(join(root, 'bin', 'bpfnet'), 0o755);
+      mkdirSync(join(root, 'dist', 'src', 'cli', 'bundle'), { recursive: true });
+      writeFileSync(join(root, 'dist', 'src', 'cli', 'bundle', 'bpfnet.js'), "process.stdout.write('node ' + process.argv.slice(2).join(' '));\n");
+      expect((await run(join(root, 'bin', 'bpfnet'), ['ps', '-a'])).stdout).toBe('node ps -a');
+      mkdirSync(join(root, 'build', 'bin'), { recursive: true });
+      writeFileSync(join(root, 'build', 'bin', 'bpfnet'), '#!/bin/sh\necho "thin $*"\n');
+      chmodSync(join(root, 'build', 'bin', 'bpfnet'), 0o755);
+      expect((await run(join(root, 'bin', 'bpfnet'), ['network', 'ls'])).stdout).toBe('thin network ls\n');
+      // Through a symbolic link from elsewhere (npm link, a PATH entry), as from its own directory.
+      mkdirSync(join(root, 'elsewhere'));
+      symlinkSync(join(root, 'bin', 'bpfnet'), join(root, 'elsewhere', 'bpfnet'));
+      expect((await run(join(root, 'elsewhere', 'bpfnet'), ['ps'])).stdout).toBe('thin ps\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('exits with the status runCli gives (src/cli/main.ts under tsx)', async () => {

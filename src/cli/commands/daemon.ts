@@ -7,6 +7,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { isIPv4 } from '../../ipam/ipv4.js';
 import { parseIpAddressPool } from '../../ipam/pools.js';
 import type { DaemonOptions, DatapathKind, LogLevel, RunDaemon } from '../daemon-options.js';
+import type { CliCommand } from '../command.js';
 import { ExitStatus } from '../errors.js';
 
 /** Loads the daemon module; tests pass their own. */
@@ -46,8 +47,8 @@ interface DaemonFlags {
 }
 
 export function registerDaemonCommand(program: Command, load: DaemonLoader = loadDaemonModule): void {
-  program
-    .command('daemon')
+  (program.command('daemon') as CliCommand)
+    .runsLocally()
     .description('Run the bpfnet daemon (one per host)')
     .option('--config-file <path>', 'Daemon configuration file: every flag as a key (flags win over it)', '/etc/bpfnet/daemon.json')
     .option('--root <dir>', 'Root directory of persistent state', '/var/lib/bpfnet')

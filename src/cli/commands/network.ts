@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import type { NetworkCreateResponse, NetworkInspectJson, NetworkPruneResponse } from '../../api/types.js';
 import { ApiError, segment } from '../client.js';
+import type { CliCommand } from '../command.js';
 import type { CliContext } from '../context.js';
 import { ExitStatus } from '../errors.js';
 import { goTimeString, naturalCompare, renderList, row, truncateId, type ListSpec } from '../format.js';
@@ -283,8 +284,8 @@ const PRUNE_WARNING =
   'WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?';
 
 function registerPrune(network: Command, cli: CliContext): void {
-  network
-    .command('prune')
+  (network.command('prune') as CliCommand)
+    .runsLocally()
     .description('Remove all unused networks')
     .option('--filter <filter>', 'Provide filter values (e.g. "until=<timestamp>")', collectFilter)
     .option('-f, --force', 'Do not prompt for confirmation')
