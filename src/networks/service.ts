@@ -8,7 +8,7 @@ import { conflict, forbidden, invalid, notFound } from '../errors.js';
 import { validateIpamConfig, type IpamConfigInput, type PoolSpec } from '../ipam/config.js';
 import { firstOf, formatIp, formatPrefix, parseIp, parsePrefix, prefixContains, prefixOverlaps, type Family, type IpAddress, type IpPrefix } from '../ipam/ip.js';
 import { pickIpSubnet } from '../ipam/pools.js';
-import type { Store } from '../store/store.js';
+import type { NamedTable, Store } from '../store/store.js';
 import { newId, nowRfc3339Nano } from '../util/ids.js';
 import { failpoint } from '../util/failpoint.js';
 import type { Mutex } from '../util/mutex.js';
@@ -50,13 +50,24 @@ export interface CreateNetworkRequest {
 const LIST_FILTERS = ['dangling', 'driver', 'id', 'label', 'name', 'scope', 'type'] as const;
 const PRUNE_FILTERS = ['until', 'label', 'label!'] as const;
 
-/** Resolves a reference the way moby does: full id, then exact name, then unique id prefix. */
-export function resolveRef<T extends { id: string; name: string }>(all: readonly T[], ref: string, kind: string, missing: (ref: string) => Error): T {
-  const byId = all.find((r) => r.id === ref);
-  if (byId) return byId;
-  const byName = all.filter((r) => r.name === ref);
-  if (byName.length === 1) return byName[0];
-  if (byName.length > 1) throw invalid(`${kind} ${ref} is ambiguous (${byName.length} matches found based on name)`);
+/**
+ * Resolves a reference the way moby does: full id, then exact name, then unique id prefix. The
+ * table's names are unique, so the id and the name are one lookup each and only a prefix reads
+ * the whole table. visible: records a reference may name.
+ */
+export function resolveIn<T extends { id: string; name: string }>(
+  table: NamedTable<T>,
+  ref: string,
+  kind: string,
+  missing: (ref: string) => Error,
+  visible: (r: T) => boolean = () => true,
+): T {
+  const exact = table.get(ref) ?? table.byName(ref);
+  if (exact && visible(exact)) return exact;
+  return resolvePrefix(table.all().filter(visible), ref, kind, missing);
+}
+
+function resolvePrefix<T extends { id: string; name: string }>(all: readonly T[], ref: string, kind: string, missing: (ref: string) => Error): T {
   const byPrefix = ref ? all.filter((r) => r.id.startsWith(ref)) : [];
   if (byPrefix.length === 1) return byPrefix[0];
   if (byPrefix.length > 1) throw invalid(`${kind} ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
@@ -91,13 +102,12 @@ export class NetworkService {
   }
 
   resolve(ref: string): NetworkRecord {
-    return resolveRef(this.#store.networks.all(), ref, 'network', (r) => notFound(`network ${r} not found`));
+    return resolveIn(this.#store.networks, ref, 'network', (r) => notFound(`network ${r} not found`));
   }
 
   resolveSandbox(ref: string): SandboxRecord {
     const name = ref.startsWith('/') ? ref.slice(1) : ref;
-    const all = this.#store.sandboxes.all().filter((s) => s.state !== 'creating');
-    return resolveRef(all, name, 'sandbox', () => noSuchSandbox(ref));
+    return resolveIn(this.#store.sandboxes, name, 'sandbox', () => noSuchSandbox(ref), (s) => s.state !== 'creating');
   }
 
   inspect(ref: string): NetworkRecord {
@@ -145,7 +155,7 @@ export class NetworkService {
     if ((PREDEFINED as readonly string[]).includes(name) || name === 'default')
       throw forbidden(`operation is not permitted on predefined ${name} network `);
     validateName('network', name);
-    if (this.#store.networks.all().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
+    if (this.#store.networks.byName(name)) throw conflict(`network with name ${name} already exists`);
     const driverName = req.driver || DEFAULT_DRIVER;
     const driver = this.attachments.drivers.forNewNetwork(driverName);
     const caps = driver.capabilities;
@@ -339,7 +349,7 @@ export class NetworkService {
       let changed = false;
       for (const g of networks) {
         if (this.#store.networks.get(g.id)) continue;
-        const clash = this.#store.networks.all().find((n) => n.name === g.name);
+        const clash = this.#store.networks.byName(g.name);
         if (clash) {
           log.warn(`cluster network ${g.name} (${g.id.slice(0, 12)}) not built here: this host has a network of that name (${clash.id.slice(0, 12)})`);
           continue;

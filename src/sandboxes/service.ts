@@ -102,7 +102,7 @@ export class SandboxService {
 
   #validate(req: CreateSandboxRequest): void {
     validateName('sandbox', req.name ?? '');
-    const taken = this.#store.sandboxes.all().find((s) => s.name === req.name);
+    const taken = this.#store.sandboxes.byName(req.name);
     if (taken) throw conflict(`the sandbox name "${req.name}" is already in use by sandbox ${taken.id.slice(0, 12)}: remove it to reuse the name`);
     if (req.hostname !== undefined && req.hostname !== '') validateHostname('hostname', req.hostname);
     for (const h of req.extraHosts ?? []) {
@@ -186,7 +186,7 @@ export class SandboxService {
       const sb = this.resolve(ref);
       validateName('sandbox', name);
       if (sb.name === name) throw invalid('Renaming a sandbox with the same name as its current name');
-      const taken = this.#store.sandboxes.all().find((s) => s.name === name);
+      const taken = this.#store.sandboxes.byName(name);
       if (taken) throw conflict(`the sandbox name "${name}" is already in use by sandbox ${taken.id.slice(0, 12)}: remove or rename it to reuse the name`);
       const renamed: SandboxRecord = { ...sb, name };
       this.#store.sandboxes.update(renamed);

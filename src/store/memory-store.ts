@@ -11,7 +11,7 @@ import { familyOfText } from '../ipam/allocator.js';
 import { checkPortClaims } from './port-claims.js';
 import { decodePortRuns, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
-import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
+import { StoreConflict, type NamedTable, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
 interface Tables {
   networks: Map<string, { name: string; doc: string }>;
@@ -74,8 +74,8 @@ export class MemoryStore implements Store {
   readonly #backing: MemoryBacking;
   #closed = false;
   #inTransaction = false;
-  readonly networks: RecordTable<NetworkRecord>;
-  readonly sandboxes: RecordTable<SandboxRecord>;
+  readonly networks: NamedTable<NetworkRecord>;
+  readonly sandboxes: NamedTable<SandboxRecord>;
   readonly endpoints: Store['endpoints'];
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
@@ -88,8 +88,12 @@ export class MemoryStore implements Store {
     const conflict = (msg: string) => new StoreConflict(`store: ${msg}`);
 
     // Networks and sandboxes: unique id and unique name; a sandbox or network others refer to stays.
-    const named = <T extends { id: string; name: string }>(table: 'networks' | 'sandboxes', referenced: (id: string) => boolean): RecordTable<T> => ({
+    const named = <T extends { id: string; name: string }>(table: 'networks' | 'sandboxes', referenced: (id: string) => boolean): NamedTable<T> => ({
       all: () => [...t()[table].values()].map((r) => JSON.parse(r.doc) as T),
+      byName: (name) => {
+        for (const r of t()[table].values()) if (r.name === name) return JSON.parse(r.doc) as T;
+        return undefined;
+      },
       get: (id) => {
         const r = t()[table].get(id);
         return r ? (JSON.parse(r.doc) as T) : undefined;

@@ -53,8 +53,8 @@ export class ObservedStore implements Store, Versioned {
         this.#bump({ table: name, id });
       },
     });
-    this.networks = table(inner.networks, 'networks');
-    this.sandboxes = table(inner.sandboxes, 'sandboxes');
+    this.networks = { ...table(inner.networks, 'networks'), byName: (name) => inner.networks.byName(name) };
+    this.sandboxes = { ...table(inner.sandboxes, 'sandboxes'), byName: (name) => inner.sandboxes.byName(name) };
     this.endpoints = {
       ...table(inner.endpoints, 'endpoints'),
       forNetwork: (id) => inner.endpoints.forNetwork(id),

@@ -12,7 +12,7 @@ import { formatIPv4 } from '../ipam/ipv4.js';
 import { checkPortClaims } from './port-claims.js';
 import { decodePortRuns, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
-import { StoreConflict, type QuarantinedRow, type RecordTable, type Store } from './store.js';
+import { StoreConflict, type NamedTable, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
 /** 2: IPAM addresses as canonical text of either family, and one allocation cursor per (pool, family). */
 const SCHEMA_VERSION = 2;
@@ -110,10 +110,25 @@ class DocTable<T extends { id: string; name?: string }> implements RecordTable<T
   }
 }
 
+/** Networks and sandboxes: the name column is unique and indexed, so a name is one lookup. */
+class NamedDocTable<T extends { id: string; name: string }> extends DocTable<T> implements NamedTable<T> {
+  readonly #byName: Database.Statement;
+
+  constructor(db: Database.Database, table: string) {
+    super(db, table, { columns: ['name'], values: (r) => [r.name] });
+    this.#byName = db.prepare(`SELECT doc FROM ${table} WHERE name = ?`).pluck();
+  }
+
+  byName(name: string): T | undefined {
+    const doc = this.#byName.get(name) as string | undefined;
+    return doc === undefined ? undefined : (JSON.parse(doc) as T);
+  }
+}
+
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
-  readonly networks: DocTable<NetworkRecord>;
-  readonly sandboxes: DocTable<SandboxRecord>;
+  readonly networks: NamedDocTable<NetworkRecord>;
+  readonly sandboxes: NamedDocTable<SandboxRecord>;
   readonly endpoints: Store['endpoints'];
   readonly ports: Store['ports'];
   readonly ipam: Store['ipam'];
@@ -136,8 +151,8 @@ export class SqliteStore implements Store {
     if (version === undefined) this.setMeta('schema', String(SCHEMA_VERSION));
     else if (Number(version) > SCHEMA_VERSION) throw new Error(`store ${root}: schema ${version} is newer than this bpfnet (${SCHEMA_VERSION})`);
 
-    this.networks = new DocTable<NetworkRecord>(db, 'networks', { columns: ['name'], values: (r) => [r.name] });
-    this.sandboxes = new DocTable<SandboxRecord>(db, 'sandboxes', { columns: ['name'], values: (r) => [r.name] });
+    this.networks = new NamedDocTable<NetworkRecord>(db, 'networks');
+    this.sandboxes = new NamedDocTable<SandboxRecord>(db, 'sandboxes');
     const endpoints = new DocTable<EndpointRecord>(db, 'endpoints', {
       columns: ['network_id', 'sandbox_id'],
       values: (r) => [r.networkId, r.sandboxId],

@@ -27,6 +27,11 @@ export interface RecordTable<T extends { id: string }> {
   delete(id: string): void;
 }
 
+/** A table whose records also have a unique name (networks, sandboxes): found by it without reading the rest. */
+export interface NamedTable<T extends { id: string; name: string }> extends RecordTable<T> {
+  byName(name: string): T | undefined;
+}
+
 /** Documents keyed by (kind, id), in insertion order. */
 export interface DocumentTable {
   all(kind: string): Array<{ id: string; doc: string }>;
@@ -47,8 +52,8 @@ export interface QuarantinedRow {
 export interface Store {
   /** Runs fn in one transaction; rolls back if it throws. Nested calls join the outer one. */
   transaction<T>(fn: () => T): T;
-  readonly networks: RecordTable<NetworkRecord>;
-  readonly sandboxes: RecordTable<SandboxRecord>;
+  readonly networks: NamedTable<NetworkRecord>;
+  readonly sandboxes: NamedTable<SandboxRecord>;
   readonly endpoints: RecordTable<EndpointRecord> & {
     forNetwork(networkId: string): EndpointRecord[];
     forSandbox(sandboxId: string): EndpointRecord[];

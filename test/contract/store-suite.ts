@@ -98,6 +98,11 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
           expect(() => t.update(make('zz', 'zz') as never)).toThrow(StoreConflict);
           t.update({ ...make('a', 'renamed'), created: 'x' } as never);
           expect(t.get('a')).toMatchObject({ name: 'renamed', created: 'x' });
+          // By name: the renamed record under its new name only, a copy like get's.
+          expect(t.byName('renamed')).toEqual(t.get('a'));
+          expect(t.byName('one')).toBeUndefined();
+          expect(t.byName('two')!.id).toBe('b');
+          expect(t.byName('b')).toBeUndefined();
           // The freed name can be taken again.
           t.insert(make('c', 'one') as never);
           const got = t.get('c')!;
@@ -105,6 +110,7 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
           expect(t.get('c')!.name).toBe('one');
           t.delete('b');
           t.delete('b');
+          expect(t.byName('two')).toBeUndefined();
           expect(t.all().map((r) => r.id)).toEqual(['a', 'c']);
         }),
       );
