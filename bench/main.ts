@@ -147,7 +147,9 @@ export async function main(argv: readonly string[]): Promise<void> {
   // host networking has no same-network path; the uplink shortcut only changes what crosses the uplink.
   const pathOf = (s: SetupName): string[] => {
     if (s === 'routing') return o.quick ? ['egress'] : ['published', 'egress'];
-    if (s === 'host' || s === 'ebpf-shortcut') return ['published', 'egress'];
+    // Host networking over IPv6 too: its IPv6 ÷ IPv4 is the bound for the datapaths' (no same-network path, as over IPv4).
+    if (s === 'host') return ['published', 'egress', 'published6', 'egress6'];
+    if (s === 'ebpf-shortcut') return ['published', 'egress'];
     // bpfnet's own setups also carry the IPv6 paths (their network is dual-stack).
     if (s === 'ebpf' || s === 'iptables') return ['published', 'same-network', 'egress', 'published6', 'same-network6', 'egress6'];
     return ['published', 'same-network', 'egress'];

@@ -50,6 +50,38 @@ export function ratioBetween(results: BenchResults, workload: string, metric: st
   return pairedRatio(series(results.samples, workload, a, metric, reps), series(results.samples, workload, b, metric, reps));
 }
 
+/** One IPv6 workload beside its IPv4 twin (same client, same path over IPv4): each setup's IPv6 ÷ IPv4, paired per repetition. */
+export interface FamilyRow {
+  workload6: string;
+  workload4: string;
+  title: string;
+  metric: string;
+  bySetup: Array<{ setup: SetupName; ratio: Summary }>;
+}
+
+/** The IPv4 twin of an IPv6 workload: the same id with its path's trailing 6 dropped. */
+function ipv4Twin(results: BenchResults, w6: BenchResults['workloads'][number]): BenchResults['workloads'][number] | undefined {
+  if (!w6.path.endsWith('6')) return undefined;
+  const path4 = w6.path.slice(0, -1);
+  return results.workloads.find((w) => w.path === path4 && w.id === w6.id.replace(w6.path, path4));
+}
+
+/** IPv6 ÷ IPv4 per setup for every IPv6 workload that has an IPv4 twin (host networking: what the kernel's IPv6 stack itself costs). */
+export function familyRows(results: BenchResults): FamilyRow[] {
+  const rows: FamilyRow[] = [];
+  for (const w6 of results.workloads) {
+    const w4 = ipv4Twin(results, w6);
+    if (!w4) continue;
+    const metric = w6.metrics[0].key;
+    const bySetup = SETUP_ORDER.flatMap((setup) => {
+      const ratio = pairedRatio(series(results.samples, w6.id, setup, metric, results.reps), series(results.samples, w4.id, setup, metric, results.reps));
+      return ratio.n ? [{ setup, ratio }] : [];
+    });
+    if (bySetup.length) rows.push({ workload6: w6.id, workload4: w4.id, title: w6.title.replace(/^IPv6: /, ''), metric, bySetup });
+  }
+  return rows;
+}
+
 /** Sweep values of one setup at one port count, by repetition. */
 export function sweepSeries(samples: readonly SweepSample[], setup: SetupName, ports: number, pick: (s: SweepSample) => number, reps: number): number[] {
   const out = Array.from({ length: reps }, () => NaN);
@@ -135,6 +167,10 @@ export function targets(results: BenchResults): TargetResult[] {
     const measured = ratioBetween(results, workload, metric, 'ebpf', b);
     return { id, label, basis: `ebpf / ${b}, ${workload} ${metric}, paired per repetition`, measured, unit: 'x', op: '>=', target, met: measured.n ? measured.median >= target : undefined };
   };
+  const family = (id: string, label: string, w6: string, w4: string, metric: string): TargetResult => {
+    const measured = pairedRatio(series(results.samples, w6, 'ebpf', metric, results.reps), series(results.samples, w4, 'ebpf', metric, results.reps));
+    return { id, label, basis: `ebpf ${w6} / ebpf ${w4}, ${metric}, paired per repetition`, measured, unit: 'x', op: '>=', target: 0.95, met: measured.n ? measured.median >= 0.95 : undefined };
+  };
   const pub = publishTimes(results);
   const p99 = percentile(pub, 99);
   const ms = (id: string, label: string, basis: string, measured: Summary, target: number): TargetResult => ({
@@ -154,6 +190,12 @@ export function targets(results: BenchResults): TargetResult[] {
     ratio('masq-vs-routing', 'Masquerade new connections/s vs plain routing', 'conn-egress', 'rps', 'routing', 0.95),
     ratio('keepalive-vs-host', 'Published port, HTTP keep-alive req/s, vs host networking', 'http-keepalive-published', 'rps', 'host', 0.95),
     ratio('stream-vs-host', 'Published port, one TCP stream, vs host networking', 'tcp-published-1', 'gbps', 'host', 0.95),
+    // Issue 11: every IPv6 rate at least 0.95x the same IPv4 rate, and ip6tables beaten by 1.3x on new connections.
+    family('v6-keepalive', 'IPv6 ÷ IPv4, published port, HTTP keep-alive req/s', 'http-keepalive-published6', 'http-keepalive-published', 'rps'),
+    family('v6-conn', 'IPv6 ÷ IPv4, published port, new TCP connections/s', 'conn-published6', 'conn-published', 'rps'),
+    family('v6-same-network', 'IPv6 ÷ IPv4, same network, HTTP keep-alive req/s', 'http-keepalive-same-network6', 'http-keepalive-same-network', 'rps'),
+    family('v6-masq', 'IPv6 ÷ IPv4, NAT66 vs masquerade, new TCP connections/s', 'conn-egress6', 'conn-egress', 'rps'),
+    ratio('conn6-vs-ip6tables', 'IPv6 new TCP connections/s, published port, vs ip6tables', 'conn-published6', 'rps', 'iptables', 1.3),
     ms('publish-10k', 'Publishing 10,000 ports (median)', `sandbox with 10,000 ports minus one without, ${pub.length} runs`, summarize(pub), 20),
     ms('publish-10k-p99', 'Publishing 10,000 ports (p99)', `p99 over ${pub.length} runs`, pub.length ? { n: pub.length, median: p99, min: p99, max: p99 } : summarize([]), 40),
   ];

@@ -1,7 +1,7 @@
 /** The results as markdown: targets, a summary matrix, one table per workload, the sweep, the control plane, DNS. Pure. */
 import { pairedRatio, summarize, type Summary } from '../stats.js';
 import type { BenchResults } from '../results-model.js';
-import { SETUP_ORDER, cells, controlRows, crossChecks, sweepRows, targets, type TargetResult } from './analysis.js';
+import { SETUP_ORDER, cells, controlRows, crossChecks, familyRows, sweepRows, targets, type TargetResult } from './analysis.js';
 import { conclusions, xdpSentences } from './conclusions.js';
 import { overlayMarkdown } from './overlay.js';
 
@@ -95,6 +95,17 @@ function workloadTables(r: BenchResults): string {
   return parts.join('\n\n');
 }
 
+/** IPv6 ÷ IPv4 per setup; host networking's column is what the kernel's own IPv6 path costs, the bound for the others. */
+function familyTable(r: BenchResults): string {
+  const rows = familyRows(r);
+  if (rows.length === 0) return '';
+  const setups = SETUP_ORDER.filter((s) => rows.some((row) => row.bySetup.some((b) => b.setup === s)));
+  return table(
+    ['workload', ...setups.map((s) => `${s} IPv6 ÷ IPv4`)],
+    rows.map((row) => [row.title, ...setups.map((s) => ratioCell(row.bySetup.find((b) => b.setup === s)?.ratio ?? summarize([])))]),
+  );
+}
+
 function sweepTable(r: BenchResults): string {
   const rows = sweepRows(r);
   if (rows.length === 0) return '';
@@ -159,6 +170,7 @@ export function readmeBlock(r: BenchResults, resultsLink: string): string {
     machineLine(r),
     `### Targets\n\n${targetsTable(targets(r))}`,
     `### Summary (medians; ratios are medians of per-repetition ratios)\n\n${summaryTable(r)}`,
+    ...(familyRows(r).length ? [`### IPv6 ÷ IPv4 (same client, same path; host networking: the kernel's own IPv6 cost)\n\n${familyTable(r)}`] : []),
     `### What this run shows\n\n${conclusions(r).map((c) => `- ${c}`).join('\n')}`,
     ...(r.overlay ? [`### Overlay across hosts (five hosts, one etcd)\n\n${overlayMarkdown(r.overlay, { notes: false })}`] : []),
   ].join('\n\n');
@@ -192,6 +204,8 @@ export function renderMarkdown(r: BenchResults, chartsDir?: string): string {
       ['throughput', 'requests', 'scaling', 'latency'].map((c) => `![${c}](${chartsDir}${c}.svg)`).join('\n'),
     );
   }
+  const family = familyTable(r);
+  if (family) out.push(`## IPv6 ÷ IPv4\n\nEach setup's IPv6 rate over its IPv4 rate on the same path with the same client, paired per repetition. Host networking has no bpfnet in the path: its column is what the kernel's own IPv6 stack costs here, the bound for the datapaths.\n\n${family}`);
   const sweep = sweepTable(r);
   if (sweep) out.push(`## Scaling with published ports\n\nNew TCP connections/s to the last-published port (the one a linear rule list reaches last), through the published range. Time to publish: creating the sandbox with its ports minus the median of three identical creations without; the 1-port row shows how far that difference strays when almost nothing is published.\n\n${sweep}`);
   const control = controlTable(r);

@@ -15,13 +15,11 @@ import { callApi, mustCall } from './engine-api.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, serverCommand, spawnServers, tuneClient, waitListening } from './servers.js';
 import { median } from '../stats.js';
 import { WRK_REPORT_SCRIPT, parseWrkReport } from '../workloads/wrk.js';
-import { BASELINE_RUNS, hostPort, type PublishedSweep, type Setup, type Target } from './setup.js';
+import { addUplink6, BASELINE_RUNS, hostPort, UPLINK6, type PublishedSweep, type Setup, type Target } from './setup.js';
 
 const NETWORK = 'bench';
-/** IPv6 of the benchmark network and of the uplink (ULA): the IPv6 rows run beside the IPv4 ones. */
+/** IPv6 of the benchmark network (ULA): the IPv6 rows run beside the IPv4 ones. */
 const SUBNET6 = 'fd00:be:1::/64';
-const HOST6 = 'fd00:18::1';
-const EXT6 = 'fd00:18::2';
 
 export type BpfnetSetupName = 'ebpf' | 'ebpf-shortcut' | 'iptables';
 
@@ -53,9 +51,7 @@ export class BpfnetSetup implements Setup {
     const lab = await Lab.create();
     try {
       // The uplink's IPv6 (before the daemon starts, which reads its uplink's addresses): the NAT66 source and the published ports' IPv6 address.
-      await lab.exec(lab.host, 'ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-      await lab.exec(lab.external, 'ip', ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
-      await lab.exec(lab.host, 'ip', ['-6', 'route', 'add', 'default', 'via', EXT6]);
+      await addUplink6(lab);
       const datapath = name === 'iptables' ? 'iptables' : 'ebpf';
       const extraArgs = datapath === 'ebpf' ? ['--ebpf-uplink-shortcut', name === 'ebpf-shortcut' ? 'on' : 'off'] : [];
       const daemon = await LabDaemon.start(lab, { datapath, extraArgs });
@@ -95,10 +91,10 @@ export class BpfnetSetup implements Setup {
     };
     const srvIp6 = (await this.#inspect('srv')).NetworkSettings.Networks[NETWORK].GlobalIPv6Address as string | undefined;
     if (srvIp6) {
-      this.#ipv6 = `network ${NETWORK} dual-stack (${SUBNET6}), uplink ${HOST6}`;
-      this.targets['published6'] = { client: lab.external, address: HOST6, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf };
+      this.#ipv6 = `network ${NETWORK} dual-stack (${SUBNET6}), uplink ${UPLINK6.host}`;
+      this.targets['published6'] = { client: lab.external, address: UPLINK6.host, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf };
       this.targets['same-network6'] = { client: cliNs, address: srvIp6, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
-      this.targets['egress6'] = { client: cliNs, address: EXT6, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
+      this.targets['egress6'] = { client: cliNs, address: UPLINK6.external, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
     } else {
       this.#ipv6 = `none: the daemon made network ${NETWORK} without IPv6 (IPv6 networks come with the model branch), so the IPv6 rows are absent`;
     }

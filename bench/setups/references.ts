@@ -13,7 +13,7 @@
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { ensureAddress, ensureVeth, ip, setUp } from '../../src/system/ip.js';
 import { SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
-import type { Setup } from './setup.js';
+import { addUplink6, UPLINK6, type Setup } from './setup.js';
 
 const VETH_NET = { client: '10.201.0.1', server: '10.201.0.2', prefix: 24 } as const;
 const ROUTED_NET = { gateway: '10.202.0.1', server: '10.202.0.2', subnet: '10.202.0.0/24', prefix: 24 } as const;
@@ -51,9 +51,13 @@ export class HostNetworkSetup extends ReferenceSetup {
       await tuneClient(lab.host);
       await waitListening(lab, lab.host, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
       await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      // IPv6 on the same uplink: host networking's IPv6 ÷ IPv4 is the kernel's own IPv6 cost, the bound for the datapaths'.
+      await addUplink6(lab);
       s.targets = {
         published: { client: lab.external, address: UPLINK.hostAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
         egress: { client: lab.host, address: UPLINK.externalAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+        published6: { client: lab.external, address: UPLINK6.host, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
+        egress6: { client: lab.host, address: UPLINK6.external, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
       };
     } catch (err) {
       await lab.destroy();
