@@ -1,17 +1,22 @@
 /**
  * Who may see which names: an index of the sandboxes on user-defined networks, built from
- * the store's records and rebuilt whenever the store's version moves, so a query always sees
- * the current state (run, connect, disconnect, rename, rm) without a query touching SQLite.
+ * the store's records and brought up to date whenever the store's version moves (the written
+ * sandboxes alone when the store says which), so a query always sees the current state (run,
+ * connect, disconnect, rename, rm) without a query touching SQLite.
  */
 import { canonicalIp, parseIp, parsePrefix, prefixContains, type IpPrefix } from '../ipam/ip.js';
 import { resolver6Of, resolverOf, type EndpointRecord, type NetworkRecord, type SandboxRecord } from '../networks/model.js';
+import type { StoreWrite } from '../store/observed-store.js';
 
 /** The part of the store the resolver reads. */
 export interface DnsSource {
+  /** Moves on every change. */
   readonly version: number;
   readonly networks: { all(): NetworkRecord[] };
-  readonly sandboxes: { all(): SandboxRecord[] };
-  readonly endpoints: { all(): EndpointRecord[] };
+  readonly sandboxes: { all(): SandboxRecord[]; get(id: string): SandboxRecord | undefined };
+  readonly endpoints: { all(): EndpointRecord[]; forSandbox(sandboxId: string): EndpointRecord[] };
+  /** Each write as it happens, one version step each (ObservedStore's): the index then reads back only what they touched. */
+  readonly writeListeners?: Set<(write: StoreWrite) => void>;
 }
 
 /** One address a name stands for on one network. */
@@ -59,43 +64,115 @@ export function canonical(name: string): string {
 
 const VISIBLE: ReadonlySet<SandboxRecord['state']> = new Set(['created', 'running', 'exited']);
 
+/** A target with its endpoint's creation order, which orders a name's targets. */
+interface SeqTarget extends Target {
+  readonly seq: number;
+}
+
+interface NetworkEntry extends NetworkNames {
+  readonly names: Map<string, SeqTarget[]>;
+}
+
+interface Contribution {
+  addresses: Array<[string, Attachment]>;
+  targets: Array<{ names: Map<string, SeqTarget[]>; name: string; target: SeqTarget }>;
+  endpoints: string[];
+}
+
+/** Active endpoints with an address, in creation order. */
+function activeInOrder(endpoints: readonly EndpointRecord[]): EndpointRecord[] {
+  return endpoints.filter((e) => e.state === 'active' && (e.ipv4 !== undefined || e.ipv6 !== undefined)).sort((a, b) => a.seq - b.seq);
+}
+
 export class NameIndex {
   /** Every active endpoint on a user-defined network, by its address. */
   readonly #byAddress = new Map<string, Attachment>();
   /** Networks by the gateway address their resolver listens on. */
   readonly #byGateway = new Map<string, NetworkNames>();
   readonly #byName = new Map<string, NetworkNames>();
+  /** Networks with embedded DNS by id, with their mutable name lists. */
+  readonly #nets = new Map<string, NetworkEntry>();
   /** Each sandbox's user-defined networks, in attachment order. */
   readonly #bySandbox = new Map<string, NetworkNames[]>();
+  /** What each sandbox put in the maps above, so replaceSandbox can take exactly that out. */
+  readonly #contributions = new Map<string, Contribution>();
+  /** endpoint id -> its sandbox, for endpoints in the index (a deleted endpoint's write names only its id). */
+  readonly #sandboxOfEndpoint = new Map<string, string>();
 
   constructor(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], endpoints: readonly EndpointRecord[]) {
-    const nets = new Map<string, { net: NetworkRecord; subnets: IpPrefix[]; names: Map<string, Target[]> }>();
     for (const net of networks) {
       if (!hasEmbeddedDns(net)) continue;
       const subnets = [net.subnet, net.subnet6].flatMap((t) => (t ? [parsePrefix(t)!] : []));
-      const entry = { net, subnets, names: new Map<string, Target[]>() };
-      nets.set(net.id, entry);
+      const entry: NetworkEntry = { net, subnets, names: new Map<string, SeqTarget[]>() };
+      this.#nets.set(net.id, entry);
       // The resolver listens on each of the network's resolver addresses, IPv4 and IPv6.
       for (const gateway of [resolverOf(net), resolver6Of(net)]) if (gateway) this.#byGateway.set(gateway, entry);
       if (!this.#byName.has(net.name.toLowerCase())) this.#byName.set(net.name.toLowerCase(), entry);
     }
     const boxes = new Map(sandboxes.filter((s) => VISIBLE.has(s.state)).map((s) => [s.id, s]));
-    const active = endpoints.filter((e) => e.state === 'active' && (e.ipv4 !== undefined || e.ipv6 !== undefined)).sort((a, b) => a.seq - b.seq);
-    for (const ep of active) {
+    for (const ep of activeInOrder(endpoints)) {
       const sandbox = boxes.get(ep.sandboxId);
-      const network = nets.get(ep.networkId);
-      if (!sandbox || !network) continue;
-      for (const address of [ep.ipv4, ep.ipv6]) if (address) this.#byAddress.set(address, { sandbox, endpoint: ep, network });
-      const target: Target = { ipv4: ep.ipv4 ?? '', ipv6: ep.ipv6 ?? '', sandbox };
-      for (const name of namesOf(sandbox, ep)) {
-        const targets = network.names.get(name);
-        if (targets) targets.push(target);
-        else network.names.set(name, [target]);
-      }
-      const list = this.#bySandbox.get(sandbox.id);
-      if (list) list.push(network);
-      else this.#bySandbox.set(sandbox.id, [network]);
+      if (sandbox) this.#attach(sandbox, ep);
     }
+  }
+
+  /**
+   * Brings one sandbox up to date (its record, or undefined once it is gone, and all its
+   * endpoints) without touching the others: what a create, connect, disconnect, rename or rm
+   * changes, at the cost of that one sandbox whatever the number of the rest.
+   */
+  replaceSandbox(sandboxId: string, sandbox: SandboxRecord | undefined, endpoints: readonly EndpointRecord[]): void {
+    const old = this.#contributions.get(sandboxId);
+    if (old) {
+      for (const [address, at] of old.addresses) if (this.#byAddress.get(address) === at) this.#byAddress.delete(address);
+      for (const { names, name, target } of old.targets) {
+        const list = names.get(name);
+        const rest = list?.filter((t) => t !== target) ?? [];
+        if (rest.length > 0) names.set(name, rest);
+        else names.delete(name);
+      }
+      for (const id of old.endpoints) this.#sandboxOfEndpoint.delete(id);
+      this.#contributions.delete(sandboxId);
+      this.#bySandbox.delete(sandboxId);
+    }
+    if (!sandbox || !VISIBLE.has(sandbox.state)) return;
+    for (const ep of activeInOrder(endpoints)) if (ep.sandboxId === sandboxId) this.#attach(sandbox, ep);
+  }
+
+  /** The sandbox of an endpoint in the index. */
+  sandboxOfEndpoint(endpointId: string): string | undefined {
+    return this.#sandboxOfEndpoint.get(endpointId);
+  }
+
+  /** Adds one active endpoint of a visible sandbox; its names keep the endpoints' creation order (seq). */
+  #attach(sandbox: SandboxRecord, ep: EndpointRecord): void {
+    const network = this.#nets.get(ep.networkId);
+    if (!network || (ep.ipv4 === undefined && ep.ipv6 === undefined)) return;
+    let mine = this.#contributions.get(sandbox.id);
+    if (!mine) this.#contributions.set(sandbox.id, (mine = { addresses: [], targets: [], endpoints: [] }));
+    mine.endpoints.push(ep.id);
+    this.#sandboxOfEndpoint.set(ep.id, sandbox.id);
+    const at: Attachment = { sandbox, endpoint: ep, network };
+    for (const address of [ep.ipv4, ep.ipv6])
+      if (address) {
+        this.#byAddress.set(address, at);
+        mine.addresses.push([address, at]);
+      }
+    const target: SeqTarget = { ipv4: ep.ipv4 ?? '', ipv6: ep.ipv6 ?? '', sandbox, seq: ep.seq };
+    for (const name of namesOf(sandbox, ep)) {
+      const list = network.names.get(name);
+      if (!list) network.names.set(name, [target]);
+      else {
+        // After every target of a lower or equal seq: the order a whole build gives.
+        let at = list.length;
+        while (at > 0 && list[at - 1].seq > target.seq) at--;
+        list.splice(at, 0, target);
+      }
+      mine.targets.push({ names: network.names, name, target });
+    }
+    const list = this.#bySandbox.get(sandbox.id);
+    if (list) list.push(network);
+    else this.#bySandbox.set(sandbox.id, [network]);
   }
 
   static from(source: DnsSource): NameIndex {
@@ -169,25 +246,53 @@ export class NameIndex {
   }
 }
 
-/** A NameIndex that rebuilds itself when the source's version moves. */
+/**
+ * A NameIndex that follows the source: when the source reports its writes (writeListeners, the
+ * daemon's ObservedStore) and every version step since the last look is one of them, only the
+ * sandboxes those writes touched are read back (replaceSandbox); anything else (a network
+ * written, a change the source did not report, such as a remote endpoint) rebuilds it whole.
+ */
 export class LiveNameIndex {
   readonly #source: DnsSource;
   #built = -1;
   #index?: NameIndex;
-  /** Called after each rebuild (the resolver resets its rotation). */
+  /** Writes reported since the last look: how many, the sandboxes they touched, whether a network was among them. */
+  #reported = { count: 0, sandboxes: new Set<string>(), endpoints: new Set<string>(), network: false };
+  /** Called after each change (the resolver resets its rotation). */
   onRebuild?: () => void;
 
   constructor(source: DnsSource) {
     this.#source = source;
+    source.writeListeners?.add((w) => {
+      const r = this.#reported;
+      r.count++;
+      if (w.table === 'networks') r.network = true;
+      else if (w.table === 'sandboxes') r.sandboxes.add(w.record?.id ?? w.id ?? '');
+      else if (w.table === 'endpoints') {
+        const sandboxId = (w.record as EndpointRecord | undefined)?.sandboxId;
+        if (sandboxId) r.sandboxes.add(sandboxId);
+        else if (w.id) r.endpoints.add(w.id);
+      }
+    });
   }
 
   get current(): NameIndex {
     const version = this.#source.version;
-    if (!this.#index || version !== this.#built) {
+    if (this.#index && version === this.#built) return this.#index;
+    const r = this.#reported;
+    this.#reported = { count: 0, sandboxes: new Set(), endpoints: new Set(), network: false };
+    if (this.#index && !r.network && version - this.#built === r.count) {
+      const index = this.#index;
+      for (const id of r.endpoints) {
+        const sandboxId = index.sandboxOfEndpoint(id);
+        if (sandboxId) r.sandboxes.add(sandboxId);
+      }
+      for (const id of r.sandboxes) index.replaceSandbox(id, this.#source.sandboxes.get(id), this.#source.endpoints.forSandbox(id));
+    } else {
       this.#index = NameIndex.from(this.#source);
-      this.#built = version;
-      this.onRebuild?.();
     }
+    this.#built = version;
+    this.onRebuild?.();
     return this.#index;
   }
 }

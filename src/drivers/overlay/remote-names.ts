@@ -73,6 +73,8 @@ export function withRemoteNames(store: DnsStore, remotes: RemoteEndpoints): DnsS
       return store.version + remotes.version;
     },
     networks: store.networks,
+    // The local writes; a remote change moves the version without one, and the index rebuilds.
+    ...(store.writeListeners ? { writeListeners: store.writeListeners } : {}),
     sandboxes: {
       all: () => [...store.sandboxes.all(), ...current().sandboxes],
       get: (id) => store.sandboxes.get(id) ?? current().sandboxes.find((s) => s.id === id),
