@@ -8,6 +8,7 @@
  * `Cannot find device "X"`): callers match on them.
  */
 import { closeSync, openSync } from 'node:fs';
+import { formatIPv6 } from '../datapath/libbpf/codec.js';
 import { native, type NativeRtnlOutcome } from '../datapath/libbpf/native.js';
 import { isIP } from 'node:net';
 import { CommandError } from './exec.js';
@@ -19,7 +20,7 @@ const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
 const VETH_INFO_PEER = 1;
 const IFLA_INET6_ADDR_GEN_MODE = 8;
 const ADDR_GEN_MODE: Record<string, number> = { eui64: 0, none: 1, stable_secret: 2, random: 3 };
-const IFA = { ADDRESS: 1, LOCAL: 2, FLAGS: 8 } as const;
+const IFA = { ADDRESS: 1, LOCAL: 2, LABEL: 3, FLAGS: 8 } as const;
 const IFA_F_NODAD = 0x02;
 const RTA = { DST: 1, OIF: 4, GATEWAY: 5 } as const;
 const AF_INET = 2;
@@ -343,6 +344,58 @@ function flushRequests(netnsPath: string | null, ifname: string, command: string
     if (dump.replies.readUInt16LE(off + 4) === RTM.NEWADDR && dump.replies.readUInt32LE(off + HDR + 4) === ifindex) {
       // The address as the dump described it (ifaddrmsg and IFA_LOCAL/IFA_ADDRESS) identifies it.
       out.push(message(RTM.DELADDR, NLM_F.ACK, Buffer.from(dump.replies.subarray(off + HDR, off + len)), []));
+    }
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+/** One address of a namespace, as `ip -j addr show` lists it. */
+export interface AddressEntry {
+  readonly ifindex: number;
+  readonly family: 4 | 6;
+  /** RT_SCOPE_*: 0 global, 253 link, 254 host. */
+  readonly scope: number;
+  /** IFA_LOCAL, else IFA_ADDRESS (ip's "local"), as text. */
+  readonly local: string;
+  /** IFA_LABEL (IPv4: the device's name unless relabelled). */
+  readonly label?: string;
+}
+
+/**
+ * Every address in the namespace at netnsPath (null: the daemon's own): one RTM_GETADDR dump
+ * and nothing per link, where `ip -j addr show` prints every link with or without an address
+ * (thousands of host veths: megabytes of JSON every poll).
+ */
+export function dumpAddresses(netnsPath: string | null): AddressEntry[] {
+  const dump = send(netnsPath, [message(RTM.GETADDR, NLM_F.DUMP, Buffer.alloc(IFADDR), [])]);
+  if (dump.error) fail('ip addr show', dump);
+  const r = dump.replies;
+  const out: AddressEntry[] = [];
+  for (let off = 0; off + HDR + IFADDR <= r.length; ) {
+    const len = r.readUInt32LE(off);
+    if (len < HDR + IFADDR || off + len > r.length) break;
+    const family = r.readUInt8(off + HDR);
+    if (r.readUInt16LE(off + 4) === RTM.NEWADDR && (family === AF_INET || family === AF_INET6)) {
+      const width = family === AF_INET ? 4 : 16;
+      let local: Buffer | undefined;
+      let address: Buffer | undefined;
+      let label: string | undefined;
+      for (let a = off + HDR + IFADDR; a + 4 <= off + len; ) {
+        const alen = r.readUInt16LE(a);
+        if (alen < 4) break;
+        const type = r.readUInt16LE(a + 2) & 0x3fff;
+        const data = r.subarray(a + 4, a + alen);
+        if (type === IFA.LOCAL && data.length === width) local = data;
+        else if (type === IFA.ADDRESS && data.length === width) address = data;
+        else if (type === IFA.LABEL) label = data.toString('latin1').replace(/\0.*$/s, '');
+        a += (alen + 3) & ~3;
+      }
+      const bytes = local ?? address;
+      if (bytes) {
+        const text = family === AF_INET ? [...bytes].join('.') : formatIPv6(bytes);
+        out.push({ ifindex: r.readUInt32LE(off + HDR + 4), family: family === AF_INET ? 4 : 6, scope: r.readUInt8(off + HDR + 3), local: text, ...(label ? { label } : {}) });
+      }
     }
     off += (len + 3) & ~3;
   }

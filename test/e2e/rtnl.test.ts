@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { Lab } from '../../src/lab/lab.js';
 import { run } from '../../src/system/exec.js';
 import { createNetns, ipJson, removeNetns, type Netns } from '../../src/system/ip.js';
-import { rtnlBatch } from '../../src/system/rtnl.js';
+import { dumpAddresses, rtnlBatch } from '../../src/system/rtnl.js';
 import { readSysctl, writeSysctls } from '../../src/system/sysctl.js';
 
 let lab: Lab;
@@ -107,6 +107,20 @@ describe('rtnetlink from the addon, compared with iproute2', () => {
   it('leaves what it does not translate to ip, having done nothing', () => {
     expect(rtnlBatch(viaRtnl.path, [['link', 'set', 'dev', 'dup0', 'up'], ['link', 'add', 'name', 'b2', 'type', 'bridge']], 'mixed')).toBe(false);
     return ipJson<Array<{ flags: string[] }>>(viaRtnl, ['link', 'show', 'dev', 'dup0']).then(([dup0]) => expect(dup0.flags).not.toContain('UP'));
+  });
+
+  it("dumps a namespace's addresses as `ip -j addr show` lists them, without a process", async () => {
+    // By now viaRtnl holds IPv4 and global IPv6 addresses on several devices; a link-local one too.
+    await run('ip', ['-n', viaRtnl.name, 'addr', 'add', 'fe80::beef/64', 'dev', 'dup0', 'nodad']);
+    const fromIp = (await ipJson<Array<{ ifindex: number; addr_info?: Array<{ family: string; local: string; scope: string; label?: string }> }>>(viaRtnl, ['addr', 'show'])).flatMap((l) =>
+      (l.addr_info ?? []).map((a) => ({ ifindex: l.ifindex, family: a.family === 'inet' ? 4 : 6, scope: a.scope, local: a.local, ...(a.label ? { label: a.label } : {}) })),
+    );
+    const scopes: Record<number, string> = { 0: 'global', 253: 'link', 254: 'host' };
+    const fromDump = dumpAddresses(viaRtnl.path).map((a) => ({ ...a, scope: scopes[a.scope] ?? String(a.scope) }));
+    const key = (a: { ifindex: number; local: string }) => `${a.ifindex} ${a.local}`;
+    expect(fromDump.map(key).sort()).toEqual(fromIp.map(key).sort());
+    expect(new Set(fromDump.map((a) => a.scope))).toEqual(new Set(['global', 'link', 'host']));
+    for (const a of fromIp) expect(fromDump.find((d) => key(d) === key(a))).toEqual(a);
   });
 
   it('makes and removes named namespaces, and writes sysctls inside one, without a process', async () => {
