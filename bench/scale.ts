@@ -6,7 +6,7 @@
  * two sandboxes first (an HTTP server and a wrk client), same-network keep-alive req/s measured
  * with only them present, then the others created one at a time through the API without a
  * process (each creation's latency: a namespace, a veth, the endpoint in the maps, the join), and at the
- * end the same req/s again, the daemon's RSS per sandbox, and the latency of `network inspect`
+ * end the same req/s again (each once the machine is quiet), the daemon's RSS per sandbox, and the latency of `network inspect`
  * (GET /networks/ID) and `ps` (GET /sandboxes) with all of them present.
  * Sequential on purpose: a creation's latency is the API's, not a queue's. The machine is
  * shared: read ratios and orders of magnitude, not the absolute numbers.
@@ -34,6 +34,8 @@ export interface ScaleResults {
   /** Same-network keep-alive req/s (wrk, medians of `rounds`) with 2 sandboxes and with `count`. */
   rpsWith2: number;
   rpsWithAll: number;
+  /** How long the machine took to become quiet before each req/s measure (with 2, with all). */
+  settleSeconds?: [number, number];
   rssBeforeMiB: number;
   rssAfterMiB: number;
   rssPerSandboxKiB: number;
@@ -48,6 +50,32 @@ const SUBNET = '10.128.0.0/19'; // 8,190 addresses: room for 4,000 and more
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat's first line). */
+function cpuJiffies(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+/**
+ * Waits until the machine is quiet (under 15 % busy over two 1-second windows in a row, at most
+ * maxSeconds): right after thousands of creations the kernel still runs each new link's
+ * IPv6 start-up and the daemon its last syncs, which a throughput sample must not share the
+ * CPUs with. Resolves with the seconds it waited.
+ */
+async function settle(maxSeconds: number): Promise<number> {
+  const t0 = Date.now();
+  let quiet = 0;
+  while (quiet < 2 && Date.now() - t0 < maxSeconds * 1000) {
+    const a = cpuJiffies();
+    await new Promise((r) => setTimeout(r, 1000));
+    const b = cpuJiffies();
+    quiet = (b.busy - a.busy) / Math.max(1, b.total - a.total) < 0.15 ? quiet + 1 : 0;
+  }
+  return (Date.now() - t0) / 1000;
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<number> {
@@ -92,6 +120,7 @@ export async function runScaleBenchmark(opts: { count: number; rounds: number; s
     await waitListening(lab, await nsOf(socket, 'srv'), [SERVER_PORTS.http]);
     const url = `http://${srvIp}:${SERVER_PORTS.http}/`;
     say('keep-alive req/s with 2 sandboxes');
+    const settleWith2S = await settle(60);
     const rpsWith2 = await keepAliveRps(lab, client, url, opts.rounds, seconds);
     const pid = d.pid!;
     const rssBeforeMiB = rssMiB(pid);
@@ -108,6 +137,7 @@ export async function runScaleBenchmark(opts: { count: number; rounds: number; s
     }
     const rssAfterMiB = rssMiB(pid);
     say(`keep-alive req/s with ${opts.count} sandboxes`);
+    const settleWithAllS = await settle(120);
     const rpsWithAll = await keepAliveRps(lab, client, url, opts.rounds, seconds);
     const inspect: number[] = [];
     const ps: number[] = [];
@@ -128,6 +158,7 @@ export async function runScaleBenchmark(opts: { count: number; rounds: number; s
       last100P50Ms: median(createMs.slice(-n)),
       rpsWith2,
       rpsWithAll,
+      settleSeconds: [settleWith2S, settleWithAllS],
       rssBeforeMiB,
       rssAfterMiB,
       rssPerSandboxKiB: ((rssAfterMiB - rssBeforeMiB) * 1024) / Math.max(1, opts.count - 2),
@@ -149,7 +180,7 @@ export function scaleTable(r: ScaleResults): string {
     '| --- | --- |',
     `| create (attach) through the API, p50 / p99 | ${f(r.createP50Ms)} ms / ${f(r.createP99Ms)} ms |`,
     `| first 100 vs last 100, p50 | ${f(r.first100P50Ms)} ms vs ${f(r.last100P50Ms)} ms (${f(r.last100P50Ms / r.first100P50Ms, 2)}x) |`,
-    `| same-network keep-alive req/s, ${r.count} present vs 2 | ${f(r.rpsWithAll, 0)} vs ${f(r.rpsWith2, 0)} (${f(r.rpsWithAll / r.rpsWith2, 2)}x) |`,
+    `| same-network keep-alive req/s, ${r.count} present vs 2 | ${f(r.rpsWithAll, 0)} vs ${f(r.rpsWith2, 0)} (${f(r.rpsWithAll / r.rpsWith2, 2)}x)${r.settleSeconds ? `, each after the machine was quiet (waited ${f(r.settleSeconds[1], 0)} s after the last create)` : ''} |`,
     `| daemon RSS per sandbox | ${f(r.rssPerSandboxKiB)} KiB (${f(r.rssBeforeMiB)} -> ${f(r.rssAfterMiB)} MiB) |`,
     `| network inspect / ps at ${r.count}, p50 (API) | ${f(r.inspectP50Ms)} ms / ${f(r.psP50Ms)} ms |`,
     `| bridge ports | ${r.bridgePorts} |`,

@@ -29,6 +29,21 @@ function view(index: NameIndex, sandboxIds: readonly string[]): unknown {
   return { networks, attachments, perSandbox };
 }
 
+/** The store as the index reads it, counting whole reads of the sandboxes; extra() moves the version without a reported write. */
+function countingSource(store: ObservedStore, extra: () => number = () => 0) {
+  const reads = { whole: 0 };
+  const source = {
+    get version() {
+      return store.version + extra();
+    },
+    networks: store.networks,
+    sandboxes: { all: () => (reads.whole++, store.sandboxes.all()), get: (id: string) => store.sandboxes.get(id) },
+    endpoints: store.endpoints,
+    writeListeners: store.writeListeners,
+  };
+  return { source, reads };
+}
+
 describe('the live name index', () => {
   it('answers as a whole rebuild after every write, reading back only the sandboxes written', () => {
     const rnd = seeded(20261202);
@@ -36,16 +51,7 @@ describe('the live name index', () => {
     const store = new ObservedStore(new MemoryStore());
     store.networks.insert(net('n1', 'one', '10.1.0.0/24'));
     store.networks.insert(net('n2', 'two', '10.2.0.0/24'));
-    let wholeReads = 0;
-    const source = {
-      get version() {
-        return store.version;
-      },
-      networks: store.networks,
-      sandboxes: { all: () => (wholeReads++, store.sandboxes.all()), get: (id: string) => store.sandboxes.get(id) },
-      endpoints: store.endpoints,
-      writeListeners: store.writeListeners,
-    };
+    const { source, reads } = countingSource(store);
     const live = new LiveNameIndex(source);
     live.current;
     const ids: string[] = [];
@@ -101,9 +107,9 @@ describe('the live name index', () => {
           break;
       }
       if (rnd() < 0.3) continue; // several writes between two looks, as between two queries
-      const before = wholeReads;
+      const before = reads.whole;
       const incremental = view(live.current, ids);
-      expect(wholeReads, `step ${step} (${op}) read every sandbox`).toBe(before);
+      expect(reads.whole, `step ${step} (${op}) read every sandbox`).toBe(before);
       expect(incremental, `step ${step} (${op})`).toEqual(view(NameIndex.from(store), ids));
     }
   });
@@ -112,27 +118,18 @@ describe('the live name index', () => {
     const store = new ObservedStore(new MemoryStore());
     store.networks.insert(net('n1', 'one'));
     let extra = 0;
-    let wholeReads = 0;
-    const source = {
-      get version() {
-        return store.version + extra;
-      },
-      networks: store.networks,
-      sandboxes: { all: () => (wholeReads++, store.sandboxes.all()), get: (id: string) => store.sandboxes.get(id) },
-      endpoints: store.endpoints,
-      writeListeners: store.writeListeners,
-    };
+    const { source, reads } = countingSource(store, () => extra);
     const live = new LiveNameIndex(source);
     live.current;
     store.sandboxes.insert(sandbox('s1', 'web'));
     store.endpoints.insert(endpoint('e1', 'n1', 's1', '10.1.0.2', 1));
     expect(live.current.lookup('s1', 'web')?.targets.map((t) => t.ipv4)).toEqual(['10.1.0.2']);
-    expect(wholeReads).toBe(1);
+    expect(reads.whole).toBe(1);
     extra++;
     live.current;
-    expect(wholeReads).toBe(2);
+    expect(reads.whole).toBe(2);
     store.networks.insert(net('n2', 'two', '10.2.0.0/24'));
     expect([...live.current.networks].map((n) => n.net.id).sort()).toEqual(['n1', 'n2']);
-    expect(wholeReads).toBe(3);
+    expect(reads.whole).toBe(3);
   });
 });
