@@ -75,8 +75,15 @@ interface NetworkEntry extends NetworkNames {
 
 interface Contribution {
   addresses: Array<[string, Attachment]>;
-  targets: Array<{ names: Map<string, SeqTarget[]>; name: string; target: SeqTarget }>;
+  targets: Array<{ network: NetworkEntry; name: string; target: SeqTarget }>;
   endpoints: string[];
+  attachments: Attachment[];
+}
+
+/** What replaceSandbox changed since it was last asked: the names whose targets moved, per network, and the sandboxes. */
+export interface IndexChanges {
+  readonly names: ReadonlyMap<NetworkNames, ReadonlySet<string>>;
+  readonly sandboxes: ReadonlySet<string>;
 }
 
 /** Active endpoints with an address, in creation order. */
@@ -98,6 +105,8 @@ export class NameIndex {
   readonly #contributions = new Map<string, Contribution>();
   /** endpoint id -> its sandbox, for endpoints in the index (a deleted endpoint's write names only its id). */
   readonly #sandboxOfEndpoint = new Map<string, string>();
+  /** Since the last takeChanges(), for a copy that follows the index (the kernel's names). */
+  #changes = { names: new Map<NetworkNames, Set<string>>(), sandboxes: new Set<string>() };
 
   constructor(networks: readonly NetworkRecord[], sandboxes: readonly SandboxRecord[], endpoints: readonly EndpointRecord[]) {
     for (const net of networks) {
@@ -125,18 +134,38 @@ export class NameIndex {
     const old = this.#contributions.get(sandboxId);
     if (old) {
       for (const [address, at] of old.addresses) if (this.#byAddress.get(address) === at) this.#byAddress.delete(address);
-      for (const { names, name, target } of old.targets) {
-        const list = names.get(name);
+      for (const { network, name, target } of old.targets) {
+        const list = network.names.get(name);
         const rest = list?.filter((t) => t !== target) ?? [];
-        if (rest.length > 0) names.set(name, rest);
-        else names.delete(name);
+        if (rest.length > 0) network.names.set(name, rest);
+        else network.names.delete(name);
+        this.#changed(network, name);
       }
       for (const id of old.endpoints) this.#sandboxOfEndpoint.delete(id);
       this.#contributions.delete(sandboxId);
       this.#bySandbox.delete(sandboxId);
     }
+    this.#changes.sandboxes.add(sandboxId);
     if (!sandbox || !VISIBLE.has(sandbox.state)) return;
     for (const ep of activeInOrder(endpoints)) if (ep.sandboxId === sandboxId) this.#attach(sandbox, ep);
+  }
+
+  /** The names and sandboxes replaceSandbox changed since the last call (a copy applies them instead of re-reading everything). */
+  takeChanges(): IndexChanges {
+    const taken = this.#changes;
+    this.#changes = { names: new Map(), sandboxes: new Set() };
+    return taken;
+  }
+
+  /** A sandbox's attachments to networks with embedded DNS, in attachment order. */
+  attachmentsOf(sandboxId: string): readonly Attachment[] {
+    return this.#contributions.get(sandboxId)?.attachments ?? [];
+  }
+
+  #changed(network: NetworkNames, name: string): void {
+    const names = this.#changes.names.get(network);
+    if (names) names.add(name);
+    else this.#changes.names.set(network, new Set([name]));
   }
 
   /** The sandbox of an endpoint in the index. */
@@ -149,10 +178,11 @@ export class NameIndex {
     const network = this.#nets.get(ep.networkId);
     if (!network || (ep.ipv4 === undefined && ep.ipv6 === undefined)) return;
     let mine = this.#contributions.get(sandbox.id);
-    if (!mine) this.#contributions.set(sandbox.id, (mine = { addresses: [], targets: [], endpoints: [] }));
+    if (!mine) this.#contributions.set(sandbox.id, (mine = { addresses: [], targets: [], endpoints: [], attachments: [] }));
     mine.endpoints.push(ep.id);
     this.#sandboxOfEndpoint.set(ep.id, sandbox.id);
     const at: Attachment = { sandbox, endpoint: ep, network };
+    mine.attachments.push(at);
     for (const address of [ep.ipv4, ep.ipv6])
       if (address) {
         this.#byAddress.set(address, at);
@@ -168,7 +198,8 @@ export class NameIndex {
         while (at > 0 && list[at - 1].seq > target.seq) at--;
         list.splice(at, 0, target);
       }
-      mine.targets.push({ names: network.names, name, target });
+      mine.targets.push({ network, name, target });
+      this.#changed(network, name);
     }
     const list = this.#bySandbox.get(sandbox.id);
     if (list) list.push(network);

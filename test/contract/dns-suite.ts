@@ -324,11 +324,19 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         // Dual-stack names too: A and AAAA come from the kernel's copy while the daemon is down.
         await cli('network', 'create', '--ipv6', 'down-dual');
         for (const name of ['down1', 'down2']) await cli('run', '-d', '--name', name, '--network', 'down-net');
+        // The kernel's copy follows each change one sandbox at a time: a rename, a reconnect with
+        // an alias (a new address), a removal; checked below with nobody else to answer.
+        await cli('run', '-d', '--name', 'down9', '--network', 'down-net');
+        await cli('rename', 'down9', 'down9r');
+        await cli('network', 'disconnect', 'down-net', 'down9r');
+        await cli('network', 'connect', '--alias', 'down-alias', 'down-net', 'down9r');
+        await cli('run', '-d', '--name', 'gone1', '--network', 'down-net');
+        await cli('rm', '-f', 'gone1');
         for (const name of ['dual1', 'dual2']) await cli('run', '-d', '--name', name, '--network', 'down-dual');
         // IPv6-only: its sandboxes' resolv.conf names the IPv6 gateway, the only way to ask.
         await cli('network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd00:d6::/64', 'down-six');
         await Promise.all([cli('run', '-d', '--name', 'v6a', '--network', 'down-six'), cli('run', '-d', '--name', 'v6b', '--network', 'down-six', '--network-alias', 'svc-six')]);
-        const [ip1, ip2, ip4, gw] = await Promise.all([sandboxIp(d, 'down1', 'down-net'), sandboxIp(d, 'down2', 'down-net'), sandboxIp(d, 'alpine4', 'alpine-net'), gatewayOf('down-net')]);
+        const [ip1, ip2, ip4, ip9, gw] = await Promise.all([sandboxIp(d, 'down1', 'down-net'), sandboxIp(d, 'down2', 'down-net'), sandboxIp(d, 'alpine4', 'alpine-net'), sandboxIp(d, 'down9r', 'down-net'), gatewayOf('down-net')]);
         const dual2 = JSON.parse(await cli('inspect', 'dual2'))[0].NetworkSettings.Networks['down-dual'];
         const v6b: string = JSON.parse(await cli('inspect', 'v6b'))[0].NetworkSettings.Networks['down-six'].GlobalIPv6Address;
         const [gwDual, gwDual6, gwSix] = await Promise.all([gatewayOf('down-dual'), gateway6Of('dual1', 'down-dual'), gateway6Of('v6a', 'down-six')]);
@@ -355,6 +363,17 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
           expect(a[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip2] });
           expect(aaaa[0]).toMatchObject({ rcode: 'NOERROR', answers: [] });
           expect(qualified[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip2] });
+          const [renamed, alias9, oldName, removed] = await Promise.all([
+            dig('down1', gw, 'down9r', 'A', 'udp', 1, 2000),
+            dig('down1', gw, 'down-alias', 'A', 'udp', 1, 2000),
+            // Names no longer anyone's: the kernel passes them on, and nobody answers.
+            dig('down1', gw, 'down9', 'A', 'udp', 1, 1000),
+            dig('down1', gw, 'gone1', 'A', 'udp', 1, 1000),
+          ]);
+          expect(renamed[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip9] });
+          expect(alias9[0]).toMatchObject({ rcode: 'NOERROR', answers: [ip9] });
+          expect(oldName[0]).toMatchObject({ error: 'timeout' });
+          expect(removed[0]).toMatchObject({ error: 'timeout' });
           const [a4, a6] = await Promise.all([dig('dual1', gwDual, 'dual2', 'A', 'udp', 1, 2000), dig('dual1', gwDual, 'dual2', 'AAAA', 'udp', 1, 2000)]);
           expect(a4[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.IPAddress] });
           expect(a6[0]).toMatchObject({ rcode: 'NOERROR', answers: [dual2.GlobalIPv6Address] });

@@ -13,8 +13,8 @@ import type { Lab } from '../../src/lab/lab.js';
 import type { LabDaemon } from '../../src/lab/daemon.js';
 import { listNetns, ipJson } from '../../src/system/ip.js';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
-import { DatapathMaps, DatapathMaps6, ctEntry4, ctKey4, endpointInfo, networkInfo, networkInfo6, portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
-import { ipv4, ipv6, u32 } from '../../src/datapath/libbpf/codec.js';
+import { DatapathMaps, DatapathMaps6, ctEntry4, ctKey4, endpointInfo, net6MoreKey, networkInfo, networkInfo6, portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
+import { formatIPv6, ipv4, ipv6, ipv6Bytes, u32 } from '../../src/datapath/libbpf/codec.js';
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../src/networks/model.js';
 import { MacvlanDriver } from '../../src/drivers/macvlan/macvlan-driver.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
@@ -53,6 +53,8 @@ export function readStore(d: LabDaemon): StoredState {
 
 const sorted = <T>(xs: Iterable<T>) => [...xs].map(String).sort();
 const isPrivate = (a: string) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(a);
+
+const canonical6 = (a: string): string => formatIPv6(ipv6Bytes(a));
 
 function diff(what: string, stored: Iterable<unknown>, kernel: Iterable<unknown>): string[] {
   const s = new Set(sorted(stored));
@@ -251,6 +253,7 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
   const ports6 = open(DatapathMaps6.ports, portKey6, portTarget6);
   const nets6 = open(DatapathMaps6.networks, u32, networkInfo6);
   const owners6 = open(DatapathMaps6.conntrackOwners, ipv6, u32);
+  const more6 = open(DatapathMaps6.moreSubnets, net6MoreKey, ipv6);
   try {
     problems.push(...diff('ep6 entry', new Set(withAddr6.map((e) => e.ipv6)), ep6.keys()));
     problems.push(
@@ -263,6 +266,14 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
     const net6Count = nets6.keys().length;
     const bridgeNets6 = st.networks.filter((n) => n.driver === 'bridge' && n.subnet6).length;
     if (net6Count !== bridgeNets6) problems.push(`net6 has ${net6Count} entries for ${bridgeNets6} bridge networks with IPv6`);
+    // A network's further IPv6 subnets (after its first), each with its gateway.
+    problems.push(
+      ...diff(
+        'net6_more entry',
+        st.networks.filter((n) => n.driver === 'bridge').flatMap((n) => (n.moreSubnets6 ?? []).map((m) => `${canonical6(m.subnet.split('/')[0])}/${m.subnet.split('/')[1]} via ${canonical6(m.gateway)}`)),
+        more6.entries().map(([k, gateway]) => `${k.addr}/${k.prefixlen - 32} via ${gateway}`),
+      ),
+    );
     problems.push(...diff('ep4 entry', new Set(withAddr.map((e) => e.ipv4)), ep.keys()));
     const epxCount = epx.keys().length;
     if (epxCount !== withAny.length) problems.push(`ep_ifx has ${epxCount} entries for ${withAny.length} endpoints`);
@@ -286,7 +297,7 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
     const held6 = new Set<string>([...withAddr6.map((e) => e.ipv6!), ...st.networks.map((n) => n.gateway6).filter((g): g is string => typeof g === 'string')]);
     for (const a of owners6.keys()) if (!held6.has(a)) problems.push(`ct_owner6 entry for ${a}, which no endpoint holds`);
   } finally {
-    for (const m of [ep, epx, ports, nets, ct, owners, ep6, ports6, nets6, owners6]) m.close();
+    for (const m of [ep, epx, ports, nets, ct, owners, ep6, ports6, nets6, owners6, more6]) m.close();
   }
   return problems;
 }

@@ -17,7 +17,10 @@ export function networkRoutes(router: Router, networks: NetworkService, store: S
 
   router.on('GET', '/networks/{id}', (req, res) => {
     const net = networks.inspect(req.params.id);
-    sendJson(res, 200, networkJson(net, networkContainers(store.endpoints.forNetwork(net.id), sandboxName)));
+    const endpoints = store.endpoints.forNetwork(net.id);
+    // Many endpoints: one read of the sandboxes instead of one per endpoint.
+    const names = endpoints.length > 32 ? new Map(store.sandboxes.all().map((sb) => [sb.id, sb.name])) : undefined;
+    sendJson(res, 200, networkJson(net, networkContainers(endpoints, names ? (id) => names.get(id) : sandboxName)));
   });
 
   router.on('POST', '/networks/create', async (req, res) => {

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { invalid } from '../../errors.js';
-import type { NetworkRecord } from '../../networks/model.js';
+import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../../networks/model.js';
 import type { SandboxService } from '../../sandboxes/service.js';
 import type { Store } from '../../store/store.js';
 import { sandboxInspect, sandboxSummary, type SandboxView } from '../render.js';
@@ -11,6 +11,17 @@ import { sendEmpty, sendJson, type Router } from '../router.js';
 import { attachQuery, execSchema, forceQuery, renameQuery, sandboxCreateSchema } from '../schemas.js';
 import type { ExecFrame } from '../types.js';
 import { checkBody, checkQuery } from '../validate.js';
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const list = out.get(k);
+    if (list) list.push(item);
+    else out.set(k, [item]);
+  }
+  return out;
+}
 
 function frame(res: ServerResponse, f: ExecFrame): void {
   res.write(`${JSON.stringify(f)}\n`);
@@ -39,15 +50,25 @@ function streamChild(res: ServerResponse, child: ChildProcess): Promise<void> {
 }
 
 export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: Store, sandboxKey: (netns: string | null) => string): void {
+  const viewOf = (sandbox: SandboxRecord, endpoints: EndpointRecord[], network: (id: string) => NetworkRecord | undefined, ports: PortRecord[]): SandboxView => {
+    const networks = new Map<string, NetworkRecord>();
+    for (const e of endpoints) {
+      const n = network(e.networkId);
+      if (n) networks.set(n.id, n);
+    }
+    return { sandbox, endpoints, networks, ports, sandboxKey: sandboxKey(sandbox.netns) };
+  };
   const view = (id: string): SandboxView => {
     const sandbox = sandboxes.refresh(store.sandboxes.get(id)!);
     const endpoints = store.endpoints.forSandbox(id).filter((e) => e.state === 'active');
-    const networks = new Map<string, NetworkRecord>();
-    for (const e of endpoints) {
-      const n = store.networks.get(e.networkId);
-      if (n) networks.set(n.id, n);
-    }
-    return { sandbox, endpoints, networks, ports: store.ports.forSandbox(id), sandboxKey: sandboxKey(sandbox.netns) };
+    return viewOf(sandbox, endpoints, (n) => store.networks.get(n), store.ports.forSandbox(id));
+  };
+  /** Every listed sandbox's view from one read of each table, not several reads per sandbox (ps at 4,000 sandboxes). */
+  const views = (list: readonly SandboxRecord[]): SandboxView[] => {
+    const endpoints = groupBy(store.endpoints.all().filter((e) => e.state === 'active'), (e) => e.sandboxId);
+    const networks = new Map(store.networks.all().map((n) => [n.id, n]));
+    const ports = groupBy(store.ports.all(), (p) => p.sandboxId);
+    return list.map((sb) => viewOf(sb, (endpoints.get(sb.id) ?? []).sort((a, b) => a.seq - b.seq), (n) => networks.get(n), ports.get(sb.id) ?? []));
   };
 
   router.on('POST', '/sandboxes/create', async (req, res) => {
@@ -70,7 +91,7 @@ export function sandboxRoutes(router: Router, sandboxes: SandboxService, store: 
   });
 
   router.on('GET', '/sandboxes', (_req, res) => {
-    sendJson(res, 200, sandboxes.list().map((s) => sandboxSummary(view(s.id))));
+    sendJson(res, 200, views(sandboxes.list()).map(sandboxSummary));
   });
 
   router.on('GET', '/sandboxes/{id}', (req, res) => {
