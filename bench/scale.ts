@@ -1,5 +1,6 @@
 /**
  * node dist/bench/scale.js [--count N] [--rounds N]   (or npm run bench -- --scale [--scale-count N])
+ * BPFNET_LAB_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the daemon (written at its clean stop).
  *
  * Many sandboxes on one bridge network of the eBPF datapath (issue 15: "4,000 sandboxes on one
  * network"; a Linux bridge takes 1,024 ports, so Docker stops near 1,023). One lab, one daemon:

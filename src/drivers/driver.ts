@@ -64,9 +64,12 @@ export interface Driver {
   /**
    * Makes the endpoint's host-side objects and its namespace-side interface, kept in the
    * daemon's namespace under a temporary name until join. Returns the endpoint with what the
-   * driver chose (its host-side device, MAC).
+   * driver chose (its host-side device, MAC). into: where join will put it, when that is known
+   * already (bpfnet's own sandboxes): a driver may make the interface there at once, as join
+   * would leave it — moving a device between namespaces waits for an RCU grace period in the
+   * kernel (~16 ms here), making it in place does not.
    */
-  createEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord>;
+  createEndpoint(net: NetworkRecord, ep: EndpointRecord, into?: JoinTarget): Promise<EndpointRecord>;
   /** Moves the endpoint's interface into the namespace at target.netnsPath as target.ifname and configures it there. */
   join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord>;
   /** Undoes join: the interface goes back to the daemon's namespace (nothing is left in the caller's namespace). */

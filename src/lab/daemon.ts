@@ -64,6 +64,8 @@ export class LabDaemon {
 
   async start(): Promise<void> {
     const args = [
+      // Node's own flags for the daemon (e.g. --cpu-prof --cpu-prof-dir=DIR, which NODE_OPTIONS refuses).
+      ...(process.env.BPFNET_LAB_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       cliPath,
       'daemon',
       '--root',

@@ -232,10 +232,11 @@ export class Attachments {
     try {
       const global = this.#globalFor(net);
       if (global) built = await this.#claimGlobal(global, sb, net, built);
-      built = await driver.createEndpoint(net, built);
+      const target = { ...this.target(sb, built), defaultRoute: becomesPrimary };
+      built = await driver.createEndpoint(net, built, target);
       // Stored at once: a daemon killed before join still knows the host-side device to remove.
       this.#store.endpoints.update(built);
-      built = await driver.join(net, built, { ...this.target(sb, built), defaultRoute: becomesPrimary });
+      built = await driver.join(net, built, target);
       await failpoint('attach:after-join');
       if (driver.capabilities.datapath) await this.#datapath.ensureEndpoint(networkSpec(net), endpointSpec(built, this.netnsPath(sb)));
       await failpoint('attach:after-datapath');

@@ -96,6 +96,8 @@ export class BridgeDriver implements Driver {
   readonly #markerPrefix: string;
   readonly #linkPrefix: string;
   readonly #portless: boolean;
+  /** Endpoints whose container side createEndpoint made in join's namespace already (until join). */
+  readonly #inPlace = new Set<string>();
 
   constructor(opts: BridgeDriverOptions) {
     this.#markerPrefix = `bpfnet:${opts.instance}:`;
@@ -186,9 +188,11 @@ export class BridgeDriver implements Driver {
     return net.options[BridgeOption.mtu] ? ['mtu', net.options[BridgeOption.mtu]] : [];
   }
 
-  async createEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord> {
+  async createEndpoint(net: NetworkRecord, ep: EndpointRecord, into?: JoinTarget): Promise<EndpointRecord> {
     const hostIf = this.hostDevice(ep.id);
-    const parked = this.parkedName(ep.id);
+    // The container side straight into its namespace under its name when join's target is known
+    // (no move later: that waits for an RCU grace period); else parked here until join.
+    const peer = into?.netnsPath ? ['name', into.ifname, 'netns', into.netnsPath] : ['name', this.parkedName(ep.id)];
     const mtu = this.#mtu(net);
     // addrgenmode goes off while the devices are still down (an IPv6 link-local address is
     // made at up time), so nothing but IPv4 flows. One process for the whole host side.
@@ -198,10 +202,13 @@ export class BridgeDriver implements Driver {
       this.#portless ? ['link', 'set', 'dev', hostIf, 'up'] : ['link', 'set', 'dev', hostIf, 'master', net.device!, 'up'],
     ];
     try {
-      await ipBatch(HOST, [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', 'name', parked], ...hostSide]);
+      await ipBatch(HOST, [['link', 'add', 'name', hostIf, 'type', 'veth', 'peer', ...peer], ...hostSide]);
+      if (into?.netnsPath) this.#inPlace.add(ep.id);
     } catch (err) {
       // Rebuilding an endpoint whose veth survived (reconcile): configure what is there.
       if (!/File exists/.test((err as Error).message)) throw new Error(`could not create veth "${hostIf}" for endpoint ${ep.id.slice(0, 12)} on ${net.name}: ${(err as Error).message}`);
+      // Either side may be what exists: the parked way sorts out which, as before.
+      if (into?.netnsPath) return this.createEndpoint(net, ep);
       await ipBatch(HOST, hostSide);
     }
     return { ...ep, hostIfname: hostIf, mac: ep.mac ?? macFor(ep), ...(net.subnet ? { prefixLength: prefixOf(net) } : {}) };
@@ -212,7 +219,8 @@ export class BridgeDriver implements Driver {
     const parked = this.parkedName(ep.id);
     // The kernel moves and renames in one request; the name may clash only inside the target namespace.
     try {
-      await ip(HOST, ['link', 'set', 'dev', parked, 'netns', target.netnsPath, 'name', target.ifname]);
+      // Made there by createEndpoint: nothing to move.
+      if (!this.#inPlace.delete(ep.id)) await ip(HOST, ['link', 'set', 'dev', parked, 'netns', target.netnsPath, 'name', target.ifname]);
     } catch (err) {
       const gone = /Cannot find device|does not exist/.test((err as Error).message);
       // Joined before (reconcile re-asserting): the interface is already there under its name.
@@ -289,6 +297,7 @@ export class BridgeDriver implements Driver {
   }
 
   async deleteEndpoint(_net: NetworkRecord, ep: EndpointRecord): Promise<void> {
+    this.#inPlace.delete(ep.id);
     // Deleting either end removes the pair; one that is not there is already undone.
     for (const dev of [ep.hostIfname ?? this.hostDevice(ep.id), this.parkedName(ep.id)]) {
       try {

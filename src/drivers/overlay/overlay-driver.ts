@@ -86,8 +86,8 @@ export class OverlayDriver implements Driver {
     return this.#local.deleteNetwork(net);
   }
 
-  async createEndpoint(net: NetworkRecord, ep: EndpointRecord): Promise<EndpointRecord> {
-    return this.#local.createEndpoint(await this.#asLocal(net), ep);
+  async createEndpoint(net: NetworkRecord, ep: EndpointRecord, into?: JoinTarget): Promise<EndpointRecord> {
+    return this.#local.createEndpoint(await this.#asLocal(net), ep, into);
   }
 
   async join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord> {
