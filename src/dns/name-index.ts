@@ -194,9 +194,9 @@ export class NameIndex {
       if (!list) network.names.set(name, [target]);
       else {
         // After every target of a lower or equal seq: the order a whole build gives.
-        let at = list.length;
-        while (at > 0 && list[at - 1].seq > target.seq) at--;
-        list.splice(at, 0, target);
+        let pos = list.length;
+        while (pos > 0 && list[pos - 1].seq > target.seq) pos--;
+        list.splice(pos, 0, target);
       }
       mine.targets.push({ network, name, target });
       this.#changed(network, name);
