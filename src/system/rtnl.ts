@@ -327,6 +327,21 @@ function fail(command: string, o: NativeRtnlOutcome): never {
   throw new CommandError(command, 2, '', why);
 }
 
+/** The RTM_NEWADDR messages of one address dump in the namespace, each as its ifaddrmsg and attributes. */
+function addressDump(netnsPath: string | null, command: string): Buffer[] {
+  const dump = send(netnsPath, [message(RTM.GETADDR, NLM_F.DUMP, Buffer.alloc(IFADDR), [])]);
+  if (dump.error) fail(command, dump);
+  const r = dump.replies;
+  const out: Buffer[] = [];
+  for (let off = 0; off + HDR + IFADDR <= r.length; ) {
+    const len = r.readUInt32LE(off);
+    if (len < HDR + IFADDR || off + len > r.length) break;
+    if (r.readUInt16LE(off + 4) === RTM.NEWADDR) out.push(r.subarray(off + HDR, off + len));
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
 /** The addresses of one device, as delete requests (from an address dump). */
 function flushRequests(netnsPath: string | null, ifname: string, command: string): Buffer[] {
   let ifindex: number;
@@ -335,19 +350,10 @@ function flushRequests(netnsPath: string | null, ifname: string, command: string
   } catch {
     throw new CommandError(command, 1, '', `Cannot find device "${ifname}"`);
   }
-  const dump = send(netnsPath, [message(RTM.GETADDR, NLM_F.DUMP, Buffer.alloc(IFADDR), [])]);
-  if (dump.error) fail(command, dump);
-  const out: Buffer[] = [];
-  for (let off = 0; off + HDR <= dump.replies.length; ) {
-    const len = dump.replies.readUInt32LE(off);
-    if (len < HDR + IFADDR) break;
-    if (dump.replies.readUInt16LE(off + 4) === RTM.NEWADDR && dump.replies.readUInt32LE(off + HDR + 4) === ifindex) {
-      // The address as the dump described it (ifaddrmsg and IFA_LOCAL/IFA_ADDRESS) identifies it.
-      out.push(message(RTM.DELADDR, NLM_F.ACK, Buffer.from(dump.replies.subarray(off + HDR, off + len)), []));
-    }
-    off += (len + 3) & ~3;
-  }
-  return out;
+  // The address as the dump described it (ifaddrmsg and IFA_LOCAL/IFA_ADDRESS) identifies it.
+  return addressDump(netnsPath, command)
+    .filter((m) => m.readUInt32LE(4) === ifindex)
+    .map((m) => message(RTM.DELADDR, NLM_F.ACK, Buffer.from(m), []));
 }
 
 /** One address of a namespace, as `ip -j addr show` lists it. */
@@ -368,36 +374,28 @@ export interface AddressEntry {
  * (thousands of host veths: megabytes of JSON every poll).
  */
 export function dumpAddresses(netnsPath: string | null): AddressEntry[] {
-  const dump = send(netnsPath, [message(RTM.GETADDR, NLM_F.DUMP, Buffer.alloc(IFADDR), [])]);
-  if (dump.error) fail('ip addr show', dump);
-  const r = dump.replies;
   const out: AddressEntry[] = [];
-  for (let off = 0; off + HDR + IFADDR <= r.length; ) {
-    const len = r.readUInt32LE(off);
-    if (len < HDR + IFADDR || off + len > r.length) break;
-    const family = r.readUInt8(off + HDR);
-    if (r.readUInt16LE(off + 4) === RTM.NEWADDR && (family === AF_INET || family === AF_INET6)) {
-      const width = family === AF_INET ? 4 : 16;
-      let local: Buffer | undefined;
-      let address: Buffer | undefined;
-      let label: string | undefined;
-      for (let a = off + HDR + IFADDR; a + 4 <= off + len; ) {
-        const alen = r.readUInt16LE(a);
-        if (alen < 4) break;
-        const type = r.readUInt16LE(a + 2) & 0x3fff;
-        const data = r.subarray(a + 4, a + alen);
-        if (type === IFA.LOCAL && data.length === width) local = data;
-        else if (type === IFA.ADDRESS && data.length === width) address = data;
-        else if (type === IFA.LABEL) label = data.toString('latin1').replace(/\0.*$/s, '');
-        a += (alen + 3) & ~3;
-      }
-      const bytes = local ?? address;
-      if (bytes) {
-        const text = family === AF_INET ? [...bytes].join('.') : formatIPv6(bytes);
-        out.push({ ifindex: r.readUInt32LE(off + HDR + 4), family: family === AF_INET ? 4 : 6, scope: r.readUInt8(off + HDR + 3), local: text, ...(label ? { label } : {}) });
-      }
+  for (const m of addressDump(netnsPath, 'ip addr show')) {
+    const family = m.readUInt8(0);
+    if (family !== AF_INET && family !== AF_INET6) continue;
+    const width = family === AF_INET ? 4 : 16;
+    let local: Buffer | undefined;
+    let address: Buffer | undefined;
+    let label: string | undefined;
+    for (let a = IFADDR; a + 4 <= m.length; ) {
+      const alen = m.readUInt16LE(a);
+      if (alen < 4) break;
+      const type = m.readUInt16LE(a + 2) & 0x3fff;
+      const data = m.subarray(a + 4, a + alen);
+      if (type === IFA.LOCAL && data.length === width) local = data;
+      else if (type === IFA.ADDRESS && data.length === width) address = data;
+      else if (type === IFA.LABEL) label = data.toString('latin1').replace(/\0.*$/s, '');
+      a += (alen + 3) & ~3;
     }
-    off += (len + 3) & ~3;
+    const bytes = local ?? address;
+    if (!bytes) continue;
+    const text = family === AF_INET ? [...bytes].join('.') : formatIPv6(bytes);
+    out.push({ ifindex: m.readUInt32LE(4), family: family === AF_INET ? 4 : 6, scope: m.readUInt8(3), local: text, ...(label ? { label } : {}) });
   }
   return out;
 }
