@@ -411,34 +411,28 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
 
   /**
    * local4/local6: every address of the host namespace, where published ports apply (IPv6:
-   * global and host scope; link-local destinations are the host's anyway). Returns them by
-   * device, IPv6 ones under "6:device".
+   * global and host scope; link-local destinations are the host's anyway). Returns the uplink's
+   * own, per family. One rtnetlink dump and no process: with thousands of host veths
+   * `ip -j addr show` printed megabytes every poll, CPU taken from the traffic it serves.
    */
-  /**
-   * The namespace's addresses into local4/local6; returns the uplink's (key: its name, and 6:name
-   * for IPv6). One rtnetlink dump, no process: with thousands of host veths `ip -j addr show`
-   * printed megabytes every poll, CPU taken from the traffic it serves.
-   */
-  async #refreshLocal(maps: Maps): Promise<Map<string, string[]>> {
+  async #refreshLocal(maps: Maps): Promise<{ uplink4: string[]; uplink6: string[] }> {
     const addrs = dumpAddresses(this.#ns?.path ?? null);
     const want = new Set<string>(['127.0.0.1']);
     const want6 = new Set<string>(['::1']);
-    const byDevice = new Map<string, string[]>();
-    const add = (key: string, addr: string) => byDevice.set(key, [...(byDevice.get(key) ?? []), addr]);
-    const uplink = this.#ctx.uplink.ifname;
+    const uplink = { uplink4: [] as string[], uplink6: [] as string[] };
     let uplinkIndex: number | undefined;
     try {
-      uplinkIndex = interfaceIndex(this.#ns?.path ?? null, uplink);
+      uplinkIndex = interfaceIndex(this.#ns?.path ?? null, this.#ctx.uplink.ifname);
     } catch {
       /* gone for now: local addresses still follow, the uplink's keep their last value */
     }
     for (const a of addrs) {
       if (a.family === 4) {
         want.add(a.local);
-        if (a.ifindex === uplinkIndex) add(uplink, a.local);
+        if (a.ifindex === uplinkIndex) uplink.uplink4.push(a.local);
       } else if (a.scope !== 253 /* RT_SCOPE_LINK */) {
         want6.add(a.local);
-        if (a.ifindex === uplinkIndex) add(`6:${uplink}`, a.local);
+        if (a.ifindex === uplinkIndex) uplink.uplink6.push(a.local);
       }
     }
     for (const k of maps.local.keys()) if (!want.has(k)) maps.local.delete(k);
@@ -447,7 +441,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.local6.keys()) if (!want6.has(k)) maps.local6.delete(k);
     const have6 = new Set(maps.local6.keys());
     for (const k of want6) if (!have6.has(k)) maps.local6.set(k, 1);
-    return byDevice;
+    return uplink;
   }
 
   async start(desired: DesiredState): Promise<void> {
@@ -548,14 +542,12 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   }
 
   async #refreshAddresses(maps: Maps): Promise<void> {
-    const addrs = await this.#refreshLocal(maps);
-    const uplink = addrs.get(this.#ctx.uplink.ifname);
+    const { uplink4, uplink6 } = await this.#refreshLocal(maps);
     const cfg = maps.cfg.get(0);
     // The configured address stays while it is still on the uplink; otherwise its first one.
-    if (cfg && uplink && uplink.length > 0 && !uplink.includes(cfg.uplink_addr)) maps.cfg.set(0, { ...cfg, uplink_addr: uplink[0] });
-    const uplink6 = addrs.get(`6:${this.#ctx.uplink.ifname}`);
+    if (cfg && uplink4.length > 0 && !uplink4.includes(cfg.uplink_addr)) maps.cfg.set(0, { ...cfg, uplink_addr: uplink4[0] });
     const cfg6 = maps.cfg6.get(0);
-    if (cfg6 && uplink6 && uplink6.length > 0 && !uplink6.includes(cfg6.uplink_addr)) maps.cfg6.set(0, { ...cfg6, uplink_addr: uplink6[0] });
+    if (cfg6 && uplink6.length > 0 && !uplink6.includes(cfg6.uplink_addr)) maps.cfg6.set(0, { ...cfg6, uplink_addr: uplink6[0] });
   }
 
   #startDrops(): void {
