@@ -35,6 +35,12 @@ function newSandboxEntry(): SandboxEntry {
   return { names: new Set(), addrs: new Set(), ifindexes: [], endpoints: [], attached: [] };
 }
 
+/** A name's two entries on a network ("scope name" and "scope name.network"); none for a network without a resolver. */
+function entryKeys(net: NetworkNames, name: string): string[] {
+  const scope = scopeOf(net.net);
+  return scope ? [`${scope} ${name}`, `${scope} ${name}.${net.net.name.toLowerCase()}`] : [];
+}
+
 function clientText(c: Client): string {
   return `${c.addr} ${c.gateway} ${c.addr6} ${c.gateway6} ${c.scope} ${c.flags}`;
 }
@@ -212,14 +218,13 @@ export class KernelNames {
    * family; such a name, and ANY for a name with both, is the daemon's).
    */
   #entriesOf(net: NetworkNames, name: string, targets: readonly Target[]): Array<[string, string, string[]]> {
-    const scope = scopeOf(net.net);
-    if (!scope || targets.length === 0) return [];
+    if (targets.length === 0) return [];
     const v4 = targets.filter((t) => t.ipv4 !== '').map((t) => t.ipv4);
     const v6 = targets.filter((t) => t.ipv6 !== '').map((t) => t.ipv6);
     if (v4.length > DNS_ADDRS_MAX || v6.length > DNS_ADDRS_MAX) return [];
     const addrs = `${v4.join(' ')}|${v6.join(' ')}`;
     const list = [...v4, ...v6];
-    return [`${scope} ${name}`, `${scope} ${name}.${net.net.name.toLowerCase()}`].map((entry) => [entry, addrs, list]);
+    return entryKeys(net, name).map((entry) => [entry, addrs, list]);
   }
 
   /** Files an entry under its name and addresses, for forget(). */
@@ -248,9 +253,7 @@ export class KernelNames {
   /** One name of one network brought up to date: its entries written, rewritten or removed. */
   #syncName(net: NetworkNames, name: string, sets: Array<[string, string]>): void {
     const now = new Map(this.#entriesOf(net, name, net.names.get(name) ?? []).map(([entry, addrs, list]) => [entry, { addrs, list }]));
-    const scope = scopeOf(net.net);
-    if (!scope) return;
-    for (const entry of [`${scope} ${name}`, `${scope} ${name}.${net.net.name.toLowerCase()}`]) {
+    for (const entry of entryKeys(net, name)) {
       this.#unlink(entry, name);
       const want = now.get(entry);
       if (!want) {
