@@ -2,7 +2,7 @@
 // flags and print what it prints against Docker. Runs once per docker CLI installed — the one
 // on PATH (`command -v docker`) and Debian's docker.io 20.10 at /usr/bin/docker, which the
 // bootstrap installs — so API version negotiation is proven with an old and a new client.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { Lab } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
@@ -118,6 +118,13 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
   });
 
   it('IPv6: create --ipv6 (given subnet, default ULA pool), inspect as moby, connect --ip6, and refuses malformed IPv6 with moby\'s words', async () => {
+    // A failed expectation must not leave these networks to the prune test below.
+    onTestFinished(async () => {
+      for (const n of ['v6dual', 'v6multi', 'v6auto']) {
+        await docker('network', 'disconnect', '-f', n, 'c1');
+        await docker('network', 'rm', n);
+      }
+    });
     const [bridge0] = JSON.parse((await docker('network', 'inspect', 'bridge')).out);
     expect(bridge0).toMatchObject({ EnableIPv6: true, IPAM: { Config: [{ Subnet: '172.17.0.0/16', Gateway: '172.17.0.1' }, { Subnet: 'fd00:17::/64', Gateway: 'fd00:17::1' }] } });
     expect(Object.values(bridge0.Containers)).toEqual([expect.objectContaining({ Name: 'c1', IPv4Address: '172.17.0.2/16', IPv6Address: 'fd00:17::2/64' })]);
@@ -140,8 +147,9 @@ describe.each(CLIS)('the docker CLI %s against bpfnet', (DOCKER) => {
     // Several IPv6 subnets: one IPAM.Config entry each, a gateway for each on the bridge, --ip6 from the second.
     expect((await docker('network', 'create', '--ipv6', '--subnet', 'fd00:db8:a1::/64', '--subnet', 'fd00:db8:a2::/64', 'v6multi')).code).toBe(0);
     const [multi] = JSON.parse((await docker('network', 'inspect', 'v6multi')).out);
-    expect(multi.IPAM.Config).toEqual([
-      { Subnet: expect.stringMatching(/^172\.\d+\.0\.0\/16$/), Gateway: expect.stringMatching(/^172\.\d+\.0\.1$/) },
+    // The CLI gathers --subnet flags in a Go map, so the two IPv6 entries arrive (and are kept) in either order.
+    expect(multi.IPAM.Config[0]).toEqual({ Subnet: expect.stringMatching(/^172\.\d+\.0\.0\/16$/), Gateway: expect.stringMatching(/^172\.\d+\.0\.1$/) });
+    expect(multi.IPAM.Config.slice(1).sort((a: { Subnet: string }, b: { Subnet: string }) => a.Subnet.localeCompare(b.Subnet))).toEqual([
       { Subnet: 'fd00:db8:a1::/64' },
       { Subnet: 'fd00:db8:a2::/64' },
     ]);
