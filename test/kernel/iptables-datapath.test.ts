@@ -245,6 +245,25 @@ describe('iptables datapath (real namespaces and packets)', () => {
     expect(await probe(lab.external, 'tcp', HOST, 8080)).toBe(`s1 ${EXT} 80`);
   });
 
+  it('reads its hooks back at most once per window: a hook someone deleted returns with the first change after it', async () => {
+    const quick = new IptablesDatapath(
+      { linkPrefix: lab.prefix, instance: lab.prefix, uplink: { ifname: UPLINK.hostIf, ipv4: HOST }, root: lab.tmpDir() },
+      { netnsPath: lab.host.path, hookRecheckMs: 1_500 },
+    );
+    await quick.start(desired);
+    const hook = ['-t', 'nat', '-C', 'POSTROUTING', '-j', dp.chains.postrouting];
+    const hooked = async () => (await lab.execRaw(lab.host, 'iptables', hook)).code === 0;
+    await lab.exec(lab.host, 'iptables', ['-t', 'nat', '-D', 'POSTROUTING', '-j', dp.chains.postrouting]);
+    // Within the window a change refills its chains without listing the built-in ones.
+    await quick.unpublish([p8081]);
+    expect(await hooked()).toBe(false);
+    await new Promise((r) => setTimeout(r, 1_600));
+    await quick.publish([p8081]);
+    expect(await hooked()).toBe(true);
+    expect(await probe(lab.external, 'tcp', HOST, 8080)).toBe(`s1 ${EXT} 80`);
+    await quick.stop();
+  });
+
   it('unpublish removes reachability; a refused change leaves the state as it was', async () => {
     await dp.unpublish([p8080]);
     expect(await probe(lab.external, 'tcp', HOST, 8080)).toBeNull();

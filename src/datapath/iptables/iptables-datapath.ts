@@ -41,7 +41,12 @@ import { readSysctl, writeSysctl } from '../../system/sysctl.js';
 export interface IptablesDatapathOptions {
   /** Act on this namespace instead of the daemon's own (tests aim it at a lab's host). */
   netnsPath?: string;
+  /** How long hooks read back in place are trusted before a change reads them again (default HOOK_RECHECK_MS). */
+  hookRecheckMs?: number;
 }
+
+/** How long hooks read back in place are trusted before a change reads them again (someone may flush a built-in chain). */
+export const HOOK_RECHECK_MS = 5_000;
 
 const portKey = (p: PortSpec) => `${p.protocol}|${p.hostIp}|${p.hostPort}|${p.networkId}|${p.containerIp}|${p.containerPort}`;
 
@@ -59,6 +64,9 @@ export class IptablesDatapath implements Datapath {
   #state: State = { networks: new Map(), endpoints: new Map(), ports: new Map() };
   /** Per family and table, the owned chains' rules as last committed: a table that did not change is not sent again. */
   readonly #committed = new Map<string, string>();
+  /** Per family, when the hooks were last read back and found (or put) in place. */
+  readonly #hooksCheckedAt = new Map<Family, number>();
+  readonly #hookRecheckMs: number;
   #forwardingReady = false;
   #forwarding6Ready = false;
   /** Calls run one at a time, in order: each renders and applies the state the previous one left. */
@@ -68,6 +76,7 @@ export class IptablesDatapath implements Datapath {
     this.#ctx = ctx;
     this.#names = chainNames(ctx.linkPrefix);
     this.#target = opts.netnsPath ? { netnsPath: opts.netnsPath } : {};
+    this.#hookRecheckMs = opts.hookRecheckMs ?? HOOK_RECHECK_MS;
   }
 
   /** The chain names this instance owns. */
@@ -95,6 +104,7 @@ export class IptablesDatapath implements Datapath {
       await this.#commit(rs, planReconcile(rs, saved), 4);
       const saved6 = parseSave(await iptablesSave(this.#target, undefined, 6));
       await this.#commit(rs6, planReconcile(rs6, saved6), 6);
+      for (const family of [4, 6] as const) this.#hooksCheckedAt.set(family, Date.now());
       await this.#settle(
         [...state.networks.values()].map((n) => () => this.#ensureBridge(n)),
         [...state.endpoints.values()],
@@ -188,6 +198,7 @@ export class IptablesDatapath implements Datapath {
       }
       this.#state = { networks: new Map(), endpoints: new Map(), ports: new Map() };
       this.#committed.clear();
+      this.#hooksCheckedAt.clear();
     });
   }
 
@@ -246,6 +257,15 @@ export class IptablesDatapath implements Datapath {
    * chains, which stays cheap however many rules our chains hold).
    */
   async #apply(rs: RuleSet, family: Family): Promise<void> {
+    // Reading the hooks back costs one iptables run per hooked chain (five per family, most of a
+    // change's time): within #hookRecheckMs of the last check, a burst of changes only refills.
+    const checkedAt = this.#hooksCheckedAt.get(family);
+    if (checkedAt !== undefined && Date.now() - checkedAt < this.#hookRecheckMs) {
+      const bodies = tableBodies(rs);
+      const refill = TABLES.filter((t) => bodies.get(t) !== this.#committed.get(`${family}/${t}`));
+      if (refill.length > 0) await this.#commit(rs, { refill, deletes: [], inserts: [], createUser: false, drop: [] }, family);
+      return;
+    }
     const hooked = [...new Set(rs.hooks.map((h) => `${h.table}\0${h.chain}`))].map((k) => k.split('\0') as [Table, string]);
     const listed = await Promise.all(hooked.map(([table, chain]) => iptablesListChain(this.#target, table, chain, family)));
     const saved = new Map<string, SavedTable>();
@@ -264,8 +284,8 @@ export class IptablesDatapath implements Datapath {
       inserts.some((h) => h.table === 'filter' && h.rule === `-j ${this.#names.user}`) &&
       (await iptablesListChain(this.#target, 'filter', this.#names.user, family)) === undefined;
     const plan: RestorePlan = { refill, deletes, inserts, createUser, drop: [] };
-    if (isEmptyPlan(plan)) return;
-    await this.#commit(rs, plan, family);
+    if (!isEmptyPlan(plan)) await this.#commit(rs, plan, family);
+    this.#hooksCheckedAt.set(family, Date.now());
   }
 
   async #commit(rs: RuleSet, plan: RestorePlan, family: Family): Promise<void> {
@@ -275,6 +295,7 @@ export class IptablesDatapath implements Datapath {
     } catch (err) {
       // Tables commit one by one: after a failure we no longer know which ones made it.
       this.#committed.clear();
+      this.#hooksCheckedAt.clear();
       throw err;
     }
     for (const t of plan.refill) this.#committed.set(`${family}/${t}`, bodies.get(t)!);
