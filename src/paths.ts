@@ -27,5 +27,8 @@ export function bpfObject(name: string): string {
 /** The compiled native addon. */
 export const addonPath = join(projectRoot, 'build', 'Release', 'bpfnet.node');
 
-/** The compiled CLI entry point (bin/bpfnet runs it). */
+/** The thin client (client/bpfnet.c), which bin/bpfnet starts once the bootstrap has built it. */
+export const thinClientPath = join(projectRoot, 'build', 'bin', 'bpfnet');
+
+/** The compiled CLI entry point (the Node CLI). */
 export const cliPath = join(projectRoot, 'dist', 'src', 'cli', 'main.js');

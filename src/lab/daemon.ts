@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { cliPath } from '../paths.js';
+import { cliPath, thinClientPath } from '../paths.js';
 import { run, runRaw, type RunResult } from '../system/exec.js';
 import { stop } from '../system/exec.js';
 import { UPLINK, type Lab } from './lab.js';
@@ -126,13 +126,25 @@ export class LabDaemon {
     await this.start();
   }
 
-  /** Runs the bpfnet CLI against this daemon; resolves with its exit code and output. */
+  /**
+   * Runs the bpfnet CLI against this daemon as a user does: the thin client once the bootstrap
+   * has built it (the daemon runs the command; the Node CLI's output byte for byte, proven by
+   * test/e2e/thin-client.test.ts), the Node CLI when the command reads stdin (the thin client
+   * sends none) or before the build. Resolves with its exit code and output.
+   */
   cli(args: readonly string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
-    return runRaw(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args], { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
+    const [file, argv] = this.#cliCommand(args, opts.input !== undefined);
+    return runRaw(file, argv, { timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input, env: { ...process.env, BPFNET_NODE: process.execPath } });
   }
 
   /** Runs the CLI and returns stdout; rejects with the CLI's stderr on a non-zero exit. */
   async bpfnet(...args: string[]): Promise<string> {
-    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
+    const [file, argv] = this.#cliCommand(args, false);
+    return run(file, argv, { env: { ...process.env, BPFNET_NODE: process.execPath } });
+  }
+
+  #cliCommand(args: readonly string[], readsStdin: boolean): [string, string[]] {
+    const argv = ['-H', `unix://${this.socket}`, ...args];
+    return !readsStdin && existsSync(thinClientPath) ? [thinClientPath, argv] : [process.execPath, [cliPath, ...argv]];
   }
 }

@@ -8,11 +8,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { Lab } from '../../src/lab/lab.js';
-import { cliPath, projectRoot } from '../../src/paths.js';
+import { cliPath, projectRoot, thinClientPath } from '../../src/paths.js';
 import { runRaw, type RunResult } from '../../src/system/exec.js';
 
 const BIN = join(projectRoot, 'bin', 'bpfnet');
-const THIN = join(projectRoot, 'build', 'bin', 'bpfnet');
+const THIN = thinClientPath;
 
 /** Time columns move between two runs: "3 seconds ago" and "4 seconds ago" are the same output. */
 function steady(text: string): string {
