@@ -280,4 +280,34 @@ describe('cluster store: five hosts, one etcd', () => {
     expect(agreed.some((e) => e.name === 'while-stopped1')).toBe(true);
     expect(agreed.some((e) => e.name === 'while-stopped0')).toBe(false);
   });
+
+  it('takes IPv6 through the API: SubnetV6 alone or beside Subnet, IPv6Address on connect, refused when it is no IPv6 subnet', async () => {
+    const h = cl.hosts[0]!;
+    const made: string[] = [];
+    try {
+      const dual = await call(h, 'POST', '/cluster/networks', { Name: 'ov6api', Subnet: '10.201.0.0/24', SubnetV6: 'fd00:c1::/64' });
+      expect(dual.status, dual.text).toBe(201);
+      made.push(dual.json.id);
+      expect(dual.json).toMatchObject({ subnet: '10.201.0.0/24', subnet6: 'fd00:c1::/64', gateway6: 'fd00:c1::1' });
+      const ep = await call(h, 'POST', `/cluster/networks/${dual.json.id}/endpoints`, { Name: 'v6ep', IPv6Address: 'fd00:c1::42' });
+      expect(ep.status, ep.text).toBe(201);
+      expect(ep.json).toMatchObject({ ipv6: 'fd00:c1::42', ipv4: expect.stringMatching(/^10\.201\.0\.\d+$/) });
+      const taken = await call(cl.hosts[1]!, 'POST', `/cluster/networks/${dual.json.id}/endpoints`, { Name: 'v6ep2', IPv6Address: 'fd00:c1::42' });
+      expect(taken.status).toBe(409);
+      expect((await call(h, 'DELETE', `/cluster/networks/${dual.json.id}/endpoints/${ep.json.endpointId}`)).status).toBe(204);
+
+      const only6 = await call(h, 'POST', '/cluster/networks', { Name: 'ov6only', SubnetV6: 'fd00:c2::/64' });
+      expect(only6.status, only6.text).toBe(201);
+      made.push(only6.json.id);
+      expect(only6.json.subnet).toBeUndefined();
+      const bad = await call(h, 'POST', '/cluster/networks', { Name: 'ov6bad', SubnetV6: '10.202.0.0/24' });
+      expect(bad.status).toBe(400);
+      expect(bad.text).toMatch(/an IPv6 CIDR/);
+      const none = await call(h, 'POST', '/cluster/networks', { Name: 'ovnone' });
+      expect(none.status).toBe(400);
+      expect(none.text).toMatch(/an IPv4 or an IPv6 subnet is needed/);
+    } finally {
+      for (const id of made) await call(h, 'DELETE', `/cluster/networks/${id}`);
+    }
+  });
 });

@@ -197,6 +197,23 @@ describe('Docker containers on the bpfnet plugin', () => {
     }
   });
 
+  it('several IPv6 subnets on one network (--subnet twice with --ipv6): a gateway for each, --ip6 from either, reach between them', async () => {
+    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--ipv6', '--subnet', '10.94.0.0/24', '--subnet', 'fd94:a::/64', '--subnet', 'fd94:b::/64', 'multi6');
+    try {
+      await up('m1', '--network', 'multi6', '--ip6', 'fd94:a::11');
+      await up('m2', '--network', 'multi6', '--ip6', 'fd94:b::12');
+      const net = JSON.parse(await bpf.bpfnet('network', 'inspect', `docker-${(await docker.run('network', 'inspect', '-f', '{{.Id}}', 'multi6')).slice(0, 12)}`))[0];
+      expect(net.IPAM.Config.map((c: { Subnet: string }) => c.Subnet).sort()).toEqual(['10.94.0.0/24', 'fd94:a::/64', 'fd94:b::/64']);
+      expect(await docker.run('exec', 'm2', 'ip', '-6', 'route', 'show', 'default')).toContain('default via fd94:b::1 dev eth0');
+      expect(await docker.run('exec', 'm2', 'ip', '-o', '-6', 'addr', 'show', 'eth0')).toContain('inet6 fd94:b::12/64');
+      expect(await execOk('m2', 'ping', '-6', '-c', '1', '-W', '2', 'fd94:a::11')).toBe(true);
+      expect(await execOk('m1', 'ping', '-6', '-c', '1', '-W', '2', 'fd94:b::12')).toBe(true);
+    } finally {
+      await docker.docker(['rm', '-f', 'm1', 'm2']);
+      await docker.docker(['network', 'rm', 'multi6']);
+    }
+  });
+
   it('answers hostile plugin requests with the protocol\'s error field and keeps serving', async () => {
     const socket = join(docker.pluginDir, 'bpfnet.sock');
     const post = (path: string, body: string) =>
@@ -215,7 +232,7 @@ describe('Docker containers on the bpfnet plugin', () => {
     expect((await post('/NetworkDriver.CreateNetwork', '[1,2]')).json.Err).toBe('request body must be a JSON object');
     expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'x'.repeat(500) }))).json.Err).toMatch(/NetworkID must be an id/);
     expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: '10.98.0.0/24' }] }))).json.Err).toBe('invalid IPv6 pool "10.98.0.0/24"');
-    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: 'fd98::/64' }, { Pool: 'fd99::/64' }] }))).json.Err).toMatch(/at most one IPv6 subnet/);
+    expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], IPv6Data: [{ Pool: 'fd98::/64' }, { Pool: 'fd98::/80' }] }))).json.Err).toMatch(/Pool overlaps/);
     expect((await post('/NetworkDriver.CreateNetwork', JSON.stringify({ NetworkID: 'n1', IPv4Data: [{ Pool: '10.99.0.0/24' }], Options: { 'com.docker.network.enable_ipv6': true } }))).json.Err).toMatch(/--ipv6 needs an IPv6 pool/);
     expect((await post('/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Interface: { Address: '10.99.0.5/24', AddressIPv6: 'fd99::zz/64' } }))).json.Err).toMatch(/invalid Interface.AddressIPv6/);
     expect((await post('/NetworkDriver.CreateEndpoint', JSON.stringify({ NetworkID: 'nope', EndpointID: 'e1', Interface: { Address: '10.99.0.5/24' } }))).json.Err).toMatch(/is not a bpfnet network/);

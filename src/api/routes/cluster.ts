@@ -43,7 +43,15 @@ export function clusterRoutes(router: Router, cluster: ClusterService): void {
     if (vni !== undefined && typeof vni !== 'number') throw invalid('VNI must be a number');
     const labels = b.Labels ?? {};
     if (typeof labels !== 'object' || labels === null || Object.values(labels).some((v) => typeof v !== 'string')) throw invalid('Labels must map strings to strings');
-    const net = await cluster.createNetwork({ name: str(b, 'Name', true), subnet: str(b, 'Subnet', true), vni, internal: b.Internal === true, labels: labels as Record<string, string> });
+    // Subnet (IPv4) and SubnetV6, either or both (the service refuses neither).
+    const net = await cluster.createNetwork({
+      name: str(b, 'Name', true),
+      subnet: str(b, 'Subnet'),
+      subnet6: str(b, 'SubnetV6'),
+      vni,
+      internal: b.Internal === true,
+      labels: labels as Record<string, string>,
+    });
     sendJson(res, 201, net);
   });
 
@@ -58,7 +66,7 @@ export function clusterRoutes(router: Router, cluster: ClusterService): void {
     const b = await objectBody(req.body());
     const aliases = b.Aliases ?? [];
     if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string')) throw invalid('Aliases must be an array of strings');
-    const ep = await cluster.connect({ network: req.params.id!, name: str(b, 'Name', true), aliases: aliases as string[], ipv4: str(b, 'IPv4Address') });
+    const ep = await cluster.connect({ network: req.params.id!, name: str(b, 'Name', true), aliases: aliases as string[], ipv4: str(b, 'IPv4Address'), ipv6: str(b, 'IPv6Address') });
     sendJson(res, 201, ep);
   });
 

@@ -57,9 +57,9 @@ export class DockerNetworkDriver {
     const v4 = ipamData(b.IPv4Data, 'IPv4Data');
     const v6 = ipamData(b.IPv6Data, 'IPv6Data');
     const enableIPv6 = flag(options[Label.enableIPv6]) || v6.length > 0;
-    // dockerd 20.10 always asks the IPAM driver for an IPv4 pool; IPv6 ones come with --ipv6.
+    // dockerd 20.10 always asks the IPAM driver for an IPv4 pool; IPv6 ones come with --ipv6, one
+    // per --subnet (the bridge driver routes each, with its own gateway on the bridge).
     if (v4.length !== 1) throw new PluginError(`bpfnet networks have exactly one IPv4 subnet, not ${v4.length}`);
-    if (v6.length > 1) throw new PluginError(`bpfnet networks have at most one IPv6 subnet, not ${v6.length}`);
     if (enableIPv6 && v6.length === 0) throw new PluginError('--ipv6 needs an IPv6 pool from the IPAM driver (--ipam-driver bpfnet gives one)');
     const generic = stringMap(options[Label.generic], `Options["${Label.generic}"]`);
     if (this.network(networkId)) return {};
