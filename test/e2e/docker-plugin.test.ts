@@ -198,12 +198,12 @@ describe('Docker containers on the bpfnet plugin', () => {
   });
 
   it('several IPv6 subnets on one network (--subnet twice with --ipv6): a gateway for each, --ip6 from either, reach between them', async () => {
-    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--ipv6', '--subnet', '10.94.0.0/24', '--subnet', 'fd94:a::/64', '--subnet', 'fd94:b::/64', 'multi6');
+    await docker.run('network', 'create', '-d', 'bpfnet', '--ipam-driver', 'bpfnet', '--ipv6', '--subnet', '10.89.0.0/24', '--subnet', 'fd94:a::/64', '--subnet', 'fd94:b::/64', 'multi6');
     try {
       await up('m1', '--network', 'multi6', '--ip6', 'fd94:a::11');
       await up('m2', '--network', 'multi6', '--ip6', 'fd94:b::12');
       const net = JSON.parse(await bpf.bpfnet('network', 'inspect', `docker-${(await docker.run('network', 'inspect', '-f', '{{.Id}}', 'multi6')).slice(0, 12)}`))[0];
-      expect(net.IPAM.Config.map((c: { Subnet: string }) => c.Subnet).sort()).toEqual(['10.94.0.0/24', 'fd94:a::/64', 'fd94:b::/64']);
+      expect(net.IPAM.Config.map((c: { Subnet: string }) => c.Subnet).sort()).toEqual(['10.89.0.0/24', 'fd94:a::/64', 'fd94:b::/64']);
       expect(await docker.run('exec', 'm2', 'ip', '-6', 'route', 'show', 'default')).toContain('default via fd94:b::1 dev eth0');
       expect(await docker.run('exec', 'm2', 'ip', '-o', '-6', 'addr', 'show', 'eth0')).toContain('inet6 fd94:b::12/64');
       expect(await execOk('m2', 'ping', '-6', '-c', '1', '-W', '2', 'fd94:a::11')).toBe(true);
