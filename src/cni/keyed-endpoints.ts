@@ -12,9 +12,9 @@
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { conflict, forbidden, invalid, notFound } from '../errors.js';
-import { formatIp, parseIp, parsePrefix, prefixContains } from '../ipam/ip.js';
+import { formatIp, parseIp } from '../ipam/ip.js';
 import { parseCidr, parseIPv4 } from '../ipam/ipv4.js';
-import type { EndpointRecord, NetworkRecord, Protocol } from '../networks/model.js';
+import { subnet6Holding, subnets6Of, type EndpointRecord, type NetworkRecord, type Protocol } from '../networks/model.js';
 import { BindingIndex } from '../networks/ports.js';
 import type { Attachments } from '../networks/attachments.js';
 import type { NetworkService } from '../networks/service.js';
@@ -149,7 +149,9 @@ export class KeyedEndpoints {
       }
       const net = this.#networks.resolve(req.network);
       if (req.ipv4 !== undefined && net.subnet && !inSubnet(req.ipv4, net.subnet)) throw invalid(`invalid endpoint settings:\naddress ${req.ipv4} is not in subnet ${net.subnet} of network ${net.name}`);
-      if (req.ipv6 !== undefined && !inSubnet6(req.ipv6, net.subnet6)) throw invalid(`invalid endpoint settings:\naddress ${req.ipv6} is not in the IPv6 subnet of network ${net.name} (${net.subnet6 ?? 'none'})`);
+      // Any of the network's IPv6 subnets (a bridge network may have several).
+      if (req.ipv6 !== undefined && !subnet6Holding(net, req.ipv6))
+        throw invalid(`invalid endpoint settings:\naddress ${req.ipv6} is not in an IPv6 subnet of network ${net.name} (${subnets6Of(net).map((x) => x.subnet).join(', ') || 'none'})`);
       this.#checkPorts(ports);
       const foreign = this.#networks.foreign;
       const created = await this.#networks.createEndpoint({
@@ -233,8 +235,3 @@ function inSubnet(ipv4: string, subnet: string): boolean {
   return ((a & mask) >>> 0) === ((c.addr & mask) >>> 0);
 }
 
-function inSubnet6(ipv6: string, subnet6: string | undefined): boolean {
-  const a = parseIp(ipv6);
-  const p = subnet6 ? parsePrefix(subnet6) : undefined;
-  return a !== undefined && p !== undefined && prefixContains(p, a);
-}

@@ -62,7 +62,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   beforeAll(async () => {
     lab = await Lab.create();
     d = await LabDaemon.start(lab, { datapath: 'ebpf' });
-    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain', 'six1', 'six2', 'stale', 'fresh']) ns[n] = await lab.addNamespace(n);
+    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain', 'six1', 'six2', 'multi6', 'stale', 'fresh']) ns[n] = await lab.addNamespace(n);
   });
 
   afterAll(async () => {
@@ -195,6 +195,24 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
       server.kill('SIGKILL');
     }
     for (const id of ['six1', 'six2']) expect((await cni('DEL', l, { id, netns: ns[id].path })).code).toBe(0);
+  });
+
+  it('a network with several IPv6 subnets (made by bpfnet network create): an address in the second gets that subnet\'s gateway and route', async () => {
+    await d.bpfnet('network', 'create', '--ipv6', '--subnet', '10.80.0.0/24', '--subnet', 'fd80:a::/64', '--subnet', 'fd80:b::/64', 'cnimulti');
+    const l = list('1.0.0', 'cnimulti', { subnet: '10.80.0.0/24' });
+    try {
+      const add = await cni('ADD', l, { id: 'multi6', netns: ns.multi6.path }, { ips: ['10.80.0.30/24', 'fd80:b::30/64'] });
+      expect(add.code, JSON.stringify(add.out)).toBe(0);
+      expect(add.out.ips).toEqual([
+        { address: '10.80.0.30/24', gateway: '10.80.0.1', interface: 1 },
+        { address: 'fd80:b::30/64', gateway: 'fd80:b::1', interface: 1 },
+      ]);
+      expect(add.out.routes).toContainEqual({ dst: '::/0', gw: 'fd80:b::1' });
+      expect((await lab.execRaw(ns.multi6, 'ping', ['-6', '-c', '1', '-W', '2', 'fd80:b::1'])).code).toBe(0);
+    } finally {
+      expect((await cni('DEL', l, { id: 'multi6', netns: ns.multi6.path })).code).toBe(0);
+      await d.bpfnet('network', 'rm', 'cnimulti');
+    }
   });
 
   it('a host port is taken whichever came first: a bpfnet sandbox\'s -p or a CNI portMapping', async () => {
