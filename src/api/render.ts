@@ -2,7 +2,7 @@
  * Records -> Engine API JSON. Key order and omitted fields follow moby, because the docker CLI
  * prints `network inspect` byte for byte as the daemon sends it.
  */
-import { subnet6Holding, type EndpointRecord, type NetworkRecord, type PortRecord, type SandboxRecord } from '../networks/model.js';
+import { gateway6For, type EndpointRecord, type NetworkRecord, type PortRecord, type SandboxRecord } from '../networks/model.js';
 import { humanDuration } from '../util/human-duration.js';
 import type { IpamConfigJson, NetworkContainerJson, NetworkInspectJson, PortJson, SandboxInspect, SandboxSummary } from './types.js';
 
@@ -103,7 +103,7 @@ export function sandboxInspect(v: SandboxView): SandboxInspect {
       IPAddress: ep.ipv4 ?? '',
       IPPrefixLen: ep.prefixLength ?? 0,
       // The gateway of the IPv6 subnet the address is in (a network may have several).
-      IPv6Gateway: ep.ipv6 ? (subnet6Holding(net, ep.ipv6)?.gateway ?? net.gateway6 ?? '') : '',
+      IPv6Gateway: ep.ipv6 ? (gateway6For(net, ep.ipv6) ?? '') : '',
       GlobalIPv6Address: ep.ipv6 ?? '',
       GlobalIPv6PrefixLen: ep.prefixLength6 ?? 0,
       MacAddress: ep.mac ?? '',

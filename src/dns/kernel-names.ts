@@ -362,12 +362,15 @@ export class KernelNames {
     if (this.#first) for (const k of this.#clients.keys()) if (!wanted.has(k)) this.#clients.delete(k);
     for (const k of this.#clientsWritten.keys()) if (!wanted.has(k)) this.#clients.delete(k);
     const written = new Map<number, string>();
-    for (const [ifindex, client] of wanted) {
-      const text = clientText(client);
-      written.set(ifindex, text);
-      if (this.#clientsWritten.get(ifindex) !== text) this.#clients.set(ifindex, client);
-    }
+    for (const [ifindex, client] of wanted) this.#writeClient(ifindex, client, written);
     this.#clientsWritten = written;
+  }
+
+  /** Writes a client to the kernel unless it holds it as it is already; records it in `written`. */
+  #writeClient(ifindex: number, client: Client, written: Map<number, string>): void {
+    const text = clientText(client);
+    if (this.#clientsWritten.get(ifindex) !== text) this.#clients.set(ifindex, client);
+    written.set(ifindex, text);
   }
 
   /** One sandbox's clients, filters and bookkeeping brought up to date (it may be gone). */
@@ -387,12 +390,7 @@ export class KernelNames {
     }
     for (const ifindex of old?.ifindexes ?? [])
       if (!wanted.has(ifindex) && this.#clientsWritten.delete(ifindex)) this.#clients.delete(ifindex);
-    for (const [ifindex, client] of wanted) {
-      const text = clientText(client);
-      if (this.#clientsWritten.get(ifindex) === text) continue;
-      this.#clients.set(ifindex, client);
-      this.#clientsWritten.set(ifindex, text);
-    }
+    for (const [ifindex, client] of wanted) this.#writeClient(ifindex, client, this.#clientsWritten);
     if (mine.endpoints.length > 0) this.#sandboxes.set(sandboxId, mine);
     else this.#sandboxes.delete(sandboxId);
   }

@@ -78,6 +78,14 @@ export function subnet6Holding(net: NetworkRecord, address: string): Subnet6 | u
   return a && subnets6Of(net).find((s) => prefixContains(parsePrefix(s.subnet)!, a));
 }
 
+/**
+ * The IPv6 gateway an endpoint with `address` routes through: its own subnet's (a network may
+ * have several), else the network's first; undefined on a network without IPv6.
+ */
+export function gateway6For(net: NetworkRecord, address: string | undefined): string | undefined {
+  return (address ? subnet6Holding(net, address)?.gateway : undefined) ?? net.gateway6;
+}
+
 /** The address a network's sandboxes send their queries to: its resolver's own, else its gateway. */
 export function resolverOf(net: NetworkRecord): string | undefined {
   return net.dnsAddress ?? net.gateway;

@@ -15,7 +15,7 @@
 import { KEY, type KeyedEndpoint, type KeyedEndpoints } from '../../cni/keyed-endpoints.js';
 import { conflict, invalid, notFound } from '../../errors.js';
 import type { ForeignEndpoint } from '../../networks/endpoints.js';
-import { subnet6Holding } from '../../networks/model.js';
+import { gateway6For } from '../../networks/model.js';
 import type { NetworkService } from '../../networks/service.js';
 import { sendEmpty, sendJson, type Router } from '../router.js';
 import { int, list, obj, opt, str, type Infer } from '../validate.js';
@@ -96,7 +96,7 @@ export function endpointView(fe: ForeignEndpoint, networks: NetworkService, keye
     Gateway: net?.gateway ?? '',
     IPv6Address: ep.ipv6 ? `${ep.ipv6}/${ep.prefixLength6 ?? 128}` : '',
     // The gateway of the IPv6 subnet holding the address (a network may have several).
-    Gateway6: (net && ep.ipv6 ? subnet6Holding(net, ep.ipv6)?.gateway : undefined) ?? net?.gateway6 ?? '',
+    Gateway6: (net ? gateway6For(net, ep.ipv6) : undefined) ?? '',
     Ports: (fe.ports ?? []).map((p) => ({ Protocol: p.protocol, HostIp: p.hostIp, HostPort: p.hostPort, ContainerPort: p.containerPort })),
   };
 }

@@ -260,12 +260,21 @@ export class IptablesDatapath implements Datapath {
     // Reading the hooks back costs one iptables run per hooked chain (five per family, most of a
     // change's time): within #hookRecheckMs of the last check, a burst of changes only refills.
     const checkedAt = this.#hooksCheckedAt.get(family);
-    if (checkedAt !== undefined && Date.now() - checkedAt < this.#hookRecheckMs) {
-      const bodies = tableBodies(rs);
-      const refill = TABLES.filter((t) => bodies.get(t) !== this.#committed.get(`${family}/${t}`));
-      if (refill.length > 0) await this.#commit(rs, { refill, deletes: [], inserts: [], createUser: false, drop: [] }, family);
-      return;
-    }
+    const trusted = checkedAt !== undefined && Date.now() - checkedAt < this.#hookRecheckMs;
+    const { deletes, inserts } = trusted ? { deletes: [], inserts: [] } : planHooks(rs, await this.#readHooks(rs, family));
+    const bodies = tableBodies(rs);
+    const touched = new Set<string>([...deletes.map((d) => d.table), ...inserts.map((h) => h.table)]);
+    const refill = TABLES.filter((t) => touched.has(t) || bodies.get(t) !== this.#committed.get(`${family}/${t}`));
+    const createUser =
+      inserts.some((h) => h.table === 'filter' && h.rule === `-j ${this.#names.user}`) &&
+      (await iptablesListChain(this.#target, 'filter', this.#names.user, family)) === undefined;
+    const plan: RestorePlan = { refill, deletes, inserts, createUser, drop: [] };
+    if (!isEmptyPlan(plan)) await this.#commit(rs, plan, family);
+    if (!trusted) this.#hooksCheckedAt.set(family, Date.now());
+  }
+
+  /** The hooked built-in chains as they are now, by table (`iptables -S` of each). */
+  async #readHooks(rs: RuleSet, family: Family): Promise<Map<string, SavedTable>> {
     const hooked = [...new Set(rs.hooks.map((h) => `${h.table}\0${h.chain}`))].map((k) => k.split('\0') as [Table, string]);
     const listed = await Promise.all(hooked.map(([table, chain]) => iptablesListChain(this.#target, table, chain, family)));
     const saved = new Map<string, SavedTable>();
@@ -276,16 +285,7 @@ export class IptablesDatapath implements Datapath {
       t.rules.push(...parsed.rules);
       saved.set(table, t);
     });
-    const { deletes, inserts } = planHooks(rs, saved);
-    const bodies = tableBodies(rs);
-    const touched = new Set<string>([...deletes.map((d) => d.table), ...inserts.map((h) => h.table)]);
-    const refill = TABLES.filter((t) => touched.has(t) || bodies.get(t) !== this.#committed.get(`${family}/${t}`));
-    const createUser =
-      inserts.some((h) => h.table === 'filter' && h.rule === `-j ${this.#names.user}`) &&
-      (await iptablesListChain(this.#target, 'filter', this.#names.user, family)) === undefined;
-    const plan: RestorePlan = { refill, deletes, inserts, createUser, drop: [] };
-    if (!isEmptyPlan(plan)) await this.#commit(rs, plan, family);
-    this.#hooksCheckedAt.set(family, Date.now());
+    return saved;
   }
 
   async #commit(rs: RuleSet, plan: RestorePlan, family: Family): Promise<void> {

@@ -12,7 +12,7 @@ import { parseIPv4 } from '../../ipam/ipv4.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
-import { BridgeOption, subnet6Holding, subnets6Of } from '../../networks/model.js';
+import { BridgeOption, gateway6For, subnet6Holding, subnets6Of } from '../../networks/model.js';
 import { bridgeName, hostIfname } from '../../networks/config.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
 import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
@@ -252,7 +252,7 @@ export class BridgeDriver implements Driver {
       ...(ep.ipv6 && net.gateway6
         ? [
             ['addr', 'replace', address6(net, ep), 'dev', ifname, 'nodad'],
-            ['route', 'replace', 'default', 'via', subnet6Holding(net, ep.ipv6)?.gateway ?? net.gateway6, 'dev', ifname],
+            ['route', 'replace', 'default', 'via', gateway6For(net, ep.ipv6)!, 'dev', ifname],
           ]
         : []),
     ];

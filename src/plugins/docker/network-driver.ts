@@ -7,7 +7,7 @@
  */
 import { EPHEMERAL, PortCursor, type PortBinding } from '../../networks/ports.js';
 import type { ForeignEndpoint } from '../../networks/endpoints.js';
-import { subnet6Holding, type NetworkRecord } from '../../networks/model.js';
+import { gateway6For, type NetworkRecord } from '../../networks/model.js';
 import type { NetworkService } from '../../networks/service.js';
 import { ServiceError } from '../../errors.js';
 import { canonicalIp, parsePrefix, type Family } from '../../ipam/ip.js';
@@ -152,8 +152,7 @@ export class DockerNetworkDriver {
     let srcName: string;
     if (fe.joined?.handedOff) srcName = fe.joined.ifname;
     else srcName = (await this.#networks.foreign.handOff(fe.endpoint.id, sandboxKey)).srcName;
-    // The gateway of the IPv6 subnet holding the endpoint's address (a network may have several).
-    const gateway6 = fe.endpoint.ipv6 ? (subnet6Holding(net, fe.endpoint.ipv6)?.gateway ?? net.gateway6) : net.gateway6;
+    const gateway6 = gateway6For(net, fe.endpoint.ipv6);
     // Internal networks have no way out, and so no default route (Docker's bridge driver does the same).
     return {
       InterfaceName: { SrcName: srcName, DstPrefix: 'eth' },
