@@ -1,7 +1,8 @@
 /* Connection tracking for NAT: each flow is two entries (one per direction), created together;
  * the reply entry's key is the rewritten tuple turned around. A new flow lives in ct4_new (LRU)
- * until it is assured, then moves to ct4 (never evicted), and back to ct4_new once it has closed
- * (TCP: RST, or FIN both ways). Timeouts follow the protocol and the
+ * until it is assured, then moves to ct4 (never evicted). A TCP flow closed by FIN both ways is
+ * removed at its last packet (the ACK of the last FIN); one reset while open goes back to
+ * ct4_new for its closed timeout. Timeouts follow the protocol and the
  * TCP state; expired entries count as absent and the daemon removes them. Each assured flow is
  * charged to one sandbox (ct_owner4), and no sandbox may hold more than its quota of ct4. */
 #ifndef BPFNET_LIB_CT_H
@@ -79,9 +80,29 @@ static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 tcp_flags
 		state |= CT_S_RST;
 	if (tcp_flags & TCP_FLAG_SYN)
 		state |= dir ? CT_S_SYNACK : CT_S_SYN;
-	if (tcp_flags & TCP_FLAG_FIN)
+	if (tcp_flags & TCP_FLAG_FIN) {
+		int open = !ct_closed(state);
 		state |= dir ? CT_S_FIN_REPLY : CT_S_FIN_ORIG;
+		if (open && dir && ct_closed(state))
+			state |= CT_S_FIN_LAST_REPLY;
+	}
 	return state;
+}
+
+/* The last packet of a flow that FIN closed both ways: the ACK of the last FIN, sent by the side
+ * that closed first, or a reset after both FINs. Nothing legitimate follows it but the
+ * retransmission of a FIN or ACK lost beyond the datapath, which then finds no flow and is
+ * dropped (its sender gives up after its retries). A flow that is not closed never ends here,
+ * so a forged packet from outside cannot end one: the reply side's FIN comes from the sandbox. */
+static __always_inline int ct_final_packet(__u8 was, __u8 proto, __u8 tcp_flags, __u8 dir)
+{
+	if (proto != IPPROTO_TCP || (was & CT_S_RST) || !ct_closed(was))
+		return 0;
+	if (tcp_flags & TCP_FLAG_RST)
+		return 1;
+	if ((tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_FIN | TCP_FLAG_SYN)) != TCP_FLAG_ACK)
+		return 0;
+	return dir == ((was & CT_S_FIN_LAST_REPLY) ? 0 : 1);
 }
 
 /* The state a flow reaches after a packet in direction dir, with CT_S_ASSURED once the original
@@ -249,10 +270,11 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 		ct_owner_charge(owner);
 }
 
-/* A flow that has closed (RST, or FIN both ways) leaves ct4 for the LRU with both its entries,
- * and its charge goes: it lingers only for late packets (the tcp-closed timeout), and a sandbox
- * that opens and closes connections fast must fill neither the never-evicted table nor its own
- * quota with flows that are over. Each entry is copied straight from one table to the other. */
+/* A flow reset while open leaves ct4 for the LRU with both its entries, and its charge goes: it
+ * lingers only for late packets (the tcp-closed timeout: a reset may be forged, and the flow
+ * goes on if its ends ignored it), and a sandbox that resets connections fast must fill neither
+ * the never-evicted table nor its own quota with flows that are over. Each entry is copied
+ * straight from one table to the other. */
 static __always_inline void ct_demote4(const struct ct_found *f, const struct ct_key4 *twin)
 {
 	if (bpf_map_update_elem(&ct4_new, &f->key, f->e, BPF_ANY) < 0)
@@ -265,13 +287,32 @@ static __always_inline void ct_demote4(const struct ct_found *f, const struct ct
 	ct4_remove_dead(twin);
 }
 
+/* Removes both entries of a flow that is over from the table they are in; an assured flow gives
+ * its charge back. Short connections so leave neither table holding them: the LRU keeps only
+ * flows being set up, small and cache-warm, instead of filling with closed ones. */
+static __always_inline void ct_forget4(const struct ct_found *f, const struct ct_key4 *twin)
+{
+	if (f->unconfirmed) {
+		bpf_map_delete_elem(&ct4_new, &f->key);
+		bpf_map_delete_elem(&ct4_new, twin);
+		return;
+	}
+	ct4_remove_dead(&f->key);
+	ct4_remove_dead(twin);
+}
+
 /* Moves a flow's state and expiry forward after a packet matched it; updates the twin too when
  * the state changed or the expiry is more than a second stale, so per-packet writes stay rare.
- * A flow that becomes assured moves to ct4. */
+ * A flow that becomes assured moves to ct4; a flow's last packet removes it. */
 static __always_inline void ct_touch4(const struct ct_found *f, const struct pkt4 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
 {
 	struct ct_entry4 *e = f->e;
 	__u8 was = e->state;
+	if (ct_final_packet(was, p->t.proto, p->tcp_flags, e->dir)) {
+		struct ct_key4 twin = ct_twin_key(e, p->t.proto, twin_hook);
+		ct_forget4(f, &twin);
+		return;
+	}
 	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, e->dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	if (state == was && expires < e->expires + NSEC_PER_SEC)
@@ -287,7 +328,7 @@ static __always_inline void ct_touch4(const struct ct_found *f, const struct pkt
 	if (f->unconfirmed) {
 		if ((state & CT_S_ASSURED) && !ct_closed(state))
 			ct_promote4(f, &twin, now);
-	} else if (p->t.proto == IPPROTO_TCP && ct_closed(state) && !ct_closed(was)) {
+	} else if (p->t.proto == IPPROTO_TCP && (state & CT_S_RST) && !ct_closed(was)) {
 		ct_demote4(f, &twin);
 	}
 }

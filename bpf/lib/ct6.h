@@ -146,6 +146,18 @@ static __always_inline void ct_promote6(const struct ct6_found *f, const struct 
 	bpf_map_delete_elem(&ct6_new, twin);
 }
 
+/* ct_forget4 for ct6. */
+static __always_inline void ct_forget6(const struct ct6_found *f, const struct ct_key6 *twin)
+{
+	if (f->unconfirmed) {
+		bpf_map_delete_elem(&ct6_new, &f->key);
+		bpf_map_delete_elem(&ct6_new, twin);
+		return;
+	}
+	ct6_remove_dead(&f->key);
+	ct6_remove_dead(twin);
+}
+
 /* ct_demote4 for ct6. */
 static __always_inline void ct_demote6(const struct ct6_found *f, const struct ct_key6 *twin)
 {
@@ -162,6 +174,11 @@ static __always_inline void ct_touch6(const struct ct6_found *f, const struct pk
 {
 	struct ct_entry6 *e = f->e;
 	__u8 was = e->state;
+	if (ct_final_packet(was, p->t.proto, p->tcp_flags, e->dir)) {
+		struct ct_key6 twin = ct6_twin_key(e, p->t.proto, twin_hook);
+		ct_forget6(f, &twin);
+		return;
+	}
 	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, e->dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	if (state == was && expires < e->expires + NSEC_PER_SEC)
@@ -177,7 +194,7 @@ static __always_inline void ct_touch6(const struct ct6_found *f, const struct pk
 	if (f->unconfirmed) {
 		if ((state & CT_S_ASSURED) && !ct_closed(state))
 			ct_promote6(f, &twin, now);
-	} else if (p->t.proto == IPPROTO_TCP && ct_closed(state) && !ct_closed(was)) {
+	} else if (p->t.proto == IPPROTO_TCP && (state & CT_S_RST) && !ct_closed(was)) {
 		ct_demote6(f, &twin);
 	}
 }

@@ -191,6 +191,7 @@ enum ct_kind {
 #define CT_S_RST (1U << 4)
 #define CT_S_REPLIED (1U << 5)
 #define CT_S_ASSURED (1U << 6)  /* the original side spoke again after a reply: a real conversation */
+#define CT_S_FIN_LAST_REPLY (1U << 7) /* FIN both ways, the reply side's last: the original side sends the final ACK */
 
 /* stats4: host veth ifindex (0: the uplink) -> counters (per CPU). */
 struct ep_stats {

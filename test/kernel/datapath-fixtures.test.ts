@@ -199,6 +199,52 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
     expect(entries.length % 2).toBe(0);
   });
 
+  it('removes a flow closed by FIN both ways at the ACK of the last FIN, whichever side closed first; a reset one waits in the LRU', () => {
+    const tables = [DatapathMaps.conntrack, DatapathMaps.conntrackNew].map((name) => objects[0].map(name, ctKey4, ctEntry4));
+    const A = TOPO.endpoints.A;
+    type Flag = 'syn' | 'ack' | 'fin' | 'rst';
+    const fromA = (sport: number, flags: Flag[]) => run({ program: 'from_container', endpoint: 'A' }, { srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'tcp', sport, dport: 80, flags });
+    const toA = (port: number, flags: Flag[]) => run({ program: 'from_uplink' }, { srcMac: REMOTE_MAC, dstMac: UPLINK_MAC, src: TOPO.remote, dst: TOPO.uplink, proto: 'tcp', sport: 80, dport: port, flags });
+    /** The entries (in ct4, in ct4_new) of the flow whose masquerade port is `port`. */
+    const held = (port: number) =>
+      tables.map((t) => t.entries().filter(([k, e]) => (k.daddr === TOPO.remote && k.saddr === A.ip ? e.sport === port : k.saddr === TOPO.remote && k.dport === port)).length);
+    const open = (sport: number) => {
+      const syn = fromA(sport, ['syn']);
+      expect(syn.retval).toBe(7);
+      const port = parsePacket(syn.data).sport!;
+      expect(toA(port, ['syn', 'ack']).retval).toBe(7);
+      expect(fromA(sport, ['ack']).retval).toBe(7);
+      expect(held(port)).toEqual([2, 0]); // assured: both entries in ct4
+      return port;
+    };
+    try {
+      // The sandbox closes first: its FIN, the remote's FIN, then the sandbox's ACK of it ends the flow.
+      const p1 = open(5101);
+      expect(fromA(5101, ['fin', 'ack']).retval).toBe(7);
+      expect(fromA(5101, ['ack']).retval).toBe(7); // not the end: the remote has not closed yet
+      expect(toA(p1, ['fin', 'ack']).retval).toBe(7);
+      expect(held(p1)).toEqual([2, 0]);
+      expect(toA(p1, ['ack']).retval).toBe(7); // an ACK from the side that closed last ends nothing…
+      expect(held(p1)).toEqual([2, 0]);
+      expect(fromA(5101, ['ack']).retval).toBe(7); // …the ACK of the last FIN, translated, does
+      expect(held(p1)).toEqual([0, 0]);
+      // The remote closes first: the last packet is the remote's ACK, through the uplink.
+      const p2 = open(5102);
+      expect(toA(p2, ['fin', 'ack']).retval).toBe(7);
+      expect(fromA(5102, ['fin', 'ack']).retval).toBe(7);
+      expect(held(p2)).toEqual([2, 0]);
+      expect(toA(p2, ['ack']).retval).toBe(7);
+      expect(held(p2)).toEqual([0, 0]);
+      // A reset while open may be forged and ignored by the ends: the flow waits out the closed timeout in the LRU.
+      const p3 = open(5103);
+      expect(toA(p3, ['rst']).retval).toBe(7);
+      expect(held(p3)).toEqual([0, 2]);
+      expect(fromA(5103, ['ack']).retval).toBe(7);
+    } finally {
+      for (const t of tables) t.close();
+    }
+  });
+
   it('assures flows only after a handshake, refuses new flows once the assured table is full, keeps established ones', async () => {
     const pinRoot = join(lab.pinDir(), 'small');
     mkdirSync(pinRoot, { recursive: true });
