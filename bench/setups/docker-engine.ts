@@ -128,6 +128,9 @@ export class DockerEngineSetup implements Setup {
         const before = this.#accepts;
         const t0 = performance.now();
         const accepted = this.#nextAccept(before, 30_000);
+        // Handled now: a docker run slower than the timeout must fail this sample (below), not
+        // kill the whole run with an unhandled rejection while it is still being awaited.
+        accepted.catch(() => undefined);
         await this.#docker.run(
           'run', '-d', '--name', name, '--network', 'benchnet', BUSYBOX_IMAGE,
           'sh', '-c', `until nc ${UPLINK.externalAddress} ${FIRST_PACKET_PORT} </dev/null; do :; done; exec sleep 2147483647`,
