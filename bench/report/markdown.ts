@@ -41,13 +41,14 @@ function table(header: string[], rows: string[][]): string {
 
 function targetsTable(ts: TargetResult[]): string {
   return table(
-    ['target (eBPF datapath, NIC-like uplink)', 'measured', 'target', 'result'],
+    ['target (eBPF datapath, NIC-like uplink)', 'measured', 'target', 'result', 'the same without bpfnet'],
     ts.map((t) => [
       t.label,
       // Three decimals: a 0.897x must not read as a 0.90x that missed a 0.90x target.
       t.unit === 'x' ? ratioCell(t.measured, 3) : cell(t.measured, (x) => `${num(x)} ms`),
       `${t.op === '>=' ? '≥' : '≤'} ${t.unit === 'x' ? ratio(t.target) : `${t.target} ms`}`,
       t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**',
+      t.reference ? `${t.reference.label} ${ratioCell(t.reference.measured, 3)}` : '—',
     ]),
   );
 }

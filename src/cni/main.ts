@@ -8,6 +8,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { ApiError, Client, DaemonUnreachableError, DEFAULT_HOST, parseHost, segment } from '../cli/client.js';
 import type { EndpointView } from '../api/routes/endpoints.js';
+import { formatPrefix, parsePrefix } from '../ipam/ip.js';
 import {
   addResult,
   attachmentKey,
@@ -69,18 +70,22 @@ async function ensureNetwork(client: Client, conf: PluginConf): Promise<void> {
     if (!(err instanceof ApiError && err.status === 404)) throw fromApi(err, `network ${conf.network}`);
   }
   if (!net) {
-    if (!conf.subnet)
-      throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" does not exist`, 'create it (bpfnet network create --subnet ... NAME) or give "subnet" in the CNI configuration');
+    if (!conf.subnet && conf.subnet6.length === 0)
+      throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" does not exist`, 'create it (bpfnet network create --subnet ... NAME) or give "subnet" or "subnet6" in the CNI configuration');
     const ipam = [
-      { Subnet: conf.subnet, ...(conf.gateway ? { Gateway: conf.gateway } : {}), ...(conf.ipRange ? { IPRange: conf.ipRange } : {}) },
-      ...(conf.subnet6 ? [{ Subnet: conf.subnet6, ...(conf.gateway6 ? { Gateway: conf.gateway6 } : {}) }] : []),
+      ...(conf.subnet ? [{ Subnet: conf.subnet, ...(conf.gateway ? { Gateway: conf.gateway } : {}), ...(conf.ipRange ? { IPRange: conf.ipRange } : {}) }] : []),
+      ...conf.subnet6.map((subnet, i) => ({ Subnet: subnet, ...(conf.gateway6[i] ? { Gateway: conf.gateway6[i] } : {}) })),
     ];
+    const body = {
+      Name: conf.network,
+      Driver: 'bridge',
+      EnableIPv4: conf.subnet !== undefined,
+      EnableIPv6: conf.subnet6.length > 0,
+      IPAM: { Driver: 'default', Config: ipam },
+      Labels: { 'dev.bpfnet.cni.network': conf.name },
+    };
     try {
-      await call(client, 'POST /networks/create', () =>
-        client.send('POST', '/networks/create', {
-          body: { Name: conf.network, Driver: 'bridge', EnableIPv6: conf.subnet6 !== undefined, IPAM: { Driver: 'default', Config: ipam }, Labels: { 'dev.bpfnet.cni.network': conf.name } },
-        }),
-      );
+      await call(client, 'POST /networks/create', () => client.send('POST', '/networks/create', { body }));
     } catch (err) {
       // Another ADD made it first: use that one.
       if (!(err instanceof ApiError && err.status === 409)) throw fromApi(err, `could not create network ${conf.network}`);
@@ -89,9 +94,13 @@ async function ensureNetwork(client: Client, conf: PluginConf): Promise<void> {
   }
   const subnets = (net?.IPAM?.Config ?? []).map((c) => c.Subnet ?? '');
   const subnet = subnets.find((t) => t !== '' && !t.includes(':'));
-  const subnet6 = subnets.find((t) => t.includes(':'));
   if (conf.subnet && subnet !== conf.subnet) throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has subnet ${subnet ?? 'none'}, the CNI configuration says ${conf.subnet}`);
-  if (conf.subnet6 && subnet6 !== conf.subnet6) throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has IPv6 subnet ${subnet6 ?? 'none'}, the CNI configuration says ${conf.subnet6}`);
+  // The same IPv6 subnets in any order, compared as canonical text.
+  const canonical = (list: string[]) => list.map((t) => (parsePrefix(t) ? formatPrefix(parsePrefix(t)!) : t)).sort();
+  const has6 = canonical(subnets.filter((t) => t.includes(':')));
+  const says6 = canonical(conf.subnet6);
+  if (says6.length > 0 && has6.join(' ') !== says6.join(' '))
+    throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has IPv6 subnets ${has6.join(', ') || 'none'}, the CNI configuration says ${says6.join(', ')}`);
 }
 
 /** The static addresses asked for (runtimeConfig.ips or CNI_ARGS IP=): at most one per family. */
@@ -173,11 +182,11 @@ async function status(client: Client, conf: PluginConf): Promise<void> {
   } catch (err) {
     throw new CniError(CniCode.notAvailable, `bpfnet daemon unavailable at ${client.address.url}`, (err as Error).message);
   }
-  if (conf.subnet) return;
+  if (conf.subnet || conf.subnet6.length > 0) return;
   try {
     await call(client, 'GET /networks', () => client.send('GET', `/networks/${segment(conf.network)}`));
   } catch (err) {
-    throw new CniError(CniCode.notAvailable, `bpfnet network "${conf.network}" does not exist and the configuration gives no "subnet" to make it`, (err as Error).message);
+    throw new CniError(CniCode.notAvailable, `bpfnet network "${conf.network}" does not exist and the configuration gives no "subnet" or "subnet6" to make it`, (err as Error).message);
   }
 }
 

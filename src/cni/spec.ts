@@ -135,9 +135,13 @@ export interface PluginConf {
   subnet?: string;
   gateway?: string;
   ipRange?: string;
-  /** The IPv6 subnet (and gateway) of a dual-stack network bpfnet-cni may create; when it exists, must be its IPv6 subnet. */
-  subnet6?: string;
-  gateway6?: string;
+  /**
+   * The IPv6 subnets of a network bpfnet-cni may create ("subnet6": one, or a list), with their
+   * gateways by position ("gateway6"); when the network exists, must be its IPv6 subnets. With no
+   * "subnet" the network is IPv6-only.
+   */
+  subnet6: string[];
+  gateway6: string[];
   dns?: DnsConf;
   portMappings: PortMapping[];
   /** runtimeConfig.ips: static addresses asked for (CIDR or bare). */
@@ -156,6 +160,15 @@ function optString(c: Record<string, unknown>, key: string, max = 256): string |
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' || v.length > max) throw bad(`invalid "${key}": a string of at most ${max} characters`);
   return v;
+}
+
+/** A string or a list of them under key (none: empty). */
+function oneOrList(c: Record<string, unknown>, key: string, max: number): string[] {
+  const v = c[key];
+  if (v === undefined || v === null) return [];
+  if (typeof v === 'string' && v.length <= 64) return [v];
+  if (Array.isArray(v) && v.length > 0 && v.length <= max && v.every((s) => typeof s === 'string' && s.length <= 64)) return v as string[];
+  throw bad(`invalid "${key}": a string or a list of at most ${max} strings`);
 }
 
 function stringList(v: unknown, what: string, max = 32): string[] {
@@ -217,7 +230,7 @@ export function parseConf(c: Record<string, unknown>, defaultSocket: string): Pl
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name)) throw bad(`invalid "name" "${name.slice(0, 64)}": letters, digits, _ . -`);
   const type = optString(c, 'type') ?? '';
   if (isObj(c.ipam) && c.ipam.type !== undefined)
-    throw new CniError(CniCode.unsupportedField, 'bpfnet-cni does its own IPAM: remove "ipam"', 'give "subnet" (and "gateway", "ipRange", "subnet6", "gateway6") for a network bpfnet-cni may create, or create it with bpfnet network create');
+    throw new CniError(CniCode.unsupportedField, 'bpfnet-cni does its own IPAM: remove "ipam"', 'give "subnet" (and "gateway", "ipRange") and/or "subnet6" (one or a list, with "gateway6") for a network bpfnet-cni may create, or create it with bpfnet network create');
   const socket = optString(c, 'socket', 1024) ?? defaultSocket;
   if (!socket.startsWith('/')) throw bad(`invalid "socket" "${socket.slice(0, 64)}": an absolute path`);
   const rc = isObj(c.runtimeConfig) ? c.runtimeConfig : {};
@@ -247,6 +260,9 @@ export function parseConf(c: Record<string, unknown>, defaultSocket: string): Pl
     });
   }
   if (c.prevResult !== undefined && c.prevResult !== null && !isObj(c.prevResult)) throw bad('invalid "prevResult": an object');
+  const subnet6 = oneOrList(c, 'subnet6', 16);
+  const gateway6 = oneOrList(c, 'gateway6', 16);
+  if (gateway6.length > subnet6.length) throw bad('invalid "gateway6": one per "subnet6" entry at most, by position');
   return {
     cniVersion,
     name,
@@ -256,8 +272,8 @@ export function parseConf(c: Record<string, unknown>, defaultSocket: string): Pl
     subnet: optString(c, 'subnet', 64),
     gateway: optString(c, 'gateway', 64),
     ipRange: optString(c, 'ipRange', 64),
-    subnet6: optString(c, 'subnet6', 64),
-    gateway6: optString(c, 'gateway6', 64),
+    subnet6,
+    gateway6,
     dns,
     portMappings: parsePortMappings(rc.portMappings),
     ips: stringList(rc.ips, 'runtimeConfig.ips', 8),

@@ -2,7 +2,9 @@
  * A lab of N simulated hosts around one real etcd: every host is a network namespace with
  * its own uplink (`up0`, 10.99.0.i/24) on a shared underlay — a Linux bridge in the lab's
  * own namespace, which also runs etcd at 10.99.0.254 — and its own bpfnet daemon
- * (--cluster-store etcd://10.99.0.254:2379 --advertise-addr 10.99.0.i). Tests, the demo and
+ * (--cluster-store etcd://10.99.0.254:2379 --advertise-addr 10.99.0.i). The underlay is
+ * dual-stack (hosts fd99::i/64, the bridge fd99::fe, each host's IPv6 default route through it),
+ * so the bridge's namespace plays "the outside" for both families. Tests, the demo and
  * the benchmark of the overlay use it. Hosts can leave (daemon stopped, namespace removed)
  * and join again; destroy() removes all of it with the lab.
  */
@@ -18,6 +20,9 @@ export const UNDERLAY = {
   net: '10.99.0',
   prefixLength: 24,
   etcdAddress: '10.99.0.254',
+  /** fd99::/64: hosts are fd99::I, the bridge fd99::fe. */
+  net6: 'fd99::',
+  address6: 'fd99::fe',
   hostUplink: 'up0',
 } as const;
 
@@ -74,6 +79,7 @@ export class ClusterLab {
       const u = lab.host;
       await ip(u, ['link', 'add', 'name', UNDERLAY.bridge, 'type', 'bridge']);
       await ensureAddress(u, UNDERLAY.bridge, `${UNDERLAY.etcdAddress}/${UNDERLAY.prefixLength}`);
+      await ip(u, ['-6', 'addr', 'replace', `${UNDERLAY.address6}/64`, 'dev', UNDERLAY.bridge, 'nodad']);
       await setUp(u, UNDERLAY.bridge);
       // No netfilter on the underlay: it is a switch, not a firewall.
       await writeSysctl({ netnsPath: u.path }, 'net.bridge.bridge-nf-call-iptables', '0').catch(() => undefined);
@@ -97,9 +103,11 @@ export class ClusterLab {
     await ip(this.underlay, ['link', 'set', port, 'master', UNDERLAY.bridge]);
     await setUp(this.underlay, port);
     await ensureAddress(h.ns, UNDERLAY.hostUplink, `${h.address}/${UNDERLAY.prefixLength}`);
+    await ip(h.ns, ['-6', 'addr', 'replace', `${UNDERLAY.net6}${h.index}/64`, 'dev', UNDERLAY.hostUplink, 'nodad']);
     await setUp(h.ns, UNDERLAY.hostUplink);
     await setUp(h.ns, 'lo');
     await ip(h.ns, ['route', 'replace', 'default', 'via', UNDERLAY.etcdAddress]);
+    await ip(h.ns, ['-6', 'route', 'replace', 'default', 'via', UNDERLAY.address6, 'dev', UNDERLAY.hostUplink]);
     await writeSysctl({ netnsPath: h.ns.path }, 'net.ipv4.ip_forward', '1');
   }
 

@@ -86,6 +86,12 @@ export function gateway6For(net: NetworkRecord, address: string | undefined): st
   return (address ? subnet6Holding(net, address)?.gateway : undefined) ?? net.gateway6;
 }
 
+/** The prefix length of an endpoint's IPv6 address: its own subnet's, else the network's first. */
+export function prefix6For(net: NetworkRecord, address: string): number | undefined {
+  const subnet = subnet6Holding(net, address)?.subnet ?? net.subnet6;
+  return subnet ? Number(subnet.split('/')[1]) : undefined;
+}
+
 /** The address a network's sandboxes send their queries to: its resolver's own, else its gateway. */
 export function resolverOf(net: NetworkRecord): string | undefined {
   return net.dnsAddress ?? net.gateway;

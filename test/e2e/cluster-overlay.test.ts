@@ -14,7 +14,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GlobalNetwork, RemoteEndpoint } from '../../src/cluster/cluster.js';
-import { ClusterLab, type ClusterHost } from '../../src/lab/cluster-lab.js';
+import { ClusterLab, UNDERLAY, type ClusterHost } from '../../src/lab/cluster-lab.js';
 import { freeAddresses, timeToReach, tuneProber, type ReachSample } from '../../src/lab/overlay-reach.js';
 import { projectRoot } from '../../src/paths.js';
 import type { Netns } from '../../src/system/ip.js';
@@ -29,6 +29,7 @@ const until = <T>(what: string, fn: () => Promise<T | undefined | false>, ms?: n
 
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
+const VXLAN_FORGE6 = join(projectRoot, 'test', 'support', 'vxlan-forge6.py');
 const OVERLAY_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 /** Short, so a stopped host drops out within the test; 6 s lapsed once under this machine's load. */
 const LEASE_TTL = 10;
@@ -237,6 +238,38 @@ describe('IPv6 on overlay networks across hosts (dual-stack and IPv6-only, ebpf 
     } finally {
       dump.kill();
     }
+  });
+
+  it("egress over IPv6 leaves through the sandbox's own host with that host's underlay IPv6 address (NAT66), on dual-stack and IPv6-only networks", async () => {
+    // The underlay's bridge plays the outside.
+    const server = await echoServer(cl.lab, cl.underlay, 'tcp', 7300, '::');
+    try {
+      const seen = await Promise.all(Object.keys(PLAN6).map(async (name) => peerIp(await probe(cl.lab, ns[name]!, 'tcp', UNDERLAY.address6, 7300))));
+      expect(seen).toEqual(Object.values(PLAN6).map(([i]) => `${UNDERLAY.net6}${i}`));
+    } finally {
+      server.kill('SIGKILL');
+    }
+  });
+
+  it("accepts IPv6 from the underlay only as a known host's own endpoint on its network's VNI: other VTEPs, VNIs and inner sources are dropped", async () => {
+    const vniOnly6 = ((await call(1, 'GET', '/cluster/networks')).json as GlobalNetwork[]).find((n) => n.name === 'ov6o')!.vni;
+    const eps = await clusterEndpoints(1, 'ov6');
+    const [d1, d2] = ['d1', 'd2'].map((n) => eps.find((e) => e.name === n)!);
+    /** One forged packet to d1 (on h1) under this outer source, VNI and inner source: echo requests d1's kernel got. */
+    const forge = async (outer: string, vni: number, inner: string): Promise<number> => {
+      const before = await inEchos6(ns.d1!);
+      await cl.lab.exec(cl.underlay, 'python3', [VXLAN_FORGE6, outer, host(1).address, String(vni), inner, ip6Of.d1!, d2.mac, d1.mac]);
+      await new Promise((r) => setTimeout(r, 300));
+      return (await inEchos6(ns.d1!)) - before;
+    };
+    // The control: exactly what h2 sends for d2 arrives.
+    expect(await forge(host(2).address, V6.ov6.vni, ip6Of.d2!)).toBe(1);
+    // d2's packet from no host, and from a host d2 is not on.
+    expect(await forge(UNDERLAY.etcdAddress, V6.ov6.vni, ip6Of.d2!)).toBe(0);
+    expect(await forge(host(3).address, V6.ov6.vni, ip6Of.d2!)).toBe(0);
+    // Under another network's VNI, and from an address no endpoint holds.
+    expect(await forge(host(2).address, vniOnly6, ip6Of.d2!)).toBe(0);
+    expect(await forge(host(2).address, V6.ov6.vni, 'fd85::99')).toBe(0);
   });
 
   it('concurrent IPv6 connects on four hosts got unique addresses, and one static IPv6 address raced from two hosts went to exactly one', async () => {

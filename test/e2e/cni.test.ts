@@ -62,7 +62,7 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
   beforeAll(async () => {
     lab = await Lab.create();
     d = await LabDaemon.start(lab, { datapath: 'ebpf' });
-    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain', 'six1', 'six2', 'multi6', 'stale', 'fresh']) ns[n] = await lab.addNamespace(n);
+    for (const n of ['v031', 'v040', 'v100', 'v110', 'a', 'b', 'other', 'gc1', 'gc2', 'chain', 'six1', 'six2', 'multi6', 'only6', 'stale', 'fresh']) ns[n] = await lab.addNamespace(n);
   });
 
   afterAll(async () => {
@@ -212,6 +212,32 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
     } finally {
       expect((await cni('DEL', l, { id: 'multi6', netns: ns.multi6.path })).code).toBe(0);
       await d.bpfnet('network', 'rm', 'cnimulti');
+    }
+  });
+
+  it('makes an IPv6-only network from a "subnet6" list (gateways by position): an address in the second subnet, that subnet\'s gateway and route; other subnets refused', async () => {
+    const l = list('1.0.0', 'cnionly6', { subnet: undefined, subnet6: ['fd81:a::/64', 'fd81:b::/64'], gateway6: ['fd81:a::1', 'fd81:b::fe'] });
+    try {
+      const add = await cni('ADD', l, { id: 'only6', netns: ns.only6.path }, { ips: ['fd81:b::30/64'] });
+      expect(add.code, JSON.stringify(add.out)).toBe(0);
+      expect(add.out.ips).toEqual([{ address: 'fd81:b::30/64', gateway: 'fd81:b::fe', interface: 1 }]);
+      expect(add.out.routes).toEqual([{ dst: '::/0', gw: 'fd81:b::fe' }]);
+      expect((await lab.execRaw(ns.only6, 'ping', ['-6', '-c', '1', '-W', '2', 'fd81:b::fe'])).code).toBe(0);
+      const net = JSON.parse(await d.bpfnet('network', 'inspect', 'cnionly6'))[0] as { EnableIPv4: boolean; EnableIPv6: boolean; IPAM: { Config: Array<{ Subnet: string; Gateway: string }> } };
+      expect(net).toMatchObject({ EnableIPv4: false, EnableIPv6: true });
+      expect(net.IPAM.Config.map((c) => [c.Subnet, c.Gateway])).toEqual([['fd81:a::/64', 'fd81:a::1'], ['fd81:b::/64', 'fd81:b::fe']]);
+      // The same subnets in another order are the same network; one of them alone is not.
+      const other = list('1.0.0', 'cnionly6', { subnet: undefined, subnet6: ['fd81:b::/64', 'fd81:a::/64'] });
+      const reordered = await cni('ADD', other, { id: 'only6c', netns: ns.only6.path, ifname: 'eth1' });
+      expect(reordered.code, JSON.stringify(reordered.out)).toBe(0);
+      expect(reordered.out.ips).toEqual([{ address: expect.stringMatching(/^fd81:a::[0-9a-f:]+\/64$/), gateway: 'fd81:a::1', interface: 1 }]);
+      expect((await cni('DEL', other, { id: 'only6c', netns: ns.only6.path, ifname: 'eth1' })).code).toBe(0);
+      const fewer = await cni('ADD', list('1.0.0', 'cnionly6', { subnet: undefined, subnet6: 'fd81:a::/64' }), { id: 'only6b', netns: ns.only6.path });
+      expect(fewer.code).toBe(1);
+      expect(fewer.out).toMatchObject({ code: 7, msg: expect.stringContaining('has IPv6 subnets fd81:a::/64, fd81:b::/64') });
+    } finally {
+      expect((await cni('DEL', l, { id: 'only6', netns: ns.only6.path })).code).toBe(0);
+      await d.bpfnet('network', 'rm', 'cnionly6');
     }
   });
 

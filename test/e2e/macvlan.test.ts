@@ -130,7 +130,8 @@ describe.each([
     router = await lab.lanHost(lan, 'rt', ['10.77.0.1/24']);
     client = await lab.lanHost(lan, 'cl', ['10.77.0.100/24']);
     const v50 = await vlanHost('v50', [{ vid: 50, addresses: ['10.50.0.1/24'] }]);
-    await addIPv6(router, 'eth0', ['fd77::1/64']);
+    // The router is the gateway of both IPv6 subnets of multi6 as well.
+    await addIPv6(router, 'eth0', ['fd77::1/64', 'fd82:a::1/64', 'fd82:b::1/64']);
     await addIPv6(client, 'eth0', ['fd77::100/64']);
     await addIPv6(v50, 'eth0.50', ['fd50::1/64']);
     // On VLAN 60, but with an address of VLAN 50's subnet: reachable from VLAN 50 only if the VLANs leaked.
@@ -152,6 +153,8 @@ describe.each([
             // A second network on the same parent, on another subnet.
             ['--subnet', '10.79.0.0/24', '--gateway', '10.79.0.1', '-o', 'parent=up0', '-o', 'macvlan_mode=private', 'priv'],
             ['--internal', '--subnet', '10.81.0.0/24', '-o', 'parent=up0', 'iso'],
+            // Two IPv6 subnets on one network (Docker takes several IPAM pools per family).
+            ['--ipv6', '--subnet', '10.82.0.0/24', '--subnet', 'fd82:a::/64', '--subnet', 'fd82:b::/64', '-o', 'parent=up0', 'multi6'],
           ]
         : []),
     ];
@@ -161,7 +164,7 @@ describe.each([
       ['b50', '--network', 'v50'],
       ['b60', '--network', 'v60'],
       ['d1', '--network', 'dual'],
-      ...(extended ? [['c1', '--network', 'priv'], ['i1', '--network', 'iso']] : []),
+      ...(extended ? [['c1', '--network', 'priv'], ['i1', '--network', 'iso'], ['m1', '--network', 'multi6', '--ip6', 'fd82:b::10']] : []),
     ];
     await Promise.all(boxes.map(([name, ...rest]) => bpfnet('run', '-d', '--name', name, ...rest)));
     // Second ones after the first: the addresses they get are asserted.
@@ -254,6 +257,22 @@ describe.each([
     expect(far[1].stats().drop_unknown_vid).toBeGreaterThan(0);
     expect(stats().tagged).toBeGreaterThan(0);
     expect(stats().untagged).toBeGreaterThan(0);
+  });
+
+  if (extended) it("several IPv6 subnets: a sandbox in the second gets that subnet's prefix and a default route via that subnet's gateway, and reaches off-link through it", async () => {
+    const net = JSON.parse(await bpfnet('network', 'inspect', 'multi6'))[0] as { IPAM: { Config: Array<{ Subnet: string; Gateway?: string }> } };
+    expect(net.IPAM.Config.map((c) => [c.Subnet, c.Gateway])).toEqual([
+      ['10.82.0.0/24', '10.82.0.1'],
+      ['fd82:a::/64', 'fd82:a::1'],
+      ['fd82:b::/64', 'fd82:b::1'],
+    ]);
+    const m1 = JSON.parse(await bpfnet('inspect', 'm1'))[0].NetworkSettings.Networks.multi6;
+    expect({ ip6: m1.GlobalIPv6Address, len: m1.GlobalIPv6PrefixLen, gateway: m1.IPv6Gateway }).toEqual({ ip6: 'fd82:b::10', len: 64, gateway: 'fd82:b::1' });
+    expect((await inside('m1', 'ip', '-6', 'addr', 'show', 'dev', 'eth0')).stdout).toMatch(/inet6 fd82:b::10\/64/);
+    expect((await inside('m1', 'ip', '-6', 'route', 'show', 'default')).stdout).toMatch(/default via fd82:b::1 dev eth0/);
+    expect(await ping('m1', 'fd82:b::1', '-6')).toBe(true);
+    // Not on the sandbox's link: only through its own subnet's gateway.
+    expect(await ping('m1', 'fd82:a::1', '-6')).toBe(true);
   });
 
   if (extended) it('private mode blocks child-to-child but not the LAN, and the resolver still answers (hairpin)', async () => {
@@ -428,8 +447,8 @@ describe.each([
   }, 120_000);
 
   it('removes everything on sandbox and network rm: children, resolver interfaces, VLAN stand-ins, segments, filters', async () => {
-    await bpfnet('rm', '-f', 'a1', 'a2', 'b50', 'b60', 'd1', 'd2', ...(extended ? ['c1', 'c2', 'i1', 'i2'] : []));
-    await bpfnet('network', 'rm', 'pub', 'v50', 'v60', 'dual', ...(extended ? ['priv', 'iso'] : []));
+    await bpfnet('rm', '-f', 'a1', 'a2', 'b50', 'b60', 'd1', 'd2', ...(extended ? ['c1', 'c2', 'i1', 'i2', 'm1'] : []));
+    await bpfnet('network', 'rm', 'pub', 'v50', 'v60', 'dual', ...(extended ? ['priv', 'iso', 'multi6'] : []));
     const left = (await hostLinks()).filter((l) => l.startsWith('mv') || l.startsWith('up0.'));
     expect(left).toEqual([]);
     const filters = (await runRaw('nsenter', [`--net=${lab.host.path}`, '--', 'tc', 'filter', 'show', 'dev', 'up0', 'egress'])).stdout;

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { cells, controlRows, publishMs, series, sweepRows, targets } from '../../bench/report/analysis.js';
 import { cell, num, ratioCell, readmeBlock, renderMarkdown } from '../../bench/report/markdown.js';
+import { targetsSentence } from '../../bench/report/conclusions.js';
 import { README_BEGIN, README_END, replaceBetweenMarkers } from '../../bench/report/write.js';
 import { parseArgs, selected } from '../../bench/options.js';
 import type { BenchResults, DataSample, SweepSample } from '../../bench/results-model.js';
@@ -129,6 +130,21 @@ describe('analysis', () => {
     // Nothing measured: neither met nor missed.
     expect(t['conn-vs-host'].met).toBeUndefined();
     expect(t['close-vs-host'].measured.n).toBe(0);
+  });
+
+  it('sets each ratio target beside the same ratio without bpfnet, and says when the target lies beyond it', () => {
+    const r = results();
+    r.samples.push(...data('http-keepalive-published', 'rps', { routing: [37000, 37000, 37000] }));
+    const t = Object.fromEntries(targets(r).map((x) => [x.id, x]));
+    // Plain routing takes the published port's hop without NAT or state: 37,000 ÷ 40,000.
+    expect(t['keepalive-vs-host'].reference?.label).toBe('plain routing ÷ host');
+    expect(t['keepalive-vs-host'].reference?.measured.median).toBeCloseTo(0.925);
+    expect(t['stream-vs-host'].reference).toBeUndefined(); // no routing samples for it
+    expect(t['stream-vs-host'].measured.n).toBeGreaterThan(0);
+    const said = targetsSentence(r).join(' ');
+    expect(said).toMatch(/Beyond what the path allows in this run .*Published port, HTTP keep-alive req\/s, vs host networking — plain routing ÷ host 0\.925x, the eBPF datapath 0\.925x/);
+    // Without the routing samples nothing is said to be beyond the path.
+    expect(targetsSentence(results()).join(' ')).not.toMatch(/Beyond/);
   });
 
   it('times publishing from the publish section when there is one: median and p99 over its runs', () => {

@@ -41,6 +41,17 @@ describe('bpfnet-cni protocol', () => {
     expect(conf().network).toBe('n');
   });
 
+  it('takes "subnet6" as one subnet or a list, with "gateway6" by position', () => {
+    expect(conf()).toMatchObject({ subnet6: [], gateway6: [] });
+    expect(conf({ subnet6: 'fd00:1::/64', gateway6: 'fd00:1::fe' })).toMatchObject({ subnet6: ['fd00:1::/64'], gateway6: ['fd00:1::fe'] });
+    expect(conf({ subnet6: ['fd00:1::/64', 'fd00:2::/64'], gateway6: ['fd00:1::1'] })).toMatchObject({ subnet6: ['fd00:1::/64', 'fd00:2::/64'], gateway6: ['fd00:1::1'] });
+    expect(codeOf(() => conf({ subnet6: [] }))).toBe(7);
+    expect(codeOf(() => conf({ subnet6: [6] }))).toBe(7);
+    expect(codeOf(() => conf({ subnet6: { a: 1 } }))).toBe(7);
+    expect(codeOf(() => conf({ subnet6: Array.from({ length: 17 }, (_, i) => `fd00:${i}::/64`) }))).toBe(7);
+    expect(codeOf(() => conf({ subnet6: 'fd00:1::/64', gateway6: ['fd00:1::1', 'fd00:2::1'] }))).toBe(7);
+  });
+
   it('reads IP and MAC from CNI_ARGS as podman 4 passes them, refusing unknown keys unless IgnoreUnknown', () => {
     expect(parseCniArgs('IgnoreUnknown=1;K8S_POD_NAME=client;MAC=02:00:00:aa:bb:cc;IP=10.79.0.77')).toEqual({ ips: ['10.79.0.77'], mac: '02:00:00:aa:bb:cc' });
     expect(parseCniArgs('')).toEqual({ ips: [] });

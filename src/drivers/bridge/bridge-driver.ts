@@ -12,7 +12,7 @@ import { parseIPv4 } from '../../ipam/ipv4.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson, link, type Netns } from '../../system/ip.js';
 import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
-import { BridgeOption, gateway6For, subnet6Holding, subnets6Of } from '../../networks/model.js';
+import { BridgeOption, gateway6For, prefix6For, subnets6Of } from '../../networks/model.js';
 import { bridgeName, hostIfname } from '../../networks/config.js';
 import { macForIPv4, type Driver, type DriverCapabilities, type JoinTarget } from '../driver.js';
 import { DAEMON_NETNS, ipBatchAt, linkAt, netnsExists } from '../netns-path.js';
@@ -25,14 +25,9 @@ function prefixOf(net: NetworkRecord): number {
   return Number(net.subnet!.split('/')[1]);
 }
 
-function prefixOf6(net: NetworkRecord): number {
-  return Number(net.subnet6!.split('/')[1]);
-}
-
 /** An endpoint's IPv6 address with the prefix of the subnet it is in (a network may have several). */
 function address6(net: NetworkRecord, ep: EndpointRecord): string {
-  const s = subnet6Holding(net, ep.ipv6!);
-  return `${ep.ipv6}/${s ? s.subnet.split('/')[1] : prefixOf6(net)}`;
+  return `${ep.ipv6}/${prefix6For(net, ep.ipv6!)}`;
 }
 
 /**

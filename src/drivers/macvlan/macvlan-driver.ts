@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { conflict, invalid } from '../../errors.js';
 import { formatIPv4, parseCidr } from '../../ipam/ipv4.js';
 import { formatIp, ipBytes, lastOf, parseIp, parsePrefix } from '../../ipam/ip.js';
-import type { EndpointRecord, NetworkRecord } from '../../networks/model.js';
+import { gateway6For, prefix6For, type EndpointRecord, type NetworkRecord } from '../../networks/model.js';
 import { CommandError } from '../../system/exec.js';
 import { ip, ipBatch, ipJson } from '../../system/ip.js';
 import { failpoint } from '../../util/failpoint.js';
@@ -70,7 +70,9 @@ function shimMac(net: NetworkRecord): string | undefined {
 }
 
 const prefixOf = (net: NetworkRecord): number | undefined => (net.subnet ? Number(net.subnet.split('/')[1]) : undefined);
-const prefixOf6 = (net: NetworkRecord): number | undefined => (net.subnet6 ? Number(net.subnet6.split('/')[1]) : undefined);
+/** An endpoint's IPv6 prefix length: that of the subnet holding its address (a network may have several). */
+const prefixOf6 = (net: NetworkRecord, ep: Pick<EndpointRecord, 'ipv6'>): number | undefined =>
+  ep.ipv6 ? prefix6For(net, ep.ipv6) : net.subnet6 ? Number(net.subnet6.split('/')[1]) : undefined;
 
 const gone = (err: unknown) => /Cannot find device|does not exist|No such process|No such file or directory|Cannot assign/.test((err as Error).message);
 
@@ -98,6 +100,8 @@ export class MacvlanDriver implements Driver {
     userNetworks: true,
     embeddedDns: true,
     disconnect: true,
+    // Each endpoint gets its own subnet's prefix and default route: the LAN routes the subnets.
+    severalSubnets6: true,
     // moby publishes nothing on macvlan (the sandbox is on the LAN itself) and says nothing.
     publishRefusal: '',
   };
@@ -346,7 +350,7 @@ export class MacvlanDriver implements Driver {
     await ip(null, ['link', 'set', 'dev', parked, 'addrgenmode', 'none']);
     // passthru: the child takes the parent's MAC and the parent keeps it (setting another would change the parent's).
     const mac = mode === 'passthru' ? (await device(parked))?.address : (ep.mac ?? macOf(ep));
-    return { ...ep, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net) } : {}) };
+    return { ...ep, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net, ep) } : {}) };
   }
 
   async join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord> {
@@ -368,7 +372,7 @@ export class MacvlanDriver implements Driver {
       // None on IPv4-only networks (Docker's; the guard would drop it).
       ['link', 'set', 'dev', target.ifname, 'addrgenmode', ep.ipv6 ? 'eui64' : 'none', ...(passthru ? [] : ['address', mac])],
       ...(ep.ipv4 ? [['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', target.ifname]] : []),
-      ...(ep.ipv6 ? [['addr', 'replace', `${ep.ipv6}/${prefixOf6(net)}`, 'dev', target.ifname, 'nodad']] : []),
+      ...(ep.ipv6 ? [['addr', 'replace', `${ep.ipv6}/${prefixOf6(net, ep)}`, 'dev', target.ifname, 'nodad']] : []),
       ['link', 'set', 'dev', target.ifname, 'up'],
       // The resolver never answers ARP or NDP to a private- or vepa-mode child (their multicasts leave the host): known in advance.
       ...(net.dnsAddress && resolverMac ? [['neigh', 'replace', net.dnsAddress, 'lladdr', resolverMac, 'dev', target.ifname, 'nud', 'permanent']] : []),
@@ -377,7 +381,7 @@ export class MacvlanDriver implements Driver {
     ]);
     await this.#hostRoute(net, ep, mac, 'replace');
     this.programs.guard(target.netnsPath, target.ifname, { mac, ipv4: ep.ipv4, ipv6: ep.ipv6 ? ipBytes(parseIp(ep.ipv6)!) : undefined });
-    return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net) } : {}) };
+    return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net, ep) } : {}) };
   }
 
 
@@ -387,7 +391,7 @@ export class MacvlanDriver implements Driver {
     if (net.internal) return []; // moby: no gateway on an internal macvlan network
     return [
       ...(ep.ipv4 && net.gateway ? [['route', 'replace', 'default', 'via', net.gateway, 'dev', ifname]] : []),
-      ...(ep.ipv6 && net.gateway6 ? [['route', 'replace', 'default', 'via', net.gateway6, 'dev', ifname]] : []),
+      ...(ep.ipv6 && net.gateway6 ? [['route', 'replace', 'default', 'via', gateway6For(net, ep.ipv6)!, 'dev', ifname]] : []),
     ];
   }
 
