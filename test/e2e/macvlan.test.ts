@@ -260,12 +260,9 @@ describe.each([
   });
 
   if (extended) it("several IPv6 subnets: a sandbox in the second gets that subnet's prefix and a default route via that subnet's gateway, and reaches off-link through it", async () => {
-    const net = JSON.parse(await bpfnet('network', 'inspect', 'multi6'))[0] as { IPAM: { Config: Array<{ Subnet: string; Gateway?: string }> } };
-    expect(net.IPAM.Config.map((c) => [c.Subnet, c.Gateway])).toEqual([
-      ['10.82.0.0/24', '10.82.0.1'],
-      ['fd82:a::/64', 'fd82:a::1'],
-      ['fd82:b::/64', 'fd82:b::1'],
-    ]);
+    // The blocks as the user gave them (moby shows no gateway it was not given).
+    const net = JSON.parse(await bpfnet('network', 'inspect', 'multi6'))[0] as { IPAM: { Config: Array<{ Subnet: string }> } };
+    expect(net.IPAM.Config.map((c) => c.Subnet)).toEqual(['10.82.0.0/24', 'fd82:a::/64', 'fd82:b::/64']);
     const m1 = JSON.parse(await bpfnet('inspect', 'm1'))[0].NetworkSettings.Networks.multi6;
     expect({ ip6: m1.GlobalIPv6Address, len: m1.GlobalIPv6PrefixLen, gateway: m1.IPv6Gateway }).toEqual({ ip6: 'fd82:b::10', len: 64, gateway: 'fd82:b::1' });
     expect((await inside('m1', 'ip', '-6', 'addr', 'show', 'dev', 'eth0')).stdout).toMatch(/inet6 fd82:b::10\/64/);
