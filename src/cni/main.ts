@@ -96,7 +96,13 @@ async function ensureNetwork(client: Client, conf: PluginConf): Promise<void> {
   const subnet = subnets.find((t) => t !== '' && !t.includes(':'));
   if (conf.subnet && subnet !== conf.subnet) throw new CniError(CniCode.invalidConfig, `bpfnet network "${conf.network}" has subnet ${subnet ?? 'none'}, the CNI configuration says ${conf.subnet}`);
   // The same IPv6 subnets in any order, compared as canonical text.
-  const canonical = (list: string[]) => list.map((t) => (parsePrefix(t) ? formatPrefix(parsePrefix(t)!) : t)).sort();
+  const canonical = (list: string[]) =>
+    list
+      .map((t) => {
+        const p = parsePrefix(t);
+        return p ? formatPrefix(p) : t;
+      })
+      .sort();
   const has6 = canonical(subnets.filter((t) => t.includes(':')));
   const says6 = canonical(conf.subnet6);
   if (says6.length > 0 && has6.join(' ') !== says6.join(' '))

@@ -86,9 +86,9 @@ export function gateway6For(net: NetworkRecord, address: string | undefined): st
   return (address ? subnet6Holding(net, address)?.gateway : undefined) ?? net.gateway6;
 }
 
-/** The prefix length of an endpoint's IPv6 address: its own subnet's, else the network's first. */
-export function prefix6For(net: NetworkRecord, address: string): number | undefined {
-  const subnet = subnet6Holding(net, address)?.subnet ?? net.subnet6;
+/** The prefix length of an endpoint's IPv6 address: its own subnet's, else the network's first; undefined without IPv6. */
+export function prefix6For(net: NetworkRecord, address: string | undefined): number | undefined {
+  const subnet = (address ? subnet6Holding(net, address)?.subnet : undefined) ?? net.subnet6;
   return subnet ? Number(subnet.split('/')[1]) : undefined;
 }
 

@@ -70,9 +70,6 @@ function shimMac(net: NetworkRecord): string | undefined {
 }
 
 const prefixOf = (net: NetworkRecord): number | undefined => (net.subnet ? Number(net.subnet.split('/')[1]) : undefined);
-/** An endpoint's IPv6 prefix length: that of the subnet holding its address (a network may have several). */
-const prefixOf6 = (net: NetworkRecord, ep: Pick<EndpointRecord, 'ipv6'>): number | undefined =>
-  ep.ipv6 ? prefix6For(net, ep.ipv6) : net.subnet6 ? Number(net.subnet6.split('/')[1]) : undefined;
 
 const gone = (err: unknown) => /Cannot find device|does not exist|No such process|No such file or directory|Cannot assign/.test((err as Error).message);
 
@@ -350,7 +347,7 @@ export class MacvlanDriver implements Driver {
     await ip(null, ['link', 'set', 'dev', parked, 'addrgenmode', 'none']);
     // passthru: the child takes the parent's MAC and the parent keeps it (setting another would change the parent's).
     const mac = mode === 'passthru' ? (await device(parked))?.address : (ep.mac ?? macOf(ep));
-    return { ...ep, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net, ep) } : {}) };
+    return { ...ep, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefix6For(net, ep.ipv6) } : {}) };
   }
 
   async join(net: NetworkRecord, ep: EndpointRecord, target: JoinTarget): Promise<EndpointRecord> {
@@ -372,7 +369,7 @@ export class MacvlanDriver implements Driver {
       // None on IPv4-only networks (Docker's; the guard would drop it).
       ['link', 'set', 'dev', target.ifname, 'addrgenmode', ep.ipv6 ? 'eui64' : 'none', ...(passthru ? [] : ['address', mac])],
       ...(ep.ipv4 ? [['addr', 'replace', `${ep.ipv4}/${prefixOf(net)}`, 'dev', target.ifname]] : []),
-      ...(ep.ipv6 ? [['addr', 'replace', `${ep.ipv6}/${prefixOf6(net, ep)}`, 'dev', target.ifname, 'nodad']] : []),
+      ...(ep.ipv6 ? [['addr', 'replace', `${ep.ipv6}/${prefix6For(net, ep.ipv6)}`, 'dev', target.ifname, 'nodad']] : []),
       ['link', 'set', 'dev', target.ifname, 'up'],
       // The resolver never answers ARP or NDP to a private- or vepa-mode child (their multicasts leave the host): known in advance.
       ...(net.dnsAddress && resolverMac ? [['neigh', 'replace', net.dnsAddress, 'lladdr', resolverMac, 'dev', target.ifname, 'nud', 'permanent']] : []),
@@ -381,7 +378,7 @@ export class MacvlanDriver implements Driver {
     ]);
     await this.#hostRoute(net, ep, mac, 'replace');
     this.programs.guard(target.netnsPath, target.ifname, { mac, ipv4: ep.ipv4, ipv6: ep.ipv6 ? ipBytes(parseIp(ep.ipv6)!) : undefined });
-    return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefixOf6(net, ep) } : {}) };
+    return { ...ep, ifname: target.ifname, mac, ...(net.subnet ? { prefixLength: prefixOf(net) } : {}), ...(net.subnet6 ? { prefixLength6: prefix6For(net, ep.ipv6) } : {}) };
   }
 
 
