@@ -15,6 +15,7 @@
  * does that), and on any watch error — ErrCompacted when the history it needs is gone —
  * the cache is re-listed at a revision and the watch restarted just after it.
  */
+import { ExponentialBackoff } from 'cockatiel';
 import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
 import { canonicalAddress } from './addresses.js';
 import { ClusterCache } from './cluster-cache.js';
@@ -106,7 +107,17 @@ export class EtcdCluster extends ClusterCache {
     this.#maxInFlight = opts.maxInFlight ?? 16;
     // A deadline for unary calls only: on the watch and keepalive streams it would cut them every
     // few seconds (and each cut counts as a host failure towards the client's circuit breaker).
-    this.#client = new Etcd3({ hosts: opts.endpoints, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }) });
+    this.#client = new Etcd3({
+      hosts: opts.endpoints,
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      // A connection whose far end vanished (etcd restarted while this host was cut off) is
+      // noticed by HTTP/2 pings within 15 s instead of when TCP gives up; etcd accepts pings
+      // every 5 s or slower (its --grpc-keepalive-min-time).
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      // The watch reconnects at most 2 s after etcd is back: the client's default backoff grows
+      // to 30 s over an outage of a few seconds, leaving this host's cache stale that long.
+      faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next() },
+    });
   }
 
   /** Joins: grants this host's lease, registers the host, lists the prefix and starts the watch. */
@@ -232,6 +243,12 @@ export class EtcdCluster extends ClusterCache {
     this.#watcher = watcher;
     watcher.on('put', (kv) => this.#onEvent(kv, 'put'));
     watcher.on('delete', (kv) => this.#onEvent(kv, 'delete'));
+    watcher.on('disconnected', (err: Error) => {
+      if (watcher === this.#watcher && !this.#closed) this.#log('warn', `cluster: watch disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
+    });
+    watcher.on('connected', () => {
+      if (watcher === this.#watcher && !this.#closed && this.stats.relists > 0) this.#log('info', `cluster: watch connected from revision ${watcher.lastRevision() ?? '?'}`);
+    });
     watcher.on('error', (err: Error) => {
       if (watcher !== this.#watcher || this.#closed) return;
       void this.#describeWatchError(err, watcher).then((reason) => {

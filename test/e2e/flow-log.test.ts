@@ -124,11 +124,14 @@ describe('the flow log', () => {
     await waitFor('the end in the port filter', () => byPort.records().some((r) => r.Event === 'end'), 5_000);
     expect(byPort.records().map((r) => r.Event)).toEqual(['new', 'end']);
     expect(otherPort.records()).toEqual([]);
-    expect(drops.records()).toEqual([]);
+    // Only fa's unicast drops are this test's: the kernel's own multicast chatter (an IGMP report
+    // from a sandbox with no IPv4 address, source 0.0.0.0) is dropped and reported too, at any time.
+    const fasDrops = () => drops.records().filter((r) => (r.Source === faIp || r.Source?.startsWith(`${faIp}:`)) && !/^22[4-9]\.|^23\d\./.test(r.Destination));
+    expect(fasDrops()).toEqual([]);
     // A drop: fa may not reach a sandbox of another network.
     await lab.execRaw(await sandboxNs(d, 'fa'), 'ping', ['-c', '2', '-i', '0.2', '-W', '1', await sandboxIp(d, 'fb', 'elsewhere')]);
-    await waitFor('the drops', () => drops.records().length >= 2);
-    expect(drops.records().slice(0, 2).map((r) => [r.Event, r.Verdict, r.Reason, r.Sandbox, r.Network])).toEqual([
+    await waitFor('the drops', () => fasDrops().length >= 2);
+    expect(fasDrops().slice(0, 2).map((r) => [r.Event, r.Verdict, r.Reason, r.Sandbox, r.Network])).toEqual([
       ['drop', 'dropped', 'isolation', 'fa', 'flownet'],
       ['drop', 'dropped', 'isolation', 'fa', 'flownet'],
     ]);
