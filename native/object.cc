@@ -200,6 +200,7 @@ Napi::Value ObjectHandle::Maps(const Napi::CallbackInfo& info) {
     m.Set("keySize", static_cast<double>(bpf_map__key_size(map)));
     m.Set("valueSize", static_cast<double>(bpf_map__value_size(map)));
     m.Set("maxEntries", static_cast<double>(bpf_map__max_entries(map)));
+    m.Set("flags", static_cast<double>(bpf_map__map_flags(map)));
     m.Set("internal", bpf_map__is_internal(map));
     const char* pin = bpf_map__pin_path(map);
     if (pin != nullptr) m.Set("pinPath", pin);

@@ -125,10 +125,14 @@ struct {
 } ct_full4 SEC(".maps");
 
 /* ---- IPv6: the same tables per family (one lookup per packet whatever the family) ----
- * The large IPv6 hashes are not preallocated (BPF_F_NO_PREALLOC): a host without IPv6 pays
- * nothing for them at load (preallocating ct6/ports6/ep6 added ~1.5 s to loading lxc here),
- * and the limits, hence "refuse when full", are the same. ct6_new is an LRU, which the
- * kernel always preallocates. */
+ * ct6 and ports6 are preallocated as their IPv4 twins: written per connection and per published
+ * port, a BPF_F_NO_PREALLOC hash paid an allocation on every insert and a free on every delete
+ * (10,000 ports took 7 ms to write instead of 2, and a flow four allocations). Preallocating both
+ * at CT_MAX/PORTS_MAX costs ~18 ms at load and about 40 MiB of kernel memory. The hashes written
+ * once per network or sandbox (net6_more, ep6, ep6 by ifindex) stay unpreallocated: a host without
+ * IPv6 pays nothing for them. An older daemon's pins of ct6/ports6 are carried over at load
+ * (src/datapath/ebpf/ebpf-datapath.ts, RESHAPED_MAPS). ct6_new is an LRU, which the kernel
+ * always preallocates. */
 
 /* 0 -> struct dp_config6. */
 struct {
@@ -184,7 +188,6 @@ struct {
 	__uint(max_entries, PORTS_MAX);
 	__type(key, struct port_key6);
 	__type(value, struct port_target6);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ports6 SEC(".maps");
 
@@ -194,7 +197,6 @@ struct {
 	__uint(max_entries, CT_MAX);
 	__type(key, struct ct_key6);
 	__type(value, struct ct_entry6);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ct6 SEC(".maps");
 

@@ -1,6 +1,7 @@
 // Map handles against the real kernel: CRUD, every error case, batches, per-CPU values, pins.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfError } from '../../src/datapath/libbpf/errors.js';
 import { BpfMap, BpfObject, MapType, PerCpuMap, possibleCpus } from '../../src/datapath/libbpf/bpf.js';
@@ -207,6 +208,39 @@ describe('pins', () => {
     } finally {
       again.close();
       hash.delete(key(5));
+    }
+  });
+
+  it('carries the entries of a pin made in another shape into the map a load makes instead (carryOver); without it the load is refused', () => {
+    const root = join(lab.pinDir(), 'carry');
+    mkdirSync(root);
+    const load = (opts: { maxEntries?: Record<string, number>; carryOver?: string[] } = {}) => BpfObject.load(bpfObject('fixture_maps'), { pinRoot: root, ...opts });
+    const first = load();
+    const m1 = first.map('fixture_hash', fixtureKey, fixtureValue);
+    m1.setMany([
+      [key(1), { hits: 11 }],
+      [key(2), { hits: 22 }],
+    ]);
+    const oldId = m1.info.id;
+    m1.close();
+    first.close();
+    expect(() => load({ maxEntries: { fixture_hash: 16 } })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    const second = load({ maxEntries: { fixture_hash: 16 }, carryOver: ['fixture_hash'] });
+    const m2 = second.map('fixture_hash', fixtureKey, fixtureValue);
+    const third = load({ maxEntries: { fixture_hash: 16 }, carryOver: ['fixture_hash'] });
+    const m3 = third.map('fixture_hash', fixtureKey, fixtureValue);
+    try {
+      expect(m2.info).toMatchObject({ maxEntries: 16 });
+      expect(m2.info.id).not.toBe(oldId);
+      expect(m2.get(key(1))).toEqual({ hits: 11 });
+      expect(m2.get(key(2))).toEqual({ hits: 22 });
+      const pinned = BpfMap.openPinned(join(root, 'fixture_hash'), fixtureKey, fixtureValue);
+      expect(pinned.info.id).toBe(m2.info.id);
+      pinned.close();
+      // The same shape again: the pin is reused as is, nothing carried.
+      expect(m3.info.id).toBe(m2.info.id);
+    } finally {
+      for (const x of [m2, m3, second, third]) x.close();
     }
   });
 

@@ -2,6 +2,7 @@
  * The typed layer over the native addon: objects, maps with key/value codecs,
  * programs, links and ring buffers. The rest of src/ uses this, never the addon.
  */
+import { existsSync, rmSync } from 'node:fs';
 import { decode, encode, encodeAll, type Codec } from './codec.js';
 import { isBpfError } from './errors.js';
 import {
@@ -351,6 +352,32 @@ export interface OpenOptions {
   maxEntries?: Record<string, number>;
   /** Maps to take from existing pins instead of creating them (e.g. devmaps). */
   reuse?: Record<string, string>;
+  /**
+   * Pinned maps that an earlier version may have made in another shape (flags, size): when the
+   * pin under pinRoot differs from what this object declares, its entries are read, the old pin
+   * removed, and the entries written into the map the load creates in its place (libbpf would
+   * refuse to reuse it). Only for maps whose key and value layouts are unchanged.
+   */
+  carryOver?: readonly string[];
+}
+
+/** The entries of each pinned map in `names` whose shape differs from the object's, its pin removed. */
+function takeReshapedPins(raw: NativeObject, names: readonly string[]): Map<string, { keys: Buffer; values: Buffer; count: number }> {
+  const carried = new Map<string, { keys: Buffer; values: Buffer; count: number }>();
+  for (const want of raw.maps().filter((m) => names.includes(m.name) && m.pinPath && existsSync(m.pinPath))) {
+    const old = native().BpfMap.openPinned(want.pinPath!);
+    try {
+      const have = old.info();
+      if (have.type === want.type && have.keySize === want.keySize && have.valueSize === want.valueSize && have.maxEntries === want.maxEntries && have.flags === want.flags) continue;
+      if (have.keySize !== want.keySize || have.valueSize !== want.valueSize)
+        throw new TypeError(`pinned map ${want.pinPath}: its entries are ${have.keySize}+${have.valueSize} bytes, this object's ${want.keySize}+${want.valueSize}: cannot carry them over`);
+      carried.set(want.name, old.dump());
+      rmSync(want.pinPath!);
+    } finally {
+      old.close();
+    }
+  }
+  return carried;
 }
 
 /** A BPF ELF object: opened, configured, then loaded. */
@@ -370,7 +397,17 @@ export class BpfObject {
       for (const [name, value] of Object.entries(opts.consts ?? {})) raw.setConst(name, value);
       for (const [name, n] of Object.entries(opts.maxEntries ?? {})) raw.setMaxEntries(name, n);
       for (const [name, pin] of Object.entries(opts.reuse ?? {})) raw.reuseMap(name, pin);
+      const carried = takeReshapedPins(raw, opts.carryOver ?? []);
       raw.load();
+      for (const [name, { keys, values, count }] of carried) {
+        if (count === 0) continue;
+        const map = raw.map(name);
+        try {
+          map.updateBatch(keys, values);
+        } finally {
+          map.close();
+        }
+      }
     } catch (err) {
       raw.close();
       throw err;

@@ -75,6 +75,7 @@ export interface NativeObjectMap {
   keySize: number;
   valueSize: number;
   maxEntries: number;
+  flags: number;
   internal: boolean;
   pinPath?: string;
 }

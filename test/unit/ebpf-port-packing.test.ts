@@ -1,0 +1,52 @@
+/**
+ * The published-port tables' batch encoding (ports4/ports6) writes what the ABI codecs write,
+ * entry for entry, whatever mix of ranges, addresses, families and protocols a publish holds.
+ */
+import { describe, expect, it } from 'vitest';
+import { encodePorts, encodePorts6 } from '../../src/datapath/ebpf/ebpf-datapath.js';
+import { encodeAll } from '../../src/datapath/libbpf/codec.js';
+import { portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
+import type { PortSpec } from '../../src/datapath/datapath.js';
+
+const PROTO = { tcp: 6, udp: 17 } as const;
+
+function spec(hostIp: string, hostPort: number, containerPort: number, protocol: 'tcp' | 'udp' = 'tcp', containerIp = '10.0.0.2', containerIp6 = 'fd00::2'): PortSpec {
+  return { protocol, hostIp, hostPort, containerPort, containerIp, containerIp6, endpointId: 'e', networkId: 'n' };
+}
+
+describe('published-port packing', () => {
+  const ranged = Array.from({ length: 300 }, (_, i) => spec('', 20000 + i, 30000 + i));
+  const mixed: PortSpec[] = [
+    ...ranged.slice(0, 100),
+    spec('', 8080, 80, 'udp'),
+    spec('127.0.0.1', 8081, 81),
+    spec('127.0.0.1', 8082, 82),
+    spec('::1', 8083, 83),
+    spec('0.0.0.0', 8084, 84),
+    spec('::', 8085, 85),
+    spec('', 8086, 86, 'tcp', '10.0.0.3', 'fd00::3'),
+    spec('', 8087, 87, 'tcp', '10.0.0.3', ''),
+    spec('', 8088, 88, 'tcp', '', 'fd00::4'),
+    ...ranged.slice(100),
+  ];
+
+  it('matches the codecs entry for entry, IPv4', () => {
+    for (const ports of [ranged, mixed, [spec('', 1, 65535)], []]) {
+      const v4 = ports.filter((p) => (p.hostIp === '' || p.hostIp.includes('.')) && p.containerIp);
+      const got = encodePorts(ports);
+      expect(got.count).toBe(v4.length);
+      expect(got.keys.equals(encodeAll(portKey, v4.map((p) => ({ addr: p.hostIp || '0.0.0.0', port: p.hostPort, proto: PROTO[p.protocol] }))))).toBe(true);
+      expect(got.values.equals(encodeAll(portTarget, v4.map((p) => ({ addr: p.containerIp, port: p.containerPort }))))).toBe(true);
+    }
+  });
+
+  it('matches the codecs entry for entry, IPv6', () => {
+    for (const ports of [ranged, mixed]) {
+      const v6 = ports.filter((p) => (p.hostIp === '' || p.hostIp.includes(':')) && p.containerIp6);
+      const got = encodePorts6(ports);
+      expect(got.count).toBe(v6.length);
+      expect(got.keys.equals(encodeAll(portKey6, v6.map((p) => ({ addr: p.hostIp || '::', port: p.hostPort, proto: PROTO[p.protocol] }))))).toBe(true);
+      expect(got.values.equals(encodeAll(portTarget6, v6.map((p) => ({ addr: p.containerIp6!, port: p.containerPort }))))).toBe(true);
+    }
+  });
+});
