@@ -218,16 +218,31 @@ Napi::Value WriteProcSys(const Napi::CallbackInfo& info) {
   int rc = RunInNetns(
       netns,
       [&]() -> int {
+        // /proc/sys/net is looked up once per call, the keys below it relative to it: the
+        // dentries named "net" of every namespace share one dcache hash chain, walked twice per
+        // lookup (RCU, then ref-walk), so each lookup costs in proportion to the host's namespaces.
+        const std::string net = "/proc/sys/net/";
+        int netfd = -1;
         for (const auto& [path, value] : writes) {
-          int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+          bool below = path.compare(0, net.size(), net) == 0;
+          if (below && netfd < 0) {
+            netfd = open("/proc/sys/net", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (netfd < 0) {
+              failed = "/proc/sys/net";
+              return -errno;
+            }
+          }
+          int fd = below ? openat(netfd, path.c_str() + net.size(), O_WRONLY | O_CLOEXEC) : open(path.c_str(), O_WRONLY | O_CLOEXEC);
           if (fd < 0 || write(fd, value.data(), value.size()) != static_cast<ssize_t>(value.size())) {
             int err = errno;
             if (fd >= 0) close(fd);
+            if (netfd >= 0) close(netfd);
             failed = path;
             return -err;
           }
           close(fd);
         }
+        if (netfd >= 0) close(netfd);
         return 0;
       },
       &detail);
