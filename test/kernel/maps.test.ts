@@ -225,6 +225,12 @@ describe('pins', () => {
     m1.close();
     first.close();
     expect(() => load({ maxEntries: { fixture_hash: 16 } })).toThrow(expect.objectContaining({ code: 'EINVAL' }));
+    // A load that fails after taking the pin out puts it back, entries and all.
+    expect(() => load({ maxEntries: { fixture_hash: 16, fixture_lru: 0 }, carryOver: ['fixture_hash'] })).toThrow();
+    const kept = BpfMap.openPinned(join(root, 'fixture_hash'), fixtureKey, fixtureValue);
+    expect(kept.info.id).toBe(oldId);
+    expect(kept.get(key(2))).toEqual({ hits: 22 });
+    kept.close();
     const second = load({ maxEntries: { fixture_hash: 16 }, carryOver: ['fixture_hash'] });
     const m2 = second.map('fixture_hash', fixtureKey, fixtureValue);
     const third = load({ maxEntries: { fixture_hash: 16 }, carryOver: ['fixture_hash'] });

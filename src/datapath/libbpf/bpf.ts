@@ -361,23 +361,48 @@ export interface OpenOptions {
   carryOver?: readonly string[];
 }
 
-/** The entries of each pinned map in `names` whose shape differs from the object's, its pin removed. */
-function takeReshapedPins(raw: NativeObject, names: readonly string[]): Map<string, { keys: Buffer; values: Buffer; count: number }> {
-  const carried = new Map<string, { keys: Buffer; values: Buffer; count: number }>();
-  for (const want of raw.maps().filter((m) => names.includes(m.name) && m.pinPath && existsSync(m.pinPath))) {
-    const old = native().BpfMap.openPinned(want.pinPath!);
-    try {
+/** A pinned map of another shape, taken out of the pin root until the load that replaces it succeeds. */
+interface Reshaped {
+  old: NativeMap;
+  pinPath: string;
+  entries: { keys: Buffer; values: Buffer; count: number };
+}
+
+/** Each pinned map in `names` whose shape differs from the object's: its entries read and its pin removed. */
+function takeReshapedPins(raw: NativeObject, names: readonly string[]): Map<string, Reshaped> {
+  const taken = new Map<string, Reshaped>();
+  try {
+    for (const want of raw.maps().filter((m) => names.includes(m.name) && m.pinPath && existsSync(m.pinPath))) {
+      const old = native().BpfMap.openPinned(want.pinPath!);
       const have = old.info();
-      if (have.type === want.type && have.keySize === want.keySize && have.valueSize === want.valueSize && have.maxEntries === want.maxEntries && have.flags === want.flags) continue;
-      if (have.keySize !== want.keySize || have.valueSize !== want.valueSize)
+      if (have.type === want.type && have.keySize === want.keySize && have.valueSize === want.valueSize && have.maxEntries === want.maxEntries && have.flags === want.flags) {
+        old.close();
+        continue;
+      }
+      if (have.keySize !== want.keySize || have.valueSize !== want.valueSize) {
+        old.close();
         throw new TypeError(`pinned map ${want.pinPath}: its entries are ${have.keySize}+${have.valueSize} bytes, this object's ${want.keySize}+${want.valueSize}: cannot carry them over`);
-      carried.set(want.name, old.dump());
+      }
+      taken.set(want.name, { old, pinPath: want.pinPath!, entries: old.dump() });
       rmSync(want.pinPath!);
+    }
+  } catch (err) {
+    putBack(taken);
+    throw err;
+  }
+  return taken;
+}
+
+/** A load that failed leaves the older maps pinned where they were, entries and all. */
+function putBack(taken: Map<string, Reshaped>): void {
+  for (const { old, pinPath } of taken.values()) {
+    try {
+      if (!existsSync(pinPath)) old.pin(pinPath);
     } finally {
       old.close();
     }
   }
-  return carried;
+  taken.clear();
 }
 
 /** A BPF ELF object: opened, configured, then loaded. */
@@ -397,13 +422,19 @@ export class BpfObject {
       for (const [name, value] of Object.entries(opts.consts ?? {})) raw.setConst(name, value);
       for (const [name, n] of Object.entries(opts.maxEntries ?? {})) raw.setMaxEntries(name, n);
       for (const [name, pin] of Object.entries(opts.reuse ?? {})) raw.reuseMap(name, pin);
-      const carried = takeReshapedPins(raw, opts.carryOver ?? []);
-      raw.load();
-      for (const [name, { keys, values, count }] of carried) {
-        if (count === 0) continue;
+      const taken = takeReshapedPins(raw, opts.carryOver ?? []);
+      try {
+        raw.load();
+      } catch (err) {
+        putBack(taken);
+        throw err;
+      }
+      for (const [name, { old, entries }] of taken) {
+        old.close();
+        if (entries.count === 0) continue;
         const map = raw.map(name);
         try {
-          map.updateBatch(keys, values);
+          map.updateBatch(entries.keys, entries.values);
         } finally {
           map.close();
         }
