@@ -1,6 +1,7 @@
 /* The uplink (tc ingress): replies to masqueraded and routed flows go back into their sandbox,
- * and new connections to a published port are translated and delivered straight into the
- * target's namespace (redirect_peer), keeping the client's address. Martian addresses aimed
+ * new connections to a published port are translated and delivered straight into the
+ * target's namespace (redirect_peer), keeping the client's address, and VXLAN from other hosts
+ * is decapsulated into the sandbox it is for (lib/overlay_rx.h). Martian addresses aimed
  * at the host or its sandboxes are dropped; everything else is the host's. */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -8,8 +9,14 @@
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
+#include "lib/overlay.h"
+#include "lib/overlay_rx.h"
 
-BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p)
+/* What ipv4_from_uplink returns for a VXLAN packet to this host's VTEP (not a TC verdict). */
+#define UPLINK_VXLAN (-101)
+
+/* again: the second look at a VXLAN packet the overlay fast path did not take (counted once). */
+BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_config *cfg, struct pkt4 *p, int again)
 {
 	if (pkt4_parse(skb, p) < 0)
 		return TC_PASS; /* the stack judges what we cannot parse */
@@ -21,7 +28,12 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 		return TC_PASS; /* neither the host nor a sandbox: the host's business */
 	if (is_martian_src4(p->t.saddr) || bpf_map_lookup_elem(&local4, &p->t.saddr))
 		return DROP(DROP_MARTIAN_SRC);
-	stats_rx(STATS_UPLINK, skb->len);
+	if (!again)
+		stats_rx(STATS_UPLINK, skb->len);
+	/* VXLAN to this host's VTEP from another host: from_uplink decapsulates it (in a call of its
+	 * own, so the two frames never stack) or, when the fast path does not take it, asks again. */
+	if (!again && local && p->t.proto == IPPROTO_UDP && p->t.dport == bpf_htons(OVERLAY_VXLAN_PORT) && !p->frag)
+		return UPLINK_VXLAN;
 	__u64 now = bpf_ktime_get_ns();
 	int verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
@@ -131,9 +143,14 @@ int from_uplink(struct __sk_buff *skb)
 	if ((void *)(eth + 1) > (void *)(long)skb->data_end || skb->vlan_present)
 		return TC_PASS; /* the host's own VLANs */
 	int verdict;
-	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		verdict = ipv4_from_uplink(skb, cfg, &p);
-	else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		verdict = ipv4_from_uplink(skb, cfg, &p, 0);
+		if (verdict == UPLINK_VXLAN) {
+			verdict = overlay_rx4(skb, &p);
+			if (verdict == CT_NO_FLOW)
+				verdict = ipv4_from_uplink(skb, cfg, &p, 1);
+		}
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6))
 		verdict = ipv6_from_uplink(skb, cfg, &p6);
 	else
 		return TC_PASS; /* ARP and the rest: the host's */

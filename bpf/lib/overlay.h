@@ -2,8 +2,9 @@
  * local bridge carries (its VNI) and where every remote endpoint lives (its host's VTEP),
  * and the helpers the entry programs call: encapsulation towards a remote endpoint, the
  * local ARP and neighbour-advertisement answers for it, and the isolation check across
- * networks, per family. Decapsulation is
- * bpf/overlay.bpf.c (TC ingress of the one collect_md VXLAN device per host).
+ * networks, per family. Decapsulation is lib/overlay_rx.h: at the uplink (from_uplink) for
+ * plain VXLAN packets, else on the TC ingress of the one collect_md VXLAN device per host
+ * (bpf/overlay.bpf.c).
  * Mirrored in src/datapath/ebpf/overlay-abi.ts: both change together. */
 #ifndef BPFNET_LIB_OVERLAY_H
 #define BPFNET_LIB_OVERLAY_H
@@ -14,6 +15,9 @@
 #include "stats.h"
 #include "pkt6.h"
 #include "neigh.h"
+
+/* The VXLAN device's UDP port (VXLAN_PORT in overlay-abi.ts): the uplink decapsulates packets to it (lib/overlay_rx.h). */
+#define OVERLAY_VXLAN_PORT 4789
 
 #ifndef OVL_REMOTE_MAX
 #define OVL_REMOTE_MAX 131072

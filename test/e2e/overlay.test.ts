@@ -18,6 +18,7 @@ import { echoServer, peerIp, ping, probe } from '../support/traffic.js';
 import { start } from '../../src/system/exec.js';
 import { startCapture } from '../support/capture.js';
 import { requireTool } from '../support/requirements.js';
+import { until } from '../support/until.js';
 
 const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
@@ -195,6 +196,31 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     expect(peerIp(await probe(lab, ns.a1, 'tcp', '10.91.0.21', 7000))).toBe('10.91.0.11');
     expect(peerIp(await probe(lab, ns.a1, 'udp', '10.91.0.21', 7001))).toBe('10.91.0.11');
     expect(peerIp(await probe(lab, ns.b1, 'tcp', '10.92.0.21', 7000))).toBe('10.92.0.11');
+  });
+
+  it('decapsulates VXLAN at the uplink, so the VXLAN device sees none of a ping series; a bulk stream of aggregated packets still crosses through the device', async () => {
+    /** RX packets of a host's VXLAN device (the kernel's decapsulation path). */
+    const deviceRx = async (h: Host): Promise<number> => {
+      const links = JSON.parse(await lab.exec(h.ns, 'ip', ['-j', '-s', '-d', 'link', 'show', 'type', 'vxlan'])) as Array<{ stats64: { rx: { packets: number } } }>;
+      expect(links).toHaveLength(1);
+      return links[0].stats64.rx.packets;
+    };
+    const before = await Promise.all([deviceRx(h1), deviceRx(h2)]);
+    await lab.execRaw(ns.a1, 'ping', ['-c', '40', '-i', '0.01', '-W', '1', '10.91.0.21']);
+    const after = await Promise.all([deviceRx(h1), deviceRx(h2)]);
+    // 40 requests into h2 and 40 replies into h1, none through either device.
+    expect(after[0] - before[0]).toBeLessThanOrEqual(2);
+    expect(after[1] - before[1]).toBeLessThanOrEqual(2);
+    expect(peerIp(await probe(lab, ns.a1, 'tcp', '10.91.0.21', 7000))).toBe('10.91.0.11');
+    // A TCP stream's segments leave the sandbox aggregated (GSO): the uplink leaves those to the device.
+    const server = lab.spawn(ns.a2, 'iperf3', ['-s', '-1', '-p', '5301']);
+    try {
+      await until('iperf3 listening in a2', async () => (await lab.exec(ns.a2, 'ss', ['-Hltn', 'sport = :5301'])).trim() !== '');
+      const out = JSON.parse(await lab.exec(ns.a1, 'iperf3', ['-c', '10.91.0.21', '-p', '5301', '-t', '1', '-J'], { timeoutMs: 20_000 })) as { end: { sum_received: { bytes: number } } };
+      expect(out.end.sum_received.bytes).toBeGreaterThan(1_000_000);
+    } finally {
+      server.kill('SIGKILL');
+    }
   });
 
   it('isolates overlay networks from each other across hosts', async () => {
