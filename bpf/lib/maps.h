@@ -127,12 +127,12 @@ struct {
 /* ---- IPv6: the same tables per family (one lookup per packet whatever the family) ----
  * ct6 and ports6 are preallocated as their IPv4 twins: written per connection and per published
  * port, a BPF_F_NO_PREALLOC hash paid an allocation on every insert and a free on every delete
- * (10,000 ports took 7 ms to write instead of 2, and a flow four allocations). Preallocating both
- * at CT_MAX/PORTS_MAX costs ~18 ms at load and about 40 MiB of kernel memory. The hashes written
- * once per network or sandbox (net6_more, ep6, ep6 by ifindex) stay unpreallocated: a host without
- * IPv6 pays nothing for them. An older daemon's pins of ct6/ports6 are carried over at load
- * (src/datapath/ebpf/ebpf-datapath.ts, RESHAPED_MAPS). ct6_new is an LRU, which the kernel
- * always preallocates. */
+ * (10,000 ports took 7 ms to write instead of 2, and a flow two allocations and two frees).
+ * Preallocating both at CT_MAX/PORTS_MAX costs ~18 ms at load and about 30 MiB of kernel
+ * memory. The hashes written once per network or sandbox (net6_more, ep6, ct_owner6) stay
+ * unpreallocated: a host without IPv6 pays nothing for them. An older daemon's pins of
+ * ct6/ports6 are carried over at load (src/datapath/ebpf/ebpf-datapath.ts, RESHAPED_MAPS).
+ * ct6_new is an LRU, which the kernel always preallocates. */
 
 /* 0 -> struct dp_config6. */
 struct {
