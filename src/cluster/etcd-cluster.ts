@@ -243,11 +243,17 @@ export class EtcdCluster extends ClusterCache {
     this.#watcher = watcher;
     watcher.on('put', (kv) => this.#onEvent(kv, 'put'));
     watcher.on('delete', (kv) => this.#onEvent(kv, 'delete'));
+    // Logged as a pair: a disconnect, then the resume it led to (not the watch's first connect).
+    let resuming = false;
     watcher.on('disconnected', (err: Error) => {
-      if (watcher === this.#watcher && !this.#closed) this.#log('warn', `cluster: watch disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
+      if (watcher !== this.#watcher || this.#closed) return;
+      resuming = true;
+      this.#log('warn', `cluster: watch disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
     });
     watcher.on('connected', () => {
-      if (watcher === this.#watcher && !this.#closed && this.stats.relists > 0) this.#log('info', `cluster: watch connected from revision ${watcher.lastRevision() ?? '?'}`);
+      if (!resuming || watcher !== this.#watcher || this.#closed) return;
+      resuming = false;
+      this.#log('info', `cluster: watch resumed from revision ${watcher.lastRevision() ?? '?'}`);
     });
     watcher.on('error', (err: Error) => {
       if (watcher !== this.#watcher || this.#closed) return;
