@@ -2,8 +2,8 @@
  * `ip` inside a network namespace given by path (/run/netns/X or /proc/PID/ns/net): `ip -n`
  * takes names under /run/netns only, and a namespace handed in by a container engine has none.
  */
-import { existsSync } from 'node:fs';
 import { run, runRaw } from '../system/exec.js';
+import { isNetnsFile } from '../system/ip.js';
 import { viaRtnl } from '../system/rtnl.js';
 
 /** The daemon's own namespace, as a path another namespace's `ip` can move an interface to. */
@@ -27,9 +27,9 @@ export async function ipJsonAt<T = unknown>(path: string | null, args: readonly 
   return (out.trim() === '' ? [] : JSON.parse(out)) as T;
 }
 
-/** Whether the namespace at path still exists (a container's may be gone before we leave it). */
+/** Whether the namespace at path still exists (a container's may be gone before we leave it; a killed daemon's half-removed name is gone too). */
 export function netnsExists(path: string): boolean {
-  return existsSync(path);
+  return isNetnsFile(path);
 }
 
 /** One link in the namespace at path, or undefined when it is not there (or the namespace is gone). */

@@ -175,7 +175,10 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
           armed = undefined;
           expect(await startArmed(undefined)).toBe(true);
         }
-        expect(await leakReport(lab, d, pids), `after kill ${kill + 1} (seed ${seed}, during ${[op, second].filter(Boolean).map((o) => o!.name).join(' + ')})`).toEqual([]);
+        const leaks = await leakReport(lab, d, pids);
+        // The daemon's own account of the restart, for a failure that only a rare interleaving shows.
+        if (leaks.length > 0) console.log(`[crash-anywhere] ${datapath}: daemon log before the leak:\n${d.log.split('\n').slice(-60).join('\n')}`);
+        expect(leaks, `after kill ${kill + 1} (seed ${seed}, during ${[op, second].filter(Boolean).map((o) => o!.name).join(' + ')})`).toEqual([]);
         await notePids();
       }
       expect(survived).toBeGreaterThanOrEqual(KILLS_PER_DATAPATH);

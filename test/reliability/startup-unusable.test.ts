@@ -4,12 +4,18 @@
  * its peer in another namespace, as another tool might make). On restart the daemon must start, leave that device alone, mark the sandbox
  * unusable (log, `ps`, inspect's State.Error), keep it out of the datapath, and serve the
  * others with real packets; once the device is gone, the next start rebuilds the sandbox.
+ *
+ * And a namespace name that outlived its namespace: a daemon killed between unmounting a
+ * sandbox's /run/netns file and unlinking it (or between creating and mounting it) leaves a
+ * plain file. Restarting must neither take it for a namespace nor give up on the sandbox.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { Lab } from '../../src/lab/lab.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { run } from '../../src/system/exec.js';
 import { link } from '../../src/system/ip.js';
+import { leakReport } from '../support/leak-check.js';
 import { ping, sandboxIp, sandboxNs } from '../support/traffic.js';
 
 for (const datapath of ['ebpf', 'iptables'] as const) {
@@ -86,6 +92,33 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
       expect((await status()).get('bad')).toBe('Created');
       expect(await ping(lab, await sandboxNs(d, 'bad'), goodIp)).toBe(true);
       expect(await ping(lab, await sandboxNs(d, 'late'), badIp)).toBe(true);
+    }, 180_000);
+
+    it('finishes a removal whose namespace file was unmounted but not unlinked, and rebuilds a sandbox whose file lost its mount', async () => {
+      await cli('network', 'create', '--subnet', '10.78.0.0/24', 'half');
+      for (const name of ['leaving', 'staying', 'peer']) await cli('run', '-d', '--name', name, '--network', 'half');
+      const leavingId: string = JSON.parse(await cli('inspect', 'leaving'))[0].Id;
+      const leavingNs = await sandboxNs(d, 'leaving');
+      const stayingNs = await sandboxNs(d, 'staying');
+      const peerIp = await sandboxIp(d, 'peer', 'half');
+
+      // Killed mid-rm: the store says removing, the namespace is unmounted (gone with its veth), its name is left.
+      await d.stop();
+      const store = new SqliteStore(d.root);
+      store.sandboxes.update({ ...store.sandboxes.get(leavingId)!, state: 'removing' });
+      store.close();
+      for (const ns of [leavingNs, stayingNs]) await run('umount', [ns.path]);
+
+      const before = d.log.length;
+      await d.start();
+      expect(d.log.slice(before)).not.toMatch(/is unusable/);
+      expect((await cli('ps', '-a', '--format', '{{.Name}}')).split('\n')).not.toContain('leaving');
+      expect(JSON.parse(await cli('inspect', 'staying'))[0].State.Error).toBeUndefined();
+      expect(await ping(lab, await sandboxNs(d, 'staying'), peerIp)).toBe(true);
+      expect(await leakReport(lab, d)).toEqual([]);
+      for (const name of ['staying', 'peer']) await cli('rm', '-f', name);
+      await cli('network', 'rm', 'half');
+      expect(await leakReport(lab, d)).toEqual([]);
     }, 180_000);
   });
 }
