@@ -94,6 +94,15 @@ static __always_inline int ttl_decrement(struct __sk_buff *skb, const struct pkt
 	return bpf_skb_store_bytes(skb, IP_TTL_OFF, &ttl, sizeof(ttl), 0);
 }
 
+/* A bpf_csum_diff sum folded into a header checksum. */
+static __always_inline __u16 csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
 static __always_inline int set_macs(struct __sk_buff *skb, const __u8 *src, const __u8 *dst)
 {
 	if (bpf_skb_store_bytes(skb, 0, dst, ETH_ALEN, 0) < 0)

@@ -40,14 +40,6 @@ static __always_inline int icmp6_is_error(const struct pkt6 *p)
 	return p->t.proto == IPPROTO_ICMPV6 && p->l4 && !p->frag && p->icmp_type >= ICMP6_DST_UNREACH && p->icmp_type <= ICMP6_TIME_EXCEEDED;
 }
 
-static __always_inline __u16 csum_fold(__s64 sum)
-{
-	__u32 s = (__u32)sum;
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 /* A live entry for key k in ct4 or ct4_new (not touched: an error does not advance a flow). */
 static __always_inline struct ct_entry4 *ct_peek4(const struct ct_key4 *k, __u64 now)
 {

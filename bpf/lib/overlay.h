@@ -15,6 +15,7 @@
 #include "stats.h"
 #include "pkt6.h"
 #include "neigh.h"
+#include "nat.h"
 
 /* The VXLAN device's UDP port (VXLAN_PORT in overlay-abi.ts): the uplink decapsulates packets to it (lib/overlay_rx.h). */
 #define OVERLAY_VXLAN_PORT 4789
@@ -27,8 +28,11 @@
 /* ovl_cfg[0]: the host's VXLAN device (0: no overlay network on this host yet). */
 struct overlay_config {
 	__u32 vxlan_ifindex;
-	__u32 flags;
+	__u32 flags;            /* OVERLAY_F_* */
 };
+
+/* Encapsulate through the VXLAN device only (the program's own encapsulation off). */
+#define OVERLAY_F_DEVICE_ENCAP 1
 
 /* ovl_net4: bridge ifindex of a local overlay network -> its VNI. */
 struct overlay_net {
@@ -93,25 +97,127 @@ static __always_inline int overlay_known4(__be32 addr)
 	return bpf_map_lookup_elem(&ovl_remote4, &addr) != NULL;
 }
 
+/* The outer headers bpfnet writes itself: IPv4, UDP and VXLAN, then the inner Ethernet header. */
+struct overlay_outer {
+	struct iphdr ip;
+	struct udphdr udp;
+	__be32 vx_flags;
+	__be32 vx_vni;
+	struct ethhdr inner;
+};
+
+/* Its 50 bytes on the wire (the struct itself is padded to 52). */
+#define OVERLAY_ENCAP_LEN 50u
+_Static_assert(__builtin_offsetof(struct overlay_outer, inner) + sizeof(struct ethhdr) == OVERLAY_ENCAP_LEN, "VXLAN outer headers are 50 bytes");
+/* BPF_F_ADJ_ROOM_ENCAP_L2(len) of linux/bpf.h (a macro, so not in vmlinux.h). */
+#define OVERLAY_ADJ_ROOM_ENCAP_L2(len) (((__u64)(len) & 0xff) << 56)
+/* Scratch for the encapsulation (per CPU: a program run never nests with itself on one CPU),
+ * off the stack, which the call chain down to here nearly fills. */
+struct overlay_scratch {
+	struct bpf_fib_lookup fib;
+	struct overlay_outer h;
+	struct bpf_tunnel_key key;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct overlay_scratch);
+} ovl_scratch SEC(".maps");
+
+/* The kernel's default ephemeral range, which its VXLAN device picks source ports from. */
+#define OVERLAY_SPORT_MIN 32768
+#define OVERLAY_SPORT_MAX 61000
+
+/*
+ * Encapsulates in the program and sends the packet out of the underlay device itself when the
+ * route to r's host is a plain one with a known neighbour: the VXLAN device's transmit, and the
+ * underlay route lookup it makes for every packet (a tunnel key set by BPF is not cacheable),
+ * are skipped. GSO aggregates stay whole (the UDP tunnel segmentation splits them at the
+ * device, outer headers and all). Returns CT_NO_FLOW, having changed nothing, when the route
+ * is anything else: the VXLAN device then does it.
+ */
+static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const struct overlay_remote *r, struct overlay_scratch *sc)
+{
+	struct bpf_fib_lookup *fib = &sc->fib;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = AF_INET;
+	fib->ipv4_dst = bpf_htonl(r->vtep);
+	fib->tot_len = 0; /* no MTU check: the tunnel's MTU is the sandbox's, and GSO packets pass */
+	fib->ifindex = skb->ifindex;
+	/* BPF_FIB_LOOKUP_SRC: the source the kernel's device would take (the route's preferred one). */
+	if (bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SRC) != BPF_FIB_LKUP_RET_SUCCESS)
+		return CT_NO_FLOW;
+	__u32 out = fib->ifindex;
+	if (bpf_map_lookup_elem(&net4, &out))
+		return CT_NO_FLOW; /* the underlay route leads into a sandbox network: not ours to judge */
+	__be16 inner_proto = skb->protocol == bpf_htons(ETH_P_IPV6) ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
+	__u32 hash = bpf_get_hash_recalc(skb);
+	if (bpf_skb_adjust_room(skb, OVERLAY_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+					BPF_F_ADJ_ROOM_ENCAP_L2_ETH | OVERLAY_ADJ_ROOM_ENCAP_L2(sizeof(struct ethhdr))) < 0)
+		return CT_NO_FLOW;
+	/* Every field but the inner source MAC, which the caller put there. */
+	struct overlay_outer *h = &sc->h;
+	__builtin_memset(&h->ip, 0, sizeof(h->ip));
+	h->udp.check = 0;
+	__u16 outer_len = skb->len - sizeof(struct ethhdr);
+	h->ip.version = 4;
+	h->ip.ihl = 5;
+	h->ip.tot_len = bpf_htons(outer_len);
+	h->ip.ttl = 64;
+	h->ip.protocol = IPPROTO_UDP;
+	h->ip.saddr = fib->ipv4_src;
+	h->ip.daddr = fib->ipv4_dst;
+	h->ip.check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h->ip, sizeof(h->ip), 0));
+	h->udp.source = bpf_htons(OVERLAY_SPORT_MIN + (__u16)(((__u64)hash * (OVERLAY_SPORT_MAX - OVERLAY_SPORT_MIN)) >> 32));
+	h->udp.dest = bpf_htons(OVERLAY_VXLAN_PORT);
+	h->udp.len = bpf_htons(outer_len - sizeof(struct iphdr));
+	h->vx_flags = bpf_htonl(0x08000000);
+	h->vx_vni = bpf_htonl(r->vni << 8);
+	__builtin_memcpy(h->inner.h_dest, r->mac, ETH_ALEN);
+	h->inner.h_proto = inner_proto;
+	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), h, OVERLAY_ENCAP_LEN, 0) < 0)
+		return DROP(DROP_MALFORMED);
+	__be16 outer_proto = bpf_htons(ETH_P_IP);
+	if (set_macs(skb, fib->smac, fib->dmac) < 0 || bpf_skb_store_bytes(skb, 2 * ETH_ALEN, &outer_proto, sizeof(outer_proto), 0) < 0)
+		return DROP(DROP_MALFORMED);
+	return bpf_redirect(out, 0);
+}
+
 /* Into the tunnel to r's host: its MAC as destination (the sandbox learnt it from the local ARP/ND
- * answer; rewriting only a stale entry), the VNI and VTEP as tunnel key, out of the VXLAN device.
- * Its own frame: the tunnel key stays off the per-family handlers' stacks (one chain fits 512 bytes). */
+ * answer), the VNI and VTEP; encapsulated here when the underlay route allows
+ * (overlay_encap_direct), else as a tunnel key out of the VXLAN device.
+ * Its own frame, and its buffers in ovl_scratch: the call chain's stacks must fit 512 bytes. */
 BPFNET_NOINLINE int overlay_encap(struct __sk_buff *skb, const struct overlay_remote *r)
 {
 	__u32 zero = 0;
 	struct overlay_config *oc = bpf_map_lookup_elem(&ovl_cfg, &zero);
-	if (!oc || !oc->vxlan_ifindex)
+	struct overlay_scratch *sc = bpf_map_lookup_elem(&ovl_scratch, &zero);
+	if (!oc || !oc->vxlan_ifindex || !sc)
 		return DROP(DROP_FIB_FAILED);
 	struct ethhdr *l2 = (void *)(long)skb->data;
 	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
+	if (!(oc->flags & OVERLAY_F_DEVICE_ENCAP)) {
+		/* The inner frame's source: the sandbox's MAC, as the device would have carried it. */
+		__builtin_memcpy(sc->h.inner.h_source, l2->h_source, ETH_ALEN);
+		int verdict = overlay_encap_direct(skb, r, sc);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+		l2 = (void *)(long)skb->data;
+		if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
+			return DROP(DROP_MALFORMED);
+	}
 	if (!mac_eq(l2->h_dest, r->mac) && bpf_skb_store_bytes(skb, 0, r->mac, ETH_ALEN, 0) < 0)
 		return DROP(DROP_MALFORMED);
-	struct bpf_tunnel_key key = {};
-	key.tunnel_id = r->vni;
-	key.remote_ipv4 = r->vtep;
-	key.tunnel_ttl = 64;
-	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+	struct bpf_tunnel_key *key = &sc->key;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->tunnel_id = r->vni;
+	key->remote_ipv4 = r->vtep;
+	key->tunnel_ttl = 64;
+	if (bpf_skb_set_tunnel_key(skb, key, sizeof(*key), BPF_F_ZERO_CSUM_TX) < 0)
 		return DROP(DROP_MALFORMED);
 	return bpf_redirect(oc->vxlan_ifindex, 0);
 }
