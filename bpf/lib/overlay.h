@@ -134,8 +134,7 @@ struct {
  * Encapsulates in the program and sends the packet out of the underlay device itself when the
  * route to r's host is a plain one with a known neighbour: the VXLAN device's transmit, and the
  * underlay route lookup it makes for every packet (a tunnel key set by BPF is not cacheable),
- * are skipped. GSO aggregates stay whole (the UDP tunnel segmentation splits them at the
- * device, outer headers and all). Returns CT_NO_FLOW, having changed nothing, when the route
+ * are skipped. Returns CT_NO_FLOW, having changed nothing, when the route
  * is anything else: the VXLAN device then does it.
  */
 static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const struct overlay_remote *r, struct overlay_scratch *sc)
@@ -144,7 +143,7 @@ static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const str
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = AF_INET;
 	fib->ipv4_dst = bpf_htonl(r->vtep);
-	fib->tot_len = 0; /* no MTU check: the tunnel's MTU is the sandbox's, and GSO packets pass */
+	fib->tot_len = 0; /* no MTU check: the tunnel's MTU is the sandbox's */
 	fib->ifindex = skb->ifindex;
 	/* BPF_FIB_LOOKUP_SRC: the source the kernel's device would take (the route's preferred one). */
 	if (bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SRC) != BPF_FIB_LKUP_RET_SUCCESS)
@@ -155,7 +154,7 @@ static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const str
 	__be16 inner_proto = skb->protocol == bpf_htons(ETH_P_IPV6) ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 	__u32 hash = bpf_get_hash_recalc(skb);
 	if (bpf_skb_adjust_room(skb, OVERLAY_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
-				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+				BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
 					BPF_F_ADJ_ROOM_ENCAP_L2_ETH | OVERLAY_ADJ_ROOM_ENCAP_L2(sizeof(struct ethhdr))) < 0)
 		return CT_NO_FLOW;
 	/* Every field but the inner source MAC, which the caller put there. */
@@ -200,7 +199,10 @@ BPFNET_NOINLINE int overlay_encap(struct __sk_buff *skb, const struct overlay_re
 	struct ethhdr *l2 = (void *)(long)skb->data;
 	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
-	if (!(oc->flags & OVERLAY_F_DEVICE_ENCAP)) {
+	/* GSO aggregates go through the device: one the program grew is marked for its headers to
+	 * be checked (SKB_GSO_DODGY), which no veth or most NICs take, so it would be split in
+	 * software before the uplink and arrive as single packets, each one a receive. */
+	if (!(oc->flags & OVERLAY_F_DEVICE_ENCAP) && !skb->gso_size && skb->gso_segs <= 1) {
 		/* The inner frame's source: the sandbox's MAC, as the device would have carried it. */
 		__builtin_memcpy(sc->h.inner.h_source, l2->h_source, ETH_ALEN);
 		int verdict = overlay_encap_direct(skb, r, sc);

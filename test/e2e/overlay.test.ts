@@ -198,7 +198,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     expect(peerIp(await probe(lab, ns.b1, 'tcp', '10.92.0.21', 7000))).toBe('10.92.0.11');
   });
 
-  it('encapsulates and decapsulates VXLAN in the datapath, so the VXLAN device sees none of a ping series and sends none of a bulk stream\'s aggregated packets', async () => {
+  it('encapsulates and decapsulates VXLAN in the datapath, so the VXLAN device sees none of a ping series; a bulk stream\'s aggregated packets still cross through the device', async () => {
     /** Packets through a host's VXLAN device (the kernel's encapsulation and decapsulation path). */
     const device = async (h: Host): Promise<{ rx: number; tx: number }> => {
       const links = JSON.parse(await lab.exec(h.ns, 'ip', ['-j', '-s', '-d', 'link', 'show', 'type', 'vxlan'])) as Array<{ stats64: { rx: { packets: number }; tx: { packets: number } } }>;
@@ -212,9 +212,8 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     // 40 requests out of h1 into h2 and 40 replies back, none through either device.
     for (const [i, d] of (await moved(before)).entries()) expect(Math.max(d.rx, d.tx), `h${i + 1}'s VXLAN device: ${JSON.stringify(d)}`).toBeLessThanOrEqual(2);
     expect(peerIp(await probe(lab, ns.a1, 'tcp', '10.91.0.21', 7000))).toBe('10.91.0.11');
-    // A TCP stream's segments leave the sandbox aggregated (GSO): encapsulated whole by the
-    // program and split at the uplink, outer headers and all. (Aggregates that arrive whole
-    // the uplink leaves to the device.)
+    // A TCP stream's segments leave the sandbox aggregated (GSO): both ends leave those to the
+    // device, which keeps them whole across the underlay.
     const server = lab.spawn(ns.a2, 'iperf3', ['-s', '-1', '-p', '5301']);
     try {
       await until('iperf3 listening in a2', async () => (await lab.exec(ns.a2, 'ss', ['-Hltn', 'sport = :5301'])).trim() !== '');
@@ -222,8 +221,8 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
       const out = JSON.parse(await lab.exec(ns.a1, 'iperf3', ['-c', '10.91.0.21', '-p', '5301', '-t', '1', '-J'], { timeoutMs: 20_000 })) as { end: { sum_received: { bytes: number } } };
       expect(out.end.sum_received.bytes).toBeGreaterThan(1_000_000);
       const [sender, receiver] = await moved(before);
-      expect(sender.tx, 'the sending host\'s VXLAN device transmitted part of the stream').toBeLessThanOrEqual(2);
-      expect(receiver.tx, 'the receiving host\'s VXLAN device transmitted part of the ACKs').toBeLessThanOrEqual(2);
+      expect(sender.tx, 'the sending host\'s VXLAN device carried the aggregates').toBeGreaterThan(10);
+      expect(receiver.rx, 'the receiving host\'s VXLAN device carried the aggregates').toBeGreaterThan(10);
     } finally {
       server.kill('SIGKILL');
     }
