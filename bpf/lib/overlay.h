@@ -28,11 +28,8 @@
 /* ovl_cfg[0]: the host's VXLAN device (0: no overlay network on this host yet). */
 struct overlay_config {
 	__u32 vxlan_ifindex;
-	__u32 flags;            /* OVERLAY_F_* */
+	__u32 flags;
 };
-
-/* Encapsulate through the VXLAN device only (the program's own encapsulation off). */
-#define OVERLAY_F_DEVICE_ENCAP 1
 
 /* ovl_net4: bridge ifindex of a local overlay network -> its VNI. */
 struct overlay_net {
@@ -97,12 +94,28 @@ static __always_inline int overlay_known4(__be32 addr)
 	return bpf_map_lookup_elem(&ovl_remote4, &addr) != NULL;
 }
 
+/* A VXLAN header (what the uplink reads when it decapsulates, and writes when it encapsulates). */
+struct overlay_vxlan_hdr {
+	__be32 flags;           /* only the I flag (VNI valid): the kernel's device drops the rest */
+	__be32 vni;             /* VNI << 8 */
+};
+
+#define VXLAN_F_VNI 0x08000000
+
+/* A GSO aggregate: both directions leave these to the VXLAN device. Going out, one the
+ * program grew is marked for its headers to be checked (SKB_GSO_DODGY), which no veth and few
+ * NICs take, so it would be split in software before the uplink and arrive packet by packet;
+ * coming in, the device's GRO cell keeps it whole. */
+static __always_inline int overlay_gso_aggregate(const struct __sk_buff *skb)
+{
+	return skb->gso_size || skb->gso_segs > 1;
+}
+
 /* The outer headers bpfnet writes itself: IPv4, UDP and VXLAN, then the inner Ethernet header. */
 struct overlay_outer {
 	struct iphdr ip;
 	struct udphdr udp;
-	__be32 vx_flags;
-	__be32 vx_vni;
+	struct overlay_vxlan_hdr vx;
 	struct ethhdr inner;
 };
 
@@ -168,13 +181,13 @@ static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const str
 	h->ip.ttl = 64;
 	h->ip.protocol = IPPROTO_UDP;
 	h->ip.saddr = fib->ipv4_src;
-	h->ip.daddr = fib->ipv4_dst;
+	h->ip.daddr = bpf_htonl(r->vtep); /* not fib->ipv4_dst: the lookup puts the gateway there */
 	h->ip.check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h->ip, sizeof(h->ip), 0));
 	h->udp.source = bpf_htons(OVERLAY_SPORT_MIN + (__u16)(((__u64)hash * (OVERLAY_SPORT_MAX - OVERLAY_SPORT_MIN)) >> 32));
 	h->udp.dest = bpf_htons(OVERLAY_VXLAN_PORT);
 	h->udp.len = bpf_htons(outer_len - sizeof(struct iphdr));
-	h->vx_flags = bpf_htonl(0x08000000);
-	h->vx_vni = bpf_htonl(r->vni << 8);
+	h->vx.flags = bpf_htonl(VXLAN_F_VNI);
+	h->vx.vni = bpf_htonl(r->vni << 8);
 	__builtin_memcpy(h->inner.h_dest, r->mac, ETH_ALEN);
 	h->inner.h_proto = inner_proto;
 	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), h, OVERLAY_ENCAP_LEN, 0) < 0)
@@ -199,10 +212,7 @@ BPFNET_NOINLINE int overlay_encap(struct __sk_buff *skb, const struct overlay_re
 	struct ethhdr *l2 = (void *)(long)skb->data;
 	if ((void *)(l2 + 1) > (void *)(long)skb->data_end)
 		return DROP(DROP_MALFORMED);
-	/* GSO aggregates go through the device: one the program grew is marked for its headers to
-	 * be checked (SKB_GSO_DODGY), which no veth or most NICs take, so it would be split in
-	 * software before the uplink and arrive as single packets, each one a receive. */
-	if (!(oc->flags & OVERLAY_F_DEVICE_ENCAP) && !skb->gso_size && skb->gso_segs <= 1) {
+	if (!overlay_gso_aggregate(skb)) {
 		/* The inner frame's source: the sandbox's MAC, as the device would have carried it. */
 		__builtin_memcpy(sc->h.inner.h_source, l2->h_source, ETH_ALEN);
 		int verdict = overlay_encap_direct(skb, r, sc);

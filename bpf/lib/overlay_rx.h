@@ -84,14 +84,6 @@ static __always_inline int tunnel_frame_verdict(struct __sk_buff *skb, const str
 	return DROP(DROP_UNKNOWN_ETHERTYPE);
 }
 
-/* The outer headers of a VXLAN packet the uplink decapsulates itself. */
-struct overlay_vxlan_hdr {
-	__be32 flags;           /* only the I flag (VNI valid): the kernel's device drops the rest */
-	__be32 vni;             /* VNI << 8 */
-};
-
-#define VXLAN_F_VNI 0x08000000
-
 /*
  * A VXLAN packet to this host's VTEP, met at the uplink (p parsed as its outer IPv4/UDP): when
  * it is one the fast path takes — not a GSO aggregate, a plain VXLAN header, an inner Ethernet
@@ -103,7 +95,7 @@ BPFNET_NOINLINE int overlay_rx4(struct __sk_buff *skb, struct pkt4 *p)
 {
 	__u32 zero = 0;
 	struct overlay_config *oc = bpf_map_lookup_elem(&ovl_cfg, &zero);
-	if (!oc || !oc->vxlan_ifindex || skb->gso_segs > 1 || skb->gso_size)
+	if (!oc || !oc->vxlan_ifindex || overlay_gso_aggregate(skb))
 		return CT_NO_FLOW;
 	struct overlay_vxlan_hdr vx;
 	if (bpf_skb_load_bytes(skb, p->l4_off + 8, &vx, sizeof(vx)) < 0)
