@@ -8,19 +8,17 @@
 // the time until a new endpoint is reachable from the other host.
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab } from '../../src/lab/lab.js';
-import { cliPath, projectRoot } from '../../src/paths.js';
-import { run } from '../../src/system/exec.js';
-import { ensureAddress, ensureVeth, ip, netns, setUp, type Netns } from '../../src/system/ip.js';
+import { projectRoot } from '../../src/paths.js';
+import { ensureAddress, ensureVeth, ip, setUp, type Netns } from '../../src/system/ip.js';
 import { echoServer, peerIp, ping, probe } from '../support/traffic.js';
 import { start } from '../../src/system/exec.js';
 import { startCapture } from '../support/capture.js';
+import { OverlayHost } from '../support/overlay-host.js';
 import { requireTool } from '../support/requirements.js';
 import { until } from '../support/until.js';
 
-const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 const VXLAN_FORGE = join(projectRoot, 'test', 'support', 'vxlan-forge.py');
 /** New endpoints timed from "the cluster state tells the other host" to "answers a ping from there". */
@@ -32,100 +30,15 @@ const NETS = {
   ovb: { subnet: '10.92.0.0/24', vni: 4102 },
 } as const;
 
-interface RemoteRecord {
-  vni: number;
-  ipv4: string;
-  mac: string;
-  vtep: string;
-  sandboxId: string;
-  name: string;
-  aliases: string[];
-}
-
-interface Answer {
-  seq: number;
-  ok: boolean;
-  message?: string;
-}
-
-/** One simulated host: its namespace, its uplink address (its VTEP) and its daemon. */
-class Host {
-  #seq = 0;
-  readonly #waiting = new Map<number, (a: Answer) => void>();
-  log = '';
-  child?: ChildProcess;
-  readonly socket: string;
-
-  constructor(
-    readonly lab: Lab,
-    readonly name: string,
-    readonly ns: Netns,
-    readonly vtep: string,
-  ) {
-    this.socket = join(lab.tmpDir(), `${name}.sock`);
-  }
-
-  async start(): Promise<void> {
-    const flags = { root: join(this.lab.tmpDir(), `${this.name}-root`), socket: this.socket, datapath: 'ebpf', uplink: 'up0', instance: `${this.lab.prefix}${this.name}` };
-    const child = this.lab.spawn(this.ns, process.execPath, [HARNESS, JSON.stringify(flags)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        const msg = JSON.parse(line) as Answer & { ready?: boolean };
-        if (msg.ready) return resolve();
-        this.#waiting.get(msg.seq)?.(msg);
-        this.#waiting.delete(msg.seq);
-      });
-      child.once('exit', (code) => reject(new Error(`overlay host ${this.name} exited (${code}):\n${this.log}`)));
-    });
-  }
-
-  async call(op: string, args: unknown): Promise<void> {
-    const seq = ++this.#seq;
-    const a = await new Promise<Answer>((resolve) => {
-      this.#waiting.set(seq, resolve);
-      this.child!.stdin!.write(JSON.stringify({ seq, op, args }) + '\n');
-    });
-    if (!a.ok) throw new Error(`${op} on ${this.name} failed: ${a.message}\n${this.log}`);
-  }
-
-  cli(...args: string[]): Promise<string> {
-    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
-  }
-
-  async sandboxNs(name: string): Promise<Netns> {
-    const key: string = JSON.parse(await this.cli('inspect', name))[0].NetworkSettings.SandboxKey;
-    return netns(key.slice('/run/netns/'.length));
-  }
-
-  /** What the cluster state would hold for a sandbox of this host: one record per overlay endpoint. */
-  async endpointsOf(name: string): Promise<RemoteRecord[]> {
-    const sb = JSON.parse(await this.cli('inspect', name))[0];
-    return Object.entries(sb.NetworkSettings.Networks as Record<string, { IPAddress: string; MacAddress: string; Aliases?: string[] | null }>)
-      .filter(([net]) => net in NETS)
-      .map(([net, ep]) => ({
-        vni: NETS[net as keyof typeof NETS].vni,
-        ipv4: ep.IPAddress,
-        mac: ep.MacAddress,
-        vtep: this.vtep,
-        sandboxId: sb.Id as string,
-        name,
-        aliases: ep.Aliases ?? [],
-      }));
-  }
-}
-
 describe('overlay networks across hosts (ebpf datapath)', () => {
   let lab: Lab;
-  let h1: Host;
-  let h2: Host;
+  let h1: OverlayHost;
+  let h2: OverlayHost;
   const servers: ChildProcess[] = [];
   const ns: Record<string, Netns> = {};
 
   /** Tells every other host about a sandbox of `from`, as the cluster state's watch would. */
-  async function announce(from: Host, sandbox: string): Promise<void> {
+  async function announce(from: OverlayHost, sandbox: string): Promise<void> {
     for (const ep of await from.endpointsOf(sandbox)) for (const h of [h1, h2]) if (h !== from) await h.call('remote-add', ep);
   }
 
@@ -136,7 +49,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     await ip(lab.host, ['link', 'add', 'name', UNDERLAY.bridge, 'type', 'bridge']);
     await ensureAddress(lab.host, UNDERLAY.bridge, `${UNDERLAY.gateway}/${UNDERLAY.prefixLength}`);
     await setUp(lab.host, UNDERLAY.bridge);
-    const hosts: Host[] = [];
+    const hosts: OverlayHost[] = [];
     for (const [i, name] of ['h1', 'h2'].entries()) {
       const hns = await lab.addNamespace(name);
       const vtep = `198.18.0.${11 + i}`;
@@ -145,7 +58,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
       await ensureAddress(hns, 'up0', `${vtep}/${UNDERLAY.prefixLength}`);
       await setUp(hns, 'up0');
       await ip(hns, ['route', 'add', 'default', 'via', UNDERLAY.gateway]);
-      hosts.push(new Host(lab, name, hns, vtep));
+      hosts.push(new OverlayHost(lab, name, hns, vtep, NETS));
     }
     [h1, h2] = hosts;
     await Promise.all(hosts.map((h) => h.start()));
@@ -155,7 +68,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
       }),
     );
     // Addresses are given: without the cluster store each host's IPAM is its own.
-    const plan: Array<[Host, string, string, string]> = [
+    const plan: Array<[OverlayHost, string, string, string]> = [
       [h1, 'a1', 'ova', '10.91.0.11'],
       [h2, 'a2', 'ova', '10.91.0.21'],
       [h1, 'b1', 'ovb', '10.92.0.11'],
@@ -200,7 +113,7 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
 
   it('encapsulates and decapsulates VXLAN in the datapath, so the VXLAN device sees none of a ping series; a bulk stream\'s aggregated packets still cross through the device', async () => {
     /** Packets through a host's VXLAN device (the kernel's encapsulation and decapsulation path). */
-    const device = async (h: Host): Promise<{ rx: number; tx: number }> => {
+    const device = async (h: OverlayHost): Promise<{ rx: number; tx: number }> => {
       const links = JSON.parse(await lab.exec(h.ns, 'ip', ['-j', '-s', '-d', 'link', 'show', 'type', 'vxlan'])) as Array<{ stats64: { rx: { packets: number }; tx: { packets: number } } }>;
       expect(links).toHaveLength(1);
       return { rx: links[0].stats64.rx.packets, tx: links[0].stats64.tx.packets };
