@@ -24,6 +24,7 @@ import { writeReport } from './report/write.js';
 import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type OverlayResults, type PublishSample, type SweepSample, type UplinkXdpResults } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { DirectVethSetup, HostNetworkSetup, RoutingSetup } from './setups/references.js';
+import { FloorSetup } from './setups/floor.js';
 import { DockerRulesSetup } from './setups/docker-rules.js';
 import { DockerEngineSetup } from './setups/docker-engine.js';
 import { newSeed, runOrder } from './order.js';
@@ -38,7 +39,7 @@ import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/wor
 import { USAGE, parseArgs, selected as wanted } from './options.js';
 
 const SWEEP_FIRST_PORT = 10000;
-const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
+const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'floor', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
 const PUBLISH_PORTS = 10000;
 
 async function firstLine(file: string, args: string[]): Promise<string> {
@@ -89,6 +90,8 @@ async function buildSetup(name: SetupName): Promise<Setup> {
       return DirectVethSetup.create();
     case 'routing':
       return RoutingSetup.create();
+    case 'floor':
+      return FloorSetup.create();
     case 'ebpf':
     case 'ebpf-shortcut':
     case 'iptables':

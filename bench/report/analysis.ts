@@ -7,7 +7,7 @@ import type { BenchResults, DataSample, SweepSample } from '../results-model.js'
 import { counts } from '../samples.js';
 import type { SetupName } from '../setups/setup.js';
 
-export const SETUP_ORDER: SetupName[] = ['host', 'veth', 'routing', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
+export const SETUP_ORDER: SetupName[] = ['host', 'veth', 'routing', 'floor', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
 
 /** The values of one metric indexed by repetition (NaN where that repetition failed, was dropped or is missing). */
 export function series(samples: readonly DataSample[], workload: string, setup: SetupName, metric: string, reps: number): number[] {
@@ -165,6 +165,11 @@ export interface TargetResult {
    * the kernel alone gets, so a target above it asks for more than the path allows.
    */
   reference?: { label: string; measured: Summary };
+  /**
+   * For a "vs host" target: the floor setup (a fixed stateless eBPF translation on the datapath's
+   * own hooks) ÷ host networking, in the same run: what no eBPF datapath on this path gets past.
+   */
+  bound?: { label: string; measured: Summary };
 }
 
 /** The eBPF datapath's targets (issue 15: NIC-like uplink, medians of paired per-repetition ratios), measured. */
@@ -179,6 +184,7 @@ export function targets(results: BenchResults): TargetResult[] {
     const measured = ratioBetween(results, workload, metric, 'ebpf', b);
     const ref = without[b];
     const reference = ref && { label: ref.label, measured: ratioBetween(results, workload, metric, ref.a, ref.b) };
+    const bound = b === 'host' ? { label: 'floor ÷ host', measured: ratioBetween(results, workload, metric, 'floor', 'host') } : undefined;
     return {
       id,
       label,
@@ -189,6 +195,7 @@ export function targets(results: BenchResults): TargetResult[] {
       target,
       met: measured.n ? measured.median >= target : undefined,
       ...(reference?.measured.n ? { reference } : {}),
+      ...(bound?.measured.n ? { bound } : {}),
     };
   };
   const family = (id: string, label: string, w6: string, w4: string, metric: string): TargetResult => {

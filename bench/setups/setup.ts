@@ -10,12 +10,13 @@ import type { Netns } from '../../src/system/ip.js';
 /**
  * host: the server in the simulated host's own namespace (--network host), the ceiling;
  * veth: client and server joined by one veth pair; routing: a host that only routes;
+ * floor: a fixed stateless eBPF translation on the datapath's own hooks (what no eBPF datapath gets past);
  * ebpf: bpfnet's eBPF datapath with a NIC-like uplink (no bpf_redirect_peer to the uplink's peer);
  * ebpf-shortcut: the same with that veth-only shortcut on; iptables: bpfnet's iptables datapath;
  * docker28: Docker 28's own rules on a Linux bridge; cni: the CNI reference plugins;
  * docker: a real dockerd's own bridge and iptables; docker+bpfnet: the same dockerd on bpfnet's plugin.
  */
-export type SetupName = 'host' | 'veth' | 'routing' | 'ebpf' | 'ebpf-shortcut' | 'iptables' | 'docker28' | 'cni' | 'docker' | 'docker+bpfnet';
+export type SetupName = 'host' | 'veth' | 'routing' | 'floor' | 'ebpf' | 'ebpf-shortcut' | 'iptables' | 'docker28' | 'cni' | 'docker' | 'docker+bpfnet';
 
 /** The paths the workloads measure. */
 export type PathKind =

@@ -98,6 +98,22 @@ describe('conclusions', () => {
     expect(s[1]).toBe('Missed: Published port, HTTP keep-alive req/s, vs host networking (0.920x, target ≥ 0.95x).');
   });
 
+  it('measures a missed "vs host" target against the floor (a stateless translation on the same hooks)', () => {
+    const withFloor = (floor: number[]): BenchResults => {
+      const r = run([90, 92, 94], [10, 10, 10]);
+      return { ...r, samples: [...r.samples, ...data('http-keepalive-published', { floor })] };
+    };
+    const under = targetsSentence(withFloor([91, 93, 95]));
+    expect(under[2]).toBe(
+      'Beyond even the floor in this run (a fixed stateless eBPF translation on the same hooks, no state and no check, misses the target too): Published port, HTTP keep-alive req/s, vs host networking — floor ÷ host 0.930x, the eBPF datapath 0.920x.',
+    );
+    const over = targetsSentence(withFloor([97, 99, 98]));
+    expect(over[2]).toContain("Within the floor's reach in this run");
+    expect(over[2]).toContain('floor ÷ host 0.980x, the eBPF datapath 0.920x');
+    // Without a floor in the run, neither sentence.
+    expect(targetsSentence(run([90, 92, 94], [10, 10, 10]))).toHaveLength(2);
+  });
+
   it('puts every sentence together, the dropped-sample statement last', () => {
     const all = conclusions(run([90, 96, 98], [10, 10, 10]));
     expect(all.at(-1)).toMatch(/No sample was dropped/);
