@@ -13,7 +13,7 @@ BPFNET_NOINLINE int ipv4_from_host(struct __sk_buff *skb, const struct dp_config
 {
 	if (pkt4_parse(skb, p) < 0 || !p->has_ports || (p->t.proto != IPPROTO_TCP && p->t.proto != IPPROTO_UDP))
 		return TC_PASS; /* the stack judges what we cannot parse */
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = dp_now();
 	int verdict = ct_follow4(skb, p, CT_HOOK_LOCAL, cfg, now, 0);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
@@ -49,7 +49,7 @@ BPFNET_NOINLINE int ipv6_from_host(struct __sk_buff *skb, const struct dp_config
 {
 	if (pkt6_parse(skb, p) < 0 || !p->has_ports || (p->t.proto != IPPROTO_TCP && p->t.proto != IPPROTO_UDP))
 		return TC_PASS;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = dp_now();
 	int verdict = ct_follow6(skb, p, CT_HOOK_LOCAL, cfg, now, 0);
 	if (verdict != CT_NO_FLOW)
 		return verdict;

@@ -156,7 +156,7 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	}
 
 	/* Flows we translate: replies to published ports and hairpins, masqueraded connections. */
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = dp_now();
 	int verdict = ct_follow4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
@@ -381,7 +381,7 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 		}
 	}
 
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = dp_now();
 	int verdict = ct_follow6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;

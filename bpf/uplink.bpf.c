@@ -34,7 +34,7 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	 * own, so the two frames never stack) or, when the fast path does not take it, asks again. */
 	if (!again && local && p->t.proto == IPPROTO_UDP && p->t.dport == bpf_htons(OVERLAY_VXLAN_PORT) && !p->frag)
 		return UPLINK_VXLAN;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = dp_now();
 	int verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
@@ -94,7 +94,7 @@ BPFNET_NOINLINE int ipv6_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	if (addr6_martian_src(&p->t.saddr) || bpf_map_lookup_elem(&local6, &p->t.saddr))
 		return DROP(DROP_MARTIAN_SRC);
 	stats_rx(STATS_UPLINK, skb->len);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = dp_now();
 	int verdict = ct_follow6(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;

@@ -42,10 +42,19 @@ static __always_inline int ct_lookup6(const struct pkt6 *p, __u8 hook, __u64 now
 {
 	f->key = p->t;
 	f->key.hook = hook;
+	int young = ct_handshake(p->t.proto, p->tcp_flags);
+	if (young) {
+		f->unconfirmed = 1;
+		f->e = bpf_map_lookup_elem(&ct6_new, &f->key);
+		if (f->e && ct6_usable(p, f->e, now))
+			return 1;
+	}
 	f->unconfirmed = 0;
 	f->e = bpf_map_lookup_elem(&ct6, &f->key);
 	if (f->e && ct6_usable(p, f->e, now))
 		return 1;
+	if (young)
+		return 0;
 	f->unconfirmed = 1;
 	f->e = bpf_map_lookup_elem(&ct6_new, &f->key);
 	return f->e && ct6_usable(p, f->e, now);

@@ -63,9 +63,58 @@ static __always_inline int deliver_to_sandbox6(struct __sk_buff *skb, const stru
 	return peer ? bpf_redirect_peer(ifindex, 0) : bpf_redirect(ifindex, 0);
 }
 
-/* Routes an IPv6 packet (already rewritten) out of the host, as fib_redirect4. */
+/* An IPv6 next hop in the cache (fib.h): the same, keyed by the IPv6 lookup's inputs. */
+struct fib_hop6 {
+	struct addr6 saddr;
+	struct addr6 daddr;
+	__u32 iif;
+	__u32 out;
+	__u64 until;
+	__u8 smac[ETH_ALEN];
+	__u8 dmac[ETH_ALEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FIB_HOP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct fib_hop6);
+} fib_hops6 SEC(".maps");
+
+/* As fib_hop4_get. */
+static __always_inline struct fib_hop6 *fib_hop6_get(const struct addr6 *saddr, const struct addr6 *daddr, __u32 iif, __u64 now, int *fresh)
+{
+	__u32 slot = fib_hop_slot(saddr->w[3] ^ saddr->w[1], daddr->w[3] ^ daddr->w[1] ^ daddr->w[2], iif);
+	struct fib_hop6 *hop = bpf_map_lookup_elem(&fib_hops6, &slot);
+	*fresh = hop && hop->until > now && hop->iif == iif && addr6_eq(&hop->daddr, daddr) && addr6_eq(&hop->saddr, saddr);
+	return hop;
+}
+
+/* As fib_hop4_keep. */
+static __always_inline void fib_hop6_keep(struct fib_hop6 *hop, const struct addr6 *saddr, const struct addr6 *daddr, __u32 iif, __u64 now, const struct bpf_fib_lookup *fib)
+{
+	if (!hop)
+		return;
+	hop->saddr = *saddr;
+	hop->daddr = *daddr;
+	hop->iif = iif;
+	hop->out = fib->ifindex;
+	hop->until = now + FIB_HOP_TTL_NS;
+	__builtin_memcpy(hop->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(hop->dmac, fib->dmac, ETH_ALEN);
+}
+
+/* Routes an IPv6 packet (already rewritten) out of the host, as fib_redirect4 (next hops cached alike). */
 static __always_inline enum fib_verdict fib_redirect6(struct __sk_buff *skb, const struct pkt6 *p, const struct addr6 *saddr, const struct addr6 *daddr, int *verdict_out)
 {
+	__u64 now = dp_now();
+	int fresh;
+	struct fib_hop6 *hop = fib_hop6_get(saddr, daddr, skb->ifindex, now, &fresh);
+	if (fresh) {
+		if (hop_decrement6(skb, p) < 0 || fib_send(skb, hop->out, hop->smac, hop->dmac, verdict_out) < 0)
+			return FIB_FAILED;
+		return FIB_REDIRECTED;
+	}
 	struct bpf_fib_lookup fib = {};
 	fib.family = AF_INET6;
 	fib.l4_protocol = p->t.proto;
@@ -85,13 +134,9 @@ static __always_inline enum fib_verdict fib_redirect6(struct __sk_buff *skb, con
 		*verdict_out = bpf_redirect_neigh(out, NULL, 0, 0);
 		return FIB_REDIRECTED;
 	}
-	if (set_macs(skb, fib.smac, fib.dmac) < 0)
+	fib_hop6_keep(hop, saddr, daddr, skb->ifindex, now, &fib);
+	if (fib_send(skb, out, fib.smac, fib.dmac, verdict_out) < 0)
 		return FIB_FAILED;
-	struct dp_config *cfg = dp_config();
-	if (cfg && (cfg->flags & DP_F_UPLINK_VETH) && out == cfg->uplink_ifindex)
-		*verdict_out = bpf_redirect_peer(out, 0);
-	else
-		*verdict_out = bpf_redirect(out, 0);
 	return FIB_REDIRECTED;
 }
 

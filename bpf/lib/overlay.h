@@ -152,18 +152,31 @@ struct {
  */
 static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const struct overlay_remote *r, struct overlay_scratch *sc)
 {
+	__be32 vtep = bpf_htonl(r->vtep);
+	__u64 now = dp_now();
+	int fresh;
+	struct fib_hop4 *hop = fib_hop4_get(0, vtep, skb->ifindex, now, &fresh);
 	struct bpf_fib_lookup *fib = &sc->fib;
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->family = AF_INET;
-	fib->ipv4_dst = bpf_htonl(r->vtep);
-	fib->tot_len = 0; /* no MTU check: the tunnel's MTU is the sandbox's */
-	fib->ifindex = skb->ifindex;
-	/* BPF_FIB_LOOKUP_SRC: the source the kernel's device would take (the route's preferred one). */
-	if (bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SRC) != BPF_FIB_LKUP_RET_SUCCESS)
-		return CT_NO_FLOW;
+	if (fresh) {
+		/* The cached answer, where the code below reads the lookup's. */
+		fib->ifindex = hop->out;
+		fib->ipv4_src = hop->src;
+		__builtin_memcpy(fib->smac, hop->smac, ETH_ALEN);
+		__builtin_memcpy(fib->dmac, hop->dmac, ETH_ALEN);
+	} else {
+		__builtin_memset(fib, 0, sizeof(*fib));
+		fib->family = AF_INET;
+		fib->ipv4_dst = vtep;
+		fib->tot_len = 0; /* no MTU check: the tunnel's MTU is the sandbox's */
+		fib->ifindex = skb->ifindex;
+		/* BPF_FIB_LOOKUP_SRC: the source the kernel's device would take (the route's preferred one). */
+		if (bpf_fib_lookup(skb, fib, sizeof(*fib), BPF_FIB_LOOKUP_SRC) != BPF_FIB_LKUP_RET_SUCCESS)
+			return CT_NO_FLOW;
+		if (bpf_map_lookup_elem(&net4, &fib->ifindex))
+			return CT_NO_FLOW; /* the underlay route leads into a sandbox network: not ours to judge */
+		fib_hop4_keep(hop, 0, vtep, skb->ifindex, now, fib);
+	}
 	__u32 out = fib->ifindex;
-	if (bpf_map_lookup_elem(&net4, &out))
-		return CT_NO_FLOW; /* the underlay route leads into a sandbox network: not ours to judge */
 	__be16 inner_proto = skb->protocol == bpf_htons(ETH_P_IPV6) ? bpf_htons(ETH_P_IPV6) : bpf_htons(ETH_P_IP);
 	__u32 hash = bpf_get_hash_recalc(skb);
 	if (bpf_skb_adjust_room(skb, OVERLAY_ENCAP_LEN, BPF_ADJ_ROOM_MAC,

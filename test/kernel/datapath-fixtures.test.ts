@@ -165,6 +165,24 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
     expect(parsePacket(back.data)).toMatchObject({ dst: A.ip, icmpType: 0, icmpId: 77, l4ChecksumOk: true, ipChecksumOk: true });
   });
 
+  it('remembers a routed next hop only briefly: a changed neighbour is followed within 50 ms (the next-hop cache)', async () => {
+    const A = TOPO.endpoints.A;
+    const send = (sport: number) =>
+      parsePacket(run({ program: 'from_container', endpoint: 'A' }, { srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'udp', sport, dport: 53, payload: Buffer.from('q') }).data);
+    // Many packets on one path: each CPU's cache slot for it is filled and used.
+    for (let i = 0; i < 20; i++) expect(send(4100 + i)).toMatchObject({ dstMac: macs.remote, srcMac: macs.uplink, ttl: 63, ipChecksumOk: true, l4ChecksumOk: true });
+    const moved = '02:00:5e:00:53:77';
+    await lab.exec(lab.host, 'ip', ['neigh', 'replace', UPLINK.externalAddress, 'lladdr', moved, 'dev', 'up0', 'nud', 'reachable']);
+    try {
+      await new Promise((r) => setTimeout(r, 80));
+      for (let i = 0; i < 20; i++) expect(send(4200 + i).dstMac).toBe(moved);
+    } finally {
+      await lab.exec(lab.host, 'ip', ['neigh', 'replace', UPLINK.externalAddress, 'lladdr', macs.remote, 'dev', 'up0', 'nud', 'reachable']);
+    }
+    await new Promise((r) => setTimeout(r, 80));
+    expect(send(4300).dstMac).toBe(macs.remote);
+  });
+
   it('picks another source port when two sandboxes collide on one', () => {
     const [A, B] = [TOPO.endpoints.A, TOPO.endpoints.B];
     const a = parsePacket(run({ program: 'from_container', endpoint: 'A' }, { srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'tcp', sport: 3333, dport: 9999, flags: ['syn'] }).data);
