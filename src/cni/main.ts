@@ -5,7 +5,8 @@
  * configured bpfnet network (made from "subnet" when missing), joined into CNI_NETNS, with the
  * runtime's portMappings published on the datapath; it prints the CNI result or error on stdout.
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { isNetnsFile } from '../system/nsfs.js';
 import { ApiError, Client, DaemonUnreachableError, DEFAULT_HOST, parseHost, segment } from '../cli/client.js';
 import type { EndpointView } from '../api/routes/endpoints.js';
 import { formatPrefix, parsePrefix } from '../ipam/ip.js';
@@ -119,7 +120,7 @@ function staticIps(ips: readonly string[]): { ipv4?: string; ipv6?: string } {
 }
 
 async function add(client: Client, env: CniEnv, conf: PluginConf): Promise<CniResult> {
-  if (!existsSync(env.netns)) throw new CniError(CniCode.invalidEnv, `CNI_NETNS ${env.netns} does not exist`);
+  if (!isNetnsFile(env.netns)) throw new CniError(CniCode.invalidEnv, `CNI_NETNS ${env.netns} is no network namespace`);
   await ensureNetwork(client, conf);
   // runtimeConfig (the ips and mac capabilities) wins over CNI_ARGS (IP=, MAC=: podman 4's way).
   const args = parseCniArgs(env.args);

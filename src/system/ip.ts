@@ -2,28 +2,15 @@
  * iproute2 and sysctl, always aimed at a named network namespace. Steps are
  * idempotent `ensure`/`remove` calls: an object already in the wanted state is success.
  */
-import { existsSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { CommandError, run, runRaw } from './exec.js';
+import { isNetnsFile } from './nsfs.js';
+
+export { isNetnsFile };
 import { addNetnsFile, deleteNetnsFile, netnsDirReady, viaRtnl } from './rtnl.js';
 
 const NETNS_DIR = '/run/netns';
-/** statfs(2) type of a namespace file (a bind mount of one, or /proc/PID/ns/net). */
-const NSFS_MAGIC = 0x6e736673;
-
-/**
- * Whether path holds a live network namespace. A name under /run/netns can outlive its
- * namespace: a process killed between unmounting and unlinking (or between creating the
- * file and mounting onto it) leaves a plain empty file, which is not one.
- */
-export function isNetnsFile(path: string): boolean {
-  try {
-    return statfsSync(path).type === NSFS_MAGIC;
-  } catch {
-    return false;
-  }
-}
-
 /** A named network namespace (/run/netns/NAME). */
 export interface Netns {
   readonly name: string;

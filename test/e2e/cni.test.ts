@@ -316,6 +316,8 @@ describe('bpfnet-cni, driven as libcni drives a plugin', () => {
       ['a multicast MAC', cni('ADD', list('1.0.0'), c, { mac: '01:00:5e:00:00:01' }), 7],
       ['no CNI_CONTAINERID', raw(JSON.stringify(list('1.0.0').plugins[0]), { CNI_NETNS: ns.other.path, CNI_IFNAME: 'eth0' }), 4],
       ['a CNI_NETNS that does not exist', cni('ADD', list('1.0.0'), { ...c, netns: '/run/netns/does-not-exist' }), 4],
+      // A file, but no namespace (as a name whose mount a killed process never made).
+      ['a CNI_NETNS that is a plain file', cni('ADD', list('1.0.0'), { ...c, netns: '/etc/passwd' }), 4],
     ];
     for (const [what, call, code] of cases) {
       const r = await call;
