@@ -166,8 +166,9 @@ export interface TargetResult {
    */
   reference?: { label: string; measured: Summary };
   /**
-   * For a "vs host" target: the floor setup (a fixed stateless eBPF translation on the datapath's
-   * own hooks) ÷ host networking, in the same run: what no eBPF datapath on this path gets past.
+   * For a target against host networking or Docker's own path: the floor setup (a fixed stateless
+   * eBPF translation on the datapath's own hooks) ÷ the same, in the same run: what no eBPF
+   * datapath on this path gets past.
    */
   bound?: { label: string; measured: Summary };
 }
@@ -180,15 +181,15 @@ export function targets(results: BenchResults): TargetResult[] {
     host: { a: 'routing', b: 'host', label: 'plain routing ÷ host' },
     iptables: { a: 'host', b: 'iptables', label: 'host ÷ iptables' },
   };
-  const ratio = (id: string, label: string, workload: string, metric: string, b: SetupName, target: number): TargetResult => {
-    const measured = ratioBetween(results, workload, metric, 'ebpf', b);
+  const ratio = (id: string, label: string, workload: string, metric: string, b: SetupName, target: number, a: SetupName = 'ebpf'): TargetResult => {
+    const measured = ratioBetween(results, workload, metric, a, b);
     const ref = without[b];
     const reference = ref && { label: ref.label, measured: ratioBetween(results, workload, metric, ref.a, ref.b) };
-    const bound = b === 'host' ? { label: 'floor ÷ host', measured: ratioBetween(results, workload, metric, 'floor', 'host') } : undefined;
+    const bound = b === 'host' || b === 'docker' ? { label: `floor ÷ ${b}`, measured: ratioBetween(results, workload, metric, 'floor', b) } : undefined;
     return {
       id,
       label,
-      basis: `ebpf / ${b}, ${workload} ${metric}, paired per repetition`,
+      basis: `${a} / ${b}, ${workload} ${metric}, paired per repetition`,
       measured,
       unit: 'x',
       op: '>=',
@@ -238,6 +239,9 @@ export function targets(results: BenchResults): TargetResult[] {
     family('v6-same-network', 'IPv6 ÷ IPv4, same network, HTTP keep-alive req/s', 'http-keepalive-same-network6', 'http-keepalive-same-network', 'rps'),
     family('v6-masq', 'IPv6 ÷ IPv4, NAT66 vs masquerade, new TCP connections/s', 'conn-egress6', 'conn-egress', 'rps'),
     ratio('conn6-vs-ip6tables', 'IPv6 new TCP connections/s, published port, vs ip6tables', 'conn-published6', 'rps', 'iptables', 1.3),
+    // Issue 12: a real dockerd's containers on bpfnet's plugin against the same dockerd's own bridge and iptables.
+    ratio('docker-conn', "dockerd on bpfnet's plugin vs dockerd's own bridge, new TCP connections/s, published port", 'conn-published', 'rps', 'docker', 1.3, 'docker+bpfnet'),
+    ratio('docker-keepalive', "dockerd on bpfnet's plugin vs dockerd's own bridge, HTTP keep-alive req/s, published port", 'http-keepalive-published', 'rps', 'docker', 1.2, 'docker+bpfnet'),
     ms('publish-10k', 'Publishing 10,000 ports (median)', `sandbox with 10,000 ports minus one without, ${pub.length} runs`, summarize(pub), 20),
     ms('publish-10k-p99', 'Publishing 10,000 ports (p99)', `p99 over ${pub.length} runs`, pub.length ? { n: pub.length, median: p99, min: p99, max: p99 } : summarize([]), 40),
   ];
