@@ -12,12 +12,13 @@ import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { BpfObject, interfaceIndex } from '../../src/datapath/libbpf/bpf.js';
 import { FILTER_PRIORITY } from '../../src/datapath/ebpf/hooks.js';
 import { bpfObject } from '../../src/paths.js';
-import { ensureAddress, ensureVeth, ip, setUp, type Netns } from '../../src/system/ip.js';
-import { PUBLISHED_PORTS, SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
+import type { Netns } from '../../src/system/ip.js';
+import { PUBLISHED_PORTS, SERVER_PORTS } from './servers.js';
+import { serverBehindHostVeth } from './references.js';
 import type { Setup } from './setup.js';
 
 const SERVER_NET = { gateway: '10.203.0.1', server: '10.203.0.2', prefix: 24 } as const;
-/** The server's host veth, in the simulated host's namespace. */
+/** The server's host veth, in the simulated host's namespace (serverBehindHostVeth makes it). */
 const SERVER_VETH = 's0';
 
 const be32 = (dotted: string): Buffer => Buffer.from(dotted.split('.').map(Number));
@@ -50,20 +51,7 @@ export class FloorSetup implements Setup {
     const lab = await Lab.create();
     const s = new FloorSetup(lab);
     try {
-      const srv = await lab.addNamespace('srv');
-      await ensureVeth(lab.host, SERVER_VETH, srv, 'eth0');
-      await ensureAddress(lab.host, SERVER_VETH, `${SERVER_NET.gateway}/${SERVER_NET.prefix}`);
-      await ensureAddress(srv, 'eth0', `${SERVER_NET.server}/${SERVER_NET.prefix}`);
-      await setUp(lab.host, SERVER_VETH);
-      await setUp(srv, 'eth0');
-      await ip(srv, ['route', 'add', 'default', 'via', SERVER_NET.gateway]);
-      spawnServers(lab, srv);
-      spawnServers(lab, lab.external);
-      await tuneClient(lab.external);
-      await tuneClient(srv);
-      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await s.#attach(srv);
+      await s.#attach(await serverBehindHostVeth(lab, SERVER_NET));
       s.targets = {
         published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf },
       };

@@ -11,12 +11,34 @@
  *   without any translation.
  */
 import { Lab, UPLINK } from '../../src/lab/lab.js';
-import { ensureAddress, ensureVeth, ip, setUp } from '../../src/system/ip.js';
+import { ensureAddress, ensureVeth, ip, setUp, type Netns } from '../../src/system/ip.js';
 import { SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
 import { addUplink6, UPLINK6, type Setup } from './setup.js';
 
 const VETH_NET = { client: '10.201.0.1', server: '10.201.0.2', prefix: 24 } as const;
 const ROUTED_NET = { gateway: '10.202.0.1', server: '10.202.0.2', subnet: '10.202.0.0/24', prefix: 24 } as const;
+
+/**
+ * The server in namespace srv behind a host veth (s0 in the simulated host, at net.gateway),
+ * both servers also in the external namespace, the client side tuned: the routing setup's
+ * topology, which the floor setup shares. Resolves with the server's namespace once both listen.
+ */
+export async function serverBehindHostVeth(lab: Lab, net: { gateway: string; server: string; prefix: number }): Promise<Netns> {
+  const srv = await lab.addNamespace('srv');
+  await ensureVeth(lab.host, 's0', srv, 'eth0');
+  await ensureAddress(lab.host, 's0', `${net.gateway}/${net.prefix}`);
+  await ensureAddress(srv, 'eth0', `${net.server}/${net.prefix}`);
+  await setUp(lab.host, 's0');
+  await setUp(srv, 'eth0');
+  await ip(srv, ['route', 'add', 'default', 'via', net.gateway]);
+  spawnServers(lab, srv);
+  spawnServers(lab, lab.external);
+  await tuneClient(lab.external);
+  await tuneClient(srv);
+  await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+  await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+  return srv;
+}
 
 abstract class ReferenceSetup implements Setup {
   abstract readonly name: 'host' | 'veth' | 'routing';
@@ -110,20 +132,8 @@ export class RoutingSetup extends ReferenceSetup {
     const lab = await Lab.create();
     const s = new RoutingSetup(lab);
     try {
-      const srv = await lab.addNamespace('srv');
-      await ensureVeth(lab.host, 's0', srv, 'eth0');
-      await ensureAddress(lab.host, 's0', `${ROUTED_NET.gateway}/${ROUTED_NET.prefix}`);
-      await ensureAddress(srv, 'eth0', `${ROUTED_NET.server}/${ROUTED_NET.prefix}`);
-      await setUp(lab.host, 's0');
-      await setUp(srv, 'eth0');
-      await ip(srv, ['route', 'add', 'default', 'via', ROUTED_NET.gateway]);
+      const srv = await serverBehindHostVeth(lab, ROUTED_NET);
       await ip(lab.external, ['route', 'add', ROUTED_NET.subnet, 'via', UPLINK.hostAddress]);
-      spawnServers(lab, srv);
-      spawnServers(lab, lab.external);
-      await tuneClient(lab.external);
-      await tuneClient(srv);
-      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
       s.targets = {
         published: { client: lab.external, address: ROUTED_NET.server, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
         egress: { client: srv, address: UPLINK.externalAddress, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
