@@ -35,31 +35,29 @@ export function targetsSentence(r: BenchResults): string[] {
   const fmt = (t: (typeof ts)[number]) => (t.unit === 'x' ? x(t.measured.median, 3) : `${t.measured.median.toFixed(1)} ms`);
   const out = [`${measured.length - missed.length} of ${measured.length} measured targets met${unmeasured ? ` (${unmeasured} not measured in this run)` : ''}.`];
   if (missed.length) out.push(`Missed: ${missed.map((t) => `${t.label} (${fmt(t)}, target ${t.op === '>=' ? '≥' : '≤'} ${t.unit === 'x' ? x(t.target) : `${t.target} ms`})`).join('; ')}.`);
+  /** One sentence naming each missed target with a comparison ratio beside its own; none when the list is empty. */
+  const compared = (lead: string, ts: typeof missed, pick: (t: (typeof missed)[number]) => { label: string; measured: { median: number } }) => {
+    if (ts.length) out.push(`${lead}: ${ts.map((t) => `${t.label} — ${pick(t).label} ${x(pick(t).measured.median, 3)}, the eBPF datapath ${fmt(t)}`).join('; ')}.`);
+  };
   // A missed target whose ratio the kernel alone does not reach either: the path's bound, measured.
-  const beyond = missed.filter((t) => t.reference && t.op === '>=' && t.reference.measured.median < t.target);
-  if (beyond.length)
-    out.push(
-      `Beyond what the path allows in this run (the same ratio without bpfnet is below the target too): ${beyond
-        .map((t) => `${t.label} — ${t.reference!.label} ${x(t.reference!.measured.median, 3)}, the eBPF datapath ${fmt(t)}`)
-        .join('; ')}.`,
-    );
+  compared(
+    'Beyond what the path allows in this run (the same ratio without bpfnet is below the target too)',
+    missed.filter((t) => t.reference && t.op === '>=' && t.reference.measured.median < t.target),
+    (t) => t.reference!,
+  );
   // The floor: a fixed stateless translation on the datapath's own hooks. Below the target, no
   // eBPF datapath on this path reaches it; above it, the gap is the datapath's own state and checks.
   const bounded = missed.filter((t) => t.bound && t.op === '>=');
-  const under = bounded.filter((t) => t.bound!.measured.median < t.target);
-  const over = bounded.filter((t) => t.bound!.measured.median >= t.target);
-  if (under.length)
-    out.push(
-      `Beyond even the floor in this run (a fixed stateless eBPF translation on the same hooks, no state and no check, misses the target too): ${under
-        .map((t) => `${t.label} — ${t.bound!.label} ${x(t.bound!.measured.median, 3)}, the eBPF datapath ${fmt(t)}`)
-        .join('; ')}.`,
-    );
-  if (over.length)
-    out.push(
-      `Within the floor's reach in this run (the fixed stateless translation meets the target; the rest is the datapath's state and checks): ${over
-        .map((t) => `${t.label} — ${t.bound!.label} ${x(t.bound!.measured.median, 3)}, the eBPF datapath ${fmt(t)}`)
-        .join('; ')}.`,
-    );
+  compared(
+    'Beyond even the floor in this run (a fixed stateless eBPF translation on the same hooks, no state and no check, misses the target too)',
+    bounded.filter((t) => t.bound!.measured.median < t.target),
+    (t) => t.bound!,
+  );
+  compared(
+    "Within the floor's reach in this run (the fixed stateless translation meets the target; the rest is the datapath's state and checks)",
+    bounded.filter((t) => t.bound!.measured.median >= t.target),
+    (t) => t.bound!,
+  );
   return out;
 }
 

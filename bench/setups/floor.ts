@@ -11,8 +11,9 @@
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { BpfObject, interfaceIndex } from '../../src/datapath/libbpf/bpf.js';
 import { FILTER_PRIORITY } from '../../src/datapath/ebpf/hooks.js';
+import { be16, encode, ipv4, mac, u32 } from '../../src/datapath/libbpf/codec.js';
 import { bpfObject } from '../../src/paths.js';
-import type { Netns } from '../../src/system/ip.js';
+import { link, type Netns } from '../../src/system/ip.js';
 import { PUBLISHED_PORTS, SERVER_PORTS } from './servers.js';
 import { serverBehindHostVeth } from './references.js';
 import type { Setup } from './setup.js';
@@ -21,22 +22,11 @@ const SERVER_NET = { gateway: '10.203.0.1', server: '10.203.0.2', prefix: 24 } a
 /** The server's host veth, in the simulated host's namespace (serverBehindHostVeth makes it). */
 const SERVER_VETH = 's0';
 
-const be32 = (dotted: string): Buffer => Buffer.from(dotted.split('.').map(Number));
-const be16 = (port: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(port);
-  return b;
-};
-const u32 = (n: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-};
-const mac = (text: string): Buffer => Buffer.from(text.split(':').map((h) => parseInt(h, 16)));
-
-async function macOf(lab: Lab, ns: Netns, ifname: string): Promise<string> {
-  const links = JSON.parse(await lab.exec(ns, 'ip', ['-j', 'link', 'show', 'dev', ifname])) as Array<{ address: string }>;
-  return links[0].address;
+/** The MAC of ifname in ns, encoded for a program constant. */
+async function macOf(ns: Netns, ifname: string): Promise<Buffer> {
+  const address = (await link(ns, ifname))?.address;
+  if (!address) throw new Error(`floor setup: no MAC for ${ifname} in ${ns.name}`);
+  return encode(mac, address);
 }
 
 export class FloorSetup implements Setup {
@@ -65,18 +55,18 @@ export class FloorSetup implements Setup {
   async #attach(srv: Netns): Promise<void> {
     const host = this.lab.host;
     const consts = {
-      floor_host_addr: be32(UPLINK.hostAddress),
-      floor_server_addr: be32(SERVER_NET.server),
-      floor_pub_a: be16(PUBLISHED_PORTS.http),
-      floor_srv_a: be16(SERVER_PORTS.http),
-      floor_pub_b: be16(PUBLISHED_PORTS.iperf),
-      floor_srv_b: be16(SERVER_PORTS.iperf),
-      floor_server_ifindex: u32(interfaceIndex(host.path, SERVER_VETH)),
-      floor_uplink_ifindex: u32(interfaceIndex(host.path, UPLINK.hostIf)),
-      floor_gw_mac: mac(await macOf(this.lab, host, SERVER_VETH)),
-      floor_server_mac: mac(await macOf(this.lab, srv, 'eth0')),
-      floor_uplink_mac: mac(await macOf(this.lab, host, UPLINK.hostIf)),
-      floor_client_mac: mac(await macOf(this.lab, this.lab.external, UPLINK.externalIf)),
+      floor_host_addr: encode(ipv4, UPLINK.hostAddress),
+      floor_server_addr: encode(ipv4, SERVER_NET.server),
+      floor_pub_a: encode(be16, PUBLISHED_PORTS.http),
+      floor_srv_a: encode(be16, SERVER_PORTS.http),
+      floor_pub_b: encode(be16, PUBLISHED_PORTS.iperf),
+      floor_srv_b: encode(be16, SERVER_PORTS.iperf),
+      floor_server_ifindex: encode(u32, interfaceIndex(host.path, SERVER_VETH)),
+      floor_uplink_ifindex: encode(u32, interfaceIndex(host.path, UPLINK.hostIf)),
+      floor_gw_mac: await macOf(host, SERVER_VETH),
+      floor_server_mac: await macOf(srv, 'eth0'),
+      floor_uplink_mac: await macOf(host, UPLINK.hostIf),
+      floor_client_mac: await macOf(this.lab.external, UPLINK.externalIf),
     };
     // The filters hold the programs: the object's descriptors can go once they are attached.
     const obj = BpfObject.load(bpfObject('floor'), { consts });

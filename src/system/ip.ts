@@ -6,9 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { CommandError, run, runRaw } from './exec.js';
 import { isNetnsFile } from './nsfs.js';
+import { addNetnsFile, deleteNetnsFile, netnsDirReady, viaRtnl } from './rtnl.js';
 
 export { isNetnsFile };
-import { addNetnsFile, deleteNetnsFile, netnsDirReady, viaRtnl } from './rtnl.js';
 
 const NETNS_DIR = '/run/netns';
 /** A named network namespace (/run/netns/NAME). */
