@@ -1,8 +1,9 @@
 /**
  * The part every ClusterState implementation shares: the cached view the watch keeps
- * current (hosts, networks, endpoints, reservations), the listeners, and address allocation
- * as a loop of conditional reservations over that view. Implementations feed it with
- * apply*() as their watch reports changes and implement the writes.
+ * current (hosts and networks always; endpoints and reservations of the followed networks
+ * only), the listeners, and address allocation as a loop of conditional reservations over
+ * that view. Implementations feed it with apply*() as their watch reports changes, list a
+ * network when it is first followed (loadNetwork) and implement the writes.
  */
 import { createHash } from 'node:crypto';
 import { candidates, canonicalAddress, formatAddress, parsePrefix, type Prefix } from './addresses.js';
@@ -38,6 +39,8 @@ export abstract class ClusterCache implements ClusterState {
   readonly #lastAllocated = new Map<string, string>();
   readonly #listeners = new Set<ClusterListener>();
   readonly #inflight = new Set<string>();
+  /** Followed networks -> their first listing (resolved once the cache holds the network). */
+  readonly #followed = new Map<string, Promise<void>>();
 
   constructor(hostId: string, advertiseAddr: string) {
     this.hostId = hostId;
@@ -72,6 +75,31 @@ export abstract class ClusterCache implements ClusterState {
     const taken = new Set([...this.networkMap.values()].map((n) => n.vni));
     for (let v = VNI_FIRST; v <= VNI_LAST; v++) if (!taken.has(v)) return v;
     throw new ClusterUnavailable('no free VXLAN network identifier left');
+  }
+
+  following(networkId: string): boolean {
+    return this.#followed.has(networkId);
+  }
+
+  async follow(networkIds: Iterable<string>): Promise<void> {
+    const want = new Set(networkIds);
+    for (const id of [...this.#followed.keys()]) {
+      if (want.has(id)) continue;
+      this.#followed.delete(id);
+      this.unloadNetwork(id);
+      for (const ep of this.endpoints(id)) this.applyEndpointGone(id, ep.endpointId, true);
+      this.reservationMap.delete(id);
+    }
+    for (const id of want) {
+      if (this.#followed.has(id)) continue;
+      const loading = this.loadNetwork(id);
+      // A failed listing leaves the network unfollowed: the next follow() lists it again.
+      loading.catch(() => {
+        if (this.#followed.get(id) === loading) this.#followed.delete(id);
+      });
+      this.#followed.set(id, loading);
+    }
+    await Promise.all([...want].map((id) => this.#followed.get(id)));
   }
 
   onChange(listener: ClusterListener): () => void {
@@ -144,14 +172,17 @@ export abstract class ClusterCache implements ClusterState {
     if (this.networkMap.delete(networkId)) this.emit({ kind: 'network-delete', networkId });
   }
 
-  protected applyEndpoint(endpoint: RemoteEndpoint): void {
+  /** Endpoints and reservations are cached for followed networks only (`force`: the one being listed or dropped). */
+  protected applyEndpoint(endpoint: RemoteEndpoint, force = false): void {
+    if (!force && !this.#followed.has(endpoint.networkId)) return;
     let m = this.endpointMap.get(endpoint.networkId);
     if (!m) this.endpointMap.set(endpoint.networkId, (m = new Map()));
     m.set(endpoint.endpointId, endpoint);
     this.emit({ kind: 'endpoint-put', endpoint });
   }
 
-  protected applyEndpointGone(networkId: string, endpointId: string): void {
+  protected applyEndpointGone(networkId: string, endpointId: string, force = false): void {
+    if (!force && !this.#followed.has(networkId)) return;
     const m = this.endpointMap.get(networkId);
     if (m?.delete(endpointId)) {
       if (m.size === 0) this.endpointMap.delete(networkId);
@@ -159,25 +190,46 @@ export abstract class ClusterCache implements ClusterState {
     }
   }
 
-  protected applyReservation(networkId: string, address: string, holder: string): void {
+  protected applyReservation(networkId: string, address: string, holder: string, force = false): void {
+    if (!force && !this.#followed.has(networkId)) return;
     let m = this.reservationMap.get(networkId);
     if (!m) this.reservationMap.set(networkId, (m = new Map()));
     m.set(address, holder);
   }
 
-  protected applyReservationGone(networkId: string, address: string): void {
+  protected applyReservationGone(networkId: string, address: string, force = false): void {
+    if (!force && !this.#followed.has(networkId)) return;
     const m = this.reservationMap.get(networkId);
     if (m?.delete(address) && m.size === 0) this.reservationMap.delete(networkId);
   }
 
-  /** Empties the cache (before a re-list); no events: the caller emits `resync` once refilled. */
-  protected clearCache(): void {
+  /** Empties the hosts and networks (before a re-list); no events: the caller emits `resync` once refilled. */
+  protected clearGlobal(): void {
     this.hostMap.clear();
     this.networkMap.clear();
-    this.endpointMap.clear();
-    this.reservationMap.clear();
   }
 
+  /**
+   * Makes the cache hold exactly `endpoints` and `reservations` for a followed network (a
+   * listing): what vanished is reported as endpoint-delete, what is new or changed as endpoint-put.
+   */
+  protected replaceNetwork(networkId: string, endpoints: RemoteEndpoint[], reservations: Array<[string, string]>): void {
+    const listed = new Set(endpoints.map((e) => e.endpointId));
+    for (const ep of this.endpoints(networkId)) if (!listed.has(ep.endpointId)) this.applyEndpointGone(networkId, ep.endpointId, true);
+    for (const ep of endpoints) {
+      const had = this.endpointMap.get(networkId)?.get(ep.endpointId);
+      if (!had || JSON.stringify(had) !== JSON.stringify(ep)) this.applyEndpoint(ep, true);
+    }
+    this.reservationMap.delete(networkId);
+    for (const [address, holder] of reservations) this.applyReservation(networkId, address, holder, true);
+  }
+
+  /** Lists a network's endpoints and reservations into the cache (replaceNetwork) and follows its changes from then on. */
+  protected abstract loadNetwork(networkId: string): Promise<void>;
+  /** Stops following a network's changes (its cached endpoints are dropped by follow()). */
+  protected abstract unloadNetwork(networkId: string): void;
+
+  abstract readEndpoints(networkId: string): Promise<RemoteEndpoint[]>;
   abstract createNetwork(network: GlobalNetwork): Promise<void>;
   abstract deleteNetwork(networkId: string): Promise<void>;
   abstract reserveAddress(networkId: string, address: string, holder: string): Promise<ClusterReservation>;

@@ -139,7 +139,10 @@ export class ClusterService {
       log: (level, msg) => this.#log[level](msg),
     });
     try {
+      // The networks this host has endpoints on are listed first: reconcile's writes then know what they hold.
+      await cluster.follow(this.#journalNetworks());
       const report = await this.#reconcile(cluster);
+      await cluster.follow(this.#journalNetworks());
       this.#lastReconcile = report;
       this.#log.info(
         `cluster: joined as host ${this.hostId} (${this.#settings.advertiseAddr}), lease ${cluster.leaseId}; ` +
@@ -250,12 +253,26 @@ export class ClusterService {
     await wrap(() => c.deleteNetwork(net.id));
   }
 
-  endpoints(networkIdOrName?: string): RemoteEndpoint[] {
+  /** A network's endpoints (or every network's): from the cache where this host follows it, else read from the store. */
+  async endpoints(networkIdOrName?: string): Promise<RemoteEndpoint[]> {
     const c = this.cluster;
-    if (networkIdOrName === undefined) return c.networks().flatMap((n) => c.endpoints(n.id));
+    const of = (id: string) => (c.following(id) ? Promise.resolve(c.endpoints(id)) : wrap(() => c.readEndpoints(id)));
+    if (networkIdOrName === undefined) return (await Promise.all(c.networks().map((n) => of(n.id)))).flat();
     const net = c.network(networkIdOrName);
     if (!net) throw notFound(`network ${networkIdOrName} not found`);
-    return c.endpoints(net.id);
+    return of(net.id);
+  }
+
+  /** The networks this host has (or is making or removing) endpoints on: the ones it follows. */
+  #journalNetworks(): Set<string> {
+    return new Set(Object.values(this.#journal()).map((e) => e.networkId));
+  }
+
+  /** Follows exactly the journal's networks (after an endpoint left: its network may be dropped). */
+  #refollow(): void {
+    const c = this.#cluster;
+    if (!c) return;
+    c.follow(this.#journalNetworks()).catch((err: Error) => this.#log.warn(`cluster: following this host's networks: ${err.message}`));
   }
 
   /**
@@ -289,6 +306,8 @@ export class ClusterService {
       return canonicalAddress(asked);
     };
     try {
+      // Its endpoints and reservations listed before an address is picked from them.
+      await wrap(() => c.follow(this.#journalNetworks()));
       const ipv4 = net.subnet ? await claim(4, req.ipv4) : undefined;
       if (ipv4) this.#editJournal((j) => (j[id] = { ...j[id]!, ipv4 }));
       const ipv6 = net.subnet6 ? await claim(6, req.ipv6) : undefined;
@@ -317,6 +336,7 @@ export class ClusterService {
         await c.withdrawEndpoint(networkId, endpointId);
         await c.releaseHolder(networkId, holder);
         this.#editJournal((j) => delete j[endpointId]);
+        this.#refollow();
         return;
       } catch {
         await new Promise((r) => setTimeout(r, delay));
@@ -340,6 +360,7 @@ export class ClusterService {
     this.#editJournal((j) => (j[endpointId] = { ...entry, state: 'removing' }));
     await wrap(() => c.withdrawEndpoint(net.id, endpointId));
     this.#editJournal((j) => delete j[endpointId]);
+    this.#refollow();
   }
 
   async stop(): Promise<void> {

@@ -85,9 +85,22 @@ export interface ClusterState {
   hosts(): HostInfo[];
   networks(): GlobalNetwork[];
   network(idOrName: string): GlobalNetwork | undefined;
-  /** Every endpoint of a network, on any host (this one included). */
+  /**
+   * Sets the networks whose endpoints and address reservations this host follows (those it
+   * has endpoints on or is connecting to): each newly followed network is listed — its
+   * endpoints reported as endpoint-put — before the promise resolves, and followed from then
+   * on; a network left out is dropped (its endpoints reported as endpoint-delete). Hosts and
+   * networks are followed always. So one endpoint change reaches the hosts that share its
+   * network, not every host (README "Sizing").
+   */
+  follow(networkIds: Iterable<string>): Promise<void>;
+  /** Whether this host follows the network's endpoints and reservations. */
+  following(networkId: string): boolean;
+  /** Every endpoint of a followed network, on any host (this one included); none for a network not followed. */
   endpoints(networkId: string): RemoteEndpoint[];
-  /** Endpoints of a network on other hosts: what the overlay datapath must encapsulate to. */
+  /** Reads a network's endpoints from the store itself, followed or not (an operator's view). */
+  readEndpoints(networkId: string): Promise<RemoteEndpoint[]>;
+  /** Endpoints of a followed network on other hosts: what the overlay datapath must encapsulate to. */
   remoteEndpoints(networkId: string): RemoteEndpoint[];
   /** Called for every change seen by the watch (local writes included); returns an unsubscribe. */
   onChange(listener: ClusterListener): () => void;
@@ -111,7 +124,7 @@ export interface ClusterState {
   releaseAddress(networkId: string, address: string, holder: string): Promise<void>;
   /** Frees every address of the network holder holds (a failed allocation whose answer was lost); returns them. */
   releaseHolder(networkId: string, holder: string): Promise<string[]>;
-  /** Who holds address, per the cache. */
+  /** Who holds address, per the cache (of a followed network). */
   addressHolder(networkId: string, address: string): string | undefined;
 
   /** Publishes (or replaces) an endpoint of this host. Bound to this host's lease: withdrawn when the host dies. */

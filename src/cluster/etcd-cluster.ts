@@ -10,13 +10,15 @@
  *
  * One lease per host (not per endpoint): its keepalive is one stream whatever the number of
  * endpoints, and its expiry withdraws all of a dead host's endpoints and addresses at once.
- * Every conditional write is one transaction (compare Version == 0 / Value == mine). One
- * watch over P feeds the cache; it resumes from its revision after a disconnect (the client
- * does that), and on any watch error — ErrCompacted when the history it needs is gone —
- * the cache is re-listed at a revision and the watch restarted just after it.
+ * Every conditional write is one transaction (compare Version == 0 / Value == mine). Watches
+ * feed the cache: one over hosts and networks, and one per followed network over its
+ * endpoints and reservations (a host follows the networks it has endpoints on: follow()).
+ * Each resumes from its revision after a disconnect (the client does that), and on a watch
+ * error — ErrCompacted when the history it needs is gone — its scope is re-listed at a
+ * revision and watched again just after it.
  */
 import { ExponentialBackoff } from 'cockatiel';
-import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
+import { Etcd3, Range, type IKeyValue, type Lease, type Watcher } from 'etcd3';
 import { canonicalAddress } from './addresses.js';
 import { ClusterCache } from './cluster-cache.js';
 import {
@@ -48,6 +50,11 @@ export interface EtcdClusterOptions {
   log?: (level: 'info' | 'warn', message: string) => void;
 }
 
+/** The watchers of one scope, cancelled together. */
+interface WatchScope {
+  cancel(): Promise<void>;
+}
+
 interface StoredReservation {
   holder: string;
   hostId: string;
@@ -55,7 +62,7 @@ interface StoredReservation {
 
 /** Counters an operator (and the tests) read from GET /cluster. */
 export interface EtcdClusterStats {
-  /** Re-lists of the whole prefix (start, watch errors such as ErrCompacted). */
+  /** Listings of a scope — the global one or a followed network's (joins, follows, watch errors such as ErrCompacted). */
   relists: number;
   /** Watch errors seen, by message. */
   watchErrors: string[];
@@ -88,7 +95,9 @@ export class EtcdCluster extends ClusterCache {
   readonly #queue: Array<() => void> = [];
   #lease?: Lease;
   #leaseId?: string;
-  #watcher?: Watcher;
+  /** The global watch (hosts, networks) and one per followed network. */
+  #global?: WatchScope;
+  readonly #scopes = new Map<string, WatchScope>();
   #closed = false;
   #rejoining?: Promise<void>;
   /** key -> mod revision last applied (deletes too): events older than the cache are dropped. */
@@ -225,44 +234,141 @@ export class EtcdCluster extends ClusterCache {
   }
 
   // ---- watch ------------------------------------------------------------------------
+  //
+  // Two kinds of scope, each listed at one revision and watched from just after it: the
+  // global one (hosts, networks; every host) and one per followed network (its endpoints and
+  // reservations; only hosts with sandboxes on it). A scope whose watch fails — ErrCompacted
+  // when the history it needs is gone — is listed again and watched anew, alone.
 
-  /** Lists the whole prefix at one revision into a fresh cache, then watches from just after it. */
+  /** The global scope: P/hosts/ up to the end of P/networks/ (P/names/ lies between: ignored). */
+  #globalRanges(): Range[] {
+    return [new Range(`${this.#p}hosts/`, prefixEnd(`${this.#p}networks/`))];
+  }
+
+  #networkRanges(networkId: string): Range[] {
+    return [Range.prefix(this.#k.endpoints(networkId)), Range.prefix(this.#k.reservations(networkId))];
+  }
+
+  /** Lists ranges at one revision: the first read picks it, the others read at it. */
+  async #listAt(ranges: Range[]): Promise<{ revision: number; kvs: IKeyValue[] }> {
+    const first = await this.#client.getAll().inRange(ranges[0]!).exec();
+    const revision = Number(first.header.revision);
+    const rest = await Promise.all(ranges.slice(1).map((r) => this.#client.getAll().inRange(r).revision(revision).exec()));
+    return { revision, kvs: [...first.kvs, ...rest.flatMap((x) => x.kvs)] };
+  }
+
+  /** Lists hosts and networks into a fresh view, then watches them from just after that revision. */
   async #relist(): Promise<void> {
-    const res = await this.#client.getAll().prefix(this.#p).exec();
-    const revision = Number(res.header.revision);
-    const old = this.#watcher;
-    this.#watcher = undefined;
-    await old?.cancel().catch(() => undefined);
-    this.clearCache();
-    this.#applied.clear();
-    for (const kv of res.kvs) this.#applyKv(kv, 'put');
+    const ranges = this.#globalRanges();
+    const { revision, kvs } = await this.#listAt(ranges);
+    await this.#global?.cancel();
+    this.clearGlobal();
+    this.#forgetApplied(ranges);
+    for (const kv of kvs) this.#applyKv(kv, 'put');
     this.stats.relists++;
-    this.stats.revision = revision;
+    this.#seen(revision);
     this.emit({ kind: 'resync' });
-    const watcher = await this.#client.watch().prefix(this.#p).startRevision(String(revision + 1)).create();
-    this.#watcher = watcher;
-    watcher.on('put', (kv) => this.#onEvent(kv, 'put'));
-    watcher.on('delete', (kv) => this.#onEvent(kv, 'delete'));
+    this.#global = await this.#watch('the cluster', ranges, revision, () => this.#relistUntilDone('the cluster', () => this.#relist()));
+  }
+
+  protected override async loadNetwork(networkId: string): Promise<void> {
+    const ranges = this.#networkRanges(networkId);
+    const { revision, kvs } = await this.#call(() => this.#listAt(ranges));
+    if (!this.following(networkId)) return; // unfollowed while listing
+    await this.#scopes.get(networkId)?.cancel();
+    this.#forgetApplied(ranges);
+    const endpoints: RemoteEndpoint[] = [];
+    const reservations: Array<[string, string]> = [];
+    for (const kv of kvs) {
+      const key = kv.key.toString();
+      this.#applied.set(key, Number(kv.mod_revision));
+      try {
+        const [kind, , rest] = this.#parts(key);
+        if (kind === 'endpoints') endpoints.push(JSON.parse(kv.value.toString()) as RemoteEndpoint);
+        else reservations.push([rest, (JSON.parse(kv.value.toString()) as StoredReservation).holder]);
+      } catch (err) {
+        this.#log('warn', `cluster: ignoring unreadable key ${key}: ${(err as Error).message}`);
+      }
+    }
+    this.replaceNetwork(networkId, endpoints, reservations);
+    this.stats.relists++;
+    this.#seen(revision);
+    const scope = await this.#watch(`network ${networkId.slice(0, 12)}`, ranges, revision, () =>
+      this.#relistUntilDone(`network ${networkId.slice(0, 12)}`, () => (this.following(networkId) ? this.loadNetwork(networkId) : Promise.resolve())),
+    );
+    if (this.following(networkId) && !this.#closed) this.#scopes.set(networkId, scope);
+    else await scope.cancel();
+  }
+
+  async readEndpoints(networkId: string): Promise<RemoteEndpoint[]> {
+    const res = await this.#call(() => this.#client.getAll().prefix(this.#k.endpoints(networkId)).exec());
+    return res.kvs.flatMap((kv) => {
+      try {
+        return [JSON.parse(kv.value.toString()) as RemoteEndpoint];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  protected override unloadNetwork(networkId: string): void {
+    void this.#scopes.get(networkId)?.cancel();
+    this.#scopes.delete(networkId);
+    this.#forgetApplied(this.#networkRanges(networkId));
+  }
+
+  #forgetApplied(ranges: Range[]): void {
+    for (const key of [...this.#applied.keys()]) if (ranges.some((r) => r.includes(key))) this.#applied.delete(key);
+  }
+
+  #seen(revision: number): void {
+    if (revision > this.stats.revision) this.stats.revision = revision;
+  }
+
+  /** Watches ranges from just after revision; on a watch error, relist() (once per scope). */
+  async #watch(what: string, ranges: Range[], revision: number, relist: () => Promise<void>): Promise<WatchScope> {
+    const watchers: Watcher[] = [];
+    let done = false;
+    const scope: WatchScope = {
+      cancel: async () => {
+        done = true;
+        await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
+      },
+    };
+    let lastRevision = revision;
     // Logged as a pair: a disconnect, then the resume it led to (not the watch's first connect).
     let resuming = false;
-    watcher.on('disconnected', (err: Error) => {
-      if (watcher !== this.#watcher || this.#closed) return;
-      resuming = true;
-      this.#log('warn', `cluster: watch disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
-    });
-    watcher.on('connected', () => {
-      if (!resuming || watcher !== this.#watcher || this.#closed) return;
-      resuming = false;
-      this.#log('info', `cluster: watch resumed from revision ${watcher.lastRevision() ?? '?'}`);
-    });
-    watcher.on('error', (err: Error) => {
-      if (watcher !== this.#watcher || this.#closed) return;
-      void this.#describeWatchError(err, watcher).then((reason) => {
-        this.stats.watchErrors.push(reason);
-        this.#log('warn', `cluster: watch failed (${reason}); re-listing`);
-        return this.#relistUntilDone();
+    for (const range of ranges) {
+      // Each watcher on its own watch stream (a namespace with no prefix: same connection, own
+      // stream). etcd3 1.1.2 loses track of which watcher is which when several on one stream
+      // are cancelled at once on re-attach (ErrCompacted after etcd restarts), and then throws
+      // from the stream's data handler, which would end the daemon.
+      const watcher = await this.#client.namespace('').watch().inRange(range).startRevision(String(revision + 1)).create();
+      watchers.push(watcher);
+      watcher.on('put', (kv) => this.#onEvent(kv, 'put', (r) => (lastRevision = Math.max(lastRevision, r))));
+      watcher.on('delete', (kv) => this.#onEvent(kv, 'delete', (r) => (lastRevision = Math.max(lastRevision, r))));
+      watcher.on('disconnected', (err: Error) => {
+        if (done || this.#closed || resuming) return;
+        resuming = true;
+        this.#log('warn', `cluster: watch of ${what} disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
       });
-    });
+      watcher.on('connected', () => {
+        if (!resuming || done || this.#closed) return;
+        resuming = false;
+        this.#log('info', `cluster: watch of ${what} resumed from revision ${watcher.lastRevision() ?? '?'}`);
+      });
+      watcher.on('error', (err: Error) => {
+        if (done || this.#closed) return;
+        done = true;
+        void this.#describeWatchError(err, lastRevision + 1).then(async (reason) => {
+          this.stats.watchErrors.push(reason);
+          this.#log('warn', `cluster: watch of ${what} failed (${reason}); re-listing`);
+          await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
+          return relist();
+        });
+      });
+    }
+    return scope;
   }
 
   /**
@@ -270,11 +376,8 @@ export class EtcdCluster extends ClusterCache {
    * compact revision is in a field the client does not pass on): read at the revision the
    * watch needed to tell ErrCompacted from other failures.
    */
-  async #describeWatchError(err: Error, watcher: Watcher): Promise<string> {
+  async #describeWatchError(err: Error, needed: number): Promise<string> {
     if (/compact/i.test(err.message)) return err.message;
-    // The revision after the last one this host applied: what the resumed watch asked for.
-    const needed = this.stats.revision + 1;
-    void watcher;
     try {
       await this.#client.get(this.#p).revision(needed).exec();
       return err.message;
@@ -283,35 +386,44 @@ export class EtcdCluster extends ClusterCache {
     }
   }
 
-  async #relistUntilDone(): Promise<void> {
+  async #relistUntilDone(what: string, relist: () => Promise<void>): Promise<void> {
     for (let delay = 250; !this.#closed; delay = Math.min(delay * 2, 2000)) {
       try {
-        await this.#relist();
+        await relist();
         return;
       } catch (err) {
-        this.#log('warn', `cluster: re-list failed (${(err as Error).message}); retrying in ${delay} ms`);
+        this.#log('warn', `cluster: re-list of ${what} failed (${(err as Error).message}); retrying in ${delay} ms`);
         await new Promise((r) => setTimeout(r, delay));
       }
     }
   }
 
-  #onEvent(kv: IKeyValue, type: 'put' | 'delete'): void {
+  #onEvent(kv: IKeyValue, type: 'put' | 'delete', seen: (revision: number) => void): void {
     const rev = Number(kv.mod_revision);
-    if (rev > this.stats.revision) this.stats.revision = rev;
+    seen(rev);
+    this.#seen(rev);
     this.#applyKv(kv, type);
+  }
+
+  /** kind, the id after it, and for endpoints/reservations the part after the network id. */
+  #parts(key: string): [string, string, string] {
+    const rest = key.slice(this.#p.length);
+    const slash = rest.indexOf('/');
+    const id = rest.slice(slash + 1);
+    const inner = id.indexOf('/');
+    return [rest.slice(0, slash), id, inner < 0 ? '' : id.slice(inner + 1)];
   }
 
   /** Applies one key's change to the cache unless the cache already reflects a later one. */
   #applyKv(kv: IKeyValue, type: 'put' | 'delete'): void {
     const key = kv.key.toString();
     const rev = Number(kv.mod_revision);
+    const [kind, id] = this.#parts(key);
+    if (kind === 'names' || kind === 'vnis') return; // uniqueness keys, nothing to cache
+    // A network this host does not follow: nothing to cache (and no revision to remember).
+    if ((kind === 'endpoints' || kind === 'reservations') && !this.following(splitTwo(id)[0])) return;
     if ((this.#applied.get(key) ?? -1) >= rev) return;
     this.#applied.set(key, rev);
-    const rest = key.slice(this.#p.length);
-    const slash = rest.indexOf('/');
-    const kind = rest.slice(0, slash);
-    const id = rest.slice(slash + 1);
-    if (kind === 'names' || kind === 'vnis') return; // uniqueness keys, nothing to cache
     try {
       const value = type === 'put' ? (JSON.parse(kv.value.toString()) as unknown) : undefined;
       switch (kind) {
@@ -628,7 +740,7 @@ export class EtcdCluster extends ClusterCache {
   async #shutdown(revoke: boolean): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await this.#watcher?.cancel().catch(() => undefined);
+    await Promise.all([this.#global, ...this.#scopes.values()].map((w) => w?.cancel()));
     if (revoke) await this.#lease?.revoke().catch(() => undefined);
     else this.#lease?.release();
     this.#client.close();

@@ -88,13 +88,31 @@ export class MemoryCluster extends ClusterCache {
     this.#backend = backend;
   }
 
-  /** Fills the cache from the backend (a join's initial list). */
+  /** Fills the cache's hosts and networks from the backend (a join's initial list). */
   load(): void {
-    this.clearCache();
+    this.clearGlobal();
     for (const h of this.#backend.hosts.values()) this.hostMap.set(h.hostId, h);
     for (const n of this.#backend.networks.values()) this.networkMap.set(n.id, n);
-    for (const e of this.#backend.endpoints.values()) this.applyEndpoint(e);
-    for (const [k, r] of this.#backend.reservations) this.applyReservation(...splitKey(k), r.holder);
+  }
+
+  protected override async loadNetwork(networkId: string): Promise<void> {
+    this.#ready();
+    const b = this.#backend;
+    const endpoints = [...b.endpoints.values()].filter((e) => e.networkId === networkId);
+    const reservations = [...b.reservations].flatMap(([k, r]): Array<[string, string]> => {
+      const [n, a] = splitKey(k);
+      return n === networkId ? [[a, r.holder]] : [];
+    });
+    this.replaceNetwork(networkId, endpoints, reservations);
+  }
+
+  async readEndpoints(networkId: string): Promise<RemoteEndpoint[]> {
+    this.#ready();
+    return [...this.#backend.endpoints.values()].filter((e) => e.networkId === networkId);
+  }
+
+  protected override unloadNetwork(): void {
+    /* the backend delivers every change; the cache keeps only followed networks' */
   }
 
   /** The backend's watch delivery. */

@@ -59,6 +59,7 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         await a.createNetwork(overlay('n1', 'one', 4096));
         await a.createNetwork(overlay('n2', 'two', 4097, '10.20.0.0/24'));
         await eventually(() => expect(b.network('one')?.id).toBe('n1'));
+        await a.follow(['n1']);
         expect(await a.reserveAddress('n1', '10.10.0.5', 'ep1')).toEqual({ reserved: true });
         expect(await b.reserveAddress('n1', '10.10.0.5', 'ep2')).toEqual({ reserved: false, holder: 'ep1' });
         expect(await a.reserveAddress('n1', '10.10.0.5', 'ep1')).toEqual({ reserved: true });
@@ -100,6 +101,7 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         const hosts = await Promise.all([1, 2, 3].map((i) => h.join(`host-${i}`, `192.0.2.${i}`)));
         await hosts[0]!.createNetwork(overlay('n1', 'one', 4096, '10.30.0.0/26'));
         await eventually(() => hosts.forEach((c) => expect(c.network('n1')).toBeDefined()));
+        await Promise.all(hosts.map((c) => c.follow(['n1'])));
         const got = await Promise.all(hosts.flatMap((c, i) => Array.from({ length: 20 }, (_, j) => c.allocateAddress('n1', `ep-${i}-${j}`))));
         expect(new Set(got).size).toBe(60);
         for (const a of got) {
@@ -121,6 +123,7 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         // A dual-stack network: each family allocates from its own subnet.
         await hosts[0]!.createNetwork({ ...overlay('n1', 'one', 4096), subnet6: 'fd00:30::/120', gateway6: 'fd00:30::1' });
         await eventually(() => hosts.forEach((c) => expect(c.network('n1')?.subnet6).toBe('fd00:30::/120')));
+        await Promise.all(hosts.map((c) => c.follow(['n1'])));
         const winners = (await Promise.all(hosts.map((c, i) => c.reserveAddress('n1', 'fd00:30:0::ff', `race-${i}`)))).filter((r) => r.reserved);
         expect(winners).toHaveLength(1);
         const got = await Promise.all(hosts.flatMap((c, i) => Array.from({ length: 20 }, (_, j) => c.allocateAddress('n1', `ep-${i}-${j}`, 6))));
@@ -160,6 +163,8 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         const b = await h.join('host-b', '192.0.2.2');
         await a.createNetwork(overlay('n1', 'one', 4096));
         await eventually(() => expect(b.network('n1')).toBeDefined());
+        await a.follow(['n1']);
+        await b.follow(['n1']);
         const seen: ClusterEvent[] = [];
         const off = b.onChange((e) => seen.push(e));
         await a.publishEndpoint({ networkId: 'n1', endpointId: 'e1', name: 'web', aliases: ['www'], ipv4: '10.10.0.9', ipv6: 'fd00::9', mac: '02:42:0a:0a:00:09' });
@@ -193,6 +198,7 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         const b = await h.join('host-b', '192.0.2.2');
         await a.createNetwork(overlay('n1', 'one', 4096));
         await eventually(() => expect(b.network('n1')).toBeDefined());
+        await b.follow(['n1']);
         const ep = (id: string, ip: string) => ({ networkId: 'n1', endpointId: id, name: id, aliases: [], ipv4: ip, mac: '02:42:0a:0a:00:01' });
         await a.publishEndpoint(ep('keep', '10.10.0.10'));
         await a.publishEndpoint(ep('stray', '10.10.0.11'));
@@ -216,6 +222,7 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         const b = await h.join('host-b', '192.0.2.2');
         await a.createNetwork(overlay('n1', 'one', 4096));
         await eventually(() => expect(b.network('n1')).toBeDefined());
+        await b.follow(['n1']);
         await a.publishEndpoint({ networkId: 'n1', endpointId: 'ea', name: 'a', aliases: [], ipv4: '10.10.0.20', mac: '02:42:0a:0a:00:14' });
         await b.publishEndpoint({ networkId: 'n1', endpointId: 'eb', name: 'b', aliases: [], ipv4: '10.10.0.21', mac: '02:42:0a:0a:00:15' });
         await eventually(() => expect(b.hosts().map((x) => x.hostId).sort()).toEqual(['host-a', 'host-b']));
@@ -227,6 +234,49 @@ export function runClusterContract(name: string, opts: { newCluster: () => Promi
         });
         expect(b.network('n1')).toBeDefined(); // networks outlive hosts
         await expect(a.reserveAddress('n1', '10.10.0.30', 'late')).rejects.toThrow(/left the cluster/);
+      }),
+    );
+
+    it(
+      'a host follows only the networks it names: following one lists what it holds (as endpoint-put), changes of the others do not reach it, leaving it drops its endpoints (as endpoint-delete)',
+      withCluster(async (h) => {
+        const a = await h.join('host-a', '192.0.2.1');
+        const b = await h.join('host-b', '192.0.2.2');
+        await a.createNetwork(overlay('n1', 'one', 4096));
+        await a.createNetwork(overlay('n2', 'two', 4097, '10.20.0.0/24'));
+        await eventually(() => expect(b.networks().map((n) => n.id).sort()).toEqual(['n1', 'n2']));
+        const ep = (net: string, id: string, ip: string) => ({ networkId: net, endpointId: id, name: id, aliases: [], ipv4: ip, mac: '02:42:0a:0a:00:01' });
+        await a.publishEndpoint(ep('n1', 'before', '10.10.0.10'));
+        const seen: ClusterEvent[] = [];
+        const off = b.onChange((e) => seen.push(e));
+        // Not followed: nothing cached, nothing reported; the store itself still answers.
+        expect(b.following('n1')).toBe(false);
+        expect(b.endpoints('n1')).toEqual([]);
+        expect((await b.readEndpoints('n1')).map((e) => e.endpointId)).toEqual(['before']);
+        await b.follow(['n1']);
+        expect(b.following('n1')).toBe(true);
+        expect(b.endpoints('n1').map((e) => e.endpointId)).toEqual(['before']);
+        expect(b.addressHolder('n1', '10.10.0.10')).toBe(addressHolder('before', 'host-a'));
+        expect(seen.filter((e) => e.kind === 'endpoint-put').map((e) => e.kind === 'endpoint-put' && e.endpoint.endpointId)).toEqual(['before']);
+        await a.publishEndpoint(ep('n1', 'after', '10.10.0.11'));
+        await a.publishEndpoint(ep('n2', 'elsewhere', '10.20.0.11'));
+        await eventually(() => expect(b.endpoints('n1').map((e) => e.endpointId).sort()).toEqual(['after', 'before']));
+        await a.publishEndpoint(ep('n1', 'marker', '10.10.0.12'));
+        await eventually(() => expect(b.endpoints('n1')).toHaveLength(3));
+        // n2's endpoint was published before the marker: had it been delivered, it would be here by now.
+        expect(b.endpoints('n2')).toEqual([]);
+        expect(b.addressHolder('n2', '10.20.0.11')).toBeUndefined();
+        expect(seen.some((e) => e.kind === 'endpoint-put' && e.endpoint.networkId === 'n2')).toBe(false);
+        // Following the other one instead: n1 is dropped with a delete per endpoint, n2 listed.
+        await b.follow(['n2']);
+        expect(b.following('n1')).toBe(false);
+        expect(b.endpoints('n1')).toEqual([]);
+        expect(b.addressHolder('n1', '10.10.0.10')).toBeUndefined();
+        expect(seen.filter((e) => e.kind === 'endpoint-delete').map((e) => e.kind === 'endpoint-delete' && e.endpointId).sort()).toEqual(['after', 'before', 'marker']);
+        expect(b.endpoints('n2').map((e) => e.endpointId)).toEqual(['elsewhere']);
+        await a.withdrawEndpoint('n2', 'elsewhere');
+        await eventually(() => expect(b.endpoints('n2')).toEqual([]));
+        off();
       }),
     );
   });

@@ -100,6 +100,8 @@ beforeAll(async () => {
   netId = (r.json as { id: string }).id;
   for (const h of cl.hosts) streams[h.index] = new EventStream(sock(h));
   await until('network everywhere', async () => (await Promise.all(cl.hosts.map((h) => call(h, 'GET', '/cluster/networks')))).every((x) => x.json?.length === 1));
+  // A host follows the networks it has endpoints on (README "Sizing"): one each, so all five follow ov1.
+  for (const h of cl.hosts) await connect(h, `anchor${h.index}`);
 }, 120_000);
 
 afterAll(async () => {
@@ -128,6 +130,27 @@ describe('cluster store: five hosts, one etcd', () => {
     expect(pct(latencies, 99)).toBeLessThan(1000);
   });
 
+  it("a host follows only the networks it has endpoints on: another network's changes do not reach its watch, its API reads them from etcd", async () => {
+    const [h1, h2] = [cl.hosts[0]!, cl.hosts[1]!];
+    const r = await call(h1, 'POST', '/cluster/networks', { Name: 'ov-scope', Subnet: '10.201.0.0/24' });
+    expect(r.status, r.text).toBe(201);
+    const scoped = (r.json as { id: string }).id;
+    const t0 = Date.now();
+    const only = await call(h1, 'POST', `/cluster/networks/${scoped}/endpoints`, { Name: 'scoped1' });
+    expect(only.status, only.text).toBe(201);
+    // A later change h2 does follow, as a marker: once h2 has seen it, an ov-scope event would have come before it.
+    const marker = await connect(h1, 'scope-marker');
+    await until('marker on h2', async () => streams[h2.index]!.events.find((e) => e.kind === 'endpoint-put' && e.endpoint.endpointId === marker.endpointId));
+    expect(streams[h2.index]!.events.filter((e) => e.Time >= t0 && e.kind === 'endpoint-put' && e.endpoint.networkId === scoped)).toEqual([]);
+    expect(streams[h1.index]!.events.some((e) => e.kind === 'endpoint-put' && e.endpoint.networkId === scoped)).toBe(true);
+    const read = await call(h2, 'GET', `/cluster/endpoints?network=${scoped}`);
+    expect(read.status, read.text).toBe(200);
+    expect((read.json as RemoteEndpoint[]).map((e) => e.name)).toEqual(['scoped1']);
+    expect((await call(h1, 'DELETE', `/cluster/networks/${scoped}/endpoints/${(only.json as RemoteEndpoint).endpointId}`)).status).toBe(204);
+    expect((await call(h1, 'DELETE', `/cluster/networks/${marker.networkId}/endpoints/${marker.endpointId}`)).status).toBe(204);
+    expect((await call(h1, 'DELETE', `/cluster/networks/${scoped}`)).status).toBe(204);
+  });
+
   it('200 concurrent connects spread over all five hosts get 200 unique addresses, seen alike by every host and etcd', async () => {
     const t0 = Date.now();
     // A 503 (a host whose lease lapsed under load and is rejoining) is retried as a client would; the retries are reported.
@@ -151,9 +174,9 @@ describe('cluster store: five hosts, one etcd', () => {
     expect(new Set(addrs).size).toBe(200);
     const agreed = await allAgree(cl.hosts);
     // One reservation per endpoint, once the undo of any failed attempt is through.
-    await until('one reservation per endpoint', async () => Object.keys(await etcdKeys('reservations')).length === 225);
-    expect(agreed).toHaveLength(225);
-    expect(new Set(agreed.map((e) => e.ipv4)).size).toBe(225);
+    await until('one reservation per endpoint', async () => Object.keys(await etcdKeys('reservations')).length === 230);
+    expect(agreed).toHaveLength(230);
+    expect(new Set(agreed.map((e) => e.ipv4)).size).toBe(230);
   });
 
   it('etcd restarted: connects answer 503 naming the store meanwhile and succeed after; nothing lost or duplicated', async () => {

@@ -60,7 +60,7 @@ export function clusterRoutes(router: Router, cluster: ClusterService): void {
     sendEmpty(res, 204);
   });
 
-  router.on('GET', '/cluster/endpoints', (req, res) => sendJson(res, 200, cluster.endpoints(req.query.get('network') ?? undefined)));
+  router.on('GET', '/cluster/endpoints', async (req, res) => sendJson(res, 200, await cluster.endpoints(req.query.get('network') ?? undefined)));
 
   router.on('POST', '/cluster/networks/{id}/endpoints', async (req, res) => {
     const b = await objectBody(req.body());
