@@ -81,6 +81,11 @@ export abstract class ClusterCache implements ClusterState {
     return this.#followed.has(networkId);
   }
 
+  /** The networks this host follows. */
+  protected followedNetworks(): string[] {
+    return [...this.#followed.keys()];
+  }
+
   async follow(networkIds: Iterable<string>): Promise<void> {
     const want = new Set(networkIds);
     for (const id of [...this.#followed.keys()]) {

@@ -85,7 +85,10 @@ export function parseClusterStore(url: string): string[] {
 const reservationValue = (r: StoredReservation) => JSON.stringify({ holder: r.holder, hostId: r.hostId });
 
 export class EtcdCluster extends ClusterCache {
+  /** Writes, reads and the lease. */
   readonly #client: Etcd3;
+  /** A client of the same store with the same options: each watch scope has its own (see #watch). */
+  readonly #newClient: () => Etcd3;
   readonly #p: string;
   readonly #ttl: number;
   readonly #log: NonNullable<EtcdClusterOptions['log']>;
@@ -114,19 +117,21 @@ export class EtcdCluster extends ClusterCache {
     this.#where = opts.endpoints.join(',');
     const timeout = opts.callTimeoutMs ?? 5000;
     this.#maxInFlight = opts.maxInFlight ?? 16;
-    // A deadline for unary calls only: on the watch and keepalive streams it would cut them every
-    // few seconds (and each cut counts as a host failure towards the client's circuit breaker).
-    this.#client = new Etcd3({
-      hosts: opts.endpoints,
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
-      // A connection whose far end vanished (etcd restarted while this host was cut off) is
-      // noticed by HTTP/2 pings within 15 s instead of when TCP gives up; etcd accepts pings
-      // every 5 s or slower (its --grpc-keepalive-min-time).
-      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
-      // The watch reconnects at most 2 s after etcd is back: the client's default backoff grows
-      // to 30 s over an outage of a few seconds, leaving this host's cache stale that long.
-      faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next() },
-    });
+    this.#newClient = () =>
+      new Etcd3({
+        hosts: opts.endpoints,
+        // A deadline for unary calls only: on the watch and keepalive streams it would cut them every
+        // few seconds (and each cut counts as a host failure towards the client's circuit breaker).
+        defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+        // A connection whose far end vanished (etcd restarted while this host was cut off) is
+        // noticed by HTTP/2 pings within 15 s instead of when TCP gives up; etcd accepts pings
+        // every 5 s or slower (its --grpc-keepalive-min-time).
+        grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+        // The watch reconnects at most 2 s after etcd is back: the client's default backoff grows
+        // to 30 s over an outage of a few seconds, leaving this host's cache stale that long.
+        faultHandling: { watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }).next() },
+      });
+    this.#client = this.#newClient();
   }
 
   /** Joins: grants this host's lease, registers the host, lists the prefix and starts the watch. */
@@ -325,48 +330,67 @@ export class EtcdCluster extends ClusterCache {
     if (revision > this.stats.revision) this.stats.revision = revision;
   }
 
-  /** Watches ranges from just after revision; on a watch error, relist() (once per scope). */
+  /**
+   * Watches ranges from just after revision; on a watch error, relist() (once per scope).
+   *
+   * Each scope has its own client (its own connection), and each of its watchers its own stream
+   * (a namespace with no prefix), because of how etcd3 1.1.2 handles streams: ending a watch
+   * stream (its last watcher cancelled: a network no longer followed, a scope re-listed) counts
+   * as a failure of the connection and resets every call on it — the lease's keepalive and the
+   * other scopes' watches with it, and three in a row open the client's circuit breaker, failing
+   * every call for 5 s; and several watchers of one stream that etcd cancels at once for
+   * compaction are mismatched, the client then throwing from its data handler.
+   */
   async #watch(what: string, ranges: Range[], revision: number, relist: () => Promise<void>): Promise<WatchScope> {
+    const client = this.#newClient();
     const watchers: Watcher[] = [];
     let done = false;
+    const stop = async () => {
+      // Cancelled first (a closed client would go on re-attaching them), bounded: a watcher
+      // still waiting for its id waits for an answer that may never come.
+      await Promise.race([Promise.all(watchers.map((w) => w.cancel().catch(() => undefined))), new Promise((r) => setTimeout(r, 2000).unref())]);
+      client.close();
+    };
     const scope: WatchScope = {
       cancel: async () => {
+        if (done) return;
         done = true;
-        await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
+        await stop();
       },
     };
     let lastRevision = revision;
     // Logged as a pair: a disconnect, then the resume it led to (not the watch's first connect).
     let resuming = false;
-    for (const range of ranges) {
-      // Each watcher on its own watch stream (a namespace with no prefix: same connection, own
-      // stream). etcd3 1.1.2 loses track of which watcher is which when several on one stream
-      // are cancelled at once on re-attach (ErrCompacted after etcd restarts), and then throws
-      // from the stream's data handler, which would end the daemon.
-      const watcher = await this.#client.namespace('').watch().inRange(range).startRevision(String(revision + 1)).create();
-      watchers.push(watcher);
-      watcher.on('put', (kv) => this.#onEvent(kv, 'put', (r) => (lastRevision = Math.max(lastRevision, r))));
-      watcher.on('delete', (kv) => this.#onEvent(kv, 'delete', (r) => (lastRevision = Math.max(lastRevision, r))));
-      watcher.on('disconnected', (err: Error) => {
-        if (done || this.#closed || resuming) return;
-        resuming = true;
-        this.#log('warn', `cluster: watch of ${what} disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
-      });
-      watcher.on('connected', () => {
-        if (!resuming || done || this.#closed) return;
-        resuming = false;
-        this.#log('info', `cluster: watch of ${what} resumed from revision ${watcher.lastRevision() ?? '?'}`);
-      });
-      watcher.on('error', (err: Error) => {
-        if (done || this.#closed) return;
-        done = true;
-        void this.#describeWatchError(err, lastRevision + 1).then(async (reason) => {
-          this.stats.watchErrors.push(reason);
-          this.#log('warn', `cluster: watch of ${what} failed (${reason}); re-listing`);
-          await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
-          return relist();
+    try {
+      for (const range of ranges) {
+        const watcher = await client.namespace('').watch().inRange(range).startRevision(String(revision + 1)).create();
+        watchers.push(watcher);
+        watcher.on('put', (kv) => this.#onEvent(kv, 'put', (r) => (lastRevision = Math.max(lastRevision, r))));
+        watcher.on('delete', (kv) => this.#onEvent(kv, 'delete', (r) => (lastRevision = Math.max(lastRevision, r))));
+        watcher.on('disconnected', (err: Error) => {
+          if (done || this.#closed || resuming) return;
+          resuming = true;
+          this.#log('warn', `cluster: watch of ${what} disconnected (${err.message}); resuming from revision ${watcher.lastRevision() ?? '?'}`);
         });
-      });
+        watcher.on('connected', () => {
+          if (!resuming || done || this.#closed) return;
+          resuming = false;
+          this.#log('info', `cluster: watch of ${what} resumed from revision ${watcher.lastRevision() ?? '?'}`);
+        });
+        watcher.on('error', (err: Error) => {
+          if (done || this.#closed) return;
+          done = true;
+          void this.#describeWatchError(err, lastRevision + 1).then(async (reason) => {
+            this.stats.watchErrors.push(reason);
+            this.#log('warn', `cluster: watch of ${what} failed (${reason}); re-listing`);
+            await stop();
+            return relist();
+          });
+        });
+      }
+    } catch (err) {
+      await scope.cancel();
+      throw err;
     }
     return scope;
   }
@@ -679,10 +703,15 @@ export class EtcdCluster extends ClusterCache {
     this.#owned = { endpoints: [...owned.endpoints], reservations: [...owned.reservations] };
     const wantedEps = new Set(owned.endpoints.map((e) => k.endpoint(e.networkId, e.endpointId)));
     const wantedHolders = new Set([...owned.endpoints.map((e) => addressHolder(e.endpointId, this.hostId)), ...owned.reservations.map((r) => r.holder)]);
-    // What the store holds for this host (under this lease or an earlier one's that has not expired yet).
-    const [eps, res] = await this.#call(() =>
-      Promise.all([this.#client.getAll().prefix(`${this.#p}endpoints/`).exec(), this.#client.getAll().prefix(`${this.#p}reservations/`).exec()]),
+    // What the store holds for this host (under this lease or an earlier one's that has not expired
+    // yet), in the networks it owns or follows (those it has journal entries on): a key of this host
+    // elsewhere is under an earlier lease, which expires by itself as nothing keeps it alive.
+    const networks = new Set([...owned.endpoints.map((e) => e.networkId), ...owned.reservations.map((r) => r.networkId), ...this.followedNetworks()]);
+    const listed = await this.#call(() =>
+      Promise.all([...networks].flatMap((n) => [this.#client.getAll().prefix(k.endpoints(n)).exec(), this.#client.getAll().prefix(k.reservations(n)).exec()])),
     );
+    const eps = { kvs: listed.filter((_, i) => i % 2 === 0).flatMap((r) => r.kvs) };
+    const res = { kvs: listed.filter((_, i) => i % 2 === 1).flatMap((r) => r.kvs) };
     const stale: string[] = [];
     for (const kv of eps.kvs) {
       const ep = JSON.parse(kv.value.toString()) as RemoteEndpoint;
