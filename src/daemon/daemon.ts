@@ -96,7 +96,7 @@ export class Daemon {
       new NullDriver(),
       new MacvlanDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, features }),
       new IpvlanRefusal(features),
-      new OverlayDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, uplink: cfg.uplink.ifname }),
+      new OverlayDriver({ instance: cfg.instance, linkPrefix: cfg.linkPrefix, uplink: cfg.uplink.ifname, portless: datapath.portless }),
     ]);
     const attachments = new Attachments(store, drivers, datapath, cfg);
     const networks = new NetworkService(store, attachments, datapath, cfg, mutex);

@@ -104,6 +104,13 @@ describe('overlay networks across hosts (ebpf datapath)', () => {
     expect(inspect.Scope).toBe('global');
   });
 
+  it("makes no host veth a port of the network's local bridge (the datapath switches; a bridge would stop at 1,024)", async () => {
+    const veths = JSON.parse(await lab.exec(h2.ns, 'ip', ['-j', '-d', 'link', 'show', 'type', 'veth'])) as Array<{ ifname: string; master?: string }>;
+    // a2, ab2 (on both networks: two) and b2 live on h2.
+    expect(veths.length).toBeGreaterThanOrEqual(4);
+    expect(veths.filter((v) => v.master !== undefined).map((v) => `${v.ifname} on ${v.master}`)).toEqual([]);
+  });
+
   it('carries ICMP, TCP and UDP between hosts inside a network, without translation', async () => {
     expect(await ping(lab, ns.a1, '10.91.0.21')).toBe(true);
     expect(peerIp(await probe(lab, ns.a1, 'tcp', '10.91.0.21', 7000))).toBe('10.91.0.11');

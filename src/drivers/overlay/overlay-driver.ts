@@ -1,7 +1,7 @@
 /**
  * The overlay driver (`-d overlay`): a network that spans hosts. On each host it is made of
  * what a bridge network is made of — a local bridge carrying the gateway, one veth pair per
- * endpoint — with an MTU that leaves room for VXLAN (the uplink's minus 50: 1450), and a VNI
+ * endpoint (not a port of that bridge when the datapath is portless: more than 1,024 per host) — with an MTU that leaves room for VXLAN (the uplink's minus 50: 1450), and a VNI
  * (vni.ts) the datapath uses to carry frames to endpoints on other hosts through the host's
  * one VXLAN device. Forwarding, isolation, icc and anti-spoofing are the datapath's, as on a
  * bridge network; so is egress, masqueraded through the sandbox's own host (no second
@@ -23,6 +23,8 @@ export interface OverlayDriverOptions {
   linkPrefix: string;
   /** The underlay interface VXLAN leaves by: sandboxes' MTU is its MTU less the encapsulation. */
   uplink: string;
+  /** The datapath switches ARP, ND and the host's traffic itself (Datapath.portless): host veths are no ports of the local bridge. */
+  portless?: boolean;
 }
 
 export class OverlayDriver implements Driver {
@@ -42,7 +44,7 @@ export class OverlayDriver implements Driver {
   #uplinkMtu?: number;
 
   constructor(opts: OverlayDriverOptions) {
-    this.#local = new BridgeDriver({ instance: opts.instance, linkPrefix: opts.linkPrefix });
+    this.#local = new BridgeDriver({ instance: opts.instance, linkPrefix: opts.linkPrefix, portless: opts.portless });
     this.#uplink = opts.uplink;
   }
 
