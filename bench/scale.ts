@@ -1,9 +1,10 @@
 /**
- * node dist/bench/scale.js [--count N] [--rounds N]   (or npm run bench -- --scale [--scale-count N])
+ * node dist/bench/scale.js [--count N] [--rounds N] [--driver overlay]   (or npm run bench -- --scale [--scale-count N])
  * BPFNET_LAB_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the daemon (written at its clean stop).
  *
  * Many sandboxes on one bridge network of the eBPF datapath (issue 15: "4,000 sandboxes on one
- * network"; a Linux bridge takes 1,024 ports, so Docker stops near 1,023). One lab, one daemon:
+ * network"; a Linux bridge takes 1,024 ports, so Docker stops near 1,023; `--driver overlay`: the
+ * same on an overlay network of one host, whose local half is no bridge's ports either). One lab, one daemon:
  * two sandboxes first (an HTTP server and a wrk client), same-network keep-alive req/s measured
  * with only them present, then the others created one at a time through the API without a
  * process (each creation's latency: a namespace, a veth, the endpoint in the maps, the join), and at the
@@ -26,6 +27,8 @@ import { WRK_KEEPALIVE_CONNECTIONS, WRK_REPORT_SCRIPT, parseWrkReport } from './
 
 export interface ScaleResults {
   count: number;
+  /** The network's driver (bridge unless asked). */
+  driver?: 'bridge' | 'overlay';
   /** Creation latency (ms) of every sandbox after the first two, in order. */
   createMs: number[];
   createP50Ms: number;
@@ -102,7 +105,7 @@ async function keepAliveRps(lab: Lab, client: Netns, url: string, rounds: number
   return median(out);
 }
 
-export async function runScaleBenchmark(opts: { count: number; rounds: number; seconds?: number; onProgress?: (what: string) => void }): Promise<ScaleResults> {
+export async function runScaleBenchmark(opts: { count: number; rounds: number; seconds?: number; driver?: 'bridge' | 'overlay'; onProgress?: (what: string) => void }): Promise<ScaleResults> {
   const started = Date.now();
   const say = opts.onProgress ?? (() => undefined);
   const seconds = opts.seconds ?? 3;
@@ -110,7 +113,8 @@ export async function runScaleBenchmark(opts: { count: number; rounds: number; s
   try {
     const d = await LabDaemon.start(lab, { datapath: 'ebpf' });
     const socket = d.socket;
-    const net = await mustCall(socket, 'POST', '/networks/create', { Name: 'scale', IPAM: { Config: [{ Subnet: SUBNET }] } });
+    const driver = opts.driver ?? 'bridge';
+    const net = await mustCall(socket, 'POST', '/networks/create', { Name: 'scale', Driver: driver, Attachable: true, IPAM: { Config: [{ Subnet: SUBNET }] } });
     const netId = String(net.Id);
     await mustCall(socket, 'POST', '/sandboxes/create', { Name: 'srv', Network: 'scale', Cmd: [HTTPD, String(SERVER_PORTS.http)] });
     await mustCall(socket, 'POST', '/sandboxes/create', { Name: 'cli', Network: 'scale' });
@@ -168,6 +172,7 @@ export async function runScaleBenchmark(opts: { count: number; rounds: number; s
       inspectP50Ms: median(inspect),
       psP50Ms: median(ps),
       bridgePorts,
+      driver,
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
@@ -179,7 +184,7 @@ export async function runScaleBenchmark(opts: { count: number; rounds: number; s
 export function scaleTable(r: ScaleResults): string {
   const f = (x: number, digits = 1) => x.toFixed(digits);
   return [
-    `| ${r.count} sandboxes on one network (eBPF datapath) | measured |`,
+    `| ${r.count} sandboxes on one ${r.driver ?? "bridge"} network (eBPF datapath) | measured |`,
     '| --- | --- |',
     `| create (attach) through the API, p50 / p99 | ${f(r.createP50Ms)} ms / ${f(r.createP99Ms)} ms |`,
     `| first 100 vs last 100, p50 | ${f(r.first100P50Ms)} ms vs ${f(r.last100P50Ms)} ms (${f(r.last100P50Ms / r.first100P50Ms, 2)}x) |`,
@@ -197,7 +202,9 @@ if (entry.endsWith('/bench/scale.js')) {
     const i = process.argv.indexOf(name);
     return i > 0 ? Number(process.argv[i + 1]) : dflt;
   };
-  runScaleBenchmark({ count: arg('--count', 4000), rounds: arg('--rounds', 3), onProgress: (w) => process.stderr.write(`[scale] ${w}\n`) })
+  const driver = process.argv.includes('--driver') ? process.argv[process.argv.indexOf('--driver') + 1] : 'bridge';
+  if (driver !== 'bridge' && driver !== 'overlay') throw new Error(`--driver ${driver}: bridge or overlay`);
+  runScaleBenchmark({ count: arg('--count', 4000), rounds: arg('--rounds', 3), driver, onProgress: (w) => process.stderr.write(`[scale] ${w}\n`) })
     .then((r) => {
       process.stdout.write(`${scaleTable(r)}\n`);
       process.stdout.write(`${JSON.stringify({ ...r, createMs: undefined })}\n`);
