@@ -92,8 +92,7 @@ export abstract class ClusterCache implements ClusterState {
       if (want.has(id)) continue;
       this.#followed.delete(id);
       this.unloadNetwork(id);
-      for (const ep of this.endpoints(id)) this.applyEndpointGone(id, ep.endpointId, true);
-      this.reservationMap.delete(id);
+      this.replaceNetwork(id, [], []);
     }
     for (const id of want) {
       if (this.#followed.has(id)) continue;
@@ -215,8 +214,9 @@ export abstract class ClusterCache implements ClusterState {
   }
 
   /**
-   * Makes the cache hold exactly `endpoints` and `reservations` for a followed network (a
-   * listing): what vanished is reported as endpoint-delete, what is new or changed as endpoint-put.
+   * Makes the cache hold exactly `endpoints` and `reservations` for a network (a listing, or
+   * nothing for one no longer followed): what vanished is reported as endpoint-delete, what is
+   * new or changed as endpoint-put.
    */
   protected replaceNetwork(networkId: string, endpoints: RemoteEndpoint[], reservations: Array<[string, string]>): void {
     const listed = new Set(endpoints.map((e) => e.endpointId));
@@ -231,7 +231,7 @@ export abstract class ClusterCache implements ClusterState {
 
   /** Lists a network's endpoints and reservations into the cache (replaceNetwork) and follows its changes from then on. */
   protected abstract loadNetwork(networkId: string): Promise<void>;
-  /** Stops following a network's changes (its cached endpoints are dropped by follow()). */
+  /** Stops following a network's changes (follow() then drops its cached endpoints). */
   protected abstract unloadNetwork(networkId: string): void;
 
   abstract readEndpoints(networkId: string): Promise<RemoteEndpoint[]>;

@@ -288,9 +288,9 @@ export class EtcdCluster extends ClusterCache {
       const key = kv.key.toString();
       this.#applied.set(key, Number(kv.mod_revision));
       try {
-        const [kind, , rest] = this.#parts(key);
+        const [kind, id] = this.#parts(key);
         if (kind === 'endpoints') endpoints.push(JSON.parse(kv.value.toString()) as RemoteEndpoint);
-        else reservations.push([rest, (JSON.parse(kv.value.toString()) as StoredReservation).holder]);
+        else reservations.push([splitTwo(id)[1], (JSON.parse(kv.value.toString()) as StoredReservation).holder]);
       } catch (err) {
         this.#log('warn', `cluster: ignoring unreadable key ${key}: ${(err as Error).message}`);
       }
@@ -429,13 +429,9 @@ export class EtcdCluster extends ClusterCache {
     this.#applyKv(kv, type);
   }
 
-  /** kind, the id after it, and for endpoints/reservations the part after the network id. */
-  #parts(key: string): [string, string, string] {
-    const rest = key.slice(this.#p.length);
-    const slash = rest.indexOf('/');
-    const id = rest.slice(slash + 1);
-    const inner = id.indexOf('/');
-    return [rest.slice(0, slash), id, inner < 0 ? '' : id.slice(inner + 1)];
+  /** A key's kind (hosts, endpoints, ...) and what follows it (for endpoints and reservations: network/id). */
+  #parts(key: string): [string, string] {
+    return splitTwo(key.slice(this.#p.length));
   }
 
   /** Applies one key's change to the cache unless the cache already reflects a later one. */
@@ -707,11 +703,10 @@ export class EtcdCluster extends ClusterCache {
     // yet), in the networks it owns or follows (those it has journal entries on): a key of this host
     // elsewhere is under an earlier lease, which expires by itself as nothing keeps it alive.
     const networks = new Set([...owned.endpoints.map((e) => e.networkId), ...owned.reservations.map((r) => r.networkId), ...this.followedNetworks()]);
-    const listed = await this.#call(() =>
-      Promise.all([...networks].flatMap((n) => [this.#client.getAll().prefix(k.endpoints(n)).exec(), this.#client.getAll().prefix(k.reservations(n)).exec()])),
-    );
-    const eps = { kvs: listed.filter((_, i) => i % 2 === 0).flatMap((r) => r.kvs) };
-    const res = { kvs: listed.filter((_, i) => i % 2 === 1).flatMap((r) => r.kvs) };
+    const listAll = async (prefixOf: (net: string) => string) => ({
+      kvs: (await Promise.all([...networks].map((n) => this.#client.getAll().prefix(prefixOf(n)).exec()))).flatMap((r) => r.kvs),
+    });
+    const [eps, res] = await this.#call(() => Promise.all([listAll(k.endpoints), listAll(k.reservations)]));
     const stale: string[] = [];
     for (const kv of eps.kvs) {
       const ep = JSON.parse(kv.value.toString()) as RemoteEndpoint;
