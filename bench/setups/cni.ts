@@ -11,7 +11,7 @@ import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { run, stop } from '../../src/system/exec.js';
 import { removeNetns, type Netns } from '../../src/system/ip.js';
 import { CniRuntime, type CniAttachment, type CniNetworkList, type CniPortMapping } from './cni-runtime.js';
-import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
+import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, startServers, waitListening } from './servers.js';
 import { median } from '../stats.js';
 import { BASELINE_RUNS, type PublishedSweep, type Setup, type Target } from './setup.js';
 
@@ -85,12 +85,7 @@ export class CniSetup implements Setup {
       { hostPort: PUBLISHED_PORTS.iperf, containerPort: SERVER_PORTS.iperf, protocol: 'tcp' },
     ]);
     const cli = await this.attach('cli');
-    spawnServers(lab, srv.ns);
-    spawnServers(lab, lab.external);
-    await tuneClient(lab.external);
-    await tuneClient(cli.ns);
-    await waitListening(lab, srv.ns, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-    await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+    await startServers(lab, { server: srv.ns, client: cli.ns });
     this.targets = {
       published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf },
       'same-network': { client: cli.ns, address: srv.ip, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },

@@ -15,7 +15,7 @@ import { LabDaemon } from '../../src/lab/daemon.js';
 import { BUSYBOX_IMAGE, LabDockerd } from '../../src/lab/dockerd.js';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import type { Netns } from '../../src/system/ip.js';
-import { PUBLISHED_PORTS, SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
+import { PUBLISHED_PORTS, SERVER_PORTS, startServers } from './servers.js';
 import type { Setup } from './setup.js';
 
 const SUBNET = '192.0.2.0/24';
@@ -60,12 +60,7 @@ export class DockerEngineSetup implements Setup {
       await run('cli');
       const srv = await s.#ns('srv');
       const cli = await s.#ns('cli');
-      spawnServers(lab, srv);
-      spawnServers(lab, lab.external);
-      await tuneClient(lab.external);
-      await tuneClient(cli);
-      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await startServers(lab, { server: srv, client: cli });
       const srvIp = await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "benchnet").IPAddress}}', 'srv');
       s.targets = {
         published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf },

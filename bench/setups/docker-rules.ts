@@ -10,7 +10,7 @@
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { ensureAddress, ensureVeth, ip, type Netns } from '../../src/system/ip.js';
 import { writeSysctls } from '../../src/system/sysctl.js';
-import { PUBLISHED_PORTS, SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
+import { PUBLISHED_PORTS, SERVER_PORTS, startServers } from './servers.js';
 import type { Setup } from './setup.js';
 
 const NET = { bridge: 'bridge1', gateway: '192.0.2.1', server: '192.0.2.2', client: '192.0.2.3', subnet: '192.0.2.0/24', prefix: 24 } as const;
@@ -100,12 +100,7 @@ export class DockerRulesSetup implements Setup {
       // dockerd sets this on the bridge with userland-proxy=false (hairpin to 127.0.0.1-published ports).
       await writeSysctls({ netnsPath: h.path }, { [`net.ipv4.conf.${NET.bridge}.route_localnet`]: '1' });
       await lab.exec(h, 'iptables-restore', ['--noflush'], { input: dockerRules() });
-      spawnServers(lab, srv);
-      spawnServers(lab, lab.external);
-      await tuneClient(lab.external);
-      await tuneClient(cli);
-      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await startServers(lab, { server: srv, client: cli });
       s.targets = {
         published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf },
         'same-network': { client: cli, address: NET.server, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },

@@ -12,7 +12,7 @@
  */
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { ensureAddress, ensureVeth, ip, setUp, type Netns } from '../../src/system/ip.js';
-import { SERVER_PORTS, spawnServers, tuneClient, waitListening } from './servers.js';
+import { SERVER_PORTS, startServers } from './servers.js';
 import { addUplink6, UPLINK6, type Setup } from './setup.js';
 
 const VETH_NET = { client: '10.201.0.1', server: '10.201.0.2', prefix: 24 } as const;
@@ -31,12 +31,7 @@ export async function serverBehindHostVeth(lab: Lab, net: { gateway: string; ser
   await setUp(lab.host, 's0');
   await setUp(srv, 'eth0');
   await ip(srv, ['route', 'add', 'default', 'via', net.gateway]);
-  spawnServers(lab, srv);
-  spawnServers(lab, lab.external);
-  await tuneClient(lab.external);
-  await tuneClient(srv);
-  await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-  await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+  await startServers(lab, { server: srv, client: srv });
   return srv;
 }
 
@@ -67,12 +62,7 @@ export class HostNetworkSetup extends ReferenceSetup {
     const lab = await Lab.create();
     const s = new HostNetworkSetup(lab);
     try {
-      spawnServers(lab, lab.host);
-      spawnServers(lab, lab.external);
-      await tuneClient(lab.external);
-      await tuneClient(lab.host);
-      await waitListening(lab, lab.host, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await waitListening(lab, lab.external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await startServers(lab, { server: lab.host, client: lab.host });
       // IPv6 on the same uplink: host networking's IPv6 ÷ IPv4 is the kernel's own IPv6 cost, the bound for the datapaths'.
       await addUplink6(lab);
       s.targets = {
@@ -104,12 +94,7 @@ export class DirectVethSetup extends ReferenceSetup {
       await ensureAddress(srv, 'eth0', `${VETH_NET.server}/${VETH_NET.prefix}`);
       await setUp(ext, 'eth0');
       await setUp(srv, 'eth0');
-      spawnServers(lab, srv);
-      spawnServers(lab, ext);
-      await tuneClient(ext);
-      await tuneClient(srv);
-      await waitListening(lab, srv, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
-      await waitListening(lab, ext, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+      await startServers(lab, { server: srv, client: srv, external: ext });
       const toServer = { client: ext, address: VETH_NET.server, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf };
       s.targets = {
         published: toServer,

@@ -53,3 +53,18 @@ export async function waitListening(lab: Lab, ns: Netns, ports: readonly number[
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/**
+ * The servers of a setup's paths: both servers in `server` (published and same-network paths)
+ * and in `external` (egress; the lab's external namespace unless given), `client` and `external`
+ * tuned as clients; resolves once both listen.
+ */
+export async function startServers(lab: Lab, ns: { server: Netns; client: Netns; external?: Netns }): Promise<void> {
+  const external = ns.external ?? lab.external;
+  spawnServers(lab, ns.server);
+  spawnServers(lab, external);
+  await tuneClient(external);
+  await tuneClient(ns.client);
+  await waitListening(lab, ns.server, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+  await waitListening(lab, external, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
+}
