@@ -3,9 +3,7 @@
 // add` under the lab prefix, one held by an `unshare --net` process, reached as /proc/PID/ns/net)
 // under an interface name the caller chose; real traffic flows to and from a bpfnet sandbox on
 // the same network; leave and delete leave nothing behind. Both datapaths.
-import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
@@ -13,64 +11,48 @@ import { cliPath, projectRoot } from '../../src/paths.js';
 import { run, runRaw } from '../../src/system/exec.js';
 import type { Netns } from '../../src/system/ip.js';
 import { ECHO_SERVER, peerIp, ping, probe, sandboxIp, waitPort } from '../support/traffic.js';
+import { HarnessDaemon, type HarnessAnswer } from '../support/harness-daemon.js';
 
 const HARNESS = join(projectRoot, 'test', 'support', 'endpoint-daemon.mjs');
 
-interface Answer {
-  seq: number;
-  ok: boolean;
-  result?: { id: string; ipv4: string; hostIfname: string; ifname: string; mac: string } | null;
-  kind?: string;
-  message?: string;
+/** What the harness answers for an endpoint. */
+interface EndpointResult {
+  id: string;
+  ipv4: string;
+  hostIfname: string;
+  ifname: string;
+  mac: string;
 }
 
 /** The harness daemon: requests over stdin, answers over stdout, and its socket for the CLI. */
 class EndpointDaemon {
-  #seq = 0;
-  readonly #waiting = new Map<number, (a: Answer) => void>();
-  log = '';
-  constructor(
-    readonly child: ChildProcess,
-    readonly socket: string,
+  private constructor(
+    readonly daemon: HarnessDaemon<EndpointResult>,
     readonly instance: string,
   ) {}
 
   static async start(lab: Lab, datapath: string): Promise<EndpointDaemon> {
     const instance = `${lab.prefix}fe`;
-    const socket = join(lab.tmpDir(), 'fe.sock');
-    const flags = { root: join(lab.tmpDir(), 'fe-root'), socket, datapath, uplink: UPLINK.hostIf, instance };
-    const child = lab.spawn(lab.host, process.execPath, [HARNESS, JSON.stringify(flags)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const d = new EndpointDaemon(child, socket, instance);
-    child.stderr?.on('data', (b: Buffer) => (d.log += b.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        const msg = JSON.parse(line) as Answer & { ready?: boolean };
-        if (msg.ready) return resolve();
-        d.#waiting.get(msg.seq)?.(msg);
-        d.#waiting.delete(msg.seq);
-      });
-      child.once('exit', (code) => reject(new Error(`endpoint daemon exited (${code}):\n${d.log}`)));
-    });
-    return d;
+    const flags = { root: join(lab.tmpDir(), 'fe-root'), socket: join(lab.tmpDir(), 'fe.sock'), datapath, uplink: UPLINK.hostIf, instance };
+    return new EndpointDaemon(await HarnessDaemon.start<EndpointResult>(lab, lab.host, HARNESS, flags, 'endpoint daemon'), instance);
   }
 
-  call(op: string, args: Record<string, unknown>): Promise<Answer> {
-    const seq = ++this.#seq;
-    return new Promise((resolve) => {
-      this.#waiting.set(seq, resolve);
-      this.child.stdin!.write(JSON.stringify({ seq, op, args }) + '\n');
-    });
+  get socket(): string {
+    return this.daemon.socket;
   }
 
-  async ok(op: string, args: Record<string, unknown>): Promise<NonNullable<Answer['result']>> {
+  call(op: string, args: Record<string, unknown>): Promise<HarnessAnswer<EndpointResult>> {
+    return this.daemon.call(op, args);
+  }
+
+  async ok(op: string, args: Record<string, unknown>): Promise<EndpointResult> {
     const a = await this.call(op, args);
-    if (!a.ok) throw new Error(`${op} failed: ${a.message}\n${this.log}`);
+    if (!a.ok) throw new Error(`${op} failed: ${a.message}\n${this.daemon.log}`);
     return a.result!;
   }
 
   cli(...args: string[]): Promise<string> {
-    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
+    return this.daemon.cli(...args);
   }
 }
 

@@ -3,11 +3,10 @@
 // would hold for its sandboxes, which the test plays to the other hosts with `remote-add`.
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Lab } from '../../src/lab/lab.js';
-import { cliPath, projectRoot } from '../../src/paths.js';
-import { run } from '../../src/system/exec.js';
+import { projectRoot } from '../../src/paths.js';
 import { netns, type Netns } from '../../src/system/ip.js';
+import { HarnessDaemon } from './harness-daemon.js';
 
 const HARNESS = join(projectRoot, 'test', 'support', 'overlay-host.mjs');
 
@@ -22,18 +21,9 @@ export interface RemoteRecord {
   aliases: string[];
 }
 
-interface Answer {
-  seq: number;
-  ok: boolean;
-  message?: string;
-}
-
 /** One simulated host: its namespace, its uplink `up0` with its address (its VTEP) and its daemon. */
 export class OverlayHost {
-  #seq = 0;
-  readonly #waiting = new Map<number, (a: Answer) => void>();
-  log = '';
-  child?: ChildProcess;
+  #daemon?: HarnessDaemon;
   readonly socket: string;
 
   /** `nets`: the overlay networks the test made, by name, with their VNIs. */
@@ -47,34 +37,27 @@ export class OverlayHost {
     this.socket = join(lab.tmpDir(), `${name}.sock`);
   }
 
+  /** The daemon's process, once started. */
+  get child(): ChildProcess | undefined {
+    return this.#daemon?.child;
+  }
+
+  get log(): string {
+    return this.#daemon?.log ?? '';
+  }
+
   async start(): Promise<void> {
     const flags = { root: join(this.lab.tmpDir(), `${this.name}-root`), socket: this.socket, datapath: 'ebpf', uplink: 'up0', instance: `${this.lab.prefix}${this.name}` };
-    const child = this.lab.spawn(this.ns, process.execPath, [HARNESS, JSON.stringify(flags)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.stderr?.on('data', (b: Buffer) => (this.log += b.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const lines = createInterface({ input: child.stdout! });
-      lines.on('line', (line) => {
-        const msg = JSON.parse(line) as Answer & { ready?: boolean };
-        if (msg.ready) return resolve();
-        this.#waiting.get(msg.seq)?.(msg);
-        this.#waiting.delete(msg.seq);
-      });
-      child.once('exit', (code) => reject(new Error(`overlay host ${this.name} exited (${code}):\n${this.log}`)));
-    });
+    this.#daemon = await HarnessDaemon.start(this.lab, this.ns, HARNESS, flags, `overlay host ${this.name}`);
   }
 
   async call(op: string, args: unknown): Promise<void> {
-    const seq = ++this.#seq;
-    const a = await new Promise<Answer>((resolve) => {
-      this.#waiting.set(seq, resolve);
-      this.child!.stdin!.write(JSON.stringify({ seq, op, args }) + '\n');
-    });
+    const a = await this.#daemon!.call(op, args);
     if (!a.ok) throw new Error(`${op} on ${this.name} failed: ${a.message}\n${this.log}`);
   }
 
   cli(...args: string[]): Promise<string> {
-    return run(process.execPath, [cliPath, '-H', `unix://${this.socket}`, ...args]);
+    return this.#daemon!.cli(...args);
   }
 
   async sandboxNs(name: string): Promise<Netns> {
