@@ -28,7 +28,7 @@
 /* ovl_cfg[0]: the host's VXLAN device (0: no overlay network on this host yet). */
 struct overlay_config {
 	__u32 vxlan_ifindex;
-	__u32 flags;
+	__u32 flags;            /* unused, always 0: kept so that a pinned ovl_cfg keeps its layout */
 };
 
 /* ovl_net4: bridge ifindex of a local overlay network -> its VNI. */
@@ -194,7 +194,7 @@ static __always_inline int overlay_encap_direct(struct __sk_buff *skb, const str
 	h->ip.ttl = 64;
 	h->ip.protocol = IPPROTO_UDP;
 	h->ip.saddr = fib->ipv4_src;
-	h->ip.daddr = bpf_htonl(r->vtep); /* not fib->ipv4_dst: the lookup puts the gateway there */
+	h->ip.daddr = vtep; /* not fib->ipv4_dst: the lookup puts the gateway there */
 	h->ip.check = csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)&h->ip, sizeof(h->ip), 0));
 	h->udp.source = bpf_htons(OVERLAY_SPORT_MIN + (__u16)(((__u64)hash * (OVERLAY_SPORT_MAX - OVERLAY_SPORT_MIN)) >> 32));
 	h->udp.dest = bpf_htons(OVERLAY_VXLAN_PORT);

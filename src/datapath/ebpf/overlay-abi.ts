@@ -3,6 +3,7 @@
  */
 import { mac, pad, struct, u32 } from '../libbpf/codec.js';
 
+/** flags: unused, always 0 (kept so that a pinned map keeps its layout). */
 export const overlayConfig = struct({ vxlan_ifindex: u32, flags: u32 });
 export const overlayNet = struct({ vni: u32, pad: pad(4) });
 /** vtep: the remote host's underlay IPv4 as a host-byte-order number (bpf_tunnel_key's remote_ipv4). */
