@@ -3,7 +3,7 @@
  * takes names under /run/netns only, and a namespace handed in by a container engine has none.
  */
 import { run, runRaw } from '../system/exec.js';
-import { isNetnsFile } from '../system/ip.js';
+import { isNetnsFile } from '../system/nsfs.js';
 import { viaRtnl } from '../system/rtnl.js';
 
 /** The daemon's own namespace, as a path another namespace's `ip` can move an interface to. */

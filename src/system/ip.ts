@@ -8,8 +8,6 @@ import { CommandError, run, runRaw } from './exec.js';
 import { isNetnsFile } from './nsfs.js';
 import { addNetnsFile, deleteNetnsFile, netnsDirReady, viaRtnl } from './rtnl.js';
 
-export { isNetnsFile };
-
 const NETNS_DIR = '/run/netns';
 /** A named network namespace (/run/netns/NAME). */
 export interface Netns {
