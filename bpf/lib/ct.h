@@ -1,8 +1,9 @@
 /* Connection tracking for NAT: each flow is two entries (one per direction), created together;
  * the reply entry's key is the rewritten tuple turned around. A new flow lives in ct4_new (LRU)
  * until it is assured, then moves to ct4 (never evicted). A TCP flow closed by FIN both ways is
- * removed at its last packet (the ACK of the last FIN); one reset while open goes back to
- * ct4_new for its closed timeout. Timeouts follow the protocol and the
+ * removed at the packet that acknowledges the second of the two FINs, whichever side sends it
+ * (simultaneous closes included); one reset while open goes back to ct4_new for its closed
+ * timeout. Timeouts follow the protocol and the
  * TCP state; expired entries count as absent and the daemon removes them. Each assured flow is
  * charged to one sandbox (ct_owner4), and no sandbox may hold more than its quota of ct4. */
 #ifndef BPFNET_LIB_CT_H
@@ -80,29 +81,105 @@ static __always_inline __u8 ct_next_state(__u8 state, __u8 proto, __u8 tcp_flags
 		state |= CT_S_RST;
 	if (tcp_flags & TCP_FLAG_SYN)
 		state |= dir ? CT_S_SYNACK : CT_S_SYN;
-	if (tcp_flags & TCP_FLAG_FIN) {
-		int open = !ct_closed(state);
+	if (tcp_flags & TCP_FLAG_FIN)
 		state |= dir ? CT_S_FIN_REPLY : CT_S_FIN_ORIG;
-		if (open && dir && ct_closed(state))
-			state |= CT_S_FIN_LAST_REPLY;
-	}
 	return state;
 }
 
-/* The last packet of a flow that FIN closed both ways: the ACK of the last FIN, sent by the side
- * that closed first, or a reset after both FINs. Nothing legitimate follows it but the
- * retransmission of a FIN or ACK lost beyond the datapath, which then finds no flow and is
- * dropped (its sender gives up after its retries). A flow that is not closed never ends here,
- * so a forged packet from outside cannot end one: the reply side's FIN comes from the sandbox. */
-static __always_inline int ct_final_packet(__u8 was, __u8 proto, __u8 tcp_flags, __u8 dir)
+/* What a TCP segment says about the close of its flow: the sequence number just past its data
+ * and FIN (the acknowledgement that covers its FIN) and its own acknowledgement number. */
+struct tcp_close_seq {
+	__u32 end;
+	__u32 ack;
+};
+
+/* Reads them from the segment at l4_off whose IP packet ends at l3_end (offsets in skb), from
+ * the linear part of the packet, where parsing left its headers. */
+static __always_inline int tcp_close_seq_of(struct __sk_buff *skb, __u32 l4_off, __u32 l3_end, __u8 tcp_flags, struct tcp_close_seq *s)
 {
-	if (proto != IPPROTO_TCP || (was & CT_S_RST) || !ct_closed(was))
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	if (l4_off > 512)
+		return -1;
+	struct tcphdr *th = data + l4_off;
+	if ((void *)(th + 1) > data_end)
+		return -1;
+	__u32 hdr = th->doff * 4;
+	if (l3_end < l4_off + hdr)
+		return -1;
+	s->end = bpf_ntohl(th->seq) + (l3_end - l4_off - hdr) + !!(tcp_flags & TCP_FLAG_FIN) + !!(tcp_flags & TCP_FLAG_SYN);
+	s->ack = bpf_ntohl(th->ack_seq);
+	return 0;
+}
+
+/* The end of the IPv4 packet in skb (its total length after the Ethernet header); 0 if unreadable. */
+static __always_inline __u32 ipv4_end(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct iphdr *ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > (void *)(long)skb->data_end)
 		return 0;
-	if (tcp_flags & TCP_FLAG_RST)
-		return 1;
-	if ((tcp_flags & (TCP_FLAG_ACK | TCP_FLAG_FIN | TCP_FLAG_SYN)) != TCP_FLAG_ACK)
-		return 0;
-	return dir == ((was & CT_S_FIN_LAST_REPLY) ? 0 : 1);
+	return ETH_HLEN + bpf_ntohs(ip->tot_len);
+}
+
+/* Whether a TCP segment of a flow in state `state` needs its numbers read for the close: it
+ * carries a FIN, or a FIN was seen and this may acknowledge it. */
+static __always_inline int ct_reads_close_seq(__u8 proto, __u8 tcp_flags, __u8 state)
+{
+	return proto == IPPROTO_TCP && ((tcp_flags & TCP_FLAG_FIN) || (state & (CT_S_FIN_ORIG | CT_S_FIN_REPLY)));
+}
+
+/* An entry's kind, state, dir and fin_acked as the one word they share (its `bits`). */
+union ct_bits {
+	struct {
+		__u8 kind, state, dir, fin_acked;
+	};
+	__u32 bits;
+};
+
+/* Adds state and fin_acked bits to an entry (its `bits` word) with one atomic OR, and returns the
+ * word as it was: a flow's two directions run on different CPUs at once (FINs that cross), and a
+ * plain write of the byte by one would undo the other's. Bits are only ever added while an entry
+ * lives. */
+static __always_inline __u32 ct_add_bits(__u32 *bits, __u8 state, __u8 acked)
+{
+	union ct_bits add = { .bits = 0 };
+	add.state = state;
+	add.fin_acked = acked;
+	return add.bits ? __sync_fetch_and_or(bits, add.bits) : *bits;
+}
+
+/* Whether adding these bits to the original-direction entry, whose word was `old`, completed the
+ * close: both FINs seen and both acknowledged, and not both before. Every packet that adds bits
+ * adds them to both entries, so exactly one atomic OR on that entry completes it, whichever CPUs
+ * the last two ACKs ran on: the one that ends the flow. */
+static __always_inline int ct_close_completed(__u32 old, __u8 add_state, __u8 add_acked)
+{
+	union ct_bits was = { .bits = old };
+	__u8 both = CT_FIN_ACKED_ORIG | CT_FIN_ACKED_REPLY;
+	return add_acked && was.fin_acked != both && (was.fin_acked | add_acked) == both && ct_closed(was.state | add_state) &&
+	       !((was.state | add_state) & CT_S_RST);
+}
+
+/* The FINs acknowledged once a packet in direction dir has passed: its ACK covers the other
+ * direction's FIN when it reaches fin_ack (recorded, in this direction's entry, as that FIN
+ * passed). s is NULL when the segment's numbers were not read (no FIN on the flow yet). */
+static __always_inline __u8 ct_fins_acked(__u8 state, __u8 acked, __u32 fin_ack, __u8 dir, __u8 tcp_flags, const struct tcp_close_seq *s)
+{
+	__u8 other_fin = dir ? CT_S_FIN_ORIG : CT_S_FIN_REPLY;
+	if (s && (tcp_flags & TCP_FLAG_ACK) && (state & other_fin) && (__s32)(s->ack - fin_ack) >= 0)
+		acked |= dir ? CT_FIN_ACKED_ORIG : CT_FIN_ACKED_REPLY;
+	return acked;
+}
+
+/* A reset after both FINs: the last packet of a flow FIN closed both ways, as is the ACK that
+ * completes its close (ct_close_completed). Nothing legitimate follows either but the
+ * retransmission of a FIN or ACK lost beyond the datapath, which then finds no flow and is
+ * dropped (its sender gives up after its retries). A flow that is not closed never ends there,
+ * so a forged packet from outside cannot end one: one of the FINs comes from the sandbox. */
+static __always_inline int ct_reset_after_close(__u8 was, __u8 proto, __u8 tcp_flags)
+{
+	return proto == IPPROTO_TCP && (tcp_flags & TCP_FLAG_RST) && !(was & CT_S_RST) && ct_closed(was);
 }
 
 /* The state a flow reaches after a packet in direction dir, with CT_S_ASSURED once the original
@@ -163,6 +240,22 @@ static __always_inline int ct_lookup4(const struct pkt4 *p, __u8 hook, __u64 now
 	f->unconfirmed = 1;
 	f->e = bpf_map_lookup_elem(&ct4_new, &f->key);
 	return f->e && ct_usable(p, f->e, now);
+}
+
+/* Where the twin of an entry lives. */
+static __always_inline __u8 ct_twin_hook(__u8 kind, __u8 dir)
+{
+	switch (kind) {
+	case CT_SNAT:
+	case CT_ROUTED:
+		return dir ? CT_HOOK_CONTAINER : CT_HOOK_UPLINK;
+	case CT_DNAT:
+		return dir ? CT_HOOK_UPLINK : CT_HOOK_CONTAINER;
+	case CT_LOCAL:
+		return dir ? CT_HOOK_LOCAL : CT_HOOK_CONTAINER;
+	default:
+		return CT_HOOK_CONTAINER;
+	}
 }
 
 /* The key of an entry's twin: a reply to the rewritten packet. */
@@ -264,19 +357,18 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
 	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4_new, twin);
 	if (!t)
 		return; /* evicted half: the flow ends when its other half does */
-	struct ct_entry4 te = *t;
-	struct ct_entry4 me = *f->e;
-	__be32 owner = ct_owner_of4(&f->key, &me);
+	__be32 owner = ct_owner_of4(&f->key, f->e);
 	/* A key still in ct4 (an expired flow reused in place) already holds its slot and its charge:
 	 * replacing it adds nothing, so only a new key is checked against the quota and charged. */
 	int fresh = !bpf_map_lookup_elem(&ct4, &f->key);
 	if (fresh && ct_owner_at_quota(owner))
 		return;
-	if (bpf_map_update_elem(&ct4, &f->key, &me, BPF_ANY) < 0) {
+	/* Straight from one table to the other: no copy on the stack, which ct_touch4 keeps small. */
+	if (bpf_map_update_elem(&ct4, &f->key, f->e, BPF_ANY) < 0) {
 		ct_refuse_new_for(now + CT_REFUSE_NS);
 		return;
 	}
-	if (bpf_map_update_elem(&ct4, twin, &te, BPF_ANY) < 0) {
+	if (bpf_map_update_elem(&ct4, twin, t, BPF_ANY) < 0) {
 		bpf_map_delete_elem(&ct4, &f->key);
 		ct_refuse_new_for(now + CT_REFUSE_NS);
 		return;
@@ -320,27 +412,49 @@ static __always_inline void ct_forget4(const struct ct_found *f, const struct ct
 
 /* Moves a flow's state and expiry forward after a packet matched it; updates the twin too when
  * the state changed or the expiry is more than a second stale, so per-packet writes stay rare.
- * A flow that becomes assured moves to ct4; a flow's last packet removes it. */
-static __always_inline void ct_touch4(const struct ct_found *f, const struct pkt4 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
+ * A flow that becomes assured moves to ct4; a flow's last packet removes it. A frame of its own:
+ * the hooks' stacks must leave room for the overlay's calls. */
+BPFNET_NOINLINE void ct_touch4(struct __sk_buff *skb, const struct ct_found *f, const struct pkt4 *p, const struct dp_config *cfg, __u64 now)
 {
 	struct ct_entry4 *e = f->e;
 	__u8 was = e->state;
-	if (ct_final_packet(was, p->t.proto, p->tcp_flags, e->dir)) {
+	__u8 dir = e->dir;
+	__u8 twin_hook = ct_twin_hook(e->kind, dir);
+	if (ct_reset_after_close(was, p->t.proto, p->tcp_flags)) {
 		struct ct_key4 twin = ct_twin_key(e, p->t.proto, twin_hook);
 		ct_forget4(f, &twin);
 		return;
 	}
-	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, e->dir);
+	__u8 acked = e->fin_acked;
+	__u32 fin_end = 0; /* this segment's FIN: what the other side's ACK must reach to cover it */
+	struct tcp_close_seq s;
+	if (ct_reads_close_seq(p->t.proto, p->tcp_flags, was) && tcp_close_seq_of(skb, p->l4_off, ipv4_end(skb), p->tcp_flags, &s) == 0) {
+		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, &s);
+		if (p->tcp_flags & TCP_FLAG_FIN)
+			fin_end = s.end;
+	}
+	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
-	if (state == was && expires < e->expires + NSEC_PER_SEC)
+	__u8 add_state = state & ~was;
+	__u8 add_acked = acked & ~e->fin_acked;
+	if (!add_state && !add_acked && expires < e->expires + NSEC_PER_SEC)
 		return;
-	e->state = state;
+	/* The ACK that completes the close ends the flow, decided on the original-direction entry
+	 * (without a twin, the flow ends when its remaining half expires). */
+	int completed = ct_close_completed(ct_add_bits(&e->bits, add_state, add_acked), add_state, add_acked) && !dir;
 	e->expires = expires;
 	struct ct_key4 twin = ct_twin_key(e, p->t.proto, twin_hook);
 	struct ct_entry4 *t = f->unconfirmed ? bpf_map_lookup_elem(&ct4_new, &twin) : bpf_map_lookup_elem(&ct4, &twin);
 	if (t) {
-		t->state = state;
+		if (ct_close_completed(ct_add_bits(&t->bits, add_state, add_acked), add_state, add_acked) && dir)
+			completed = 1;
 		t->expires = expires;
+		if (fin_end && (add_state & (CT_S_FIN_ORIG | CT_S_FIN_REPLY)))
+			t->fin_ack = fin_end;
+	}
+	if (completed) {
+		ct_forget4(f, &twin);
+		return;
 	}
 	if (f->unconfirmed) {
 		if ((state & CT_S_ASSURED) && !ct_closed(state))
@@ -429,7 +543,7 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	struct ct_entry4 orig = {
 		.saddr = n->saddr, .daddr = n->daddr, .sport = n->sport, .dport = n->dport,
-		.deliver = n->orig_deliver, .kind = n->kind, .state = state, .dir = 0, .pad = 0, .expires = expires,
+		.deliver = n->orig_deliver, .kind = n->kind, .state = state, .dir = 0, .fin_acked = 0, .fin_ack = 0, .expires = expires,
 	};
 	struct ct_key4 ok = p->t;
 	ok.hook = n->orig_hook;
@@ -437,7 +551,7 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 		return CT_QUOTA;
 	struct ct_entry4 reply = {
 		.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
-		.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .pad = 0, .expires = expires,
+		.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .fin_acked = 0, .fin_ack = 0, .expires = expires,
 	};
 	struct ct_key4 rk = { .saddr = n->daddr, .daddr = n->saddr, .sport = n->dport, .dport = n->sport, .proto = p->t.proto, .hook = n->reply_hook, .pad = 0 };
 	int err = -17;

@@ -179,26 +179,58 @@ static __always_inline void ct_demote6(const struct ct6_found *f, const struct c
 	ct6_remove_dead(twin);
 }
 
-static __always_inline void ct_touch6(const struct ct6_found *f, const struct pkt6 *p, const struct dp_config *cfg, __u64 now, __u8 twin_hook)
+/* The end of the IPv6 packet in skb (fixed header plus payload length); 0 if unreadable. */
+static __always_inline __u32 ipv6_end(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	if ((void *)(ip6 + 1) > (void *)(long)skb->data_end)
+		return 0;
+	return ETH_HLEN + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+}
+
+/* ct_touch4 for ct6 (inline: ct_follow6 is a frame of its own). */
+static __always_inline void ct_touch6(struct __sk_buff *skb, const struct ct6_found *f, const struct pkt6 *p, const struct dp_config *cfg, __u64 now)
 {
 	struct ct_entry6 *e = f->e;
 	__u8 was = e->state;
-	if (ct_final_packet(was, p->t.proto, p->tcp_flags, e->dir)) {
+	__u8 dir = e->dir;
+	__u8 twin_hook = ct_twin_hook(e->kind, dir);
+	if (ct_reset_after_close(was, p->t.proto, p->tcp_flags)) {
 		struct ct_key6 twin = ct6_twin_key(e, p->t.proto, twin_hook);
 		ct_forget6(f, &twin);
 		return;
 	}
-	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, e->dir);
+	__u8 acked = e->fin_acked;
+	__u32 fin_end = 0; /* this segment's FIN: what the other side's ACK must reach to cover it */
+	struct tcp_close_seq s;
+	if (ct_reads_close_seq(p->t.proto, p->tcp_flags, was) && tcp_close_seq_of(skb, p->l4_off, ipv6_end(skb), p->tcp_flags, &s) == 0) {
+		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, &s);
+		if (p->tcp_flags & TCP_FLAG_FIN)
+			fin_end = s.end;
+	}
+	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
-	if (state == was && expires < e->expires + NSEC_PER_SEC)
+	__u8 add_state = state & ~was;
+	__u8 add_acked = acked & ~e->fin_acked;
+	if (!add_state && !add_acked && expires < e->expires + NSEC_PER_SEC)
 		return;
-	e->state = state;
+	/* The ACK that completes the close ends the flow, decided on the original-direction entry
+	 * (without a twin, the flow ends when its remaining half expires). */
+	int completed = ct_close_completed(ct_add_bits(&e->bits, add_state, add_acked), add_state, add_acked) && !dir;
 	e->expires = expires;
 	struct ct_key6 twin = ct6_twin_key(e, p->t.proto, twin_hook);
 	struct ct_entry6 *t = f->unconfirmed ? bpf_map_lookup_elem(&ct6_new, &twin) : bpf_map_lookup_elem(&ct6, &twin);
 	if (t) {
-		t->state = state;
+		if (ct_close_completed(ct_add_bits(&t->bits, add_state, add_acked), add_state, add_acked) && dir)
+			completed = 1;
 		t->expires = expires;
+		if (fin_end && (add_state & (CT_S_FIN_ORIG | CT_S_FIN_REPLY)))
+			t->fin_ack = fin_end;
+	}
+	if (completed) {
+		ct_forget6(f, &twin);
+		return;
 	}
 	if (f->unconfirmed) {
 		if ((state & CT_S_ASSURED) && !ct_closed(state))
@@ -295,7 +327,8 @@ static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new
 	orig->kind = n->kind;
 	orig->state = state;
 	orig->dir = 0;
-	orig->pad = 0;
+	orig->fin_acked = 0;
+	orig->fin_ack = 0;
 	orig->expires = expires;
 	if (ct6_owner_at_quota(ct_kind_from_sandbox(n->kind) ? &p->t.saddr : &n->daddr))
 		return CT_QUOTA;
@@ -307,7 +340,7 @@ static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new
 	} u = {
 		.reply = {
 			.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
-			.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .pad = 0, .expires = expires,
+			.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .fin_acked = 0, .fin_ack = 0, .expires = expires,
 		},
 	};
 	struct ct_key6 rk = { .saddr = n->daddr, .daddr = n->saddr, .sport = n->dport, .dport = n->sport, .proto = p->t.proto, .hook = n->reply_hook, .pad = 0 };

@@ -22,22 +22,6 @@ static __always_inline struct port_target *port_lookup4(__be32 addr, __be16 port
 	return bpf_map_lookup_elem(&ports4, &k);
 }
 
-/* Where the twin of an entry lives. */
-static __always_inline __u8 ct_twin_hook(__u8 kind, __u8 dir)
-{
-	switch (kind) {
-	case CT_SNAT:
-	case CT_ROUTED:
-		return dir ? CT_HOOK_CONTAINER : CT_HOOK_UPLINK;
-	case CT_DNAT:
-		return dir ? CT_HOOK_UPLINK : CT_HOOK_CONTAINER;
-	case CT_LOCAL:
-		return dir ? CT_HOOK_LOCAL : CT_HOOK_CONTAINER;
-	default:
-		return CT_HOOK_CONTAINER;
-	}
-}
-
 static __always_inline int tc_exit(__u32 stats_slot, int verdict, const struct pkt4 *p)
 {
 	if (verdict > DROP_BASE)
@@ -84,7 +68,7 @@ static __always_inline int ct_follow4(struct __sk_buff *skb, const struct pkt4 *
 		return CT_NO_FLOW;
 	/* Copied first: promotion may free the slot f.e points into. */
 	struct ct_entry4 e = *f.e;
-	ct_touch4(&f, p, cfg, now, ct_twin_hook(e.kind, e.dir));
+	ct_touch4(skb, &f, p, cfg, now);
 	flowlog_count4(cfg, p, hook, skb->len);
 	return ct_apply4(skb, p, &e, cfg, from_ingress);
 }

@@ -165,10 +165,12 @@ BPFNET_NOINLINE int ct_follow6(struct __sk_buff *skb, const struct pkt6 *p, __u8
 	struct ct6_found f;
 	if (!ct_lookup6(p, hook, now, &f))
 		return CT_NO_FLOW;
-	struct ct_entry6 e = *f.e;
-	ct_touch6(&f, p, cfg, now, ct_twin_hook(e.kind, e.dir));
+	/* Applied before the flow moves on: the move may take the entry f.e points into out of its
+	 * table (promotion, the last packet), and a copy would not fit the stack. */
+	int verdict = ct_apply6(skb, p, f.e, cfg, from_ingress);
+	ct_touch6(skb, &f, p, cfg, now);
 	flowlog_count6(cfg, &f.key, skb->len);
-	return ct_apply6(skb, p, &e, cfg, from_ingress);
+	return verdict;
 }
 
 BPFNET_NOINLINE int ct_start6(struct __sk_buff *skb, const struct pkt6 *p, const struct ct6_new_flow *n, const struct dp_config *cfg, __u64 now, int from_ingress)

@@ -141,10 +141,16 @@ struct ct_entry4 {
 	__be16 sport;
 	__be16 dport;
 	__u32 deliver;          /* host veth ifindex to redirect into, or a CT_DELIVER_* */
-	__u8 kind;              /* enum ct_kind */
-	__u8 state;             /* CT_S_* bits seen so far (shared by both twins) */
-	__u8 dir;               /* 0: the flow's original direction, 1: reply */
-	__u8 pad;
+	union {
+		struct {
+			__u8 kind;      /* enum ct_kind */
+			__u8 state;     /* CT_S_* bits seen so far (shared by both twins) */
+			__u8 dir;       /* 0: the flow's original direction, 1: reply */
+			__u8 fin_acked; /* CT_FIN_ACKED_* bits: whose FIN the other side acknowledged (both twins) */
+		};
+		__u32 bits;             /* the four above as one word: new state bits are set by atomic OR */
+	};
+	__u32 fin_ack;          /* the acknowledgement number, in this entry's direction, that covers the other direction's FIN */
 	__u64 expires;          /* CLOCK_MONOTONIC ns */
 };
 
@@ -166,10 +172,16 @@ struct ct_entry6 {
 	__be16 sport;
 	__be16 dport;
 	__u32 deliver;
-	__u8 kind;
-	__u8 state;
-	__u8 dir;
-	__u8 pad;
+	union {
+		struct {
+			__u8 kind;
+			__u8 state;
+			__u8 dir;
+			__u8 fin_acked;
+		};
+		__u32 bits;
+	};
+	__u32 fin_ack;
 	__u64 expires;
 };
 
@@ -191,7 +203,9 @@ enum ct_kind {
 #define CT_S_RST (1U << 4)
 #define CT_S_REPLIED (1U << 5)
 #define CT_S_ASSURED (1U << 6)  /* the original side spoke again after a reply: a real conversation */
-#define CT_S_FIN_LAST_REPLY (1U << 7) /* FIN both ways, the reply side's last: the original side sends the final ACK */
+/* ct_entry fin_acked: a FIN whose acknowledgement passed; both set, the flow is over. */
+#define CT_FIN_ACKED_ORIG (1U << 0)
+#define CT_FIN_ACKED_REPLY (1U << 1)
 
 /* stats4: host veth ifindex (0: the uplink) -> counters (per CPU). */
 struct ep_stats {

@@ -62,7 +62,7 @@ export const NetFlags = { ICC: 1, INTERNAL: 2, MASQUERADE: 4, MORE_SUBNETS6: 8 }
 export const CtHook = { CONTAINER: 1, UPLINK: 2, LOCAL: 3 } as const;
 export const CtKind = { SNAT: 1, DNAT: 2, HAIRPIN: 3, LOCAL: 4, ROUTED: 5 } as const;
 /** ct_entry4.state bits. */
-export const CtState = { SYN: 1, SYNACK: 2, FIN_ORIG: 4, FIN_REPLY: 8, RST: 16, REPLIED: 32, ASSURED: 64, FIN_LAST_REPLY: 128 } as const;
+export const CtState = { SYN: 1, SYNACK: 2, FIN_ORIG: 4, FIN_REPLY: 8, RST: 16, REPLIED: 32, ASSURED: 64 } as const;
 export const CtDeliver = { ROUTE: 0, LOCAL: 1 } as const;
 /** Stats slots that are not host veths. */
 export const StatsSlot = { UPLINK: 0, HOST: 1 } as const;
@@ -107,7 +107,8 @@ export const ctEntry6 = struct({
   kind: u8,
   state: u8,
   dir: u8,
-  pad: pad(1),
+  fin_acked: u8,
+  fin_ack: u32,
   expires: u64n,
 });
 
@@ -124,7 +125,8 @@ export const ctEntry4 = struct({
   kind: u8,
   state: u8,
   dir: u8,
-  pad: pad(1),
+  fin_acked: u8,
+  fin_ack: u32,
   expires: u64n,
 });
 

@@ -217,12 +217,15 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
     expect(entries.length % 2).toBe(0);
   });
 
-  it('removes a flow closed by FIN both ways at the ACK of the last FIN, whichever side closed first; a reset one waits in the LRU', () => {
+  it('removes a flow closed by FIN both ways at the packet that acknowledges the second FIN, whichever side closed first or both at once; a reset one waits in the LRU', () => {
     const tables = [DatapathMaps.conntrack, DatapathMaps.conntrackNew].map((name) => objects[0].map(name, ctKey4, ctEntry4));
     const A = TOPO.endpoints.A;
     type Flag = 'syn' | 'ack' | 'fin' | 'rst';
-    const fromA = (sport: number, flags: Flag[]) => run({ program: 'from_container', endpoint: 'A' }, { srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'tcp', sport, dport: 80, flags });
-    const toA = (port: number, flags: Flag[]) => run({ program: 'from_uplink' }, { srcMac: REMOTE_MAC, dstMac: UPLINK_MAC, src: TOPO.remote, dst: TOPO.uplink, proto: 'tcp', sport: 80, dport: port, flags });
+    type Seq = { seq?: number; ackNum?: number };
+    const fromA = (sport: number, flags: Flag[], n: Seq = {}) =>
+      run({ program: 'from_container', endpoint: 'A' }, { srcMac: A.mac, dstMac: '02:42:0a:01:00:01', src: A.ip, dst: TOPO.remote, proto: 'tcp', sport, dport: 80, flags, ...n });
+    const toA = (port: number, flags: Flag[], n: Seq = {}) =>
+      run({ program: 'from_uplink' }, { srcMac: REMOTE_MAC, dstMac: UPLINK_MAC, src: TOPO.remote, dst: TOPO.uplink, proto: 'tcp', sport: 80, dport: port, flags, ...n });
     /** The entries (in ct4, in ct4_new) of the flow whose masquerade port is `port`. */
     const held = (port: number) =>
       tables.map((t) => t.entries().filter(([k, e]) => (k.daddr === TOPO.remote && k.saddr === A.ip ? e.sport === port : k.saddr === TOPO.remote && k.dport === port)).length);
@@ -253,6 +256,24 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
       expect(held(p2)).toEqual([2, 0]);
       expect(toA(p2, ['ack']).retval).toBe(7);
       expect(held(p2)).toEqual([0, 0]);
+      // Both close at once (their FINs cross, neither acknowledging the other's): each side then
+      // acknowledges the other's FIN, and only the second of those ACKs ends the flow. The sandbox's
+      // data ends at 1000 (its FIN is 1000, acknowledged by 1001), the remote's at 2000.
+      const p4 = open(5104);
+      expect(fromA(5104, ['fin', 'ack'], { seq: 1000, ackNum: 2000 }).retval).toBe(7);
+      expect(toA(p4, ['fin', 'ack'], { seq: 2000, ackNum: 1000 }).retval).toBe(7);
+      expect(fromA(5104, ['ack'], { seq: 1001, ackNum: 2001 }).retval).toBe(7); // covers the remote's FIN only
+      expect(held(p4)).toEqual([2, 0]);
+      expect(toA(p4, ['ack'], { seq: 2001, ackNum: 1001 }).retval).toBe(7); // …the remote's ACK of the sandbox's FIN still passes
+      expect(held(p4)).toEqual([0, 0]);
+      // An ACK short of the FIN it follows (data still unacknowledged) ends nothing either.
+      const p5 = open(5105);
+      expect(toA(p5, ['fin', 'ack'], { seq: 2000, ackNum: 1000 }).retval).toBe(7);
+      expect(fromA(5105, ['fin', 'ack'], { seq: 1000, ackNum: 2001 }).retval).toBe(7);
+      expect(toA(p5, ['ack'], { seq: 2001, ackNum: 1000 }).retval).toBe(7);
+      expect(held(p5)).toEqual([2, 0]);
+      expect(toA(p5, ['ack'], { seq: 2001, ackNum: 1001 }).retval).toBe(7);
+      expect(held(p5)).toEqual([0, 0]);
       // A reset while open may be forged and ignored by the ends: the flow waits out the closed timeout in the LRU.
       const p3 = open(5103);
       expect(toA(p3, ['rst']).retval).toBe(7);

@@ -34,7 +34,7 @@ describe('connection-table GC', () => {
   });
 
   const key = (sport: number): Key => ({ saddr: '10.1.0.2', daddr: '198.18.0.2', sport, dport: 80, proto: 6, hook: 1 });
-  const entry = (expires: bigint): Entry => ({ saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 40000, dport: 80, deliver: 0, kind: CtKind.SNAT, state: 1, dir: 0, expires });
+  const entry = (expires: bigint): Entry => ({ saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 40000, dport: 80, deliver: 0, kind: CtKind.SNAT, state: 1, dir: 0, fin_acked: 0, fin_ack: 0, expires });
 
   it('keeps a key that became live between its dump and its deletion, and removes what is still expired', () => {
     const now = monotonicNs();

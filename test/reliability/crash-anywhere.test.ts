@@ -127,7 +127,7 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
         ports.set({ addr: '0.0.0.0', port: 65001, proto: 17 }, { addr: '172.17.0.77', port: 1 });
         ports.close();
         const ct = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ct4`, ctKey4, ctEntry4);
-        ct.set({ saddr: '172.17.0.78', daddr: '198.18.0.2', sport: 1000, dport: 7000, proto: 6, hook: 0 }, { saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 1000, dport: 7000, deliver: 0, kind: 0, state: 0, dir: 0, expires: 0n });
+        ct.set({ saddr: '172.17.0.78', daddr: '198.18.0.2', sport: 1000, dport: 7000, proto: 6, hook: 0 }, { saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 1000, dport: 7000, deliver: 0, kind: 0, state: 0, dir: 0, fin_acked: 0, fin_ack: 0, expires: 0n });
         ct.close();
         planted.push(/ports4 entry 17 0\.0\.0\.0:65001 exists/, /ct4 entries for 172\.17\.0\.78/);
       }
