@@ -161,13 +161,13 @@ static __always_inline int ct_close_completed(__u32 old, __u8 add_state, __u8 ad
 	       !((was.state | add_state) & CT_S_RST);
 }
 
-/* The FINs acknowledged once a packet in direction dir has passed: its ACK covers the other
- * direction's FIN when it reaches fin_ack (recorded, in this direction's entry, as that FIN
- * passed). s is NULL when the segment's numbers were not read (no FIN on the flow yet). */
-static __always_inline __u8 ct_fins_acked(__u8 state, __u8 acked, __u32 fin_ack, __u8 dir, __u8 tcp_flags, const struct tcp_close_seq *s)
+/* The FINs acknowledged once a segment in direction dir, acknowledging `ack`, has passed: it
+ * covers the other direction's FIN when it reaches fin_ack (recorded, in this direction's entry,
+ * as that FIN passed). */
+static __always_inline __u8 ct_fins_acked(__u8 state, __u8 acked, __u32 fin_ack, __u8 dir, __u8 tcp_flags, __u32 ack)
 {
 	__u8 other_fin = dir ? CT_S_FIN_ORIG : CT_S_FIN_REPLY;
-	if (s && (tcp_flags & TCP_FLAG_ACK) && (state & other_fin) && (__s32)(s->ack - fin_ack) >= 0)
+	if ((tcp_flags & TCP_FLAG_ACK) && (state & other_fin) && (__s32)(ack - fin_ack) >= 0)
 		acked |= dir ? CT_FIN_ACKED_ORIG : CT_FIN_ACKED_REPLY;
 	return acked;
 }
@@ -429,7 +429,7 @@ BPFNET_NOINLINE void ct_touch4(struct __sk_buff *skb, const struct ct_found *f, 
 	__u32 fin_end = 0; /* this segment's FIN: what the other side's ACK must reach to cover it */
 	struct tcp_close_seq s;
 	if (ct_reads_close_seq(p->t.proto, p->tcp_flags, was) && tcp_close_seq_of(skb, p->l4_off, ipv4_end(skb), p->tcp_flags, &s) == 0) {
-		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, &s);
+		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, s.ack);
 		if (p->tcp_flags & TCP_FLAG_FIN)
 			fin_end = s.end;
 	}

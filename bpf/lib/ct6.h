@@ -205,7 +205,7 @@ static __always_inline void ct_touch6(struct __sk_buff *skb, const struct ct6_fo
 	__u32 fin_end = 0; /* this segment's FIN: what the other side's ACK must reach to cover it */
 	struct tcp_close_seq s;
 	if (ct_reads_close_seq(p->t.proto, p->tcp_flags, was) && tcp_close_seq_of(skb, p->l4_off, ipv6_end(skb), p->tcp_flags, &s) == 0) {
-		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, &s);
+		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, s.ack);
 		if (p->tcp_flags & TCP_FLAG_FIN)
 			fin_end = s.end;
 	}

@@ -10,7 +10,8 @@ import { LabDaemon } from '../../src/lab/daemon.js';
 import { bridgeName, hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
-import { CtState, ctEntry4, ctKey4, portKey, portTarget } from '../../src/datapath/abi.js';
+import { CtState, ctEntry4, ctEntry6, ctKey4, ctKey6, portKey, portTarget } from '../../src/datapath/abi.js';
+import type { Codec } from '../../src/datapath/libbpf/codec.js';
 import { link } from '../../src/system/ip.js';
 import { cliPath, projectRoot } from '../../src/paths.js';
 import { api } from '../support/api.js';
@@ -19,6 +20,9 @@ import { ECHO_SERVER, echoServer, peerIp, ping, probe, sandboxIp, sandboxNs, wai
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
 /** The benchmark's C HTTP server (the bootstrap builds it): it closes after answering a `Connection: close` request. */
 const HTTPD = join(projectRoot, 'build', 'bench', 'httpd');
+/** The uplink's IPv6 addresses (the simulated host's and the external client's). */
+const HOST6 = 'fd00:18::1';
+const EXT6 = 'fd00:18::2';
 
 async function waitListening(lab: Lab, d: LabDaemon, name: string, port: number): Promise<void> {
   await waitPort(lab, await sandboxNs(d, name), '127.0.0.1', port);
@@ -35,6 +39,10 @@ describe('the ebpf datapath', () => {
 
   beforeAll(async () => {
     lab = await Lab.create();
+    // The uplink's IPv6 first: the daemon reads its uplink's addresses at start.
+    await lab.exec(lab.host, 'ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
+    await lab.exec(lab.external, 'ip', ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
+    await lab.exec(lab.host, 'ip', ['-6', 'route', 'add', 'default', 'via', EXT6]);
     d = await LabDaemon.start(lab, { datapath: 'ebpf' });
     await d.bpfnet('network', 'create', '--subnet', '10.40.0.0/24', 'fast');
     await d.bpfnet('run', '-d', '--name', 's1', '--network', 'fast');
@@ -130,26 +138,32 @@ describe('the ebpf datapath', () => {
     // at the second of those ACKs. Ending it at the first dropped the other side's ACK and left
     // the client retransmitting its FIN; a state update lost between the CPUs left flows half
     // closed in the table, where a new connection on the same ports met them.
-    await d.bpfnet('run', '-d', '--name', 'web', '--network', 'fast', '-p', '8090:80', '--', HTTPD, '80');
+    await d.bpfnet('network', 'create', '--ipv6', '--subnet', '10.41.0.0/24', '--subnet', 'fd00:41::/64', 'dual');
+    await d.bpfnet('run', '-d', '--name', 'web', '--network', 'dual', '-p', '8090:80', '--', HTTPD, '80');
     await waitListening(lab, d, 'web', 80);
-    const out = await lab.exec(lab.external, 'wrk', ['-t', '1', '-c', '32', '-d', '3s', '-H', 'Connection: close', `http://${UPLINK.hostAddress}:8090/`]);
-    const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
-    expect(requests).toBeGreaterThan(3000);
-    // Every client socket closes (TIME-WAIT aside) once its last ACK got through.
-    const open = async () => (await lab.exec(lab.external, 'ss', ['-Htn', 'state', 'all', 'dport', '=', ':8090'])).split('\n').filter((l) => l.trim() && !l.startsWith('TIME-WAIT'));
-    for (let i = 0; i < 30 && (await open()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await open()).toEqual([]);
+    const settings = JSON.parse(await d.bpfnet('inspect', 'web'))[0].NetworkSettings.Networks.dual as { IPAddress: string; GlobalIPv6Address: string };
+    for (const [host, family] of [[UPLINK.hostAddress, 4], [`[${HOST6}]`, 6]] as const) {
+      const out = await lab.exec(lab.external, 'wrk', ['-t', '1', '-c', '32', '-d', '3s', '-H', 'Connection: close', `http://${host}:8090/`]);
+      const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
+      expect(requests, `IPv${family}`).toBeGreaterThan(3000);
+      // Every client socket closes (TIME-WAIT aside) once its last ACK got through.
+      const open = async () => (await lab.exec(lab.external, 'ss', ['-Htn', 'state', 'all', 'dport', '=', ':8090'])).split('\n').filter((l) => l.trim() && !l.startsWith('TIME-WAIT'));
+      for (let i = 0; i < 30 && (await open()).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await open(), `IPv${family}`).toEqual([]);
+    }
     // Nothing is left of them in the tables but flows wrk reset as it stopped, which wait out
     // their closed timeout in the LRU (a reset may be forged).
-    const webIp = await sandboxIp(d, 'web', 'fast');
-    const tables = ['ct4', 'ct4_new'].map((name) => BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/${name}`, ctKey4, ctEntry4));
-    try {
-      const [assured, young] = tables.map((m) => m.entries().filter(([k, e]) => k.proto === 6 && (k.saddr === webIp || e.daddr === webIp)));
-      expect(assured).toEqual([]);
-      expect(young.filter(([, e]) => !(e.state & CtState.RST))).toEqual([]);
-    } finally {
-      for (const m of tables) m.close();
-    }
+    const left = <K extends { saddr: string; proto: number }, E extends { daddr: string; state: number }>(names: string[], key: Codec<K>, entry: Codec<E>, addr: string) => {
+      const tables = names.map((name) => BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/${name}`, key, entry));
+      try {
+        const [assured, young] = tables.map((m) => m.entries().filter(([k, e]) => k.proto === 6 && (k.saddr === addr || e.daddr === addr)));
+        return { assured, young: young.filter(([, e]) => !(e.state & CtState.RST)) };
+      } finally {
+        for (const m of tables) m.close();
+      }
+    };
+    expect(left(['ct4', 'ct4_new'], ctKey4, ctEntry4, settings.IPAddress)).toEqual({ assured: [], young: [] });
+    expect(left(['ct6', 'ct6_new'], ctKey6, ctEntry6, settings.GlobalIPv6Address)).toEqual({ assured: [], young: [] });
   }, 60_000);
 
   it('keeps forwarding across kill -9 of the daemon and reconciles its maps on restart', async () => {
