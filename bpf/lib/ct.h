@@ -122,6 +122,16 @@ static __always_inline __u32 ipv4_end(struct __sk_buff *skb)
 	return ETH_HLEN + bpf_ntohs(ip->tot_len);
 }
 
+/* The end of the IPv6 packet in skb (fixed header plus payload length); 0 if unreadable. */
+static __always_inline __u32 ipv6_end(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	if ((void *)(ip6 + 1) > (void *)(long)skb->data_end)
+		return 0;
+	return ETH_HLEN + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+}
+
 /* Whether a TCP segment of a flow in state `state` needs its numbers read for the close: it
  * carries a FIN, or a FIN was seen and this may acknowledge it. */
 static __always_inline int ct_reads_close_seq(__u8 proto, __u8 tcp_flags, __u8 state)
@@ -170,6 +180,21 @@ static __always_inline __u8 ct_fins_acked(__u8 state, __u8 acked, __u32 fin_ack,
 	if ((tcp_flags & TCP_FLAG_ACK) && (state & other_fin) && (__s32)(ack - fin_ack) >= 0)
 		acked |= dir ? CT_FIN_ACKED_ORIG : CT_FIN_ACKED_REPLY;
 	return acked;
+}
+
+/* What a segment in direction dir does to its flow's close: the FINs acknowledged once it has
+ * passed (from the entry's state `was`, its fin_acked and fin_ack), and in *fin_end what the
+ * other side's ACK must reach to cover this segment's own FIN (0: it carries none). */
+static __always_inline __u8 ct_close_step(struct __sk_buff *skb, __u32 l4_off, int ipv6, __u8 proto, __u8 tcp_flags, __u8 was, __u8 acked, __u32 fin_ack,
+					  __u8 dir, __u32 *fin_end)
+{
+	struct tcp_close_seq s;
+	*fin_end = 0;
+	if (!ct_reads_close_seq(proto, tcp_flags, was) || tcp_close_seq_of(skb, l4_off, ipv6 ? ipv6_end(skb) : ipv4_end(skb), tcp_flags, &s) < 0)
+		return acked;
+	if (tcp_flags & TCP_FLAG_FIN)
+		*fin_end = s.end;
+	return ct_fins_acked(was, acked, fin_ack, dir, tcp_flags, s.ack);
 }
 
 /* A reset after both FINs: the last packet of a flow FIN closed both ways, as is the ACK that
@@ -425,14 +450,8 @@ BPFNET_NOINLINE void ct_touch4(struct __sk_buff *skb, const struct ct_found *f, 
 		ct_forget4(f, &twin);
 		return;
 	}
-	__u8 acked = e->fin_acked;
-	__u32 fin_end = 0; /* this segment's FIN: what the other side's ACK must reach to cover it */
-	struct tcp_close_seq s;
-	if (ct_reads_close_seq(p->t.proto, p->tcp_flags, was) && tcp_close_seq_of(skb, p->l4_off, ipv4_end(skb), p->tcp_flags, &s) == 0) {
-		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, s.ack);
-		if (p->tcp_flags & TCP_FLAG_FIN)
-			fin_end = s.end;
-	}
+	__u32 fin_end;
+	__u8 acked = ct_close_step(skb, p->l4_off, 0, p->t.proto, p->tcp_flags, was, e->fin_acked, e->fin_ack, dir, &fin_end);
 	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	__u8 add_state = state & ~was;

@@ -179,16 +179,6 @@ static __always_inline void ct_demote6(const struct ct6_found *f, const struct c
 	ct6_remove_dead(twin);
 }
 
-/* The end of the IPv6 packet in skb (fixed header plus payload length); 0 if unreadable. */
-static __always_inline __u32 ipv6_end(struct __sk_buff *skb)
-{
-	void *data = (void *)(long)skb->data;
-	struct ipv6hdr *ip6 = data + ETH_HLEN;
-	if ((void *)(ip6 + 1) > (void *)(long)skb->data_end)
-		return 0;
-	return ETH_HLEN + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-}
-
 /* ct_touch4 for ct6 (inline: ct_follow6 is a frame of its own). */
 static __always_inline void ct_touch6(struct __sk_buff *skb, const struct ct6_found *f, const struct pkt6 *p, const struct dp_config *cfg, __u64 now)
 {
@@ -201,14 +191,8 @@ static __always_inline void ct_touch6(struct __sk_buff *skb, const struct ct6_fo
 		ct_forget6(f, &twin);
 		return;
 	}
-	__u8 acked = e->fin_acked;
-	__u32 fin_end = 0; /* this segment's FIN: what the other side's ACK must reach to cover it */
-	struct tcp_close_seq s;
-	if (ct_reads_close_seq(p->t.proto, p->tcp_flags, was) && tcp_close_seq_of(skb, p->l4_off, ipv6_end(skb), p->tcp_flags, &s) == 0) {
-		acked = ct_fins_acked(was, acked, e->fin_ack, dir, p->tcp_flags, s.ack);
-		if (p->tcp_flags & TCP_FLAG_FIN)
-			fin_end = s.end;
-	}
+	__u32 fin_end;
+	__u8 acked = ct_close_step(skb, p->l4_off, 1, p->t.proto, p->tcp_flags, was, e->fin_acked, e->fin_ack, dir, &fin_end);
 	__u8 state = ct_advance(was, p->t.proto, p->tcp_flags, dir);
 	__u64 expires = now + ct_timeout_ns(cfg, p->t.proto, state);
 	__u8 add_state = state & ~was;
