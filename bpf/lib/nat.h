@@ -66,11 +66,12 @@ static __always_inline int ct_follow4(struct __sk_buff *skb, const struct pkt4 *
 	struct ct_found f;
 	if (!ct_lookup4(p, hook, now, &f))
 		return CT_NO_FLOW;
-	/* Copied first: promotion may free the slot f.e points into. */
-	struct ct_entry4 e = *f.e;
+	/* Applied before the flow moves on, as ct_follow6 does: the move may take the entry f.e
+	 * points into out of its table (promotion, the last packet). */
+	int verdict = ct_apply4(skb, p, f.e, cfg, from_ingress);
 	ct_touch4(skb, &f, p, cfg, now);
 	flowlog_count4(cfg, p, hook, skb->len);
-	return ct_apply4(skb, p, &e, cfg, from_ingress);
+	return verdict;
 }
 
 /* Creates a flow for p and applies it; drops when the table or the ports run out. */
