@@ -13,6 +13,7 @@ import { IptablesDatapath } from '../../src/datapath/iptables/iptables-datapath.
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import { ensureVeth, ip, link, setUp, type Netns } from '../../src/system/ip.js';
 import { buildNeighbourAdvert6 } from '../fixtures/packets.js';
+import { ping } from '../support/traffic.js';
 
 // A dual-stack server: every TCP connection and UDP datagram gets "NAME PEER-ADDRESS LOCAL-PORT".
 const SERVER = `
@@ -189,7 +190,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
       expect(cases.map(([p, want], i) => [p.join(' '), shown(want, got[i])])).toEqual(cases.map(([p, want]) => [p.join(' '), want instanceof RegExp ? want.source : want]));
     }
 
-    const ping6 = async (from: Netns, to: string) => (await lab.execRaw(from, 'ping', ['-6', '-c', '1', '-W', '1', to])).code === 0;
+    const ping6 = (from: Netns, to: string) => ping(lab, from, to);
 
     const port = (protocol: 'tcp' | 'udp', hostPort: number, containerPort: number, hostIp: string): PortSpec => ({
       protocol,

@@ -15,7 +15,7 @@ import { LabDaemon } from '../../src/lab/daemon.js';
 import { ip, type Netns } from '../../src/system/ip.js';
 import { projectRoot } from '../../src/paths.js';
 import { expectNoLeaks } from '../support/leak-check.js';
-import { ECHO_SERVER, echoServer, peerIp, probe, sandboxNs, waitPort } from '../support/traffic.js';
+import { ECHO_SERVER, echoServer, peerIp, ping, probe, sandboxNs, waitPort } from '../support/traffic.js';
 
 /** The uplink's IPv6 addresses (a ULA pair beside the IPv4 benchmark range). */
 const HOST6 = 'fd00:198:18::1';
@@ -69,7 +69,7 @@ export function ipv6Suite(datapath: 'iptables' | 'ebpf'): void {
       const ep = (await settings(`${network.replace(/-net$/, '')}-a`)).Networks[network];
       return f === 4 ? ep.Gateway : ep.IPv6Gateway;
     };
-    const reach = async (ns: Netns, host: string) => (await lab.execRaw(ns, 'ping', [host.includes(':') ? '-6' : '-4', '-c', '1', '-W', '1', '-q', host])).code === 0;
+    const reach = (ns: Netns, host: string) => ping(lab, ns, host);
     const bracket = (a: string) => (a.includes(':') ? `[${a}]` : a);
 
     beforeAll(async () => {

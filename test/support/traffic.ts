@@ -45,8 +45,13 @@ export function peerIp(answer: string | null): string | null {
   return answer === null ? null : answer.slice(0, answer.lastIndexOf(':'));
 }
 
+/**
+ * True once one echo reply comes back within 2 s, probing every 200 ms (either family). A single
+ * probe with a 1 s wait failed a reachable gateway in CI while the other test file ran a wrk
+ * load on both vCPUs; an unreachable address still answers false, a second later.
+ */
 export async function ping(lab: Lab, ns: Netns, host: string): Promise<boolean> {
-  const r = await lab.execRaw(ns, 'ping', ['-c', '1', '-W', '1', '-q', host]);
+  const r = await lab.execRaw(ns, 'ping', ['-c', '1', '-w', '2', '-i', '0.2', '-q', host]);
   return r.code === 0;
 }
 
