@@ -19,8 +19,13 @@ import { PUBLISHED_PORTS, SERVER_PORTS, startServers } from './servers.js';
 import type { Setup } from './setup.js';
 
 const SUBNET = '192.0.2.0/24';
-/** Where a starting container sends its first packet (a listener in the external namespace). */
-const FIRST_PACKET_PORT = 7400;
+/**
+ * Where a starting container sends its first packet (a listener in the external namespace).
+ * Below 1024: the external namespace is a client namespace whose ephemeral range is 1024-65535
+ * (tuneClient), and a connection-rate run before the control plane left port 7400 held by a
+ * client socket (listen: EADDRINUSE, every start sample lost).
+ */
+const FIRST_PACKET_PORT = 740;
 
 export type DockerEngineKind = 'docker' | 'docker+bpfnet';
 
@@ -84,6 +89,12 @@ export class DockerEngineSetup implements Setup {
     const script = `require('net').createServer((s)=>{console.log('a');s.destroy()}).listen(${FIRST_PACKET_PORT},()=>console.log('ready'))`;
     const child = this.lab.spawn(this.lab.external, process.execPath, ['-e', script]);
     this.#listener = child;
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    // A listener that died is started afresh by the next call, not waited on for ever.
+    child.once('exit', () => {
+      if (this.#listener === child) this.#listener = undefined;
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout?.on('data', (d: Buffer) => {
         for (const line of d.toString().split('\n')) {
@@ -94,7 +105,7 @@ export class DockerEngineSetup implements Setup {
           }
         }
       });
-      child.once('exit', (code) => reject(new Error(`first-packet listener exited (${code})`)));
+      child.once('exit', (code) => reject(new Error(`first-packet listener exited (${code}): ${stderr.trim().split('\n').find((l) => /Error/.test(l)) ?? stderr.trim()}`)));
     });
   }
 

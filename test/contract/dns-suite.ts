@@ -176,7 +176,10 @@ export function dnsSuite(datapath: 'iptables' | 'ebpf'): void {
         const ip2 = await sandboxIp(d, 'alpine2', 'alpine-net');
         expect((await inside('alpine1', 'getent', 'hosts', ip2)).stdout).toMatch(new RegExp(`^${ip2.replace(/\./g, '\\.')}\\s+alpine2\\.alpine-net`));
         const id: string = JSON.parse(await cli('inspect', 'alpine2'))[0].Id;
-        expect(await resolve('alpine1', id.slice(0, 12))).toBe(ip2);
+        // Asked of the resolver directly, not through glibc: a short id of twelve decimal digits
+        // (one in ~280) is taken for a malformed IPv4 address there and never asked (Docker's too).
+        const [short] = await dig('alpine1', await gatewayOf('alpine-net'), id.slice(0, 12));
+        expect(short.answers).toEqual([ip2]);
       });
     });
 
