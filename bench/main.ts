@@ -176,8 +176,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const doCli = wanted(o, 'cli');
   if (doCli) plan.push(o.quick ? 20 : 60);
   const doOverlay = wanted(o, 'overlay');
-  // The overlay section reports one step per measured run (3 setups x 4 workloads per repetition) and one for propagation.
-  if (doOverlay) for (let k = 0, n = o.reps * 12 + 1; k < n; k++) plan.push(overlayEstimate(o.quick, o.reps) / n);
+  // The overlay section reports one step per measured run (4 setups x 4 workloads and the IPv6 pair's 2 per repetition) and one for propagation.
+  if (doOverlay) for (let k = 0, n = o.reps * 18 + 1; k < n; k++) plan.push(overlayEstimate(o.quick, o.reps) / n);
   // ~0.15 s per sandbox on this shared machine, plus the req/s rounds.
   if (o.scale) plan.push(o.scale * 0.15 + 30);
   plan.push(3);

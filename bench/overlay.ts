@@ -24,6 +24,8 @@ import { CONNRATE, HTTPD, SERVER_PORTS, tuneClient, waitListening } from './setu
 const NET = { name: 'ov', subnet: '10.95.0.0/24', subnet6: 'fd95::/64', server: '10.95.0.21', remoteClient: '10.95.0.11', localClient: '10.95.0.22', server6: 'fd95::21', remoteClient6: 'fd95::11' } as const;
 /** Docker's way gets its own VNI and UDP port, so its kernel VXLAN device and bpfnet's collect_md one never see each other's packets. */
 const DOCKER = { vni: 4302, port: 4790, client: '10.96.0.11', server: '10.96.0.21' } as const;
+/** The pair with no tunnel: a subnet per host, routed across the underlay (host side .1, sandbox .2). */
+const NO_TUNNEL = { subnet: (host: number) => `10.97.${host}.0/24`, gateway: (host: number) => `10.97.${host}.1`, sandbox: (host: number) => `10.97.${host}.2` } as const;
 
 interface Plan {
   /** Seconds of each measured run (iperf3 also omits its first second). */
@@ -36,6 +38,7 @@ export const OVERLAY_SETUPS: Record<OverlaySetupName, string> = {
   'cross-host': 'bpfnet overlay, client and server on two hosts (VXLAN from the eBPF datapath)',
   'same-host': 'bpfnet overlay network, client and server on one host',
   'docker-way': "Docker's way, two hosts: kernel VXLAN device + Linux bridge per host, br_netfilter",
+  'no-tunnel': 'no tunnel (the bound): the same two hosts, a plain namespace on each behind a veth, IP routes across the underlay',
   'cross-host-v6': 'bpfnet overlay over IPv6, client and server on two hosts (same pair, dual-stack network)',
 };
 
@@ -53,7 +56,7 @@ const urlHost = (addr: string) => (addr.includes(':') ? `[${addr}]` : addr);
 /** The plan's estimated seconds, for the bench's progress. */
 export function overlayEstimate(quick: boolean, reps: number): number {
   const p = PLANS[quick ? 'quick' : 'full'];
-  return 40 + reps * (3 * (4 * (p.seconds + 2) + 1) + 2 * (p.seconds + 2)) + p.reachEndpoints * 0.8;
+  return 40 + reps * (4 * (4 * (p.seconds + 2) + 1) + 2 * (p.seconds + 2)) + p.reachEndpoints * 0.8;
 }
 
 async function iperf(lab: Lab, t: Target, streams: number, seconds: number): Promise<number> {
@@ -92,6 +95,25 @@ async function dockerWay(lab: Lab, host: ClusterHost, other: ClusterHost, sandbo
   return sb;
 }
 
+/**
+ * The reference with no overlay at all: a namespace behind a veth on host, its subnet routed to
+ * by the other host through the underlay, forwarded by the kernel (no encapsulation, no bridge,
+ * no rules). What any overlay between these hosts adds is measured against it.
+ */
+async function routedPair(lab: Lab, host: ClusterHost, other: ClusterHost): Promise<Netns> {
+  const h = host.ns;
+  const sb = await lab.addNamespace(`rt${host.index}`);
+  await ensureVeth(h, 'rtv', sb, 'eth0');
+  await ensureAddress(h, 'rtv', `${NO_TUNNEL.gateway(host.index)}/24`);
+  await setUp(h, 'rtv');
+  await ensureAddress(sb, 'eth0', `${NO_TUNNEL.sandbox(host.index)}/24`);
+  await setUp(sb, 'eth0');
+  await setUp(sb, 'lo');
+  await ip(sb, ['route', 'add', 'default', 'via', NO_TUNNEL.gateway(host.index)]);
+  await ip(h, ['route', 'add', NO_TUNNEL.subnet(other.index), 'via', other.address]);
+  return sb;
+}
+
 async function sandbox(h: ClusterHost, name: string, address: string, address6?: string): Promise<Netns> {
   await h.daemon!.bpfnet('run', '-d', '--name', name, '--network', NET.name, '--ip', address, ...(address6 ? ['--ip6', address6] : []));
   const key: string = JSON.parse(await h.daemon!.bpfnet('inspect', name))[0].NetworkSettings.SandboxKey;
@@ -125,16 +147,19 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
     const localClient = await sandbox(h2, 'cli2', NET.localClient);
     const dkClient = await dockerWay(cl.lab, h1, h2, DOCKER.client);
     const dkServer = await dockerWay(cl.lab, h2, h1, DOCKER.server);
-    for (const ns of [server, dkServer]) {
+    const rtClient = await routedPair(cl.lab, h1, h2);
+    const rtServer = await routedPair(cl.lab, h2, h1);
+    for (const ns of [server, dkServer, rtServer]) {
       cl.lab.spawn(ns, HTTPD, [String(SERVER_PORTS.http)]);
       cl.lab.spawn(ns, 'iperf3', ['-s', '-p', String(SERVER_PORTS.iperf)]);
       await waitListening(cl.lab, ns, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
     }
-    for (const ns of [remoteClient, localClient, dkClient]) await tuneClient(ns);
+    for (const ns of [remoteClient, localClient, dkClient, rtClient]) await tuneClient(ns);
     const targets: Target[] = [
       { setup: 'cross-host', client: remoteClient, server: NET.server },
       { setup: 'same-host', client: localClient, server: NET.server },
       { setup: 'docker-way', client: dkClient, server: DOCKER.server },
+      { setup: 'no-tunnel', client: rtClient, server: NO_TUNNEL.sandbox(h2.index) },
       { setup: 'cross-host-v6', client: remoteClient, server: NET.server6, ratesOnly: true },
     ];
     const results: OverlayResults = {
@@ -195,6 +220,7 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
       'The overlay network is dual-stack; the IPv6 row is the same client and server sandboxes over their IPv6 addresses (VXLAN over the IPv4 underlay as for IPv4), request rates only.',
       'Five host namespaces on one Linux bridge (the underlay), each with its own bpfnet daemon on the cluster store, one etcd 3.4 in the lab; client on h1, server on h2 (cross-host), client and server on h2 (same host).',
       "Docker's way: the bridge and the kernel VXLAN device sit in each host's namespace (Docker puts them in a per-network namespace), one static flood entry per remote host, no iptables rules loaded (br_netfilter passes bridged frames through netfilter anyway); its packets also cross bpfnet's programs on the host's uplink, as bpfnet's do.",
+      "No tunnel: the bound of any overlay here. The client and server namespaces sit behind a veth on h1 and h2, each host routes the other's subnet to the other's underlay address, and the kernel forwards (no encapsulation, no bridge, no rules; MTU 1500). Its ratio to Docker's way is how far the request-rate targets can be reached on this underlay at all.",
       `New sandbox reachable from every other host: measured by traffic. Before each of ${plan.reachEndpoints} sandboxes is made (POST /sandboxes/create with --ip, on h1..h5 in turn), a sandbox on each of the four other hosts pings that address every 2 ms (ARP retried every 5 ms in the prober); the time is the first echo reply minus the create call's answer, the slowest host's per sandbox. Negative: the other hosts reached it before its own host answered the call. The create call itself: p50 ${percentile(results.reach.createMs, 50).toFixed(0)} ms, p99 ${percentile(results.reach.createMs, 99).toFixed(0)} ms.`,
     );
     return results;

@@ -39,17 +39,30 @@ export interface OverlayTarget {
   measured: string;
   target: string;
   met?: boolean;
+  /** The same ratio for the pair with no tunnel (plain routing across the underlay): what any overlay here gets at most. */
+  bound?: { measured: string; met: boolean };
 }
+
+/** How a ratio row names its base setup. */
+const BASE_LABEL: Record<string, string> = { 'same-host': 'same host', 'docker-way': "Docker's way", 'no-tunnel': 'no tunnel' };
 
 export function overlayTargets(r: OverlayResults): OverlayTarget[] {
   const by = (n: string) => r.setups.find((s) => s.name === n);
   const cross = by('cross-host');
   const same = by('same-host');
   const docker = by('docker-way');
+  const none = by('no-tunnel');
   const out: OverlayTarget[] = [];
   const vs = (label: string, key: Key, base: typeof same, target: number) => {
     const s = cross && base ? pairedRatio(cross[key], base[key]) : summarize([]);
-    out.push({ label, measured: ratioCell(s), target: `≥ ${target.toFixed(1)}x`, ...(s.n ? { met: s.median >= target } : {}) });
+    const b = none && base ? pairedRatio(none[key], base[key]) : summarize([]);
+    out.push({
+      label,
+      measured: ratioCell(s),
+      target: `≥ ${target.toFixed(1)}x`,
+      ...(s.n ? { met: s.median >= target } : {}),
+      ...(b.n ? { bound: { measured: ratioCell(b), met: b.median >= target } } : {}),
+    });
   };
   vs('overlay cross-host ÷ same host, TCP 1 stream', 'iperf1Gbps', same, THROUGHPUT_VS_SAME_HOST);
   vs('overlay cross-host ÷ same host, TCP 2 streams', 'iperf2Gbps', same, THROUGHPUT_VS_SAME_HOST);
@@ -58,6 +71,18 @@ export function overlayTargets(r: OverlayResults): OverlayTarget[] {
   const p99 = pct(r.reach.everyHostMs, 99);
   out.push({ label: `new sandbox reachable from every other host, p99 (${r.reach.everyHostMs.length} sandboxes, ${r.reach.hosts} hosts)`, measured: Number.isFinite(p99) ? `${p99.toFixed(1)} ms` : '—', target: `≤ ${REACH_P99_MS} ms`, ...(Number.isFinite(p99) ? { met: p99 <= REACH_P99_MS } : {}) });
   return out;
+}
+
+/** What the bound says of each missed target, from this run's numbers. */
+export function boundSentences(targets: readonly OverlayTarget[]): string[] {
+  const missed = targets.filter((t) => t.met === false && t.bound);
+  const beyond = missed.filter((t) => !t.bound!.met);
+  const within = missed.filter((t) => t.bound!.met);
+  const list = (ts: OverlayTarget[]) => ts.map((t) => `${t.label} (${t.measured}; no tunnel ${t.bound!.measured})`).join('; ');
+  return [
+    ...(beyond.length ? [`\nBeyond the underlay in this run (the pair with no tunnel at all misses the target too): ${list(beyond)}.`] : []),
+    ...(within.length ? [`\nWithin the no-tunnel bound in this run (the rest is the overlay's cost): ${list(within)}.`] : []),
+  ];
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -72,8 +97,11 @@ export function overlayMarkdown(r: OverlayResults, opts: { notes?: boolean } = {
   const v6 = r.setups.find((s) => s.name === 'cross-host-v6');
   for (const base of r.setups.filter((s) => s !== cross && s !== v6)) {
     if (!cross) break;
-    rows.push([`cross-host ÷ ${base.name === 'same-host' ? 'same host' : "Docker's way"}`, ...COLUMNS.map((c) => ratioCell(pairedRatio(cross[c.key], base[c.key])))]);
+    rows.push([`cross-host ÷ ${BASE_LABEL[base.name] ?? base.name}`, ...COLUMNS.map((c) => ratioCell(pairedRatio(cross[c.key], base[c.key])))]);
   }
+  const none = r.setups.find((s) => s.name === 'no-tunnel');
+  const docker = r.setups.find((s) => s.name === 'docker-way');
+  if (none && docker) rows.push(["no tunnel ÷ Docker's way (the bound of the ÷ Docker's way targets)", ...COLUMNS.map((c) => ratioCell(pairedRatio(none[c.key], docker[c.key])))]);
   if (cross && v6) rows.push(['cross-host IPv6 ÷ IPv4', ...COLUMNS.map((c) => ratioCell(pairedRatio(v6[c.key], cross[c.key])))]);
   const e = r.reach.everyHostMs;
   // Samples are pushed together (a failed one adds to neither), so the indexes pair up.
@@ -88,7 +116,11 @@ export function overlayMarkdown(r: OverlayResults, opts: { notes?: boolean } = {
     '',
     reach,
     '',
-    table(['overlay target', 'measured', 'target', 'result'], targets.map((t) => [t.label, t.measured, t.target, t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**'])),
+    table(
+      ['overlay target', 'measured', 'target', 'result', 'no tunnel, same ratio (the bound)'],
+      targets.map((t) => [t.label, t.measured, t.target, t.met === undefined ? 'not measured' : t.met ? 'met' : '**missed**', t.bound?.measured ?? '—']),
+    ),
+    ...boundSentences(targets),
     ...[...r.errors, ...r.reach.errors].map((x) => `\n- failed: ${x}`),
     ...(opts.notes === false ? [] : r.notes.map((n) => `\n- ${n}`)),
   ].join('\n');
