@@ -141,11 +141,10 @@ export function controlP50s(results: BenchResults, setup: SetupName): number[] {
 }
 
 export function controlRows(results: BenchResults): ControlRow[] {
-  const byRep = (setup: SetupName) => controlP50s(results, setup);
-  const ipt = byRep('iptables');
+  const ipt = controlP50s(results, 'iptables');
   return SETUP_ORDER.filter((setup) => results.controlPlane.samples.some((s) => s.setup === setup && !s.error)).map((setup) => {
     const all = results.controlPlane.samples.filter((s) => s.setup === setup && !s.error).flatMap((s) => s.timesMs);
-    const p50s = byRep(setup);
+    const p50s = controlP50s(results, setup);
     return { setup, n: all.length, p50: percentile(all, 50), p99: percentile(all, 99), perRepP50: summarize(p50s), vsIptablesP50: pairedRatio(p50s, ipt) };
   });
 }

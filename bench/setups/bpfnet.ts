@@ -8,14 +8,14 @@
  * veth uplink allows). Each checks after start that the setting took: with the shortcut the
  * uplink's own tx counter does not move for replies, without it it does.
  */
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { netns, type Netns } from '../../src/system/ip.js';
 import { callApi, mustCall } from './engine-api.js';
 import { HTTPD, PUBLISHED_PORTS, SERVER_PORTS, serverCommand, spawnServers, tuneClient, waitListening } from './servers.js';
 import { median } from '../stats.js';
 import { WRK_REPORT_SCRIPT, parseWrkReport } from '../workloads/wrk.js';
-import { addUplink6, BASELINE_RUNS, hostPort, UPLINK6, type PublishedSweep, type Setup, type Target } from './setup.js';
+import { BASELINE_RUNS, hostPort, type PublishedSweep, type Setup, type Target } from './setup.js';
 
 const NETWORK = 'bench';
 /** IPv6 of the benchmark network (ULA): the IPv6 rows run beside the IPv4 ones. */

@@ -10,10 +10,10 @@
  *   pairs, no bridge, no NAT, no netfilter rule): what published ports and egress cost
  *   without any translation.
  */
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { ensureAddress, ensureVeth, ip, setUp, type Netns } from '../../src/system/ip.js';
 import { SERVER_PORTS, startServers } from './servers.js';
-import { addUplink6, UPLINK6, type Setup } from './setup.js';
+import type { Setup } from './setup.js';
 
 const VETH_NET = { client: '10.201.0.1', server: '10.201.0.2', prefix: 24 } as const;
 const ROUTED_NET = { gateway: '10.202.0.1', server: '10.202.0.2', subnet: '10.202.0.0/24', prefix: 24 } as const;

@@ -4,7 +4,7 @@
  * (publishing many ports, creating many sandboxes). A setup builds everything inside its own
  * lab, so setups never share a namespace, a conntrack table or a TIME_WAIT list.
  */
-import { UPLINK, type Lab } from '../../src/lab/lab.js';
+import type { Lab } from '../../src/lab/lab.js';
 import type { Netns } from '../../src/system/ip.js';
 
 /**
@@ -30,16 +30,6 @@ export type PathKind =
   | 'published6'
   | 'same-network6'
   | 'egress6';
-
-/** The uplink's IPv6 addresses (ULA) in every setup that measures IPv6: the simulated host's and the external client's. */
-export const UPLINK6 = { host: 'fd00:18::1', external: 'fd00:18::2', prefix: 64 } as const;
-
-/** Gives the lab's uplink its IPv6 addresses and the host a default IPv6 route via the external side (before a daemon starts: it reads its uplink's addresses). */
-export async function addUplink6(lab: Lab): Promise<void> {
-  await lab.exec(lab.host, 'ip', ['-6', 'addr', 'add', `${UPLINK6.host}/${UPLINK6.prefix}`, 'dev', UPLINK.hostIf, 'nodad']);
-  await lab.exec(lab.external, 'ip', ['-6', 'addr', 'add', `${UPLINK6.external}/${UPLINK6.prefix}`, 'dev', UPLINK.externalIf, 'nodad']);
-  await lab.exec(lab.host, 'ip', ['-6', 'route', 'add', 'default', 'via', UPLINK6.external]);
-}
 
 /** The URL authority of a target: IPv6 addresses in brackets. */
 export function hostPort(address: string, port: number): string {

@@ -25,6 +25,16 @@ export const UPLINK = {
   prefixLength: 24,
 } as const;
 
+/** The uplink's IPv6 addresses (ULA) where a lab carries IPv6 across it: the simulated host's and the external client's. */
+export const UPLINK6 = { host: 'fd00:18::1', external: 'fd00:18::2', prefix: 64 } as const;
+
+/** Gives the lab's uplink its IPv6 addresses and the host a default IPv6 route via the external side (before a daemon starts: it reads its uplink's addresses). */
+export async function addUplink6(lab: Lab): Promise<void> {
+  await lab.exec(lab.host, 'ip', ['-6', 'addr', 'add', `${UPLINK6.host}/${UPLINK6.prefix}`, 'dev', UPLINK.hostIf, 'nodad']);
+  await lab.exec(lab.external, 'ip', ['-6', 'addr', 'add', `${UPLINK6.external}/${UPLINK6.prefix}`, 'dev', UPLINK.externalIf, 'nodad']);
+  await lab.exec(lab.host, 'ip', ['-6', 'route', 'add', 'default', 'via', UPLINK6.external]);
+}
+
 interface RegistryRecord {
   owner: number;
   ownerStart: string;

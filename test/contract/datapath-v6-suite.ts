@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import type { DesiredState, DropInfo, EndpointSpec, NetworkSpec, PortSpec } from '../../src/datapath/datapath.js';
 import { EbpfDatapath } from '../../src/datapath/ebpf/ebpf-datapath.js';
 import { IptablesDatapath } from '../../src/datapath/iptables/iptables-datapath.js';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { ensureVeth, ip, link, setUp, type Netns } from '../../src/system/ip.js';
 import { buildNeighbourAdvert6 } from '../fixtures/packets.js';
 import { ping } from '../support/traffic.js';
@@ -97,8 +97,8 @@ const TIMEOUT_MS = 1500;
 const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const HOST4 = UPLINK.hostAddress;
 const EXT4 = UPLINK.externalAddress;
-const HOST6 = 'fd00:18::1';
-const EXT6 = 'fd00:18::2';
+const HOST6 = UPLINK6.host;
+const EXT6 = UPLINK6.external;
 /** A host beyond the external namespace, on a 1280-byte link: the external namespace is the router that sends PMTU errors. */
 const FAR4 = '198.19.0.2';
 const FAR6 = 'fd00:19::2';
@@ -213,9 +213,7 @@ export function datapathV6Suite(kind: 'ebpf' | 'iptables', opts: V6SuiteOptions)
 
     beforeAll(async () => {
       lab = await Lab.create();
-      await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-      await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
-      await ip(lab.host, ['-6', 'route', 'add', 'default', 'via', EXT6]);
+      await addUplink6(lab);
       // The routed network is reachable from outside by route, as gateway_mode_ipv6=routed expects.
       await ip(lab.external, ['-6', 'route', 'add', R.subnet6!, 'via', HOST6]);
       const far = await lab.addNamespace('far');

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { bridgeName, hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
@@ -20,9 +20,6 @@ import { ECHO_SERVER, echoServer, peerIp, ping, probe, sandboxIp, sandboxNs, wai
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
 /** The benchmark's C HTTP server (the bootstrap builds it): it closes after answering a `Connection: close` request. */
 const HTTPD = join(projectRoot, 'build', 'bench', 'httpd');
-/** The uplink's IPv6 addresses (the simulated host's and the external client's). */
-const HOST6 = 'fd00:18::1';
-const EXT6 = 'fd00:18::2';
 
 async function waitListening(lab: Lab, d: LabDaemon, name: string, port: number): Promise<void> {
   await waitPort(lab, await sandboxNs(d, name), '127.0.0.1', port);
@@ -40,9 +37,7 @@ describe('the ebpf datapath', () => {
   beforeAll(async () => {
     lab = await Lab.create();
     // The uplink's IPv6 first: the daemon reads its uplink's addresses at start.
-    await lab.exec(lab.host, 'ip', ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-    await lab.exec(lab.external, 'ip', ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
-    await lab.exec(lab.host, 'ip', ['-6', 'route', 'add', 'default', 'via', EXT6]);
+    await addUplink6(lab);
     d = await LabDaemon.start(lab, { datapath: 'ebpf' });
     await d.bpfnet('network', 'create', '--subnet', '10.40.0.0/24', 'fast');
     await d.bpfnet('run', '-d', '--name', 's1', '--network', 'fast');
@@ -142,7 +137,7 @@ describe('the ebpf datapath', () => {
     await d.bpfnet('run', '-d', '--name', 'web', '--network', 'dual', '-p', '8090:80', '--', HTTPD, '80');
     await waitListening(lab, d, 'web', 80);
     const settings = JSON.parse(await d.bpfnet('inspect', 'web'))[0].NetworkSettings.Networks.dual as { IPAddress: string; GlobalIPv6Address: string };
-    for (const [host, family] of [[UPLINK.hostAddress, 4], [`[${HOST6}]`, 6]] as const) {
+    for (const [host, family] of [[UPLINK.hostAddress, 4], [`[${UPLINK6.host}]`, 6]] as const) {
       const out = await lab.exec(lab.external, 'wrk', ['-t', '1', '-c', '32', '-d', '3s', '-H', 'Connection: close', `http://${host}:8090/`]);
       const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
       expect(requests, `IPv${family}`).toBeGreaterThan(3000);
