@@ -1,5 +1,5 @@
 /**
- * node dist/bench/bpf-cost.js [--reps N] [--base-objects DIR] [--only ID,...] [--no-floor]
+ * node dist/bench/bpf-cost.js [--reps N] [--base-objects [NAME=]DIR]... [--only ID,...] [--no-floor]
  *
  * Where the datapath's time goes, by the kernel's own run-time statistics: the bench's
  * published-port workloads (new connections, one request per connection, keep-alive) on the
@@ -14,9 +14,10 @@
  *
  * --only keeps the workloads whose ids start with one of the given prefixes (conn-published,
  * http-close-published, http-keepalive-published); --no-floor leaves the floor out.
- * With --base-objects DIR (lxc/uplink/host objects built from another commit), a third setup
- * runs those objects, interleaved with the others: a datapath change measured as BPF time per
- * request, which the machine's load moves far less than a rate.
+ * With --base-objects DIR (lxc/uplink/host/bridge objects built from another commit or a
+ * variant), one more setup runs those objects, interleaved with the others: a datapath change
+ * measured as BPF time per request, which the machine's load moves far less than a rate. Given
+ * more than once (NAME=DIR labels each), several variants run side by side.
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,8 +95,10 @@ async function withObjects<T>(dir: string, make: () => Promise<T>): Promise<T> {
 async function main(argv: string[]): Promise<void> {
   const repsAt = argv.indexOf('--reps');
   const reps = repsAt >= 0 ? Number(argv[repsAt + 1]) : 3;
-  const baseAt = argv.indexOf('--base-objects');
-  const baseDir = baseAt >= 0 ? argv[baseAt + 1] : undefined;
+  const bases = argv.flatMap((a, i) => (a === '--base-objects' ? [argv[i + 1]] : [])).map((v, i) => {
+    const eq = v.indexOf('=');
+    return eq > 0 ? { label: v.slice(0, eq), dir: v.slice(eq + 1) } : { label: i ? `base${i + 1}` : 'base', dir: v };
+  });
   const onlyAt = argv.indexOf('--only');
   const only = onlyAt >= 0 ? argv[onlyAt + 1].split(',') : undefined;
   const workloads = [
@@ -106,7 +109,7 @@ async function main(argv: string[]): Promise<void> {
   const setups: Array<{ label: string; setup: Setup }> = [];
   try {
     // The daemon loads its objects once at start: the base setup starts with the base objects in place.
-    if (baseDir) setups.push({ label: 'base', setup: await withObjects(baseDir, () => BpfnetSetup.create('ebpf')) });
+    for (const b of bases) setups.push({ label: b.label, setup: await withObjects(b.dir, () => BpfnetSetup.create('ebpf')) });
     setups.push({ label: 'ebpf', setup: await BpfnetSetup.create('ebpf') });
     if (!argv.includes('--no-floor')) setups.push({ label: 'floor', setup: await FloorSetup.create() });
     const ids = new Map<string, number[]>();
