@@ -10,16 +10,16 @@
 // depend on the family and run in behaviour-suite.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
-import { ip, type Netns } from '../../src/system/ip.js';
+import type { Netns } from '../../src/system/ip.js';
 import { projectRoot } from '../../src/paths.js';
 import { expectNoLeaks } from '../support/leak-check.js';
 import { ECHO_SERVER, echoServer, peerIp, ping, probe, sandboxNs, waitPort } from '../support/traffic.js';
 
 /** The uplink's IPv6 addresses (a ULA pair beside the IPv4 benchmark range). */
-const HOST6 = 'fd00:198:18::1';
-const EXT6 = 'fd00:198:18::2';
+const HOST6 = UPLINK6.host;
+const EXT6 = UPLINK6.external;
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
 
 type Family = 4 | 6;
@@ -75,8 +75,7 @@ export function ipv6Suite(datapath: 'iptables' | 'ebpf'): void {
     beforeAll(async () => {
       lab = await Lab.create();
       // The daemon reads the uplink's global IPv6 address at start: it is NAT66's source.
-      await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-      await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
+      await addUplink6(lab);
       d = await LabDaemon.start(lab, { datapath });
       await Promise.all([echoServer(lab, lab.external, 'tcp', 7000, '::'), echoServer(lab, lab.external, 'udp', 7001, '::')]);
       for (const k of KINDS) {

@@ -13,16 +13,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { BUSYBOX_IMAGE, LabDockerd } from '../../src/lab/dockerd.js';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
-import { ip, type Netns } from '../../src/system/ip.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
+import type { Netns } from '../../src/system/ip.js';
 import { echoServer, peerIp, probe } from '../support/traffic.js';
 import { requireTool } from '../support/requirements.js';
 
 const HOST = UPLINK.hostAddress;
 const EXT = UPLINK.externalAddress;
 /** The uplink's IPv6 addresses (as in the IPv6 suite): NAT66's source and the published ports' address. */
-const HOST6 = 'fd00:198:18::1';
-const EXT6 = 'fd00:198:18::2';
+const HOST6 = UPLINK6.host;
+const EXT6 = UPLINK6.external;
 
 describe('Docker containers on the bpfnet plugin', () => {
   let lab: Lab;
@@ -50,8 +50,7 @@ describe('Docker containers on the bpfnet plugin', () => {
     requireTool('docker-compose', 'docker-compose');
     lab = await Lab.create();
     // The daemon reads the uplink's IPv6 address at start: NAT66 and IPv6 published ports use it.
-    await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-    await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
+    await addUplink6(lab);
     docker = new LabDockerd(lab, { liveRestore: true });
     bpf = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--docker-plugin-dir', docker.pluginDir, '--log-level', 'debug'] });
     await docker.start();

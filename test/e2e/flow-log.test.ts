@@ -5,17 +5,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
 import { u32 } from '../../src/datapath/libbpf/codec.js';
 import { DP_F_FLOW_EVENTS, DatapathMaps, FlowMaps, ctKey4, dpConfig, flowCounts } from '../../src/datapath/abi.js';
 import { cliPath } from '../../src/paths.js';
-import { ip } from '../../src/system/ip.js';
 import { echoServer, probe, sandboxIp, sandboxNs } from '../support/traffic.js';
 
-const HOST6 = 'fd00:198:18::1';
-const EXT6 = 'fd00:198:18::2';
+const HOST6 = UPLINK6.host;
+const EXT6 = UPLINK6.external;
 
 describe('the flow log', () => {
   let lab: Lab;
@@ -56,8 +55,7 @@ describe('the flow log', () => {
   beforeAll(async () => {
     lab = await Lab.create();
     // IPv6 on the uplink before the daemon starts (NAT66's source): IPv6 flows are logged too.
-    await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-    await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
+    await addUplink6(lab);
     d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-timeouts', 'tcp-fin=1,tcp-closed=1,tcp-established=3', '--ebpf-gc-interval', '1'] });
     await d.bpfnet('network', 'create', '--subnet', '10.45.0.0/24', 'flownet');
     await d.bpfnet('network', 'create', '--subnet', '10.46.0.0/24', 'elsewhere');

@@ -5,7 +5,7 @@
 // dropped and counted by its exact reason, and a legitimate flow works during and after.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { bridgeName, hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
@@ -19,8 +19,8 @@ import { buildPacket, type PacketSpec } from '../fixtures/packets.js';
 import { ECHO_SERVER, echoServer, holdFlows, holdServer, peerIp, probe, sandboxIp, sandboxNs, waitPort } from '../support/traffic.js';
 
 const STREAM = join(projectRoot, 'test', 'support', 'stream.mjs');
-const HOST6 = 'fd00:198:18::1';
-const EXT6 = 'fd00:198:18::2';
+const HOST6 = UPLINK6.host;
+const EXT6 = UPLINK6.external;
 
 // The raw sender: sends the frames given in hex on IFACE, or a flood of COUNT UDP datagrams from
 // random sources (valid IPv4 checksums), while capturing for SECONDS; prints how many TCP SYN-ACKs
@@ -325,8 +325,7 @@ describe('the connection table at its limits (ebpf datapath, --ebpf-ct-max 16: 8
   beforeAll(async () => {
     lab = await Lab.create();
     // IPv6 on the uplink before the daemon starts (it reads NAT66's source then): ct6 has the same quota.
-    await ip(lab.host, ['-6', 'addr', 'add', `${HOST6}/64`, 'dev', UPLINK.hostIf, 'nodad']);
-    await ip(lab.external, ['-6', 'addr', 'add', `${EXT6}/64`, 'dev', UPLINK.externalIf, 'nodad']);
+    await addUplink6(lab);
     // Closed flows stay in ct4 for the whole file (no GC takes them back between the cases).
     d = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--ebpf-ct-max', '16', '--ebpf-timeouts', 'tcp-closed=300,tcp-fin=300'] });
     await d.bpfnet('network', 'create', '--subnet', '10.61.0.0/24', 'tight');
