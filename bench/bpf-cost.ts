@@ -19,15 +19,14 @@
  * measured as BPF time per request, which the machine's load moves far less than a rate. Given
  * more than once (NAME=DIR labels each), several variants run side by side.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bpfObjectDir } from '../src/paths.js';
 import type { Lab } from '../src/lab/lab.js';
+import { withDatapathObjects } from './datapath-objects.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { FloorSetup } from './setups/floor.js';
 import { TOOLS } from './setups/servers.js';
 import type { Setup } from './setups/setup.js';
+import { median } from './stats.js';
 import { connPerRequestWorkload, newConnectionsWorkload } from './workloads/http.js';
 import { wrkWorkload } from './workloads/wrk.js';
 import type { Durations } from './workloads/workload.js';
@@ -63,8 +62,6 @@ async function bpfStats(lab: Lab, ids: number[], seconds: number): Promise<ProgR
   return out.progs;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 /** Per program name: BPF ns and runs per request, summed over programs of that name. */
 function perRequest(progs: ProgRun[], seconds: number, rps: number): Map<string, { ns: number; runs: number }> {
   const requests = rps * seconds;
@@ -79,18 +76,8 @@ function perRequest(progs: ProgRun[], seconds: number, rps: number): Map<string,
   return m;
 }
 
-async function withObjects<T>(dir: string, make: () => Promise<T>): Promise<T> {
-  const keep = mkdtempSync(join(tmpdir(), 'bpfnet-objs-'));
-  const objs = ['lxc', 'uplink', 'host', 'bridge'].map((n) => `${n}.bpf.o`);
-  for (const o of objs) copyFileSync(join(bpfObjectDir, o), join(keep, o));
-  try {
-    for (const o of objs) copyFileSync(join(dir, o), join(bpfObjectDir, o));
-    return await make();
-  } finally {
-    for (const o of objs) copyFileSync(join(keep, o), join(bpfObjectDir, o));
-    rmSync(keep, { recursive: true, force: true });
-  }
-}
+/** The objects a variant replaces: every program the ebpf setup attaches. */
+const DATAPATH_OBJECTS = ['lxc', 'uplink', 'host', 'bridge'];
 
 async function main(argv: string[]): Promise<void> {
   const repsAt = argv.indexOf('--reps');
@@ -109,7 +96,7 @@ async function main(argv: string[]): Promise<void> {
   const setups: Array<{ label: string; setup: Setup }> = [];
   try {
     // The daemon loads its objects once at start: the base setup starts with the base objects in place.
-    for (const b of bases) setups.push({ label: b.label, setup: await withObjects(b.dir, () => BpfnetSetup.create('ebpf')) });
+    for (const b of bases) setups.push({ label: b.label, setup: await withDatapathObjects(b.dir, DATAPATH_OBJECTS, () => BpfnetSetup.create('ebpf')) });
     setups.push({ label: 'ebpf', setup: await BpfnetSetup.create('ebpf') });
     if (!argv.includes('--no-floor')) setups.push({ label: 'floor', setup: await FloorSetup.create() });
     const ids = new Map<string, number[]>();

@@ -9,15 +9,14 @@
  * lxc/uplink/host objects built from a commit without the flow log), a second setup runs those
  * objects, interleaved too, for the cost of the flow log's hooks when nobody listens.
  */
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bpfObjectDir } from '../src/paths.js';
 import { BpfMap } from '../src/datapath/libbpf/bpf.js';
 import { u32 } from '../src/datapath/libbpf/codec.js';
 import { DP_F_FLOW_EVENTS, DatapathMaps, dpConfig } from '../src/datapath/abi.js';
+import { withDatapathObjects } from './datapath-objects.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
+import { median } from './stats.js';
 import { newConnectionsWorkload } from './workloads/http.js';
 import { wrkWorkload } from './workloads/wrk.js';
 import type { Durations } from './workloads/workload.js';
@@ -58,8 +57,6 @@ async function listen(socket: string, instance: string): Promise<{ records: () =
   };
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
 async function main(argv: string[]): Promise<void> {
   const repsAt = argv.indexOf('--reps');
   const reps = repsAt >= 0 ? Number(argv[repsAt + 1]) : 5;
@@ -72,19 +69,7 @@ async function main(argv: string[]): Promise<void> {
   const baseDir = baseAt >= 0 ? argv[baseAt + 1] : undefined;
   // The daemon loads its objects once at start: start the base setup with the base objects in
   // place, then put ours back for the other one.
-  let base: BpfnetSetup | undefined;
-  if (baseDir) {
-    const keep = mkdtempSync(join(tmpdir(), 'bpfnet-objs-'));
-    const objs = ['lxc', 'uplink', 'host'].map((n) => `${n}.bpf.o`);
-    for (const o of objs) copyFileSync(join(bpfObjectDir, o), join(keep, o));
-    try {
-      for (const o of objs) copyFileSync(join(baseDir, o), join(bpfObjectDir, o));
-      base = await BpfnetSetup.create('ebpf');
-    } finally {
-      for (const o of objs) copyFileSync(join(keep, o), join(bpfObjectDir, o));
-      rmSync(keep, { recursive: true, force: true });
-    }
-  }
+  const base = baseDir ? await withDatapathObjects(baseDir, ['lxc', 'uplink', 'host'], () => BpfnetSetup.create('ebpf')) : undefined;
   const s = await BpfnetSetup.create('ebpf');
   const rows = new Map<string, { base: number[]; off: number[]; on: number[]; records: number[] }>();
   try {

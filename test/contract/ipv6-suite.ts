@@ -17,7 +17,7 @@ import { projectRoot } from '../../src/paths.js';
 import { expectNoLeaks } from '../support/leak-check.js';
 import { ECHO_SERVER, echoServer, peerIp, ping, probe, sandboxNs, waitPort } from '../support/traffic.js';
 
-/** The uplink's IPv6 addresses (a ULA pair beside the IPv4 benchmark range). */
+/** The uplink's IPv6 addresses (the lab's UPLINK6, as the bench and the other suites use). */
 const HOST6 = UPLINK6.host;
 const EXT6 = UPLINK6.external;
 const DNS_QUERY = join(projectRoot, 'test', 'support', 'dns-query.mjs');
