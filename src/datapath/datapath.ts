@@ -76,6 +76,13 @@ export interface PortSpec {
   containerPort: number;
 }
 
+/** Which families a published port answers on: '' = both (each where the endpoint has an address), '0.0.0.0'/'::' = one, an address = its family. */
+export function portFamilies(p: PortSpec): { v4: boolean; v6: boolean } {
+  if (p.hostIp === '') return { v4: !!p.containerIp, v6: !!p.containerIp6 };
+  const v6 = p.hostIp.includes(':');
+  return { v4: !v6 && !!p.containerIp, v6: v6 && !!p.containerIp6 };
+}
+
 /** The whole desired state, for reconcile at start. */
 export interface DesiredState {
   networks: NetworkSpec[];

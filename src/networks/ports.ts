@@ -9,7 +9,7 @@
 import { invalid } from '../errors.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import { canonicalIp, parseIp } from '../ipam/ip.js';
-import type { Protocol } from './model.js';
+import type { PortRecord, Protocol } from './model.js';
 
 export interface PortRequest {
   protocol: Protocol;
@@ -106,13 +106,24 @@ export class PortCursor {
  * Turns a request into concrete bindings. `isFree(protocol, hostIp, port)` says whether a host
  * port can still be taken (including by bindings planned earlier in the same request: the
  * caller adds each returned binding to what isFree consults before the next spec); ports
- * needing a choice get the first free one.
+ * needing a choice get the first free one. Given a sandbox, the bindings are its port records
+ * as they stand: a 10,000-port range is 10,000 objects made once, not made and then copied
+ * (before the JIT warms up, making them is most of what planning a publish costs).
  */
+export function expandPortRequest(req: PortRequest, isFree: (p: Protocol, ip: string, port: number) => boolean, spec: string, cursor?: PortCursor): PortBinding[];
+export function expandPortRequest(
+  req: PortRequest,
+  isFree: (p: Protocol, ip: string, port: number) => boolean,
+  spec: string,
+  cursor: PortCursor,
+  sandboxId: string,
+): PortRecord[];
 export function expandPortRequest(
   req: PortRequest,
   isFree: (p: Protocol, ip: string, port: number) => boolean,
   spec: string,
   cursor: PortCursor = new PortCursor(),
+  sandboxId?: string,
 ): PortBinding[] {
   const contCount = req.containerEnd - req.containerStart + 1;
   const out: PortBinding[] = [];
@@ -130,7 +141,8 @@ export function expandPortRequest(
     if (req.hostStart === undefined) hostPort = choose(EPHEMERAL.first, EPHEMERAL.last);
     else if (contCount === 1 && req.hostEnd! > req.hostStart) hostPort = choose(req.hostStart, req.hostEnd!);
     else hostPort = req.hostStart + i;
-    out.push({ protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort });
+    if (sandboxId === undefined) out.push({ protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort });
+    else out.push({ sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort } as PortRecord);
   }
   return out;
 }

@@ -13,7 +13,8 @@ export function checkPortClaims(sandboxId: string, others: Iterable<PortRecord>,
   if (wanted.length === 0) return;
   const taken = new BindingIndex<PortRecord>();
   for (const p of others) if (p.sandboxId !== sandboxId) taken.add(p);
-  for (const p of wanted) {
+  for (let i = 0; i < wanted.length; i++) {
+    const p = wanted[i];
     const holder = taken.clash(p);
     if (holder) throw new StoreConflict(`store: port ${p.protocol} ${p.hostIp || '0.0.0.0'}:${p.hostPort} for sandbox ${sandboxId} is held by sandbox ${holder.sandboxId}`);
   }

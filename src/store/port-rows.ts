@@ -13,7 +13,8 @@ export type PortRun = [PortRecord['protocol'], string, number, number, number] |
 export function encodePortRuns(ports: readonly PortRecord[]): string {
   const runs: Array<[PortRecord['protocol'], string, number, number, number]> = [];
   let last: [PortRecord['protocol'], string, number, number, number] | undefined;
-  for (const p of ports) {
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i];
     if (last && last[0] === p.protocol && last[1] === p.hostIp && last[2] + last[4] === p.hostPort && last[3] + last[4] === p.containerPort) last[4]++;
     else runs.push((last = [p.protocol, p.hostIp, p.hostPort, p.containerPort, 1]));
   }

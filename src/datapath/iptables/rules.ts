@@ -22,7 +22,7 @@
  * be compared with what the kernel reports, rule for rule.
  */
 import { isIP } from 'node:net';
-import type { DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
+import { portFamilies, type DesiredState, type EndpointSpec, type NetworkSpec, type PortSpec } from '../datapath.js';
 import { contains, formatCidr, formatIPv4, masked, parseCidr, parseIPv4 } from '../../ipam/ipv4.js';
 import { formatIPv6, ipv6Bytes } from '../libbpf/codec.js';
 
@@ -168,13 +168,6 @@ function cidr6(text: string): string | undefined {
 }
 
 const canon6 = (ip: string) => formatIPv6(ipv6Bytes(ip));
-
-/** Which families a published port answers on ('' = each where the sandbox has an address). */
-export function portFamilies(p: PortSpec): { v4: boolean; v6: boolean } {
-  if (p.hostIp === '') return { v4: !!p.containerIp, v6: !!p.containerIp6 };
-  const six = isIP(p.hostIp) === 6;
-  return { v4: !six && !!p.containerIp, v6: six && !!p.containerIp6 };
-}
 
 /**
  * The desired state as one family sees it: networks, endpoints and ports with an address of
