@@ -230,7 +230,7 @@ export function desiredState(store: Store, networks: NetworkService, unusable: R
       if (ep.state === 'active' && byId.has(ep.networkId) && ep.hostIfname && ep.mac) state.endpoints.push(endpointSpec(ep, att.netnsPath(sb)));
     }
     const primary = att.primary(sb.id);
-    const ports = store.ports.forSandbox(sb.id);
+    const ports = store.ports.runsForSandbox(sb.id);
     if (primary && ports.length > 0) state.ports.push(...portSpecs(ports, primary, byId.get(primary.networkId)!));
   }
   return state;

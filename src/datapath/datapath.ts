@@ -74,6 +74,16 @@ export interface PortSpec {
   /** Where IPv6 traffic goes ('' or absent = the endpoint has no IPv6: IPv6 host addresses do not answer). */
   containerIp6?: string;
   containerPort: number;
+  /** A run: this many ports (absent: 1), host and container ports both stepping by one from hostPort and containerPort. */
+  count?: number;
+}
+
+/** One spec per port: runs written out, for datapaths that handle ports one by one. */
+export function expandPortSpecs(ports: readonly PortSpec[]): readonly PortSpec[] {
+  if (ports.every((p) => (p.count ?? 1) === 1)) return ports;
+  const out: PortSpec[] = [];
+  for (const { count = 1, ...p } of ports) for (let i = 0; i < count; i++) out.push({ ...p, hostPort: p.hostPort + i, containerPort: p.containerPort + i });
+  return out;
 }
 
 /** Which families a published port answers on: '' = both (each where the endpoint has an address), '0.0.0.0'/'::' = one, an address = its family. */

@@ -316,12 +316,12 @@ export class Attachments {
   }
 
   async #publish(sb: SandboxRecord, primary: EndpointRecord, net: NetworkRecord): Promise<void> {
-    const ports = this.#store.ports.forSandbox(sb.id);
+    const ports = this.#store.ports.runsForSandbox(sb.id);
     if (ports.length > 0) await this.#datapath.publish(portSpecs(ports, primary, net));
   }
 
   async #unpublish(sb: SandboxRecord, primary: EndpointRecord): Promise<void> {
-    const ports = this.#store.ports.forSandbox(sb.id);
+    const ports = this.#store.ports.runsForSandbox(sb.id);
     if (ports.length === 0) return;
     const net = this.#store.networks.get(primary.networkId)!;
     await this.#datapath.unpublish(portSpecs(ports, primary, net));

@@ -162,3 +162,12 @@ export interface PortRecord {
   hostPort: number;
   containerPort: number;
 }
+
+/**
+ * Published ports as a run: `count` bindings (absent: 1) whose host and container ports both step
+ * by one from hostPort and containerPort, so `-p 10000-19999:10000-19999` travels from planning
+ * through the store to the datapath as one object instead of 10,000. A record is a run of one.
+ */
+export interface PortRun extends PortRecord {
+  count?: number;
+}

@@ -9,7 +9,7 @@
 import { invalid } from '../errors.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import { canonicalIp, parseIp } from '../ipam/ip.js';
-import type { PortRecord, Protocol } from './model.js';
+import type { PortRun, Protocol } from './model.js';
 
 export interface PortRequest {
   protocol: Protocol;
@@ -107,8 +107,9 @@ export class PortCursor {
  * port can still be taken (including by bindings planned earlier in the same request: the
  * caller adds each returned binding to what isFree consults before the next spec); ports
  * needing a choice get the first free one. Given a sandbox, the bindings are its port records
- * as they stand: a 10,000-port range is 10,000 objects made once, not made and then copied
- * (before the JIT warms up, making them is most of what planning a publish costs).
+ * as runs: a range with its host ports given is one run, not 10,000 objects (before the JIT
+ * warms up, making them was most of what planning a publish cost), and is the caller's to
+ * check port by port.
  */
 export function expandPortRequest(req: PortRequest, isFree: (p: Protocol, ip: string, port: number) => boolean, spec: string, cursor?: PortCursor): PortBinding[];
 export function expandPortRequest(
@@ -117,7 +118,7 @@ export function expandPortRequest(
   spec: string,
   cursor: PortCursor,
   sandboxId: string,
-): PortRecord[];
+): PortRun[];
 export function expandPortRequest(
   req: PortRequest,
   isFree: (p: Protocol, ip: string, port: number) => boolean,
@@ -126,6 +127,12 @@ export function expandPortRequest(
   sandboxId?: string,
 ): PortBinding[] {
   const contCount = req.containerEnd - req.containerStart + 1;
+  const fixed = req.hostStart !== undefined && !(contCount === 1 && req.hostEnd! > req.hostStart);
+  if (sandboxId !== undefined && fixed) {
+    const run: PortRun = { sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort: req.hostStart!, containerPort: req.containerStart };
+    if (contCount > 1) run.count = contCount;
+    return [run];
+  }
   const out: PortBinding[] = [];
   // Ports this call hands out, so two container ports never get the same host port.
   const mine = new Set<number>();
@@ -142,7 +149,7 @@ export function expandPortRequest(
     else if (contCount === 1 && req.hostEnd! > req.hostStart) hostPort = choose(req.hostStart, req.hostEnd!);
     else hostPort = req.hostStart + i;
     if (sandboxId === undefined) out.push({ protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort });
-    else out.push({ sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort } as PortRecord);
+    else out.push({ sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort } as PortRun);
   }
   return out;
 }
@@ -166,12 +173,12 @@ export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPo
     for (const b of bindings) this.add(b);
   }
 
-  static #key(b: { protocol: Protocol; hostPort: number }): number {
-    return b.hostPort * 2 + (b.protocol === 'udp' ? 1 : 0);
+  static #key(protocol: Protocol, hostPort: number): number {
+    return hostPort * 2 + (protocol === 'udp' ? 1 : 0);
   }
 
   add(b: B): void {
-    const key = BindingIndex.#key(b);
+    const key = BindingIndex.#key(b.protocol, b.hostPort);
     const held = this.#byPort.get(key);
     // One binding per port is the rule: an array only where addresses share a port.
     if (held === undefined) this.#byPort.set(key, b);
@@ -179,10 +186,21 @@ export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPo
     else this.#byPort.set(key, [held, b]);
   }
 
+  /** How many (protocol, port) pairs are held. */
+  get size(): number {
+    return this.#byPort.size;
+  }
+
   /** The binding already holding what b asks for, if any. */
   clash(b: { protocol: Protocol; hostIp: string; hostPort: number }): B | undefined {
-    const held = this.#byPort.get(BindingIndex.#key(b));
+    return this.clashAt(b.protocol, b.hostIp, b.hostPort);
+  }
+
+  /** clash, given the fields: a run's ports are checked without an object per port. */
+  clashAt(protocol: Protocol, hostIp: string, hostPort: number): B | undefined {
+    const held = this.#byPort.get(BindingIndex.#key(protocol, hostPort));
     if (held === undefined) return undefined;
+    const b = { protocol, hostIp, hostPort };
     if (Array.isArray(held)) return held.find((x) => bindingsClash(x, b));
     return bindingsClash(held, b) ? held : undefined;
   }

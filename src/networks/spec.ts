@@ -1,6 +1,6 @@
 /** Records -> the kernel-facing specs the datapath takes. */
 import type { EndpointSpec, NetworkSpec, PortSpec } from '../datapath/datapath.js';
-import { BridgeOption, type EndpointRecord, type NetworkRecord, type PortRecord } from './model.js';
+import { BridgeOption, type EndpointRecord, type NetworkRecord, type PortRun } from './model.js';
 import { vniOf } from '../drivers/overlay/vni.js';
 
 export function networkSpec(net: NetworkRecord): NetworkSpec {
@@ -38,17 +38,21 @@ export function endpointSpec(ep: EndpointRecord, netnsPath: string): EndpointSpe
   };
 }
 
-/** A sandbox's published ports, aimed at its primary bridge endpoint. */
-export function portSpecs(ports: readonly PortRecord[], primary: EndpointRecord, net: NetworkRecord): PortSpec[] {
+/** A sandbox's published ports (runs stay runs), aimed at its primary bridge endpoint. */
+export function portSpecs(ports: readonly PortRun[], primary: EndpointRecord, net: NetworkRecord): PortSpec[] {
   const binding = networkSpec(net).hostBinding;
-  return ports.map((p) => ({
-    protocol: p.protocol,
-    hostIp: p.hostIp || binding,
-    hostPort: p.hostPort,
-    endpointId: primary.id,
-    networkId: primary.networkId,
-    containerIp: primary.ipv4 ?? '',
-    containerIp6: primary.ipv6 ?? '',
-    containerPort: p.containerPort,
-  }));
+  return ports.map((p) => {
+    const spec: PortSpec = {
+      protocol: p.protocol,
+      hostIp: p.hostIp || binding,
+      hostPort: p.hostPort,
+      endpointId: primary.id,
+      networkId: primary.networkId,
+      containerIp: primary.ipv4 ?? '',
+      containerIp6: primary.ipv6 ?? '',
+      containerPort: p.containerPort,
+    };
+    if ((p.count ?? 1) > 1) spec.count = p.count;
+    return spec;
+  });
 }

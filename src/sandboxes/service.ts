@@ -11,7 +11,7 @@ import { conflict, forbidden, invalid } from '../errors.js';
 import { isIPv4 } from '../ipam/ipv4.js';
 import { Attachments, type AttachOptions } from '../networks/attachments.js';
 import { sandboxNetnsName, type EngineConfig } from '../networks/config.js';
-import type { NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import type { NetworkRecord, PortRecord, PortRun, SandboxRecord } from '../networks/model.js';
 import { validateHostname, validateName } from '../networks/names.js';
 import { describeForeign } from '../networks/endpoints.js';
 import { BindingIndex, expandPortRequest, parsePortSpec, PortCursor } from '../networks/ports.js';
@@ -119,7 +119,7 @@ export class SandboxService {
   }
 
   /** Parses -p specs and picks host ports, refusing any already published (Docker's message). */
-  #planPorts(sandboxId: string, specs: readonly string[]): PortRecord[] {
+  #planPorts(sandboxId: string, specs: readonly string[]): PortRun[] {
     if (specs.length === 0) return [];
     const all = this.#store.ports.all();
     const taken = new BindingIndex<PortRecord & { holder?: string }>(all);
@@ -130,28 +130,30 @@ export class SandboxService {
         taken.add({ sandboxId: '', ...p, holder: describeForeign(fe) });
         foreignPorts++;
       }
-    const planned: PortRecord[] = [];
-    const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clash({ protocol, hostIp, hostPort });
+    const planned: PortRun[] = [];
+    let count = 0;
+    const free = (protocol: PortRecord['protocol'], hostIp: string, hostPort: number) => !taken.clashAt(protocol, hostIp, hostPort);
     const cursor = new PortCursor();
     for (const [i, spec] of specs.entries()) {
       // Later specs must see this one's ports; one spec never clashes with itself (expandPortRequest
       // keeps its own choices apart), so the last (often the only: a 10,000-port range) is not indexed.
       const later = i < specs.length - 1;
-      const records = expandPortRequest(parsePortSpec(spec), free, spec, cursor, sandboxId);
-      // Indexed, as every per-port loop of a publish: 10,000 turns of for-of cost several ms before the JIT warms up.
-      for (let j = 0; j < records.length; j++) {
-        const record = records[j];
-        const holder = taken.clash(record);
-        if (holder) throw conflict(`Bind for ${record.hostIp || '0.0.0.0'}:${record.hostPort} failed: port is already allocated${holder.holder ? ` (by ${holder.holder})` : ''}`);
-        if (later) taken.add(record);
-        planned.push(record);
+      for (const run of expandPortRequest(parsePortSpec(spec), free, spec, cursor, sandboxId)) {
+        const { protocol, hostIp, hostPort, containerPort, count: n = 1 } = run;
+        // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.
+        if ((count += n) > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
+        // Port by port, with no object per port: a 10,000-port range is checked before the JIT warms up.
+        for (let k = 0; k < n; k++) {
+          const holder = taken.clashAt(protocol, hostIp, hostPort + k);
+          if (holder) throw conflict(`Bind for ${hostIp || '0.0.0.0'}:${hostPort + k} failed: port is already allocated${holder.holder ? ` (by ${holder.holder})` : ''}`);
+          if (later) taken.add({ sandboxId, protocol, hostIp, hostPort: hostPort + k, containerPort: containerPort + k });
+        }
+        planned.push(run);
       }
-      // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.
-      if (planned.length > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
     }
     // Refused here, cleanly, rather than by a full kernel map halfway through the publishing.
-    if (all.length + foreignPorts + planned.length > PORT_TABLE)
-      throw forbidden(`cannot publish ${planned.length} ports: the host's published-port table holds ${PORT_TABLE} and ${all.length + foreignPorts} are in use`);
+    if (all.length + foreignPorts + count > PORT_TABLE)
+      throw forbidden(`cannot publish ${count} ports: the host's published-port table holds ${PORT_TABLE} and ${all.length + foreignPorts} are in use`);
     return planned;
   }
 

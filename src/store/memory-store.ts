@@ -9,7 +9,7 @@
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { familyOfText } from '../ipam/allocator.js';
 import { checkPortClaims } from './port-claims.js';
-import { decodePortRuns, encodePortRuns } from './port-rows.js';
+import { decodePortRuns, decodeRunsOf, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type NamedTable, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
@@ -157,6 +157,10 @@ export class MemoryStore implements Store {
       forSandbox: (id) => {
         const doc = t().ports.get(id);
         return doc ? decode(id, doc) : [];
+      },
+      runsForSandbox: (id) => {
+        const doc = t().ports.get(id);
+        return doc ? decodeRunsOf(id, doc) : [];
       },
       setForSandbox: (id, ports) => {
         checkPortClaims(id, this.ports.all(), ports);

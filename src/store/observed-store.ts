@@ -4,7 +4,7 @@
  * write, through whatever service or reconcile path, is seen at once without each writer
  * having to announce it.
  */
-import type { PortRecord } from '../networks/model.js';
+import type { PortRun } from '../networks/model.js';
 import type { RecordTable, Store } from './store.js';
 
 /** One write, for listeners: a record table's insert/update (the record) or delete (its id); anything else is 'other'. */
@@ -63,7 +63,8 @@ export class ObservedStore implements Store, Versioned {
     this.ports = {
       all: () => inner.ports.all(),
       forSandbox: (id) => inner.ports.forSandbox(id),
-      setForSandbox: bump((id: string, ports: readonly PortRecord[]) => inner.ports.setForSandbox(id, ports)),
+      runsForSandbox: (id) => inner.ports.runsForSandbox(id),
+      setForSandbox: bump((id: string, ports: readonly PortRun[]) => inner.ports.setForSandbox(id, ports)),
       deleteForSandbox: bump((id) => inner.ports.deleteForSandbox(id)),
     };
     this.ipam = {

@@ -5,17 +5,20 @@
  * a shared store would with a compare-and-swap on each (protocol, port).
  */
 import { BindingIndex } from '../networks/ports.js';
-import type { PortRecord } from '../networks/model.js';
+import type { PortRecord, PortRun } from '../networks/model.js';
 import { StoreConflict } from './store.js';
 
-/** Throws StoreConflict naming the first of `wanted` that another sandbox's port already holds. */
-export function checkPortClaims(sandboxId: string, others: Iterable<PortRecord>, wanted: readonly PortRecord[]): void {
+/** Throws StoreConflict naming the first port of `wanted` (runs: every port of each) that another sandbox's port already holds. */
+export function checkPortClaims(sandboxId: string, others: Iterable<PortRecord>, wanted: readonly PortRun[]): void {
   if (wanted.length === 0) return;
   const taken = new BindingIndex<PortRecord>();
   for (const p of others) if (p.sandboxId !== sandboxId) taken.add(p);
+  if (taken.size === 0) return;
   for (let i = 0; i < wanted.length; i++) {
-    const p = wanted[i];
-    const holder = taken.clash(p);
-    if (holder) throw new StoreConflict(`store: port ${p.protocol} ${p.hostIp || '0.0.0.0'}:${p.hostPort} for sandbox ${sandboxId} is held by sandbox ${holder.sandboxId}`);
+    const { protocol, hostIp, hostPort, count = 1 } = wanted[i];
+    for (let port = hostPort; port < hostPort + count; port++) {
+      const holder = taken.clashAt(protocol, hostIp, port);
+      if (holder) throw new StoreConflict(`store: port ${protocol} ${hostIp || '0.0.0.0'}:${port} for sandbox ${sandboxId} is held by sandbox ${holder.sandboxId}`);
+    }
   }
 }

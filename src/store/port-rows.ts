@@ -5,26 +5,45 @@
  * and reads in microseconds instead of 10,000 tuples. A 4-element row (count 1) is what stores
  * written before runs hold, and reads the same.
  */
-import type { PortRecord } from '../networks/model.js';
+import type { PortRecord, PortRun } from '../networks/model.js';
 
-export type PortRun = [PortRecord['protocol'], string, number, number, number] | [PortRecord['protocol'], string, number, number];
+type StoredRun = [PortRecord['protocol'], string, number, number, number] | [PortRecord['protocol'], string, number, number];
 
-/** The document for `ports`, in their order: consecutive bindings that continue a run join it. */
-export function encodePortRuns(ports: readonly PortRecord[]): string {
-  const runs: Array<[PortRecord['protocol'], string, number, number, number]> = [];
-  let last: [PortRecord['protocol'], string, number, number, number] | undefined;
+/** `ports` as the fewest runs, in their order: a run (or binding) that continues the one before joins it. */
+function joinPortRuns(ports: readonly PortRun[]): PortRun[] {
+  const runs: Array<PortRun & { count: number }> = [];
+  let last: (PortRun & { count: number }) | undefined;
   for (let i = 0; i < ports.length; i++) {
     const p = ports[i];
-    if (last && last[0] === p.protocol && last[1] === p.hostIp && last[2] + last[4] === p.hostPort && last[3] + last[4] === p.containerPort) last[4]++;
-    else runs.push((last = [p.protocol, p.hostIp, p.hostPort, p.containerPort, 1]));
+    const count = p.count ?? 1;
+    if (last && last.sandboxId === p.sandboxId && last.protocol === p.protocol && last.hostIp === p.hostIp && last.hostPort + last.count === p.hostPort && last.containerPort + last.count === p.containerPort)
+      last.count += count;
+    else runs.push((last = { sandboxId: p.sandboxId, protocol: p.protocol, hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, count }));
   }
-  return JSON.stringify(runs.map((r) => (r[4] === 1 ? r.slice(0, 4) : r)));
+  return runs;
+}
+
+/** The document for `ports` (runs or single bindings), in their order. */
+export function encodePortRuns(ports: readonly PortRun[]): string {
+  return JSON.stringify(joinPortRuns(ports).map((r): StoredRun => (r.count === 1 ? [r.protocol, r.hostIp, r.hostPort, r.containerPort] : [r.protocol, r.hostIp, r.hostPort, r.containerPort, r.count!])));
+}
+
+/** The runs a stored document holds, in order (count only where it is more than one). */
+export function decodeRunsOf(sandboxId: string, doc: string): PortRun[] {
+  return (JSON.parse(doc) as StoredRun[]).map(([protocol, hostIp, hostPort, containerPort, count = 1]) =>
+    count === 1 ? { sandboxId, protocol, hostIp, hostPort, containerPort } : { sandboxId, protocol, hostIp, hostPort, containerPort, count },
+  );
+}
+
+/** Every binding of `runs`, one record per port, in order. */
+function expandPortRuns(runs: readonly PortRun[]): PortRecord[] {
+  const out: PortRecord[] = [];
+  for (const { sandboxId, protocol, hostIp, hostPort, containerPort, count = 1 } of runs)
+    for (let i = 0; i < count; i++) out.push({ sandboxId, protocol, hostIp, hostPort: hostPort + i, containerPort: containerPort + i });
+  return out;
 }
 
 /** The bindings a stored document stands for, in order. */
 export function decodePortRuns(sandboxId: string, doc: string): PortRecord[] {
-  const out: PortRecord[] = [];
-  for (const [protocol, hostIp, hostPort, containerPort, count = 1] of JSON.parse(doc) as PortRun[])
-    for (let i = 0; i < count; i++) out.push({ sandboxId, protocol, hostIp, hostPort: hostPort + i, containerPort: containerPort + i });
-  return out;
+  return expandPortRuns(decodeRunsOf(sandboxId, doc));
 }

@@ -10,7 +10,7 @@ import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '.
 import { familyOfText } from '../ipam/allocator.js';
 import { formatIPv4 } from '../ipam/ipv4.js';
 import { checkPortClaims } from './port-claims.js';
-import { decodePortRuns, encodePortRuns } from './port-rows.js';
+import { decodePortRuns, decodeRunsOf, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type NamedTable, type QuarantinedRow, type RecordTable, type Store } from './store.js';
 
@@ -176,6 +176,10 @@ export class SqliteStore implements Store {
       forSandbox: (id) => {
         const doc = portsFor.get(id) as string | undefined;
         return doc ? decode(id, doc) : [];
+      },
+      runsForSandbox: (id) => {
+        const doc = portsFor.get(id) as string | undefined;
+        return doc ? decodeRunsOf(id, doc) : [];
       },
       setForSandbox: (id, ports) => {
         if (ports.length > 0) checkPortClaims(id, this.ports.all(), ports);

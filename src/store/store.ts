@@ -4,7 +4,7 @@
  */
 import type { IpamStore } from '../ipam/allocator.js';
 export type { Reservation } from '../ipam/allocator.js';
-import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
+import type { EndpointRecord, NetworkRecord, PortRecord, PortRun, SandboxRecord } from '../networks/model.js';
 
 /**
  * A write the store refused because it would break a constraint (an id or name already
@@ -61,9 +61,12 @@ export interface Store {
   /** Published ports, kept per sandbox (a range of 10,000 is one write, not 10,000). */
   readonly ports: {
     all(): PortRecord[];
+    /** One record per port. */
     forSandbox(sandboxId: string): PortRecord[];
+    /** The same ports as runs (a range is one), for the paths that publish them. */
+    runsForSandbox(sandboxId: string): PortRun[];
     /** Sets a sandbox's ports (replacing any it had), only if no other sandbox holds one of them; else StoreConflict. */
-    setForSandbox(sandboxId: string, ports: readonly PortRecord[]): void;
+    setForSandbox(sandboxId: string, ports: readonly PortRun[]): void;
     deleteForSandbox(sandboxId: string): void;
   };
   readonly ipam: IpamStore & {

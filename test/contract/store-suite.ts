@@ -192,6 +192,37 @@ export function runStoreContract(name: string, opts: { newStore: () => StoreHarn
     );
 
     it(
+      'ports: runs go in and come out as runs (joined where they continue), read per port the same; a run is refused for the one port of it another sandbox holds',
+      withStore((s) => {
+        s.sandboxes.insert(sandbox('s1', 'c1'));
+        s.sandboxes.insert(sandbox('s2', 'c2'));
+        const run = { ...port('s1', 10_000), containerPort: 20_000, count: 10_000 };
+        // A run, a single port that continues it, a run of another protocol.
+        s.ports.setForSandbox('s1', [run, { ...port('s1', 20_000), containerPort: 30_000 }, { ...port('s1', 10_000, 'udp'), count: 3 }]);
+        expect(s.ports.runsForSandbox('s1')).toEqual([
+          { ...run, count: 10_001 },
+          { ...port('s1', 10_000, 'udp'), count: 3 },
+        ]);
+        const each = s.ports.forSandbox('s1');
+        expect(each).toHaveLength(10_004);
+        expect(each[0]).toEqual({ ...port('s1', 10_000), containerPort: 20_000 });
+        expect(each[9_999]).toEqual({ ...port('s1', 19_999), containerPort: 29_999 });
+        expect(each[10_003]).toEqual({ ...port('s1', 10_002, 'udp'), containerPort: 82 });
+        expect(s.ports.runsForSandbox('s2')).toEqual([]);
+        // Inside s1's run, and a run that reaches into it by its last port: refused whole, naming the port.
+        expect(() => s.ports.setForSandbox('s2', [{ ...port('s2', 14_990), count: 20 }])).toThrow(/tcp 0\.0\.0\.0:14990 for sandbox s2 is held by sandbox s1/);
+        expect(() => s.ports.setForSandbox('s2', [{ ...port('s2', 9_990), count: 11 }])).toThrow(/0\.0\.0\.0:10000 for sandbox s2 is held by sandbox s1/);
+        expect(s.ports.forSandbox('s2')).toEqual([]);
+        s.ports.setForSandbox('s2', [{ ...port('s2', 9_990), count: 10 }]);
+        expect(s.ports.runsForSandbox('s2')).toEqual([{ ...port('s2', 9_990), count: 10 }]);
+        s.ports.deleteForSandbox('s1');
+        s.ports.deleteForSandbox('s2');
+        s.sandboxes.delete('s1');
+        s.sandboxes.delete('s2');
+      }),
+    );
+
+    it(
       'ipam: reserve is conditional (a holder keeps its address, re-reserving your own is a win); release, per owner, per pool',
       withStore((s) => {
         expect(s.ipam.reserve('n1', A, 'sandbox c1')).toEqual({ reserved: true });

@@ -40,6 +40,17 @@ describe('published-port packing', () => {
     }
   });
 
+  it('packs a run (one spec with a count) exactly as the specs of its ports, beside single ports and other runs', () => {
+    const asRuns: PortSpec[] = [
+      { ...spec('', 20000, 30000), count: 100 },
+      ...mixed.slice(100, 109),
+      { ...spec('', 20100, 30100), count: 150 },
+      { ...spec('', 20250, 30250), count: 50 },
+    ];
+    expect(encodePorts(asRuns)).toEqual(encodePorts(mixed));
+    expect(encodePorts6(asRuns)).toEqual(encodePorts6(mixed));
+  });
+
   it('matches the codecs entry for entry, IPv6', () => {
     for (const ports of [ranged, mixed]) {
       const v6 = ports.filter((p) => (p.hostIp === '' || p.hostIp.includes(':')) && p.containerIp6);

@@ -45,6 +45,20 @@ describe('published port allocation', () => {
     ]);
   });
 
+  it("given a sandbox, a range with its host ports is one run; ports it must choose are one record each", () => {
+    const never = () => false;
+    const run = (spec: string) => expandPortRequest(parsePortSpec(spec), never, spec, new PortCursor(), 's1');
+    expect(run('10000-19999:20000-29999/udp')).toEqual([{ sandboxId: 's1', protocol: 'udp', hostIp: '', hostPort: 10000, containerPort: 20000, count: 10000 }]);
+    expect(run('127.0.0.1:8080:80')).toEqual([{ sandboxId: 's1', protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80 }]);
+    const free = (_p: Protocol, _ip: string, port: number) => port !== 8000;
+    const choose = (spec: string) => expandPortRequest(parsePortSpec(spec), free, spec, new PortCursor(), 's1');
+    expect(choose('8000-8001:80')).toEqual([{ sandboxId: 's1', protocol: 'tcp', hostIp: '', hostPort: 8001, containerPort: 80 }]);
+    expect(choose('80-81').map((r) => [r.hostPort, r.containerPort, r.count])).toEqual([
+      [EPHEMERAL.first, 80, undefined],
+      [EPHEMERAL.first + 1, 81, undefined],
+    ]);
+  });
+
   it('picks one free port of a host range, and says when none is left', () => {
     const existing: B[] = [{ protocol: 'tcp', hostIp: '', hostPort: 8000 }];
     expect(plan(['8000-8001:80'], existing)[0].hostPort).toBe(8001);

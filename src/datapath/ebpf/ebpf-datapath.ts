@@ -37,6 +37,7 @@ import {
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
 import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6 } from '../libbpf/codec.js';
 import {
+  expandPortSpecs,
   portFamilies,
   type Datapath,
   type DatapathContext,
@@ -190,13 +191,13 @@ type AddressWriter = (buf: Buffer, text: string, offset: number) => void;
 
 /**
  * Keys and values for the published ports of one family among `all`, packed back to back in one
- * pass: a range of 10,000 ports is one batch syscall. A run of ports that share their addresses
- * and protocol (a range: usually all of them) is judged once (does it answer on this family?),
- * written as its first entry repeated by one fill, then two port bytes per entry on each side,
- * so the loop stays cheap even before the JIT has warmed up (the first 10,000-port publish after
- * a start spent 23 ms here writing every field of every entry, and then still 20 ms filtering
- * and packing both families port by port). Offsets come from the ABI mirror, so the layout has
- * one source.
+ * pass: a range of 10,000 ports is one batch syscall. Specs that share their addresses and
+ * protocol (a range, given as one spec with a count or as one spec per port) are judged once
+ * (does it answer on this family?), written as their first entry repeated by one fill, then two
+ * port bytes per entry on each side, so the loop stays cheap even before the JIT has warmed up
+ * (the first 10,000-port publish after a start spent 23 ms here writing every field of every
+ * entry, and then still 20 ms filtering and packing both families port by port). Offsets come
+ * from the ABI mirror, so the layout has one source.
  */
 function packPorts(
   all: readonly PortSpec[],
@@ -207,33 +208,38 @@ function packPorts(
   containerAddress: (p: PortSpec) => string,
   write: AddressWriter,
 ): { keys: Buffer; values: Buffer; count: number } {
-  const keys = Buffer.alloc(key.size * all.length);
-  const values = Buffer.alloc(target.size * all.length);
+  let total = 0;
+  for (let i = 0; i < all.length; i++) total += all[i].count ?? 1;
+  const keys = Buffer.alloc(key.size * total);
+  const values = Buffer.alloc(target.size * total);
   const k = key.offsets;
   const v = target.offsets;
   let n = 0;
   for (let first = 0; first < all.length; ) {
     const p = all[first];
     let end = first + 1;
-    while (end < all.length && sameRun(all[end], p)) end++;
+    let count = p.count ?? 1;
+    while (end < all.length && sameRun(all[end], p)) count += all[end++].count ?? 1;
     if (portFamilies(p)[family]) {
       const ko = n * key.size;
       const vo = n * target.size;
       write(keys, hostAddress(p), ko + k.addr);
       keys[ko + k.proto] = PROTO[p.protocol];
       write(values, containerAddress(p), vo + v.addr);
-      const count = end - first;
       if (count > 1) {
         keys.fill(keys.subarray(ko, ko + key.size), ko + key.size, (n + count) * key.size);
         values.fill(values.subarray(vo, vo + target.size), vo + target.size, (n + count) * target.size);
       }
-      for (let i = first; i < end; i++, n++) {
-        const kp = n * key.size + k.port;
-        const vp = n * target.size + v.port;
-        keys[kp] = all[i].hostPort >> 8;
-        keys[kp + 1] = all[i].hostPort & 0xff;
-        values[vp] = all[i].containerPort >> 8;
-        values[vp + 1] = all[i].containerPort & 0xff;
+      for (let i = first; i < end; i++) {
+        const { hostPort, containerPort, count: ports = 1 } = all[i];
+        for (let j = 0; j < ports; j++, n++) {
+          const kp = n * key.size + k.port;
+          const vp = n * target.size + v.port;
+          keys[kp] = (hostPort + j) >> 8;
+          keys[kp + 1] = (hostPort + j) & 0xff;
+          values[vp] = (containerPort + j) >> 8;
+          values[vp + 1] = (containerPort + j) & 0xff;
+        }
       }
     }
     first = end;
@@ -506,9 +512,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
     // Filters of endpoints that are gone went with their devices (reconcile deletes stray veths).
 
-    const wantPorts = new Map(desired.ports.filter((p) => portFamilies(p).v4).map((p) => [keyString(portKeyOf(p)), p]));
+    const eachPort = expandPortSpecs(desired.ports);
+    const wantPorts = new Set(eachPort.filter((p) => portFamilies(p).v4).map((p) => keyString(portKeyOf(p))));
     for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
-    const wantPorts6 = new Set(desired.ports.filter((p) => portFamilies(p).v6).map((p) => keyString6(portKey6Of(p))));
+    const wantPorts6 = new Set(eachPort.filter((p) => portFamilies(p).v6).map((p) => keyString6(portKey6Of(p))));
     for (const k of maps.ports6.keys()) if (!wantPorts6.has(keyString6(k))) maps.ports6.delete(k);
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
@@ -783,14 +790,14 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     } catch (err) {
       // Some were never there (or are gone): remove the rest one by one.
       if (!isBpfError(err, 'ENOENT')) throw err;
-      for (const p of ports) if (portFamilies(p).v4) maps.ports.delete(portKeyOf(p));
+      for (const p of expandPortSpecs(ports)) if (portFamilies(p).v4) maps.ports.delete(portKeyOf(p));
     }
     const v6 = encodePorts6(ports);
     try {
       if (v6.count > 0) maps.ports6.deletePacked(v6.keys);
     } catch (err) {
       if (!isBpfError(err, 'ENOENT')) throw err;
-      for (const p of ports) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
+      for (const p of expandPortSpecs(ports)) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
     }
   }
 

@@ -12,7 +12,7 @@
  * each bridge port (DNAT back to the sender is bridged out of the port it came in by).
  */
 import { refuseOverlay } from './overlay.js';
-import type { Datapath, DatapathContext, DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
+import { expandPortSpecs, type Datapath, type DatapathContext, type DesiredState, type EndpointSpec, type NetworkSpec, type PortSpec } from '../datapath.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import {
   TABLES,
@@ -94,7 +94,8 @@ export class IptablesDatapath implements Datapath {
       const state: State = {
         networks: new Map(desired.networks.map((n) => [n.id, n])),
         endpoints: new Map(desired.endpoints.map((e) => [e.id, e])),
-        ports: new Map(desired.ports.map((p) => [portKey(p), p])),
+        // One rule per port: runs are written out.
+        ports: new Map(expandPortSpecs(desired.ports).map((p) => [portKey(p), p])),
       };
       const rs = renderRules(toDesired(state), { linkPrefix: this.#ctx.linkPrefix });
       const rs6 = renderRules(toDesired(state), { linkPrefix: this.#ctx.linkPrefix }, 6);
@@ -163,7 +164,8 @@ export class IptablesDatapath implements Datapath {
     );
   }
 
-  async publish(ports: readonly PortSpec[]): Promise<void> {
+  async publish(runs: readonly PortSpec[]): Promise<void> {
+    const ports = expandPortSpecs(runs);
     ports.forEach(validate.port);
     return this.#serial(() => {
       for (const p of ports)
@@ -175,7 +177,8 @@ export class IptablesDatapath implements Datapath {
     });
   }
 
-  async unpublish(ports: readonly PortSpec[]): Promise<void> {
+  async unpublish(runs: readonly PortSpec[]): Promise<void> {
+    const ports = expandPortSpecs(runs);
     return this.#serial(() =>
       this.#change((s) => {
         for (const p of ports) s.ports.delete(portKey(p));
