@@ -78,13 +78,6 @@ export interface PortSpec {
   count?: number;
 }
 
-/** One spec per port: runs written out, for datapaths that handle ports one by one. */
-export function expandPortSpecs(ports: readonly PortSpec[]): readonly PortSpec[] {
-  if (ports.every((p) => (p.count ?? 1) === 1)) return ports;
-  const out: PortSpec[] = [];
-  for (const { count = 1, ...p } of ports) for (let i = 0; i < count; i++) out.push({ ...p, hostPort: p.hostPort + i, containerPort: p.containerPort + i });
-  return out;
-}
 
 /** Which families a published port answers on: '' = both (each where the endpoint has an address), '0.0.0.0'/'::' = one, an address = its family. */
 export function portFamilies(p: PortSpec): { v4: boolean; v6: boolean } {

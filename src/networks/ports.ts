@@ -127,9 +127,10 @@ export function expandPortRequest(
   sandboxId?: string,
 ): PortBinding[] {
   const contCount = req.containerEnd - req.containerStart + 1;
-  const fixed = req.hostStart !== undefined && !(contCount === 1 && req.hostEnd! > req.hostStart);
-  if (sandboxId !== undefined && fixed) {
-    const run: PortRun = { sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort: req.hostStart!, containerPort: req.containerStart };
+  // One container port, a host range: one host port of it is chosen.
+  const oneOfRange = req.hostStart !== undefined && contCount === 1 && req.hostEnd! > req.hostStart;
+  if (sandboxId !== undefined && req.hostStart !== undefined && !oneOfRange) {
+    const run: PortRun = { sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort: req.hostStart, containerPort: req.containerStart };
     if (contCount > 1) run.count = contCount;
     return [run];
   }
@@ -146,7 +147,7 @@ export function expandPortRequest(
     const containerPort = req.containerStart + i;
     let hostPort: number;
     if (req.hostStart === undefined) hostPort = choose(EPHEMERAL.first, EPHEMERAL.last);
-    else if (contCount === 1 && req.hostEnd! > req.hostStart) hostPort = choose(req.hostStart, req.hostEnd!);
+    else if (oneOfRange) hostPort = choose(req.hostStart, req.hostEnd!);
     else hostPort = req.hostStart + i;
     if (sandboxId === undefined) out.push({ protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort });
     else out.push({ sandboxId, protocol: req.protocol, hostIp: req.hostIp, hostPort, containerPort } as PortRun);
@@ -196,7 +197,17 @@ export class BindingIndex<B extends { protocol: Protocol; hostIp: string; hostPo
     return this.clashAt(b.protocol, b.hostIp, b.hostPort);
   }
 
-  /** clash, given the fields: a run's ports are checked without an object per port. */
+  /** The first port of a run (count ports from hostPort, absent: 1) that a binding already holds, and its holder; no object per port. */
+  clashInRun(run: { protocol: Protocol; hostIp: string; hostPort: number; count?: number }): { port: number; holder: B } | undefined {
+    const { protocol, hostIp, hostPort, count = 1 } = run;
+    for (let port = hostPort; port < hostPort + count; port++) {
+      const holder = this.clashAt(protocol, hostIp, port);
+      if (holder) return { port, holder };
+    }
+    return undefined;
+  }
+
+  /** clash, given the fields. */
   clashAt(protocol: Protocol, hostIp: string, hostPort: number): B | undefined {
     const held = this.#byPort.get(BindingIndex.#key(protocol, hostPort));
     if (held === undefined) return undefined;

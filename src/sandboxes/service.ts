@@ -15,6 +15,7 @@ import type { NetworkRecord, PortRecord, PortRun, SandboxRecord } from '../netwo
 import { validateHostname, validateName } from '../networks/names.js';
 import { describeForeign } from '../networks/endpoints.js';
 import { BindingIndex, expandPortRequest, parsePortSpec, PortCursor } from '../networks/ports.js';
+import { eachPortOf } from '../util/port-runs.js';
 import { DEFAULT_NETWORK, type NetworkService } from '../networks/service.js';
 import type { Store } from '../store/store.js';
 import { createNetns, removeNetns } from '../system/ip.js';
@@ -139,15 +140,11 @@ export class SandboxService {
       // keeps its own choices apart), so the last (often the only: a 10,000-port range) is not indexed.
       const later = i < specs.length - 1;
       for (const run of expandPortRequest(parsePortSpec(spec), free, spec, cursor, sandboxId)) {
-        const { protocol, hostIp, hostPort, containerPort, count: n = 1 } = run;
         // Every host port twice (tcp, udp): more would only repeat clashes, and bounds the work of one request.
-        if ((count += n) > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
-        // Port by port, with no object per port: a 10,000-port range is checked before the JIT warms up.
-        for (let k = 0; k < n; k++) {
-          const holder = taken.clashAt(protocol, hostIp, hostPort + k);
-          if (holder) throw conflict(`Bind for ${hostIp || '0.0.0.0'}:${hostPort + k} failed: port is already allocated${holder.holder ? ` (by ${holder.holder})` : ''}`);
-          if (later) taken.add({ sandboxId, protocol, hostIp, hostPort: hostPort + k, containerPort: containerPort + k });
-        }
+        if ((count += run.count ?? 1) > MAX_PORTS) throw invalid(`too many published ports: more than ${MAX_PORTS}`);
+        const clash = taken.clashInRun(run);
+        if (clash) throw conflict(`Bind for ${run.hostIp || '0.0.0.0'}:${clash.port} failed: port is already allocated${clash.holder.holder ? ` (by ${clash.holder.holder})` : ''}`);
+        if (later) for (const p of eachPortOf([run])) taken.add(p);
         planned.push(run);
       }
     }

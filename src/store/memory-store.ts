@@ -9,6 +9,7 @@
 import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '../networks/model.js';
 import { familyOfText } from '../ipam/allocator.js';
 import { checkPortClaims } from './port-claims.js';
+import { eachPortOf } from '../util/port-runs.js';
 import { decodePortRuns, decodeRunsOf, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type NamedTable, type QuarantinedRow, type RecordTable, type Store } from './store.js';
@@ -154,10 +155,7 @@ export class MemoryStore implements Store {
     const decode = decodePortRuns;
     this.ports = {
       all: () => [...t().ports].flatMap(([id, doc]) => decode(id, doc)),
-      forSandbox: (id) => {
-        const doc = t().ports.get(id);
-        return doc ? decode(id, doc) : [];
-      },
+      forSandbox: (id) => eachPortOf(this.ports.runsForSandbox(id)),
       runsForSandbox: (id) => {
         const doc = t().ports.get(id);
         return doc ? decodeRunsOf(id, doc) : [];

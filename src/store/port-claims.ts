@@ -14,11 +14,8 @@ export function checkPortClaims(sandboxId: string, others: Iterable<PortRecord>,
   const taken = new BindingIndex<PortRecord>();
   for (const p of others) if (p.sandboxId !== sandboxId) taken.add(p);
   if (taken.size === 0) return;
-  for (let i = 0; i < wanted.length; i++) {
-    const { protocol, hostIp, hostPort, count = 1 } = wanted[i];
-    for (let port = hostPort; port < hostPort + count; port++) {
-      const holder = taken.clashAt(protocol, hostIp, port);
-      if (holder) throw new StoreConflict(`store: port ${protocol} ${hostIp || '0.0.0.0'}:${port} for sandbox ${sandboxId} is held by sandbox ${holder.sandboxId}`);
-    }
+  for (const run of wanted) {
+    const clash = taken.clashInRun(run);
+    if (clash) throw new StoreConflict(`store: port ${run.protocol} ${run.hostIp || '0.0.0.0'}:${clash.port} for sandbox ${sandboxId} is held by sandbox ${clash.holder.sandboxId}`);
   }
 }

@@ -6,6 +6,7 @@
  * written before runs hold, and reads the same.
  */
 import type { PortRecord, PortRun } from '../networks/model.js';
+import { eachPortOf } from '../util/port-runs.js';
 
 type StoredRun = [PortRecord['protocol'], string, number, number, number] | [PortRecord['protocol'], string, number, number];
 
@@ -35,15 +36,7 @@ export function decodeRunsOf(sandboxId: string, doc: string): PortRun[] {
   );
 }
 
-/** Every binding of `runs`, one record per port, in order. */
-function expandPortRuns(runs: readonly PortRun[]): PortRecord[] {
-  const out: PortRecord[] = [];
-  for (const { sandboxId, protocol, hostIp, hostPort, containerPort, count = 1 } of runs)
-    for (let i = 0; i < count; i++) out.push({ sandboxId, protocol, hostIp, hostPort: hostPort + i, containerPort: containerPort + i });
-  return out;
-}
-
-/** The bindings a stored document stands for, in order. */
+/** The bindings a stored document stands for, one record per port, in order. */
 export function decodePortRuns(sandboxId: string, doc: string): PortRecord[] {
-  return expandPortRuns(decodeRunsOf(sandboxId, doc));
+  return eachPortOf(decodeRunsOf(sandboxId, doc));
 }

@@ -10,6 +10,7 @@ import type { EndpointRecord, NetworkRecord, PortRecord, SandboxRecord } from '.
 import { familyOfText } from '../ipam/allocator.js';
 import { formatIPv4 } from '../ipam/ipv4.js';
 import { checkPortClaims } from './port-claims.js';
+import { eachPortOf } from '../util/port-runs.js';
 import { decodePortRuns, decodeRunsOf, encodePortRuns } from './port-rows.js';
 import { findUnusable, moveAside, type RawRows } from './quarantine.js';
 import { StoreConflict, type NamedTable, type QuarantinedRow, type RecordTable, type Store } from './store.js';
@@ -173,10 +174,7 @@ export class SqliteStore implements Store {
     const deletePorts = db.prepare('DELETE FROM sandbox_ports WHERE sandbox_id = ?');
     this.ports = {
       all: () => (allPorts.all() as Array<{ sandbox_id: string; doc: string }>).flatMap((r) => decode(r.sandbox_id, r.doc)),
-      forSandbox: (id) => {
-        const doc = portsFor.get(id) as string | undefined;
-        return doc ? decode(id, doc) : [];
-      },
+      forSandbox: (id) => eachPortOf(this.ports.runsForSandbox(id)),
       runsForSandbox: (id) => {
         const doc = portsFor.get(id) as string | undefined;
         return doc ? decodeRunsOf(id, doc) : [];

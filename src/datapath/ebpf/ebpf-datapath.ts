@@ -37,7 +37,6 @@ import {
 import { BpfObject, RingBuffer, interfaceIndex, isBpfError, sumPerCpu, type BpfMap, type BpfProgram, type PerCpuMap } from '../libbpf/bpf.js';
 import { encode, u32, u64n, u8, ipv4, ipv4Word, ipv6, ipv6Bytes, formatIPv6 } from '../libbpf/codec.js';
 import {
-  expandPortSpecs,
   portFamilies,
   type Datapath,
   type DatapathContext,
@@ -52,6 +51,7 @@ import {
   type RemoteEndpointSpec,
 } from '../datapath.js';
 import { bpfObject } from '../../paths.js';
+import { eachPortOf } from '../../util/port-runs.js';
 import { ipJson, link, type Netns } from '../../system/ip.js';
 import { dumpAddresses } from '../../system/rtnl.js';
 import { ensureSysctl } from '../../system/sysctl.js';
@@ -512,7 +512,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.stats.keys()) if (k > StatsSlot.HOST && !wantIfx.has(k)) maps.stats.delete(k);
     // Filters of endpoints that are gone went with their devices (reconcile deletes stray veths).
 
-    const eachPort = expandPortSpecs(desired.ports);
+    const eachPort = eachPortOf(desired.ports);
     const wantPorts = new Set(eachPort.filter((p) => portFamilies(p).v4).map((p) => keyString(portKeyOf(p))));
     for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
     const wantPorts6 = new Set(eachPort.filter((p) => portFamilies(p).v6).map((p) => keyString6(portKey6Of(p))));
@@ -790,14 +790,14 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     } catch (err) {
       // Some were never there (or are gone): remove the rest one by one.
       if (!isBpfError(err, 'ENOENT')) throw err;
-      for (const p of expandPortSpecs(ports)) if (portFamilies(p).v4) maps.ports.delete(portKeyOf(p));
+      for (const p of eachPortOf(ports)) if (portFamilies(p).v4) maps.ports.delete(portKeyOf(p));
     }
     const v6 = encodePorts6(ports);
     try {
       if (v6.count > 0) maps.ports6.deletePacked(v6.keys);
     } catch (err) {
       if (!isBpfError(err, 'ENOENT')) throw err;
-      for (const p of expandPortSpecs(ports)) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
+      for (const p of eachPortOf(ports)) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
     }
   }
 

@@ -12,7 +12,8 @@
  * each bridge port (DNAT back to the sender is bridged out of the port it came in by).
  */
 import { refuseOverlay } from './overlay.js';
-import { expandPortSpecs, type Datapath, type DatapathContext, type DesiredState, type EndpointSpec, type NetworkSpec, type PortSpec } from '../datapath.js';
+import type { Datapath, DatapathContext, DesiredState, EndpointSpec, NetworkSpec, PortSpec } from '../datapath.js';
+import { eachPortOf } from '../../util/port-runs.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import {
   TABLES,
@@ -95,7 +96,7 @@ export class IptablesDatapath implements Datapath {
         networks: new Map(desired.networks.map((n) => [n.id, n])),
         endpoints: new Map(desired.endpoints.map((e) => [e.id, e])),
         // One rule per port: runs are written out.
-        ports: new Map(expandPortSpecs(desired.ports).map((p) => [portKey(p), p])),
+        ports: new Map(eachPortOf(desired.ports).map((p) => [portKey(p), p])),
       };
       const rs = renderRules(toDesired(state), { linkPrefix: this.#ctx.linkPrefix });
       const rs6 = renderRules(toDesired(state), { linkPrefix: this.#ctx.linkPrefix }, 6);
@@ -165,7 +166,7 @@ export class IptablesDatapath implements Datapath {
   }
 
   async publish(runs: readonly PortSpec[]): Promise<void> {
-    const ports = expandPortSpecs(runs);
+    const ports = eachPortOf(runs);
     ports.forEach(validate.port);
     return this.#serial(() => {
       for (const p of ports)
@@ -178,7 +179,7 @@ export class IptablesDatapath implements Datapath {
   }
 
   async unpublish(runs: readonly PortSpec[]): Promise<void> {
-    const ports = expandPortSpecs(runs);
+    const ports = eachPortOf(runs);
     return this.#serial(() =>
       this.#change((s) => {
         for (const p of ports) s.ports.delete(portKey(p));
