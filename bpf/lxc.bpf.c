@@ -16,6 +16,7 @@
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
+#include "lib/stateless.h"
 #include "lib/overlay.h"
 #include "lib/neigh.h"
 
@@ -158,6 +159,10 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	/* Flows we translate: replies to published ports and hairpins, masqueraded connections. */
 	__u64 now = dp_now();
 	int verdict = ct_follow4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
+	if (verdict != CT_NO_FLOW)
+		return verdict;
+	/* A reply of a connection that came in through a stateless published port. */
+	verdict = stateless_out4(skb, p, cfg);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
 	/* An error about a packet it received through a published port or hairpin: back to its sender. */
@@ -383,6 +388,9 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 
 	__u64 now = dp_now();
 	int verdict = ct_follow6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
+	if (verdict != CT_NO_FLOW)
+		return verdict;
+	verdict = stateless_out6(skb, p, cfg);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
 	if (icmp6_is_error(p)) {

@@ -1,6 +1,7 @@
 /* The uplink (tc ingress): replies to masqueraded and routed flows go back into their sandbox,
  * new connections to a published port are translated and delivered straight into the
- * target's namespace (redirect_peer), keeping the client's address, and VXLAN from other hosts
+ * target's namespace (redirect_peer), keeping the client's address (tracked, or stateless for
+ * TCP ports that are the only way to their target: lib/stateless.h), and VXLAN from other hosts
  * is decapsulated into the sandbox it is for (lib/overlay_rx.h). Martian addresses aimed
  * at the host or its sandboxes are dropped; everything else is the host's. */
 #include "lib/common.h"
@@ -9,6 +10,7 @@
 #include "lib/nat.h"
 #include "lib/nat6.h"
 #include "lib/icmp_err.h"
+#include "lib/stateless.h"
 #include "lib/overlay.h"
 #include "lib/overlay_rx.h"
 
@@ -52,7 +54,8 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	 * stack reassembles nothing), are the host's. */
 	if (p->t.proto == IPPROTO_ICMP || !p->has_ports)
 		return TC_PASS;
-	struct port_target *t = port_lookup4(p->t.daddr, p->t.dport, p->t.proto);
+	int wildcard;
+	struct port_target *t = port_lookup4_at(p->t.daddr, p->t.dport, p->t.proto, &wildcard);
 	if (!t)
 		return TC_PASS;
 	/* We translate before any reassembly: the other fragments would miss the sandbox. */
@@ -62,6 +65,12 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
 	if (!ep)
 		return TC_PASS;
+	if (stateless_in4(cfg, p, &target, wildcard)) {
+		stateless_remember4(p, &target, wildcard);
+		struct ct_entry4 x = {};
+		stateless_in_entry4(p, &target, ep->ifindex, &x);
+		return ct_apply4(skb, p, &x, cfg, 1);
+	}
 	struct ct_new n = {
 		.kind = CT_DNAT,
 		.orig_hook = CT_HOOK_UPLINK,
@@ -116,6 +125,11 @@ BPFNET_NOINLINE int ipv6_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep6, &target.addr);
 	if (!ep)
 		return TC_PASS;
+	if (stateless_flagged6(cfg, p, &target)) {
+		int verdict = stateless_in6(skb, p, &target, ep->ifindex);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 	struct ct6_new_flow n = {
 		.kind = CT_DNAT,
 		.orig_hook = CT_HOOK_UPLINK,

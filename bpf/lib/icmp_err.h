@@ -4,12 +4,14 @@
  * from the flow's peer), embedded source and destination with their ports — with the outer,
  * embedded IPv4 and ICMP checksums kept right, and delivered where the flow goes. That is how a
  * sandbox behind NAT learns "fragmentation needed" / "packet too big" (PMTU) and "port
- * unreachable" for its own flows. The embedded L4 checksum is left as it was (no receiver
+ * unreachable" for its own flows; a stateless published port's flows (lib/stateless.h) are
+ * found by their port instead. The embedded L4 checksum is left as it was (no receiver
  * checks it: the packet is truncated). The flow's state is not advanced. */
 #ifndef BPFNET_LIB_ICMP_ERR_H
 #define BPFNET_LIB_ICMP_ERR_H
 
 #include "nat6.h"
+#include "stateless.h"
 
 #define ICMP_DEST_UNREACH 3
 #define ICMP_TIME_EXCEEDED 11
@@ -70,10 +72,12 @@ static __always_inline int icmp_error4(struct __sk_buff *skb, const struct pkt4 
 	if (from_sandbox && in.ip.daddr != p->t.saddr)
 		return CT_NO_FLOW;
 	struct ct_key4 k = { .saddr = in.ip.daddr, .daddr = in.ip.saddr, .sport = in.dport, .dport = in.sport, .proto = in.ip.protocol, .hook = hook, .pad = 0 };
+	struct ct_entry4 x = {};
 	struct ct_entry4 *e = ct_peek4(&k, now);
-	if (!e)
+	if (e)
+		x = *e;
+	else if (hook != CT_HOOK_UPLINK || !stateless_icmp_entry4(cfg, &k, &x))
 		return CT_NO_FLOW;
-	struct ct_entry4 x = *e;
 	/* The embedded packet as the flow's other side sent it. */
 	struct icmp_inner4 out = in;
 	out.ip.saddr = x.daddr;
@@ -118,14 +122,27 @@ BPFNET_NOINLINE int icmp_error6(struct __sk_buff *skb, const struct pkt6 *p, __u
 	__builtin_memcpy(&k.daddr, &in.ip.saddr, 16);
 	if (from_sandbox && !addr6_eq(&k.saddr, &p->t.saddr))
 		return CT_NO_FLOW;
-	struct ct_entry6 *x = ct_peek6(&k, now);
-	if (!x)
-		return CT_NO_FLOW;
-	/* Embedded addresses and ports as the flow's other side sent them; IPv6 has no header checksum. */
+	/* Embedded addresses and ports as the flow's other side sent them (the flow's entry turned
+	 * around: s and sport are where it goes, d and dport where it came from); IPv6 has no header
+	 * checksum. Taken apart from the entry here: a copy of it would not fit the stack. */
 	struct {
 		struct addr6 s, d;
 		__be16 sport, dport;
-	} now_ = { .s = x->daddr, .d = x->saddr, .sport = x->dport, .dport = x->sport };
+	} now_;
+	__u32 deliver;
+	struct ct_entry6 *x = ct_peek6(&k, now);
+	if (x) {
+		now_.s = x->daddr;
+		now_.d = x->saddr;
+		now_.sport = x->dport;
+		now_.dport = x->sport;
+		deliver = x->deliver;
+	} else if (hook == CT_HOOK_UPLINK && stateless_icmp_target6(&k, &now_.s, &now_.sport, &deliver)) {
+		now_.d = k.saddr;
+		now_.dport = k.sport;
+	} else {
+		return CT_NO_FLOW;
+	}
 	__s64 diff = bpf_csum_diff((__be32 *)&in.ip.saddr, 32, (__be32 *)&now_, 32, 0);
 	__u32 ports_old = ((__u32)in.sport) | ((__u32)in.dport << 16);
 	__u32 ports_new = ((__u32)now_.sport) | ((__u32)now_.dport << 16);
@@ -135,9 +152,8 @@ BPFNET_NOINLINE int icmp_error6(struct __sk_buff *skb, const struct pkt6 *p, __u
 		return DROP(DROP_MALFORMED);
 	if (bpf_skb_store_bytes(skb, in_off + 8, &now_, 32, 0) < 0 || bpf_skb_store_bytes(skb, in_off + IP6_HLEN, &ports_new, 4, 0) < 0)
 		return DROP(DROP_MALFORMED);
-	struct addr6 osrc = addr6_eq(&p->t.saddr, &k.saddr) ? x->saddr : p->t.saddr;
-	struct addr6 odst = x->daddr;
-	__u32 deliver = x->deliver;
+	struct addr6 osrc = addr6_eq(&p->t.saddr, &k.saddr) ? now_.d : p->t.saddr;
+	struct addr6 odst = now_.s;
 	if (rewrite_addr6(skb, p, IP6_SRC_OFF, &p->t.saddr, &osrc) < 0 || rewrite_addr6(skb, p, IP6_DST_OFF, &p->t.daddr, &odst) < 0)
 		return DROP(DROP_MALFORMED);
 	if (deliver == CT_DELIVER_LOCAL)

@@ -83,6 +83,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ports4 SEC(".maps");
 
+/* struct port_key (a target) -> struct port_target (its published port): rports4 (shared/datapath.h).
+ * Written once per target port, at its first connection, never per publish: unpreallocated, a
+ * host without published ports pays nothing for it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTS_MAX);
+	__type(key, struct port_key);
+	__type(value, struct port_target);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rports4 SEC(".maps");
+
 /* struct ct_key4 -> struct ct_entry4: assured flows (both sides spoke, the original side
  * again after a reply). A plain hash, never evicted: when it is full, new flows are refused
  * for a while (ct_full4) and established ones go on. The daemon collects expired entries. */
@@ -190,6 +202,16 @@ struct {
 	__type(value, struct port_target6);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ports6 SEC(".maps");
+
+/* struct port_key6 (a target) -> struct port_target6 (its published port): rports6 (shared/datapath.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PORTS_MAX);
+	__type(key, struct port_key6);
+	__type(value, struct port_target6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rports6 SEC(".maps");
 
 /* Assured IPv6 flows (as ct4). */
 struct {

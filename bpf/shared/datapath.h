@@ -99,8 +99,17 @@ struct port_key {
 struct port_target {
 	__be32 addr;            /* the sandbox's address */
 	__be16 port;
-	__u16 pad;
+	__u16 flags;            /* PORT_F_* */
 };
+
+/* The port is TCP and the only way to its target (sandbox address, port): its connections from
+ * the uplink need no connection-table entry (bpf/lib/stateless.h). Set by the daemon. */
+#define PORT_F_STATELESS (1U << 0)
+
+/* rports4: the way back of a stateless published port. Key: the target (sandbox address, its
+ * port, protocol) as a struct port_key; value: the published port as a struct port_target (addr
+ * 0: a port on every local address, answered from the host's uplink address). Filled by the
+ * uplink program at a connection's SYN; the daemon removes entries whose port is gone. */
 
 /* ports6: a published port on IPv6. addr :: = every local IPv6 address. */
 struct port_key6 {
@@ -113,8 +122,11 @@ struct port_key6 {
 struct port_target6 {
 	struct addr6 addr;      /* the sandbox's IPv6 address */
 	__be16 port;
-	__u16 pad;
+	__u16 flags;            /* PORT_F_* */
 };
+
+/* rports6: rports4's IPv6 twin, struct port_key6 -> struct port_target6 (addr ::: a port on
+ * every local IPv6 address, answered from cfg6's uplink address). */
 
 /* Where a connection-table key was seen: the same 5-tuple means different things at each hook. */
 enum ct_hook {

@@ -96,7 +96,7 @@ export const dpConfig6 = struct({ uplink_addr: ipv6, flags: u32, pad: pad(4) });
 export const networkInfo6 = struct({ subnet: ipv6, mask: ipv6, gateway: ipv6, bridge_mac: mac, flags: u16 });
 export const net6MoreKey = struct({ prefixlen: u32, net_ifindex: u32, addr: ipv6 });
 export const portKey6 = struct({ addr: ipv6, port: be16, proto: u8, pad: pad(1) });
-export const portTarget6 = struct({ addr: ipv6, port: be16, pad: pad(2) });
+export const portTarget6 = struct({ addr: ipv6, port: be16, flags: u16 });
 export const ctKey6 = struct({ saddr: ipv6, daddr: ipv6, sport: be16, dport: be16, proto: u8, hook: u8, pad: pad(2) });
 export const ctEntry6 = struct({
   saddr: ipv6,
@@ -113,7 +113,10 @@ export const ctEntry6 = struct({
 });
 
 export const portKey = struct({ addr: ipv4, port: be16, proto: u8, pad: pad(1) });
-export const portTarget = struct({ addr: ipv4, port: be16, pad: pad(2) });
+export const portTarget = struct({ addr: ipv4, port: be16, flags: u16 });
+
+/** port_target.flags. */
+export const PortFlags = { STATELESS: 1 << 0 } as const;
 
 export const ctKey4 = struct({ saddr: ipv4, daddr: ipv4, sport: be16, dport: be16, proto: u8, hook: u8, pad: pad(2) });
 export const ctEntry4 = struct({
@@ -203,6 +206,8 @@ export const DatapathMaps = {
   endpointsByIfindex: 'ep_ifx',
   local: 'local4',
   ports: 'ports4',
+  /** A stateless published port's way back: target -> published port (bpf/lib/stateless.h). */
+  reversePorts: 'rports4',
   conntrack: 'ct4',
   conntrackNew: 'ct4_new',
   conntrackFull: 'ct_full4',
@@ -219,6 +224,7 @@ export const DatapathMaps6 = {
   endpoints: 'ep6',
   local: 'local6',
   ports: 'ports6',
+  reversePorts: 'rports6',
   conntrack: 'ct6',
   conntrackNew: 'ct6_new',
   conntrackFull: 'ct_full6',

@@ -10,7 +10,7 @@ import { LabDaemon } from '../../src/lab/daemon.js';
 import { bridgeName, hostIfname } from '../../src/networks/config.js';
 import { linkPrefixFor } from '../../src/daemon/options.js';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
-import { CtState, ctEntry4, ctEntry6, ctKey4, ctKey6, portKey, portTarget } from '../../src/datapath/abi.js';
+import { CtState, PortFlags, ctEntry4, ctEntry6, ctKey4, ctKey6, portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
 import type { Codec } from '../../src/datapath/libbpf/codec.js';
 import { link } from '../../src/system/ip.js';
 import { cliPath, projectRoot } from '../../src/paths.js';
@@ -159,6 +159,16 @@ describe('the ebpf datapath', () => {
     };
     expect(left(['ct4', 'ct4_new'], ctKey4, ctEntry4, settings.IPAddress)).toEqual({ assured: [], young: [] });
     expect(left(['ct6', 'ct6_new'], ctKey6, ctEntry6, settings.GlobalIPv6Address)).toEqual({ assured: [], young: [] });
+    // 8090 is the only way to web:80: both families went stateless, with the way back remembered.
+    const back4 = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/rports4`, portKey, portTarget);
+    const back6 = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/rports6`, portKey6, portTarget6);
+    try {
+      expect(back4.get({ addr: settings.IPAddress, port: 80, proto: 6 })).toEqual({ addr: '0.0.0.0', port: 8090, flags: 0 });
+      expect(back6.get({ addr: settings.GlobalIPv6Address, port: 80, proto: 6 })).toEqual({ addr: '::', port: 8090, flags: 0 });
+    } finally {
+      back4.close();
+      back6.close();
+    }
   }, 60_000);
 
   it('keeps forwarding across kill -9 of the daemon and reconciles its maps on restart', async () => {
@@ -166,7 +176,10 @@ describe('the ebpf datapath', () => {
     await waitListening(lab, d, 'sink', 7700);
     // A stray entry the store does not know: the restarted daemon must remove it.
     const ports = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ports4`, portKey, portTarget);
-    ports.set({ addr: '0.0.0.0', port: 65000, proto: 6 }, { addr: '10.40.0.250', port: 1 });
+    ports.set({ addr: '0.0.0.0', port: 65000, proto: 6 }, { addr: '10.40.0.250', port: 1, flags: 0 });
+    // And a way back of a stateless port to an address no endpoint holds.
+    const back = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/rports4`, portKey, portTarget);
+    back.set({ addr: '10.40.0.250', port: 1, proto: 6 }, { addr: '0.0.0.0', port: 65000, flags: 0 });
     const client = lab.spawn(lab.external, process.execPath, [STREAM, 'send', UPLINK.hostAddress, '7700', '5']);
     let out = '';
     client.stdout?.on('data', (x: Buffer) => (out += x.toString()));
@@ -181,8 +194,13 @@ describe('the ebpf datapath', () => {
     expect(result.received).toBe(result.sent);
     expect(result.sent).toBeGreaterThan(5_000_000);
     expect(ports.get({ addr: '0.0.0.0', port: 65000, proto: 6 })).toBeUndefined();
-    expect(ports.get({ addr: '0.0.0.0', port: 7700, proto: 6 })).toEqual({ addr: await sandboxIp(d, 'sink', 'fast'), port: 7700 });
+    // The transfer went through 7700, the only way to sink:7700: stateless, its way back kept.
+    const sink = await sandboxIp(d, 'sink', 'fast');
+    expect(ports.get({ addr: '0.0.0.0', port: 7700, proto: 6 })).toEqual({ addr: sink, port: 7700, flags: PortFlags.STATELESS });
+    expect(back.get({ addr: sink, port: 7700, proto: 6 })).toEqual({ addr: '0.0.0.0', port: 7700, flags: 0 });
+    expect(back.get({ addr: '10.40.0.250', port: 1, proto: 6 })).toBeUndefined();
     ports.close();
+    back.close();
   });
 
   it('installs 10,000 published ports in one go and answers on a sample of them', async () => {

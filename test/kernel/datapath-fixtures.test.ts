@@ -4,14 +4,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { DROP_REASONS, DatapathMaps, DpFlags, NetFlags, StatsSlot, dpConfig, endpointInfo, epStats, networkInfo, portKey, portTarget, ctKey4, ctEntry4 } from '../../src/datapath/abi.js';
+import { DP6_F_CONFIGURED, DP_F_FLOW_EVENTS, DROP_REASONS, DatapathMaps, DatapathMaps6, DpFlags, EpFlags, NetFlags, PortFlags, StatsSlot, dpConfig, dpConfig6, networkInfo6, portKey6, portTarget6, ctKey6, ctEntry6, endpointInfo, epStats, networkInfo, portKey, portTarget, ctKey4, ctEntry4 } from '../../src/datapath/abi.js';
 import { BpfObject, interfaceIndex, sumPerCpu, type BpfProgram } from '../../src/datapath/libbpf/bpf.js';
-import { ipv4, u32, u8 } from '../../src/datapath/libbpf/codec.js';
-import { Lab, UPLINK } from '../../src/lab/lab.js';
+import { ipv4, ipv6, u32, u8 } from '../../src/datapath/libbpf/codec.js';
+import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { ip, link } from '../../src/system/ip.js';
 import { bpfObject } from '../../src/paths.js';
 import { BRIDGE_MAC, FIXTURES, REMOTE_MAC, TOPO, UPLINK_MAC, TC_ACT_SHOT, type EndpointName, type Fixture, type Hook } from '../fixtures/datapath-cases.js';
-import { buildPacket, parsePacket, type PacketSpec } from '../fixtures/packets.js';
+import { buildPacket, buildPacket6, formatIp6, parsePacket, parsePacket6, type PacketSpec } from '../fixtures/packets.js';
 
 const NETS = { bridge: 'brF', internal: 'brI', noicc: 'brN' } as const;
 const FLAGS = { bridge: NetFlags.ICC | NetFlags.MASQUERADE, internal: NetFlags.ICC | NetFlags.INTERNAL, noicc: NetFlags.MASQUERADE } as const;
@@ -125,7 +125,7 @@ beforeAll(async () => {
   const local = lxc.map(DatapathMaps.local, ipv4, u8);
   for (const a of [TOPO.uplink, TOPO.bridge.gateway, TOPO.internal.gateway, TOPO.noicc.gateway, '127.0.0.1']) local.set(a, 1);
   const ports = lxc.map(DatapathMaps.ports, portKey, portTarget);
-  for (const p of TOPO.ports) ports.set({ addr: '0.0.0.0', port: p.port, proto: p.proto }, { addr: p.to, port: p.toPort });
+  for (const p of TOPO.ports) ports.set({ addr: '0.0.0.0', port: p.port, proto: p.proto }, { addr: p.to, port: p.toPort, flags: 0 });
 });
 
 afterAll(async () => {
@@ -339,5 +339,176 @@ describe('datapath fixtures (BPF_PROG_TEST_RUN)', () => {
     } finally {
       for (const o of small) o.close();
     }
+  });
+});
+
+describe('stateless published ports (BPF_PROG_TEST_RUN)', () => {
+  const B = TOPO.endpoints.B;
+  const PORT = { addr: '0.0.0.0', port: 8443, proto: 6 };
+  const fromB = { program: 'from_container', endpoint: 'B' } as const;
+  const toB = (sport: number, flags: PacketSpec['flags'], dst: string = TOPO.uplink): PacketSpec => ({ srcMac: REMOTE_MAC, dstMac: UPLINK_MAC, src: TOPO.remote, dst, proto: 'tcp', sport, dport: 8443, flags });
+  const fromTarget = (dport: number, flags: PacketSpec['flags']): PacketSpec => ({ srcMac: B.mac, dstMac: '02:42:0a:01:00:01', src: B.ip, dst: TOPO.remote, proto: 'tcp', sport: 443, dport, flags });
+  const flows = () =>
+    [DatapathMaps.conntrack, DatapathMaps.conntrackNew].reduce((n, name) => {
+      const ct = objects[0].map(name, ctKey4, ctEntry4);
+      const k = ct.keys().length;
+      ct.close();
+      return n + k;
+    }, 0);
+  const withMaps = <T>(f: (ports: ReturnType<typeof portsMap>, back: ReturnType<typeof portsMap>, cfg: ReturnType<typeof cfgMap>) => T): T => {
+    const [ports, back, cfg] = [portsMap(DatapathMaps.ports), portsMap(DatapathMaps.reversePorts), cfgMap()];
+    try {
+      return f(ports, back, cfg);
+    } finally {
+      for (const m of [ports, back, cfg]) m.close();
+    }
+  };
+  const portsMap = (name: string) => objects[0].map(name, portKey, portTarget);
+  const cfgMap = () => objects[0].map(DatapathMaps.config, u32, dpConfig);
+
+  beforeAll(() => withMaps((ports) => ports.set(PORT, { addr: B.ip, port: 443, flags: PortFlags.STATELESS })));
+
+  it('translates a connection both ways with no connection-table entry, the way back remembered at its SYN', () => {
+    const before = flows();
+    const syn = run({ program: 'from_uplink' }, toB(6001, ['syn']));
+    expect(syn.retval).toBe(7);
+    expect(parsePacket(syn.data)).toMatchObject({ src: TOPO.remote, dst: B.ip, sport: 6001, dport: 443, ttl: 63, ipChecksumOk: true, l4ChecksumOk: true });
+    expect(withMaps((_, back) => back.get({ addr: B.ip, port: 443, proto: 6 }))).toEqual({ addr: '0.0.0.0', port: 8443, flags: 0 });
+    for (const flags of [['syn', 'ack'], ['ack', 'psh'], ['fin', 'ack'], ['rst']] as const) {
+      const r = run(fromB, fromTarget(6001, [...flags]));
+      expect(r.retval, flags.join()).toBe(7);
+      expect(parsePacket(r.data)).toMatchObject({ src: TOPO.uplink, dst: TOPO.remote, sport: 8443, dport: 6001, ttl: 63, ipChecksumOk: true, l4ChecksumOk: true });
+    }
+    expect(run({ program: 'from_uplink' }, toB(6001, ['ack'])).retval).toBe(7);
+    expect(flows()).toBe(before);
+  });
+
+  it('masquerades and tracks a connection the target opens from that port (a bare SYN): it does not leave from the published port', () => {
+    const before = flows();
+    const out = parsePacket(run(fromB, fromTarget(9443, ['syn'])).data);
+    expect(out).toMatchObject({ src: TOPO.uplink, dport: 9443, l4ChecksumOk: true });
+    expect(out.sport).not.toBe(8443);
+    expect(flows()).toBe(before + 2);
+  });
+
+  it('tracks connections opened while the flow log is on (those already stateless go on), and to another local address of a port on every address', () => {
+    const before = flows();
+    withMaps((_, __, cfg) => {
+      const c = cfg.get(0)!;
+      cfg.set(0, { ...c, flags: c.flags | DP_F_FLOW_EVENTS });
+      try {
+        expect(run({ program: 'from_uplink' }, toB(6002, ['syn'])).retval).toBe(7);
+        expect(run({ program: 'from_uplink' }, toB(6001, ['ack'])).retval).toBe(7);
+        expect(parsePacket(run(fromB, fromTarget(6001, ['ack'])).data)).toMatchObject({ src: TOPO.uplink, sport: 8443 });
+      } finally {
+        cfg.set(0, c);
+      }
+    });
+    expect(flows()).toBe(before + 2);
+    const other = run({ program: 'from_uplink' }, toB(6003, ['syn'], TOPO.bridge.gateway));
+    expect(parsePacket(other.data)).toMatchObject({ dst: B.ip, dport: 443 });
+    expect(flows()).toBe(before + 4);
+  });
+
+  it('ends its connections when the port is unpublished: the target\'s segments no longer leave from it', () => {
+    expect(run(fromB, fromTarget(6004, ['ack'])).retval).toBe(7);
+    withMaps((ports) => ports.delete(PORT));
+    try {
+      const before = drops(ifindex.vB)['ct-invalid'] ?? 0;
+      expect(run(fromB, fromTarget(6004, ['ack'])).retval).toBe(TC_ACT_SHOT);
+      expect(drops(ifindex.vB)['ct-invalid']).toBe(before + 1);
+    } finally {
+      withMaps((ports) => ports.set(PORT, { addr: B.ip, port: 443, flags: PortFlags.STATELESS }));
+    }
+  });
+
+  it('delivers an ICMP error about a stateless connection (fragmentation needed) to its target, the embedded packet rewritten', () => {
+    // What B's reply looked like on the wire: uplink:8443 -> remote:6001, its IP header and first 8 bytes.
+    const sent = buildPacket({ srcMac: UPLINK_MAC, dstMac: REMOTE_MAC, src: TOPO.uplink, dst: TOPO.remote, proto: 'tcp', sport: 8443, dport: 6001, flags: ['ack'] }).subarray(14, 14 + 28);
+    const r = run({ program: 'from_uplink' }, { srcMac: REMOTE_MAC, dstMac: UPLINK_MAC, src: '198.18.0.254', dst: TOPO.uplink, proto: 'icmp', icmpType: 3, icmpId: 1400, payload: sent });
+    expect(r.retval).toBe(7);
+    const out = parsePacket(r.data);
+    expect(out).toMatchObject({ src: '198.18.0.254', dst: B.ip, icmpType: 3, ipChecksumOk: true, l4ChecksumOk: true });
+    const inner = r.data.subarray(14 + 20 + 8);
+    expect([...inner.subarray(12, 16)].join('.')).toBe(B.ip);
+    expect([...inner.subarray(16, 20)].join('.')).toBe(TOPO.remote);
+    expect([inner.readUInt16BE(20), inner.readUInt16BE(22)]).toEqual([443, 6001]);
+  });
+});
+
+describe('stateless published ports over IPv6 (BPF_PROG_TEST_RUN)', () => {
+  const B = TOPO.endpoints.B;
+  const B6 = 'fd00:1::3';
+  const ROUTER6 = 'fd00:18::fe';
+  let uplinkMac: string;
+  let externalMac: string;
+  const test6 = (program: 'from_uplink' | 'from_container', frame: Buffer) =>
+    programs[program].testRun(frame, { ctx: skbCtx(program === 'from_uplink' ? ifindex.up0 : ifindex.vB), netns: lab.host.path });
+  const fromOutside = (sport: number, flags: PacketSpec['flags']) =>
+    buildPacket6({ srcMac: externalMac, dstMac: uplinkMac, src: UPLINK6.external, dst: UPLINK6.host, proto: 'tcp', sport, dport: 8443, flags });
+  const fromTarget = (dport: number, flags: PacketSpec['flags']) => buildPacket6({ srcMac: B.mac, dstMac: macs.bridge, src: B6, dst: UPLINK6.external, proto: 'tcp', sport: 443, dport, flags });
+
+  beforeAll(async () => {
+    await addUplink6(lab);
+    await ip(lab.host, ['-6', 'addr', 'add', 'fd00:1::1/64', 'dev', NETS.bridge, 'nodad']);
+    // Forwarding on (the FIB lookup of routed replies asks for it) and the external side's neighbour entry known.
+    await lab.exec(lab.host, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+    await lab.exec(lab.host, 'ping', ['-6', '-c', '1', '-W', '1', UPLINK6.external]);
+    uplinkMac = macs.uplink;
+    externalMac = macs.remote;
+    const lxc = objects[0];
+    const maps = [
+      lxc.map(DatapathMaps6.config, u32, dpConfig6),
+      lxc.map(DatapathMaps6.networks, u32, networkInfo6),
+      lxc.map(DatapathMaps6.endpoints, ipv6, endpointInfo),
+      lxc.map(DatapathMaps.endpointsByIfindex, u32, endpointInfo),
+      lxc.map(DatapathMaps6.local, ipv6, u8),
+      lxc.map(DatapathMaps6.ports, portKey6, portTarget6),
+    ] as const;
+    const [cfg6, net6, ep6, epIfx, local6, ports6] = maps;
+    try {
+      cfg6.set(0, { uplink_addr: UPLINK6.host, flags: DP6_F_CONFIGURED });
+      net6.set(ifindex[NETS.bridge], { subnet: 'fd00:1::', mask: 'ffff:ffff:ffff:ffff::', gateway: 'fd00:1::1', bridge_mac: macs.bridge, flags: FLAGS.bridge });
+      const info = { ...epIfx.get(ifindex.vB)!, flags: EpFlags.IPV6, addr6: B6 };
+      epIfx.set(ifindex.vB, info);
+      ep6.set(B6, info);
+      local6.set(UPLINK6.host, 1);
+      ports6.set({ addr: '::', port: 8443, proto: 6 }, { addr: B6, port: 443, flags: PortFlags.STATELESS });
+    } finally {
+      for (const m of maps) m.close();
+    }
+  });
+
+  it('translates a connection both ways with no ct6 entry, the way back remembered at its SYN', () => {
+    const ct6 = () => {
+      const tables = [DatapathMaps6.conntrack, DatapathMaps6.conntrackNew].map((name) => objects[0].map(name, ctKey6, ctEntry6));
+      const n = tables.reduce((sum, t) => sum + t.keys().length, 0);
+      for (const t of tables) t.close();
+      return n;
+    };
+    const before = ct6();
+    const syn = test6('from_uplink', fromOutside(6001, ['syn']));
+    expect(syn.retval).toBe(7);
+    expect(parsePacket6(syn.data)).toMatchObject({ src: UPLINK6.external, dst: B6, sport: 6001, dport: 443, hopLimit: 254, l4ChecksumOk: true });
+    const back = objects[0].map(DatapathMaps6.reversePorts, portKey6, portTarget6);
+    expect(back.get({ addr: B6, port: 443, proto: 6 })).toEqual({ addr: '::', port: 8443, flags: 0 });
+    back.close();
+    for (const flags of [['syn', 'ack'], ['ack', 'psh'], ['fin', 'ack']] as const) {
+      const was = drops(ifindex.vB);
+      const r = test6('from_container', fromTarget(6001, [...flags]));
+      expect(r.retval, `${flags.join()}: ${JSON.stringify(drops(ifindex.vB))} was ${JSON.stringify(was)}`).toBe(7);
+      expect(parsePacket6(r.data)).toMatchObject({ src: UPLINK6.host, dst: UPLINK6.external, sport: 8443, dport: 6001, hopLimit: 254, l4ChecksumOk: true });
+    }
+    expect(ct6()).toBe(before);
+  });
+
+  it('delivers a packet too big about a stateless connection to its target, the embedded packet rewritten', () => {
+    const sent = buildPacket6({ srcMac: uplinkMac, dstMac: externalMac, src: UPLINK6.host, dst: UPLINK6.external, proto: 'tcp', sport: 8443, dport: 6001, flags: ['ack'] }).subarray(14, 14 + 48);
+    const r = test6('from_uplink', buildPacket6({ srcMac: externalMac, dstMac: uplinkMac, src: ROUTER6, dst: UPLINK6.host, proto: 'icmp6', icmpType: 2, mtu: 1280, payload: sent }));
+    expect(r.retval).toBe(7);
+    expect(parsePacket6(r.data)).toMatchObject({ src: ROUTER6, dst: B6, icmpType: 2, l4ChecksumOk: true });
+    const inner = r.data.subarray(14 + 40 + 8);
+    expect([formatIp6(inner.subarray(8, 24)), formatIp6(inner.subarray(24, 40))]).toEqual([B6, UPLINK6.external]);
+    expect([inner.readUInt16BE(40), inner.readUInt16BE(42)]).toEqual([443, 6001]);
   });
 });

@@ -124,7 +124,7 @@ for (const datapath of ['ebpf', 'iptables'] as const) {
       const planted = [/host veth strayv0 exists/, /host veth strayv1 exists/, /iptables rule/, /IPAM allocation .* 172\.17\.0\.254 sandbox ghost is allocated but no endpoint holds it/, /process \d+ of this daemon's sandboxes lives in a namespace that is no longer mounted/];
       if (datapath === 'ebpf') {
         const ports = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ports4`, portKey, portTarget);
-        ports.set({ addr: '0.0.0.0', port: 65001, proto: 17 }, { addr: '172.17.0.77', port: 1 });
+        ports.set({ addr: '0.0.0.0', port: 65001, proto: 17 }, { addr: '172.17.0.77', port: 1, flags: 0 });
         ports.close();
         const ct = BpfMap.openPinned(`/sys/fs/bpf/${d.instance}/ct4`, ctKey4, ctEntry4);
         ct.set({ saddr: '172.17.0.78', daddr: '198.18.0.2', sport: 1000, dport: 7000, proto: 6, hook: 0 }, { saddr: '198.18.0.1', daddr: '198.18.0.2', sport: 1000, dport: 7000, deliver: 0, kind: 0, state: 0, dir: 0, fin_acked: 0, fin_ack: 0, expires: 0n });

@@ -246,6 +246,7 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
   const ep = open(DatapathMaps.endpoints, ipv4, endpointInfo);
   const epx = open(DatapathMaps.endpointsByIfindex, u32, endpointInfo);
   const ports = open(DatapathMaps.ports, portKey, portTarget);
+  const back = open(DatapathMaps.reversePorts, portKey, portTarget);
   const nets = open(DatapathMaps.networks, u32, networkInfo);
   const ct = open(DatapathMaps.conntrack, ctKey4, ctEntry4);
   const owners = open(DatapathMaps.conntrackOwners, ipv4, u32);
@@ -294,10 +295,12 @@ function mapReport(pins: string, st: StoredState, published: readonly PortRecord
     for (const a of stray) problems.push(`ct4 entries for ${a}, which no endpoint holds`);
     // The per-sandbox quota's counts: only for addresses an endpoint holds.
     for (const a of owners.keys()) if (!held.has(a)) problems.push(`ct_owner4 entry for ${a}, which no endpoint holds`);
+    // The ways back of stateless published ports: only to addresses an endpoint holds.
+    for (const k of back.keys()) if (!held.has(k.addr)) problems.push(`rports4 entry for ${k.addr}:${k.port}, which no endpoint holds`);
     const held6 = new Set<string>([...withAddr6.map((e) => e.ipv6!), ...st.networks.map((n) => n.gateway6).filter((g): g is string => typeof g === 'string')]);
     for (const a of owners6.keys()) if (!held6.has(a)) problems.push(`ct_owner6 entry for ${a}, which no endpoint holds`);
   } finally {
-    for (const m of [ep, epx, ports, nets, ct, owners, ep6, ports6, nets6, owners6, more6]) m.close();
+    for (const m of [ep, epx, ports, back, nets, ct, owners, ep6, ports6, nets6, owners6, more6]) m.close();
   }
   return problems;
 }

@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { encodePorts, encodePorts6 } from '../../src/datapath/ebpf/ebpf-datapath.js';
 import { encodeAll } from '../../src/datapath/libbpf/codec.js';
-import { portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
+import { PortFlags, portKey, portKey6, portTarget, portTarget6 } from '../../src/datapath/abi.js';
+import { eachPortOf } from '../../src/util/port-runs.js';
 import type { PortSpec } from '../../src/datapath/datapath.js';
 
 const PROTO = { tcp: 6, udp: 17 } as const;
@@ -36,7 +37,22 @@ describe('published-port packing', () => {
       const got = encodePorts(ports);
       expect(got.count).toBe(v4.length);
       expect(got.keys.equals(encodeAll(portKey, v4.map((p) => ({ addr: p.hostIp || '0.0.0.0', port: p.hostPort, proto: PROTO[p.protocol] }))))).toBe(true);
-      expect(got.values.equals(encodeAll(portTarget, v4.map((p) => ({ addr: p.containerIp, port: p.containerPort }))))).toBe(true);
+      expect(got.values.equals(encodeAll(portTarget, v4.map((p) => ({ addr: p.containerIp, port: p.containerPort, flags: 0 }))))).toBe(true);
+    }
+  });
+
+  it('writes the flags of each spec (a run\'s for all its ports), specs that continue a run split where the flags change', () => {
+    const stateless = (p: PortSpec) => (p.protocol === 'tcp' && p.hostPort % 3 !== 0 ? PortFlags.STATELESS : 0);
+    const runs = [{ ...spec('', 20000, 30000), count: 100 }, { ...spec('', 20100, 30100), count: 50 }, { ...spec('', 20150, 30150), count: 7 }];
+    for (const ports of [mixed, runs]) {
+      const v4 = ports.flatMap((r) => eachPortOf([r]).map((p) => ({ ...p, flags: stateless(r) }))).filter((p) => (p.hostIp === '' || p.hostIp.includes('.')) && p.containerIp);
+      const got = encodePorts(ports, stateless);
+      expect(got.count).toBe(v4.length);
+      expect(got.values.equals(encodeAll(portTarget, v4.map((p) => ({ addr: p.containerIp, port: p.containerPort, flags: p.flags }))))).toBe(true);
+      const v6 = ports.flatMap((r) => eachPortOf([r]).map((p) => ({ ...p, flags: stateless(r) }))).filter((p) => (p.hostIp === '' || p.hostIp.includes(':')) && p.containerIp6);
+      const got6 = encodePorts6(ports, stateless);
+      expect(got6.count).toBe(v6.length);
+      expect(got6.values.equals(encodeAll(portTarget6, v6.map((p) => ({ addr: p.containerIp6!, port: p.containerPort, flags: p.flags }))))).toBe(true);
     }
   });
 
@@ -57,7 +73,7 @@ describe('published-port packing', () => {
       const got = encodePorts6(ports);
       expect(got.count).toBe(v6.length);
       expect(got.keys.equals(encodeAll(portKey6, v6.map((p) => ({ addr: p.hostIp || '::', port: p.hostPort, proto: PROTO[p.protocol] }))))).toBe(true);
-      expect(got.values.equals(encodeAll(portTarget6, v6.map((p) => ({ addr: p.containerIp6!, port: p.containerPort }))))).toBe(true);
+      expect(got.values.equals(encodeAll(portTarget6, v6.map((p) => ({ addr: p.containerIp6!, port: p.containerPort, flags: 0 }))))).toBe(true);
     }
   });
 });

@@ -16,6 +16,7 @@ import {
   DpFlags,
   EpFlags,
   NetFlags,
+  PortFlags,
   StatsSlot,
   ctEntry4,
   ctEntry6,
@@ -62,6 +63,7 @@ import { CT4, CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners,
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
 import { EbpfOverlay } from './overlay.js';
+import { StatelessPorts } from './stateless-ports.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
 type NetworkInfo = Decoded<typeof networkInfo>;
@@ -103,6 +105,8 @@ interface Maps {
   epIfx: BpfMap<number, EndpointInfo>;
   local: BpfMap<string, number>;
   ports: BpfMap<PortKey, PortTarget>;
+  /** A stateless port's target -> its published port (filled by the uplink program). */
+  reversePorts: BpfMap<PortKey, PortTarget>;
   ct: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   /** Flows not assured yet (LRU). */
   ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
@@ -119,6 +123,7 @@ interface Maps {
   ep6: BpfMap<string, EndpointInfo>;
   local6: BpfMap<string, number>;
   ports6: BpfMap<PortKey6, PortTarget6>;
+  reversePorts6: BpfMap<PortKey6, PortTarget6>;
   ct6: BpfMap<Decoded<typeof ctKey6>, Decoded<typeof ctEntry6>>;
   ct6New: BpfMap<Decoded<typeof ctKey6>, Decoded<typeof ctEntry6>>;
   ctFull6: BpfMap<number, bigint>;
@@ -203,10 +208,11 @@ function packPorts(
   all: readonly PortSpec[],
   family: 'v4' | 'v6',
   key: { size: number; offsets: { addr: number; port: number; proto: number } },
-  target: { size: number; offsets: { addr: number; port: number } },
+  target: { size: number; offsets: { addr: number; port: number; flags?: number } },
   hostAddress: (p: PortSpec) => string,
   containerAddress: (p: PortSpec) => string,
   write: AddressWriter,
+  flagsOf: (p: PortSpec) => number = () => 0,
 ): { keys: Buffer; values: Buffer; count: number } {
   let total = 0;
   for (let i = 0; i < all.length; i++) total += all[i].count ?? 1;
@@ -219,13 +225,15 @@ function packPorts(
     const p = all[first];
     let end = first + 1;
     let count = p.count ?? 1;
-    while (end < all.length && sameRun(all[end], p)) count += all[end++].count ?? 1;
+    const flags = flagsOf(p);
+    while (end < all.length && sameRun(all[end], p) && flagsOf(all[end]) === flags) count += all[end++].count ?? 1;
     if (portFamilies(p)[family]) {
       const ko = n * key.size;
       const vo = n * target.size;
       write(keys, hostAddress(p), ko + k.addr);
       keys[ko + k.proto] = PROTO[p.protocol];
       write(values, containerAddress(p), vo + v.addr);
+      if (flags && v.flags !== undefined) values.writeUInt16LE(flags, vo + v.flags);
       if (count > 1) {
         keys.fill(keys.subarray(ko, ko + key.size), ko + key.size, (n + count) * key.size);
         values.fill(values.subarray(vo, vo + target.size), vo + target.size, (n + count) * target.size);
@@ -252,18 +260,18 @@ function sameRun(a: PortSpec, b: PortSpec): boolean {
   return a.protocol === b.protocol && a.hostIp === b.hostIp && a.containerIp === b.containerIp && a.containerIp6 === b.containerIp6;
 }
 
-/** ports4 keys and values. */
-export function encodePorts(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
+/** ports4 keys and values; flagsOf gives each port's PortFlags. */
+export function encodePorts(all: readonly PortSpec[], flagsOf?: (p: PortSpec) => number): { keys: Buffer; values: Buffer; count: number } {
   const word = remembered(ipv4Word);
   const write: AddressWriter = (buf, text, off) => void buf.writeUInt32BE(word(text), off);
-  return packPorts(all, 'v4', portKey, portTarget, (p) => p.hostIp || '0.0.0.0', (p) => p.containerIp, write);
+  return packPorts(all, 'v4', portKey, portTarget, (p) => p.hostIp || '0.0.0.0', (p) => p.containerIp, write, flagsOf);
 }
 
-/** ports6 keys and values. */
-export function encodePorts6(all: readonly PortSpec[]): { keys: Buffer; values: Buffer; count: number } {
+/** ports6 keys and values; flagsOf as for encodePorts. */
+export function encodePorts6(all: readonly PortSpec[], flagsOf?: (p: PortSpec) => number): { keys: Buffer; values: Buffer; count: number } {
   const bytes = remembered(ipv6Bytes);
   const write: AddressWriter = (buf, text, off) => void bytes(text).copy(buf, off);
-  return packPorts(all, 'v6', portKey6, portTarget6, (p) => (p.hostIp === '' ? '::' : p.hostIp), (p) => p.containerIp6!, write);
+  return packPorts(all, 'v6', portKey6, portTarget6, (p) => (p.hostIp === '' ? '::' : p.hostIp), (p) => p.containerIp6!, write, flagsOf);
 }
 
 /** The host's ephemeral port range: masquerade must not pick from it (host sockets use it). */
@@ -322,6 +330,9 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
   readonly #bridges = new Map<string, number>();
   readonly #ifnames = new Map<number, string>();
+  /** Which published ports may skip connection tracking (their flag in ports4 and ports6). */
+  readonly #stateless4 = new StatelessPorts('v4');
+  readonly #stateless6 = new StatelessPorts('v6');
   /** Overlay networks (VXLAN across hosts): loaded when the first one is ensured. */
   readonly #overlay: EbpfOverlay;
   #overlayUsed = false;
@@ -381,6 +392,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       epIfx: lxc.map(M.endpointsByIfindex, u32, endpointInfo),
       local: lxc.map(M.local, ipv4, u8),
       ports: lxc.map(M.ports, portKey, portTarget),
+      reversePorts: lxc.map(M.reversePorts, portKey, portTarget),
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
@@ -392,6 +404,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       ep6: lxc.map(DatapathMaps6.endpoints, ipv6, endpointInfo),
       local6: lxc.map(DatapathMaps6.local, ipv6, u8),
       ports6: lxc.map(DatapathMaps6.ports, portKey6, portTarget6),
+      reversePorts6: lxc.map(DatapathMaps6.reversePorts, portKey6, portTarget6),
       ct6: lxc.map(DatapathMaps6.conntrack, ctKey6, ctEntry6),
       ct6New: lxc.map(DatapathMaps6.conntrackNew, ctKey6, ctEntry6),
       ctFull6: lxc.map(DatapathMaps6.conntrackFull, u32, u64n),
@@ -517,6 +530,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.ports.keys()) if (!wantPorts.has(keyString(k))) maps.ports.delete(k);
     const wantPorts6 = new Set(eachPort.filter((p) => portFamilies(p).v6).map((p) => keyString6(portKey6Of(p))));
     for (const k of maps.ports6.keys()) if (!wantPorts6.has(keyString6(k))) maps.ports6.delete(k);
+    for (const k of maps.reversePorts.keys()) if (!wantIps.has(k.addr)) maps.reversePorts.delete(k);
+    for (const k of maps.reversePorts6.keys()) if (!wantIps6.has(k.addr)) maps.reversePorts6.delete(k);
+    this.#stateless4.clear();
+    this.#stateless6.clear();
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
     // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
@@ -747,12 +764,15 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       maps.ep.delete(ep.ipv4);
       forgetAddress(maps.ct, ep.ipv4);
       forgetAddress(maps.ctNew, ep.ipv4);
+      for (const k of maps.reversePorts.keys()) if (k.addr === ep.ipv4) maps.reversePorts.delete(k);
       maps.ctOwners.delete(ep.ipv4);
     }
     if (ep.ipv6) {
       maps.ep6.delete(ep.ipv6);
       forgetAddress6(maps.ct6, ep.ipv6);
       forgetAddress6(maps.ct6New, ep.ipv6);
+      const addr6 = formatIPv6(ipv6Bytes(ep.ipv6));
+      for (const k of maps.reversePorts6.keys()) if (k.addr === addr6) maps.reversePorts6.delete(k);
       maps.ctOwners6.delete(ep.ipv6);
     }
   }
@@ -775,15 +795,26 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   async publish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
-    const four = encodePorts(ports);
+    // Ports whose target the new ones now share are written again without the flag: tracked
+    // from their next connection on.
+    const tracked4 = this.#stateless4.add(ports);
+    const tracked6 = this.#stateless6.add(ports);
+    const four = encodePorts(ports, (p) => (this.#stateless4.stateless(p) ? PortFlags.STATELESS : 0));
     if (four.count > 0) maps.ports.setPacked(four.keys, four.values);
-    const six = encodePorts6(ports);
+    const again4 = encodePorts(tracked4);
+    if (again4.count > 0) maps.ports.setPacked(again4.keys, again4.values);
+    const six = encodePorts6(ports, (p) => (this.#stateless6.stateless(p) ? PortFlags.STATELESS : 0));
     if (six.count > 0) maps.ports6.setPacked(six.keys, six.values);
+    const again6 = encodePorts6(tracked6);
+    if (again6.count > 0) maps.ports6.setPacked(again6.keys, again6.values);
   }
 
   async unpublish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
+    // Ports left alone on their target stay tracked until the next start (stateless-ports.ts).
+    this.#stateless4.remove(ports);
+    this.#stateless6.remove(ports);
     const v4 = encodePorts(ports);
     try {
       if (v4.count > 0) maps.ports.deletePacked(v4.keys);

@@ -1,0 +1,124 @@
+/**
+ * Which published TCP ports the eBPF datapath may translate without connection tracking
+ * (bpf/lib/stateless.h), per family: those that are the only way to their target. A reply from a sandbox
+ * names only its own address and port; when two published ports lead to that one target (two
+ * host ports, or one port on two host addresses), the reply cannot tell which the client used,
+ * and those ports stay tracked. Kept per target address as the runs that were published, so a
+ * range of 10,000 ports is one entry here as it is in the store.
+ */
+import type { PortSpec } from '../datapath.js';
+import { portFamilies } from '../datapath.js';
+
+/** The part of a published run that decides where it leads and from where. */
+interface Run {
+  hostIp: string;
+  hostPort: number;
+  containerPort: number;
+  count: number;
+}
+
+/** How one family names a port's target and host address ('' and the family's wildcard alike). */
+const FAMILY = {
+  v4: { target: (p: PortSpec) => p.containerIp, wildcard: '0.0.0.0' },
+  v6: { target: (p: PortSpec) => p.containerIp6 ?? '', wildcard: '::' },
+} as const;
+
+/** Whether two runs to one target share a target port that they reach from different published ports. */
+function clash(a: Run, b: Run): boolean {
+  const lo = Math.max(a.containerPort, b.containerPort);
+  const hi = Math.min(a.containerPort + a.count, b.containerPort + b.count);
+  if (lo >= hi) return false;
+  return a.hostIp !== b.hostIp || a.hostPort - a.containerPort !== b.hostPort - b.containerPort;
+}
+
+/** run without the host ports [from, from + count) (zero, one or two runs). */
+function without(run: Run, from: number, count: number): Run[] {
+  const end = run.hostPort + run.count;
+  const cut = from + count;
+  if (cut <= run.hostPort || from >= end) return [run];
+  const left: Run[] = from > run.hostPort ? [{ ...run, count: from - run.hostPort }] : [];
+  const right: Run[] = cut < end ? [{ ...run, hostPort: cut, containerPort: run.containerPort + (cut - run.hostPort), count: end - cut }] : [];
+  return [...left, ...right];
+}
+
+export class StatelessPorts {
+  /** target address -> the TCP runs published to it. */
+  #runs = new Map<string, Run[]>();
+  readonly #family: 'v4' | 'v6';
+
+  constructor(family: 'v4' | 'v6') {
+    this.#family = family;
+  }
+
+  /** Whether a port goes to this index at all: TCP, answering on this family. */
+  #tracked(p: PortSpec): boolean {
+    return p.protocol === 'tcp' && portFamilies(p)[this.#family];
+  }
+
+  #target(p: PortSpec): string {
+    return FAMILY[this.#family].target(p);
+  }
+
+  #runOf(p: PortSpec): Run {
+    return { hostIp: this.#hostIp(p), hostPort: p.hostPort, containerPort: p.containerPort, count: p.count ?? 1 };
+  }
+
+  #hostIp(p: PortSpec): string {
+    return p.hostIp || FAMILY[this.#family].wildcard;
+  }
+
+  /** Forgets everything (a start publishes all ports again). */
+  clear(): void {
+    this.#runs.clear();
+  }
+
+  /**
+   * Records ports about to be published. Returns the runs already published whose way back the
+   * new ones made ambiguous: they must be written again without the flag.
+   */
+  add(ports: readonly PortSpec[]): PortSpec[] {
+    const before = new Map<string, PortSpec[]>();
+    const lost: PortSpec[] = [];
+    for (const p of ports) {
+      if (!this.#tracked(p)) continue;
+      const target = this.#target(p);
+      const runs = this.#runs.get(target) ?? [];
+      const run = this.#runOf(p);
+      for (const other of runs) if (clash(run, other)) this.#lose(before, p, other, lost);
+      runs.push(run);
+      this.#runs.set(target, runs);
+    }
+    return lost;
+  }
+
+  #lose(seen: Map<string, PortSpec[]>, like: PortSpec, other: Run, lost: PortSpec[]): void {
+    const target = this.#target(like);
+    const listed = seen.get(target) ?? [];
+    if (listed.some((q) => q.hostIp === other.hostIp && q.hostPort === other.hostPort)) return;
+    const spec: PortSpec = { ...like, hostIp: other.hostIp, hostPort: other.hostPort, containerPort: other.containerPort, count: other.count };
+    listed.push(spec);
+    seen.set(target, listed);
+    lost.push(spec);
+  }
+
+  /** Records ports unpublished. */
+  remove(ports: readonly PortSpec[]): void {
+    for (const p of ports) {
+      if (!this.#tracked(p)) continue;
+      const target = this.#target(p);
+      const runs = this.#runs.get(target);
+      if (!runs) continue;
+      const hostIp = this.#hostIp(p);
+      const left = runs.flatMap((r) => (r.hostIp === hostIp ? without(r, p.hostPort, p.count ?? 1) : [r]));
+      if (left.length > 0) this.#runs.set(target, left);
+      else this.#runs.delete(target);
+    }
+  }
+
+  /** Whether port p (recorded) may go stateless: TCP on this family, and no other run to its target clashes with it. */
+  stateless(p: PortSpec): boolean {
+    if (!this.#tracked(p)) return false;
+    const run = this.#runOf(p);
+    return !(this.#runs.get(this.#target(p)) ?? []).some((other) => clash(run, other));
+  }
+}
