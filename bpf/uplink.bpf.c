@@ -36,8 +36,15 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	 * own, so the two frames never stack) or, when the fast path does not take it, asks again. */
 	if (!again && local && p->t.proto == IPPROTO_UDP && p->t.dport == bpf_htons(OVERLAY_VXLAN_PORT) && !p->frag)
 		return UPLINK_VXLAN;
+	/* A stateless published port's segments need no connection table (lib/stateless.h). */
+	int verdict;
+	if (local && stateless_first(cfg, p->t.proto, p->t.dport, p->frag)) {
+		verdict = stateless_in4(skb, p);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 	__u64 now = dp_now();
-	int verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
+	verdict = ct_follow4(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
 	/* An error about a masqueraded, routed or published flow (PMTU, port unreachable): to its sandbox. */
@@ -54,8 +61,7 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	 * stack reassembles nothing), are the host's. */
 	if (p->t.proto == IPPROTO_ICMP || !p->has_ports)
 		return TC_PASS;
-	int wildcard;
-	struct port_target *t = port_lookup4_at(p->t.daddr, p->t.dport, p->t.proto, &wildcard);
+	struct port_target *t = port_lookup4(p->t.daddr, p->t.dport, p->t.proto);
 	if (!t)
 		return TC_PASS;
 	/* We translate before any reassembly: the other fragments would miss the sandbox. */
@@ -65,11 +71,11 @@ BPFNET_NOINLINE int ipv4_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
 	if (!ep)
 		return TC_PASS;
-	if (stateless_in4(cfg, p, &target, wildcard)) {
-		stateless_remember4(p, &target, wildcard);
-		struct ct_entry4 x = {};
-		stateless_in_entry4(p, &target, ep->ifindex, &x);
-		return ct_apply4(skb, p, &x, cfg, 1);
+	/* Not tried above while the flow log listens: a connection that was stateless before goes on. */
+	if (p->t.proto == IPPROTO_TCP && (target.flags & PORT_F_STATELESS) && !stateless_first(cfg, p->t.proto, p->t.dport, p->frag)) {
+		verdict = stateless_in4(skb, p);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
 	}
 	struct ct_new n = {
 		.kind = CT_DNAT,
@@ -103,8 +109,14 @@ BPFNET_NOINLINE int ipv6_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	if (addr6_martian_src(&p->t.saddr) || bpf_map_lookup_elem(&local6, &p->t.saddr))
 		return DROP(DROP_MARTIAN_SRC);
 	stats_rx(STATS_UPLINK, skb->len);
+	int verdict;
+	if (local && stateless_first(cfg, p->t.proto, p->t.dport, p->frag)) {
+		verdict = stateless_in6(skb, p);
+		if (verdict != CT_NO_FLOW)
+			return verdict;
+	}
 	__u64 now = dp_now();
-	int verdict = ct_follow6(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
+	verdict = ct_follow6(skb, p, CT_HOOK_UPLINK, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
 	if (icmp6_is_error(p)) {
@@ -125,8 +137,8 @@ BPFNET_NOINLINE int ipv6_from_uplink(struct __sk_buff *skb, const struct dp_conf
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep6, &target.addr);
 	if (!ep)
 		return TC_PASS;
-	if (stateless_flagged6(cfg, p, &target)) {
-		int verdict = stateless_in6(skb, p, &target, ep->ifindex);
+	if (p->t.proto == IPPROTO_TCP && (target.flags & PORT_F_STATELESS) && !stateless_first(cfg, p->t.proto, p->t.dport, p->frag)) {
+		verdict = stateless_in6(skb, p);
 		if (verdict != CT_NO_FLOW)
 			return verdict;
 	}

@@ -46,34 +46,51 @@ static __always_inline int tcp_bare_syn(__u8 tcp_flags)
 /* Whether a packet from the uplink to published port t (found as wildcard says) goes stateless.
  * While the flow log is on, new connections are tracked (it reports them from the connection
  * table) and those already stateless go on as they are. */
-static __always_inline int stateless_in4(const struct dp_config *cfg, const struct pkt4 *p, const struct port_target *t, int wildcard)
+static __always_inline int stateless_admits4(const struct dp_config *cfg, const struct pkt4 *p, const struct port_target *t, int wildcard)
 {
 	return (t->flags & PORT_F_STATELESS) && p->t.proto == IPPROTO_TCP && (!wildcard || p->t.daddr == cfg->uplink_addr) &&
 	       !((cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(p->tcp_flags));
 }
 
-/* Keeps the way back of a stateless port current: written at a SYN when absent or different. */
-static __always_inline void stateless_remember4(const struct pkt4 *p, const struct port_target *t, int wildcard)
+/* Whether a TCP segment from the uplink to a local address may be a stateless port's, tested
+ * before the connection table is: some TCP port with its number is published (tcp_ports, a
+ * bitmap the daemon keeps), it is no fragment, and the flow log is off (while it is on, flows
+ * through these ports may be tracked, and their packets must find their entries first). */
+static __always_inline int stateless_first(const struct dp_config *cfg, __u8 proto, __be16 dport, int frag)
 {
-	if (!tcp_bare_syn(p->tcp_flags))
-		return;
-	struct port_key back = { .addr = t->addr, .port = t->port, .proto = IPPROTO_TCP, .pad = 0 };
-	struct port_target way = { .addr = wildcard ? 0 : p->t.daddr, .port = p->t.dport, .flags = 0 };
-	struct port_target *known = bpf_map_lookup_elem(&rports4, &back);
-	if (known && known->addr == way.addr && known->port == way.port)
-		return;
-	bpf_map_update_elem(&rports4, &back, &way, BPF_ANY);
+	if (proto != IPPROTO_TCP || frag || (cfg->flags & DP_F_FLOW_EVENTS))
+		return 0;
+	__u32 zero = 0;
+	struct port_bitmap *published = bpf_map_lookup_elem(&tcp_ports, &zero);
+	__u16 port = bpf_ntohs(dport);
+	return published && (published->w[port >> 6] >> (port & 63)) & 1;
 }
 
-/* The entry a stateless packet from the uplink is applied with: to the target, into its sandbox. */
-static __always_inline void stateless_in_entry4(const struct pkt4 *p, const struct port_target *t, __u32 ifindex, struct ct_entry4 *x)
+/* A segment from the uplink to a stateless published port: translated and delivered into its
+ * target's sandbox, the way back remembered at a SYN; CT_NO_FLOW when the port is not
+ * stateless for this packet. A frame of its own: the uplink's has no room for an entry. */
+BPFNET_NOINLINE int stateless_in4(struct __sk_buff *skb, const struct pkt4 *p)
 {
-	x->saddr = p->t.saddr;
-	x->daddr = t->addr;
-	x->sport = p->t.sport;
-	x->dport = t->port;
-	x->deliver = ifindex;
-	x->kind = CT_DNAT;
+	struct dp_config *cfg = dp_config();
+	if (!cfg)
+		return CT_NO_FLOW;
+	int wildcard;
+	struct port_target *t = port_lookup4_at(p->t.daddr, p->t.dport, IPPROTO_TCP, &wildcard);
+	if (!t || !stateless_admits4(cfg, p, t, wildcard))
+		return CT_NO_FLOW;
+	struct port_target target = *t;
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
+	if (!ep)
+		return CT_NO_FLOW;
+	if (tcp_bare_syn(p->tcp_flags)) {
+		struct port_key back = { .addr = target.addr, .port = target.port, .proto = IPPROTO_TCP, .pad = 0 };
+		struct port_target way = { .addr = wildcard ? 0 : p->t.daddr, .port = p->t.dport, .flags = 0 };
+		struct port_target *known = bpf_map_lookup_elem(&rports4, &back);
+		if (!known || known->addr != way.addr || known->port != way.port)
+			bpf_map_update_elem(&rports4, &back, &way, BPF_ANY);
+	}
+	struct ct_entry4 x = { .saddr = p->t.saddr, .daddr = target.addr, .sport = p->t.sport, .dport = target.port, .deliver = ep->ifindex, .kind = CT_DNAT };
+	return ct_apply4(skb, p, &x, cfg, 1);
 }
 
 /* The published port a stateless reply from (saddr, sport) answers from: 0 when there is none
@@ -150,30 +167,25 @@ static __always_inline const struct addr6 *uplink_addr6(void)
 	return cfg6 && !addr6_zero(&cfg6->uplink_addr) ? &cfg6->uplink_addr : NULL;
 }
 
-/* Whether a packet from the uplink to published port t may go stateless, as far as the port,
- * the protocol and the flow log say (stateless_in6 judges the address). */
-static __always_inline int stateless_flagged6(const struct dp_config *cfg, const struct pkt6 *p, const struct port_target6 *t)
-{
-	return (t->flags & PORT_F_STATELESS) && p->t.proto == IPPROTO_TCP && !((cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(p->tcp_flags));
-}
-
-/* A packet from the uplink to stateless port t, as for IPv4: CT_NO_FLOW when it was addressed to
- * another local address than the uplink's for a port on every address, else translated into
- * the target's sandbox, with the way back remembered at a SYN. A frame of its own (the uplink's
- * has no room for an entry), which also finds out which of the two keys t was found under. */
-BPFNET_NOINLINE int stateless_in6(struct __sk_buff *skb, const struct pkt6 *p, const struct port_target6 *t, __u32 ifindex)
+/* stateless_in4 for IPv6 (a port on every address answers statelessly only on cfg6's uplink address). */
+BPFNET_NOINLINE int stateless_in6(struct __sk_buff *skb, const struct pkt6 *p)
 {
 	struct dp_config *cfg = dp_config();
-	if (!cfg)
+	if (!cfg || ((cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(p->tcp_flags)))
 		return CT_NO_FLOW;
-	const struct addr6 *up = uplink_addr6();
-	int to_uplink = up && addr6_eq(&p->t.daddr, up);
-	int syn = tcp_bare_syn(p->tcp_flags);
-	struct port_key6 exact = { .addr = p->t.daddr, .port = p->t.dport, .proto = IPPROTO_TCP, .pad = 0 };
-	int wildcard = (syn || !to_uplink) && !bpf_map_lookup_elem(&ports6, &exact);
-	if (wildcard && !to_uplink)
+	int wildcard;
+	struct port_target6 *t = port_lookup6_at(&p->t.daddr, p->t.dport, IPPROTO_TCP, &wildcard);
+	if (!t || !(t->flags & PORT_F_STATELESS))
 		return CT_NO_FLOW;
-	if (syn) {
+	if (wildcard) {
+		const struct addr6 *up = uplink_addr6();
+		if (!up || !addr6_eq(&p->t.daddr, up))
+			return CT_NO_FLOW;
+	}
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep6, &t->addr);
+	if (!ep)
+		return CT_NO_FLOW;
+	if (tcp_bare_syn(p->tcp_flags)) {
 		struct port_key6 back = { .addr = t->addr, .port = t->port, .proto = IPPROTO_TCP, .pad = 0 };
 		struct port_target6 way = { .port = p->t.dport, .flags = 0 };
 		if (!wildcard)
@@ -182,7 +194,7 @@ BPFNET_NOINLINE int stateless_in6(struct __sk_buff *skb, const struct pkt6 *p, c
 		if (!known || !addr6_eq(&known->addr, &way.addr) || known->port != way.port)
 			bpf_map_update_elem(&rports6, &back, &way, BPF_ANY);
 	}
-	struct ct_entry6 x = { .saddr = p->t.saddr, .daddr = t->addr, .sport = p->t.sport, .dport = t->port, .deliver = ifindex, .kind = CT_DNAT };
+	struct ct_entry6 x = { .saddr = p->t.saddr, .daddr = t->addr, .sport = p->t.sport, .dport = t->port, .deliver = ep->ifindex, .kind = CT_DNAT };
 	return ct_apply6(skb, p, &x, cfg, 1);
 }
 

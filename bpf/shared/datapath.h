@@ -106,6 +106,12 @@ struct port_target {
  * the uplink need no connection-table entry (bpf/lib/stateless.h). Set by the daemon. */
 #define PORT_F_STATELESS (1U << 0)
 
+/* tcp_ports[0]: bit n of the 65,536 is set while some TCP port n is published (any address,
+ * either family). Kept by the daemon; the uplink tests it before anything else (lib/stateless.h). */
+struct port_bitmap {
+	__u64 w[1024];
+};
+
 /* rports4: the way back of a stateless published port. Key: the target (sandbox address, its
  * port, protocol) as a struct port_key; value: the published port as a struct port_target (addr
  * 0: a port on every local address, answered from the host's uplink address). Filled by the

@@ -115,6 +115,9 @@ export const ctEntry6 = struct({
 export const portKey = struct({ addr: ipv4, port: be16, proto: u8, pad: pad(1) });
 export const portTarget = struct({ addr: ipv4, port: be16, flags: u16 });
 
+/** struct port_bitmap: 65,536 bits. */
+export const portBitmap = bytes(8192);
+
 /** port_target.flags. */
 export const PortFlags = { STATELESS: 1 << 0 } as const;
 
@@ -208,6 +211,8 @@ export const DatapathMaps = {
   ports: 'ports4',
   /** A stateless published port's way back: target -> published port (bpf/lib/stateless.h). */
   reversePorts: 'rports4',
+  /** The TCP port numbers published, a bitmap (struct port_bitmap). */
+  tcpPorts: 'tcp_ports',
   conntrack: 'ct4',
   conntrackNew: 'ct4_new',
   conntrackFull: 'ct_full4',

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { DP6_F_CONFIGURED, DP_F_FLOW_EVENTS, DROP_REASONS, DatapathMaps, DatapathMaps6, DpFlags, EpFlags, NetFlags, PortFlags, StatsSlot, dpConfig, dpConfig6, networkInfo6, portKey6, portTarget6, ctKey6, ctEntry6, endpointInfo, epStats, networkInfo, portKey, portTarget, ctKey4, ctEntry4 } from '../../src/datapath/abi.js';
+import { DP6_F_CONFIGURED, DP_F_FLOW_EVENTS, DROP_REASONS, DatapathMaps, DatapathMaps6, DpFlags, EpFlags, NetFlags, PortFlags, StatsSlot, dpConfig, dpConfig6, networkInfo6, portBitmap, portKey6, portTarget6, ctKey6, ctEntry6, endpointInfo, epStats, networkInfo, portKey, portTarget, ctKey4, ctEntry4 } from '../../src/datapath/abi.js';
 import { BpfObject, interfaceIndex, sumPerCpu, type BpfProgram } from '../../src/datapath/libbpf/bpf.js';
 import { ipv4, ipv6, u32, u8 } from '../../src/datapath/libbpf/codec.js';
 import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
@@ -366,7 +366,16 @@ describe('stateless published ports (BPF_PROG_TEST_RUN)', () => {
   const portsMap = (name: string) => objects[0].map(name, portKey, portTarget);
   const cfgMap = () => objects[0].map(DatapathMaps.config, u32, dpConfig);
 
-  beforeAll(() => withMaps((ports) => ports.set(PORT, { addr: B.ip, port: 443, flags: PortFlags.STATELESS })));
+  beforeAll(() => {
+    withMaps((ports) => ports.set(PORT, { addr: B.ip, port: 443, flags: PortFlags.STATELESS }));
+    // 8443 among the published TCP port numbers: the uplink looks for a stateless port before
+    // the connection table (while the flow log is on, after it: both ways are run below).
+    const bits = Buffer.alloc(8192);
+    bits[8443 >> 3] |= 1 << (8443 & 7);
+    const tcpPorts = objects[0].map(DatapathMaps.tcpPorts, u32, portBitmap);
+    tcpPorts.set(0, bits);
+    tcpPorts.close();
+  });
 
   it('translates a connection both ways with no connection-table entry, the way back remembered at its SYN', () => {
     const before = flows();

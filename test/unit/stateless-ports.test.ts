@@ -3,7 +3,7 @@
  * that are the only way to their target, judged on runs as they are published and unpublished.
  */
 import { describe, expect, it } from 'vitest';
-import { StatelessPorts } from '../../src/datapath/ebpf/stateless-ports.js';
+import { PublishedTcpPorts, StatelessPorts } from '../../src/datapath/ebpf/stateless-ports.js';
 import type { PortSpec } from '../../src/datapath/datapath.js';
 
 function port(hostPort: number, containerPort: number, more: Partial<PortSpec> = {}): PortSpec {
@@ -79,5 +79,20 @@ describe('stateless published ports', () => {
     const four = new StatelessPorts('v4');
     four.add([both, v4only]);
     expect(four.stateless(both)).toBe(false);
+  });
+
+  it('keeps the bitmap of published TCP port numbers the uplink tests first: set while any port of a number is published', () => {
+    const bits = new PublishedTcpPorts();
+    const isSet = (n: number) => ((bits.bitmap()[n >> 3] >> (n & 7)) & 1) === 1;
+    bits.add([port(8080, 80), port(8080, 80, { hostIp: '10.1.0.1' }), port(5353, 53, { protocol: 'udp' }), port(20000, 30000, { count: 100 }), port(65535, 1)]);
+    expect([8080, 5353, 20000, 20099, 20100, 65535, 0].map(isSet)).toEqual([true, false, true, true, false, true, false]);
+    // As a little-endian 64-bit word: port 65535 is the top bit of the last word.
+    expect(bits.bitmap().readBigUInt64LE(8184) >> 63n).toBe(1n);
+    bits.remove([port(8080, 80)]);
+    expect(isSet(8080)).toBe(true);
+    bits.remove([port(8080, 80, { hostIp: '10.1.0.1' }), port(20050, 30050, { count: 10 })]);
+    expect([8080, 20049, 20050, 20059, 20060].map(isSet)).toEqual([false, true, false, false, true]);
+    bits.clear();
+    expect(bits.bitmap().every((b) => b === 0)).toBe(true);
   });
 });

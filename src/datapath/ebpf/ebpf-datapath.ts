@@ -32,6 +32,7 @@ import {
   net6MoreKey,
   portKey,
   portKey6,
+  portBitmap,
   portTarget,
   portTarget6,
 } from '../abi.js';
@@ -63,7 +64,7 @@ import { CT4, CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners,
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
 import { EbpfOverlay } from './overlay.js';
-import { StatelessPorts } from './stateless-ports.js';
+import { PublishedTcpPorts, StatelessPorts } from './stateless-ports.js';
 
 type Decoded<C> = C extends { decodeFrom(b: Buffer, o: number): infer T } ? T : never;
 type NetworkInfo = Decoded<typeof networkInfo>;
@@ -107,6 +108,8 @@ interface Maps {
   ports: BpfMap<PortKey, PortTarget>;
   /** A stateless port's target -> its published port (filled by the uplink program). */
   reversePorts: BpfMap<PortKey, PortTarget>;
+  /** 0 -> the TCP port numbers published (a bitmap). */
+  tcpPorts: BpfMap<number, Buffer>;
   ct: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   /** Flows not assured yet (LRU). */
   ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
@@ -333,6 +336,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   /** Which published ports may skip connection tracking (their flag in ports4 and ports6). */
   readonly #stateless4 = new StatelessPorts('v4');
   readonly #stateless6 = new StatelessPorts('v6');
+  readonly #tcpPorts = new PublishedTcpPorts();
   /** Overlay networks (VXLAN across hosts): loaded when the first one is ensured. */
   readonly #overlay: EbpfOverlay;
   #overlayUsed = false;
@@ -393,6 +397,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       local: lxc.map(M.local, ipv4, u8),
       ports: lxc.map(M.ports, portKey, portTarget),
       reversePorts: lxc.map(M.reversePorts, portKey, portTarget),
+      tcpPorts: lxc.map(M.tcpPorts, u32, portBitmap),
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
@@ -534,6 +539,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.reversePorts6.keys()) if (!wantIps6.has(k.addr)) maps.reversePorts6.delete(k);
     this.#stateless4.clear();
     this.#stateless6.clear();
+    this.#tcpPorts.clear();
+    maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
     // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
@@ -807,6 +814,9 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     if (six.count > 0) maps.ports6.setPacked(six.keys, six.values);
     const again6 = encodePorts6(tracked6);
     if (again6.count > 0) maps.ports6.setPacked(again6.keys, again6.values);
+    // Last: the uplink looks for a stateless port first only once the port is there.
+    this.#tcpPorts.add(ports);
+    maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
   }
 
   async unpublish(ports: readonly PortSpec[]): Promise<void> {
@@ -815,6 +825,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     // Ports left alone on their target stay tracked until the next start (stateless-ports.ts).
     this.#stateless4.remove(ports);
     this.#stateless6.remove(ports);
+    this.#tcpPorts.remove(ports);
+    maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
     const v4 = encodePorts(ports);
     try {
       if (v4.count > 0) maps.ports.deletePacked(v4.keys);

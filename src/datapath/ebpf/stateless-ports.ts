@@ -122,3 +122,37 @@ export class StatelessPorts {
     return !(this.#runs.get(this.#target(p)) ?? []).some((other) => clash(run, other));
   }
 }
+
+/**
+ * The TCP port numbers published, any address and either family: the bitmap the uplink program
+ * tests before the connection table (tcp_ports, bpf/shared/datapath.h), so that only segments
+ * to such a number look for a stateless port first. Counted per number, so a number stays set
+ * while any of its ports is published.
+ */
+export class PublishedTcpPorts {
+  readonly #count = new Uint32Array(65536);
+  /** 1,024 little-endian 64-bit words, as the map holds them: port n is bit n % 8 of byte n / 8. */
+  readonly #bits = Buffer.alloc(8192);
+
+  clear(): void {
+    this.#count.fill(0);
+    this.#bits.fill(0);
+  }
+
+  add(ports: readonly PortSpec[]): void {
+    for (const p of ports)
+      if (p.protocol === 'tcp')
+        for (let n = p.hostPort, end = p.hostPort + (p.count ?? 1); n < end; n++) if (this.#count[n]++ === 0) this.#bits[n >> 3] |= 1 << (n & 7);
+  }
+
+  remove(ports: readonly PortSpec[]): void {
+    for (const p of ports)
+      if (p.protocol === 'tcp')
+        for (let n = p.hostPort, end = p.hostPort + (p.count ?? 1); n < end; n++) if (this.#count[n] > 0 && --this.#count[n] === 0) this.#bits[n >> 3] &= ~(1 << (n & 7));
+  }
+
+  /** The bitmap to write to tcp_ports[0]. */
+  bitmap(): Buffer {
+    return this.#bits;
+  }
+}
