@@ -11,15 +11,24 @@
 #include "stats.h"
 #include "flowlog.h"
 
-/* The published port a packet to (addr, port) reaches: an address-specific binding first, then "any". */
-static __always_inline struct port_target *port_lookup4(__be32 addr, __be16 port, __u8 proto)
+/* The published port a packet to (addr, port) reaches: an address-specific binding first, then
+ * "any" (*wildcard says which). */
+static __always_inline struct port_target *port_lookup4_at(__be32 addr, __be16 port, __u8 proto, int *wildcard)
 {
 	struct port_key k = { .addr = addr, .port = port, .proto = proto, .pad = 0 };
 	struct port_target *t = bpf_map_lookup_elem(&ports4, &k);
+	*wildcard = 0;
 	if (t)
 		return t;
+	*wildcard = 1;
 	k.addr = 0;
 	return bpf_map_lookup_elem(&ports4, &k);
+}
+
+static __always_inline struct port_target *port_lookup4(__be32 addr, __be16 port, __u8 proto)
+{
+	int wildcard;
+	return port_lookup4_at(addr, port, proto, &wildcard);
 }
 
 static __always_inline int tc_exit(__u32 stats_slot, int verdict, const struct pkt4 *p)

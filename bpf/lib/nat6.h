@@ -10,15 +10,24 @@
 
 #define AF_INET6 10
 
-/* The published port a packet to (addr, port) reaches: an address-specific binding first, then "any". */
-static __always_inline struct port_target6 *port_lookup6(const struct addr6 *addr, __be16 port, __u8 proto)
+/* The published port a packet to (addr, port) reaches: an address-specific binding first, then
+ * "any" (*wildcard says which). */
+static __always_inline struct port_target6 *port_lookup6_at(const struct addr6 *addr, __be16 port, __u8 proto, int *wildcard)
 {
 	struct port_key6 k = { .addr = *addr, .port = port, .proto = proto, .pad = 0 };
 	struct port_target6 *t = bpf_map_lookup_elem(&ports6, &k);
+	*wildcard = 0;
 	if (t)
 		return t;
+	*wildcard = 1;
 	__builtin_memset(&k.addr, 0, sizeof(k.addr));
 	return bpf_map_lookup_elem(&ports6, &k);
+}
+
+static __always_inline struct port_target6 *port_lookup6(const struct addr6 *addr, __be16 port, __u8 proto)
+{
+	int wildcard;
+	return port_lookup6_at(addr, port, proto, &wildcard);
 }
 
 /* The one exit of a hook that handles both families: counts a drop with what was parsed

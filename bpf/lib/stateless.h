@@ -23,20 +23,6 @@
 
 #include "nat6.h"
 
-/* The published port for (addr, port, proto), as port_lookup4, and whether it is the one on
- * every local address. */
-static __always_inline struct port_target *port_lookup4_at(__be32 addr, __be16 port, __u8 proto, int *wildcard)
-{
-	struct port_key k = { .addr = addr, .port = port, .proto = proto, .pad = 0 };
-	struct port_target *t = bpf_map_lookup_elem(&ports4, &k);
-	*wildcard = 0;
-	if (t)
-		return t;
-	*wildcard = 1;
-	k.addr = 0;
-	return bpf_map_lookup_elem(&ports4, &k);
-}
-
 /* A segment that opens a connection (SYN without ACK). */
 static __always_inline int tcp_bare_syn(__u8 tcp_flags)
 {
@@ -147,18 +133,6 @@ static __always_inline int stateless_icmp_entry4(const struct dp_config *cfg, co
 }
 
 /* ---- IPv6: the same, with ports6, rports6 and cfg6's uplink address ---- */
-
-static __always_inline struct port_target6 *port_lookup6_at(const struct addr6 *addr, __be16 port, __u8 proto, int *wildcard)
-{
-	struct port_key6 k = { .addr = *addr, .port = port, .proto = proto, .pad = 0 };
-	struct port_target6 *t = bpf_map_lookup_elem(&ports6, &k);
-	*wildcard = 0;
-	if (t)
-		return t;
-	*wildcard = 1;
-	__builtin_memset(&k.addr, 0, sizeof(k.addr));
-	return bpf_map_lookup_elem(&ports6, &k);
-}
 
 /* The host's IPv6 uplink address, or NULL when it has none (a wildcard port then stays tracked). */
 static __always_inline const struct addr6 *uplink_addr6(void)
