@@ -26,6 +26,13 @@ describe('stateless published ports', () => {
     const lost = s.add([second]);
     expect(lost.map((p) => [p.hostIp, p.hostPort, p.containerPort, p.count])).toEqual([['0.0.0.0', 8080, 80, 1]]);
     expect([s.stateless(first), s.stateless(second)]).toEqual([false, false]);
+    // A third on the same target loses nothing more: both were written tracked already.
+    expect(s.add([port(8082, 80)])).toEqual([]);
+    // Unpublished again, down to one: that one is handed back to be written stateless.
+    expect(s.remove([second])).toEqual([]);
+    expect(s.remove([port(8082, 80)]).map((p) => [p.hostIp, p.hostPort, p.containerPort])).toEqual([['0.0.0.0', 8080, 80]]);
+    expect(s.stateless(first)).toBe(true);
+    expect(s.remove([port(9999, 99)])).toEqual([]);
   });
 
   it('one host port on two host addresses to one target clashes; the same port published again does not', () => {

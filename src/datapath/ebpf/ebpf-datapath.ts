@@ -822,9 +822,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   async unpublish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
-    // Ports left alone on their target stay tracked until the next start (stateless-ports.ts).
-    this.#stateless4.remove(ports);
-    this.#stateless6.remove(ports);
+    const freed4 = this.#stateless4.remove(ports);
+    const freed6 = this.#stateless6.remove(ports);
     this.#tcpPorts.remove(ports);
     maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
     const v4 = encodePorts(ports);
@@ -842,6 +841,12 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       if (!isBpfError(err, 'ENOENT')) throw err;
       for (const p of eachPortOf(ports)) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
     }
+    // Ports now alone on their target: stateless from their next connection on.
+    const stateless = () => PortFlags.STATELESS;
+    const again4 = encodePorts(freed4, stateless);
+    if (again4.count > 0) maps.ports.setPacked(again4.keys, again4.values);
+    const again6 = encodePorts6(freed6, stateless);
+    if (again6.count > 0) maps.ports6.setPacked(again6.keys, again6.values);
   }
 
   async stop(): Promise<void> {

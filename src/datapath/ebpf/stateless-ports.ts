@@ -9,12 +9,13 @@
 import type { PortSpec } from '../datapath.js';
 import { portFamilies } from '../datapath.js';
 
-/** The part of a published run that decides where it leads and from where. */
+/** The part of a published run that decides where it leads and from where, and whether it is written stateless. */
 interface Run {
   hostIp: string;
   hostPort: number;
   containerPort: number;
   count: number;
+  stateless: boolean;
 }
 
 /** How one family names a port's target and host address ('' and the family's wildcard alike). */
@@ -60,7 +61,12 @@ export class StatelessPorts {
   }
 
   #runOf(p: PortSpec): Run {
-    return { hostIp: this.#hostIp(p), hostPort: p.hostPort, containerPort: p.containerPort, count: p.count ?? 1 };
+    return { hostIp: this.#hostIp(p), hostPort: p.hostPort, containerPort: p.containerPort, count: p.count ?? 1, stateless: true };
+  }
+
+  /** A recorded run as a port spec like `like` (same target and protocol). */
+  #specOf(like: PortSpec, run: Run): PortSpec {
+    return { ...like, hostIp: run.hostIp, hostPort: run.hostPort, containerPort: run.containerPort, count: run.count };
   }
 
   #hostIp(p: PortSpec): string {
@@ -77,32 +83,32 @@ export class StatelessPorts {
    * new ones made ambiguous: they must be written again without the flag.
    */
   add(ports: readonly PortSpec[]): PortSpec[] {
-    const before = new Map<string, PortSpec[]>();
     const lost: PortSpec[] = [];
     for (const p of ports) {
       if (!this.#tracked(p)) continue;
       const target = this.#target(p);
       const runs = this.#runs.get(target) ?? [];
       const run = this.#runOf(p);
-      for (const other of runs) if (clash(run, other)) this.#lose(before, p, other, lost);
+      // The same run published again (a retry, a start) is already here.
+      if (runs.some((r) => r.hostIp === run.hostIp && r.hostPort === run.hostPort && r.containerPort === run.containerPort && r.count === run.count)) continue;
+      for (const other of runs) {
+        if (!clash(run, other)) continue;
+        run.stateless = false;
+        if (other.stateless) lost.push(this.#specOf(p, other));
+        other.stateless = false;
+      }
       runs.push(run);
       this.#runs.set(target, runs);
     }
     return lost;
   }
 
-  #lose(seen: Map<string, PortSpec[]>, like: PortSpec, other: Run, lost: PortSpec[]): void {
-    const target = this.#target(like);
-    const listed = seen.get(target) ?? [];
-    if (listed.some((q) => q.hostIp === other.hostIp && q.hostPort === other.hostPort)) return;
-    const spec: PortSpec = { ...like, hostIp: other.hostIp, hostPort: other.hostPort, containerPort: other.containerPort, count: other.count };
-    listed.push(spec);
-    seen.set(target, listed);
-    lost.push(spec);
-  }
-
-  /** Records ports unpublished. */
-  remove(ports: readonly PortSpec[]): void {
+  /**
+   * Records ports unpublished. Returns the runs left alone on their target by it: they may be
+   * written again with the flag.
+   */
+  remove(ports: readonly PortSpec[]): PortSpec[] {
+    const touched = new Map<string, PortSpec>();
     for (const p of ports) {
       if (!this.#tracked(p)) continue;
       const target = this.#target(p);
@@ -112,7 +118,18 @@ export class StatelessPorts {
       const left = runs.flatMap((r) => (r.hostIp === hostIp ? without(r, p.hostPort, p.count ?? 1) : [r]));
       if (left.length > 0) this.#runs.set(target, left);
       else this.#runs.delete(target);
+      touched.set(target, p);
     }
+    const freed: PortSpec[] = [];
+    for (const [target, like] of touched) {
+      const runs = this.#runs.get(target) ?? [];
+      for (const r of runs)
+        if (!r.stateless && !runs.some((other) => other !== r && clash(r, other))) {
+          r.stateless = true;
+          freed.push(this.#specOf(like, r));
+        }
+    }
+    return freed;
   }
 
   /** Whether port p (recorded) may go stateless: TCP on this family, and no other run to its target clashes with it. */
