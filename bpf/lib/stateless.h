@@ -1,6 +1,6 @@
-/* Stateless published ports (TCP, IPv4 and IPv6 alike): a connection from the uplink to a port that is the only
- * way to its target is translated and delivered with no connection-table entry, and its replies
- * are translated back by the target alone. The connection table's insert, promotion and removal
+/* Stateless published ports (TCP, IPv4 and IPv6 alike): a connection from the uplink to a port
+ * that is the only way to its target is translated and delivered with no connection-table entry,
+ * and its replies are translated back by the target alone. The connection table's insert, promotion and removal
  * were most of what a short connection cost the datapath (6.7 µs of BPF per connection against
  * 1.2 µs for a fixed translation), and a SYN flood to such a port now touches no table at all.
  *
@@ -13,8 +13,8 @@
  *    table; connections already stateless when it is turned on go on, unreported);
  *  - the connection table has no flow for the packet (flows started before the port became
  *    stateless go on as they were).
- * The way back is rports4/rports6 (shared/datapath.h): the uplink writes it at each SYN when it differs,
- * and a reply uses it only while the port it names is still published to that target, so an
+ * The way back is rports4/rports6 (shared/datapath.h): the uplink writes it at each SYN when it
+ * differs, and a reply uses it only while the port it names is still published to that target, so an
  * unpublished port ends its connections in both directions at once, as it does on a restart of
  * the sandbox. A reply is any TCP segment but a bare SYN: a sandbox that opens a connection
  * from its published port's target port is masqueraded and tracked as every other. */
@@ -29,13 +29,22 @@ static __always_inline int tcp_bare_syn(__u8 tcp_flags)
 	return (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 }
 
-/* Whether a packet from the uplink to published port t (found as wildcard says) goes stateless.
- * While the flow log is on, new connections are tracked (it reports them from the connection
- * table) and those already stateless go on as they are. */
-static __always_inline int stateless_admits4(const struct dp_config *cfg, const struct pkt4 *p, const struct port_target *t, int wildcard)
+/* While the flow log is on, new connections are tracked (it reports them from the connection
+ * table); those already stateless go on as they are. */
+static __always_inline int stateless_opens_tracked(const struct dp_config *cfg, __u8 tcp_flags)
 {
-	return (t->flags & PORT_F_STATELESS) && p->t.proto == IPPROTO_TCP && (!wildcard || p->t.daddr == cfg->uplink_addr) &&
-	       !((cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(p->tcp_flags));
+	return (cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(tcp_flags);
+}
+
+/* The stateless published port a TCP segment to (daddr, dport) reaches, *wildcard saying under
+ * which key it was found; NULL when that port is tracked, or is the one on every address and
+ * daddr is not the uplink's (the way back answers from the uplink's address only). */
+static __always_inline struct port_target *stateless_port4(const struct dp_config *cfg, __be32 daddr, __be16 dport, int *wildcard)
+{
+	struct port_target *t = port_lookup4_at(daddr, dport, IPPROTO_TCP, wildcard);
+	if (!t || !(t->flags & PORT_F_STATELESS) || (*wildcard && daddr != cfg->uplink_addr))
+		return NULL;
+	return t;
 }
 
 /* Whether a TCP segment from the uplink to a local address may be a stateless port's, tested
@@ -58,11 +67,11 @@ static __always_inline int stateless_first(const struct dp_config *cfg, __u8 pro
 BPFNET_NOINLINE int stateless_in4(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct dp_config *cfg = dp_config();
-	if (!cfg)
+	if (!cfg || stateless_opens_tracked(cfg, p->tcp_flags))
 		return CT_NO_FLOW;
 	int wildcard;
-	struct port_target *t = port_lookup4_at(p->t.daddr, p->t.dport, IPPROTO_TCP, &wildcard);
-	if (!t || !stateless_admits4(cfg, p, t, wildcard))
+	struct port_target *t = stateless_port4(cfg, p->t.daddr, p->t.dport, &wildcard);
+	if (!t)
 		return CT_NO_FLOW;
 	struct port_target target = *t;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
@@ -116,8 +125,8 @@ static __always_inline int stateless_icmp_entry4(const struct dp_config *cfg, co
 	if (k->proto != IPPROTO_TCP)
 		return 0;
 	int wildcard;
-	struct port_target *t = port_lookup4_at(k->daddr, k->dport, IPPROTO_TCP, &wildcard);
-	if (!t || !(t->flags & PORT_F_STATELESS) || (wildcard && k->daddr != cfg->uplink_addr))
+	struct port_target *t = stateless_port4(cfg, k->daddr, k->dport, &wildcard);
+	if (!t)
 		return 0;
 	struct port_target target = *t;
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep4, &target.addr);
@@ -141,21 +150,30 @@ static __always_inline const struct addr6 *uplink_addr6(void)
 	return cfg6 && !addr6_zero(&cfg6->uplink_addr) ? &cfg6->uplink_addr : NULL;
 }
 
-/* stateless_in4 for IPv6 (a port on every address answers statelessly only on cfg6's uplink address). */
+/* stateless_port4 for IPv6, with cfg6's uplink address. */
+static __always_inline struct port_target6 *stateless_port6(const struct addr6 *daddr, __be16 dport, int *wildcard)
+{
+	struct port_target6 *t = port_lookup6_at(daddr, dport, IPPROTO_TCP, wildcard);
+	if (!t || !(t->flags & PORT_F_STATELESS))
+		return NULL;
+	if (*wildcard) {
+		const struct addr6 *up = uplink_addr6();
+		if (!up || !addr6_eq(daddr, up))
+			return NULL;
+	}
+	return t;
+}
+
+/* stateless_in4 for IPv6. */
 BPFNET_NOINLINE int stateless_in6(struct __sk_buff *skb, const struct pkt6 *p)
 {
 	struct dp_config *cfg = dp_config();
-	if (!cfg || ((cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(p->tcp_flags)))
+	if (!cfg || stateless_opens_tracked(cfg, p->tcp_flags))
 		return CT_NO_FLOW;
 	int wildcard;
-	struct port_target6 *t = port_lookup6_at(&p->t.daddr, p->t.dport, IPPROTO_TCP, &wildcard);
-	if (!t || !(t->flags & PORT_F_STATELESS))
+	struct port_target6 *t = stateless_port6(&p->t.daddr, p->t.dport, &wildcard);
+	if (!t)
 		return CT_NO_FLOW;
-	if (wildcard) {
-		const struct addr6 *up = uplink_addr6();
-		if (!up || !addr6_eq(&p->t.daddr, up))
-			return CT_NO_FLOW;
-	}
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep6, &t->addr);
 	if (!ep)
 		return CT_NO_FLOW;
@@ -195,7 +213,7 @@ static __always_inline int stateless_way_back6(const struct addr6 *saddr, __be16
 	return 1;
 }
 
-/* stateless_out4 for IPv6 (a frame of its own, as stateless_in6_deliver). */
+/* stateless_out4 for IPv6 (a frame of its own, as stateless_in6). */
 BPFNET_NOINLINE int stateless_out6(struct __sk_buff *skb, const struct pkt6 *p, const struct dp_config *cfg)
 {
 	if (p->t.proto != IPPROTO_TCP || tcp_bare_syn(p->tcp_flags))
@@ -213,14 +231,9 @@ static __always_inline int stateless_icmp_target6(const struct ct_key6 *k, struc
 	if (k->proto != IPPROTO_TCP)
 		return 0;
 	int wildcard;
-	struct port_target6 *t = port_lookup6_at(&k->daddr, k->dport, IPPROTO_TCP, &wildcard);
-	if (!t || !(t->flags & PORT_F_STATELESS))
+	struct port_target6 *t = stateless_port6(&k->daddr, k->dport, &wildcard);
+	if (!t)
 		return 0;
-	if (wildcard) {
-		const struct addr6 *up = uplink_addr6();
-		if (!up || !addr6_eq(&k->daddr, up))
-			return 0;
-	}
 	struct endpoint_info *ep = bpf_map_lookup_elem(&ep6, &t->addr);
 	if (!ep)
 		return 0;

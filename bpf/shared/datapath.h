@@ -115,7 +115,8 @@ struct port_bitmap {
 /* rports4: the way back of a stateless published port. Key: the target (sandbox address, its
  * port, protocol) as a struct port_key; value: the published port as a struct port_target (addr
  * 0: a port on every local address, answered from the host's uplink address). Filled by the
- * uplink program at a connection's SYN; the daemon removes entries whose port is gone. */
+ * uplink program at a connection's SYN; a reply checks it against ports4. The daemon removes the
+ * entries of addresses no endpoint holds. */
 
 /* ports6: a published port on IPv6. addr :: = every local IPv6 address. */
 struct port_key6 {

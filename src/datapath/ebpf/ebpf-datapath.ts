@@ -806,14 +806,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     // from their next connection on.
     const tracked4 = this.#stateless4.add(ports);
     const tracked6 = this.#stateless6.add(ports);
-    const four = encodePorts(ports, (p) => (this.#stateless4.stateless(p) ? PortFlags.STATELESS : 0));
-    if (four.count > 0) maps.ports.setPacked(four.keys, four.values);
-    const again4 = encodePorts(tracked4);
-    if (again4.count > 0) maps.ports.setPacked(again4.keys, again4.values);
-    const six = encodePorts6(ports, (p) => (this.#stateless6.stateless(p) ? PortFlags.STATELESS : 0));
-    if (six.count > 0) maps.ports6.setPacked(six.keys, six.values);
-    const again6 = encodePorts6(tracked6);
-    if (again6.count > 0) maps.ports6.setPacked(again6.keys, again6.values);
+    this.#setPorts(maps, 'v4', ports, (p) => this.#stateless4.stateless(p));
+    this.#setPorts(maps, 'v4', tracked4, () => false);
+    this.#setPorts(maps, 'v6', ports, (p) => this.#stateless6.stateless(p));
+    this.#setPorts(maps, 'v6', tracked6, () => false);
     // Last: the uplink looks for a stateless port first only once the port is there.
     this.#tcpPorts.add(ports);
     maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
@@ -842,11 +838,15 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       for (const p of eachPortOf(ports)) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
     }
     // Ports now alone on their target: stateless from their next connection on.
-    const stateless = () => PortFlags.STATELESS;
-    const again4 = encodePorts(freed4, stateless);
-    if (again4.count > 0) maps.ports.setPacked(again4.keys, again4.values);
-    const again6 = encodePorts6(freed6, stateless);
-    if (again6.count > 0) maps.ports6.setPacked(again6.keys, again6.values);
+    this.#setPorts(maps, 'v4', freed4, () => true);
+    this.#setPorts(maps, 'v6', freed6, () => true);
+  }
+
+  /** Writes one family's entries of `ports` into ports4 or ports6, flagged where `stateless` says. */
+  #setPorts(maps: Maps, family: 'v4' | 'v6', ports: readonly PortSpec[], stateless: (p: PortSpec) => boolean): void {
+    const flagsOf = (p: PortSpec) => (stateless(p) ? PortFlags.STATELESS : 0);
+    const packed = family === 'v4' ? encodePorts(ports, flagsOf) : encodePorts6(ports, flagsOf);
+    if (packed.count > 0) (family === 'v4' ? maps.ports : maps.ports6).setPacked(packed.keys, packed.values);
   }
 
   async stop(): Promise<void> {
