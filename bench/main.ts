@@ -21,6 +21,7 @@ import { run, runRaw } from '../src/system/exec.js';
 import { Progress, duration } from './progress.js';
 import { summarize } from './stats.js';
 import { writeReport } from './report/write.js';
+import { DOCKER_TARGET_WORKLOADS } from './report/analysis.js';
 import { RESULTS_SCHEMA, type BenchResults, type ControlSample, type DataSample, type DnsResults, type MachineInfo, type OverlayResults, type PublishSample, type SweepSample, type UplinkXdpResults } from './results-model.js';
 import { BpfnetSetup } from './setups/bpfnet.js';
 import { DirectVethSetup, HostNetworkSetup, RoutingSetup } from './setups/references.js';
@@ -30,16 +31,15 @@ import { DockerEngineSetup } from './setups/docker-engine.js';
 import { newSeed, runOrder } from './order.js';
 import { dropReason } from './samples.js';
 import { CniSetup, debVersion } from './setups/cni.js';
-import type { Setup, SetupName } from './setups/setup.js';
+import { SETUP_NAMES, type Setup, type SetupName } from './setups/setup.js';
 import { measureUplinkXdp } from './uplink-xdp.js';
 import { overlayEstimate, runOverlayBenchmark } from './overlay.js';
 import { WORKLOADS } from './workloads/catalog.js';
 import { connrate, connrateSample } from './workloads/http.js';
-import { FULL_DURATIONS, QUICK_DURATIONS, type Durations } from './workloads/workload.js';
+import { FULL_DURATIONS, QUICK_DURATIONS, type Durations, type Workload } from './workloads/workload.js';
 import { USAGE, parseArgs, selected as wanted } from './options.js';
 
 const SWEEP_FIRST_PORT = 10000;
-const ALL_SETUPS_ORDER: SetupName[] = ['host', 'veth', 'routing', 'floor', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
 const PUBLISH_PORTS = 10000;
 
 async function firstLine(file: string, args: string[]): Promise<string> {
@@ -102,6 +102,7 @@ async function buildSetup(name: SetupName): Promise<Setup> {
       return CniSetup.create();
     case 'docker':
     case 'docker+bpfnet':
+    case 'docker+floor':
       return DockerEngineSetup.create(name);
   }
 }
@@ -135,7 +136,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   const seed = o.seed ?? newSeed();
   const notes: string[] = [];
 
-  const setupNames = ALL_SETUPS_ORDER.filter((s) => o.setups.includes(s));
+  const setupNames = SETUP_NAMES.filter((s) => o.setups.includes(s));
   const sweepSetups = setupNames.filter((s) => s === 'ebpf' || s === 'iptables' || s === 'cni');
   // Container start time of the real engines is their control-plane row.
   const controlSetups = [...sweepSetups, ...setupNames.filter((s) => s === 'docker' || s === 'docker+bpfnet')];
@@ -153,12 +154,15 @@ export async function main(argv: readonly string[]): Promise<void> {
     // Host networking over IPv6 too: its IPv6 ÷ IPv4 is the bound for the datapaths' (no same-network path, as over IPv4).
     if (s === 'host') return ['published', 'egress', 'published6', 'egress6'];
     if (s === 'ebpf-shortcut') return ['published', 'egress'];
+    if (s === 'floor' || s === 'docker+floor') return ['published'];
     // bpfnet's own setups also carry the IPv6 paths (their network is dual-stack).
     if (s === 'ebpf' || s === 'iptables') return ['published', 'same-network', 'egress', 'published6', 'same-network6', 'egress6'];
     return ['published', 'same-network', 'egress'];
   };
+  // The floor in Docker's containers is the bound of the dockerd targets only (report/analysis.ts): their two workloads.
+  const runs = (s: SetupName, w: Workload): boolean => pathOf(s).includes(w.path) && (s !== 'docker+floor' || DOCKER_TARGET_WORKLOADS.includes(w.id));
   for (let rep = 0; rep < o.reps; rep++)
-    for (const w of workloads) for (const s of setupNames) if (pathOf(s).includes(w.path)) plan.push(w.estimate(d));
+    for (const w of workloads) for (const s of setupNames) if (runs(s, w)) plan.push(w.estimate(d));
   const xdpOn = doXdp && setupNames.includes('ebpf');
   if (xdpOn) for (let rep = 0; rep < o.reps; rep++) plan.push(2 * (d.iperf + d.iperfOmit + 0.4));
   if (doSweep)
@@ -232,7 +236,7 @@ export async function main(argv: readonly string[]): Promise<void> {
 
     for (let rep = 0; rep < o.reps && !interrupted; rep++) {
       for (const w of workloads) {
-        const order = runOrder(setupNames.filter((name) => pathOf(name).includes(w.path)), rep, seed, w.id);
+        const order = runOrder(setupNames.filter((name) => runs(name, w)), rep, seed, w.id);
         for (const [position, name] of order.entries()) {
           progress.step(`${w.id} · ${name} · rep ${rep + 1}/${o.reps}`);
           const s = setups.find((x) => x.name === name);

@@ -1,7 +1,7 @@
 /** The command line of npm run bench. */
-import type { SetupName } from './setups/setup.js';
+import { SETUP_NAMES, type SetupName } from './setups/setup.js';
 
-export const ALL_SETUPS: SetupName[] = ['host', 'veth', 'routing', 'floor', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet'];
+export const ALL_SETUPS: readonly SetupName[] = SETUP_NAMES;
 
 /** Repetitions by default: the targets are medians of at least five paired ratios. */
 export const DEFAULT_REPS = 5;

@@ -4,7 +4,7 @@ import { compile, type TopLevelSpec } from 'vega-lite';
 import type { BenchResults } from '../results-model.js';
 import { SETUP_ORDER, cells, sweepRows } from './analysis.js';
 
-const COLORS: Record<string, string> = { host: '#424242', veth: '#9e9e9e', routing: '#757575', floor: '#a5d6a7', ebpf: '#2e7d32', 'ebpf-shortcut': '#81c784', iptables: '#c62828', docker28: '#ef9a9a', cni: '#1565c0', docker: '#ff8f00', 'docker+bpfnet': '#00838f' };
+const COLORS: Record<string, string> = { host: '#424242', veth: '#9e9e9e', routing: '#757575', floor: '#a5d6a7', ebpf: '#2e7d32', 'ebpf-shortcut': '#81c784', iptables: '#c62828', docker28: '#ef9a9a', cni: '#1565c0', docker: '#ff8f00', 'docker+bpfnet': '#00838f', 'docker+floor': '#80deea' };
 const colorScale = (setups: string[]) => ({ domain: setups, range: setups.map((s) => COLORS[s] ?? '#000') });
 
 interface Bar {

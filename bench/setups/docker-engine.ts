@@ -4,7 +4,11 @@
  * - "docker+bpfnet": the containers on a `-d bpfnet --ipam-driver bpfnet` network, bpfnet's
  *   daemon serving the plugin, its eBPF datapath forwarding, publishing and masquerading;
  * - "docker": the same dockerd with its own bridge driver and iptables rules inside the lab
- *   host, --userland-proxy=false (Docker's default datapath, its real rules, not a rendering).
+ *   host, --userland-proxy=false (Docker's default datapath, its real rules, not a rendering);
+ * - "docker+floor": the docker+bpfnet setup with the floor's fixed translation (floor.ts) before
+ *   the datapath's filters on the uplink and the server's host veth: the floor for Docker's
+ *   containers, which carry what Docker puts in them (its embedded DNS's NAT rules, and so the
+ *   kernel's conntrack, in every container on a user-defined network) whatever the driver.
  * The benchmark's servers (httpd, iperf3) and clients run in the containers' network
  * namespaces (entered by path), so both setups run the same binaries over their own network
  * paths. createSandboxes() is the container start time: `docker run -d` until the
@@ -16,6 +20,9 @@ import { BUSYBOX_IMAGE, LabDockerd } from '../../src/lab/dockerd.js';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
 import type { Netns } from '../../src/system/ip.js';
 import { PUBLISHED_PORTS, SERVER_PORTS, startServers } from './servers.js';
+import { attachFloor, linkIn } from './floor.js';
+import { DNS_FILTER_PRIORITY } from '../../src/datapath/ebpf/hooks.js';
+import { links } from '../../src/system/ip.js';
 import type { Setup } from './setup.js';
 
 const SUBNET = '192.0.2.0/24';
@@ -27,7 +34,7 @@ const SUBNET = '192.0.2.0/24';
  */
 const FIRST_PACKET_PORT = 740;
 
-export type DockerEngineKind = 'docker' | 'docker+bpfnet';
+export type DockerEngineKind = 'docker' | 'docker+bpfnet' | 'docker+floor';
 
 export class DockerEngineSetup implements Setup {
   readonly name: DockerEngineKind;
@@ -44,10 +51,11 @@ export class DockerEngineSetup implements Setup {
     this.name = kind;
     this.lab = lab;
     this.#docker = docker;
-    this.description =
-      kind === 'docker'
-        ? "dockerd 20.10's own bridge driver and iptables rules (userland-proxy=false) inside the lab host, real containers"
-        : "the same dockerd with its containers on bpfnet's Docker network and IPAM plugin (eBPF datapath), real containers";
+    this.description = {
+      docker: "dockerd 20.10's own bridge driver and iptables rules (userland-proxy=false) inside the lab host, real containers",
+      'docker+bpfnet': "the same dockerd with its containers on bpfnet's Docker network and IPAM plugin (eBPF datapath), real containers",
+      'docker+floor': "docker+bpfnet's containers with the floor's fixed translation (no map, no state, no check) before the datapath on the uplink and the server's host veth: the floor for Docker's containers",
+    }[kind];
   }
 
   static async create(kind: DockerEngineKind): Promise<DockerEngineSetup> {
@@ -55,7 +63,7 @@ export class DockerEngineSetup implements Setup {
     const docker = new LabDockerd(lab, { ownBridge: kind === 'docker' });
     const s = new DockerEngineSetup(kind, lab, docker);
     try {
-      if (kind === 'docker+bpfnet') s.#bpfnet = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--docker-plugin-dir', docker.pluginDir] });
+      if (kind !== 'docker') s.#bpfnet = await LabDaemon.start(lab, { datapath: 'ebpf', extraArgs: ['--docker-plugin-dir', docker.pluginDir] });
       await docker.start();
       await docker.importBusybox();
       const driver = kind === 'docker' ? [] : ['-d', 'bpfnet', '--ipam-driver', 'bpfnet'];
@@ -67,6 +75,11 @@ export class DockerEngineSetup implements Setup {
       const cli = await s.#ns('cli');
       await startServers(lab, { server: srv, client: cli });
       const srvIp = await docker.run('inspect', '-f', '{{(index .NetworkSettings.Networks "benchnet").IPAddress}}', 'srv');
+      if (kind === 'docker+floor') {
+        await s.#floorFor(srv, srvIp);
+        s.targets = { published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf } };
+        return s;
+      }
       s.targets = {
         published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf },
         'same-network': { client: cli, address: srvIp, httpPort: SERVER_PORTS.http, iperfPort: SERVER_PORTS.iperf },
@@ -77,6 +90,14 @@ export class DockerEngineSetup implements Setup {
       throw err;
     }
     return s;
+  }
+
+  /** The floor before bpfnet's filters (and its DNS filter) for the server container behind its host veth. */
+  async #floorFor(srv: Netns, address: string): Promise<void> {
+    const peer = (await linkIn(this.lab, srv, 'eth0')).link_index;
+    const hostVeth = (await links(this.lab.host)).find((l) => l.ifindex === peer)?.ifname;
+    if (!hostVeth) throw new Error(`docker+floor: no host veth for the server container's eth0 (peer index ${peer})`);
+    await attachFloor(this.lab, { ns: srv, hostVeth, address }, DNS_FILTER_PRIORITY - 1);
   }
 
   async #ns(container: string): Promise<Netns> {
@@ -153,7 +174,7 @@ export class DockerEngineSetup implements Setup {
   async info(): Promise<Record<string, string>> {
     return {
       dockerd: await this.#docker.run('version', '--format', '{{.Server.Version}}'),
-      datapath: this.name === 'docker' ? 'bridge + iptables, userland-proxy=false' : 'bpfnet plugin, eBPF',
+      datapath: { docker: 'bridge + iptables, userland-proxy=false', 'docker+bpfnet': 'bpfnet plugin, eBPF', 'docker+floor': 'bpfnet plugin, the floor before its eBPF datapath' }[this.name],
     };
   }
 

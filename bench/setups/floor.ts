@@ -13,7 +13,7 @@ import { BpfObject, interfaceIndex } from '../../src/datapath/libbpf/bpf.js';
 import { FILTER_PRIORITY } from '../../src/datapath/ebpf/hooks.js';
 import { be16, encode, ipv4, mac, u32 } from '../../src/datapath/libbpf/codec.js';
 import { bpfObject } from '../../src/paths.js';
-import { link, type Netns } from '../../src/system/ip.js';
+import type { LinkInfo, Netns } from '../../src/system/ip.js';
 import { PUBLISHED_PORTS, SERVER_PORTS } from './servers.js';
 import { serverBehindHostVeth } from './references.js';
 import type { Setup } from './setup.js';
@@ -22,11 +22,56 @@ const SERVER_NET = { gateway: '10.203.0.1', server: '10.203.0.2', prefix: 24 } a
 /** The server's host veth, in the simulated host's namespace (serverBehindHostVeth makes it). */
 const SERVER_VETH = 's0';
 
+/** ifname in ns as `ip -j link` shows it, entered by path (a container's namespace has no name). */
+export async function linkIn(lab: Lab, ns: Netns, ifname: string): Promise<LinkInfo & { link_index?: number }> {
+  const [info] = JSON.parse(await lab.exec(ns, 'ip', ['-j', 'link', 'show', 'dev', ifname])) as Array<LinkInfo & { link_index?: number }>;
+  if (!info) throw new Error(`floor: no link ${ifname} in ${ns.name}`);
+  return info;
+}
+
 /** The MAC of ifname in ns, encoded for a program constant. */
-async function macOf(ns: Netns, ifname: string): Promise<Buffer> {
-  const address = (await link(ns, ifname))?.address;
-  if (!address) throw new Error(`floor setup: no MAC for ${ifname} in ${ns.name}`);
+async function macOf(lab: Lab, ns: Netns, ifname: string): Promise<Buffer> {
+  const address = (await linkIn(lab, ns, ifname)).address;
+  if (!address) throw new Error(`floor: no MAC for ${ifname} in ${ns.name}`);
   return encode(mac, address);
+}
+
+/** A server behind a host veth in the lab's simulated host: its namespace, that veth's name and its address. */
+export interface FloorServer {
+  ns: Netns;
+  hostVeth: string;
+  address: string;
+}
+
+/**
+ * The floor's two filters at `priority` on the uplink's and the server's host veth tc ingress,
+ * translating the published ports to the server's: at the datapath's own priority (in its
+ * place), or before it (a lower number) where a datapath is attached and is to be passed by.
+ */
+export async function attachFloor(lab: Lab, server: FloorServer, priority: number): Promise<void> {
+  const host = lab.host;
+  const consts = {
+    floor_host_addr: encode(ipv4, UPLINK.hostAddress),
+    floor_server_addr: encode(ipv4, server.address),
+    floor_pub_a: encode(be16, PUBLISHED_PORTS.http),
+    floor_srv_a: encode(be16, SERVER_PORTS.http),
+    floor_pub_b: encode(be16, PUBLISHED_PORTS.iperf),
+    floor_srv_b: encode(be16, SERVER_PORTS.iperf),
+    floor_server_ifindex: encode(u32, interfaceIndex(host.path, server.hostVeth)),
+    floor_uplink_ifindex: encode(u32, interfaceIndex(host.path, UPLINK.hostIf)),
+    floor_gw_mac: await macOf(lab, host, server.hostVeth),
+    floor_server_mac: await macOf(lab, server.ns, 'eth0'),
+    floor_uplink_mac: await macOf(lab, host, UPLINK.hostIf),
+    floor_client_mac: await macOf(lab, lab.external, UPLINK.externalIf),
+  };
+  // The filters hold the programs: the object's descriptors can go once they are attached.
+  const obj = BpfObject.load(bpfObject('floor'), { consts });
+  try {
+    obj.program('floor_from_uplink').attachTcFilter({ netns: host.path, ifname: UPLINK.hostIf }, 'ingress', priority);
+    obj.program('floor_from_server').attachTcFilter({ netns: host.path, ifname: server.hostVeth }, 'ingress', priority);
+  } finally {
+    obj.close();
+  }
 }
 
 export class FloorSetup implements Setup {
@@ -41,7 +86,8 @@ export class FloorSetup implements Setup {
     const lab = await Lab.create();
     const s = new FloorSetup(lab);
     try {
-      await s.#attach(await serverBehindHostVeth(lab, SERVER_NET));
+      const srv = await serverBehindHostVeth(lab, SERVER_NET);
+      await attachFloor(lab, { ns: srv, hostVeth: SERVER_VETH, address: SERVER_NET.server }, FILTER_PRIORITY);
       s.targets = {
         published: { client: lab.external, address: UPLINK.hostAddress, httpPort: PUBLISHED_PORTS.http, iperfPort: PUBLISHED_PORTS.iperf },
       };
@@ -50,32 +96,6 @@ export class FloorSetup implements Setup {
       throw err;
     }
     return s;
-  }
-
-  async #attach(srv: Netns): Promise<void> {
-    const host = this.lab.host;
-    const consts = {
-      floor_host_addr: encode(ipv4, UPLINK.hostAddress),
-      floor_server_addr: encode(ipv4, SERVER_NET.server),
-      floor_pub_a: encode(be16, PUBLISHED_PORTS.http),
-      floor_srv_a: encode(be16, SERVER_PORTS.http),
-      floor_pub_b: encode(be16, PUBLISHED_PORTS.iperf),
-      floor_srv_b: encode(be16, SERVER_PORTS.iperf),
-      floor_server_ifindex: encode(u32, interfaceIndex(host.path, SERVER_VETH)),
-      floor_uplink_ifindex: encode(u32, interfaceIndex(host.path, UPLINK.hostIf)),
-      floor_gw_mac: await macOf(host, SERVER_VETH),
-      floor_server_mac: await macOf(srv, 'eth0'),
-      floor_uplink_mac: await macOf(host, UPLINK.hostIf),
-      floor_client_mac: await macOf(this.lab.external, UPLINK.externalIf),
-    };
-    // The filters hold the programs: the object's descriptors can go once they are attached.
-    const obj = BpfObject.load(bpfObject('floor'), { consts });
-    try {
-      obj.program('floor_from_uplink').attachTcFilter({ netns: host.path, ifname: UPLINK.hostIf }, 'ingress', FILTER_PRIORITY);
-      obj.program('floor_from_server').attachTcFilter({ netns: host.path, ifname: SERVER_VETH }, 'ingress', FILTER_PRIORITY);
-    } finally {
-      obj.close();
-    }
   }
 
   async info(): Promise<Record<string, string>> {

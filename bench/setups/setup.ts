@@ -14,9 +14,13 @@ import type { Netns } from '../../src/system/ip.js';
  * ebpf: bpfnet's eBPF datapath with a NIC-like uplink (no bpf_redirect_peer to the uplink's peer);
  * ebpf-shortcut: the same with that veth-only shortcut on; iptables: bpfnet's iptables datapath;
  * docker28: Docker 28's own rules on a Linux bridge; cni: the CNI reference plugins;
- * docker: a real dockerd's own bridge and iptables; docker+bpfnet: the same dockerd on bpfnet's plugin.
+ * docker: a real dockerd's own bridge and iptables; docker+bpfnet: the same dockerd on bpfnet's plugin;
+ * docker+floor: those containers with the floor's fixed translation in place of the datapath (the
+ * floor for Docker's containers, which carry Docker's own conntrack in their namespaces).
  */
-export type SetupName = 'host' | 'veth' | 'routing' | 'floor' | 'ebpf' | 'ebpf-shortcut' | 'iptables' | 'docker28' | 'cni' | 'docker' | 'docker+bpfnet';
+export const SETUP_NAMES = ['host', 'veth', 'routing', 'floor', 'ebpf', 'ebpf-shortcut', 'iptables', 'docker28', 'cni', 'docker', 'docker+bpfnet', 'docker+floor'] as const;
+/** One of SETUP_NAMES; that list's order is the order of every table and run. */
+export type SetupName = (typeof SETUP_NAMES)[number];
 
 /** The paths the workloads measure. */
 export type PathKind =
