@@ -18,11 +18,10 @@ import type { ChildProcess } from 'node:child_process';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { BUSYBOX_IMAGE, LabDockerd } from '../../src/lab/dockerd.js';
 import { Lab, UPLINK } from '../../src/lab/lab.js';
-import type { Netns } from '../../src/system/ip.js';
+import { links, type Netns } from '../../src/system/ip.js';
 import { PUBLISHED_PORTS, SERVER_PORTS, startServers } from './servers.js';
 import { attachFloor, linkIn } from './floor.js';
 import { DNS_FILTER_PRIORITY } from '../../src/datapath/ebpf/hooks.js';
-import { links } from '../../src/system/ip.js';
 import type { Setup } from './setup.js';
 
 const SUBNET = '192.0.2.0/24';
