@@ -10,6 +10,7 @@ import { SETUP_NAMES, type SetupName } from '../setups/setup.js';
 export const SETUP_ORDER: readonly SetupName[] = SETUP_NAMES;
 /** The workloads of issue 12's dockerd targets (new connections, keep-alive), the only ones the docker+floor setup runs. */
 export const DOCKER_TARGET_WORKLOADS: readonly string[] = ['conn-published', 'http-keepalive-published'];
+const [DOCKER_CONN_WORKLOAD, DOCKER_KEEPALIVE_WORKLOAD] = DOCKER_TARGET_WORKLOADS;
 
 /** The values of one metric indexed by repetition (NaN where that repetition failed, was dropped or is missing). */
 export function series(samples: readonly DataSample[], workload: string, setup: SetupName, metric: string, reps: number): number[] {
@@ -246,8 +247,8 @@ export function targets(results: BenchResults): TargetResult[] {
     family('v6-masq', 'IPv6 ÷ IPv4, NAT66 vs masquerade, new TCP connections/s', 'conn-egress6', 'conn-egress', 'rps'),
     ratio('conn6-vs-ip6tables', 'IPv6 new TCP connections/s, published port, vs ip6tables', 'conn-published6', 'rps', 'iptables', 1.3),
     // Issue 12: a real dockerd's containers on bpfnet's plugin against the same dockerd's own bridge and iptables.
-    ratio('docker-conn', "dockerd on bpfnet's plugin vs dockerd's own bridge, new TCP connections/s, published port", DOCKER_TARGET_WORKLOADS[0], 'rps', 'docker', 1.3, 'docker+bpfnet'),
-    ratio('docker-keepalive', "dockerd on bpfnet's plugin vs dockerd's own bridge, HTTP keep-alive req/s, published port", DOCKER_TARGET_WORKLOADS[1], 'rps', 'docker', 1.2, 'docker+bpfnet'),
+    ratio('docker-conn', "dockerd on bpfnet's plugin vs dockerd's own bridge, new TCP connections/s, published port", DOCKER_CONN_WORKLOAD, 'rps', 'docker', 1.3, 'docker+bpfnet'),
+    ratio('docker-keepalive', "dockerd on bpfnet's plugin vs dockerd's own bridge, HTTP keep-alive req/s, published port", DOCKER_KEEPALIVE_WORKLOAD, 'rps', 'docker', 1.2, 'docker+bpfnet'),
     // Issue 12: a container on bpfnet's plugin starts (docker run -d to its first packet outside) within 10 % of one on dockerd's own bridge.
     startTime(results),
     ms('publish-10k', 'Publishing 10,000 ports (median)', `sandbox with 10,000 ports minus one without, ${pub.length} runs`, summarize(pub), 20),
