@@ -10,14 +10,12 @@
 
 static const __u8 zero_mac[ETH_ALEN] = {};
 
-/* Into the sandbox behind host veth ifindex, as a packet the gateway routed: the sandbox's
+/* Into endpoint ep's sandbox, as a packet the gateway routed: the sandbox's
  * MAC as destination, the bridge's as source. From TC ingress, redirect_peer lands in the
  * sandbox's namespace directly; from egress hooks a plain redirect sends it through the veth. */
-static __always_inline int deliver_to_sandbox(struct __sk_buff *skb, const struct pkt4 *p, __u32 ifindex, int routed, int peer)
+static __always_inline int deliver_to_endpoint(struct __sk_buff *skb, const struct pkt4 *p, const struct endpoint_info *ep, int routed, int peer)
 {
-	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
-	if (!ep)
-		return DROP(DROP_UNKNOWN_ENDPOINT);
+	__u32 ifindex = ep->ifindex;
 	struct network_info *net = bpf_map_lookup_elem(&net4, &ep->net_ifindex);
 	if (!net)
 		return DROP(DROP_UNKNOWN_ENDPOINT);
@@ -27,6 +25,15 @@ static __always_inline int deliver_to_sandbox(struct __sk_buff *skb, const struc
 		return DROP(DROP_MALFORMED);
 	stats_rx(ifindex, skb->len);
 	return peer ? bpf_redirect_peer(ifindex, 0) : bpf_redirect(ifindex, 0);
+}
+
+/* deliver_to_endpoint for the sandbox behind host veth ifindex. */
+static __always_inline int deliver_to_sandbox(struct __sk_buff *skb, const struct pkt4 *p, __u32 ifindex, int routed, int peer)
+{
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
+	if (!ep)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	return deliver_to_endpoint(skb, p, ep, routed, peer);
 }
 
 /* To the host stack as if received on lo (replies to host processes' connections). */

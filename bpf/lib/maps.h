@@ -92,6 +92,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tcp_ports SEC(".maps");
 
+/* 0 -> struct port_bitmap: the TCP port numbers published on a specific host address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct port_bitmap);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tcp_ports_at SEC(".maps");
+
 /* struct port_key (a target) -> struct port_target (its published port): rports4 (shared/datapath.h).
  * Written once per target port, at its first connection, never per publish: unpreallocated, a
  * host without published ports pays nothing for it. */

@@ -56,11 +56,10 @@ static __always_inline int tc_exit_dual(__u32 stats_slot, int verdict, const str
 	return TC_ACT_SHOT;
 }
 
-static __always_inline int deliver_to_sandbox6(struct __sk_buff *skb, const struct pkt6 *p, __u32 ifindex, int routed, int peer)
+/* deliver_to_endpoint (deliver.h) for IPv6. */
+static __always_inline int deliver_to_endpoint6(struct __sk_buff *skb, const struct pkt6 *p, const struct endpoint_info *ep, int routed, int peer)
 {
-	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
-	if (!ep)
-		return DROP(DROP_UNKNOWN_ENDPOINT);
+	__u32 ifindex = ep->ifindex;
 	struct network_info6 *net = bpf_map_lookup_elem(&net6, &ep->net_ifindex);
 	if (!net)
 		return DROP(DROP_UNKNOWN_ENDPOINT);
@@ -70,6 +69,14 @@ static __always_inline int deliver_to_sandbox6(struct __sk_buff *skb, const stru
 		return DROP(DROP_MALFORMED);
 	stats_rx(ifindex, skb->len);
 	return peer ? bpf_redirect_peer(ifindex, 0) : bpf_redirect(ifindex, 0);
+}
+
+static __always_inline int deliver_to_sandbox6(struct __sk_buff *skb, const struct pkt6 *p, __u32 ifindex, int routed, int peer)
+{
+	struct endpoint_info *ep = bpf_map_lookup_elem(&ep_ifx, &ifindex);
+	if (!ep)
+		return DROP(DROP_UNKNOWN_ENDPOINT);
+	return deliver_to_endpoint6(skb, p, ep, routed, peer);
 }
 
 /* An IPv6 next hop in the cache (fib.h): the same, keyed by the IPv6 lookup's inputs. */

@@ -36,12 +36,33 @@ static __always_inline int stateless_opens_tracked(const struct dp_config *cfg, 
 	return (cfg->flags & DP_F_FLOW_EVENTS) && tcp_bare_syn(tcp_flags);
 }
 
+/* Whether bit `dport` is set in a struct port_bitmap map's entry 0 (tcp_ports, tcp_ports_at). */
+static __always_inline int port_bit(void *bitmap_map, __be16 dport)
+{
+	__u32 zero = 0;
+	struct port_bitmap *b = bpf_map_lookup_elem(bitmap_map, &zero);
+	__u16 port = bpf_ntohs(dport);
+	return b && (b->w[port >> 6] >> (port & 63)) & 1;
+}
+
+/* The TCP port (daddr, dport) names in ports4, as port_lookup4_at finds it; the one on daddr
+ * itself is looked for only when some TCP port with this number is published on an address of
+ * its own (tcp_ports_at), else the one on every address alone. */
+static __always_inline struct port_target *tcp_port_lookup4(__be32 daddr, __be16 dport, int *wildcard)
+{
+	if (port_bit(&tcp_ports_at, dport))
+		return port_lookup4_at(daddr, dport, IPPROTO_TCP, wildcard);
+	struct port_key k = { .addr = 0, .port = dport, .proto = IPPROTO_TCP, .pad = 0 };
+	*wildcard = 1;
+	return bpf_map_lookup_elem(&ports4, &k);
+}
+
 /* The stateless published port a TCP segment to (daddr, dport) reaches, *wildcard saying under
  * which key it was found; NULL when that port is tracked, or is the one on every address and
  * daddr is not the uplink's (the way back answers from the uplink's address only). */
 static __always_inline struct port_target *stateless_port4(const struct dp_config *cfg, __be32 daddr, __be16 dport, int *wildcard)
 {
-	struct port_target *t = port_lookup4_at(daddr, dport, IPPROTO_TCP, wildcard);
+	struct port_target *t = tcp_port_lookup4(daddr, dport, wildcard);
 	if (!t || !(t->flags & PORT_F_STATELESS) || (*wildcard && daddr != cfg->uplink_addr))
 		return NULL;
 	return t;
@@ -55,10 +76,7 @@ static __always_inline int stateless_first(const struct dp_config *cfg, __u8 pro
 {
 	if (proto != IPPROTO_TCP || frag || (cfg->flags & DP_F_FLOW_EVENTS))
 		return 0;
-	__u32 zero = 0;
-	struct port_bitmap *published = bpf_map_lookup_elem(&tcp_ports, &zero);
-	__u16 port = bpf_ntohs(dport);
-	return published && (published->w[port >> 6] >> (port & 63)) & 1;
+	return port_bit(&tcp_ports, dport);
 }
 
 /* A segment from the uplink to a stateless published port: translated and delivered into its
@@ -84,8 +102,10 @@ BPFNET_NOINLINE int stateless_in4(struct __sk_buff *skb, const struct pkt4 *p)
 		if (!known || known->addr != way.addr || known->port != way.port)
 			bpf_map_update_elem(&rports4, &back, &way, BPF_ANY);
 	}
-	struct ct_entry4 x = { .saddr = p->t.saddr, .daddr = target.addr, .sport = p->t.sport, .dport = target.port, .deliver = ep->ifindex, .kind = CT_DNAT };
-	return ct_apply4(skb, p, &x, cfg, 1);
+	/* As ct_apply4 applies an entry, into the endpoint found above (not again by its veth). */
+	if (nat_rewrite4(skb, p, p->t.saddr, target.addr, p->t.sport, target.port) < 0)
+		return DROP(DROP_MALFORMED);
+	return deliver_to_endpoint(skb, p, ep, 1, 1);
 }
 
 /* The published port a stateless reply from (saddr, sport) answers from: 0 when there is none
@@ -151,9 +171,19 @@ static __always_inline const struct addr6 *uplink_addr6(void)
 }
 
 /* stateless_port4 for IPv6, with cfg6's uplink address. */
+/* tcp_port_lookup4 for IPv6 (tcp_ports_at counts either family). */
+static __always_inline struct port_target6 *tcp_port_lookup6(const struct addr6 *daddr, __be16 dport, int *wildcard)
+{
+	if (port_bit(&tcp_ports_at, dport))
+		return port_lookup6_at(daddr, dport, IPPROTO_TCP, wildcard);
+	struct port_key6 k = { .port = dport, .proto = IPPROTO_TCP, .pad = 0 };
+	*wildcard = 1;
+	return bpf_map_lookup_elem(&ports6, &k);
+}
+
 static __always_inline struct port_target6 *stateless_port6(const struct addr6 *daddr, __be16 dport, int *wildcard)
 {
-	struct port_target6 *t = port_lookup6_at(daddr, dport, IPPROTO_TCP, wildcard);
+	struct port_target6 *t = tcp_port_lookup6(daddr, dport, wildcard);
 	if (!t || !(t->flags & PORT_F_STATELESS))
 		return NULL;
 	if (*wildcard) {
@@ -186,8 +216,9 @@ BPFNET_NOINLINE int stateless_in6(struct __sk_buff *skb, const struct pkt6 *p)
 		if (!known || !addr6_eq(&known->addr, &way.addr) || known->port != way.port)
 			bpf_map_update_elem(&rports6, &back, &way, BPF_ANY);
 	}
-	struct ct_entry6 x = { .saddr = p->t.saddr, .daddr = t->addr, .sport = p->t.sport, .dport = t->port, .deliver = ep->ifindex, .kind = CT_DNAT };
-	return ct_apply6(skb, p, &x, cfg, 1);
+	if (nat_rewrite6(skb, p, &p->t.saddr, &t->addr, p->t.sport, t->port) < 0)
+		return DROP(DROP_MALFORMED);
+	return deliver_to_endpoint6(skb, p, ep, 1, 1);
 }
 
 /* The published port a stateless IPv6 reply from (saddr, sport) answers from, as stateless_way_back4. */

@@ -213,6 +213,8 @@ export const DatapathMaps = {
   reversePorts: 'rports4',
   /** The TCP port numbers published, a bitmap (struct port_bitmap). */
   tcpPorts: 'tcp_ports',
+  /** The TCP port numbers published on a host address of their own, a bitmap. */
+  tcpPortsAt: 'tcp_ports_at',
   conntrack: 'ct4',
   conntrackNew: 'ct4_new',
   conntrackFull: 'ct_full4',

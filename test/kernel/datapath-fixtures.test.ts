@@ -419,6 +419,35 @@ describe('stateless published ports (BPF_PROG_TEST_RUN)', () => {
     expect(flows()).toBe(before + 4);
   });
 
+  it('looks for a port on an address of its own only while its number is among those (tcp_ports_at); else for the one on every address alone', () => {
+    const AT = { addr: TOPO.bridge.gateway, port: 8443, proto: 6 };
+    const at = objects[0].map(DatapathMaps.tcpPortsAt, u32, portBitmap);
+    withMaps((ports) => ports.set(AT, { addr: B.ip, port: 444, flags: PortFlags.STATELESS }));
+    try {
+      // Bit clear: the stateless look finds only 0.0.0.0:8443, not for this address; the tracked path then finds the port on it.
+      let before = flows();
+      expect(parsePacket(run({ program: 'from_uplink' }, toB(6005, ['syn'], TOPO.bridge.gateway)).data)).toMatchObject({ dst: B.ip, dport: 444 });
+      expect(flows()).toBe(before + 2);
+      const bits = Buffer.alloc(8192);
+      bits[8443 >> 3] |= 1 << (8443 & 7);
+      at.set(0, bits);
+      before = flows();
+      expect(parsePacket(run({ program: 'from_uplink' }, toB(6006, ['syn'], TOPO.bridge.gateway)).data)).toMatchObject({ dst: B.ip, dport: 444, l4ChecksumOk: true });
+      expect(flows()).toBe(before);
+      expect(withMaps((_, back) => back.get({ addr: B.ip, port: 444, proto: 6 }))).toEqual({ addr: TOPO.bridge.gateway, port: 8443, flags: 0 });
+      // The port on every address still answers for the uplink's own address.
+      expect(parsePacket(run({ program: 'from_uplink' }, toB(6007, ['syn'])).data)).toMatchObject({ dst: B.ip, dport: 443 });
+      expect(flows()).toBe(before);
+    } finally {
+      at.set(0, Buffer.alloc(8192));
+      at.close();
+      withMaps((ports, back) => {
+        ports.delete(AT);
+        back.delete({ addr: B.ip, port: 444, proto: 6 });
+      });
+    }
+  });
+
   it('ends its connections when the port is unpublished: the target\'s segments no longer leave from it', () => {
     expect(run(fromB, fromTarget(6004, ['ack'])).retval).toBe(7);
     withMaps((ports) => ports.delete(PORT));

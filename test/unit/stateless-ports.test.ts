@@ -102,4 +102,16 @@ describe('stateless published ports', () => {
     bits.clear();
     expect(bits.bitmap().every((b) => b === 0)).toBe(true);
   });
+
+  it('keeps beside it the numbers published on an address of their own, for which the uplink looks for that port before the one on every address', () => {
+    const bits = new PublishedTcpPorts();
+    const isSetAt = (n: number) => ((bits.bitmapAt()[n >> 3] >> (n & 7)) & 1) === 1;
+    bits.add([port(8080, 80), port(8081, 80, { hostIp: '0.0.0.0' }), port(8082, 80, { hostIp: '::' }), port(8443, 443, { hostIp: '10.1.0.1' }), port(8443, 443, { hostIp: 'fd00::1' }), port(53, 53, { hostIp: '10.1.0.1', protocol: 'udp' })]);
+    expect([8080, 8081, 8082, 8443, 53].map(isSetAt)).toEqual([false, false, false, true, false]);
+    bits.remove([port(8443, 443, { hostIp: '10.1.0.1' })]);
+    expect(isSetAt(8443)).toBe(true);
+    bits.remove([port(8443, 443, { hostIp: 'fd00::1' })]);
+    expect(isSetAt(8443)).toBe(false);
+    expect(bits.bitmap()[8080 >> 3] >> (8080 & 7) & 1).toBe(1);
+  });
 });

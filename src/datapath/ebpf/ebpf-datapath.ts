@@ -110,6 +110,8 @@ interface Maps {
   reversePorts: BpfMap<PortKey, PortTarget>;
   /** 0 -> the TCP port numbers published (a bitmap). */
   tcpPorts: BpfMap<number, Buffer>;
+  /** 0 -> the TCP port numbers published on an address of their own (a bitmap). */
+  tcpPortsAt: BpfMap<number, Buffer>;
   ct: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
   /** Flows not assured yet (LRU). */
   ctNew: BpfMap<Decoded<typeof ctKey4>, Decoded<typeof ctEntry4>>;
@@ -398,6 +400,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       ports: lxc.map(M.ports, portKey, portTarget),
       reversePorts: lxc.map(M.reversePorts, portKey, portTarget),
       tcpPorts: lxc.map(M.tcpPorts, u32, portBitmap),
+      tcpPortsAt: lxc.map(M.tcpPortsAt, u32, portBitmap),
       ct: lxc.map(M.conntrack, ctKey4, ctEntry4),
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
@@ -541,6 +544,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     this.#stateless6.clear();
     this.#tcpPorts.clear();
     maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
+    maps.tcpPortsAt.set(0, this.#tcpPorts.bitmapAt());
     await this.publish(desired.ports);
     await this.#refreshLocal(maps);
     // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
@@ -802,6 +806,10 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   async publish(ports: readonly PortSpec[]): Promise<void> {
     if (ports.length === 0) return;
     const maps = this.#load();
+    // First the numbers on addresses of their own: until its bit is set, the uplink would take
+    // a segment to such a port for the one on every address with its number.
+    this.#tcpPorts.add(ports);
+    maps.tcpPortsAt.set(0, this.#tcpPorts.bitmapAt());
     // Ports whose target the new ones now share are written again without the flag: tracked
     // from their next connection on.
     const tracked4 = this.#stateless4.add(ports);
@@ -811,7 +819,6 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     this.#setPorts(maps, 'v6', ports, (p) => this.#stateless6.stateless(p));
     this.#setPorts(maps, 'v6', tracked6, () => false);
     // Last: the uplink looks for a stateless port first only once the port is there.
-    this.#tcpPorts.add(ports);
     maps.tcpPorts.set(0, this.#tcpPorts.bitmap());
   }
 
@@ -837,6 +844,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       if (!isBpfError(err, 'ENOENT')) throw err;
       for (const p of eachPortOf(ports)) if (portFamilies(p).v6) maps.ports6.delete(portKey6Of(p));
     }
+    // Once the ports on addresses of their own are gone (until then the uplink must look for them).
+    maps.tcpPortsAt.set(0, this.#tcpPorts.bitmapAt());
     // Ports now alone on their target: stateless from their next connection on.
     this.#setPorts(maps, 'v4', freed4, () => true);
     this.#setPorts(maps, 'v6', freed6, () => true);

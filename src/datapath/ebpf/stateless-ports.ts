@@ -140,36 +140,68 @@ export class StatelessPorts {
   }
 }
 
-/**
- * The TCP port numbers published, any address and either family: the bitmap the uplink program
- * tests before the connection table (tcp_ports, bpf/shared/datapath.h), so that only segments
- * to such a number look for a stateless port first. Counted per number, so a number stays set
- * while any of its ports is published.
- */
-export class PublishedTcpPorts {
+/** One bitmap of TCP port numbers, counted per number: a number stays set while any of its ports is. */
+class PortNumbers {
   readonly #count = new Uint32Array(65536);
   /** 1,024 little-endian 64-bit words, as the map holds them: port n is bit n % 8 of byte n / 8. */
-  readonly #bits = Buffer.alloc(8192);
+  readonly bits = Buffer.alloc(8192);
 
   clear(): void {
     this.#count.fill(0);
-    this.#bits.fill(0);
+    this.bits.fill(0);
+  }
+
+  add(p: PortSpec): void {
+    for (let n = p.hostPort, end = p.hostPort + (p.count ?? 1); n < end; n++) if (this.#count[n]++ === 0) this.bits[n >> 3] |= 1 << (n & 7);
+  }
+
+  remove(p: PortSpec): void {
+    for (let n = p.hostPort, end = p.hostPort + (p.count ?? 1); n < end; n++) if (this.#count[n] > 0 && --this.#count[n] === 0) this.bits[n >> 3] &= ~(1 << (n & 7));
+  }
+}
+
+/** Whether a port is published on one host address of its own (not on every address). */
+const onOwnAddress = (p: PortSpec) => p.hostIp !== '' && p.hostIp !== '0.0.0.0' && p.hostIp !== '::';
+
+/**
+ * The TCP port numbers published, any address and either family: the bitmap the uplink program
+ * tests before the connection table (tcp_ports, bpf/shared/datapath.h), so that only segments
+ * to such a number look for a stateless port first. Beside it the numbers published on an
+ * address of their own (tcp_ports_at): for any other number the uplink looks only for the
+ * port on every address.
+ */
+export class PublishedTcpPorts {
+  readonly #any = new PortNumbers();
+  readonly #at = new PortNumbers();
+
+  clear(): void {
+    this.#any.clear();
+    this.#at.clear();
   }
 
   add(ports: readonly PortSpec[]): void {
     for (const p of ports)
-      if (p.protocol === 'tcp')
-        for (let n = p.hostPort, end = p.hostPort + (p.count ?? 1); n < end; n++) if (this.#count[n]++ === 0) this.#bits[n >> 3] |= 1 << (n & 7);
+      if (p.protocol === 'tcp') {
+        this.#any.add(p);
+        if (onOwnAddress(p)) this.#at.add(p);
+      }
   }
 
   remove(ports: readonly PortSpec[]): void {
     for (const p of ports)
-      if (p.protocol === 'tcp')
-        for (let n = p.hostPort, end = p.hostPort + (p.count ?? 1); n < end; n++) if (this.#count[n] > 0 && --this.#count[n] === 0) this.#bits[n >> 3] &= ~(1 << (n & 7));
+      if (p.protocol === 'tcp') {
+        this.#any.remove(p);
+        if (onOwnAddress(p)) this.#at.remove(p);
+      }
   }
 
   /** The bitmap to write to tcp_ports[0]. */
   bitmap(): Buffer {
-    return this.#bits;
+    return this.#any.bits;
+  }
+
+  /** The bitmap to write to tcp_ports_at[0]. */
+  bitmapAt(): Buffer {
+    return this.#at.bits;
   }
 }
