@@ -6,18 +6,25 @@
  * (a kernel VXLAN device enslaved to a Linux bridge on each host, bridged traffic through
  * netfilter as br_netfilter makes it) between the same two host namespaces, run in a rotated
  * order per repetition. Workloads: iperf3 with 1 and 2 TCP streams, HTTP keep-alive requests/s
- * (wrk, 50 connections), new TCP connections/s (connrate, 32 in flight); the cross-host pair's
+ * (wrk, 50 connections), new TCP connections/s (connrate, 32 in flight); beside them the pair
+ * with no overlay (the kernel routing) and the overlay's floor (bpf/overlay_floor.bpf.c: a fixed
+ * stateless VXLAN encap/decap on the same hooks, the bound of any eBPF overlay); the cross-host pair's
  * request rates over IPv6 too (the network is dual-stack). Then the time for a new
  * sandbox to become reachable from every other host, by traffic (src/lab/overlay-reach.ts),
  * over 100 sandboxes spread over the five hosts (20 with --quick).
  *
  * `node dist/bench/overlay.js [--quick]` runs it alone and prints its markdown.
  */
-import { ClusterLab, type ClusterHost } from '../src/lab/cluster-lab.js';
+import { ClusterLab, UNDERLAY, type ClusterHost } from '../src/lab/cluster-lab.js';
 import { freeAddresses, percentile, timeToReach, tuneProber } from '../src/lab/overlay-reach.js';
 import { run } from '../src/system/exec.js';
 import { ensureAddress, ensureVeth, ip, netns, setUp, type Netns } from '../src/system/ip.js';
 import type { Lab } from '../src/lab/lab.js';
+import { BpfObject, interfaceIndex } from '../src/datapath/libbpf/bpf.js';
+import { be16, be32, encode, ipv4, mac, u32 } from '../src/datapath/libbpf/codec.js';
+import { DNS_FILTER_PRIORITY } from '../src/datapath/ebpf/hooks.js';
+import { bpfObject } from '../src/paths.js';
+import { linkIn } from './setups/floor.js';
 import type { OverlayResults, OverlaySetupName } from './results-model.js';
 import { CONNRATE, HTTPD, SERVER_PORTS, tuneClient, waitListening } from './setups/servers.js';
 
@@ -26,6 +33,12 @@ const NET = { name: 'ov', subnet: '10.95.0.0/24', subnet6: 'fd95::/64', server: 
 const DOCKER = { vni: 4302, port: 4790, client: '10.96.0.11', server: '10.96.0.21' } as const;
 /** The pair with no overlay: a subnet per host, routed across the underlay (host side .1, sandbox .2). */
 const NO_OVERLAY = { subnet: (host: number) => `10.97.${host}.0/24`, gateway: (host: number) => `10.97.${host}.1`, sandbox: (host: number) => `10.97.${host}.2` } as const;
+/**
+ * The overlay's floor: one subnet across the two hosts (.11 on h1, .21 on h2), its own VNI and
+ * UDP port (neither bpfnet's VXLAN, 4789, nor Docker's way, 4790, sees its packets), its filters
+ * just before bpfnet's on the uplink (the published-port floor's place in the Docker setup).
+ */
+const FLOOR = { vni: 4303, port: 4791, sandbox: (host: number) => `10.98.0.${host}1`, hostVeth: 'ofv', priority: DNS_FILTER_PRIORITY - 1 } as const;
 
 interface Plan {
   /** Seconds of each measured run (iperf3 also omits its first second). */
@@ -40,6 +53,7 @@ export const OVERLAY_SETUPS: Record<OverlaySetupName, string> = {
   'docker-way': "Docker's way, two hosts: kernel VXLAN device + Linux bridge per host, br_netfilter",
   'no-overlay': 'no overlay: the same two hosts, a plain namespace on each behind a veth, the kernel routing across the underlay',
   'cross-host-v6': 'bpfnet overlay over IPv6, client and server on two hosts (same pair, dual-stack network)',
+  floor: 'the floor: a namespace behind a veth on each host, a fixed stateless eBPF VXLAN encap/decap on the same hooks (no map, no state, no check)',
 };
 
 interface Target {
@@ -56,7 +70,7 @@ const urlHost = (addr: string) => (addr.includes(':') ? `[${addr}]` : addr);
 /** The plan's estimated seconds, for the bench's progress. */
 export function overlayEstimate(quick: boolean, reps: number): number {
   const p = PLANS[quick ? 'quick' : 'full'];
-  return 40 + reps * (4 * (4 * (p.seconds + 2) + 1) + 2 * (p.seconds + 2)) + p.reachEndpoints * 0.8;
+  return 40 + reps * (5 * (4 * (p.seconds + 2) + 1) + 2 * (p.seconds + 2)) + p.reachEndpoints * 0.8;
 }
 
 async function iperf(lab: Lab, t: Target, streams: number, seconds: number): Promise<number> {
@@ -116,6 +130,66 @@ async function routedPair(lab: Lab, host: ClusterHost, other: ClusterHost): Prom
   return sb;
 }
 
+/** A namespace behind a veth on host, in the floor's subnet, with the tunnel's MTU (as an overlay sandbox has). */
+async function floorSandbox(lab: Lab, host: ClusterHost): Promise<Netns> {
+  const sb = await lab.addNamespace(`of${host.index}`);
+  await ensureVeth(host.ns, FLOOR.hostVeth, sb, 'eth0');
+  await ip(host.ns, ['link', 'set', 'dev', FLOOR.hostVeth, 'mtu', '1450', 'up']);
+  await ip(sb, ['link', 'set', 'dev', 'eth0', 'mtu', '1450']);
+  await ensureAddress(sb, 'eth0', `${FLOOR.sandbox(host.index)}/24`);
+  await setUp(sb, 'eth0');
+  await setUp(sb, 'lo');
+  return sb;
+}
+
+/** The MAC of ifname in ns, as `ip -j link` shows it. */
+async function macOf(lab: Lab, ns: Netns, ifname: string): Promise<string> {
+  const address = (await linkIn(lab, ns, ifname)).address;
+  if (!address) throw new Error(`overlay floor: no MAC for ${ifname} in ${ns.name}`);
+  return address;
+}
+
+/**
+ * The floor's two filters on host (bpf/overlay_floor.bpf.c), its sandbox sb talking to other's:
+ * encapsulation at the host veth's tc ingress, decapsulation at the uplink's before bpfnet's
+ * filter. The peer's neighbour entry is static (its MAC is the host veth's: the peer's programs
+ * rewrite the inner MACs anyway), so no ARP crosses and the floor carries IPv4 alone.
+ */
+async function attachOverlayFloor(lab: Lab, host: ClusterHost, sb: Netns, other: ClusterHost): Promise<void> {
+  const vethMac = await macOf(lab, host.ns, FLOOR.hostVeth);
+  await ip(sb, ['neigh', 'replace', FLOOR.sandbox(other.index), 'lladdr', vethMac, 'dev', 'eth0', 'nud', 'permanent']);
+  const consts = {
+    ofloor_local_vtep: encode(ipv4, host.address),
+    ofloor_remote_vtep: encode(ipv4, other.address),
+    ofloor_peer_addr: encode(ipv4, FLOOR.sandbox(other.index)),
+    ofloor_port: encode(be16, FLOOR.port),
+    ofloor_vni: encode(be32, FLOOR.vni << 8),
+    ofloor_uplink_ifindex: encode(u32, interfaceIndex(host.ns.path, UNDERLAY.hostUplink)),
+    ofloor_sandbox_ifindex: encode(u32, interfaceIndex(host.ns.path, FLOOR.hostVeth)),
+    ofloor_uplink_mac: encode(mac, await macOf(lab, host.ns, UNDERLAY.hostUplink)),
+    ofloor_remote_mac: encode(mac, await macOf(lab, other.ns, UNDERLAY.hostUplink)),
+    ofloor_veth_mac: encode(mac, vethMac),
+    ofloor_sandbox_mac: encode(mac, await macOf(lab, sb, 'eth0')),
+  };
+  // The filters hold the programs: the object's descriptors can go once they are attached.
+  const obj = BpfObject.load(bpfObject('overlay_floor'), { consts });
+  try {
+    obj.program('ofloor_encap').attachTcFilter({ netns: host.ns.path, ifname: FLOOR.hostVeth }, 'ingress', FLOOR.priority);
+    obj.program('ofloor_decap').attachTcFilter({ netns: host.ns.path, ifname: UNDERLAY.hostUplink }, 'ingress', FLOOR.priority);
+  } finally {
+    obj.close();
+  }
+}
+
+/** The floor's pair: a sandbox on each host, then each host's filters (they need the other's MACs). */
+export async function overlayFloorPair(lab: Lab, a: ClusterHost, b: ClusterHost): Promise<[Netns, Netns]> {
+  const sa = await floorSandbox(lab, a);
+  const sb = await floorSandbox(lab, b);
+  await attachOverlayFloor(lab, a, sa, b);
+  await attachOverlayFloor(lab, b, sb, a);
+  return [sa, sb];
+}
+
 async function sandbox(h: ClusterHost, name: string, address: string, address6?: string): Promise<Netns> {
   await h.daemon!.bpfnet('run', '-d', '--name', name, '--network', NET.name, '--ip', address, ...(address6 ? ['--ip6', address6] : []));
   const key: string = JSON.parse(await h.daemon!.bpfnet('inspect', name))[0].NetworkSettings.SandboxKey;
@@ -151,17 +225,19 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
     const dkServer = await dockerWay(cl.lab, h2, h1, DOCKER.server);
     const rtClient = await routedPair(cl.lab, h1, h2);
     const rtServer = await routedPair(cl.lab, h2, h1);
-    for (const ns of [server, dkServer, rtServer]) {
+    const [floorClient, floorServer] = await overlayFloorPair(cl.lab, h1, h2);
+    for (const ns of [server, dkServer, rtServer, floorServer]) {
       cl.lab.spawn(ns, HTTPD, [String(SERVER_PORTS.http)]);
       cl.lab.spawn(ns, 'iperf3', ['-s', '-p', String(SERVER_PORTS.iperf)]);
       await waitListening(cl.lab, ns, [SERVER_PORTS.http, SERVER_PORTS.iperf]);
     }
-    for (const ns of [remoteClient, localClient, dkClient, rtClient]) await tuneClient(ns);
+    for (const ns of [remoteClient, localClient, dkClient, rtClient, floorClient]) await tuneClient(ns);
     const targets: Target[] = [
       { setup: 'cross-host', client: remoteClient, server: NET.server },
       { setup: 'same-host', client: localClient, server: NET.server },
       { setup: 'docker-way', client: dkClient, server: DOCKER.server },
       { setup: 'no-overlay', client: rtClient, server: NO_OVERLAY.sandbox(h2.index) },
+      { setup: 'floor', client: floorClient, server: FLOOR.sandbox(h2.index) },
       { setup: 'cross-host-v6', client: remoteClient, server: NET.server6, ratesOnly: true },
     ];
     const results: OverlayResults = {
@@ -223,6 +299,7 @@ export async function runOverlayBenchmark(opts: { quick: boolean; reps: number; 
       'Five host namespaces on one Linux bridge (the underlay), each with its own bpfnet daemon on the cluster store, one etcd 3.4 in the lab; client on h1, server on h2 (cross-host), client and server on h2 (same host).',
       "Docker's way: the bridge and the kernel VXLAN device sit in each host's namespace (Docker puts them in a per-network namespace), one static flood entry per remote host, no iptables rules loaded (br_netfilter passes bridged frames through netfilter anyway); its packets also cross bpfnet's programs on the host's uplink, as bpfnet's do.",
       "No overlay: client and server namespaces behind a veth on h1 and h2, each host routing the other's subnet to the other's underlay address, the kernel forwarding (no encapsulation, no bridge, no rules; MTU 1500). Its ratio to Docker's way is what Docker's tunnel and bridge cost; bpfnet's path skips the kernel's forwarding on both hosts, so it is a reference, not a ceiling.",
+      `The floor (bpf/overlay_floor.bpf.c): client and server namespaces behind a veth on h1 and h2 in one subnet (MTU 1450, a static neighbour entry for the peer), a fixed VXLAN encapsulation (VNI ${FLOOR.vni}, UDP ${FLOOR.port}) at the host veth's tc ingress sent out of the uplink by a plain redirect, and at the uplink's tc ingress (before bpfnet's filter) the decapsulation into the sandbox by redirect_peer: no map, no lookup, no check. Its ratio to Docker's way is what the least eBPF overlay on these hooks reaches; cross-host ÷ floor is what bpfnet's state, checks and routing cost. GSO aggregates are encapsulated and unwrapped whole (they cross the underlay bridge as up to 64 KB frames), so its throughput rows bound bpfnet's too, whose aggregates go through the collect_md VXLAN device instead.`,
       `New sandbox reachable from every other host: measured by traffic. Before each of ${plan.reachEndpoints} sandboxes is made (POST /sandboxes/create with --ip, on h1..h5 in turn), a sandbox on each of the four other hosts pings that address every 2 ms (ARP retried every 5 ms in the prober); the time is the first echo reply minus the create call's answer, the slowest host's per sandbox. Negative: the other hosts reached it before its own host answered the call. The create call itself: p50 ${percentile(results.reach.createMs, 50).toFixed(0)} ms, p99 ${percentile(results.reach.createMs, 99).toFixed(0)} ms.`,
     );
     return results;

@@ -79,7 +79,7 @@ export interface UplinkXdpResults {
 }
 
 /** cross-host-v6: the cross-host pair over IPv6 on the same dual-stack network (request rates only). */
-export type OverlaySetupName = 'cross-host' | 'same-host' | 'docker-way' | 'no-overlay' | 'cross-host-v6';
+export type OverlaySetupName = 'cross-host' | 'same-host' | 'docker-way' | 'no-overlay' | 'cross-host-v6' | 'floor';
 
 /** The overlay section (bench/overlay.ts): per setup, one value per repetition (NaN: that run failed, see errors). */
 export interface OverlayResults {

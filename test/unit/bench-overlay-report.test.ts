@@ -1,5 +1,6 @@
 // The overlay section of the bench report: the overlay targets from ratios paired per
-// repetition (a failed run left out, not counted as zero), the propagation percentiles, and the
+// repetition (a failed run left out, not counted as zero), beside the same ratios with no overlay
+// and of the overlay's floor, the propagation percentiles, and the
 // section in latest.md and the README block only when the run had it; --only overlay selects it.
 import { describe, expect, it } from 'vitest';
 import { parseArgs, selected } from '../../bench/options.js';
@@ -90,6 +91,32 @@ describe('overlay report', () => {
     expect(md).toContain("| overlay cross-host ÷ Docker's way, HTTP keep-alive req/s | 1.10x (1.00–1.20) | ≥ 1.2x | **missed** | 1.15x |");
     expect(md).toContain("Missed where the same two hosts with no overlay at all (the kernel routing) stay below the target too in this run: overlay cross-host ÷ Docker's way, HTTP keep-alive req/s (1.10x (1.00–1.20); with no overlay 1.15x).");
     expect(md).not.toContain('Missed though');
+  });
+
+  it('gives each target the same ratio of the floor, and says which misses are beyond it and which within its reach', () => {
+    const withFloor = (keepAliveRps: number[]) => {
+      const o = overlay();
+      o.setups.push({ name: 'floor', description: 'floor', iperf1Gbps: [9, 9, 9], iperf2Gbps: [9, 9, 9], keepAliveRps, newConnPerSec: [15000, 15000, 15000] });
+      return o;
+    };
+    const within = withFloor([39000, 39000, 39000]);
+    expect(overlayTargets(within).map((x) => x.floor)).toEqual([
+      { measured: '0.90x', met: true }, // throughput: floor ÷ same host
+      { measured: '0.90x (0.90–9.00)', met: true }, // 9/10, 9/1, 9/10
+      { measured: '1.30x', met: true }, // request rates: floor ÷ Docker's way
+      { measured: '1.50x (1.36–1.67)', met: true },
+      undefined, // propagation has no floor
+    ]);
+    const md = overlayMarkdown(within);
+    expect(md).toContain('| overlay target | measured | target | result | the same with no overlay (kernel routing) | the floor (fixed eBPF encap/decap, no state) |');
+    expect(md).toContain("| overlay cross-host ÷ Docker's way, HTTP keep-alive req/s | 1.10x (1.00–1.20) | ≥ 1.2x | **missed** | — | 1.30x |");
+    expect(md).toContain("| the floor ÷ Docker's way (the least eBPF overlay on these hooks) | 1.00x | 1.00x | 1.30x | 1.50x (1.36–1.67) |");
+    expect(md).toContain('| cross-host ÷ the floor | 1.00x (0.89–1.11) |');
+    expect(md).toContain("Missed but within the floor's reach in this run (the fixed stateless encap/decap meets the target; the rest is bpfnet's state, checks and routing): overlay cross-host ÷ Docker's way, HTTP keep-alive req/s (1.10x (1.00–1.20); the floor 1.30x).");
+    expect(md).not.toContain('beyond even the floor');
+    const beyond = overlayMarkdown(withFloor([34500, 34500, 34500]));
+    expect(beyond).toContain("Missed and beyond even the floor in this run (a fixed stateless eBPF VXLAN encap/decap on the same hooks, no state and no check, misses the target too): overlay cross-host ÷ Docker's way, HTTP keep-alive req/s (1.10x (1.00–1.20); the floor 1.15x).");
+    expect(beyond).not.toContain("within the floor's reach");
   });
 
   it('is in latest.md and the README block only when the run had it', () => {
