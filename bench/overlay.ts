@@ -24,7 +24,7 @@ import { BpfObject, interfaceIndex } from '../src/datapath/libbpf/bpf.js';
 import { be16, be32, encode, ipv4, mac, u32 } from '../src/datapath/libbpf/codec.js';
 import { DNS_FILTER_PRIORITY } from '../src/datapath/ebpf/hooks.js';
 import { bpfObject } from '../src/paths.js';
-import { linkIn } from './setups/floor.js';
+import { macOf } from './setups/floor.js';
 import type { OverlayResults, OverlaySetupName } from './results-model.js';
 import { CONNRATE, HTTPD, SERVER_PORTS, tuneClient, waitListening } from './setups/servers.js';
 
@@ -140,13 +140,6 @@ async function floorSandbox(lab: Lab, host: ClusterHost): Promise<Netns> {
   await setUp(sb, 'eth0');
   await setUp(sb, 'lo');
   return sb;
-}
-
-/** The MAC of ifname in ns, as `ip -j link` shows it. */
-async function macOf(lab: Lab, ns: Netns, ifname: string): Promise<string> {
-  const address = (await linkIn(lab, ns, ifname)).address;
-  if (!address) throw new Error(`overlay floor: no MAC for ${ifname} in ${ns.name}`);
-  return address;
 }
 
 /**

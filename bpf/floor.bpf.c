@@ -21,18 +21,6 @@ const volatile __u8 floor_server_mac[ETH_ALEN] = {};
 const volatile __u8 floor_uplink_mac[ETH_ALEN] = {};
 const volatile __u8 floor_client_mac[ETH_ALEN] = {};   /* the uplink's peer */
 
-static __always_inline int macs(struct __sk_buff *skb, const volatile __u8 *src, const volatile __u8 *dst)
-{
-	/* Byte by byte through the volatile pointer: a cast to a plain one would let the compiler
-	 * fold the loader's values into the zeros they are declared with. */
-	__u8 s[ETH_ALEN], d[ETH_ALEN];
-	for (int i = 0; i < ETH_ALEN; i++) {
-		s[i] = src[i];
-		d[i] = dst[i];
-	}
-	return set_macs(skb, s, d);
-}
-
 /* tc ingress of the uplink: the client's packets to a published port, into the server. */
 SEC("tc")
 int floor_from_uplink(struct __sk_buff *skb)
@@ -48,7 +36,7 @@ int floor_from_uplink(struct __sk_buff *skb)
 	else
 		return TC_PASS;
 	if (nat_rewrite4(skb, &p, p.t.saddr, floor_server_addr, p.t.sport, to) < 0 || ttl_decrement(skb, &p) < 0 ||
-	    macs(skb, floor_gw_mac, floor_server_mac) < 0)
+	    set_const_macs(skb, floor_gw_mac, floor_server_mac) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect_peer(floor_server_ifindex, 0);
 }
@@ -68,7 +56,7 @@ int floor_from_server(struct __sk_buff *skb)
 	else
 		return TC_PASS;
 	if (nat_rewrite4(skb, &p, floor_host_addr, p.t.daddr, from, p.t.dport) < 0 || ttl_decrement(skb, &p) < 0 ||
-	    macs(skb, floor_uplink_mac, floor_client_mac) < 0)
+	    set_const_macs(skb, floor_uplink_mac, floor_client_mac) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(floor_uplink_ifindex, 0);
 }

@@ -53,14 +53,6 @@ _Static_assert(__builtin_offsetof(struct ofloor_outer, inner) + sizeof(struct et
 #define OFLOOR_SPORT_MIN 32768
 #define OFLOOR_SPORT_MAX 61000
 
-/* A MAC constant copied byte by byte through its volatile pointer: a cast to a plain pointer
- * would let the compiler fold the loader's value into the zeros it is declared with. */
-static __always_inline void mac_const(__u8 *to, const volatile __u8 *from)
-{
-	for (int i = 0; i < ETH_ALEN; i++)
-		to[i] = from[i];
-}
-
 /* tc ingress of the sandbox's host veth: IPv4 to the peer, into the tunnel and out of the uplink. */
 SEC("tc")
 int ofloor_encap(struct __sk_buff *skb)
@@ -100,10 +92,7 @@ int ofloor_encap(struct __sk_buff *skb)
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &h, OFLOOR_ENCAP_LEN, 0) < 0)
 		return TC_ACT_SHOT;
 	/* The outer Ethernet type stays: the inner packet is IPv4 too. */
-	__u8 src[ETH_ALEN], dst[ETH_ALEN];
-	mac_const(src, ofloor_uplink_mac);
-	mac_const(dst, ofloor_remote_mac);
-	if (set_macs(skb, src, dst) < 0)
+	if (set_const_macs(skb, ofloor_uplink_mac, ofloor_remote_mac) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(ofloor_uplink_ifindex, 0);
 }
@@ -129,10 +118,7 @@ int ofloor_decap(struct __sk_buff *skb)
 	if (bpf_skb_adjust_room(skb, -(__s32)OFLOOR_ENCAP_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_DECAP_L3_IPV4) < 0)
 		return TC_ACT_SHOT;
-	__u8 src[ETH_ALEN], dst[ETH_ALEN];
-	mac_const(src, ofloor_veth_mac);
-	mac_const(dst, ofloor_sandbox_mac);
-	if (set_macs(skb, src, dst) < 0)
+	if (set_const_macs(skb, ofloor_veth_mac, ofloor_sandbox_mac) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect_peer(ofloor_sandbox_ifindex, 0);
 }

@@ -29,11 +29,11 @@ export async function linkIn(lab: Lab, ns: Netns, ifname: string): Promise<LinkI
   return info;
 }
 
-/** The MAC of ifname in ns, encoded for a program constant. */
-async function macOf(lab: Lab, ns: Netns, ifname: string): Promise<Buffer> {
+/** The MAC of ifname in ns, as `ip -j link` shows it. */
+export async function macOf(lab: Lab, ns: Netns, ifname: string): Promise<string> {
   const address = (await linkIn(lab, ns, ifname)).address;
   if (!address) throw new Error(`floor: no MAC for ${ifname} in ${ns.name}`);
-  return encode(mac, address);
+  return address;
 }
 
 /** A server behind a host veth in the lab's simulated host: its namespace, that veth's name and its address. */
@@ -59,10 +59,10 @@ export async function attachFloor(lab: Lab, server: FloorServer, priority: numbe
     floor_srv_b: encode(be16, SERVER_PORTS.iperf),
     floor_server_ifindex: encode(u32, interfaceIndex(host.path, server.hostVeth)),
     floor_uplink_ifindex: encode(u32, interfaceIndex(host.path, UPLINK.hostIf)),
-    floor_gw_mac: await macOf(lab, host, server.hostVeth),
-    floor_server_mac: await macOf(lab, server.ns, 'eth0'),
-    floor_uplink_mac: await macOf(lab, host, UPLINK.hostIf),
-    floor_client_mac: await macOf(lab, lab.external, UPLINK.externalIf),
+    floor_gw_mac: encode(mac, await macOf(lab, host, server.hostVeth)),
+    floor_server_mac: encode(mac, await macOf(lab, server.ns, 'eth0')),
+    floor_uplink_mac: encode(mac, await macOf(lab, host, UPLINK.hostIf)),
+    floor_client_mac: encode(mac, await macOf(lab, lab.external, UPLINK.externalIf)),
   };
   // The filters hold the programs: the object's descriptors can go once they are attached.
   const obj = BpfObject.load(bpfObject('floor'), { consts });

@@ -110,4 +110,17 @@ static __always_inline int set_macs(struct __sk_buff *skb, const __u8 *src, cons
 	return bpf_skb_store_bytes(skb, ETH_ALEN, src, ETH_ALEN, 0);
 }
 
+/* set_macs from MACs a loader set as `const volatile` program constants (the bench's floors),
+ * copied byte by byte through the volatile pointer: a cast to a plain one would let the
+ * compiler fold the loader's values into the zeros they are declared with. */
+static __always_inline int set_const_macs(struct __sk_buff *skb, const volatile __u8 *src, const volatile __u8 *dst)
+{
+	__u8 s[ETH_ALEN], d[ETH_ALEN];
+	for (int i = 0; i < ETH_ALEN; i++) {
+		s[i] = src[i];
+		d[i] = dst[i];
+	}
+	return set_macs(skb, s, d);
+}
+
 #endif
