@@ -374,11 +374,43 @@ static __always_inline void ct4_remove_dead(const struct ct_key4 *k)
 	bpf_map_delete_elem(&ct4, k);
 }
 
+/* ---- Which sandbox ports tracked flows send from (the stateless replies' short way) ----
+ * A reply from a stateless published port's target is translated by the target alone
+ * (stateless.h), but the connection table must be asked first: hairpins, flows tracked while the
+ * flow log was on or before the port became stateless, and the sandbox's own connections from
+ * that port must win. Two arrays by TCP port number let a reply skip those two lookups when no
+ * such flow can exist: ct_port_tracked, the last time a flow with an entry at a sandbox's hook
+ * sending from the port was created or moved between tables (here, at both, so that a scan
+ * that races a move still counts), and ct_port_clean, a time from which the daemon's scan of
+ * every table found no such entry (the daemon writes it, from a second before its scan began:
+ * a flow older than that was in the tables when the scan read them). A flow from the port that
+ * is still alive was either seen by that scan, or marked after that time. */
+static __always_inline void ct_port_mark(__u8 proto, __u8 hook, __be16 sport, __u64 now)
+{
+	if (proto != IPPROTO_TCP || hook != CT_HOOK_CONTAINER)
+		return;
+	__u32 port = bpf_ntohs(sport);
+	__u64 *at = bpf_map_lookup_elem(&ct_port_tracked, &port);
+	if (at && *at < now)
+		*at = now;
+}
+
+/* Whether no tracked flow can hold an entry for a TCP segment a sandbox sends from sport. */
+static __always_inline int ct_port_untracked(__be16 sport)
+{
+	__u32 port = bpf_ntohs(sport);
+	__u64 *clean = bpf_map_lookup_elem(&ct_port_clean, &port);
+	__u64 *tracked = bpf_map_lookup_elem(&ct_port_tracked, &port);
+	return clean && tracked && *clean > *tracked;
+}
+
 /* Moves an assured flow (both entries) from ct4_new to ct4. When ct4 has no room the flow
  * stays in ct4_new (it goes on working) and new flows are refused for CT_REFUSE_NS; when its
  * sandbox is at its quota it stays there too, and nothing else is refused. */
 static __always_inline void ct_promote4(const struct ct_found *f, const struct ct_key4 *twin, __u64 now)
 {
+	ct_port_mark(f->key.proto, f->key.hook, f->key.sport, now);
+	ct_port_mark(twin->proto, twin->hook, twin->sport, now);
 	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4_new, twin);
 	if (!t)
 		return; /* evicted half: the flow ends when its other half does */
@@ -409,8 +441,10 @@ static __always_inline void ct_promote4(const struct ct_found *f, const struct c
  * goes on if its ends ignored it), and a sandbox that resets connections fast must fill neither
  * the never-evicted table nor its own quota with flows that are over. Each entry is copied
  * straight from one table to the other. */
-static __always_inline void ct_demote4(const struct ct_found *f, const struct ct_key4 *twin)
+static __always_inline void ct_demote4(const struct ct_found *f, const struct ct_key4 *twin, __u64 now)
 {
+	ct_port_mark(f->key.proto, f->key.hook, f->key.sport, now);
+	ct_port_mark(twin->proto, twin->hook, twin->sport, now);
 	if (bpf_map_update_elem(&ct4_new, &f->key, f->e, BPF_ANY) < 0)
 		return; /* stays in ct4 until it expires: the GC takes it */
 	struct ct_entry4 *t = bpf_map_lookup_elem(&ct4, twin);
@@ -479,7 +513,7 @@ BPFNET_NOINLINE void ct_touch4(struct __sk_buff *skb, const struct ct_found *f, 
 		if ((state & CT_S_ASSURED) && !ct_closed(state))
 			ct_promote4(f, &twin, now);
 	} else if (p->t.proto == IPPROTO_TCP && (state & CT_S_RST) && !ct_closed(was)) {
-		ct_demote4(f, &twin);
+		ct_demote4(f, &twin, now);
 	}
 }
 
@@ -568,6 +602,9 @@ static __always_inline int ct_create4(const struct pkt4 *p, const struct ct_new 
 	ok.hook = n->orig_hook;
 	if (ct_owner_at_quota(ct_owner_of4(&ok, &orig)))
 		return CT_QUOTA;
+	/* The flow's sandbox-side port, for the stateless replies' short way. */
+	ct_port_mark(p->t.proto, n->orig_hook, p->t.sport, now);
+	ct_port_mark(p->t.proto, n->reply_hook, n->dport, now);
 	struct ct_entry4 reply = {
 		.saddr = p->t.daddr, .daddr = p->t.saddr, .sport = p->t.dport, .dport = p->t.sport,
 		.deliver = n->reply_deliver, .kind = n->kind, .state = state, .dir = 1, .fin_acked = 0, .fin_ack = 0, .expires = expires,

@@ -132,6 +132,8 @@ static __always_inline void ct6_remove_dead(const struct ct_key6 *k)
 
 static __always_inline void ct_promote6(const struct ct6_found *f, const struct ct_key6 *twin, __u64 now)
 {
+	ct_port_mark(f->key.proto, f->key.hook, f->key.sport, now);
+	ct_port_mark(twin->proto, twin->hook, twin->sport, now);
 	struct ct_entry6 *t = bpf_map_lookup_elem(&ct6_new, twin);
 	if (!t)
 		return;
@@ -168,8 +170,10 @@ static __always_inline void ct_forget6(const struct ct6_found *f, const struct c
 }
 
 /* ct_demote4 for ct6. */
-static __always_inline void ct_demote6(const struct ct6_found *f, const struct ct_key6 *twin)
+static __always_inline void ct_demote6(const struct ct6_found *f, const struct ct_key6 *twin, __u64 now)
 {
+	ct_port_mark(f->key.proto, f->key.hook, f->key.sport, now);
+	ct_port_mark(twin->proto, twin->hook, twin->sport, now);
 	if (bpf_map_update_elem(&ct6_new, &f->key, f->e, BPF_ANY) < 0)
 		return;
 	struct ct_entry6 *t = bpf_map_lookup_elem(&ct6, twin);
@@ -220,7 +224,7 @@ static __always_inline void ct_touch6(struct __sk_buff *skb, const struct ct6_fo
 		if ((state & CT_S_ASSURED) && !ct_closed(state))
 			ct_promote6(f, &twin, now);
 	} else if (p->t.proto == IPPROTO_TCP && (state & CT_S_RST) && !ct_closed(was)) {
-		ct_demote6(f, &twin);
+		ct_demote6(f, &twin, now);
 	}
 }
 
@@ -316,6 +320,8 @@ static __always_inline int ct_create6(const struct pkt6 *p, const struct ct6_new
 	orig->expires = expires;
 	if (ct6_owner_at_quota(ct_kind_from_sandbox(n->kind) ? &p->t.saddr : &n->daddr))
 		return CT_QUOTA;
+	ct_port_mark(p->t.proto, n->orig_hook, p->t.sport, now);
+	ct_port_mark(p->t.proto, n->reply_hook, n->dport, now);
 	/* The reply entry is in the table once claimed: its stack then holds the original key
 	 * (IPv6 keys and entries are large, and lxc's call chain is near the 512-byte limit). */
 	union {

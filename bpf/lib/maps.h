@@ -113,6 +113,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rports4 SEC(".maps");
 
+/* TCP port number -> the last time (dp_now) a flow with an entry at a sandbox's hook sending from
+ * that port was created or moved between tables (lib/ct.h's ct_port_mark). Written by the programs only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct_port_tracked SEC(".maps");
+
+/* TCP port number -> a time from which the daemon's scan of every connection table found no
+ * entry at a sandbox's hook sending from that port (0: not known). Written by the daemon only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct_port_clean SEC(".maps");
+
 /* struct ct_key4 -> struct ct_entry4: assured flows (both sides spoke, the original side
  * again after a reply). A plain hash, never evicted: when it is full, new flows are refused
  * for a while (ct_full4) and established ones go on. The daemon collects expired entries. */

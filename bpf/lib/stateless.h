@@ -12,7 +12,8 @@
  *  - the flow log is off when the connection opens (it reports flows from the connection
  *    table; connections already stateless when it is turned on go on, unreported);
  *  - the connection table has no flow for the packet (flows started before the port became
- *    stateless go on as they were).
+ *    stateless go on as they were); a reply asks it first only while a tracked flow may send
+ *    from its port (ct.h's ct_port_untracked).
  * The way back is rports4/rports6 (shared/datapath.h): the uplink writes it at each SYN when it
  * differs, and a reply uses it only while the port it names is still published to that target, so an
  * unpublished port ends its connections in both directions at once, as it does on a restart of

@@ -119,7 +119,11 @@ struct port_bitmap {
  * port, protocol) as a struct port_key; value: the published port as a struct port_target (addr
  * 0: a port on every local address, answered from the host's uplink address). Filled by the
  * uplink program at a connection's SYN; a reply checks it against ports4. The daemon removes the
- * entries of addresses no endpoint holds. */
+ * entries of addresses no endpoint holds.
+ * ct_port_tracked and ct_port_clean: arrays of 65,536 __u64 by TCP port number (lib/ct.h). The
+ * programs write the first (when they last made or moved a flow a sandbox sends from that
+ * port), the daemon the second (from when its scan of the connection tables found none, for
+ * the ports in rports4 and rports6); clean > tracked lets a reply skip the connection table. */
 
 /* ports6: a published port on IPv6. addr :: = every local IPv6 address. */
 struct port_key6 {

@@ -219,6 +219,10 @@ export const DatapathMaps = {
   conntrackNew: 'ct4_new',
   conntrackFull: 'ct_full4',
   conntrackOwners: 'ct_owner4',
+  /** TCP port -> when the daemon's scan found no tracked flow a sandbox sends from it (either family). */
+  conntrackPortClean: 'ct_port_clean',
+  /** TCP port -> when the programs last made or moved such a flow. */
+  conntrackPortTracked: 'ct_port_tracked',
   stats: 'stats4',
   dropEvents: 'drop_events',
 } as const;

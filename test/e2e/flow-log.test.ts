@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { LabDaemon } from '../../src/lab/daemon.js';
 import { BpfMap } from '../../src/datapath/libbpf/bpf.js';
-import { u32 } from '../../src/datapath/libbpf/codec.js';
+import { u32, u64n } from '../../src/datapath/libbpf/codec.js';
 import { DP_F_FLOW_EVENTS, DatapathMaps, FlowMaps, ctKey4, dpConfig, flowCounts } from '../../src/datapath/abi.js';
 import { cliPath } from '../../src/paths.js';
-import { echoServer, probe, sandboxIp, sandboxNs } from '../support/traffic.js';
+import { echoServer, peerIp, probe, sandboxIp, sandboxNs } from '../support/traffic.js';
 
 const HOST6 = UPLINK6.host;
 const EXT6 = UPLINK6.external;
@@ -180,6 +180,40 @@ describe('the flow log', () => {
       server.kill();
     }
     expect(statsCount()).toBe(before);
+  });
+
+  it('tracks and reports a connection to a stateless published port made while it listens, its replies counted, after the GC found the port clean', async () => {
+    expect(flowFlag()).toBe(false);
+    await d.bpfnet('run', '-d', '--name', 'fp', '--network', 'flownet', '-p', '8095:7010');
+    const server = await echoServer(lab, await sandboxNs(d, 'fp'), 'tcp', 7010);
+    const clean = BpfMap.openPinned(pin(DatapathMaps.conntrackPortClean), u32, u64n);
+    const tracked = BpfMap.openPinned(pin(DatapathMaps.conntrackPortTracked), u32, u64n);
+    // What the programs test: a clean time later than the last tracked flow's mark.
+    const untracked = () => (clean.get(7010) ?? 0n) > (tracked.get(7010) ?? 0n);
+    try {
+      // No listener: 8095 is stateless, the connection takes no entry, and a GC round (every
+      // second here) finds no tracked flow from 7010, so its replies skip the connection table.
+      expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8095))).toBe(UPLINK.externalAddress);
+      await waitFor('7010 clean', untracked);
+      // While one listens, a new connection is tracked: its replies must find their entries first.
+      const mine = monitor('--sandbox', 'fp');
+      await waitFor('the flow flag', flowFlag);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(peerIp(await probe(lab, lab.external, 'tcp', UPLINK.hostAddress, 8095))).toBe(UPLINK.externalAddress);
+      expect(untracked()).toBe(false);
+      await waitFor('the end of the flow', () => mine.records().some((r) => r.Event === 'end'), 20_000);
+      const ended = mine.records().find((r) => r.Event === 'end');
+      expect(ended.Destination).toBe(`${UPLINK.hostAddress}:8095`);
+      expect(ended.Packets.Original).toBeGreaterThanOrEqual(3);
+      expect(ended.Packets.Reply).toBeGreaterThanOrEqual(3);
+      // Its mark took the port out of the short way at once; once the flow is gone, a later round finds it clean again.
+      await waitFor('7010 clean again', untracked);
+      mine.child.kill('SIGINT');
+    } finally {
+      clean.close();
+      tracked.close();
+      server.kill();
+    }
   });
 
   it('refuses bad filters and filters without --flows', async () => {

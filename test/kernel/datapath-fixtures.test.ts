@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { DP6_F_CONFIGURED, DP_F_FLOW_EVENTS, DROP_REASONS, DatapathMaps, DatapathMaps6, DpFlags, EpFlags, NetFlags, PortFlags, StatsSlot, dpConfig, dpConfig6, networkInfo6, portBitmap, portKey6, portTarget6, ctKey6, ctEntry6, endpointInfo, epStats, networkInfo, portKey, portTarget, ctKey4, ctEntry4 } from '../../src/datapath/abi.js';
 import { BpfObject, interfaceIndex, sumPerCpu, type BpfProgram } from '../../src/datapath/libbpf/bpf.js';
-import { ipv4, ipv6, u32, u8 } from '../../src/datapath/libbpf/codec.js';
+import { ipv4, ipv6, u32, u64n, u8 } from '../../src/datapath/libbpf/codec.js';
 import { addUplink6, Lab, UPLINK, UPLINK6 } from '../../src/lab/lab.js';
 import { ip, link } from '../../src/system/ip.js';
 import { bpfObject } from '../../src/paths.js';
@@ -448,6 +448,41 @@ describe('stateless published ports (BPF_PROG_TEST_RUN)', () => {
     }
   });
 
+  it('asks the connection table before the way back unless no tracked flow can send from the port (ct_port_clean later than ct_port_tracked); a flow made from it since wins again', async () => {
+    const clean = objects[0].map(DatapathMaps.conntrackPortClean, u32, u64n);
+    const tracked = objects[0].map(DatapathMaps.conntrackPortTracked, u32, u64n);
+    try {
+      // A tracked connection from 443 (through the bridge's gateway: the port on every address
+      // is stateless only on the uplink's address): its replies leave from the gateway, the
+      // stateless way back would make them leave from the uplink's address.
+      expect(parsePacket(run({ program: 'from_uplink' }, toB(6020, ['syn'], TOPO.bridge.gateway)).data)).toMatchObject({ dst: B.ip, dport: 443 });
+      const marked = tracked.get(443)!;
+      expect(marked).toBeGreaterThan(0n);
+      const reply = (dport: number) => parsePacket(run(fromB, fromTarget(dport, ['syn', 'ack'])).data);
+      clean.set(443, marked);
+      expect(reply(6020)).toMatchObject({ src: TOPO.bridge.gateway, sport: 8443, l4ChecksumOk: true });
+      // A clean time after the last mark (which no scan gives while that flow lives): the way back first.
+      clean.set(443, marked + 1n);
+      expect(reply(6020)).toMatchObject({ src: TOPO.uplink, sport: 8443, l4ChecksumOk: true });
+      // A flow from 443 made since (the programs' clock is the coarse one: a tick later) marks it again.
+      await new Promise((r) => setTimeout(r, 20));
+      expect(parsePacket(run({ program: 'from_uplink' }, toB(6021, ['syn'], TOPO.bridge.gateway)).data)).toMatchObject({ dst: B.ip, dport: 443 });
+      expect(tracked.get(443)!).toBeGreaterThan(marked);
+      expect(reply(6021)).toMatchObject({ src: TOPO.bridge.gateway, sport: 8443 });
+      expect(reply(6020)).toMatchObject({ src: TOPO.bridge.gateway, sport: 8443 });
+      // A connection of the sandbox's own from 443 marks it too.
+      const before = tracked.get(443)!;
+      await new Promise((r) => setTimeout(r, 20));
+      clean.set(443, before + 1n);
+      run(fromB, fromTarget(9444, ['syn']));
+      expect(tracked.get(443)!).toBeGreaterThan(before);
+    } finally {
+      clean.set(443, 0n);
+      clean.close();
+      tracked.close();
+    }
+  });
+
   it('ends its connections when the port is unpublished: the target\'s segments no longer leave from it', () => {
     expect(run(fromB, fromTarget(6004, ['ack'])).retval).toBe(7);
     withMaps((ports) => ports.delete(PORT));
@@ -538,6 +573,28 @@ describe('stateless published ports over IPv6 (BPF_PROG_TEST_RUN)', () => {
       expect(parsePacket6(r.data)).toMatchObject({ src: UPLINK6.host, dst: UPLINK6.external, sport: 8443, dport: 6001, hopLimit: 254, l4ChecksumOk: true });
     }
     expect(ct6()).toBe(before);
+  });
+
+  it('asks ct6 before the way back unless no tracked flow can send from the port (ct_port_clean later than ct_port_tracked)', () => {
+    const clean = objects[0].map(DatapathMaps.conntrackPortClean, u32, u64n);
+    const tracked = objects[0].map(DatapathMaps.conntrackPortTracked, u32, u64n);
+    try {
+      expect(test6('from_uplink', fromOutside(6030, ['syn'])).retval).toBe(7); // the way back: 8443
+      // The target's own connection from 443 (a bare SYN): masqueraded and tracked, from another port.
+      const out = parsePacket6(test6('from_container', fromTarget(9443, ['syn'])).data);
+      expect(out.sport).not.toBe(8443);
+      const marked = tracked.get(443)!;
+      expect(marked).toBeGreaterThan(0n);
+      clean.set(443, marked);
+      expect(parsePacket6(test6('from_container', fromTarget(9443, ['ack'])).data)).toMatchObject({ sport: out.sport, l4ChecksumOk: true });
+      // A clean time after the mark (which no scan gives while that flow lives): the way back first.
+      clean.set(443, marked + 1n);
+      expect(parsePacket6(test6('from_container', fromTarget(9443, ['ack'])).data)).toMatchObject({ sport: 8443, l4ChecksumOk: true });
+    } finally {
+      clean.set(443, 0n);
+      clean.close();
+      tracked.close();
+    }
   });
 
   it('delivers a packet too big about a stateless connection to its target, the embedded packet rewritten', () => {

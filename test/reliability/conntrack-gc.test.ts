@@ -9,7 +9,8 @@ import { Lab } from '../../src/lab/lab.js';
 import { BpfObject, type BpfMap } from '../../src/datapath/libbpf/bpf.js';
 import { CtKind, DatapathMaps, ctEntry4, ctKey4 } from '../../src/datapath/abi.js';
 import { bpfObject } from '../../src/paths.js';
-import { collectExpired, monotonicNs } from '../../src/datapath/ebpf/conntrack.js';
+import { UNTRACKED_MARGIN_NS, clearUntracked, collectExpired, monotonicNs, writeUntracked } from '../../src/datapath/ebpf/conntrack.js';
+import { u32, u64n } from '../../src/datapath/libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
 type Entry = ReturnType<typeof ctEntry4.decodeFrom>;
@@ -57,5 +58,29 @@ describe('connection-table GC', () => {
     expect(ct.get(key(1001))).toEqual(reused);
     expect(ct.get(key(1002))).toBeUndefined();
     ct.delete(key(1001));
+  });
+
+  it('gathers the TCP ports sandboxes send live flows from, and marks clean only the stateless targets\' ports none sends from', () => {
+    const now = monotonicNs();
+    const live = entry(now + 60_000_000_000n);
+    ct.set(key(443), live); // a sandbox's side, TCP
+    ct.set({ ...key(444), proto: 17 }, live); // UDP: no stateless port is UDP
+    ct.set({ ...key(445), hook: 2 }, live); // the uplink's side
+    ct.set(key(446), entry(now - 1_000_000_000n)); // expired: collected, so not sending
+    const clean = lxc.map(DatapathMaps.conntrackPortClean, u32, u64n);
+    try {
+      const sending = new Set<number>();
+      collectExpired(ct, now, undefined, undefined, sending);
+      expect([...sending].sort()).toEqual([443]);
+      const from = now - UNTRACKED_MARGIN_NS;
+      clean.set(447, 5n);
+      writeUntracked(clean, [443, 445, 446, 445], sending, from);
+      expect([443, 445, 446, 447].map((p) => clean.get(p))).toEqual([0n, from, from, 5n]);
+      clearUntracked(clean);
+      expect([443, 445, 446, 447].map((p) => clean.get(p))).toEqual([0n, 0n, 0n, 0n]);
+    } finally {
+      for (const k of [key(443), { ...key(444), proto: 17 }, { ...key(445), hook: 2 }]) ct.delete(k);
+      clean.close();
+    }
   });
 });

@@ -4,7 +4,7 @@
  * treat expired entries as absent; this gives their slots back.
  */
 import type { BpfMap } from '../libbpf/bpf.js';
-import { CtKind, ctEntry4, ctEntry6, ctKey4, ctKey6 } from '../abi.js';
+import { CtHook, CtKind, ctEntry4, ctEntry6, ctKey4, ctKey6 } from '../abi.js';
 import { ipv4, ipv4Word, ipv6, ipv6Bytes } from '../libbpf/codec.js';
 
 type Key = ReturnType<typeof ctKey4.decodeFrom>;
@@ -28,6 +28,8 @@ export interface GcResult {
   removed: number;
 }
 
+const IPPROTO_TCP = 6;
+
 /** The sandbox address a flow's original-direction entry is charged to (bpf/lib/ct.h's ct_owner_of4). */
 const FROM_SANDBOX = new Set<number>([CtKind.SNAT, CtKind.ROUTED, CtKind.HAIRPIN]);
 function ownerAt(keys: Buffer, values: Buffer, i: number, layout: CtLayout): string {
@@ -37,15 +39,23 @@ function ownerAt(keys: Buffer, values: Buffer, i: number, layout: CtLayout): str
     : addr.decodeFrom(values, i * layout.entry.size + layout.entry.offsets.daddr);
 }
 
+/** The TCP port a sandbox sends from in the i-th key of a packed dump: a key at a sandbox's hook; else undefined. */
+function sendingPort(keys: Buffer, i: number, layout: CtLayout): number | undefined {
+  const at = i * layout.key.size;
+  if (keys.readUInt8(at + layout.key.offsets.hook) !== CtHook.CONTAINER || keys.readUInt8(at + layout.key.offsets.proto) !== IPPROTO_TCP) return undefined;
+  return keys.readUInt16BE(at + layout.key.offsets.sport);
+}
+
 /**
  * Deletes every expired entry. Works on the packed dump (the expiry read in place at its ABI
  * offset), so a table of 500,000 entries is scanned without decoding one object per entry.
  * The programs reuse an expired key in place for a new flow, so a key seen expired in the dump
  * may be live by the time it is deleted: each candidate is read again and deleted only if it
  * is still expired (one lookup and one delete per expired key, never a blind batch).
- * With `owners`, the same pass counts the flows that stay per sandbox (the quota's figures).
+ * With `owners`, the same pass counts the flows that stay per sandbox (the quota's figures);
+ * with `sending`, it adds the TCP ports a sandbox sends the flows that stay from (sendingPort).
  */
-export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4, owners?: Map<string, number>): GcResult {
+export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4, owners?: Map<string, number>, sending?: Set<number>): GcResult {
   const { keys, values, count } = ct.dumpPacked();
   const keySize = layout.key.size;
   const valueSize = layout.entry.size;
@@ -62,6 +72,8 @@ export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout
         continue;
       }
     }
+    const port = sending ? sendingPort(keys, i, layout) : undefined;
+    if (port !== undefined) sending!.add(port);
     if (owners && values.readUInt8(i * valueSize + dir) === 0) {
       const owner = ownerAt(keys, values, i, layout);
       owners.set(owner, (owners.get(owner) ?? 0) + 1);
@@ -133,4 +145,26 @@ export function forgetAddress6(ct: BpfMap<any, any>, addr: string): number {
     if (hit && ct.deleteEncoded(keys.subarray(i * ks, (i + 1) * ks))) removed++;
   }
   return removed;
+}
+
+/**
+ * How far back a scan vouches for the tables (the programs' clock is the coarse one, and a packet
+ * being handled when the scan began has its time from before): a flow made earlier was in them.
+ */
+export const UNTRACKED_MARGIN_NS = 1_000_000_000n;
+
+/**
+ * Tells the programs from which TCP ports of the stateless published ports' targets no tracked
+ * flow sends (ct_port_clean, bpf/lib/ct.h): `from` for each port no key of the scan sends from,
+ * 0 for each one that does. `from` must be the scan's start less UNTRACKED_MARGIN_NS: the
+ * programs trust it only while no flow from the port was made or moved since.
+ */
+export function writeUntracked(clean: BpfMap<number, bigint>, targetPorts: Iterable<number>, sending: Set<number>, from: bigint): void {
+  for (const port of new Set(targetPorts)) clean.set(port, sending.has(port) ? 0n : from);
+}
+
+/** Forgets every port's clean time (at start: a daemon of a version that did not mark may have run since). */
+export function clearUntracked(clean: BpfMap<number, bigint>): void {
+  const { keys, values, count } = clean.dumpPacked();
+  for (let i = 0; i < count; i++) if (values.readBigUInt64LE(i * 8) !== 0n) clean.set(keys.readUInt32LE(i * 4), 0n);
 }

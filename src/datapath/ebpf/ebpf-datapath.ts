@@ -60,7 +60,7 @@ import { ensureSysctl } from '../../system/sysctl.js';
 import { applySandboxIPv6 } from '../sandbox-ipv6.js';
 import { formatIPv4, maskOf, parseCidr } from '../../ipam/ipv4.js';
 import { PerCpuMap as PinnedCounters } from '../libbpf/bpf.js';
-import { CT4, CT6, collectExpired, forgetAddress, forgetAddress6, recountOwners, writeOwners } from './conntrack.js';
+import { CT4, CT6, UNTRACKED_MARGIN_NS, clearUntracked, collectExpired, forgetAddress, forgetAddress6, monotonicNs, recountOwners, writeOwners, writeUntracked } from './conntrack.js';
 import { isIP } from 'node:net';
 import { Hooks } from './hooks.js';
 import { EbpfOverlay } from './overlay.js';
@@ -119,6 +119,8 @@ interface Maps {
   ctFull: BpfMap<number, bigint>;
   /** sandbox address -> assured flows charged to it (the quota). */
   ctOwners: BpfMap<string, number>;
+  /** TCP port -> from when no tracked flow sends from it, by the GC's scan (0: not known). */
+  ctPortClean: BpfMap<number, bigint>;
   stats: PerCpuMap<number, Decoded<typeof epStats>>;
   /** The IPv6 tables, beside the IPv4 ones. */
   cfg6: BpfMap<number, Decoded<typeof dpConfig6>>;
@@ -330,6 +332,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   #objects: BpfObject[] = [];
   readonly #hooks = new Hooks();
   #gc?: NodeJS.Timeout;
+  /** When every hook came to run this build's programs (they mark tracked flows' ports): clean times start after it. */
+  #marksFrom?: bigint;
   #addrTimer?: NodeJS.Timeout;
   #drops?: RingBuffer<Decoded<typeof dropEvent>>;
   /** network id -> bridge ifindex; host veth ifindex -> name (for drop reports). */
@@ -405,6 +409,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
       ctNew: lxc.map(M.conntrackNew, ctKey4, ctEntry4),
       ctFull: lxc.map(M.conntrackFull, u32, u64n),
       ctOwners: lxc.map(M.conntrackOwners, ipv4, u32),
+      ctPortClean: lxc.map(M.conntrackPortClean, u32, u64n),
       stats: lxc.perCpuMap(M.stats, u32, epStats),
       cfg6: lxc.map(DatapathMaps6.config, u32, dpConfig6),
       net6: lxc.map(DatapathMaps6.networks, u32, networkInfo6),
@@ -519,6 +524,8 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     for (const k of maps.net6More.keys()) if (!wantNets6.has(k.net_ifindex)) maps.net6More.delete(k);
     if (this.#overlayUsed) for (const k of this.#overlay.networkKeys()) if (!wantNets.has(k)) this.#overlay.removeNetwork(k);
 
+    // Until every hook runs this build's programs (which mark tracked flows' ports), no port is clean.
+    clearUntracked(maps.ctPortClean);
     for (const e of desired.endpoints) {
       const net = desired.networks.find((n) => n.id === e.networkId);
       if (net) await this.ensureEndpoint(net, e);
@@ -550,6 +557,7 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     // The quota's counts may be stale after a crash (an endpoint removed halfway): start exact.
     recountOwners(maps.ct, maps.ctOwners);
     recountOwners(maps.ct6, maps.ctOwners6, CT6);
+    this.#marksFrom = monotonicNs();
 
     this.#startGc(maps);
     this.#startAddressRefresh(maps);
@@ -573,17 +581,26 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
   collectGarbage(): number {
     if (!this.#maps) return 0;
     const m = this.#maps;
-    // One pass over each assured table: expired flows go, the others are counted for the quota.
+    const from = monotonicNs() - UNTRACKED_MARGIN_NS;
+    // One pass over each table: expired flows go, the others are counted for the quota, and the
+    // ports sandboxes send tracked flows from are gathered.
+    const sending = new Set<number>();
     const owners = new Map<string, number>();
-    const assured = collectExpired(m.ct, undefined, CT4, owners).removed;
+    const assured = collectExpired(m.ct, undefined, CT4, owners, sending).removed;
     // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
     if (assured > 0) m.ctFull.set(0, 0n);
     writeOwners(m.ctOwners, owners);
     const owners6 = new Map<string, number>();
-    const assured6 = collectExpired(m.ct6, undefined, CT6, owners6).removed;
+    const assured6 = collectExpired(m.ct6, undefined, CT6, owners6, sending).removed;
     if (assured6 > 0) m.ctFull6.set(0, 0n);
     writeOwners(m.ctOwners6, owners6);
-    return assured + assured6 + collectExpired(m.ctNew).removed + collectExpired(m.ct6New, undefined, CT6).removed;
+    const young = collectExpired(m.ctNew, undefined, CT4, undefined, sending).removed + collectExpired(m.ct6New, undefined, CT6, undefined, sending).removed;
+    // The stateless targets' ports no tracked flow sends from: their replies skip the tables.
+    if (this.#marksFrom !== undefined && from > this.#marksFrom) {
+      const targets = [...m.reversePorts.keys()].map((k) => k.port).concat([...m.reversePorts6.keys()].map((k) => k.port));
+      writeUntracked(m.ctPortClean, targets, sending, from);
+    }
+    return assured + assured6 + young;
   }
 
   /**
