@@ -161,20 +161,13 @@ BPFNET_NOINLINE int ipv4_from_container(struct __sk_buff *skb, const struct endp
 	 * first when no tracked flow can send from their port (lib/ct.h's ct_port_untracked). */
 	__u64 now = dp_now();
 	int early = p->t.proto == IPPROTO_TCP && ct_port_untracked(p->t.sport);
-	int verdict;
-	if (early) {
+	int verdict = early ? stateless_out4(skb, p, cfg) : CT_NO_FLOW;
+	if (verdict == CT_NO_FLOW)
+		verdict = ct_follow4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
+	if (verdict == CT_NO_FLOW && !early)
 		verdict = stateless_out4(skb, p, cfg);
-		if (verdict != CT_NO_FLOW)
-			return verdict;
-	}
-	verdict = ct_follow4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
-	if (!early) {
-		verdict = stateless_out4(skb, p, cfg);
-		if (verdict != CT_NO_FLOW)
-			return verdict;
-	}
 	/* An error about a packet it received through a published port or hairpin: back to its sender. */
 	if (icmp4_is_error(p)) {
 		verdict = icmp_error4(skb, p, CT_HOOK_CONTAINER, cfg, now, 1, 1);
@@ -398,20 +391,13 @@ BPFNET_NOINLINE int ipv6_from_container(struct __sk_buff *skb, const struct endp
 
 	__u64 now = dp_now();
 	int early = p->t.proto == IPPROTO_TCP && ct_port_untracked(p->t.sport);
-	int verdict;
-	if (early) {
+	int verdict = early ? stateless_out6(skb, p, cfg) : CT_NO_FLOW;
+	if (verdict == CT_NO_FLOW)
+		verdict = ct_follow6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
+	if (verdict == CT_NO_FLOW && !early)
 		verdict = stateless_out6(skb, p, cfg);
-		if (verdict != CT_NO_FLOW)
-			return verdict;
-	}
-	verdict = ct_follow6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1);
 	if (verdict != CT_NO_FLOW)
 		return verdict;
-	if (!early) {
-		verdict = stateless_out6(skb, p, cfg);
-		if (verdict != CT_NO_FLOW)
-			return verdict;
-	}
 	if (icmp6_is_error(p)) {
 		verdict = icmp_error6(skb, p, CT_HOOK_CONTAINER, cfg, now, 1, 1);
 		if (verdict != CT_NO_FLOW)

@@ -384,7 +384,8 @@ static __always_inline void ct4_remove_dead(const struct ct_key4 *k)
  * that races a move still counts), and ct_port_clean, a time from which the daemon's scan of
  * every table found no such entry (the daemon writes it, from a second before its scan began:
  * a flow older than that was in the tables when the scan read them). A flow from the port that
- * is still alive was either seen by that scan, or marked after that time. */
+ * is still alive was either seen by that scan, or marked after that time. Two arrays, not one
+ * of pairs: each has one writer, and the daemon's write of an element replaces it whole. */
 static __always_inline void ct_port_mark(__u8 proto, __u8 hook, __be16 sport, __u64 now)
 {
 	if (proto != IPPROTO_TCP || hook != CT_HOOK_CONTAINER)

@@ -70,7 +70,7 @@ describe('connection-table GC', () => {
     const clean = lxc.map(DatapathMaps.conntrackPortClean, u32, u64n);
     try {
       const sending = new Set<number>();
-      collectExpired(ct, now, undefined, undefined, sending);
+      collectExpired(ct, now, undefined, { sending });
       expect([...sending].sort()).toEqual([443]);
       const from = now - UNTRACKED_MARGIN_NS;
       clean.set(447, 5n);

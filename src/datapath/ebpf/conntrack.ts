@@ -28,6 +28,12 @@ export interface GcResult {
   removed: number;
 }
 
+/** What collectExpired counts of the entries that stay, each when given. */
+export interface GcTally {
+  owners?: Map<string, number>;
+  sending?: Set<number>;
+}
+
 const IPPROTO_TCP = 6;
 
 /** The sandbox address a flow's original-direction entry is charged to (bpf/lib/ct.h's ct_owner_of4). */
@@ -52,10 +58,11 @@ function sendingPort(keys: Buffer, i: number, layout: CtLayout): number | undefi
  * The programs reuse an expired key in place for a new flow, so a key seen expired in the dump
  * may be live by the time it is deleted: each candidate is read again and deleted only if it
  * is still expired (one lookup and one delete per expired key, never a blind batch).
- * With `owners`, the same pass counts the flows that stay per sandbox (the quota's figures);
- * with `sending`, it adds the TCP ports a sandbox sends the flows that stay from (sendingPort).
+ * The same pass tallies the flows that stay: with `owners`, per sandbox (the quota's figures);
+ * with `sending`, the TCP ports a sandbox sends them from (sendingPort).
  */
-export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4, owners?: Map<string, number>, sending?: Set<number>): GcResult {
+export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout: CtLayout = CT4, tally: GcTally = {}): GcResult {
+  const { owners, sending } = tally;
   const { keys, values, count } = ct.dumpPacked();
   const keySize = layout.key.size;
   const valueSize = layout.entry.size;
@@ -72,8 +79,10 @@ export function collectExpired(ct: BpfMap<any, any>, now = monotonicNs(), layout
         continue;
       }
     }
-    const port = sending ? sendingPort(keys, i, layout) : undefined;
-    if (port !== undefined) sending!.add(port);
+    if (sending) {
+      const port = sendingPort(keys, i, layout);
+      if (port !== undefined) sending.add(port);
+    }
     if (owners && values.readUInt8(i * valueSize + dir) === 0) {
       const owner = ownerAt(keys, values, i, layout);
       owners.set(owner, (owners.get(owner) ?? 0) + 1);

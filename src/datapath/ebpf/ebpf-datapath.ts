@@ -586,15 +586,15 @@ export class EbpfDatapath implements Datapath, Observable, OverlayCapable {
     // ports sandboxes send tracked flows from are gathered.
     const sending = new Set<number>();
     const owners = new Map<string, number>();
-    const assured = collectExpired(m.ct, undefined, CT4, owners, sending).removed;
+    const assured = collectExpired(m.ct, undefined, CT4, { owners, sending }).removed;
     // Room again: new flows need not wait out the refusal the programs set when ct4 was full.
     if (assured > 0) m.ctFull.set(0, 0n);
     writeOwners(m.ctOwners, owners);
     const owners6 = new Map<string, number>();
-    const assured6 = collectExpired(m.ct6, undefined, CT6, owners6, sending).removed;
+    const assured6 = collectExpired(m.ct6, undefined, CT6, { owners: owners6, sending }).removed;
     if (assured6 > 0) m.ctFull6.set(0, 0n);
     writeOwners(m.ctOwners6, owners6);
-    const young = collectExpired(m.ctNew, undefined, CT4, undefined, sending).removed + collectExpired(m.ct6New, undefined, CT6, undefined, sending).removed;
+    const young = collectExpired(m.ctNew, undefined, CT4, { sending }).removed + collectExpired(m.ct6New, undefined, CT6, { sending }).removed;
     // The stateless targets' ports no tracked flow sends from: their replies skip the tables.
     if (this.#marksFrom !== undefined && from > this.#marksFrom) {
       const targets = [...m.reversePorts.keys()].map((k) => k.port).concat([...m.reversePorts6.keys()].map((k) => k.port));
